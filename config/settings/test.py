@@ -1,0 +1,16 @@
+"""Tests: SQLite unless DATABASE_URL points elsewhere (CI uses PostgreSQL)."""
+
+import os
+import tempfile
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-key")
+os.environ.setdefault("HELDOUT_DATA_DIR", tempfile.mkdtemp(prefix="heldout-test-"))
+
+from config.settings.base import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES["staticfiles"] = {  # noqa: F405
+    "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+}
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"submissions": "1000/minute", "auth": "1000/minute"}  # noqa: F405
