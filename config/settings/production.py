@@ -1,7 +1,7 @@
 """Production: every secret must be given; nothing falls back to a demo default."""
 
-from config.settings.base import *  # noqa: F403
 from config.env import env_bool, env_int
+from config.settings.base import *  # noqa: F403
 
 if DEBUG:  # noqa: F405
     from django.core.exceptions import ImproperlyConfigured

@@ -1,0 +1,215 @@
+"""Competition endpoints: list, detail, join, public files and the leaderboard."""
+
+from django.http import FileResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from competitions import selectors
+from competitions.api.renderers import CSVRenderer
+from competitions.permissions import (
+    access_competition,
+    access_ground_truth,
+    access_task_file,
+    membership_for,
+)
+from competitions.services.teams import competition_join
+
+
+class CompetitionOutput(serializers.Serializer):
+    slug = serializers.CharField()
+    title = serializers.CharField()
+    visibility = serializers.CharField()
+    start_at = serializers.DateTimeField()
+    end_at = serializers.DateTimeField()
+    is_finalized = serializers.BooleanField()
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, obj) -> str:
+        return reverse("api:competition-detail", args=[obj.slug], request=self.context["request"])
+
+
+class CompetitionListApi(APIView):
+    @extend_schema(responses=CompetitionOutput(many=True))
+    def get(self, request: Request) -> Response:
+        qs = selectors.competition_list_for_user(request.user).order_by("-created_at")
+        return Response(CompetitionOutput(qs, many=True, context={"request": request}).data)
+
+
+def _file_info(request: Request, slug: str, f) -> dict:
+    return {
+        "name": f.name,
+        "kind": f.kind,
+        "description": f.description,
+        "size": f.size,
+        "sha256": f.sha256,
+        "url": reverse("api:competition-file", args=[slug, f.name], request=request),
+    }
+
+
+class CompetitionDetailApi(APIView):
+    def get(self, request: Request, slug: str) -> Response:
+        competition = access_competition(request.user, slug)
+        task = competition.task
+        membership = membership_for(request.user, competition)
+        data = CompetitionOutput(competition, context={"request": request}).data
+        data |= {
+            "description": competition.description,
+            "rules": competition.rules,
+            "selection_limit": competition.selection_limit,
+            "task": {
+                "type": task.task_type,
+                "id_column": task.id_column,
+                "target_columns": task.target_columns,
+                "classes": task.classes,
+                "primary_metric": task.primary_metric,
+                "secondary_metrics": task.secondary_metrics,
+                "version": task.version,
+            },
+            "files": [_file_info(request, slug, f) for f in task.files.all()],
+            "phases": [
+                {
+                    "name": p.name,
+                    "start_at": p.start_at,
+                    "end_at": p.end_at,
+                    "daily_limit": p.daily_limit,
+                    "total_limit": p.total_limit,
+                    "late_submissions_scored": p.late_submissions_scored,
+                }
+                for p in competition.phases.all()
+            ],
+            "my_team": (
+                {"id": membership.team_id, "name": membership.team.name} if membership else None
+            ),
+            "leaderboard_url": reverse("api:leaderboard", args=[slug], request=request),
+            "submissions_url": reverse("api:submission-list", args=[slug], request=request),
+        }
+        return Response(data)
+
+
+class JoinApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        accept_rules = serializers.BooleanField()
+
+    @extend_schema(request=InputSerializer)
+    def post(self, request: Request, slug: str) -> Response:
+        competition = access_competition(request.user, slug)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = competition_join(
+            competition=competition,
+            user=request.user,
+            accept_rules=data.validated_data["accept_rules"],
+        )
+        return Response({"team": {"id": membership.team_id, "name": membership.team.name}})
+
+
+class FileDownloadApi(APIView):
+    def get(self, request: Request, slug: str, name: str) -> FileResponse:
+        task_file = access_task_file(request.user, slug, name)
+        return FileResponse(task_file.file.open("rb"), as_attachment=True, filename=task_file.name)
+
+
+class GroundTruthDownloadApi(APIView):
+    """Organizers only; for everyone else this URL does not exist."""
+
+    def get(self, request: Request, slug: str) -> FileResponse:
+        competition = access_ground_truth(request.user, slug)
+        gt = competition.task.ground_truth
+        return FileResponse(gt.open("rb"), as_attachment=True, filename="ground_truth.csv")
+
+
+class LeaderboardApi(APIView):
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
+    throttle_classes: list = []
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("split", str, enum=["public", "private"]),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ]
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        competition = access_competition(request.user, slug)
+        split = request.query_params.get("split", "public")
+        if split not in ("public", "private"):
+            return Response({"detail": "split must be public or private.", "code": "invalid"}, 400)
+        if split == "private" and not selectors.private_split_visible(request.user, competition):
+            return Response(
+                {
+                    "detail": "The private leaderboard appears when the competition is finalized.",
+                    "code": "not_finalized",
+                },
+                403,
+            )
+        as_csv = request.accepted_renderer.format == "csv"
+        page_size = _int(request.query_params.get("page_size"), 100, 1, 1000)
+        page = _int(request.query_params.get("page"), 1, 1, 10**9)
+        board = selectors.leaderboard_page(
+            competition=competition,
+            split=split,
+            offset=0 if as_csv else (page - 1) * page_size,
+            limit=None if as_csv else page_size,
+        )
+        if as_csv:
+            return Response(_csv(board))
+        return Response(_json(board, page, page_size))
+
+
+def _int(raw, default: int, low: int, high: int) -> int:
+    try:
+        return min(max(int(raw), low), high)
+    except (TypeError, ValueError):
+        return default
+
+
+def _json(board: selectors.LeaderboardPage, page: int, page_size: int) -> dict:
+    return {
+        "split": board.split,
+        "metric": board.metric,
+        "higher_is_better": board.higher_is_better,
+        "secondary_metrics": board.secondary_metrics,
+        "count": board.count,
+        "page": page,
+        "page_size": page_size,
+        "results": [
+            {
+                "rank": r.rank,
+                "team": r.team,
+                "team_id": r.team_id,
+                "submission_id": r.submission_id,
+                "score": r.score,
+                "scores": r.scores,
+                "submitted_at": r.submitted_at,
+                "entries": r.entries,
+                "last_submission_at": r.last_submission_at,
+            }
+            for r in board.rows
+        ],
+    }
+
+
+def _csv(board: selectors.LeaderboardPage) -> dict:
+    columns = ["rank", "team", board.metric, *board.secondary_metrics]
+    columns += ["submission_id", "submitted_at", "entries"]
+    rows = [
+        [
+            r.rank,
+            r.team,
+            r.score,
+            *r.secondary,
+            r.submission_id,
+            r.submitted_at.isoformat(),
+            r.entries,
+        ]
+        for r in board.rows
+    ]
+    return {"csv_columns": columns, "csv_rows": rows}

@@ -1,0 +1,28 @@
+"""Turns service errors and permission errors into clear JSON with a stable `code`."""
+
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from competitions.errors import ApplicationError
+from competitions.permissions import Forbidden, NotFound
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ApplicationError):
+        return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status)
+    if isinstance(exc, NotFound):
+        return Response({"detail": str(exc), "code": "not_found"}, status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, Forbidden):
+        return Response({"detail": str(exc), "code": "forbidden"}, status=status.HTTP_403_FORBIDDEN)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.APIException):
+        if isinstance(response.data, dict) and "code" not in response.data:
+            codes = exc.get_codes()
+            response.data["code"] = codes if isinstance(codes, str) else "invalid"
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            response.data["retry_after_s"] = int(exc.wait)
+    return response

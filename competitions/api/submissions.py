@@ -1,0 +1,136 @@
+"""Submission endpoints: upload, list my team's, detail, download, select."""
+
+from django.http import FileResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from competitions import selectors
+from competitions.models import Score, Submission
+from competitions.permissions import access_competition, access_submission
+from competitions.services.submissions import submission_create, submission_set_selected
+
+
+def submission_data(request: Request, submission: Submission, scores: dict) -> dict:
+    return {
+        "id": submission.pk,
+        "url": reverse("api:submission-detail", args=[submission.pk], request=request),
+        "competition": submission.competition.slug,
+        "team": submission.team.name,
+        "submitter": submission.submitter.get_username(),
+        "file_name": submission.original_name,
+        "sha256": submission.sha256,
+        "size": submission.size,
+        "method_name": submission.method_name,
+        "description": submission.description,
+        "paper_url": submission.paper_url,
+        "code_url": submission.code_url,
+        "status": submission.status,
+        "failure": submission.failure or None,
+        "error_message": submission.error_message,
+        "problems": submission.problems,
+        "total_problems": submission.total_problems,
+        "scores": scores,
+        "is_late": submission.is_late,
+        "is_disqualified": submission.is_disqualified,
+        "is_selected": submission.is_selected,
+        "created_at": submission.created_at,
+        "started_at": submission.started_at,
+        "finished_at": submission.finished_at,
+        "duration_s": submission.duration_s,
+        "task_version": submission.task_version,
+    }
+
+
+class SubmissionCreateInput(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=True)
+    method_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    description = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
+    paper_url = serializers.URLField(required=False, allow_blank=True)
+    code_url = serializers.URLField(required=False, allow_blank=True)
+
+
+class SubmissionListCreateApi(APIView):
+    permission_classes = [IsAuthenticated]
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_scope = "submissions"
+
+    def get_throttles(self):
+        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+
+    def get(self, request: Request, slug: str) -> Response:
+        competition = access_competition(request.user, slug)
+        submissions = list(
+            selectors.submission_list_for_user(competition=competition, user=request.user)[:500]
+        )
+        splits = ["public", "private"]
+        if not selectors.private_split_visible(request.user, competition):
+            splits = ["public"]
+        scores: dict[int, dict] = {}
+        for sub_id, version, split, metric, value in Score.objects.filter(
+            submission__in=submissions, split__in=splits
+        ).values_list("submission_id", "task_version", "split", "metric", "value"):
+            scores.setdefault(sub_id, {}).setdefault((version, split), {})[metric] = value
+        results = []
+        for s in submissions:
+            s.competition = competition
+            mine = scores.get(s.pk, {})
+            current = {split: m for (v, split), m in mine.items() if v == s.task_version}
+            results.append(submission_data(request, s, current))
+        return Response({"count": len(results), "results": results})
+
+    @extend_schema(request=SubmissionCreateInput)
+    def post(self, request: Request, slug: str) -> Response:
+        competition = access_competition(request.user, slug)
+        data = SubmissionCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        submission = submission_create(
+            competition=competition,
+            user=request.user,
+            uploaded_file=data.validated_data.pop("file"),
+            **data.validated_data,
+        )
+        body = submission_data(request, submission, {})
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+
+class SubmissionDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request, submission_id: int) -> Response:
+        submission = access_submission(request.user, submission_id)
+        scores = selectors.submission_scores(submission=submission, user=request.user)
+        return Response(submission_data(request, submission, scores))
+
+
+class SubmissionFileApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request, submission_id: int) -> FileResponse:
+        submission = access_submission(request.user, submission_id)
+        return FileResponse(
+            submission.file.open("rb"), as_attachment=True, filename=submission.original_name
+        )
+
+
+class SubmissionSelectApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        selected = serializers.BooleanField()
+
+    @extend_schema(request=InputSerializer)
+    def post(self, request: Request, submission_id: int) -> Response:
+        submission = access_submission(request.user, submission_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        submission = submission_set_selected(
+            submission=submission, selected=data.validated_data["selected"]
+        )
+        return Response({"id": submission.pk, "is_selected": submission.is_selected})

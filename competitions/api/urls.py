@@ -1,0 +1,82 @@
+from django.urls import path
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.throttling import ScopedRateThrottle
+
+from competitions.api import competitions, organizer, submissions
+
+app_name = "api"
+
+
+class TokenApi(ObtainAuthToken):
+    """Exchange a username and password for an API token."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+
+urlpatterns = [
+    path("auth/token/", TokenApi.as_view(), name="token"),
+    path("competitions/", competitions.CompetitionListApi.as_view(), name="competition-list"),
+    path("competitions/import/", organizer.BundleImportApi.as_view(), name="bundle-import"),
+    path(
+        "competitions/<slug:slug>/",
+        competitions.CompetitionDetailApi.as_view(),
+        name="competition-detail",
+    ),
+    path("competitions/<slug:slug>/join/", competitions.JoinApi.as_view(), name="join"),
+    path(
+        "competitions/<slug:slug>/files/<str:name>",
+        competitions.FileDownloadApi.as_view(),
+        name="competition-file",
+    ),
+    path(
+        "competitions/<slug:slug>/ground-truth/",
+        competitions.GroundTruthDownloadApi.as_view(),
+        name="ground-truth",
+    ),
+    path(
+        "competitions/<slug:slug>/leaderboard/",
+        competitions.LeaderboardApi.as_view(),
+        name="leaderboard",
+    ),
+    path(
+        "competitions/<slug:slug>/submissions/",
+        submissions.SubmissionListCreateApi.as_view(),
+        name="submission-list",
+    ),
+    path(
+        "competitions/<slug:slug>/rescore/", organizer.RescoreAllApi.as_view(), name="rescore-all"
+    ),
+    path("competitions/<slug:slug>/finalize/", organizer.FinalizeApi.as_view(), name="finalize"),
+    path("competitions/<slug:slug>/export/", organizer.BundleExportApi.as_view(), name="export"),
+    path(
+        "competitions/<slug:slug>/teams/<int:team_id>/ban/",
+        organizer.TeamBanApi.as_view(),
+        name="team-ban",
+    ),
+    path(
+        "submissions/<int:submission_id>/",
+        submissions.SubmissionDetailApi.as_view(),
+        name="submission-detail",
+    ),
+    path(
+        "submissions/<int:submission_id>/file/",
+        submissions.SubmissionFileApi.as_view(),
+        name="submission-file",
+    ),
+    path(
+        "submissions/<int:submission_id>/select/",
+        submissions.SubmissionSelectApi.as_view(),
+        name="submission-select",
+    ),
+    path(
+        "submissions/<int:submission_id>/rescore/",
+        organizer.SubmissionRescoreApi.as_view(),
+        name="submission-rescore",
+    ),
+    path(
+        "submissions/<int:submission_id>/disqualify/",
+        organizer.SubmissionDisqualifyApi.as_view(),
+        name="submission-disqualify",
+    ),
+]

@@ -1,0 +1,50 @@
+"""Errors a service raises for a person to read. The API turns them into RFC 7807-style
+JSON with the same status and code; HTML views into a page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class ApplicationError(Exception):
+    status = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, extra: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.extra = extra or {}
+
+
+class NotJoined(ApplicationError):
+    status = 403
+    code = "not_joined"
+
+
+class RulesNotAccepted(ApplicationError):
+    status = 400
+    code = "rules_not_accepted"
+
+
+class TeamBanned(ApplicationError):
+    status = 403
+    code = "team_banned"
+
+
+class PhaseClosed(ApplicationError):
+    status = 403
+    code = "phase_closed"
+
+
+class QuotaExceeded(ApplicationError):
+    status = 429
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, resets_at: datetime | None):
+        super().__init__(message, extra={"resets_at": resets_at.isoformat() if resets_at else None})
+        self.resets_at = resets_at
+
+
+class InvalidState(ApplicationError):
+    status = 409
+    code = "invalid_state"

@@ -1,0 +1,43 @@
+"""Markdown rendered safely: organizers write descriptions and rules, participants read them."""
+
+import markdown as md
+import nh3
+from django.utils.safestring import SafeString, mark_safe
+
+_ALLOWED_TAGS = {
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "code",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "ul",
+}
+
+
+def render_markdown(text: str) -> SafeString:
+    html = md.markdown(text or "", extensions=["tables", "fenced_code"])
+    # nh3 drops scripts, event handlers and javascript: URLs; only then is the HTML trusted.
+    return mark_safe(nh3.clean(html, tags=_ALLOWED_TAGS, link_rel="noopener nofollow"))

@@ -1,0 +1,319 @@
+"""The domain: competitions, their task and phases, teams, submissions and scores.
+
+Models hold fields, constraints and properties of their own fields; anything that
+crosses relations lives in selectors.py, every write in services/.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.conf import settings
+from django.core.files.storage import storages
+from django.db import models
+from django.utils import timezone
+
+from scoring.spec import TaskSpec
+
+
+def _private_storage():  # a callable so tests can swap settings.STORAGES
+    return storages["private"]
+
+
+class Competition(models.Model):
+    class Visibility(models.TextChoices):
+        PUBLIC = "public", "Public"
+        UNLISTED = "unlisted", "Unlisted"
+        INVITE_ONLY = "invite_only", "Invite only"
+
+    slug = models.SlugField(max_length=80, unique=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True, help_text="Markdown")
+    rules = models.TextField(blank=True, help_text="Markdown; participants accept them to join")
+    organizers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="organized_competitions", blank=True
+    )
+    invited = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="competition_invitations", blank=True
+    )
+    visibility = models.CharField(
+        max_length=16, choices=Visibility.choices, default=Visibility.PUBLIC
+    )
+    start_at = models.DateTimeField(null=True, blank=True)
+    end_at = models.DateTimeField(null=True, blank=True)
+    selection_limit = models.PositiveSmallIntegerField(
+        default=2, help_text="How many submissions a team may select for the private leaderboard"
+    )
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_finalized(self) -> bool:
+        return self.finalized_at is not None
+
+
+class Task(models.Model):
+    """What is predicted and how it is scored. The ground truth never gets a URL."""
+
+    class Type(models.TextChoices):
+        BINARY = "binary", "Binary classification"
+        MULTICLASS = "multiclass", "Multiclass classification"
+        REGRESSION = "regression", "Regression"
+        PROBABILITIES = "probabilities", "Class probabilities"
+
+    competition = models.OneToOneField(Competition, on_delete=models.CASCADE, related_name="task")
+    task_type = models.CharField(max_length=16, choices=Type.choices)
+    id_column = models.CharField(max_length=100, default="id")
+    target_columns = models.JSONField(default=list)
+    classes = models.JSONField(default=list, blank=True)
+    primary_metric = models.CharField(max_length=40)
+    secondary_metrics = models.JSONField(default=list, blank=True)
+    ground_truth = models.FileField(
+        storage=_private_storage, upload_to="ground_truth/", max_length=300
+    )
+    ground_truth_sha256 = models.CharField(max_length=64, blank=True)
+    ground_truth_size = models.BigIntegerField(default=0)
+    # Bumped whenever the ground truth, split or scorer changes; scores keep the version that made them.
+    version = models.PositiveIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"{self.competition.slug} ({self.get_task_type_display()})"
+
+    def spec(self) -> TaskSpec:
+        return TaskSpec(
+            id_column=self.id_column,
+            target_columns=tuple(self.target_columns),
+            task_type=self.task_type,  # type: ignore[arg-type]
+            primary_metric=self.primary_metric,
+            secondary_metrics=tuple(self.secondary_metrics),
+            classes=tuple(str(c) for c in self.classes),
+        )
+
+
+class TaskFile(models.Model):
+    """A public data file: train data, test features, a sample submission."""
+
+    class Kind(models.TextChoices):
+        TRAIN = "train", "Training data"
+        TEST = "test", "Test features"
+        SAMPLE = "sample", "Sample submission"
+        OTHER = "other", "Other"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="files")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    name = models.CharField(max_length=200, help_text="File name shown and used for downloads")
+    description = models.CharField(max_length=300, blank=True)
+    file = models.FileField(upload_to="task_files/", max_length=300)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "name"], name="taskfile_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Phase(models.Model):
+    competition = models.ForeignKey(Competition, on_delete=models.CASCADE, related_name="phases")
+    name = models.CharField(max_length=100)
+    start_at = models.DateTimeField()
+    end_at = models.DateTimeField(null=True, blank=True)
+    daily_limit = models.PositiveIntegerField(default=5, help_text="Per team, per UTC day")
+    total_limit = models.PositiveIntegerField(null=True, blank=True)
+    late_submissions_scored = models.BooleanField(
+        default=False, help_text="Accept after the end: scored, never ranked"
+    )
+
+    class Meta:
+        ordering = ["start_at"]
+
+    def __str__(self) -> str:
+        return f"{self.competition.slug}: {self.name}"
+
+    def is_open_at(self, when: datetime) -> bool:
+        return self.start_at <= when and (self.end_at is None or when < self.end_at)
+
+
+class Team(models.Model):
+    competition = models.ForeignKey(Competition, on_delete=models.CASCADE, related_name="teams")
+    name = models.CharField(max_length=100)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="teams"
+    )
+    is_banned = models.BooleanField(default=False)
+    banned_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["competition", "name"], name="team_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    # competition is repeated here so the database can enforce one team per user per competition.
+    competition = models.ForeignKey(Competition, on_delete=models.CASCADE)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    accepted_rules_at = models.DateTimeField()
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["competition", "user"], name="membership_one_team"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.team_id}"
+
+
+def _submission_path(instance: Submission, filename: str) -> str:
+    return f"submissions/{instance.competition_id}/{uuid.uuid4().hex}/{filename}"
+
+
+class Submission(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SCORED = "scored", "Scored"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Failure(models.TextChoices):
+        NONE = "", "None"
+        INVALID = "invalid", "The file did not pass validation"
+        ERROR = "error", "Scoring failed"
+
+    competition = models.ForeignKey(
+        Competition, on_delete=models.CASCADE, related_name="submissions"
+    )
+    phase = models.ForeignKey(Phase, on_delete=models.PROTECT, related_name="submissions")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="submissions")
+    submitter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    file = models.FileField(storage=_private_storage, upload_to=_submission_path, max_length=300)
+    original_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    method_name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    paper_url = models.URLField(blank=True)
+    code_url = models.URLField(blank=True)
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    failure = models.CharField(max_length=8, choices=Failure.choices, default="", blank=True)
+    error_message = models.TextField(blank=True)
+    problems = models.JSONField(default=list, blank=True)
+    total_problems = models.PositiveIntegerField(default=0)
+    is_late = models.BooleanField(default=False)
+    is_disqualified = models.BooleanField(default=False)
+    disqualified_reason = models.CharField(max_length=300, blank=True)
+    is_selected = models.BooleanField(
+        default=False, help_text="Chosen by the team for the private leaderboard"
+    )
+
+    created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    task_version = models.PositiveIntegerField(null=True, blank=True)
+    scorer_name = models.CharField(max_length=100, blank=True)
+    scorer_image = models.CharField(max_length=200, blank=True)
+    peak_memory_bytes = models.BigIntegerField(null=True, blank=True)
+    scorer_log = models.TextField(blank=True)
+    # Per-row correctness or loss, float32, aligned to the ground truth's row order.
+    row_values = models.FileField(
+        storage=_private_storage, upload_to="rows/", blank=True, max_length=300
+    )
+    row_kind = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Quota counts and the per-team leaderboard refresh read a team's submissions by date.
+            models.Index(fields=["team", "created_at"], name="submission_team_created"),
+            # The reaper looks for work stuck in a state.
+            models.Index(fields=["status", "queued_at"], name="submission_status_queued"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.original_name}"
+
+    @property
+    def counts_against_quota(self) -> bool:
+        return self.failure != self.Failure.INVALID
+
+
+class Score(models.Model):
+    class Split(models.TextChoices):
+        PUBLIC = "public", "Public"
+        PRIVATE = "private", "Private"
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="scores")
+    task_version = models.PositiveIntegerField()
+    split = models.CharField(max_length=8, choices=Split.choices)
+    metric = models.CharField(max_length=40)
+    value = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # Rescoring under a new task version adds rows; it never overwrites old ones.
+            models.UniqueConstraint(
+                fields=["submission", "task_version", "split", "metric"], name="score_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric}[{self.split}] = {self.value}"
+
+
+class LeaderboardEntry(models.Model):
+    """One row per team and split, kept current when a submission is scored.
+
+    Rank is computed at read time with a window function over these rows, so a new
+    score touches one row instead of renumbering the board.
+    """
+
+    competition = models.ForeignKey(Competition, on_delete=models.CASCADE, related_name="entries")
+    split = models.CharField(max_length=8, choices=Score.Split.choices)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="entries")
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="+")
+    task_version = models.PositiveIntegerField()
+    score = models.FloatField()
+    # score, negated when lower is better, so every board sorts descending.
+    sort_key = models.FloatField()
+    scores = models.JSONField(default=dict)
+    submitted_at = models.DateTimeField()
+    entries = models.PositiveIntegerField(default=0)
+    last_submission_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["competition", "split", "team"], name="entry_unique"),
+        ]
+        indexes = [
+            # The leaderboard selector orders by these within one board.
+            models.Index(
+                fields=["competition", "split", "-sort_key", "submitted_at"], name="entry_rank"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team_id} on {self.split}: {self.score}"

@@ -1,0 +1,103 @@
+"""The one place that decides who may see or do what. HTML views, API views, the admin
+and tasks all ask these functions; each raises instead of returning a flag, so a
+forgotten check cannot fall through to a success.
+
+Outsiders get "not found" for what they may not even know exists (invite-only
+competitions, other teams' submissions, the ground truth) and "forbidden" for what is
+visible but not theirs to do (organizer actions on a public competition).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.contrib.auth.models import AnonymousUser
+
+from competitions.models import Competition, Membership, Submission, TaskFile
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+class NotFound(Exception):
+    """The thing does not exist, or the user may not know that it does."""
+
+
+class Forbidden(Exception):
+    """The user may see the thing but not do this to it."""
+
+
+AnyUser = "User | AnonymousUser"
+
+
+def is_organizer(user: User | AnonymousUser, competition: Competition) -> bool:
+    if not user.is_authenticated:
+        return False
+    if user.is_staff:
+        return True
+    return competition.organizers.filter(pk=user.pk).exists()
+
+
+def can_view(user: User | AnonymousUser, competition: Competition) -> bool:
+    if competition.visibility != Competition.Visibility.INVITE_ONLY:
+        return True
+    if not user.is_authenticated:
+        return False
+    return (
+        is_organizer(user, competition)
+        or competition.invited.filter(pk=user.pk).exists()
+        or Membership.objects.filter(competition=competition, user=user).exists()
+    )
+
+
+def access_competition(
+    user: User | AnonymousUser, slug: str, *, organize: bool = False
+) -> Competition:
+    """The competition named `slug` if `user` may view it (and organize it, if asked)."""
+    competition = Competition.objects.filter(slug=slug).first()
+    if competition is None or not can_view(user, competition):
+        raise NotFound(f"No competition named {slug!r}.")
+    if organize and not is_organizer(user, competition):
+        raise Forbidden("Only this competition's organizers can do that.")
+    return competition
+
+
+def membership_for(user: User | AnonymousUser, competition: Competition) -> Membership | None:
+    if not user.is_authenticated:
+        return None
+    return (
+        Membership.objects.select_related("team").filter(competition=competition, user=user).first()
+    )
+
+
+def access_submission(user: User | AnonymousUser, submission_id: int) -> Submission:
+    """A submission its team's members and the competition's organizers may see."""
+    submission = (
+        Submission.objects.select_related("competition", "team", "phase", "submitter")
+        .filter(pk=submission_id)
+        .first()
+    )
+    if submission is None or not user.is_authenticated:
+        raise NotFound("No such submission.")
+    if is_organizer(user, submission.competition):
+        return submission
+    if Membership.objects.filter(team_id=submission.team_id, user=user).exists():
+        return submission
+    raise NotFound("No such submission.")
+
+
+def access_task_file(user: User | AnonymousUser, slug: str, name: str) -> TaskFile:
+    """A public task file of a competition the user may view."""
+    competition = access_competition(user, slug)
+    task_file = TaskFile.objects.filter(task__competition=competition, name=name).first()
+    if task_file is None:
+        raise NotFound(f"No file named {name!r}.")
+    return task_file
+
+
+def access_ground_truth(user: User | AnonymousUser, slug: str) -> Competition:
+    """The ground truth is for the competition's organizers only; everyone else is told it is not there."""
+    competition = Competition.objects.filter(slug=slug).first()
+    if competition is None or not is_organizer(user, competition):
+        raise NotFound("Not found.")
+    return competition

@@ -1,0 +1,132 @@
+"""Reads that cross relations. Each returns plain data or a queryset with its joins done,
+so list pages run a fixed number of queries whatever their length."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import F, Q, QuerySet, Window
+from django.db.models.functions import Rank
+
+from competitions.models import Competition, LeaderboardEntry, Membership, Score, Submission
+from competitions.permissions import is_organizer
+from scoring.metrics import metric_get
+
+
+def competition_list_for_user(user: User | AnonymousUser) -> QuerySet[Competition]:
+    """Public competitions, plus unlisted and invite-only ones the user belongs to."""
+    qs = Competition.objects.all()
+    if user.is_authenticated and user.is_staff and user.is_superuser:
+        return qs
+    visible = Q(visibility=Competition.Visibility.PUBLIC)
+    if user.is_authenticated:
+        visible |= Q(organizers=user) | Q(invited=user) | Q(membership__user=user)
+    return qs.filter(visible).distinct().select_related("task")
+
+
+def private_split_visible(user: User | AnonymousUser, competition: Competition) -> bool:
+    return competition.is_finalized or is_organizer(user, competition)
+
+
+@dataclass
+class LeaderboardRow:
+    rank: int
+    team_id: int
+    team: str
+    submission_id: int
+    score: float
+    scores: dict[str, float | None]
+    secondary: list[float | None]
+    submitted_at: object
+    entries: int
+    last_submission_at: object
+
+
+@dataclass
+class LeaderboardPage:
+    split: str
+    metric: str
+    metric_label: str
+    higher_is_better: bool
+    secondary_metrics: list[str]
+    count: int
+    rows: list[LeaderboardRow]
+
+
+def leaderboard_page(
+    *, competition: Competition, split: str, offset: int = 0, limit: int | None = 100
+) -> LeaderboardPage:
+    """One page of a board: 2 queries (count and rows) whatever the number of submissions."""
+    task = competition.task
+    metric = metric_get(task.primary_metric)
+    base = LeaderboardEntry.objects.filter(
+        competition=competition, split=split, task_version=task.version
+    )
+    ranked = (
+        base.annotate(rank=Window(Rank(), order_by=F("sort_key").desc()))
+        .order_by("-sort_key", "submitted_at", "team_id")
+        .values(
+            "rank",
+            "team_id",
+            "team__name",
+            "submission_id",
+            "score",
+            "scores",
+            "submitted_at",
+            "entries",
+            "last_submission_at",
+        )
+    )
+    window = ranked[offset : offset + limit] if limit is not None else ranked[offset:]
+    rows = [
+        LeaderboardRow(
+            rank=r["rank"],
+            team_id=r["team_id"],
+            team=r["team__name"],
+            submission_id=r["submission_id"],
+            score=r["score"],
+            scores=r["scores"],
+            secondary=[r["scores"].get(m) for m in task.secondary_metrics],
+            submitted_at=r["submitted_at"],
+            entries=r["entries"],
+            last_submission_at=r["last_submission_at"],
+        )
+        for r in window
+    ]
+    return LeaderboardPage(
+        split=split,
+        metric=metric.name,
+        metric_label=metric.label,
+        higher_is_better=metric.higher_is_better,
+        secondary_metrics=list(task.secondary_metrics),
+        count=base.count(),
+        rows=rows,
+    )
+
+
+def submission_list_for_user(
+    *, competition: Competition, user: User | AnonymousUser
+) -> QuerySet[Submission]:
+    """Organizers see every submission; a participant sees their team's."""
+    qs = Submission.objects.filter(competition=competition).select_related("team", "submitter")
+    if is_organizer(user, competition):
+        return qs
+    team_ids = Membership.objects.filter(competition=competition, user=user).values("team_id")
+    return qs.filter(team_id__in=team_ids)
+
+
+def submission_scores(
+    *, submission: Submission, user: User | AnonymousUser
+) -> dict[str, dict[str, float | None]]:
+    """Scores under the submission's task version; private ones only once revealed."""
+    splits = ["public"]
+    if private_split_visible(user, submission.competition):
+        splits.append("private")
+    result: dict[str, dict[str, float | None]] = {}
+    rows = Score.objects.filter(
+        submission=submission, task_version=submission.task_version, split__in=splits
+    ).values_list("split", "metric", "value")
+    for split, metric, value in rows:
+        result.setdefault(split, {})[metric] = value
+    return result

@@ -1,0 +1,229 @@
+"""Writing submissions: accepting an upload, and the organizer's actions on them."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, time, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from competitions.errors import InvalidState, NotJoined, PhaseClosed, QuotaExceeded, TeamBanned
+from competitions.models import Competition, Phase, Submission, Team
+from competitions.services.leaderboard import leaderboard_refresh_team
+from competitions.uploads import upload_sha256
+
+SAFE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def _enqueue(submission_id: int) -> None:
+    from scoring.tasks import submission_score_task
+
+    submission_score_task.delay(submission_id)
+
+
+def enqueue_on_commit(submission_id: int) -> None:
+    """Queue scoring only once the row is committed, so the worker always finds it."""
+    transaction.on_commit(partial(_enqueue, submission_id))
+
+
+def next_utc_midnight(now: datetime) -> datetime:
+    return datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=now.tzinfo)
+
+
+def current_phase(competition: Competition, now: datetime) -> tuple[Phase, bool] | None:
+    """The phase a submission made now goes to, and whether it is late."""
+    phases = list(competition.phases.all())
+    for phase in phases:
+        if phase.is_open_at(now):
+            return phase, False
+    ended = [p for p in phases if p.end_at is not None and p.end_at <= now]
+    if ended:
+        last = max(ended, key=lambda p: p.end_at or now)
+        if last.late_submissions_scored:
+            return last, True
+    return None
+
+
+def submission_create(
+    *,
+    competition: Competition,
+    user: User,
+    uploaded_file: UploadedFile,
+    method_name: str = "",
+    description: str = "",
+    paper_url: str = "",
+    code_url: str = "",
+) -> Submission:
+    """Store the file durably, then record the submission and queue it for scoring.
+
+    The quota check and the insert happen under a lock on the team's row, so concurrent
+    uploads can never exceed the limit between them.
+    """
+    now = timezone.now()
+    found = current_phase(competition, now)
+    if found is None:
+        raise PhaseClosed("No phase of this competition is accepting submissions now.")
+    phase, is_late = found
+    membership = competition.membership_set.filter(user=user).select_related("team").first()
+    if membership is None:
+        raise NotJoined("Join the competition (and accept its rules) before submitting.")
+    sha256 = upload_sha256(uploaded_file)
+
+    with transaction.atomic():
+        team = Team.objects.select_for_update().get(pk=membership.team_id)
+        if team.is_banned:
+            raise TeamBanned(f"Your team is banned from this competition: {team.banned_reason}")
+        _check_quota(team=team, phase=phase, now=now)
+        submission = Submission(
+            competition=competition,
+            phase=phase,
+            team=team,
+            submitter=user,
+            original_name=_safe_name(uploaded_file.name or "predictions.csv"),
+            sha256=sha256,
+            size=uploaded_file.size or 0,
+            method_name=method_name,
+            description=description,
+            paper_url=paper_url,
+            code_url=code_url,
+            is_late=is_late,
+            task_version=competition.task.version,
+            created_at=now,
+            queued_at=now,
+        )
+        submission.file.save(submission.original_name, uploaded_file, save=False)
+        _fsync(submission.file.path)
+        submission.save()
+        enqueue_on_commit(submission.pk)
+    return submission
+
+
+def _check_quota(*, team: Team, phase: Phase, now: datetime) -> None:
+    day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
+    resets_at = next_utc_midnight(now)
+    today = Submission.objects.filter(team=team, phase=phase, created_at__gte=day_start)
+    counted_today = today.exclude(failure=Submission.Failure.INVALID).count()
+    if counted_today >= phase.daily_limit:
+        raise QuotaExceeded(
+            f"Your team has used its {phase.daily_limit} submissions for today (UTC).",
+            resets_at=resets_at,
+        )
+    invalid_today = today.filter(failure=Submission.Failure.INVALID).count()
+    if invalid_today >= settings.HELDOUT_INVALID_SUBMISSIONS_PER_DAY:
+        raise QuotaExceeded(
+            f"Your team has sent {invalid_today} files that failed validation today; "
+            "check your file against the sample submission before trying again.",
+            resets_at=resets_at,
+        )
+    if phase.total_limit is not None:
+        total = (
+            Submission.objects.filter(team=team, phase=phase)
+            .exclude(failure=Submission.Failure.INVALID)
+            .count()
+        )
+        if total >= phase.total_limit:
+            raise QuotaExceeded(
+                f"Your team has used all {phase.total_limit} submissions of this phase.",
+                resets_at=None,
+            )
+
+
+def _safe_name(name: str) -> str:
+    base = os.path.basename(name.replace("\\", "/"))
+    cleaned = "".join(ch if ch in SAFE_NAME_CHARS else "_" for ch in base)[:200]
+    return cleaned.lstrip(".") or "predictions.csv"
+
+
+def _fsync(path: str) -> None:
+    # The row is committed (and the job queued) only after the bytes reach the disk.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def submission_rescore(*, submission: Submission) -> Submission:
+    """Score again under the task's current version; earlier scores are kept."""
+    updated = Submission.objects.filter(pk=submission.pk).exclude(
+        status__in=[Submission.Status.QUEUED, Submission.Status.RUNNING]
+    )
+    with transaction.atomic():
+        count = updated.update(
+            status=Submission.Status.QUEUED,
+            failure="",
+            error_message="",
+            queued_at=timezone.now(),
+            attempts=0,
+            task_version=submission.competition.task.version,
+        )
+        if not count:
+            raise InvalidState("The submission is already waiting to be scored.")
+        enqueue_on_commit(submission.pk)
+    submission.refresh_from_db()
+    return submission
+
+
+def submissions_rescore_all(*, competition: Competition) -> int:
+    """Queue every finished submission of the competition again. Returns how many."""
+    count = 0
+    ids = Submission.objects.filter(
+        competition=competition,
+        status__in=[Submission.Status.SCORED, Submission.Status.FAILED],
+    ).values_list("pk", flat=True)
+    for submission in Submission.objects.filter(pk__in=list(ids)).select_related(
+        "competition__task"
+    ):
+        try:
+            submission_rescore(submission=submission)
+            count += 1
+        except InvalidState:
+            continue
+    return count
+
+
+@transaction.atomic
+def submission_set_disqualified(
+    *, submission: Submission, disqualified: bool, reason: str = ""
+) -> Submission:
+    submission.is_disqualified = disqualified
+    submission.disqualified_reason = reason if disqualified else ""
+    submission.save(update_fields=["is_disqualified", "disqualified_reason"])
+    leaderboard_refresh_team(team=submission.team)
+    return submission
+
+
+def submission_cancel(*, submission: Submission) -> Submission:
+    """Cancel work that has not started; a running or finished submission can't be cancelled."""
+    count = Submission.objects.filter(pk=submission.pk, status=Submission.Status.QUEUED).update(
+        status=Submission.Status.CANCELLED, finished_at=timezone.now()
+    )
+    if not count:
+        raise InvalidState("Only a queued submission can be cancelled.")
+    submission.refresh_from_db()
+    return submission
+
+
+@transaction.atomic
+def submission_set_selected(*, submission: Submission, selected: bool) -> Submission:
+    """A team picks the submissions that count on the private leaderboard."""
+    if selected and submission.status != Submission.Status.SCORED:
+        raise InvalidState("Only a scored submission can be selected.")
+    limit = submission.competition.selection_limit
+    if selected:
+        others = Submission.objects.filter(team=submission.team, is_selected=True).exclude(
+            pk=submission.pk
+        )
+        if others.count() >= limit:
+            raise InvalidState(
+                f"Your team has already selected {limit} submissions; unselect one first."
+            )
+    submission.is_selected = selected
+    submission.save(update_fields=["is_selected"])
+    leaderboard_refresh_team(team=submission.team)
+    return submission

@@ -1,0 +1,24 @@
+"""Celery adapters: take ids, call one service, own the retry policy."""
+
+from celery import shared_task
+
+from scoring.sandbox import SandboxUnavailable
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(SandboxUnavailable,),
+    retry_backoff=5,
+    max_retries=5,
+)
+def submission_score_task(submission_id: int) -> bool:
+    from scoring.services import submission_score
+
+    return submission_score(submission_id=submission_id)
+
+
+@shared_task
+def submissions_reap_task() -> dict[str, int]:
+    from scoring.services import submissions_reap
+
+    return submissions_reap()
