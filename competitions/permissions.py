@@ -33,7 +33,8 @@ AnyUser = "User | AnonymousUser"
 def is_organizer(user: User | AnonymousUser, competition: Competition) -> bool:
     if not user.is_authenticated:
         return False
-    if user.is_staff:
+    # is_staff only opens the admin (organizers have it); site-wide power is is_superuser.
+    if user.is_superuser:
         return True
     return competition.organizers.filter(pk=user.pk).exists()
 
@@ -70,8 +71,10 @@ def membership_for(user: User | AnonymousUser, competition: Competition) -> Memb
     )
 
 
-def access_submission(user: User | AnonymousUser, submission_id: int) -> Submission:
-    """A submission its team's members and the competition's organizers may see."""
+def access_submission(
+    user: User | AnonymousUser, submission_id: int, *, team_only: bool = False
+) -> Submission:
+    """A submission its team's members and (unless `team_only`) the competition's organizers may see."""
     submission = (
         Submission.objects.select_related("competition", "team", "phase", "submitter")
         .filter(pk=submission_id)
@@ -79,7 +82,7 @@ def access_submission(user: User | AnonymousUser, submission_id: int) -> Submiss
     )
     if submission is None or not user.is_authenticated:
         raise NotFound("No such submission.")
-    if is_organizer(user, submission.competition):
+    if not team_only and is_organizer(user, submission.competition):
         return submission
     if Membership.objects.filter(team_id=submission.team_id, user=user).exists():
         return submission

@@ -17,7 +17,7 @@ from scoring.metrics import metric_get
 def competition_list_for_user(user: User | AnonymousUser) -> QuerySet[Competition]:
     """Public competitions, plus unlisted and invite-only ones the user belongs to."""
     qs = Competition.objects.all()
-    if user.is_authenticated and user.is_staff and user.is_superuser:
+    if user.is_authenticated and user.is_superuser:
         return qs
     visible = Q(visibility=Competition.Visibility.PUBLIC)
     if user.is_authenticated:

@@ -65,9 +65,9 @@ class BundleExportApi(APIView):
     permission_classes = [IsAuthenticated]
 
     def get(self, request: Request, slug: str) -> FileResponse:
+        competition = access_competition(request.user, slug, organize=True)
         from competitions.bundles import bundle_export
 
-        competition = access_competition(request.user, slug, organize=True)
         tmp = Path(tempfile.mkdtemp(prefix="heldout-export-"))
         path = bundle_export(competition=competition, dest=tmp / f"{slug}.zip")
         return FileResponse(path.open("rb"), as_attachment=True, filename=f"{slug}.zip")

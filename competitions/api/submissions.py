@@ -127,7 +127,7 @@ class SubmissionSelectApi(APIView):
 
     @extend_schema(request=InputSerializer)
     def post(self, request: Request, submission_id: int) -> Response:
-        submission = access_submission(request.user, submission_id)
+        submission = access_submission(request.user, submission_id, team_only=True)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         submission = submission_set_selected(

@@ -8,6 +8,7 @@ os.environ.setdefault("HELDOUT_DATA_DIR", tempfile.mkdtemp(prefix="heldout-test-
 
 from config.settings.base import *  # noqa: F403
 
+WHITENOISE_AUTOREFRESH = True  # no collectstatic in tests
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES["staticfiles"] = {  # noqa: F405

@@ -1,0 +1,67 @@
+"""Shared personas: every endpoint is tried by each of them.
+
+- organizer: organizes `competition`
+- participant: joined `competition` (team of one)
+- other_participant: joined `competition` in another team
+- outsider: signed in, nothing to do with `competition`
+- other_organizer: organizes `other_competition` only
+"""
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from competitions.services.teams import competition_join
+from tests import factories
+
+
+@pytest.fixture
+def organizer(db):
+    return factories.make_user("orga", staff=True)
+
+
+@pytest.fixture
+def other_organizer(db):
+    return factories.make_user("otherorga", staff=True)
+
+
+@pytest.fixture
+def participant(db):
+    return factories.make_user("alice")
+
+
+@pytest.fixture
+def other_participant(db):
+    return factories.make_user("bob")
+
+
+@pytest.fixture
+def outsider(db):
+    return factories.make_user("charlie")
+
+
+@pytest.fixture
+def competition(organizer, participant, other_participant):
+    competition = factories.make_competition(organizers=[organizer])
+    competition_join(competition=competition, user=participant, accept_rules=True)
+    competition_join(competition=competition, user=other_participant, accept_rules=True)
+    return competition
+
+
+@pytest.fixture
+def other_competition(other_organizer):
+    return factories.make_competition(slug="other", organizers=[other_organizer])
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def api():
+    """`api(user)` gives a REST client authenticated by the user's token (None: anonymous)."""
+    return client_for

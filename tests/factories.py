@@ -1,0 +1,78 @@
+"""Plain builder functions for test data (no factory library: these are few and readable)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from competitions.models import Competition, Phase, Task, TaskFile
+
+# A tiny binary task: 10 rows, positives are ids 5..9; 6 public rows, 4 private.
+TRUTH_ROWS = [(f"id{i}", "1" if i >= 5 else "0", "Public" if i % 5 < 3 else "Private") for i in range(10)]
+
+
+def truth_csv() -> str:
+    return "id,label,Usage\n" + "".join(f"{i},{y},{u}\n" for i, y, u in TRUTH_ROWS)
+
+
+def predictions_csv(probabilities: dict[str, float] | None = None, default: float = 0.5) -> bytes:
+    probabilities = probabilities or {}
+    lines = ["id,label"] + [f"{i},{probabilities.get(i, default)}" for i, _, _ in TRUTH_ROWS]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def perfect_predictions() -> bytes:
+    return predictions_csv({i: float(y) for i, y, _ in TRUTH_ROWS})
+
+
+def upload(content: bytes, name: str = "predictions.csv") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="text/csv")
+
+
+def make_user(username: str, *, staff: bool = False) -> User:
+    return User.objects.create_user(username, f"{username}@example.org", "pw-" + username, is_staff=staff)
+
+
+def make_competition(
+    *,
+    slug: str = "tiny",
+    organizers: list[User] | None = None,
+    visibility: str = Competition.Visibility.PUBLIC,
+    daily_limit: int = 5,
+    total_limit: int | None = None,
+    primary_metric: str = "roc_auc",
+    secondary_metrics: tuple[str, ...] = ("accuracy",),
+) -> Competition:
+    now = timezone.now()
+    competition = Competition.objects.create(
+        slug=slug, title=f"Competition {slug}", rules="Be nice.", visibility=visibility
+    )
+    competition.organizers.set(organizers or [])
+    task = Task(
+        competition=competition,
+        task_type=Task.Type.BINARY,
+        id_column="id",
+        target_columns=["label"],
+        classes=["0", "1"],
+        primary_metric=primary_metric,
+        secondary_metrics=list(secondary_metrics),
+    )
+    task.ground_truth.save("truth.csv", ContentFile(truth_csv().encode()), save=False)
+    task.save()
+    sample = TaskFile(task=task, kind=TaskFile.Kind.SAMPLE, name="sample_submission.csv")
+    sample.file.save("sample_submission.csv", ContentFile(predictions_csv()), save=False)
+    sample.size = sample.file.size
+    sample.save()
+    Phase.objects.create(
+        competition=competition,
+        name="Main",
+        start_at=now - timedelta(days=1),
+        end_at=now + timedelta(days=30),
+        daily_limit=daily_limit,
+        total_limit=total_limit,
+    )
+    return competition
