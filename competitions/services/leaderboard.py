@@ -30,7 +30,11 @@ class _Candidate:
 def leaderboard_refresh_team(*, team: Team) -> None:
     with transaction.atomic():
         # Serialises refreshes of one team, so two workers can't write stale rows.
-        team = Team.objects.select_for_update().select_related("competition__task").get(pk=team.pk)
+        team = (
+            Team.objects.select_for_update(of=("self",))
+            .select_related("competition__task")
+            .get(pk=team.pk)
+        )
         competition = team.competition
         if team.is_banned:
             LeaderboardEntry.objects.filter(team=team).delete()
