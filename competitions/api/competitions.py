@@ -1,6 +1,7 @@
 """Competition endpoints: list, detail, join, public files and the leaderboard."""
 
 from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
@@ -53,6 +54,7 @@ def _file_info(request: Request, slug: str, f) -> dict:
 
 
 class CompetitionDetailApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug)
         task = competition.task
@@ -95,13 +97,13 @@ class CompetitionDetailApi(APIView):
 class JoinApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    class InputSerializer(serializers.Serializer):
+    class JoinInput(serializers.Serializer):
         accept_rules = serializers.BooleanField()
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=JoinInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug)
-        data = self.InputSerializer(data=request.data)
+        data = self.JoinInput(data=request.data)
         data.is_valid(raise_exception=True)
         membership = competition_join(
             competition=competition,
@@ -112,6 +114,7 @@ class JoinApi(APIView):
 
 
 class FileDownloadApi(APIView):
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, slug: str, name: str) -> FileResponse:
         task_file = access_task_file(request.user, slug, name)
         return FileResponse(task_file.file.open("rb"), as_attachment=True, filename=task_file.name)
@@ -120,6 +123,7 @@ class FileDownloadApi(APIView):
 class GroundTruthDownloadApi(APIView):
     """Organizers only; for everyone else this URL does not exist."""
 
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, slug: str) -> FileResponse:
         competition = access_ground_truth(request.user, slug)
         gt = competition.task.ground_truth
@@ -137,6 +141,7 @@ class LeaderboardApi(APIView):
             OpenApiParameter("page_size", int),
         ]
     )
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug)
         split = request.query_params.get("split", "public")

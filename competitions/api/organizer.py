@@ -4,6 +4,7 @@ import tempfile
 from pathlib import Path
 
 from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
@@ -37,16 +38,16 @@ class BundleImportApi(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes = [MultiPartParser]
 
-    class InputSerializer(serializers.Serializer):
+    class BundleImportInput(serializers.Serializer):
         bundle = serializers.FileField(help_text="A zip holding competition.yaml and its files")
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=BundleImportInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         from competitions.bundles import bundle_import
 
         if not request.user.is_staff:
             raise Forbidden("Only organizer accounts can import competitions.")
-        data = self.InputSerializer(data=request.data)
+        data = self.BundleImportInput(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["bundle"]
         with tempfile.TemporaryDirectory() as tmp:
@@ -64,6 +65,7 @@ class BundleImportApi(APIView):
 class BundleExportApi(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, slug: str) -> FileResponse:
         competition = access_competition(request.user, slug, organize=True)
         from competitions.bundles import bundle_export
@@ -76,6 +78,7 @@ class BundleExportApi(APIView):
 class RescoreAllApi(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug, organize=True)
         count = submission_services.submissions_rescore_all(competition=competition)
@@ -85,6 +88,7 @@ class RescoreAllApi(APIView):
 class SubmissionRescoreApi(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, submission_id: int) -> Response:
         submission = _organized_submission(request, submission_id)
         submission = submission_services.submission_rescore(submission=submission)
@@ -94,14 +98,14 @@ class SubmissionRescoreApi(APIView):
 class SubmissionDisqualifyApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    class InputSerializer(serializers.Serializer):
+    class SubmissionDisqualifyInput(serializers.Serializer):
         disqualified = serializers.BooleanField(default=True)
         reason = serializers.CharField(max_length=300, allow_blank=True, default="")
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=SubmissionDisqualifyInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, submission_id: int) -> Response:
         submission = _organized_submission(request, submission_id)
-        data = self.InputSerializer(data=request.data)
+        data = self.SubmissionDisqualifyInput(data=request.data)
         data.is_valid(raise_exception=True)
         submission = submission_services.submission_set_disqualified(
             submission=submission, **data.validated_data
@@ -112,17 +116,17 @@ class SubmissionDisqualifyApi(APIView):
 class TeamBanApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    class InputSerializer(serializers.Serializer):
+    class TeamBanInput(serializers.Serializer):
         banned = serializers.BooleanField(default=True)
         reason = serializers.CharField(max_length=300, allow_blank=True, default="")
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=TeamBanInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, slug: str, team_id: int) -> Response:
         competition = access_competition(request.user, slug, organize=True)
         team = Team.objects.filter(competition=competition, pk=team_id).first()
         if team is None:
             raise NotFound("No such team in this competition.")
-        data = self.InputSerializer(data=request.data)
+        data = self.TeamBanInput(data=request.data)
         data.is_valid(raise_exception=True)
         team = team_set_banned(team=team, **data.validated_data)
         return Response({"id": team.pk, "is_banned": team.is_banned})
@@ -131,6 +135,7 @@ class TeamBanApi(APIView):
 class FinalizeApi(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug, organize=True)
         competition = leaderboard_services.competition_finalize(competition=competition)

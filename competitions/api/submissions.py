@@ -1,6 +1,7 @@
 """Submission endpoints: upload, list my team's, detail, download, select."""
 
 from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -64,6 +65,7 @@ class SubmissionListCreateApi(APIView):
     def get_throttles(self):
         return [ScopedRateThrottle()] if self.request.method == "POST" else []
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug)
         submissions = list(
@@ -85,7 +87,7 @@ class SubmissionListCreateApi(APIView):
             results.append(submission_data(request, s, current))
         return Response({"count": len(results), "results": results})
 
-    @extend_schema(request=SubmissionCreateInput)
+    @extend_schema(request=SubmissionCreateInput, responses={202: OpenApiTypes.OBJECT})
     def post(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug)
         data = SubmissionCreateInput(data=request.data)
@@ -103,6 +105,7 @@ class SubmissionListCreateApi(APIView):
 class SubmissionDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, submission_id: int) -> Response:
         submission = access_submission(request.user, submission_id)
         scores = selectors.submission_scores(submission=submission, user=request.user)
@@ -112,6 +115,7 @@ class SubmissionDetailApi(APIView):
 class SubmissionFileApi(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, submission_id: int) -> FileResponse:
         submission = access_submission(request.user, submission_id)
         return FileResponse(
@@ -122,13 +126,13 @@ class SubmissionFileApi(APIView):
 class SubmissionSelectApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    class InputSerializer(serializers.Serializer):
+    class SubmissionSelectInput(serializers.Serializer):
         selected = serializers.BooleanField()
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=SubmissionSelectInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, submission_id: int) -> Response:
         submission = access_submission(request.user, submission_id, team_only=True)
-        data = self.InputSerializer(data=request.data)
+        data = self.SubmissionSelectInput(data=request.data)
         data.is_valid(raise_exception=True)
         submission = submission_set_selected(
             submission=submission, selected=data.validated_data["selected"]

@@ -91,7 +91,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/account/"
+LOGOUT_REDIRECT_URL = "/"
 
 # Uploaded files are never served from a public URL: every download goes through a view
 # that checks permissions. Public task files and private ones (ground truth, submissions)
