@@ -1,0 +1,212 @@
+"""Importing a competition from a bundle and exporting one to a bundle (docs/bundle.md).
+
+Reading and checking the bundle lives in competitions/bundles.py; here the checked bundle
+becomes rows and stored files, all or nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+from django.contrib.auth.models import User
+from django.core.files import File
+from django.db import IntegrityError, transaction
+from django.db.models.fields.files import FieldFile
+
+from competitions.bundles import BUNDLE_YAML, Bundle, BundleInvalid, bundle_open, bundle_read
+from competitions.models import Competition, Phase, Task, TaskFile
+
+__all__ = ["BundleInvalid", "bundle_export", "bundle_import"]
+
+
+def bundle_import(*, source: Path, organizer: User | None) -> Competition:
+    """Create a competition from a bundle folder or zip; the importing user organizes it.
+
+    Raises BundleInvalid listing every problem found; nothing is created then.
+    """
+    with tempfile.TemporaryDirectory(prefix="heldout-bundle-") as workdir:
+        root = bundle_open(Path(source), workdir=Path(workdir))
+        bundle = bundle_read(root)
+        return _competition_create(bundle=bundle, organizer=organizer)
+
+
+def _competition_create(*, bundle: Bundle, organizer: User | None) -> Competition:
+    # Files are written before the transaction commits; on any failure they are removed
+    # again, so a rejected import leaves neither rows nor orphan files behind.
+    stored: list[FieldFile] = []
+    try:
+        with transaction.atomic():
+            competition = Competition.objects.create(
+                slug=bundle.slug,
+                title=bundle.title,
+                description=bundle.description,
+                rules=bundle.rules,
+                visibility=bundle.visibility,
+                start_at=bundle.start_at,
+                end_at=bundle.end_at,
+                selection_limit=bundle.selection_limit,
+            )
+            _task_create(competition=competition, bundle=bundle, stored=stored)
+            Phase.objects.bulk_create(
+                Phase(
+                    competition=competition,
+                    name=phase.name,
+                    start_at=phase.start_at,
+                    end_at=phase.end_at,
+                    daily_limit=phase.daily_limit,
+                    total_limit=phase.total_limit,
+                    late_submissions_scored=phase.late_submissions_scored,
+                )
+                for phase in bundle.phases
+            )
+            if organizer is not None:
+                competition.organizers.add(organizer)
+    except IntegrityError:
+        _delete_files(stored)
+        # Only the slug is unique among what we insert; another import just took it.
+        raise BundleInvalid(
+            [f'slug: a competition named "{bundle.slug}" already exists.']
+        ) from None
+    except BaseException:
+        _delete_files(stored)
+        raise
+    return competition
+
+
+def _task_create(*, competition: Competition, bundle: Bundle, stored: list[FieldFile]) -> Task:
+    spec = bundle.spec
+    task = Task(
+        competition=competition,
+        task_type=spec.task_type,
+        id_column=spec.id_column,
+        target_columns=list(spec.target_columns),
+        classes=list(spec.classes),
+        primary_metric=spec.primary_metric,
+        secondary_metrics=list(spec.secondary_metrics),
+    )
+    # The ground truth goes to the private storage (the field's storage); it never gets a URL.
+    name = f"{competition.slug}/{bundle.ground_truth.name}"
+    task.ground_truth_sha256, task.ground_truth_size = _store(
+        task.ground_truth, bundle.ground_truth, name
+    )
+    stored.append(task.ground_truth)
+    task.save()
+    for item in bundle.files:
+        task_file = TaskFile(
+            task=task, kind=item.kind, name=item.name, description=item.description
+        )
+        task_file.sha256, task_file.size = _store(
+            task_file.file, item.path, f"{competition.slug}/{item.name}"
+        )
+        stored.append(task_file.file)
+        task_file.save()
+    return task
+
+
+def _store(field_file: FieldFile, path: Path, name: str) -> tuple[str, int]:
+    """Copy `path` into the field's storage; return its sha256 and size."""
+    with open(path, "rb") as source:
+        field_file.save(name, File(source), save=False)
+    return file_sha256(path), path.stat().st_size
+
+
+def file_sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def _delete_files(stored: list[FieldFile]) -> None:
+    for field_file in stored:
+        if field_file.name:
+            field_file.storage.delete(field_file.name)
+
+
+def bundle_export(*, competition: Competition, dest: Path) -> Path:
+    """Write the competition as a bundle zip that bundle_import accepts; returns `dest`.
+
+    The zip holds the ground truth, so it is for the competition's organizers only.
+    Organizers, teams and submissions are not part of a bundle.
+    """
+    task = competition.task
+    files = list(task.files.order_by("id"))
+    truth_name = "private/solution" + (PurePosixPath(task.ground_truth.name).suffix or ".csv")
+    document = _bundle_document(competition, task, files, truth_name)
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Written next to the destination and renamed, so a failed export leaves no half zip.
+    fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=".zip", dir=dest.parent)
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(BUNDLE_YAML, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+            zf.writestr("description.md", competition.description)
+            zf.writestr("rules.md", competition.rules)
+            _zip_copy(zf, task.ground_truth, truth_name)
+            for task_file in files:
+                _zip_copy(zf, task_file.file, f"data/{task_file.name}")
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def _zip_copy(zf: zipfile.ZipFile, field_file: FieldFile, arcname: str) -> None:
+    with field_file.open("rb") as source, zf.open(arcname, "w") as out:
+        shutil.copyfileobj(source, out, 1 << 20)
+
+
+def _bundle_document(
+    competition: Competition, task: Task, files: list[TaskFile], truth_name: str
+) -> dict[str, Any]:
+    return {
+        "slug": competition.slug,
+        "title": competition.title,
+        "description": "description.md",
+        "rules": "rules.md",
+        "visibility": competition.visibility,
+        "start": _iso(competition.start_at),
+        "end": _iso(competition.end_at),
+        "selection_limit": competition.selection_limit,
+        "task": {
+            "type": task.task_type,
+            "id_column": task.id_column,
+            "target_columns": list(task.target_columns),
+            "classes": [str(c) for c in task.classes],
+            "primary_metric": task.primary_metric,
+            "secondary_metrics": list(task.secondary_metrics),
+            "ground_truth": truth_name,
+            "files": [
+                {"path": f"data/{f.name}", "kind": f.kind, "description": f.description}
+                for f in files
+            ],
+        },
+        "phases": [
+            {
+                "name": phase.name,
+                "start": _iso(phase.start_at),
+                "end": _iso(phase.end_at),
+                "daily_limit": phase.daily_limit,
+                "total_limit": phase.total_limit,
+                "late_submissions_scored": phase.late_submissions_scored,
+            }
+            for phase in competition.phases.order_by("start_at")
+        ],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
