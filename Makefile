@@ -1,0 +1,79 @@
+# Heldout: the two commands a newcomer needs are `make demo` and `make test`.
+# Everything runs from the virtualenv in .venv, made from requirements.lock.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Rebuilt whenever requirements.lock is newer than this stamp.
+STAMP := $(VENV)/.requirements.lock.installed
+# Extra arguments for pytest, e.g. make test ARGS="tests/test_deploy.py -x".
+ARGS ?=
+# auto: make test prepares Docker (dockerd + scorer image) when Docker is installed or
+# CI is set; skip: it doesn't (tests marked `docker` then fail; they never skip).
+DOCKER ?= auto
+SCORER_IMAGE_BUILD := bash deploy/scorer-image/build.sh
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := help
+
+.PHONY: help venv demo test lint scorer-image bench
+
+help:
+	@echo "make demo          set up and serve the demo site and a worker on http://127.0.0.1:8000"
+	@echo "make test          the whole test suite (ARGS=... goes to pytest; DOCKER=skip skips Docker set-up)"
+	@echo "make lint          ruff check, ruff format --check, mypy"
+	@echo "make scorer-image  build the sandbox scorer image (prints its reference last)"
+	@echo "make bench         run the benchmarks in bench/"
+	@echo "make venv          create .venv from requirements.lock"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
+	    echo "Heldout needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version 2>&1)." >&2
+	    echo "Run again with PYTHON=/path/to/python3.11." >&2
+	    exit 1
+	}
+	echo "+ $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install -r requirements.lock"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -r requirements.lock
+	touch $(STAMP)
+
+demo: venv
+	@$(BIN)/python deploy/demo.py
+
+test: venv
+	@bash deploy/system-deps.sh
+	if [ "$(DOCKER)" = skip ]; then
+	    echo "make test: DOCKER=skip: Docker not prepared; tests marked docker will fail." >&2
+	elif command -v docker >/dev/null 2>&1 || [ -n "$${CI:-}" ]; then
+	    bash deploy/dockerd.sh
+	    image="$$($(SCORER_IMAGE_BUILD) | tail -n 1)"
+	    [ -n "$$image" ] || { echo "make test: the scorer image build printed no reference" >&2; exit 1; }
+	    export HELDOUT_SCORER_IMAGE="$$image"
+	    echo "make test: HELDOUT_SCORER_IMAGE=$$HELDOUT_SCORER_IMAGE" >&2
+	else
+	    echo "make test: Docker is not installed (run as root to install it); tests marked docker will fail." >&2
+	fi
+	echo "+ $(BIN)/pytest $(ARGS)" >&2
+	$(BIN)/pytest $(ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+scorer-image:
+	@$(SCORER_IMAGE_BUILD)
+
+bench: venv
+	shopt -s nullglob
+	benches=(bench/bench_*.py)
+	if [ "$${#benches[@]}" -eq 0 ]; then echo "make bench: no bench/bench_*.py yet" >&2; exit 1; fi
+	mkdir -p bench/out
+	for bench in "$${benches[@]}"; do
+	    echo "== $$bench" >&2
+	    $(BIN)/python "$$bench"
+	done

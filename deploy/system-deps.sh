@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install the Debian packages the test suite needs, when they are missing.
+#
+#   chromium     the browser tests drive /usr/bin/chromium through Playwright
+#   docker.io    the sandbox tests run the scorer image in a real Docker engine
+#   debootstrap  deploy/scorer-image/build.sh builds that image offline with it
+#
+# Idempotent: installs only what is missing, and only as root on a machine with
+# apt-get. Otherwise it says what is missing and exits 0: the tests that need it
+# then fail (tests marked docker never skip) and say why.
+set -euo pipefail
+
+say() { echo "system-deps.sh: $*" >&2; }
+
+has_command() {
+    command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]
+}
+
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+has_command dockerd || missing+=(docker.io)
+has_command debootstrap || missing+=(debootstrap)
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    say "chromium, docker.io and debootstrap are installed"
+    exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    say "missing ${missing[*]} and there is no apt-get here: install them by hand"
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    say "missing ${missing[*]}: run 'sudo apt-get install ${missing[*]}' (not root, so not installing)"
+    exit 0
+fi
+say "installing ${missing[*]} with apt-get"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+packages=("${missing[@]}")
+# Without recommends chromium has no font, and headless pages would render no text.
+[ -x /usr/bin/chromium ] || packages+=(fonts-liberation)
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+say "installed ${missing[*]}"
