@@ -26,7 +26,8 @@ def test_it_can_run_twice_and_sets_up_one_competition(capsys):
         User.objects.get(username="participant"),
     )
     assert list(competition.organizers.all()) == [organizer]
-    assert organizer.is_staff and organizer.groups.filter(name="Organizers").exists()
+    assert organizer.is_staff
+    assert organizer.groups.filter(name="Organizers").exists()
     assert Token.objects.filter(user__in=[organizer, participant]).count() == 2
     assert Membership.objects.filter(competition=competition, user=participant).exists()
     baselines = Submission.objects.filter(team__name="Baselines")
