@@ -1,0 +1,92 @@
+"""Containers come and go: removal after every run, stale leftovers, engine failures."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from scoring.sandbox import (
+    DEADLINE_LABEL,
+    SANDBOX_LABEL,
+    STARTED_LABEL,
+    DockerRunner,
+    SandboxUnavailable,
+)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("code", ["print('fine')", "raise SystemExit(3)"])
+def test_it_removes_the_container_after_the_run(run_python, docker_client, code):
+    result = run_python(code)
+
+    assert result.exit_code in (0, 3)
+    leftovers = docker_client.containers.list(all=True, filters={"label": SANDBOX_LABEL})
+    assert leftovers == []
+
+
+@pytest.mark.docker
+def test_it_reports_the_image_digest_and_peak_memory(run_python, docker_client, scorer_image):
+    result = run_python("bytearray(50 * 1024 * 1024)")
+
+    assert result.ok
+    assert result.image == scorer_image
+    assert result.image_digest == docker_client.images.get(scorer_image).id
+    assert 50 * 1024**2 < result.peak_memory_bytes < 200 * 1024**2
+
+
+@pytest.mark.docker
+def test_cleanup_stale_removes_a_leftover_of_a_dead_worker(runner, docker_client, scorer_image):
+    now = time.time()
+    past_deadline = docker_client.containers.create(
+        scorer_image,
+        ["true"],
+        network_mode="none",
+        labels={SANDBOX_LABEL: "1", STARTED_LABEL: f"{now - 700:.0f}", DEADLINE_LABEL: "0"},
+    )
+    still_running = docker_client.containers.run(
+        scorer_image,
+        ["sleep", "30"],
+        network_mode="none",
+        detach=True,
+        labels={
+            SANDBOX_LABEL: "1",
+            STARTED_LABEL: f"{now:.0f}",
+            DEADLINE_LABEL: f"{now + 600:.0f}",
+        },
+    )
+    try:
+        removed = runner.cleanup_stale()
+
+        assert removed == 1
+        remaining = docker_client.containers.list(all=True, filters={"label": SANDBOX_LABEL})
+        assert [c.id for c in remaining] == [still_running.id]
+    finally:
+        still_running.remove(force=True)
+        if past_deadline.id in [c.id for c in docker_client.containers.list(all=True)]:
+            past_deadline.remove(force=True)
+
+
+@pytest.mark.docker
+def test_a_missing_image_makes_the_sandbox_unavailable(runner, tmp_path, small_limits):
+    with pytest.raises(SandboxUnavailable, match=r"build\.sh"):
+        runner.run(
+            image="heldout-scorer:no-such-tag",
+            command=["true"],
+            mounts=[],
+            output_dir=tmp_path / "output",
+            limits=small_limits,
+        )
+
+
+def test_an_unreachable_engine_makes_the_sandbox_unavailable(monkeypatch, tmp_path, small_limits):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+
+    with pytest.raises(SandboxUnavailable, match="Docker engine"):
+        DockerRunner().run(
+            image="heldout-scorer:latest",
+            command=["true"],
+            mounts=[],
+            output_dir=tmp_path / "output",
+            limits=small_limits,
+        )
