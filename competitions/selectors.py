@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import F, Q, QuerySet, Window
-from django.db.models.functions import Rank
+from django.db.models import Count, Q, QuerySet
 
 from competitions.models import Competition, LeaderboardEntry, Membership, Score, Submission
 from competitions.permissions import is_organizer
@@ -57,50 +56,59 @@ class LeaderboardPage:
 def leaderboard_page(
     *, competition: Competition, split: str, offset: int = 0, limit: int | None = 100
 ) -> LeaderboardPage:
-    """One page of a board: 2 queries (count and rows) whatever the number of submissions."""
+    """One page of a board in 3 queries (task, rows, counts) whatever the number of submissions.
+
+    Rows come in index order; a row's rank is 1 + the number of rows with a strictly
+    better score, so only the page's first rank needs counting: equal scores share a rank.
+    """
     task = competition.task
     metric = metric_get(task.primary_metric)
     base = LeaderboardEntry.objects.filter(
         competition=competition, split=split, task_version=task.version
     )
-    ranked = (
-        base.annotate(rank=Window(Rank(), order_by=F("sort_key").desc()))
-        .order_by("-sort_key", "submitted_at", "team_id")
-        .values(
-            "rank",
-            "team_id",
-            "team__name",
-            "submission_id",
-            "score",
-            "scores",
-            "submitted_at",
-            "entries",
-            "last_submission_at",
-        )
+    ordered = base.order_by("-sort_key", "submitted_at", "team_id").values(
+        "sort_key",
+        "team_id",
+        "team__name",
+        "submission_id",
+        "score",
+        "scores",
+        "submitted_at",
+        "entries",
+        "last_submission_at",
     )
-    window = ranked[offset : offset + limit] if limit is not None else ranked[offset:]
-    rows = [
-        LeaderboardRow(
-            rank=r["rank"],
-            team_id=r["team_id"],
-            team=r["team__name"],
-            submission_id=r["submission_id"],
-            score=r["score"],
-            scores=r["scores"],
-            secondary=[r["scores"].get(m) for m in task.secondary_metrics],
-            submitted_at=r["submitted_at"],
-            entries=r["entries"],
-            last_submission_at=r["last_submission_at"],
+    window = list(ordered[offset : offset + limit] if limit is not None else ordered[offset:])
+    first_key = window[0]["sort_key"] if window else float("inf")
+    counts = base.aggregate(
+        total=Count("pk"), better=Count("pk", filter=Q(sort_key__gt=first_key))
+    )
+    rows: list[LeaderboardRow] = []
+    for i, r in enumerate(window):
+        if i == 0:
+            rank = counts["better"] + 1
+        elif r["sort_key"] != window[i - 1]["sort_key"]:
+            rank = offset + i + 1
+        rows.append(
+            LeaderboardRow(
+                rank=rank,
+                team_id=r["team_id"],
+                team=r["team__name"],
+                submission_id=r["submission_id"],
+                score=r["score"],
+                scores=r["scores"],
+                secondary=[r["scores"].get(m) for m in task.secondary_metrics],
+                submitted_at=r["submitted_at"],
+                entries=r["entries"],
+                last_submission_at=r["last_submission_at"],
+            )
         )
-        for r in window
-    ]
     return LeaderboardPage(
         split=split,
         metric=metric.name,
         metric_label=metric.label,
         higher_is_better=metric.higher_is_better,
         secondary_metrics=list(task.secondary_metrics),
-        count=base.count(),
+        count=counts["total"],
         rows=rows,
     )
 
