@@ -134,9 +134,7 @@ class OrganizerScopedAdmin(admin.ModelAdmin):
 class ReasonActionForm(ActionForm):
     """The action bar with a reason, used by the disqualify and ban actions."""
 
-    reason = forms.CharField(
-        required=False, max_length=300, label="Reason (disqualify/ban)", help_text=""
-    )
+    reason = forms.CharField(required=False, max_length=300, label="Reason (disqualify/ban)")
 
 
 def _run_each(modeladmin, request, queryset, service, verb: str) -> None:

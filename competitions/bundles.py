@@ -110,7 +110,11 @@ def bundle_open(source: Path, *, workdir: Path) -> Path:
 def _unzip(source: Path, dest: Path) -> None:
     """Unpack refusing entries that escape `dest`, symlinks, and more bytes than an upload may hold."""
     limit = settings.HELDOUT_MAX_UPLOAD_BYTES
-    with zipfile.ZipFile(source) as zf:
+    try:
+        zf = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BundleInvalid([f"{source.name}: not a readable zip file ({exc})."]) from None
+    with zf:
         infos = [i for i in zf.infolist() if not i.filename.startswith("__MACOSX/")]
         problems = [p for info in infos if (p := _zip_entry_problem(info))]
         if len(infos) > MAX_ZIP_ENTRIES:
@@ -122,9 +126,16 @@ def _unzip(source: Path, dest: Path) -> None:
             problems.append(f"The zip unpacks to {declared} bytes, more than the limit of {limit}.")
         if problems:
             raise BundleInvalid(problems)
-        written = 0
-        for info in infos:
-            target = dest.joinpath(*PurePosixPath(info.filename).parts)
+        _unzip_entries(zf, infos, dest, limit)
+
+
+def _unzip_entries(
+    zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], dest: Path, limit: int
+) -> None:
+    written = 0
+    for info in infos:
+        target = dest.joinpath(*PurePosixPath(info.filename).parts)
+        try:
             if info.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
@@ -136,6 +147,9 @@ def _unzip(source: Path, dest: Path) -> None:
                     if written > limit:
                         raise BundleInvalid([f"The zip unpacks to more than {limit} bytes."])
                     out.write(chunk)
+        # A corrupt or encrypted entry, or a file and a folder of the same name.
+        except (zipfile.BadZipFile, RuntimeError, OSError, NotImplementedError) as exc:
+            raise BundleInvalid([f"{info.filename}: could not be unpacked ({exc})."]) from None
 
 
 def _zip_entry_problem(info: zipfile.ZipInfo) -> str | None:

@@ -390,3 +390,21 @@ def test_the_import_command_lists_the_problems(tmp_path):
 
     with pytest.raises(CommandError, match='visibility: "secret"'):
         call_command("import_bundle", str(write_bundle(tmp_path / "b", document)))
+
+
+def test_it_reports_a_corrupt_zip_entry(tmp_path):
+    archive = zip_folder(write_bundle(tmp_path / "b"), tmp_path / "corrupt.zip")
+    data = bytearray(archive.read_bytes())
+    start = data.index(b"id,x,label")  # train.csv, stored uncompressed
+    data[start : start + 5] = b"XXXXX"
+    archive.write_bytes(bytes(data))
+
+    (problem,) = problems_of(archive)
+
+    assert problem.startswith("train.csv: could not be unpacked (Bad CRC-32")
+
+
+def test_it_rejects_something_that_is_neither_folder_nor_zip(tmp_path):
+    (tmp_path / "bundle.tar").write_text("not a zip")
+
+    assert problems_of(tmp_path / "bundle.tar") == ["bundle.tar: not a folder or a zip file."]
