@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime, time, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -17,6 +17,7 @@ from competitions.models import Competition, Phase, Submission, Team
 from competitions.services.leaderboard import leaderboard_refresh_team
 from competitions.uploads import upload_sha256
 
+log = logging.getLogger(__name__)
 SAFE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
@@ -27,8 +28,16 @@ def _enqueue(submission_id: int) -> None:
 
 
 def enqueue_on_commit(submission_id: int) -> None:
-    """Queue scoring only once the row is committed, so the worker always finds it."""
-    transaction.on_commit(partial(_enqueue, submission_id))
+    """Queue scoring only once the row is committed, so the worker always finds it.
+
+    Robust: if the broker is down the error is logged, not raised after the commit (the
+    submission is stored and counted); the reaper re-sends jobs left queued too long.
+    """
+
+    def enqueue() -> None:  # a named function: Django logs a robust callback's __qualname__
+        _enqueue(submission_id)
+
+    transaction.on_commit(enqueue, robust=True)
 
 
 def next_utc_midnight(now: datetime) -> datetime:
