@@ -18,7 +18,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import unquote
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group, Permission, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -77,6 +77,12 @@ def _size(size: int) -> str:
     return f"{size:.1f} GiB"
 
 
+def _staff(request: HttpRequest) -> User:
+    # admin_view lets only signed-in staff through.
+    assert isinstance(request.user, User)
+    return request.user
+
+
 class OrganizerScopedAdmin(admin.ModelAdmin):
     """Rows of the competitions the user organizes; everything for superusers.
 
@@ -93,7 +99,7 @@ class OrganizerScopedAdmin(admin.ModelAdmin):
         qs = super().get_queryset(request)
         if request.user.is_superuser:
             return qs
-        return qs.filter(**{self._lookup("organizers"): request.user})
+        return qs.filter(**{self._lookup("organizers"): request.user.pk})
 
     def _in_scope(self, request: HttpRequest, obj: Model | None) -> bool:
         if obj is None or request.user.is_superuser:
@@ -111,7 +117,7 @@ class OrganizerScopedAdmin(admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
         if not request.user.is_superuser and db_field.related_model is Competition:
-            kwargs["queryset"] = Competition.objects.filter(organizers=request.user)
+            kwargs["queryset"] = Competition.objects.filter(organizers=request.user.pk)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def _404_unless_visible(self, request: HttpRequest, object_id: str) -> None:
@@ -159,10 +165,10 @@ class TaskInline(admin.StackedInline):
     model = Task
     can_delete = False
     show_change_link = True
-    fields = readonly_fields = [
+    fields = readonly_fields = (
         "task_type", "id_column", "target_columns", "classes", "primary_metric",
         "secondary_metrics", "ground_truth_info", "version",
-    ]  # fmt: skip
+    )  # fmt: skip
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -223,7 +229,7 @@ class CompetitionAdmin(OrganizerScopedAdmin):
                     for chunk in form.cleaned_data["bundle"].chunks():
                         out.write(chunk)
                 try:
-                    competition = bundle_import(source=source, organizer=request.user)
+                    competition = bundle_import(source=source, organizer=_staff(request))
                 except BundleInvalid as exc:
                     problems = exc.problems
                 else:
@@ -279,7 +285,7 @@ class TaskAdmin(OrganizerScopedAdmin):
     """The public files of a task. The ground truth is shown by hash and size only."""
 
     list_display = ["competition", "task_type", "primary_metric", "version"]
-    fields = readonly_fields = [*TaskInline.fields, "competition"]
+    fields = readonly_fields = (*TaskInline.fields, "competition")
     inlines = [TaskFileInline]
     ground_truth_info = TaskInline.ground_truth_info
 
@@ -308,7 +314,7 @@ class ScoreInline(admin.TabularInline):
     model = Score
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["task_version", "split", "metric", "value", "created_at"]
+    fields = readonly_fields = ("task_version", "split", "metric", "value", "created_at")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -327,14 +333,14 @@ class SubmissionAdmin(OrganizerScopedAdmin):
     list_select_related = ["competition", "team", "submitter"]
     search_fields = ["original_name", "team__name", "submitter__username", "sha256", "method_name"]
     # Everything is read-only: state changes go through the actions (and so the services).
-    fields = readonly_fields = [
+    fields = readonly_fields = (
         "competition", "phase", "team", "submitter", "file_info", "original_name", "sha256",
         "size", "method_name", "description", "paper_url", "code_url", "status", "failure",
         "error_message", "problems", "total_problems", "is_late", "is_disqualified",
         "disqualified_reason", "is_selected", "created_at", "queued_at", "started_at",
         "finished_at", "duration_s", "attempts", "worker", "task_version", "scorer_name",
         "scorer_image", "peak_memory_bytes", "scorer_log",
-    ]  # fmt: skip
+    )  # fmt: skip
     inlines = [ScoreInline]
     action_form = ReasonActionForm
     actions = ["rescore", "disqualify", "requalify", "cancel"]
@@ -381,7 +387,7 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["user", "accepted_rules_at", "joined_at"]
+    fields = readonly_fields = ("user", "accepted_rules_at", "joined_at")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

@@ -364,23 +364,31 @@ def _read_top(reader: _Reader, data: dict) -> Bundle | None:
     end_at = reader.when(data, "end")
     if start_at and end_at and end_at <= start_at:
         reader.problem("end", "must be after start.")
+    title = reader.text(data, "title")
+    description = reader.markdown(data, "description")
+    rules = reader.markdown(data, "rules")
     visibilities = list(Competition.Visibility.values)
-    fields = {
-        "slug": slug,
-        "title": reader.text(data, "title"),
-        "description": reader.markdown(data, "description"),
-        "rules": reader.markdown(data, "rules"),
-        "visibility": reader.choice(data, "visibility", visibilities, default="public"),
-        "start_at": start_at,
-        "end_at": end_at,
-        "selection_limit": reader.integer(data, "selection_limit", default=2, minimum=1),
-    }
+    visibility = reader.choice(data, "visibility", visibilities, default="public")
+    selection_limit = reader.integer(data, "selection_limit", default=2, minimum=1) or 1
     task = _read_task(reader, data.get("task"))
     phases = _read_phases(reader, data.get("phases"), default_start=start_at)
     if task is None:
         return None
     spec, ground_truth, files = task
-    return Bundle(**fields, spec=spec, ground_truth=ground_truth, files=files, phases=phases)
+    return Bundle(
+        slug=slug,
+        title=title,
+        description=description,
+        rules=rules,
+        visibility=visibility,
+        start_at=start_at,
+        end_at=end_at,
+        selection_limit=selection_limit,
+        spec=spec,
+        ground_truth=ground_truth,
+        files=files,
+        phases=phases,
+    )
 
 
 def _read_task(reader: _Reader, value: Any) -> tuple[TaskSpec, Path, list[BundleFile]] | None:

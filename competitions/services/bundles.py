@@ -140,7 +140,7 @@ def bundle_export(*, competition: Competition, dest: Path) -> Path:
     """
     task = competition.task
     files = list(task.files.order_by("id"))
-    truth_name = "private/solution" + (PurePosixPath(task.ground_truth.name).suffix or ".csv")
+    truth_name = "private/solution" + (PurePosixPath(task.ground_truth.name or "").suffix or ".csv")
     document = _bundle_document(competition, task, files, truth_name)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,9 @@ def bundle_yaml(**overrides) -> dict:
     return document
 
 
-def write_bundle(root: Path, document: dict | None = None, **files: str) -> Path:
+def write_bundle(
+    root: Path, document: dict | None = None, *, files: dict[str, str] | None = None
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     contents = {
         "description.md": "# Tiny\n\nPredict the label.\n",
@@ -73,7 +75,7 @@ def write_bundle(root: Path, document: dict | None = None, **files: str) -> Path
         "train.csv": "id,x,label\nt0,1,yes\nt1,2,no\n",
         "test.csv": "id,x\n" + "".join(f"{rid},{i}\n" for i, rid in enumerate(IDS)),
         "sample_submission.csv": SAMPLE,
-        **files,
+        **(files or {}),
     }
     for name, text in contents.items():
         (root / name).write_text(text)
@@ -105,6 +107,7 @@ def test_it_imports_a_folder_bundle(tmp_path, importer):
     assert competition.slug == "tiny-bundle"
     assert competition.description.startswith("# Tiny")
     assert competition.rules == "Be *kind*.\nNo sharing.\n"
+    assert competition.start_at is not None
     assert competition.start_at.isoformat() == "2026-01-01T00:00:00+00:00"
     assert list(competition.organizers.all()) == [importer]
     task = competition.task
@@ -130,8 +133,8 @@ def test_it_keeps_the_ground_truth_in_the_private_storage(tmp_path):
     competition = bundle_import(source=write_bundle(tmp_path / "b"), organizer=None)
 
     truth_path = Path(competition.task.ground_truth.path)
-    private_root = Path(storages["private"].location).resolve()
-    public_root = Path(storages["default"].location).resolve()
+    private_root = Path(storages["private"].path("")).resolve()
+    public_root = Path(storages["default"].path("")).resolve()
     assert truth_path.resolve().is_relative_to(private_root)
     assert not truth_path.resolve().is_relative_to(public_root)
     sample = competition.task.files.get(kind="sample")
@@ -257,7 +260,7 @@ def test_it_rejects_symlinks_inside_a_zip(tmp_path):
 
 def test_it_refuses_a_zip_that_unpacks_beyond_the_upload_limit(tmp_path, settings):
     settings.HELDOUT_MAX_UPLOAD_BYTES = 64 * 1024
-    folder = write_bundle(tmp_path / "b", **{"big.csv": "0" * 1_000_000})
+    folder = write_bundle(tmp_path / "b", files={"big.csv": "0" * 1_000_000})
     archive = tmp_path / "bomb.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for path in folder.iterdir():
@@ -271,7 +274,7 @@ def test_it_refuses_a_zip_that_unpacks_beyond_the_upload_limit(tmp_path, setting
 def test_it_rejects_a_sample_submission_that_does_not_validate(tmp_path):
     sample = "id,label\n" + "".join(f"{rid},0.5\n" for rid in IDS[:-1])
 
-    problems = problems_of(write_bundle(tmp_path / "b", **{"sample_submission.csv": sample}))
+    problems = problems_of(write_bundle(tmp_path / "b", files={"sample_submission.csv": sample}))
 
     assert problems
     assert all(
@@ -283,7 +286,7 @@ def test_it_rejects_a_sample_submission_that_does_not_validate(tmp_path):
 def test_it_reports_ground_truth_problems(tmp_path):
     truth = TRUTH.replace("r3,no", "r3,perhaps")
 
-    problems = problems_of(write_bundle(tmp_path / "b", **{"solution.csv": truth}))
+    problems = problems_of(write_bundle(tmp_path / "b", files={"solution.csv": truth}))
 
     assert len(problems) == 1
     assert problems[0].startswith("task.ground_truth: solution.csv: ")
@@ -322,7 +325,7 @@ def test_it_refuses_a_slug_that_exists(tmp_path):
 
 
 def test_it_leaves_nothing_behind_when_the_import_fails(tmp_path):
-    private = Path(storages["private"].location)
+    private = Path(storages["private"].path(""))
     before = set(private.rglob("*")) if private.exists() else set()
 
     with (
