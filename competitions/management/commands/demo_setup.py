@@ -202,7 +202,6 @@ class Command(BaseCommand):
             Team.objects.filter(pk=team.pk).update(name="Baselines")
         if Submission.objects.filter(team=team).exists():
             return 0
-        _broker_folders()
         for name, frame in baseline_predictions(bundle).items():
             upload = SimpleUploadedFile(
                 name.lower().replace(" ", "_") + ".csv", frame.to_csv(index=False).encode()
@@ -244,12 +243,3 @@ class Command(BaseCommand):
 def _passwords(demo_dir: Path) -> dict[str, str]:
     path = demo_dir / "credentials.json"
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _broker_folders() -> None:
-    # The file-system broker fails on a missing folder instead of creating it.
-    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
-        options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-        for key in ("data_folder_in", "data_folder_out", "processed_folder"):
-            if options.get(key):
-                Path(str(options[key])).mkdir(parents=True, exist_ok=True)
