@@ -43,7 +43,7 @@ class BundleImportApi(APIView):
 
     @extend_schema(request=BundleImportInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
-        from competitions.bundles import bundle_import
+        from competitions.services.bundles import bundle_import
 
         if not request.user.is_staff:
             raise Forbidden("Only organizer accounts can import competitions.")
@@ -68,7 +68,7 @@ class BundleExportApi(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, slug: str) -> FileResponse:
         competition = access_competition(request.user, slug, organize=True)
-        from competitions.bundles import bundle_export
+        from competitions.services.bundles import bundle_export
 
         tmp = Path(tempfile.mkdtemp(prefix="heldout-export-"))
         path = bundle_export(competition=competition, dest=tmp / f"{slug}.zip")
