@@ -479,3 +479,33 @@ def test_invalid_submissions_do_not_count_against_the_total_limit(api, competiti
 
     assert _post(api(participant), competition).status_code == 202
     assert _post(api(participant), competition).status_code == 429
+
+
+# --- The queue is down ------------------------------------------------------------------
+
+
+@pytest.fixture
+def broker_down(settings):
+    """The file-system broker's queue folder is missing, so sending a job fails."""
+    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_out"])
+    parked = folder.with_name(folder.name + ".parked")
+    if folder.exists():
+        folder.rename(parked)
+    yield
+    if parked.exists() and not folder.exists():
+        parked.rename(folder)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_accepted_submission_gets_202_even_when_its_job_cannot_be_queued(
+    api, competition, participant, broker_down, caplog
+):
+    # The row and file are committed before the job is sent; a broker outage must not turn
+    # that into a 500 (the client would retry and pay twice). The reaper re-sends it later.
+    response = _post(api(participant), competition, factories.perfect_predictions())
+
+    assert response.status_code == 202, response.content
+    submission = Submission.objects.get()
+    assert response.json()["id"] == submission.pk
+    assert submission.status == Submission.Status.QUEUED
+    assert any(r.levelname == "ERROR" and "on_commit" in r.getMessage() for r in caplog.records)
