@@ -131,12 +131,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     # A broker that needs no server: messages are files under var/broker/.
     _broker_dir = DATA_DIR / "broker"
     # kombu does not create these; web and worker may start in either order.
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
