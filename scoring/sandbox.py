@@ -395,9 +395,9 @@ class DockerRunner:
             try:
                 container.wait(timeout=min(remaining, self.poll_s))
                 return False, False
-            except requests.exceptions.ConnectionError:
-                # The SDK reports a read timeout on the engine socket this way; a real
-                # connection failure shows up in the ping.
+            except (requests.exceptions.ConnectionError, requests.exceptions.ReadTimeout):
+                # Still running. (On the engine's unix socket the SDK reports a read
+                # timeout as a ConnectionError; a real connection failure fails the ping.)
                 self.client.ping()
             if output_size(output_dir) > limits.output_bytes:
                 _kill(container)

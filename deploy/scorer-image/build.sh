@@ -205,9 +205,14 @@ stage_scoring_modules() {
 
 add_scoring_modules() {
     local base_ref="$1" ref="$2" stage="$3" container
-    container="$(docker create --network none "$base_ref" true)"
-    # docker cp makes the copies root-owned; the modes set above are kept.
+    # Compiled once here: the sandbox's root is read-only, so each run would otherwise
+    # compile the modules again.
+    container="$(docker create --network none --user 0 "$base_ref" \
+        python -m compileall -q /opt/heldout/scoring)"
+    # docker cp makes the copies root-owned; the modes set above are kept. The commit
+    # sets the user (65534) and the command back.
     if docker cp "$stage/scoring" "$container:/opt/heldout/" \
+        && docker start -a "$container" >&2 \
         && docker commit "${image_env[@]}" "$container" "$ref" >/dev/null; then
         docker rm "$container" >/dev/null
     else
@@ -220,6 +225,9 @@ main() {
     command -v docker >/dev/null || die "docker is not installed (run deploy/dockerd.sh)"
     docker info >/dev/null 2>&1 || die "the Docker engine is not reachable (run deploy/dockerd.sh)"
     mkdir -p "$cache_dir" "$work_root"
+    # One build at a time on a machine: a second caller waits, then finds the image.
+    exec 9>"$cache_dir/build.lock"
+    flock 9
     local requirements base_ref stage ref
     requirements="$cache_dir/requirements.txt"
     extract_pins >"$requirements"
