@@ -76,11 +76,14 @@ def run_step(argv: Sequence[str], env: Mapping[str, str]) -> None:
 
 
 def stop_all(procs: Mapping[str, subprocess.Popen[bytes]]) -> None:
-    """SIGTERM each process group (gunicorn's and celery's children too), then SIGKILL."""
+    """SIGTERM each process, which stops its own children (gunicorn's workers, celery's
+    pool and beat); SIGKILL the whole process group of one that is still there after
+    STOP_GRACE_S."""
     for name, proc in procs.items():
         if proc.poll() is None:
             say(f"stopping {name} (pid {proc.pid})")
-            _signal_group(proc, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_S
     for name, proc in procs.items():
         try:
