@@ -1,0 +1,151 @@
+"""Score a validated submission against the ground truth, overall and per split."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from scoring.metrics import compute_metric
+from scoring.spec import TaskSpec
+from scoring.validation import Problem, TruthCheck, check_ground_truth, validate_predictions
+
+ROW_KINDS = {
+    "binary": "correct",
+    "multiclass": "correct",
+    "probabilities": "log_loss",
+    "regression": "squared_error",
+}
+SPLITS = ("public", "private")
+
+
+@dataclass
+class Truth:
+    ids: np.ndarray  # numpy StringDType (elements are str), in ground-truth file order
+    values: np.ndarray  # aligned like ValidationResult.aligned
+    splits: dict[str, np.ndarray]  # "public"/"private" -> boolean mask over the rows
+
+
+@dataclass
+class Evaluation:
+    problems: list[Problem]
+    total_problems: int
+    scores: dict[str, dict[str, float | None]]  # split -> metric name -> value; {} when invalid
+    row_values: np.ndarray | None  # float32 per ground-truth row, see row_values()
+    row_kind: str  # "correct" | "log_loss" | "squared_error"
+
+    @property
+    def ok(self) -> bool:
+        return self.total_problems == 0 and not self.problems
+
+
+def load_truth(path: str | os.PathLike[str], spec: TaskSpec) -> Truth:
+    """Read and check a ground-truth file. Raises ValueError naming its problems."""
+    truth = _truth_from(check_ground_truth(path, spec=spec))
+    _release_arrow_memory()
+    return truth
+
+
+def _truth_from(check: TruthCheck) -> Truth:
+    result = check.result
+    if not result.ok or check.ids is None or result.aligned is None:
+        listed = "\n".join(f"- {p.message}" for p in result.problems)
+        raise ValueError(f"The ground truth has {result.total_problems} problem(s):\n{listed}")
+    if check.public is None:
+        # Without a usage column every row counts for both leaderboards.
+        everything = np.ones(len(check.ids), dtype=bool)
+        splits = {"public": everything, "private": everything.copy()}
+    else:
+        splits = {"public": check.public, "private": ~check.public}
+    return Truth(ids=_strings(check.ids), values=result.aligned, splits=splits)
+
+
+def _strings(array: pa.ChunkedArray, piece: int = 1 << 16) -> np.ndarray:
+    """Arrow strings as a numpy StringDType array, converted in pieces to bound the memory
+    taken by the temporary Python str objects."""
+    out = np.empty(len(array), dtype=np.dtypes.StringDType())
+    start = 0
+    for chunk in array.chunks:
+        for offset in range(0, len(chunk), piece):
+            values = chunk.slice(offset, piece).to_numpy(zero_copy_only=False)
+            out[start : start + len(values)] = values
+            start += len(values)
+    return out
+
+
+def _release_arrow_memory() -> None:
+    # Arrow's allocator keeps freed memory for reuse by Arrow only; scoring next allocates
+    # with numpy, so hand it back to the system to keep the peak down.
+    pa.default_memory_pool().release_unused()
+
+
+def _strings(array: pa.ChunkedArray, piece: int = 1 << 16) -> np.ndarray:
+    """Arrow strings as a numpy StringDType array, converted in pieces to bound the memory
+    taken by the temporary Python str objects."""
+    out = np.empty(len(array), dtype=np.dtypes.StringDType())
+    start = 0
+    for chunk in array.chunks:
+        for offset in range(0, len(chunk), piece):
+            values = chunk.slice(offset, piece).to_numpy(zero_copy_only=False)
+            out[start : start + len(values)] = values
+            start += len(values)
+    return out
+
+
+def evaluate(
+    *,
+    predictions_path: str | os.PathLike[str],
+    truth: Truth,
+    spec: TaskSpec,
+    max_problems: int = 100,
+) -> Evaluation:
+    kind = ROW_KINDS[spec.task_type]
+    result = validate_predictions(
+        predictions_path, spec=spec, truth_ids=truth.ids, max_problems=max_problems
+    )
+    if not result.ok or result.aligned is None:
+        return Evaluation(result.problems, result.total_problems, {}, None, kind)
+    _release_arrow_memory()
+    scores = split_scores(truth, result.aligned, spec)
+    return Evaluation([], 0, scores, row_values(truth.values, result.aligned, spec), kind)
+
+
+def split_scores(
+    truth: Truth, y_pred: np.ndarray, spec: TaskSpec
+) -> dict[str, dict[str, float | None]]:
+    """Every metric of the spec on every split's rows."""
+    scores: dict[str, dict[str, float | None]] = {}
+    done: list[tuple[np.ndarray, dict[str, float | None]]] = []
+    for split, mask in truth.splits.items():
+        # Splits with the same rows (no usage column) are scored once.
+        same = next((values for seen, values in done if np.array_equal(seen, mask)), None)
+        if same is None:
+            y_true, y_split = truth.values, y_pred
+            if not mask.all():
+                y_true, y_split = y_true[mask], y_pred[mask]
+            same = {
+                name: compute_metric(name, y_true=y_true, y_pred=y_split, spec=spec)
+                for name in spec.metrics
+            }
+            done.append((mask, same))
+        scores[split] = dict(same)
+    return scores
+
+
+def row_values(y_true: np.ndarray, y_pred: np.ndarray, spec: TaskSpec) -> np.ndarray:
+    """Per-row float32 values in ground-truth order: 1.0/0.0 correctness for binary (at 0.5)
+    and multiclass, log loss for probabilities, squared error (mean over targets) for
+    regression."""
+    if spec.task_type == "binary":
+        return ((y_pred >= 0.5) == (y_true >= 0.5)).astype(np.float32)
+    if spec.task_type == "multiclass":
+        return (y_pred == y_true).astype(np.float32)
+    if spec.task_type == "probabilities":
+        normalised = y_pred / y_pred.sum(axis=1, keepdims=True)
+        picked = normalised[np.arange(len(y_true)), np.argmax(y_true, axis=1)]
+        eps = np.finfo(np.float64).eps
+        return -np.log(np.clip(picked, eps, 1)).astype(np.float32)
+    errors = (y_pred - y_true) ** 2
+    return (errors.mean(axis=1) if errors.ndim == 2 else errors).astype(np.float32)

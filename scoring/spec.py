@@ -1,0 +1,131 @@
+"""What a task's files look like and how a submission is scored.
+
+A TaskSpec is plain data: it travels as JSON into the scorer container, so it only holds
+strings and tuples of strings and checks its own consistency when built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, get_args
+
+TaskType = Literal["binary", "multiclass", "regression", "probabilities"]
+TASK_TYPES: tuple[str, ...] = get_args(TaskType)
+
+
+def canonical_label(value: str) -> str:
+    """The form used to compare class labels: "1", "1.0" and " 1 " all become "1".
+
+    Numeric-looking labels are compared by value (so "007" equals "7"); any other label is
+    compared exactly, after trimming surrounding whitespace (case matters).
+    """
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if number != number or number in (float("inf"), float("-inf")):
+        return text
+    if number.is_integer():
+        return str(int(number))
+    return repr(number)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    id_column: str
+    target_columns: tuple[str, ...]
+    task_type: TaskType
+    primary_metric: str
+    secondary_metrics: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+    usage_column: str = "Usage"
+
+    def __post_init__(self) -> None:
+        # Tuples are required for hashing and JSON round trips; accept lists from callers.
+        for name in ("target_columns", "secondary_metrics", "classes"):
+            object.__setattr__(self, name, tuple(str(v) for v in getattr(self, name)))
+        if self.task_type == "binary" and not self.classes:
+            object.__setattr__(self, "classes", ("0", "1"))
+        if self.task_type == "probabilities" and not self.classes:
+            object.__setattr__(self, "classes", self.target_columns)
+        problems = _spec_problems(self)
+        if problems:
+            raise ValueError("Invalid task spec: " + " ".join(problems))
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The primary metric first, then the secondary ones."""
+        return (self.primary_metric, *self.secondary_metrics)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The header of a submission: the id column, then the target columns."""
+        return (self.id_column, *self.target_columns)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in ("target_columns", "secondary_metrics", "classes"):
+            data[name] = list(data[name])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"Unknown task spec keys: {', '.join(unknown)}.")
+        missing = sorted(
+            name
+            for name in ("id_column", "target_columns", "task_type", "primary_metric")
+            if name not in data
+        )
+        if missing:
+            raise ValueError(f"Missing task spec keys: {', '.join(missing)}.")
+        return cls(**data)
+
+
+def _spec_problems(spec: TaskSpec) -> list[str]:
+    # Imported here because metrics.py refers back to TaskSpec for its signatures.
+    from scoring.metrics import METRICS
+
+    problems = []
+    if spec.task_type not in TASK_TYPES:
+        problems.append(
+            f'Unknown task type "{spec.task_type}"; use one of {", ".join(TASK_TYPES)}.'
+        )
+        return problems
+    columns = [spec.id_column, *spec.target_columns]
+    if not spec.id_column or not spec.target_columns or "" in spec.target_columns:
+        problems.append("The id column and at least one target column must be named.")
+    if len(set(columns)) != len(columns):
+        problems.append("Column names must be distinct.")
+    if spec.usage_column in columns:
+        problems.append(f'The usage column "{spec.usage_column}" clashes with a submission column.')
+    if spec.task_type in ("binary", "multiclass") and len(spec.target_columns) != 1:
+        problems.append(f"A {spec.task_type} task has exactly one target column.")
+    problems.extend(_class_problems(spec))
+    for name in spec.metrics:
+        metric = METRICS.get(name)
+        if metric is None:
+            problems.append(f'Unknown metric "{name}"; known: {", ".join(sorted(METRICS))}.')
+        elif spec.task_type not in metric.task_types:
+            problems.append(f'Metric "{name}" does not apply to {spec.task_type} tasks.')
+    if len(set(spec.metrics)) != len(spec.metrics):
+        problems.append("A metric is listed twice.")
+    return problems
+
+
+def _class_problems(spec: TaskSpec) -> list[str]:
+    classes = spec.classes
+    if spec.task_type == "binary" and len(classes) != 2:
+        return ["A binary task has exactly two classes (the positive class last)."]
+    if spec.task_type == "multiclass" and len(classes) < 2:
+        return ["A multiclass task needs at least two classes."]
+    if spec.task_type == "probabilities" and classes != spec.target_columns:
+        return ["For a probabilities task the classes are the target columns."]
+    if spec.task_type == "regression" and classes:
+        return ["A regression task has no classes."]
+    if len({canonical_label(c) for c in classes}) != len(classes):
+        return ['Two classes are the same label (numeric labels compare by value: "1" = "1.0").']
+    return []

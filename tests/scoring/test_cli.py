@@ -1,0 +1,176 @@
+"""The scorer image's command line, run as the container runs it, and read_result."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scoring.cli import read_result, write_result
+from scoring.evaluate import Evaluation, evaluate, load_truth
+from scoring.spec import TaskSpec
+from scoring.validation import Problem
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = TaskSpec(
+    id_column="id",
+    target_columns=("target",),
+    task_type="binary",
+    primary_metric="roc_auc",
+    secondary_metrics=("log_loss",),
+)
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC.to_dict()))
+    (tmp_path / "truth.csv").write_text("id,target,Usage\na,1,Public\nb,0,Public\nc,1,Private\n")
+    (tmp_path / "predictions.csv").write_text("id,target\nc,0.7\nb,0.4\na,0.8\n")
+    return tmp_path
+
+
+def run_cli(directory, *extra, predictions="predictions.csv"):
+    arguments = ["--spec", "spec.json", "--predictions", predictions, "--truth", "truth.csv"]
+    return subprocess.run(
+        [sys.executable, "-m", "scoring.cli", *arguments, "--out", "out", *extra],
+        cwd=directory,
+        env={"PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_it_writes_scores_and_row_values_for_a_valid_submission(inputs):
+    completed = run_cli(inputs)
+
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads((inputs / "out" / "result.json").read_text())
+    assert result["problems"] == []
+    assert result["total_problems"] == 0
+    assert result["row_kind"] == "correct"
+    assert set(result["scores"]) == {"public", "private"}
+    assert result["scores"]["public"]["roc_auc"] == 1.0
+    assert result["scores"]["private"]["roc_auc"] is None  # one class only
+    rows = np.load(inputs / "out" / "rows.npy")
+    assert rows.dtype == np.float32
+    assert rows.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_read_result_gives_back_what_evaluate_computed(inputs):
+    run_cli(inputs)
+    expected = evaluate(
+        predictions_path=inputs / "predictions.csv",
+        truth=load_truth(inputs / "truth.csv", SPEC),
+        spec=SPEC,
+    )
+
+    evaluation = read_result(inputs / "out", expected_rows=3)
+
+    assert evaluation.scores == expected.scores
+    assert evaluation.row_values.tolist() == expected.row_values.tolist()
+    assert evaluation.ok
+
+
+def test_an_invalid_submission_is_a_result_not_a_failure(inputs):
+    (inputs / "bad.csv").write_text("id,target\na,0.8\na,2\n")
+
+    completed = run_cli(inputs, predictions="bad.csv")
+
+    assert completed.returncode == 0, completed.stderr
+    evaluation = read_result(inputs / "out")
+    assert not evaluation.ok
+    assert [(p.code, p.line) for p in evaluation.problems] == [
+        ("wrong_row_count", None),
+        ("missing_id", None),
+        ("duplicate_id", 3),
+        ("out_of_range", 3),
+    ]
+    assert evaluation.total_problems == 4
+    assert not (inputs / "out" / "rows.npy").exists()
+
+
+def test_it_exits_2_on_bad_arguments(inputs):
+    (inputs / "spec.json").write_text('{"id_column": "id"}')
+
+    assert run_cli(inputs, predictions="missing.csv").returncode == 2
+    completed = run_cli(inputs)
+    assert completed.returncode == 2
+    assert "Missing task spec keys" in completed.stderr
+
+
+def test_it_fails_with_a_traceback_on_an_invalid_ground_truth(inputs):
+    (inputs / "truth.csv").write_text("id,target\na,1\na,0\n")
+
+    completed = run_cli(inputs)
+
+    assert completed.returncode == 1
+    assert "Traceback" in completed.stderr
+    assert "appears again" in completed.stderr
+
+
+def valid_result(tmp_path, **changes):
+    evaluation = Evaluation(
+        problems=[],
+        total_problems=0,
+        scores={"public": {"roc_auc": 0.5}, "private": {"roc_auc": None}},
+        row_values=np.array([1, 0], dtype=np.float32),
+        row_kind="correct",
+    )
+    write_result(tmp_path, evaluation)
+    if changes:
+        data = json.loads((tmp_path / "result.json").read_text()) | changes
+        (tmp_path / "result.json").write_text(json.dumps(data))
+    return tmp_path
+
+
+def test_read_result_round_trips_problems(tmp_path):
+    problem = Problem("unknown_id", 'Line 3: id "z" is not in the test set.', 3, "id")
+    write_result(tmp_path, Evaluation([problem], 7, {}, None, "correct"))
+
+    evaluation = read_result(tmp_path)
+
+    assert evaluation.problems == [problem]
+    assert evaluation.total_problems == 7
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"scores": {"public": {"roc_auc": "NaN"}, "private": {}}},
+        {"scores": {"public": {"roc_auc": True}, "private": {}}},
+        {"scores": {"public": {"made_up": 0.5}, "private": {}}},
+        {"scores": {"public": {"roc_auc": 0.5}}},
+        {"scores": {"public": {}, "private": {}, "secret": {}}},
+        {"total_problems": -1},
+        {"row_kind": "vibes"},
+        {"problems": [{"code": "x"}]},
+    ],
+)
+def test_read_result_rejects_malformed_output(tmp_path, changes):
+    with pytest.raises(ValueError, match=r"result\.json"):
+        read_result(valid_result(tmp_path, **changes))
+
+
+def test_read_result_rejects_non_finite_numbers(tmp_path):
+    directory = valid_result(tmp_path)
+    text = (directory / "result.json").read_text().replace("0.5", "NaN")
+    (directory / "result.json").write_text(text)
+
+    with pytest.raises(ValueError, match="NaN"):
+        read_result(directory)
+
+
+def test_read_result_checks_the_row_values(tmp_path):
+    directory = valid_result(tmp_path)
+
+    with pytest.raises(ValueError, match="has 2 rows, not 3"):
+        read_result(directory, expected_rows=3)
+    np.save(directory / "rows.npy", np.array([1.0, 0.0]))
+    with pytest.raises(ValueError, match="not a float32 vector"):
+        read_result(directory)
+    (directory / "rows.npy").unlink()
+    with pytest.raises(ValueError, match="missing or unreadable"):
+        read_result(directory)
