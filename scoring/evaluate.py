@@ -81,19 +81,6 @@ def _release_arrow_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def _strings(array: pa.ChunkedArray, piece: int = 1 << 16) -> np.ndarray:
-    """Arrow strings as a numpy StringDType array, converted in pieces to bound the memory
-    taken by the temporary Python str objects."""
-    out = np.empty(len(array), dtype=np.dtypes.StringDType())
-    start = 0
-    for chunk in array.chunks:
-        for offset in range(0, len(chunk), piece):
-            values = chunk.slice(offset, piece).to_numpy(zero_copy_only=False)
-            out[start : start + len(values)] = values
-            start += len(values)
-    return out
-
-
 def evaluate(
     *,
     predictions_path: str | os.PathLike[str],

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from scoring.spec import TaskSpec, canonical_label
 
 ROW_SUM_TOLERANCE = 1e-3
-_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?((?i)nan|inf|infinity)$"
+_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(?i:nan|inf|infinity)$"
 _HEAD_BYTES = 1 << 16
 _PIECE = 1 << 16
 Path = str | os.PathLike[str]
@@ -60,7 +60,7 @@ class ValidationResult:
 class _Lines:
     """Maps table rows to physical lines, accounting for lines that produced no row."""
 
-    def __init__(self, skipped: list[int] | np.ndarray = ()) -> None:
+    def __init__(self, skipped: list[int] | tuple[int, ...] | np.ndarray = ()) -> None:
         # Once sorted, skipped[j] - j is the row-space position where line skipped[j] sat.
         skipped = np.sort(np.asarray(skipped, dtype=np.int64))
         self._shifts = skipped - np.arange(len(skipped))
@@ -153,8 +153,8 @@ def read_table(path: Path) -> pa.Table:
     return pa.Table.from_arrays(raw.columns, names=raw.names)
 
 
-def _open(path: Path, gzipped: bool) -> IO[bytes]:
-    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+def _open(path: Path, gzipped: bool) -> gzip.GzipFile | IO[bytes]:
+    return gzip.GzipFile(path, "rb") if gzipped else open(path, "rb")
 
 
 def _read(path: Path, report: _Report) -> _Raw | None:

@@ -437,3 +437,33 @@ def test_a_probabilities_ground_truth_must_be_one_hot(tmp_path):
 
     assert found(result) == [("out_of_range", 3), ("row_sum", 4), ("row_sum", 5)]
     assert messages(result)[1] == "Line 4: exactly one class must be 1, found 2."
+
+
+def test_it_reports_a_parquet_column_of_an_unsupported_type(tmp_path):
+    path = tmp_path / "predictions.parquet"
+    pq.write_table(pa.table({"id": ["a1"], "target": [[0.1, 0.2]]}), path)
+
+    result = validate_predictions(path, spec=BINARY, truth_ids=np.array(["a1"]))
+
+    assert [(p.code, p.column) for p in result.problems] == [("not_csv", "target")]
+    assert result.problems[0].message.startswith('Column "target" has type list<')
+
+
+def test_it_tells_nan_from_text_when_some_values_need_the_slow_pass(tmp_path):
+    result = check(tmp_path, "id,target\na1, NaN\na2,abc\na3, 0.5\n")
+
+    assert found(result) == [("not_finite", 2), ("not_numeric", 3)]
+
+
+def test_a_binary_ground_truth_maps_its_labels_to_the_positive_class(tmp_path):
+    spec = TaskSpec(
+        id_column="id",
+        target_columns=("churned",),
+        task_type="binary",
+        primary_metric="accuracy",
+        classes=("no", "yes"),
+    )
+
+    result = check_truth(tmp_path, "id,churned\na1,yes\na2,no\na3, yes\n", spec=spec)
+
+    assert result.aligned.tolist() == [1.0, 0.0, 1.0]
