@@ -221,6 +221,9 @@ def submission_cancel(*, submission: Submission) -> Submission:
 @transaction.atomic
 def submission_set_selected(*, submission: Submission, selected: bool) -> Submission:
     """A team picks the submissions that count on the private leaderboard."""
+    if submission.competition.is_finalized:
+        # The private scores are public now; choosing after seeing them would pick the winner.
+        raise InvalidState("The competition is finalized; selections can no longer change.")
     if selected and submission.status != Submission.Status.SCORED:
         raise InvalidState("Only a scored submission can be selected.")
     limit = submission.competition.selection_limit

@@ -336,7 +336,6 @@ def test_selected_submissions_decide_the_private_board(
     api, competition, organizer, participant, public_best_is_not_private_best
 ):
     subs = public_best_is_not_private_best
-    _finalize(api, organizer, competition)
 
     def select(key: str, selected: bool = True):
         response = api(participant).post(
@@ -345,8 +344,9 @@ def test_selected_submissions_decide_the_private_board(
         assert response.status_code == 200, response.content
         assert response.json()["is_selected"] is selected
 
+    # Teams choose before the reveal; the organizer can watch the private board meanwhile.
     select("private_best")
-    private = _board(api, participant, competition, split="private")
+    private = _board(api, organizer, competition, split="private")
     assert _rows(private) == [(1, "alice", 0.95), (2, "bob", 0.70)]
     assert private["results"][0]["submission_id"] == subs["private_best"].pk
     # Selecting changes nothing on the public board.
@@ -355,6 +355,7 @@ def test_selected_submissions_decide_the_private_board(
     # Only the chosen submissions count, even when a better one was not chosen.
     select("private_best", False)
     select("public_best")
+    _finalize(api, organizer, competition)
     assert _rows(_board(api, participant, competition, split="private")) == [
         (1, "bob", 0.70),
         (2, "alice", 0.50),
@@ -480,3 +481,22 @@ def test_the_leaderboard_page_runs_the_same_queries_whatever_its_size(
         response = client.get(f"/c/{competition.slug}/leaderboard/")
     assert response.status_code == 200
     assert response.content.decode().count("<tr") == teams + 1
+
+
+def test_selections_are_frozen_once_the_private_board_is_revealed(
+    api, competition, organizer, participant, public_best_is_not_private_best
+):
+    # After finalizing, every private score is visible; choosing then would pick the winner.
+    subs = public_best_is_not_private_best
+    _finalize(api, organizer, competition)
+    before = _rows(_board(api, participant, competition, split="private"))
+
+    for key, selected in (("private_best", True), ("public_best", False)):
+        response = api(participant).post(
+            f"/api/v1/submissions/{subs[key].pk}/select/", {"selected": selected}
+        )
+        assert response.status_code == 409, key
+        assert response.json()["code"] == "invalid_state"
+
+    assert not Submission.objects.filter(is_selected=True).exists()
+    assert _rows(_board(api, participant, competition, split="private")) == before
