@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,9 @@ def write_task(folder: Path, rows: int) -> tuple[Path, Path]:
     return folder / "predictions.csv", folder / "truth.csv"
 
 
-def timed_rounds(actions: dict[str, Callable[[], object]], repeat: int) -> dict[str, list[float]]:
+def timed_rounds(
+    actions: Mapping[str, Callable[[], object]], repeat: int
+) -> dict[str, list[float]]:
     """Seconds per call of each action. The actions take turns, round after round, so a
     burst of load from elsewhere on the machine hits them all alike."""
     for action in actions.values():

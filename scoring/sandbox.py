@@ -241,7 +241,7 @@ class FakeRunner:
     """
 
     result: RunResult | None = None
-    behaviour: Callable[[FakeCall], None] | None = None
+    behaviour: Callable[[FakeCall], object] | None = None
     error: Exception | None = None
     calls: list[FakeCall] = field(default_factory=list)
 
