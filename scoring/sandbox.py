@@ -190,10 +190,11 @@ def output_size(directory: Path) -> int:
     return total
 
 
-def remove_special_files(directory: Path) -> None:
-    """Delete symlinks, fifos and devices the sandbox left in its output.
+def sanitise_output(directory: Path) -> None:
+    """Make what the sandbox wrote safe for the host to read and keep.
 
-    The host reads the output after the run; a symlink to a host path must not be followed.
+    Symlinks, fifos and devices are deleted: the host must never follow a link the sandbox
+    made to one of its own files. Setuid and setgid bits are cleared.
     """
     for root, dirs, files in os.walk(directory):
         for name in [*files, *dirs]:
@@ -201,6 +202,8 @@ def remove_special_files(directory: Path) -> None:
             mode = os.lstat(path).st_mode
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 os.unlink(path)
+            elif mode & (stat.S_ISUID | stat.S_ISGID):
+                os.chmod(path, stat.S_IMODE(mode) & ~(stat.S_ISUID | stat.S_ISGID))
 
 
 def check_readable_by_sandbox(mount: Mount) -> None:
@@ -362,7 +365,7 @@ class DockerRunner:
         stream.close()
         container.reload()
         state = container.attrs["State"]
-        remove_special_files(output_dir)
+        sanitise_output(output_dir)
         too_much_output = too_much_output or output_size(output_dir) > limits.output_bytes
         log, peak = tail.finish()
         if peak is None and state["OOMKilled"]:

@@ -158,3 +158,13 @@ def test_a_setuid_program_does_not_raise_privileges(
         remove=True,
     )
     assert unguarded.strip() == b"0"
+
+
+def test_links_it_leaves_in_the_output_are_removed(run_python, tmp_path):
+    output = tmp_path / "output"
+    code = "import os; os.symlink('/etc/passwd', '/output/result.json'); open('/output/ok', 'w')"
+
+    result = run_python(code, output_dir=output)
+
+    assert result.ok, result.log
+    assert sorted(p.name for p in output.iterdir()) == ["ok"]

@@ -15,7 +15,7 @@ from scoring.sandbox import (
     SandboxLimits,
     SandboxUnavailable,
     output_size,
-    remove_special_files,
+    sanitise_output,
 )
 
 LIMITS = SandboxLimits()
@@ -112,16 +112,27 @@ def test_output_size_counts_regular_files_only(tmp_path):
     assert output_size(tmp_path) == 15
 
 
-def test_special_files_are_removed_from_the_output(tmp_path):
+def test_links_and_special_files_are_removed_from_the_output(tmp_path):
     (tmp_path / "result.json").write_text("{}")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "secret").symlink_to("/etc/shadow")
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "linked-dir").symlink_to("/etc")
     os.mkfifo(tmp_path / "pipe")
 
-    remove_special_files(tmp_path)
+    sanitise_output(tmp_path)
 
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["result.json", "sub"]
+
+
+def test_setuid_and_setgid_bits_are_cleared_in_the_output(tmp_path):
+    program = tmp_path / "program"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o6755)
+
+    sanitise_output(tmp_path)
+
+    assert program.stat().st_mode & 0o7777 == 0o755
 
 
 def test_the_fake_runner_records_calls_and_runs_its_behaviour(tmp_path):
