@@ -227,6 +227,8 @@ def submission_set_selected(*, submission: Submission, selected: bool) -> Submis
     if selected and submission.status != Submission.Status.SCORED:
         raise InvalidState("Only a scored submission can be selected.")
     limit = submission.competition.selection_limit
+    # Lock the team's row so concurrent selections can't both pass the limit check.
+    Team.objects.select_for_update().get(pk=submission.team_id)
     if selected:
         others = Submission.objects.filter(team=submission.team, is_selected=True).exclude(
             pk=submission.pk

@@ -19,7 +19,7 @@ from django.db import connections
 
 from competitions.errors import QuotaExceeded
 from competitions.models import Submission
-from competitions.services.submissions import submission_create
+from competitions.services.submissions import submission_create, submission_set_selected
 from tests import factories
 from tests.conftest import client_for
 
@@ -134,3 +134,34 @@ def test_twenty_concurrent_api_uploads_against_a_limit_of_five_give_five_202_and
         url, {"file": factories.upload(b"id,label\n")}, format="multipart"
     )
     assert other.status_code == 202
+
+
+def test_concurrent_selections_never_exceed_the_selection_limit(competition, participant):
+    assert competition.selection_limit == 2
+    team = participant.teams.get()
+    phase = competition.phases.get()
+    submissions = Submission.objects.bulk_create(
+        Submission(
+            competition=competition,
+            phase=phase,
+            team=team,
+            submitter=participant,
+            file="submissions/fake.csv",
+            original_name="fake.csv",
+            sha256="0" * 64,
+            size=1,
+            status=Submission.Status.SCORED,
+        )
+        for _ in range(THREADS)
+    )
+    ids = [s.pk for s in submissions]
+
+    def select(i: int) -> bool:
+        submission = Submission.objects.select_related("competition", "team").get(pk=ids[i])
+        return submission_set_selected(submission=submission, selected=True).is_selected
+
+    results = _run_at_once(select)
+
+    kinds = Counter(type(r).__name__ for r in results)
+    assert kinds == {"bool": 2, "InvalidState": THREADS - 2}, results
+    assert Submission.objects.filter(team=team, is_selected=True).count() == 2
