@@ -10,7 +10,13 @@ import pyarrow as pa
 
 from scoring.metrics import compute_metric
 from scoring.spec import TaskSpec
-from scoring.validation import Problem, TruthCheck, check_ground_truth, validate_predictions
+from scoring.validation import (
+    Problem,
+    TruthCheck,
+    check_ground_truth,
+    release_arrow_memory,
+    validate_predictions,
+)
 
 ROW_KINDS = {
     "binary": "correct",
@@ -43,9 +49,9 @@ class Evaluation:
 
 def load_truth(path: str | os.PathLike[str], spec: TaskSpec) -> Truth:
     """Read and check a ground-truth file. Raises ValueError naming its problems."""
-    truth = _truth_from(check_ground_truth(path, spec=spec))
-    _release_arrow_memory()
-    return truth
+    check = check_ground_truth(path, spec=spec)
+    release_arrow_memory()  # the file's other columns are gone; Arrow memory is reused next
+    return _truth_from(check)
 
 
 def _truth_from(check: TruthCheck) -> Truth:
@@ -75,12 +81,6 @@ def _strings(array: pa.ChunkedArray, piece: int = 1 << 16) -> np.ndarray:
     return out
 
 
-def _release_arrow_memory() -> None:
-    # Arrow's allocator keeps freed memory for reuse by Arrow only; scoring next allocates
-    # with numpy, so hand it back to the system to keep the peak down.
-    pa.default_memory_pool().release_unused()
-
-
 def evaluate(
     *,
     predictions_path: str | os.PathLike[str],
@@ -94,7 +94,6 @@ def evaluate(
     )
     if not result.ok or result.aligned is None:
         return Evaluation(result.problems, result.total_problems, {}, None, kind)
-    _release_arrow_memory()
     scores = split_scores(truth, result.aligned, spec)
     return Evaluation([], 0, scores, row_values(truth.values, result.aligned, spec), kind)
 

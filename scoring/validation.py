@@ -17,6 +17,7 @@ import csv
 import gzip
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -382,9 +383,7 @@ def _numbers_slowly(
     text = pc.utf8_trim_whitespace(column)
     is_number = pc.match_substring_regex(text, _NUMBER)
     bad = ~is_number.to_numpy() & ~empty
-    template = 'Line {line}, column "{column}": "{value}" is not a number.' + hint.replace(
-        "{", "{{"
-    ).replace("}", "}}")
+    template = 'Line {line}, column "{column}": "{value}" is not a number.' + _literal(hint)
     report.add_rows("not_numeric", np.flatnonzero(bad), lines, template, column=name, cells=column)
     try:
         values = pc.cast(pc.if_else(is_number, text, "nan"), pa.float64()).to_numpy()
@@ -400,53 +399,49 @@ def _float_or_nan(text: str | None) -> float:
         return float("nan")
 
 
-def _codes(text: pa.ChunkedArray, code_of: dict[str, int], normalise: Any) -> np.ndarray:
-    """code_of[normalise(cell)] for every cell, -1 where unknown."""
+def _coded(
+    column: pa.ChunkedArray,
+    name: str,
+    lines: _Lines,
+    report: _Report,
+    code_of: dict[str, int],
+    normalise: Callable[[str], str],
+    expected: str,
+) -> np.ndarray:
+    """code_of[normalise(cell)] for every cell; -1 where empty or unknown (both reported)."""
+    text = _as_text(column)
+    empty = _report_empty(text, name, lines, report)
     uniques = pc.unique(text)
     # Labels have few distinct values, so mapping each distinct one in Python is cheap.
     by_unique = [code_of.get(normalise(u), -1) for u in uniques.to_pylist()]
-    return np.array(by_unique, dtype=np.int32)[pc.index_in(text, value_set=uniques).to_numpy()]
+    codes = np.array(by_unique, dtype=np.int32)[pc.index_in(text, value_set=uniques).to_numpy()]
+    template = 'Line {line}, column "{column}": "{value}" ' + _literal(expected)
+    unknown = np.flatnonzero((codes < 0) & ~empty)
+    report.add_rows("unknown_label", unknown, lines, template, column=name, cells=text)
+    return codes
 
 
 def _label_codes(
     column: pa.ChunkedArray, name: str, classes: tuple[str, ...], lines: _Lines, report: _Report
 ) -> np.ndarray:
     """Index into classes of each cell (compared with canonical_label), -1 where invalid."""
-    text = _as_text(column)
-    empty = _report_empty(text, name, lines, report)
-    codes = _codes(text, {canonical_label(c): i for i, c in enumerate(classes)}, canonical_label)
+    code_of = {canonical_label(c): i for i, c in enumerate(classes)}
     shown = ", ".join(f'"{c}"' for c in classes[:10]) + (", …" if len(classes) > 10 else "")
-    template = (
-        'Line {line}, column "{column}": "{value}" is not one of the classes ('
-        + shown.replace("{", "{{").replace("}", "}}")
-        + ")."
-    )
-    report.add_rows(
-        "unknown_label",
-        np.flatnonzero((codes < 0) & ~empty),
-        lines,
-        template,
-        column=name,
-        cells=text,
-    )
-    return codes
+    expected = f"is not one of the classes ({shown})."
+    return _coded(column, name, lines, report, code_of, canonical_label, expected)
 
 
 def _public_mask(column: pa.ChunkedArray, name: str, lines: _Lines, report: _Report) -> np.ndarray:
     """True for Public rows, False for Private ones (case-insensitive)."""
-    text = _as_text(column)
-    empty = _report_empty(text, name, lines, report)
-    codes = _codes(text, {"public": 1, "private": 0}, lambda u: u.strip().lower())
-    template = 'Line {line}, column "{column}": "{value}" should be Public or Private.'
-    report.add_rows(
-        "unknown_label",
-        np.flatnonzero((codes < 0) & ~empty),
-        lines,
-        template,
-        column=name,
-        cells=text,
-    )
+    code_of = {"public": 1, "private": 0}
+    expected = "should be Public or Private."
+    codes = _coded(column, name, lines, report, code_of, lambda u: u.strip().lower(), expected)
     return codes == 1
+
+
+def _literal(text: str) -> str:
+    """Text to append to a str.format template as it is."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _target_values(
@@ -611,7 +606,7 @@ def _positions_if_same_ids(ids: pa.ChunkedArray, truth_ids: pa.Array) -> np.ndar
         piece, truth_piece = order.slice(start, _PIECE), truth_order.slice(start, _PIECE)
         if not pc.all(pc.equal(ids.take(piece), truth_ids.take(truth_piece))).as_py():
             return None
-    positions = np.empty(len(ids), dtype=np.int64)
+    positions = np.empty(len(ids), dtype=np.int32 if len(ids) < 2**31 else np.int64)
     positions[order.to_numpy()] = truth_order.to_numpy()
     return positions
 
@@ -647,19 +642,34 @@ def validate_predictions(
 ) -> ValidationResult:
     """Check a submission against the test ids; aligned follows truth_ids' order."""
     report = _Report(max_problems)
-    raw = _read(path, report)
-    if raw is None:
-        return report.result(None)
-    where = _locate(raw.names, spec, report)
-    positions = None
-    if spec.id_column in where:
-        positions = _align(raw, where, spec, _id_array(truth_ids), report)
-    values = _target_values(raw, where, spec, report, truth=False)
+    positions, values = _check_predictions(path, spec, truth_ids, report)
+    release_arrow_memory()
     if not report.ok or values is None or positions is None:
         return report.result(None)
     aligned = np.empty_like(values)
     aligned[positions] = values
     return report.result(aligned)
+
+
+def release_arrow_memory() -> None:
+    """Hand memory Arrow freed back to the system: Arrow's allocator keeps it for Arrow's
+    own reuse, but what follows a read allocates with numpy."""
+    pa.default_memory_pool().release_unused()
+
+
+def _check_predictions(
+    path: Path, spec: TaskSpec, truth_ids: np.ndarray | pa.Array | pa.ChunkedArray, report: _Report
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Each row's index in truth_ids, and its values. Kept apart from the caller so that the
+    file's columns are freed before the aligned copy is made."""
+    raw = _read(path, report)
+    if raw is None:
+        return None, None
+    where = _locate(raw.names, spec, report)
+    positions = None
+    if spec.id_column in where:
+        positions = _align(raw, where, spec, _id_array(truth_ids), report)
+    return positions, _target_values(raw, where, spec, report, truth=False)
 
 
 @dataclass
