@@ -18,6 +18,8 @@ from competitions.models import LeaderboardEntry, Score, Submission
 from competitions.selectors import leaderboard_page
 from competitions.services.leaderboard import leaderboard_refresh_team
 from competitions.services.teams import competition_join
+from scoring.scorers import InProcessScorer
+from scoring.services import submission_score
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -500,3 +502,21 @@ def test_selections_are_frozen_once_the_private_board_is_revealed(
 
     assert not Submission.objects.filter(is_selected=True).exists()
     assert _rows(_board(api, participant, competition, split="private")) == before
+
+
+def test_files_scored_for_real_rank_by_their_metric(
+    api, competition, participant, other_participant
+):
+    url = f"/api/v1/competitions/{competition.slug}/submissions/"
+    for user, content in (
+        (other_participant, factories.predictions_csv(default=0.5)),
+        (participant, factories.perfect_predictions()),
+    ):
+        response = api(user).post(url, {"file": factories.upload(content)}, format="multipart")
+        assert response.status_code == 202
+        assert submission_score(submission_id=response.json()["id"], scorer=InProcessScorer())
+
+    board = _board(api, None, competition)
+
+    assert _rows(board) == [(1, "alice", 1.0), (2, "bob", 0.5)]
+    assert board["results"][1]["scores"] == {"roc_auc": 0.5, "accuracy": 0.5}

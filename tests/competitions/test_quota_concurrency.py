@@ -1,9 +1,9 @@
-"""The daily quota holds under truly concurrent uploads.
+"""Per-team limits hold under truly concurrent requests.
 
 Twenty threads, each on its own database connection, are released at once by a barrier
-against a daily limit of five: exactly five must be accepted and fifteen refused. On
-PostgreSQL this exercises the row lock on the team; on SQLite, whose writers are
-serialised, the same guarantee must hold.
+against a daily limit of five: exactly five must be accepted and fifteen refused. The
+same holds for the selection limit. On PostgreSQL this exercises the row lock on the
+team; on SQLite, whose writers are serialised, the same guarantee must hold.
 """
 
 from __future__ import annotations
