@@ -18,6 +18,22 @@ SHELL := bash
 .ONESHELL:
 .DEFAULT_GOAL := help
 
+# Shell lines for test and bench: start dockerd and build the scorer image, exporting its
+# tag as HELDOUT_SCORER_IMAGE, unless DOCKER=skip or Docker is absent outside CI.
+define prepare_docker
+if [ "$(DOCKER)" = skip ]; then
+    echo "make: DOCKER=skip: Docker not prepared; what needs it (tests marked docker) will fail." >&2
+elif command -v docker >/dev/null 2>&1 || [ -n "$${CI:-}" ]; then
+    bash deploy/dockerd.sh
+    image="$$($(SCORER_IMAGE_BUILD) | tail -n 1)"
+    [ -n "$$image" ] || { echo "make: the scorer image build printed no reference" >&2; exit 1; }
+    export HELDOUT_SCORER_IMAGE="$$image"
+    echo "make: HELDOUT_SCORER_IMAGE=$$HELDOUT_SCORER_IMAGE" >&2
+else
+    echo "make: Docker is not installed (as root, make test installs it); what needs it (tests marked docker) will fail." >&2
+fi
+endef
+
 .PHONY: help venv demo test lint scorer-image bench
 
 help:
@@ -46,17 +62,7 @@ demo: venv
 
 test: venv
 	@bash deploy/system-deps.sh
-	if [ "$(DOCKER)" = skip ]; then
-	    echo "make test: DOCKER=skip: Docker not prepared; tests marked docker will fail." >&2
-	elif command -v docker >/dev/null 2>&1 || [ -n "$${CI:-}" ]; then
-	    bash deploy/dockerd.sh
-	    image="$$($(SCORER_IMAGE_BUILD) | tail -n 1)"
-	    [ -n "$$image" ] || { echo "make test: the scorer image build printed no reference" >&2; exit 1; }
-	    export HELDOUT_SCORER_IMAGE="$$image"
-	    echo "make test: HELDOUT_SCORER_IMAGE=$$HELDOUT_SCORER_IMAGE" >&2
-	else
-	    echo "make test: Docker is not installed (run as root to install it); tests marked docker will fail." >&2
-	fi
+	$(prepare_docker)
 	echo "+ $(BIN)/pytest $(ARGS)" >&2
 	$(BIN)/pytest $(ARGS)
 
@@ -69,9 +75,10 @@ scorer-image:
 	@$(SCORER_IMAGE_BUILD)
 
 bench: venv
-	shopt -s nullglob
+	@shopt -s nullglob
 	benches=(bench/bench_*.py)
 	if [ "$${#benches[@]}" -eq 0 ]; then echo "make bench: no bench/bench_*.py yet" >&2; exit 1; fi
+	$(prepare_docker)
 	mkdir -p bench/out
 	for bench in "$${benches[@]}"; do
 	    echo "== $$bench" >&2
