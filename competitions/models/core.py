@@ -47,6 +47,15 @@ class Competition(models.Model):
     )
     finalized_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    max_team_size = models.PositiveSmallIntegerField(default=5)
+    labels_published = models.BooleanField(
+        default=False,
+        help_text="The ground truth may be downloaded by anyone who can see the competition",
+    )
+    replicate_top_n = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Container submissions of the top N that must be replicated before finalizing",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -80,8 +89,42 @@ class Task(models.Model):
     )
     ground_truth_sha256 = models.CharField(max_length=64, blank=True)
     ground_truth_size = models.BigIntegerField(default=0)
-    # Bumped whenever the ground truth, split or scorer changes; scores keep the version that made them.
+    # The version the leaderboard ranks. A change of ground truth, split or scorer makes a new
+    # TaskVersion; scores keep the version that made them; organizers choose when to switch.
     version = models.PositiveIntegerField(default=1)
+
+    # Sandbox (issue 3): where and how scoring runs.
+    queue = models.CharField(
+        max_length=40,
+        default="cpu",
+        help_text="Worker queue (resource class) that serves this task",
+    )
+    scorer_program = models.FileField(
+        storage=_private_storage,
+        upload_to="scorers/",
+        blank=True,
+        max_length=300,
+        help_text="An organizer-written score.py, or a zip holding one",
+    )
+    scorer_program_sha256 = models.CharField(max_length=64, blank=True)
+    scorer_program_public = models.BooleanField(
+        default=False, help_text="Include the scoring program in reproducibility bundles"
+    )
+    scorer_image = models.CharField(
+        max_length=200, blank=True, help_text="Scorer image; blank means the platform's default"
+    )
+    scorer_dry_run = models.JSONField(
+        default=dict, blank=True, help_text="The scorer's result on the sample submission"
+    )
+    scorer_logs_visible = models.BooleanField(
+        default=False, help_text="Show scorer logs to participants (they can leak labels)"
+    )
+    limits = models.JSONField(
+        default=dict, blank=True, help_text="Scoring sandbox limits overriding the defaults"
+    )
+    inference_limits = models.JSONField(
+        default=dict, blank=True, help_text="Inference sandbox limits for container submissions"
+    )
 
     def __str__(self) -> str:
         return f"{self.competition.slug} ({self.get_task_type_display()})"
@@ -133,6 +176,14 @@ class Phase(models.Model):
     total_limit = models.PositiveIntegerField(null=True, blank=True)
     late_submissions_scored = models.BooleanField(
         default=False, help_text="Accept after the end: scored, never ranked"
+    )
+    submission_kind = models.CharField(
+        max_length=12,
+        choices=[("predictions", "Prediction files"), ("container", "Containers")],
+        default="predictions",
+    )
+    allow_build_context = models.BooleanField(
+        default=False, help_text="Container phases: accept a build context built offline"
     )
 
     class Meta:
@@ -212,6 +263,21 @@ class Submission(models.Model):
     description = models.TextField(blank=True)
     paper_url = models.URLField(blank=True)
     code_url = models.URLField(blank=True)
+    hardware_declared = models.CharField(
+        max_length=300, blank=True, help_text="Training hardware as the participant declares it"
+    )
+    kind = models.CharField(
+        max_length=12,
+        choices=[("predictions", "Prediction file"), ("container", "Container")],
+        default="predictions",
+    )
+    # Container submissions: the loaded image, and the predictions its inference stage wrote.
+    container_image = models.CharField(max_length=200, blank=True)
+    container_image_digest = models.CharField(max_length=100, blank=True)
+    container_image_size = models.BigIntegerField(null=True, blank=True)
+    predictions = models.FileField(
+        storage=_private_storage, upload_to="predictions/", blank=True, max_length=300
+    )
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     failure = models.CharField(max_length=8, choices=Failure.choices, default="", blank=True)
@@ -311,7 +377,14 @@ class LeaderboardEntry(models.Model):
         indexes = [
             # selectors.leaderboard_page reads a board in this order and counts better rows.
             models.Index(
-                fields=["competition", "split", "task_version", "-sort_key", "submitted_at", "team"],
+                fields=[
+                    "competition",
+                    "split",
+                    "task_version",
+                    "-sort_key",
+                    "submitted_at",
+                    "team",
+                ],
                 name="entry_rank",
             ),
         ]

@@ -1,0 +1,145 @@
+"""What scoring leaves behind: sandbox runs, task versions, manifests and replications."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from competitions.models.core import Submission, Task, Team, _private_storage
+
+
+class SandboxRun(models.Model):
+    """One container run: a submission's inference stage or a scorer."""
+
+    class Stage(models.TextChoices):
+        INFERENCE = "inference", "Inference"
+        SCORING = "scoring", "Scoring"
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="runs")
+    stage = models.CharField(max_length=10, choices=Stage.choices)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    image = models.CharField(max_length=200)
+    image_digest = models.CharField(max_length=100, blank=True)
+    limits = models.JSONField(default=dict)
+    exit_code = models.IntegerField(null=True, blank=True)
+    timed_out = models.BooleanField(default=False)
+    oom_killed = models.BooleanField(default=False)
+    duration_s = models.FloatField(null=True, blank=True)
+    peak_memory_bytes = models.BigIntegerField(null=True, blank=True)
+    log = models.TextField(blank=True)
+    failure_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.stage} run of #{self.submission_id}"
+
+
+class TaskVersion(models.Model):
+    """An immutable state of what scores mean: ground truth, split and scorer."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    ground_truth = models.FileField(
+        storage=_private_storage, upload_to="ground_truth/", max_length=300
+    )
+    ground_truth_sha256 = models.CharField(max_length=64)
+    split_sha256 = models.CharField(max_length=64, blank=True)
+    scorer_program_sha256 = models.CharField(max_length=64, blank=True)
+    scorer_image_digest = models.CharField(max_length=100, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["task", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "number"], name="taskversion_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_id} v{self.number}"
+
+
+class ScoringRun(models.Model):
+    """One completed scoring of a submission, with the manifest that lets anyone re-derive it."""
+
+    submission = models.ForeignKey(
+        Submission, on_delete=models.CASCADE, related_name="scoring_runs"
+    )
+    task_version = models.PositiveIntegerField()
+    manifest = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"scoring of #{self.submission_id} (v{self.task_version})"
+
+
+class Replication(models.Model):
+    """An organizer's request to run a container submission again and compare the scores."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Outcome(models.TextChoices):
+        NONE = "", "Not yet"
+        REPRODUCED = "reproduced", "Reproduced (identical)"
+        WITHIN_TOLERANCE = "within_tolerance", "Reproduced within tolerance"
+        DIVERGED = "diverged", "Diverged"
+
+    submission = models.ForeignKey(
+        Submission, on_delete=models.CASCADE, related_name="replications"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    queue = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default="", blank=True)
+    tolerance = models.FloatField(default=1e-9)
+    differences = models.JSONField(default=dict, blank=True)
+    original_run = models.ForeignKey(
+        ScoringRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    new_run = models.ForeignKey(
+        ScoringRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"replication of #{self.submission_id}: {self.outcome or self.status}"
+
+
+def _invitation_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class TeamInvitation(models.Model):
+    """An invitation to join a team, by username or by a link carrying the token."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    invited_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    token = models.CharField(max_length=64, unique=True, default=_invitation_token)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"invitation to {self.team_id}"
