@@ -33,12 +33,14 @@ SPEC = {
 }
 
 # Both children end with the same measurement, printed as one JSON line.
+# The peak is VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's peak (Linux
+# carries the forking process's high-water mark across exec).
 MEASURE = """
-import json, resource
+import json
 from pathlib import Path
-def rss_now():
+def status(field):
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
 """
 
@@ -48,14 +50,14 @@ BARE = (
 import sys, time
 import pyarrow.compute as pc, pyarrow.csv as csv
 from sklearn.metrics import roc_auc_score
-after_imports = rss_now()
+after_imports = status("VmRSS")
 started, cpu = time.perf_counter(), time.process_time()
 truth, preds = csv.read_csv(sys.argv[1]), csv.read_csv(sys.argv[2])
 y_true = truth["target"].take(pc.sort_indices(truth["id"])).to_numpy()
 y_score = preds["target"].take(pc.sort_indices(preds["id"])).to_numpy()
 value = roc_auc_score(y_true, y_score)
 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = status("VmHWM")
 print(json.dumps({"seconds": elapsed, "cpu": cpu, "peak": peak, "after_imports": after_imports, "score": value}))
 """
 )
@@ -67,7 +69,7 @@ import sys, time
 from pathlib import Path
 from scoring.scorers import InProcessScorer
 from scoring.spec import TaskSpec
-after_imports = rss_now()
+after_imports = status("VmRSS")
 spec = TaskSpec.from_dict(json.loads(sys.argv[3]))
 started, cpu = time.perf_counter(), time.process_time()
 outcome = InProcessScorer().score(
@@ -75,7 +77,7 @@ outcome = InProcessScorer().score(
 )
 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
 assert outcome.evaluation.ok, outcome.evaluation.problems
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = status("VmHWM")
 scores = outcome.evaluation.scores
 print(json.dumps({"seconds": elapsed, "cpu": cpu, "peak": peak, "after_imports": after_imports, "score": scores}))
 """
@@ -122,7 +124,7 @@ def median_of(runs: list[dict], key: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description="Benchmark validating and scoring.")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()

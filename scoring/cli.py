@@ -31,7 +31,7 @@ MAX_RESULT_BYTES = 16 << 20  # a result lists at most max_problems problems; far
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scoring.cli", description=__doc__.split("\n")[0]
+        prog="python -m scoring.cli", description="Validate and score a submission."
     )
     parser.add_argument("--spec", type=Path, required=True, help="task spec as JSON")
     parser.add_argument("--predictions", type=Path, required=True, help="CSV, CSV.gz or Parquet")
