@@ -67,7 +67,7 @@ def submission_score(*, submission_id: int, scorer: Scorer | None = None) -> boo
     try:
         with tempfile.TemporaryDirectory(prefix="heldout-score-") as workdir:
             outcome = scorer.score(
-                predictions_path=Path(submission.file.path),
+                predictions_path=_predictions_path(submission, Path(workdir)),
                 truth_path=Path(task.ground_truth.path),
                 spec=task.spec(),
                 workdir=Path(workdir),
@@ -84,6 +84,16 @@ def submission_score(*, submission_id: int, scorer: Scorer | None = None) -> boo
         return True
     _record(submission, attempt, task.version, outcome)
     return True
+
+
+def _predictions_path(submission: Submission, workdir: Path) -> Path:
+    """The predictions file the scorer reads.
+
+    The one place where a container submission's inference stage runs (it writes the
+    predictions under `workdir` and this returns their path); a prediction-file
+    submission is its own predictions.
+    """
+    return Path(submission.file.path)
 
 
 def _finish_failed(submission_id: int, attempt: int, failure: str, message: str, **extra) -> None:
