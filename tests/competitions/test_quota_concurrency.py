@@ -8,17 +8,15 @@ team; on SQLite, whose writers are serialised, the same guarantee must hold.
 
 from __future__ import annotations
 
-import base64
-import json
 import threading
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from django.db import connections
 
 from competitions.errors import QuotaExceeded
 from competitions.models import Submission
+from competitions.services import submissions as submission_services
 from competitions.services.submissions import submission_create, submission_set_selected
 from tests import factories
 from tests.conftest import client_for
@@ -53,30 +51,20 @@ def _run_at_once(work) -> list[object]:
 
 
 @pytest.fixture
-def broker_messages(settings):
-    """The file-system broker's queue folder, created if missing (no worker reads it here).
+def broker_messages(monkeypatch):
+    """Records the scoring jobs sent after commit, whatever the broker (CI uses Redis).
 
-    Returns a function listing the submission ids of scoring jobs sent since the test
-    began; those messages are removed afterwards so no later worker picks them up.
+    The job is recorded where it would be handed to Celery, so no worker picks it up.
     """
-    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-    folder = Path(options["data_folder_out"])
-    folder.mkdir(parents=True, exist_ok=True)
-    Path(options["processed_folder"]).mkdir(parents=True, exist_ok=True)
-    before = set(folder.iterdir())
+    sent_ids: list[int] = []
+    lock = threading.Lock()
 
-    def sent() -> list[int]:
-        ids = []
-        for path in sorted(set(folder.iterdir()) - before):
-            message = json.loads(path.read_text())
-            assert message["headers"]["task"] == "scoring.tasks.submission_score_task"
-            args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-            ids.append(args[0])
-        return ids
+    def record(submission_id: int) -> None:
+        with lock:
+            sent_ids.append(submission_id)
 
-    yield sent
-    for path in set(folder.iterdir()) - before:
-        path.unlink()
+    monkeypatch.setattr(submission_services, "_enqueue", record)
+    return lambda: list(sent_ids)
 
 
 @pytest.fixture

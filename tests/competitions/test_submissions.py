@@ -485,15 +485,17 @@ def test_invalid_submissions_do_not_count_against_the_total_limit(api, competiti
 
 
 @pytest.fixture
-def broker_down(settings):
-    """The file-system broker's queue folder is missing, so sending a job fails."""
-    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_out"])
-    parked = folder.with_name(folder.name + ".parked")
-    if folder.exists():
-        folder.rename(parked)
-    yield
-    if parked.exists() and not folder.exists():
-        parked.rename(folder)
+def broker_down(monkeypatch):
+    """Sending a job fails as it does when the broker is unreachable."""
+    from kombu.exceptions import OperationalError
+
+    from scoring.tasks import submission_score_task
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to the broker. Connection refused.")
+
+    monkeypatch.setattr(submission_score_task, "apply_async", refuse)
+    monkeypatch.setattr(submission_score_task, "delay", refuse)
 
 
 @pytest.mark.django_db(transaction=True)
