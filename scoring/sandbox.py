@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import stat
 import threading
 import time
@@ -31,6 +32,9 @@ from docker.types import Mount as DockerMount
 
 SANDBOX_LABEL = "heldout.sandbox"
 DEADLINE_LABEL = "heldout.sandbox.deadline"
+# The process that started the container: lets tests (and people) tell whose it is when
+# several workers share one engine.
+OWNER_LABEL = "heldout.sandbox.owner"
 STARTED_LABEL = "heldout.sandbox.started"
 SANDBOX_USER = "65534:65534"
 OUTPUT_TARGET = "/output"
@@ -446,6 +450,7 @@ def _create_args(
         "labels": {
             **labels,
             SANDBOX_LABEL: "1",
+            OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}",
             STARTED_LABEL: f"{now:.0f}",
             DEADLINE_LABEL: f"{now + limits.timeout_s + STALE_GRACE_S:.0f}",
         },

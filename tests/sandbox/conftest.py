@@ -8,6 +8,7 @@ The image is HELDOUT_SCORER_IMAGE, or heldout-scorer:latest.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,14 @@ import docker
 import docker.errors
 import pytest
 
-from scoring.sandbox import SANDBOX_LABEL, DockerRunner, Mount, RunResult, SandboxLimits
+from scoring.sandbox import (
+    OWNER_LABEL,
+    SANDBOX_LABEL,
+    DockerRunner,
+    Mount,
+    RunResult,
+    SandboxLimits,
+)
 
 SMALL_LIMITS = SandboxLimits(
     memory_bytes=256 * 1024**2,
@@ -66,7 +74,9 @@ def no_sandbox_container_is_left(request: pytest.FixtureRequest) -> Iterator[Non
     if request.node.get_closest_marker("docker") is None:
         return
     client = request.getfixturevalue("docker_client")
-    left = client.containers.list(all=True, filters={"label": SANDBOX_LABEL})
+    # Only this process's containers: other test runs or workers may share the engine.
+    mine = f"{OWNER_LABEL}={socket.gethostname()}:{os.getpid()}"
+    left = client.containers.list(all=True, filters={"label": [SANDBOX_LABEL, mine]})
     assert left == [], f"sandbox containers left behind: {[c.name for c in left]}"
 
 
