@@ -32,7 +32,10 @@ def _user(request, persona):
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_only_the_team_and_organizers_can_read_a_submission(request, api, submission, persona):
     user = _user(request, persona)
-    for url in (f"/api/v1/submissions/{submission.pk}/", f"/api/v1/submissions/{submission.pk}/file/"):
+    for url in (
+        f"/api/v1/submissions/{submission.pk}/",
+        f"/api/v1/submissions/{submission.pk}/file/",
+    ):
         response = api(user).get(url)
         assert response.status_code in (401, 404), (persona, url, response.status_code)
 
@@ -46,7 +49,9 @@ def test_the_team_and_the_organizer_can_read_a_submission(api, submission, parti
         assert b"".join(file_response.streaming_content) == factories.perfect_predictions()
 
 
-@pytest.mark.parametrize("persona", ["anonymous", "outsider", "participant", "other_participant", "other_organizer"])
+@pytest.mark.parametrize(
+    "persona", ["anonymous", "outsider", "participant", "other_participant", "other_organizer"]
+)
 def test_nobody_but_organizers_can_download_the_ground_truth(request, api, competition, persona):
     user = _user(request, persona) if persona != "participant" else request.getfixturevalue(persona)
     response = api(user).get(f"/api/v1/competitions/{competition.slug}/ground-truth/")
@@ -59,9 +64,16 @@ def test_the_organizer_can_download_the_ground_truth(api, competition, organizer
     assert b"".join(response.streaming_content).decode() == factories.truth_csv()
 
 
-def test_the_ground_truth_is_not_reachable_through_the_public_file_url(api, competition, participant):
+def test_the_ground_truth_is_not_reachable_through_the_public_file_url(
+    api, competition, participant
+):
     task = competition.task
-    names = {task.ground_truth.name, task.ground_truth.name.split("/")[-1], "truth.csv", "../truth.csv"}
+    names = {
+        task.ground_truth.name,
+        task.ground_truth.name.split("/")[-1],
+        "truth.csv",
+        "../truth.csv",
+    }
     for name in names:
         response = api(participant).get(f"/api/v1/competitions/{competition.slug}/files/{name}")
         assert response.status_code == 404, name
@@ -89,7 +101,9 @@ def test_organizer_actions_are_refused_to_everyone_else(request, api, competitio
 
 
 @pytest.mark.parametrize("persona", PERSONAS + ["participant"])
-def test_submission_organizer_actions_are_refused_to_everyone_else(request, api, submission, persona):
+def test_submission_organizer_actions_are_refused_to_everyone_else(
+    request, api, submission, persona
+):
     user = _user(request, persona) if persona != "participant" else request.getfixturevalue(persona)
     for action in ("rescore/", "disqualify/"):
         response = api(user).post(f"/api/v1/submissions/{submission.pk}/{action}")
@@ -99,7 +113,9 @@ def test_submission_organizer_actions_are_refused_to_everyone_else(request, api,
 
 
 @pytest.mark.parametrize("persona", PERSONAS + ["participant"])
-def test_banning_a_team_is_refused_to_everyone_else(request, api, competition, participant, persona):
+def test_banning_a_team_is_refused_to_everyone_else(
+    request, api, competition, participant, persona
+):
     user = _user(request, persona) if persona != "participant" else request.getfixturevalue(persona)
     team = participant.teams.get()
     response = api(user).post(
@@ -135,7 +151,9 @@ def test_the_private_leaderboard_is_hidden_until_finalized(request, api, competi
     assert response.json()["code"] == "not_finalized"
 
 
-def test_a_submission_list_holds_only_my_teams_submissions(api, competition, submission, other_participant):
+def test_a_submission_list_holds_only_my_teams_submissions(
+    api, competition, submission, other_participant
+):
     response = api(other_participant).get(f"/api/v1/competitions/{competition.slug}/submissions/")
     assert response.status_code == 200
     assert response.json()["count"] == 0
@@ -145,3 +163,40 @@ def test_the_submission_is_stored_with_its_hash_before_it_is_queued(submission):
     assert submission.status == Submission.Status.QUEUED
     with submission.file.open("rb") as fh:
         assert fh.read() == factories.perfect_predictions()
+
+
+def test_no_url_serves_the_stored_ground_truth_file(client, competition, participant):
+    stored = competition.task.ground_truth.name  # e.g. ground_truth/truth.csv
+    client.force_login(participant)
+    for url in (
+        f"/media/{stored}",
+        f"/files/private/{stored}",
+        f"/static/{stored}",
+        f"/static/../files/private/{stored}",
+        f"/{stored}",
+    ):
+        response = client.get(url)
+        assert response.status_code == 404, url
+
+
+def test_an_outsider_cannot_join_an_invite_only_competition(api, organizer, outsider):
+    factories.make_competition(slug="secret", organizers=[organizer], visibility="invite_only")
+    response = api(outsider).post("/api/v1/competitions/secret/join/", {"accept_rules": True})
+    assert response.status_code == 404
+
+
+def test_an_invited_user_can_join_an_invite_only_competition(api, organizer, outsider):
+    secret = factories.make_competition(
+        slug="secret", organizers=[organizer], visibility="invite_only"
+    )
+    secret.invited.add(outsider)
+    response = api(outsider).post("/api/v1/competitions/secret/join/", {"accept_rules": True})
+    assert response.status_code == 200
+    assert response.json()["team"]["name"] == "charlie"
+
+
+def test_joining_requires_accepting_the_rules(api, organizer, outsider):
+    factories.make_competition(slug="open", organizers=[organizer])
+    response = api(outsider).post("/api/v1/competitions/open/join/", {"accept_rules": False})
+    assert response.status_code == 400
+    assert response.json()["code"] == "rules_not_accepted"
