@@ -73,9 +73,16 @@ def _populate(teams: int, per_team: int) -> object:
     subs = Submission.objects.bulk_create(
         [
             Submission(
-                competition=competition, phase=phase, team=t, submitter=u,
-                file=f"submissions/x/{t.pk}-{k}.csv", original_name="p.csv", sha256="0" * 64,
-                size=100, status=Submission.Status.SCORED, task_version=1,
+                competition=competition,
+                phase=phase,
+                team=t,
+                submitter=u,
+                file=f"submissions/x/{t.pk}-{k}.csv",
+                original_name="p.csv",
+                sha256="0" * 64,
+                size=100,
+                status=Submission.Status.SCORED,
+                task_version=1,
                 created_at=now - timedelta(minutes=rng.randrange(100_000)),
             )
             for t, u in zip(team_objs, users, strict=True)
@@ -88,14 +95,20 @@ def _populate(teams: int, per_team: int) -> object:
         # Rounded so that many teams tie, as they do on real boards.
         public, private = round(rng.random(), 3), round(rng.random(), 3)
         for split, value in (("public", public), ("private", private)):
-            scores.append(Score(submission=s, task_version=1, split=split, metric="roc_auc", value=value))
-            scores.append(Score(submission=s, task_version=1, split=split, metric="accuracy", value=value))
+            scores.append(
+                Score(submission=s, task_version=1, split=split, metric="roc_auc", value=value)
+            )
+            scores.append(
+                Score(submission=s, task_version=1, split=split, metric="accuracy", value=value)
+            )
     Score.objects.bulk_create(scores, batch_size=10_000)
     started = time.perf_counter()
     for t in team_objs:
         leaderboard_refresh_team(team=t)
     per_refresh = (time.perf_counter() - started) / len(team_objs)
-    print(f"populated {teams} teams, {len(subs)} submissions; refresh per scored submission: {per_refresh * 1000:.2f} ms")
+    print(
+        f"populated {teams} teams, {len(subs)} submissions; refresh per scored submission: {per_refresh * 1000:.2f} ms"
+    )
     return competition
 
 
@@ -107,8 +120,12 @@ def _baseline(competition) -> list:
 
     best = (
         Score.objects.filter(
-            submission__competition=competition, split="public", metric="roc_auc", task_version=1,
-            submission__status="scored", submission__is_disqualified=False,
+            submission__competition=competition,
+            split="public",
+            metric="roc_auc",
+            task_version=1,
+            submission__status="scored",
+            submission__is_disqualified=False,
         )
         .values("submission__team_id", "submission__team__name")
         .annotate(best=Max("value"))
@@ -137,7 +154,7 @@ def _measure(fn, repeats: int) -> tuple[float, float, int]:
             times.append(time.perf_counter() - t0)
         queries = len(ctx.captured_queries)
     times.sort()
-    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
     return statistics.median(times) * 1000, p95 * 1000, queries
 
 
@@ -161,6 +178,7 @@ def main() -> None:
             response = client.get(path, HTTP_ACCEPT=accept)
             assert response.status_code == 200, response.content[:300]
             return response
+
         return call
 
     first = get(url)().json()

@@ -85,7 +85,7 @@ def test_public_files_download_for_anyone_who_can_see_the_competition(api, compe
     assert b"".join(response.streaming_content) == factories.predictions_csv()
 
 
-@pytest.mark.parametrize("persona", PERSONAS + ["participant"])
+@pytest.mark.parametrize("persona", [*PERSONAS, "participant"])
 @pytest.mark.parametrize(
     "path",
     ["rescore/", "finalize/", "export/"],
@@ -100,7 +100,7 @@ def test_organizer_actions_are_refused_to_everyone_else(request, api, competitio
     assert competition.finalized_at is None
 
 
-@pytest.mark.parametrize("persona", PERSONAS + ["participant"])
+@pytest.mark.parametrize("persona", [*PERSONAS, "participant"])
 def test_submission_organizer_actions_are_refused_to_everyone_else(
     request, api, submission, persona
 ):
@@ -112,7 +112,7 @@ def test_submission_organizer_actions_are_refused_to_everyone_else(
     assert not submission.is_disqualified
 
 
-@pytest.mark.parametrize("persona", PERSONAS + ["participant"])
+@pytest.mark.parametrize("persona", [*PERSONAS, "participant"])
 def test_banning_a_team_is_refused_to_everyone_else(
     request, api, competition, participant, persona
 ):

@@ -43,10 +43,8 @@ def test_an_organizer_exports_a_bundle_and_imports_it_again(api, competition, or
     assert response.status_code == 201, response.content
     copy = Competition.objects.get(slug="tiny-again")
     assert copy.organizers.get() == organizer
-    assert (
-        copy.task.ground_truth_sha256
-        and copy.task.primary_metric == competition.task.primary_metric
-    )
+    assert copy.task.ground_truth_sha256
+    assert copy.task.primary_metric == competition.task.primary_metric
 
 
 def test_a_participant_cannot_import_a_bundle(api, competition, organizer, participant):

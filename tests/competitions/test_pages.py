@@ -26,7 +26,9 @@ def test_the_account_page_needs_a_login(client):
 
 
 def test_the_competition_page_renders_markdown_without_scripts(client, competition):
-    competition.description = "# Hello\n\n<script>alert(1)</script> **bold** [x](javascript:alert(1))"
+    competition.description = (
+        "# Hello\n\n<script>alert(1)</script> **bold** [x](javascript:alert(1))"
+    )
     competition.save()
     body = client.get(f"/c/{competition.slug}/").content.decode()
     assert "<h1>Hello</h1>" in body
@@ -50,7 +52,8 @@ def test_the_openapi_schema_and_docs_are_served_without_a_cdn(client):
     assert schema.status_code == 200
     assert b"/api/v1/competitions/{slug}/submissions/" in schema.content
     docs = client.get("/api/docs/").content.decode()
-    assert "cdn.jsdelivr" not in docs and "unpkg" not in docs
+    assert "cdn.jsdelivr" not in docs
+    assert "unpkg" not in docs
 
 
 def test_the_openapi_schema_generates_without_warnings(capsys):
