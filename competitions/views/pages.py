@@ -1,11 +1,8 @@
-"""Server-rendered pages. They ask the same permission helpers and selectors as the API."""
+"""Public competition pages: the list, a competition and its leaderboard."""
 
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
-from rest_framework.authtoken.models import Token
+from django.shortcuts import render
 
 from competitions import selectors
 from competitions.markdown import render_markdown
@@ -64,25 +61,3 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         "can_see_private": selectors.private_split_visible(request.user, competition),
     }
     return render(request, "competitions/leaderboard.html", context)
-
-
-@login_required
-def account(request: HttpRequest) -> HttpResponse:
-    token = Token.objects.filter(user=request.user).first()
-    return render(request, "account/account.html", {"token": token})
-
-
-@login_required
-@require_POST
-def token_create(request: HttpRequest) -> HttpResponse:
-    # A new token replaces the old one, which stops working at once.
-    Token.objects.filter(user=request.user).delete()
-    Token.objects.create(user=request.user)
-    return redirect("account")
-
-
-@login_required
-@require_POST
-def token_revoke(request: HttpRequest) -> HttpResponse:
-    Token.objects.filter(user=request.user).delete()
-    return redirect("account")
