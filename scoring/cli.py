@@ -10,16 +10,19 @@ row). An invalid submission is a result, not a failure: the exit status is 0 eit
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
+import platform
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from scoring.evaluate import ROW_KINDS, SPLITS, Evaluation, evaluate, load_truth
+from scoring.evaluate import ROW_KINDS, SPLITS, Evaluation, Truth, evaluate, load_truth
 from scoring.metrics import METRICS
 from scoring.spec import TaskSpec
 from scoring.validation import Problem
@@ -27,6 +30,8 @@ from scoring.validation import Problem
 RESULT_NAME = "result.json"
 ROWS_NAME = "rows.npy"
 MAX_RESULT_BYTES = 16 << 20  # a result lists at most max_problems problems; far below this
+# The libraries whose versions every result reports (docs/manifest.md).
+LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "scipy")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,11 +55,41 @@ def main(argv: list[str] | None = None) -> int:
     evaluation = evaluate(
         predictions_path=args.predictions, truth=truth, spec=spec, max_problems=args.max_problems
     )
-    write_result(args.out, evaluation)
+    provenance = {"libraries": library_versions(), "truth": truth_summary(truth)}
+    write_result(args.out, evaluation, provenance=provenance)
     return 0
 
 
-def write_result(out_dir: Path, evaluation: Evaluation) -> None:
+def library_versions() -> dict[str, str]:
+    """Python's version and those of the libraries that compute the scores, as installed."""
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def truth_summary(truth: Truth) -> dict[str, Any]:
+    """What identifies the split: split_sha256 is the sha256 of one "<id>\t<usage>\n" line
+    per ground-truth row, in file order, UTF-8, usage being public, private or both (no
+    usage column); rows counts each split's rows."""
+    public, private = truth.splits["public"], truth.splits["private"]
+    usage = np.where(public & private, "both", np.where(public, "public", "private"))
+    lines = np.strings.add(np.strings.add(truth.ids, "\t"), usage.astype(truth.ids.dtype))
+    sha = hashlib.sha256()
+    for start in range(0, len(lines), 1 << 16):
+        sha.update(("\n".join(lines[start : start + (1 << 16)].tolist()) + "\n").encode())
+    return {
+        "split_sha256": sha.hexdigest(),
+        "rows": {"public": int(public.sum()), "private": int(private.sum())},
+    }
+
+
+def write_result(
+    out_dir: Path, evaluation: Evaluation, *, provenance: dict[str, Any] | None = None
+) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     if evaluation.row_values is not None:
         np.save(out_dir / ROWS_NAME, evaluation.row_values.astype(np.float32), allow_pickle=False)
@@ -64,6 +99,8 @@ def write_result(out_dir: Path, evaluation: Evaluation) -> None:
         "scores": evaluation.scores,
         "row_kind": evaluation.row_kind,
     }
+    if provenance:
+        result["provenance"] = provenance
     # Written last and renamed into place, so a result.json is always complete.
     partial = out_dir / f".{RESULT_NAME}.partial"
     partial.write_text(json.dumps(result, allow_nan=False, ensure_ascii=False), encoding="utf-8")
@@ -87,11 +124,13 @@ def read_result(out_dir: Path, *, expected_rows: int | None = None) -> Evaluatio
     row_kind = _typed(data.get("row_kind"), str, "row_kind")
     _expect(row_kind in ROW_KINDS.values(), f"unknown row_kind {row_kind!r}")
     scores = _scores(data.get("scores"))
+    provenance = _provenance(data.get("provenance"))
     if total:
         _expect(not scores, "an invalid submission has scores")
-        return Evaluation(problems, total, {}, None, row_kind)
+        return Evaluation(problems, total, {}, None, row_kind, provenance)
     _expect(set(scores) == set(SPLITS), "a valid submission needs public and private scores")
-    return Evaluation([], 0, scores, _rows(Path(out_dir) / ROWS_NAME, expected_rows), row_kind)
+    rows = _rows(Path(out_dir) / ROWS_NAME, expected_rows)
+    return Evaluation([], 0, scores, rows, row_kind, provenance)
 
 
 def _reject_constant(name: str) -> Any:
@@ -134,6 +173,24 @@ def _scores(data: Any) -> dict[str, dict[str, float | None]]:
                 value = float(number)
             scores[split][metric] = value
     return scores
+
+
+def _provenance(data: Any) -> dict[str, Any]:
+    """The optional provenance block (absent from results of older images)."""
+    if data is None:
+        return {}
+    _typed(data, dict, "provenance")
+    libraries = _typed(data.get("libraries"), dict, "provenance libraries")
+    for name, version in libraries.items():
+        _expect(isinstance(name, str) and len(name) <= 40, "a library name is not a short string")
+        _expect(isinstance(version, str) and len(version) <= 40, f"{name}'s version is not short")
+    truth = _typed(data.get("truth"), dict, "provenance truth")
+    digest = _typed(truth.get("split_sha256"), str, "split_sha256")
+    _expect(len(digest) == 64 and set(digest) <= set("0123456789abcdef"), "bad split_sha256")
+    rows = _typed(truth.get("rows"), dict, "provenance rows")
+    _expect(set(rows) == set(SPLITS), "provenance rows must count public and private rows")
+    counts = {split: _typed(rows[split], int, f"{split} rows") for split in SPLITS}
+    return {"libraries": dict(libraries), "truth": {"split_sha256": digest, "rows": counts}}
 
 
 def _rows(path: Path, expected_rows: int | None) -> np.ndarray:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +42,9 @@ class Evaluation:
     scores: dict[str, dict[str, float | None]]  # split -> metric name -> value; {} when invalid
     row_values: np.ndarray | None  # float32 per ground-truth row, see row_values()
     row_kind: str  # "correct" | "log_loss" | "squared_error"
+    # What a scorer container reports about itself (library versions, the split's identity;
+    # scoring.cli.library_versions and truth_summary); empty when scored in process.
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
