@@ -1,10 +1,17 @@
+"""Joining a competition, and teams: names, invitations, merging, leaving, bans."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from competitions.errors import ApplicationError, RulesNotAccepted
-from competitions.models import Competition, Membership, Team
+from competitions.errors import ApplicationError, InvalidState, RulesNotAccepted, TeamBanned
+from competitions.models import Competition, Membership, Submission, Team, TeamInvitation
 from competitions.services.leaderboard import leaderboard_refresh_team
+from competitions.services.submissions import current_phase
 
 
 @transaction.atomic
@@ -52,3 +59,187 @@ def team_set_banned(*, team: Team, banned: bool, reason: str = "") -> Team:
     team.save(update_fields=["is_banned", "banned_reason"])
     leaderboard_refresh_team(team=team)
     return team
+
+
+# --- Teams: name, invitations, merging, leaving -------------------------------------------
+#
+# The rules (docs/teams.md):
+# - a user is in exactly one team per competition (Membership's unique constraint);
+# - a team has at most Competition.max_team_size members;
+# - accepting an invitation while alone in a team merges that team in: its submissions
+#   move along, and the merge is refused if, in the current phase, the two teams'
+#   counted submissions of today (or of the whole phase) together exceed the limits;
+# - accepting while in a team with others leaves that team (its submissions stay there);
+# - leaving a team starts a new team of one; the last member cannot leave;
+# - nothing changes once the competition is finalized, nor for a banned team.
+
+
+class NotInvited(ApplicationError):
+    status = 403
+    code = "not_invited"
+
+
+def _unchangeable(team: Team) -> None:
+    if team.competition.is_finalized:
+        raise InvalidState("The competition is finalized; teams can no longer change.")
+    if team.is_banned:
+        raise TeamBanned(f"The team {team.name} is banned from this competition.")
+
+
+def _require_member(team: Team, user: User) -> None:
+    if not Membership.objects.filter(team=team, user=user).exists():
+        raise NotInvited("Only the team's members can do that.")
+
+
+@transaction.atomic
+def team_rename(*, team: Team, user: User, name: str) -> Team:
+    _require_member(team, user)
+    name = " ".join(name.split())
+    if not name:
+        raise ApplicationError("Give the team a name.")
+    if len(name) > 100:
+        raise ApplicationError("A team name has at most 100 characters.")
+    taken = Team.objects.filter(competition_id=team.competition_id, name__iexact=name)
+    if taken.exclude(pk=team.pk).exists():
+        raise ApplicationError(f'Another team is already named "{name}".')
+    team.name = name
+    try:
+        with transaction.atomic():
+            team.save(update_fields=["name"])
+    except IntegrityError:
+        raise ApplicationError(f'Another team is already named "{name}".') from None
+    return team
+
+
+@transaction.atomic
+def team_invite(*, team: Team, by: User, username: str = "") -> TeamInvitation:
+    """Invite a user by name, or (no name) make a one-use link for anyone who can see the competition."""
+    _require_member(team, by)
+    _unchangeable(team)
+    if team.memberships.count() >= team.competition.max_team_size:
+        raise ApplicationError(
+            f"The team is full: at most {team.competition.max_team_size} members."
+        )
+    invited = None
+    if username:
+        invited = User.objects.filter(username=username.strip()).first()
+        if invited is None:
+            raise ApplicationError(f'No user is named "{username.strip()}".')
+        if Membership.objects.filter(team=team, user=invited).exists():
+            raise ApplicationError(f"{invited.get_username()} is already in the team.")
+        pending = TeamInvitation.objects.filter(
+            team=team, invited_user=invited, accepted_at__isnull=True, revoked_at__isnull=True
+        ).first()
+        if pending is not None:
+            return pending
+    return TeamInvitation.objects.create(team=team, invited_user=invited, created_by=by)
+
+
+def invitation_revoke(*, invitation: TeamInvitation, by: User) -> TeamInvitation:
+    _require_member(invitation.team, by)
+    revoked = TeamInvitation.objects.filter(
+        pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+    if not revoked:
+        raise InvalidState("The invitation was already used or withdrawn.")
+    invitation.refresh_from_db()
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(
+    *, invitation: TeamInvitation, user: User, accept_rules: bool = False
+) -> Membership:
+    """Join the invitation's team (see the rules above). Joins the competition if needed."""
+    invitation = TeamInvitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at or invitation.revoked_at:
+        raise InvalidState("This invitation was already used or withdrawn.")
+    if invitation.invited_user_id not in (None, user.pk):
+        raise NotInvited("This invitation is for another user.")
+    competition = Competition.objects.get(pk=invitation.team.competition_id)
+    membership = Membership.objects.filter(competition=competition, user=user).first()
+    # Lock both teams in id order, so two merges into each other can't deadlock.
+    team_ids = sorted({invitation.team_id, *([membership.team_id] if membership else [])})
+    locked = {t.pk: t for t in Team.objects.select_for_update().filter(pk__in=team_ids)}
+    target = locked[invitation.team_id]
+    target.competition = competition
+    _unchangeable(target)
+    if membership is not None and membership.team_id == target.pk:
+        raise InvalidState("You are already in this team.")
+    if target.memberships.count() >= competition.max_team_size:
+        raise ApplicationError(f"The team is full: at most {competition.max_team_size} members.")
+    now = timezone.now()
+    if membership is None:
+        if not accept_rules:
+            raise RulesNotAccepted("You must accept the competition's rules to join it.")
+        membership = Membership.objects.create(
+            competition=competition, team=target, user=user, accepted_rules_at=now
+        )
+    else:
+        _move(membership, locked[membership.team_id], target, now)
+    invitation.accepted_at = now
+    invitation.invited_user = user
+    invitation.save(update_fields=["accepted_at", "invited_user"])
+    leaderboard_refresh_team(team=target)
+    return membership
+
+
+def _move(membership: Membership, old: Team, target: Team, now) -> None:
+    old.competition = target.competition
+    _unchangeable(old)
+    alone = old.memberships.count() == 1
+    if alone:
+        _check_merge_quota(old, target, now)
+        moving = Submission.objects.filter(team=old)
+        selected = Submission.objects.filter(team__in=[old, target], is_selected=True).count()
+        if selected > target.competition.selection_limit:
+            # Both teams chose; the combined team chooses again.
+            moving.update(is_selected=False)
+        moving.update(team=target)
+    membership.team = target
+    membership.save(update_fields=["team"])
+    if alone:
+        old.delete()  # its leaderboard rows and invitations go with it
+    else:
+        leaderboard_refresh_team(team=old)
+
+
+def _check_merge_quota(old: Team, target: Team, now) -> None:
+    found = current_phase(target.competition, now)
+    if found is None:
+        return
+    phase, _late = found
+    day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
+    counted = Submission.objects.filter(team__in=[old, target], phase=phase).exclude(
+        failure=Submission.Failure.INVALID
+    )
+    today = counted.filter(created_at__gte=day_start).count()
+    if today > phase.daily_limit:
+        raise ApplicationError(
+            f"The two teams made {today} submissions today together, more than the daily "
+            f"limit of {phase.daily_limit}; merge tomorrow (UTC)."
+        )
+    if phase.total_limit is not None and counted.count() > phase.total_limit:
+        raise ApplicationError(
+            f"The two teams made more submissions together than the phase allows "
+            f"({phase.total_limit}); they cannot merge."
+        )
+
+
+@transaction.atomic
+def team_leave(*, team: Team, user: User) -> Membership:
+    """Leave the team for a new team of one; the submissions stay with the team."""
+    team = Team.objects.select_for_update().select_related("competition").get(pk=team.pk)
+    membership = Membership.objects.filter(team=team, user=user).first()
+    if membership is None:
+        raise NotInvited("You are not in this team.")
+    _unchangeable(team)
+    if team.memberships.count() == 1:
+        raise InvalidState("You are the team's only member, so there is nothing to leave.")
+    new_team = Team.objects.create(
+        competition=team.competition, name=_free_team_name(team.competition, user.get_username())
+    )
+    membership.team = new_team
+    membership.save(update_fields=["team"])
+    leaderboard_refresh_team(team=team)
+    return membership

@@ -1,0 +1,149 @@
+"""Forms of the server-rendered pages. They check input only; writes go through services."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.models import User
+
+from competitions.models import Competition, Phase, Task
+
+
+class SignupForm(UserCreationForm):
+    email = forms.EmailField(
+        help_text="Used only to reset your password.",
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+
+    class Meta(UserCreationForm.Meta):
+        model = User
+        fields = ("username", "email")
+
+
+class CompetitionFilterForm(forms.Form):
+    STATUS_CHOICES = [
+        ("", "Any status"),
+        ("open", "Open"),
+        ("upcoming", "Upcoming"),
+        ("finished", "Finished"),
+    ]
+
+    q = forms.CharField(label="Search", required=False, max_length=100)
+    status = forms.ChoiceField(choices=STATUS_CHOICES, required=False)
+    task_type = forms.ChoiceField(
+        label="Task type", choices=[("", "Any task type"), *Task.Type.choices], required=False
+    )
+
+
+class JoinForm(forms.Form):
+    accept_rules = forms.BooleanField(label="I have read the rules and accept them", required=True)
+
+
+class SubmissionForm(forms.Form):
+    file = forms.FileField(
+        label="Predictions file",
+        help_text="CSV, gzipped CSV or Parquet with the columns of the sample submission.",
+        allow_empty_file=True,
+    )
+    method_name = forms.CharField(label="Method name", max_length=200, required=False)
+    description = forms.CharField(
+        label="Description",
+        max_length=10_000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    paper_url = forms.URLField(label="Paper URL", required=False, assume_scheme="https")
+    code_url = forms.URLField(label="Code URL", required=False, assume_scheme="https")
+    hardware_declared = forms.CharField(
+        label="Hardware used for training",
+        max_length=300,
+        required=False,
+        help_text="As you would report it, e.g. “one A100 40 GB for 3 hours”.",
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > settings.HELDOUT_MAX_UPLOAD_BYTES:
+            raise forms.ValidationError("The file is larger than the upload limit.")
+        return upload
+
+
+class TeamNameForm(forms.Form):
+    name = forms.CharField(label="Team name", max_length=100)
+
+
+class InviteForm(forms.Form):
+    username = forms.CharField(
+        label="Username to invite",
+        max_length=150,
+        required=False,
+        help_text="Leave empty to make a link anyone who can see the competition can use once.",
+    )
+
+
+class AcceptInvitationForm(forms.Form):
+    accept_rules = forms.BooleanField(
+        label="I have read the competition's rules and accept them", required=False
+    )
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(label="Reason", max_length=300, required=False)
+
+
+class BundleForm(forms.Form):
+    bundle = forms.FileField(
+        label="Bundle (zip)",
+        help_text="A zip holding competition.yaml and the files it names (docs/bundle.md).",
+    )
+
+
+class LimitsForm(forms.ModelForm):
+    class Meta:
+        model = Competition
+        fields = ["selection_limit", "max_team_size"]
+        labels = {
+            "selection_limit": "Submissions a team may select for the private board",
+            "max_team_size": "Largest team size",
+        }
+
+    def clean_selection_limit(self):
+        value = self.cleaned_data["selection_limit"]
+        if value < 1:
+            raise forms.ValidationError("At least 1.")
+        return value
+
+    def clean_max_team_size(self):
+        value = self.cleaned_data["max_team_size"]
+        if value < 1:
+            raise forms.ValidationError("At least 1.")
+        return value
+
+
+class PhaseForm(forms.ModelForm):
+    class Meta:
+        model = Phase
+        fields = ["name", "start_at", "end_at", "daily_limit", "total_limit"]
+        fields += ["late_submissions_scored"]
+        labels = {
+            "start_at": "Starts (UTC)",
+            "end_at": "Ends (UTC, empty: never)",
+            "daily_limit": "Submissions per team per UTC day",
+            "total_limit": "Submissions per team in the phase (empty: no limit)",
+            "late_submissions_scored": "After the end, accept submissions (scored, never ranked)",
+        }
+        widgets = {
+            "start_at": forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            ),
+            "end_at": forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            ),
+        }
+
+    def clean_daily_limit(self):
+        value = self.cleaned_data["daily_limit"]
+        if value < 1:
+            raise forms.ValidationError("At least 1.")
+        return value
