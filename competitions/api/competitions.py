@@ -166,7 +166,8 @@ class LeaderboardApi(APIView):
         )
         if as_csv:
             return Response(_csv(board))
-        return Response(_json(board, page, page_size))
+        # The task version whose scores this board ranks (GET .../versions/ describes it).
+        return Response({"task_version": competition.task.version} | _json(board, page, page_size))
 
 
 def _int(raw, default: int, low: int, high: int) -> int:

@@ -2,7 +2,7 @@ from django.urls import path
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.throttling import ScopedRateThrottle
 
-from competitions.api import competitions, organizer, submissions
+from competitions.api import competitions, organizer, reproducibility, submissions
 
 app_name = "api"
 
@@ -38,6 +38,16 @@ urlpatterns = [
         "competitions/<slug:slug>/leaderboard/",
         competitions.LeaderboardApi.as_view(),
         name="leaderboard",
+    ),
+    path(
+        "competitions/<slug:slug>/versions/",
+        reproducibility.TaskVersionListCreateApi.as_view(),
+        name="version-list",
+    ),
+    path(
+        "competitions/<slug:slug>/versions/<int:number>/activate/",
+        reproducibility.TaskVersionActivateApi.as_view(),
+        name="version-activate",
     ),
     path(
         "competitions/<slug:slug>/submissions/",

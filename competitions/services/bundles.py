@@ -99,6 +99,10 @@ def _task_create(*, competition: Competition, bundle: Bundle, stored: list[Field
     )
     stored.append(task.ground_truth)
     task.save()
+    # Imported here: versions imports this module's file_sha256.
+    from competitions.services.versions import task_version_ensure
+
+    task_version_ensure(task=task)  # version 1: the hashes of what was imported
     for item in bundle.files:
         task_file = TaskFile(
             task=task, kind=item.kind, name=item.name, description=item.description
