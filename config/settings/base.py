@@ -4,6 +4,7 @@
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
 
@@ -117,10 +118,25 @@ HELDOUT_MAX_UPLOAD_BYTES = env_int("HELDOUT_MAX_UPLOAD_BYTES", 512 * 1024 * 1024
 HELDOUT_INVALID_SUBMISSIONS_PER_DAY = env_int("HELDOUT_INVALID_SUBMISSIONS_PER_DAY", 20)
 HELDOUT_MAX_PROBLEMS = env_int("HELDOUT_MAX_PROBLEMS", 100)
 
-# Scoring: "in-process" scores inside the worker (the demo on a machine without Docker);
-# "docker" runs the scorer image in the sandbox.
-HELDOUT_SCORER = env_str("HELDOUT_SCORER", "in-process")
+# Scoring: "docker" runs the scorer image in the sandbox; "in-process" scores inside the
+# worker (the demo on a machine without Docker); "auto" is docker when the worker process
+# reaches a Docker engine at its first scoring, else in-process.
+HELDOUT_SCORER = env_str("HELDOUT_SCORER", "auto")
+if HELDOUT_SCORER not in ("auto", "docker", "in-process"):
+    raise ImproperlyConfigured(
+        f"HELDOUT_SCORER={HELDOUT_SCORER!r}: use auto, docker or in-process."
+    )
 HELDOUT_SCORER_IMAGE = env_str("HELDOUT_SCORER_IMAGE", "heldout-scorer:latest")
+# The images an organizer may choose for an uploaded scoring program.
+HELDOUT_SCORER_IMAGES = env_list("HELDOUT_SCORER_IMAGES", [HELDOUT_SCORER_IMAGE])
+# Sandbox limits of every scoring container; a task's `limits` overrides them.
+HELDOUT_SANDBOX_MEMORY_MB = env_int("HELDOUT_SANDBOX_MEMORY_MB", 2048)
+HELDOUT_SANDBOX_CPUS = env_float("HELDOUT_SANDBOX_CPUS", 1.0)
+HELDOUT_SANDBOX_PIDS = env_int("HELDOUT_SANDBOX_PIDS", 128)
+HELDOUT_SANDBOX_TIMEOUT_S = env_int("HELDOUT_SANDBOX_TIMEOUT_S", 600)
+HELDOUT_SANDBOX_TMPFS_MB = env_int("HELDOUT_SANDBOX_TMPFS_MB", 64)
+HELDOUT_SANDBOX_OUTPUT_MB = env_int("HELDOUT_SANDBOX_OUTPUT_MB", 64)
+HELDOUT_SANDBOX_LOG_KB = env_int("HELDOUT_SANDBOX_LOG_KB", 64)
 # A submission RUNNING longer than this without a heartbeat is requeued by the reaper.
 HELDOUT_STALE_AFTER_S = env_int("HELDOUT_STALE_AFTER_S", 900)
 HELDOUT_MAX_ATTEMPTS = env_int("HELDOUT_MAX_ATTEMPTS", 3)
