@@ -32,6 +32,7 @@ def submission_data(request: Request, submission: Submission, scores: dict) -> d
         "description": submission.description,
         "paper_url": submission.paper_url,
         "code_url": submission.code_url,
+        "hardware_declared": submission.hardware_declared,
         "status": submission.status,
         "failure": submission.failure or None,
         "error_message": submission.error_message,
@@ -55,6 +56,12 @@ class SubmissionCreateInput(serializers.Serializer):
     description = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
     paper_url = serializers.URLField(required=False, allow_blank=True)
     code_url = serializers.URLField(required=False, allow_blank=True)
+    hardware_declared = serializers.CharField(
+        max_length=300,
+        required=False,
+        allow_blank=True,
+        help_text="The hardware the method was trained on, as you declare it",
+    )
 
 
 class SubmissionListCreateApi(APIView):

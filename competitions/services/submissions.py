@@ -67,6 +67,7 @@ def submission_create(
     description: str = "",
     paper_url: str = "",
     code_url: str = "",
+    hardware_declared: str = "",
 ) -> Submission:
     """Store the file durably, then record the submission and queue it for scoring.
 
@@ -100,6 +101,7 @@ def submission_create(
             description=description,
             paper_url=paper_url,
             code_url=code_url,
+            hardware_declared=hardware_declared,
             is_late=is_late,
             task_version=competition.task.version,
             created_at=now,
