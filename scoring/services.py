@@ -1,4 +1,5 @@
-"""Scoring a submission: claim it, run the scorer, record the outcome, refresh the board.
+"""Scoring a submission: choose the scorer, claim the submission, run it, record the
+outcome and every sandbox run, refresh the board.
 
 Every state change is a conditional UPDATE, so a redelivered task, a second worker or the
 reaper can never score the same attempt twice or leave a submission stuck.
@@ -6,39 +7,227 @@ reaper can never score the same attempt twice or leave a submission stuck.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import io
 import logging
+import math
 import socket
 import tempfile
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
+import docker
+import docker.errors
 import numpy as np
+import requests.exceptions
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from competitions.models import Score, Submission
+from competitions.models import SandboxRun, Score, Submission, Task
 from competitions.services.leaderboard import leaderboard_refresh_team
 from competitions.services.submissions import enqueue_on_commit
-from scoring.sandbox import SandboxUnavailable
+from scoring.docker_scorer import DockerScorer
+from scoring.program_scorer import ProgramScorer
+from scoring.sandbox import (
+    STALE_GRACE_S,
+    DockerRunner,
+    Mount,
+    RunResult,
+    SandboxError,
+    SandboxLimits,
+    SandboxRunner,
+    SandboxUnavailable,
+)
 from scoring.scorers import InProcessScorer, Scorer, ScoringOutcome
 
 log = logging.getLogger(__name__)
 Status = Submission.Status
+Stage = SandboxRun.Stage
+MIB = 1024**2
+# Labels on every sandbox container: whose submission it ran, and which stage.
+SUBMISSION_LABEL = "heldout.submission"
+STAGE_LABEL = "heldout.stage"
+
+# --- Choosing the scorer -----------------------------------------------------------------
+
+# A task's `limits` keys, each the lower-case tail of a HELDOUT_SANDBOX_* setting, with the
+# smallest value the engine accepts and that leaves a scorer a chance (pids_limit=0 would
+# even mean "unlimited").
+LIMIT_MINIMUMS: dict[str, float] = {
+    "memory_mb": 16,
+    "cpus": 0.01,
+    "pids": 8,
+    "timeout_s": 1,
+    "tmpfs_mb": 1,
+    "output_mb": 1,
+    "log_kb": 1,
+}
 
 
-def scorer_default() -> Scorer:
-    if settings.HELDOUT_SCORER == "docker":
-        from scoring.docker_scorer import DockerScorer
-        from scoring.sandbox import DockerRunner, SandboxLimits
+def sandbox_limits(*, overrides: Mapping[str, object] | None = None) -> SandboxLimits:
+    """The platform's limits (the HELDOUT_SANDBOX_* settings) with a task's overrides.
 
-        return DockerScorer(
-            runner=DockerRunner(), image=settings.HELDOUT_SCORER_IMAGE, limits=SandboxLimits()
+    Raises ValueError for an unknown key, a value below its minimum, or a time limit so
+    long that the reaper would requeue the submission while it still runs.
+    """
+    values = {
+        key: float(getattr(settings, f"HELDOUT_SANDBOX_{key.upper()}")) for key in LIMIT_MINIMUMS
+    }
+    for key, value in (overrides or {}).items():
+        if key not in LIMIT_MINIMUMS:
+            raise ValueError(f"unknown sandbox limit {key!r} (known: {', '.join(LIMIT_MINIMUMS)})")
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+            raise ValueError(f"the sandbox limit {key} must be a number, not {value!r}")
+        values[key] = float(value)
+    for key, minimum in LIMIT_MINIMUMS.items():
+        if not minimum <= values[key] < math.inf:
+            raise ValueError(f"the sandbox limit {key} must be at least {minimum:g}")
+    longest = settings.HELDOUT_STALE_AFTER_S - STALE_GRACE_S
+    if values["timeout_s"] > longest:
+        raise ValueError(
+            f"a time limit of {values['timeout_s']:g} s is longer than the reaper lets a "
+            f"scoring run ({longest:g} s: HELDOUT_STALE_AFTER_S minus {STALE_GRACE_S:g})"
         )
-    return InProcessScorer()
+    return SandboxLimits(
+        memory_bytes=int(values["memory_mb"] * MIB),
+        cpus=values["cpus"],
+        pids=int(values["pids"]),
+        timeout_s=values["timeout_s"],
+        tmpfs_bytes=int(values["tmpfs_mb"] * MIB),
+        output_bytes=int(values["output_mb"] * MIB),
+        log_bytes=int(values["log_kb"] * 1024),
+    )
+
+
+@functools.cache
+def docker_available() -> bool:
+    """Whether this process reaches a Docker engine. Asked once per worker process: a
+    worker started without an engine scores in-process until it restarts."""
+    try:
+        client = docker.from_env(timeout=10)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        log.warning("No Docker engine answers (%s): scoring in-process, without a sandbox.", exc)
+        return False
+    return True
+
+
+def scoring_mode() -> str:
+    """ "docker" or "in-process", from HELDOUT_SCORER (auto: docker if an engine answers)."""
+    if settings.HELDOUT_SCORER == "auto":
+        return "docker" if docker_available() else "in-process"
+    return settings.HELDOUT_SCORER
+
+
+@functools.cache
+def _docker_runner() -> DockerRunner:
+    # One per worker process; its client connects on first use, in the process using it
+    # (never in a prefork parent whose connection the children would share).
+    return DockerRunner()
+
+
+def scorer_default(*, task: Task | None = None, runner: SandboxRunner | None = None) -> Scorer:
+    """The scorer for `task` on this worker; `runner` is the engine (default: Docker).
+
+    An organizer's scoring program always runs in the sandbox. The built-in scorer runs
+    there too unless scoring_mode() is in-process. Raises ValueError for invalid limits.
+    """
+    program = task is not None and bool(task.scorer_program)
+    if not program and scoring_mode() == "in-process":
+        return InProcessScorer()
+    runner = runner or _docker_runner()
+    limits = sandbox_limits(overrides=task.limits if task is not None else None)
+    image = (task.scorer_image if task is not None else "") or settings.HELDOUT_SCORER_IMAGE
+    if task is not None and program:
+        program_path = Path(task.scorer_program.path)
+        return ProgramScorer(runner=runner, image=image, limits=limits, program_path=program_path)
+    return DockerScorer(runner=runner, image=image, limits=limits)
+
+
+# --- Recording sandbox runs ----------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RecordedRun:
+    stage: str
+    result: RunResult
+    limits: SandboxLimits
+
+
+class RecordingRunner:
+    """A SandboxRunner that keeps each run's result, to be saved as a SandboxRun.
+
+    Its labels go on every container, so a leftover found on an engine says whose it was;
+    a run labelled heldout.stage=inference is recorded as the inference stage.
+    """
+
+    def __init__(self, runner: SandboxRunner, labels: dict[str, str] | None = None) -> None:
+        self.runner = runner
+        self.labels = labels or {}
+        self.runs: list[RecordedRun] = []
+
+    def run(
+        self,
+        *,
+        image: str,
+        command: list[str],
+        mounts: list[Mount],
+        output_dir: Path,
+        limits: SandboxLimits,
+        labels: dict[str, str] | None = None,
+    ) -> RunResult:
+        labels = {**(labels or {}), **self.labels}
+        result = self.runner.run(
+            image=image,
+            command=command,
+            mounts=mounts,
+            output_dir=output_dir,
+            limits=limits,
+            labels=labels,
+        )
+        self.runs.append(RecordedRun(labels.get(STAGE_LABEL, Stage.SCORING), result, limits))
+        return result
+
+
+def sandbox_runs_save(*, submission_id: int, attempt: int, runs: list[RecordedRun]) -> None:
+    SandboxRun.objects.bulk_create(
+        SandboxRun(
+            submission_id=submission_id,
+            stage=run.stage,
+            attempt=attempt,
+            image=run.result.image[:200],
+            image_digest=run.result.image_digest[:100],
+            limits=dataclasses.asdict(run.limits),
+            exit_code=run.result.exit_code,
+            timed_out=run.result.timed_out,
+            oom_killed=run.result.oom_killed,
+            duration_s=run.result.duration_s,
+            peak_memory_bytes=run.result.peak_memory_bytes,
+            log=run.result.log,
+            failure_reason=run.result.failure_reason(run.limits) or "",
+        )
+        for run in runs
+    )
+
+
+def reason_for_participants(reason: str, *, stage: str, scorer_logs_visible: bool) -> str:
+    """A run's failure reason as a participant may read it. "exited with code N" carries
+    the last log lines, and a scorer's log can leak labels: those are cut unless the
+    organizers opted in. A participant's own container's log is theirs to see."""
+    if stage != Stage.SCORING or scorer_logs_visible or not reason.startswith("exited with"):
+        return reason
+    return reason.split(":", 1)[0] + " (the scorer's log is shown to the organizers only)"
+
+
+# --- Scoring -------------------------------------------------------------------------------
 
 
 def submission_claim(*, submission_id: int) -> int | None:
@@ -54,8 +243,14 @@ def submission_claim(*, submission_id: int) -> int | None:
     return Submission.objects.values_list("attempts", flat=True).get(pk=submission_id)
 
 
-def submission_score(*, submission_id: int, scorer: Scorer | None = None) -> bool:
-    """Score one submission. Returns False when there was nothing to do (already claimed)."""
+def submission_score(
+    *, submission_id: int, scorer: Scorer | None = None, runner: SandboxRunner | None = None
+) -> bool:
+    """Score one submission. Returns False when there was nothing to do (already claimed).
+
+    `scorer` replaces the task's scorer (tests); `runner` the Docker engine. Every
+    container run is saved as a SandboxRun, whatever happens next.
+    """
     attempt = submission_claim(submission_id=submission_id)
     if attempt is None:
         return False
@@ -63,10 +258,13 @@ def submission_score(*, submission_id: int, scorer: Scorer | None = None) -> boo
         pk=submission_id
     )
     task = submission.competition.task
-    scorer = scorer or scorer_default()
+    recorder = RecordingRunner(
+        runner or _docker_runner(), labels={SUBMISSION_LABEL: str(submission_id)}
+    )
     try:
+        chosen = scorer or scorer_default(task=task, runner=recorder)
         with tempfile.TemporaryDirectory(prefix="heldout-score-") as workdir:
-            outcome = scorer.score(
+            outcome = chosen.score(
                 predictions_path=_predictions_path(submission, Path(workdir)),
                 truth_path=Path(task.ground_truth.path),
                 spec=task.spec(),
@@ -78,10 +276,15 @@ def submission_score(*, submission_id: int, scorer: Scorer | None = None) -> boo
             status=Status.QUEUED, queued_at=timezone.now()
         )
         raise
+    except SandboxError as exc:
+        _finish_failed_in_sandbox(submission, attempt, str(exc), recorder.runs, chosen)
+        return True
     except Exception as exc:
         log.exception("scoring submission %s failed", submission_id)
         _finish_failed(submission_id, attempt, Submission.Failure.ERROR, f"Scoring failed: {exc}")
         return True
+    finally:
+        sandbox_runs_save(submission_id=submission_id, attempt=attempt, runs=recorder.runs)
     _record(submission, attempt, task.version, outcome)
     return True
 
@@ -104,6 +307,35 @@ def _finish_failed(submission_id: int, attempt: int, failure: str, message: str,
         finished_at=timezone.now(),
         **extra,
     )
+
+
+def _finish_failed_in_sandbox(
+    submission: Submission, attempt: int, error: str, runs: list[RecordedRun], scorer: Scorer
+) -> None:
+    """Fail with the failed run's reason ("exceeded memory limit of 2 GiB"), as the
+    participant may read it, or with what was wrong with the output of a run that ended
+    well. The last run's image, time, memory and log go on the submission."""
+    failed = next((run for run in reversed(runs) if not run.result.ok), None)
+    if failed is not None:
+        reason = reason_for_participants(
+            failed.result.failure_reason(failed.limits) or error,
+            stage=failed.stage,
+            scorer_logs_visible=submission.competition.task.scorer_logs_visible,
+        )
+        subject = "The scorer" if failed.stage == Stage.SCORING else "Your container"
+        error = f"{subject} {reason}"
+    else:
+        error = f"Scoring failed: {error}"
+    extra: dict[str, object] = {"scorer_name": scorer.name[:100]}
+    if runs:
+        last = runs[-1].result
+        extra |= {
+            "scorer_image": f"{last.image}@{last.image_digest}"[:200],
+            "duration_s": last.duration_s,
+            "peak_memory_bytes": last.peak_memory_bytes,
+            "scorer_log": last.log[-20_000:],
+        }
+    _finish_failed(submission.pk, attempt, Submission.Failure.ERROR, error, **extra)
 
 
 def _record(submission: Submission, attempt: int, version: int, outcome: ScoringOutcome) -> None:
@@ -203,3 +435,26 @@ def submissions_reap(*, now=None) -> dict[str, int]:
         for pk in requeue_ids + lost_ids:
             enqueue_on_commit(pk)
     return {"failed": gave_up, "requeued": len(requeue_ids), "resent": len(lost_ids)}
+
+
+def sandbox_cleanup_stale(*, runner: DockerRunner | None = None) -> int:
+    """Remove the sandbox containers that dead workers left on this host's engine.
+
+    Called when a worker starts (scoring.signals). The submissions they were scoring are
+    still RUNNING; the reaper requeues them once their start is HELDOUT_STALE_AFTER_S old.
+    Returns how many containers went; 0 without an engine.
+    """
+    # A client of its own, closed at once: this runs in the worker's main process, whose
+    # open connections prefork children would otherwise share.
+    own = runner is None
+    runner = runner or DockerRunner()
+    try:
+        removed = runner.cleanup_stale()
+        if own:
+            runner.client.close()
+    except SandboxUnavailable as exc:
+        log.info("No stale sandbox containers removed: %s", exc)
+        return 0
+    if removed:
+        log.warning("Removed %d sandbox container(s) left by a worker that died.", removed)
+    return removed

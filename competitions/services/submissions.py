@@ -22,9 +22,18 @@ SAFE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 
 def _enqueue(submission_id: int) -> None:
+    """Send the scoring job to the task's queue (its resource class: cpu, gpu, ...), which
+    only the workers started with `-Q <queue>` consume."""
     from scoring.tasks import submission_score_task
 
-    submission_score_task.delay(submission_id)
+    queue = (
+        Submission.objects.filter(pk=submission_id)
+        .values_list("competition__task__queue", flat=True)
+        .first()
+    )
+    submission_score_task.apply_async(
+        args=[submission_id], queue=queue or settings.CELERY_TASK_DEFAULT_QUEUE
+    )
 
 
 def enqueue_on_commit(submission_id: int) -> None:
