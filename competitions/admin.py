@@ -167,7 +167,7 @@ class TaskInline(admin.StackedInline):
     show_change_link = True
     fields = readonly_fields = (
         "task_type", "id_column", "target_columns", "classes", "primary_metric",
-        "secondary_metrics", "ground_truth_info", "version",
+        "secondary_metrics", "ground_truth_info", "version", "queue", "scorer_info",
     )  # fmt: skip
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -176,6 +176,18 @@ class TaskInline(admin.StackedInline):
     @admin.display(description="Ground truth")
     def ground_truth_info(self, task: Task) -> str:
         return f"sha256 {task.ground_truth_sha256}, {_size(task.ground_truth_size)} (never downloadable here)"
+
+    @admin.display(description="Scorer")
+    def scorer_info(self, task: Task) -> str:
+        # Uploaded through POST /api/v1/competitions/<slug>/scorer/ (docs/scorers.md).
+        if not task.scorer_program:
+            return "Built-in scorer"
+        run = task.scorer_dry_run or {}
+        return (
+            f"Program sha256 {task.scorer_program_sha256} on {task.scorer_image}; "
+            f"dry run on {run.get('sample')}: {run.get('scores')} "
+            f"in {run.get('duration_s')} s ({run.get('ran_at')})"
+        )
 
 
 class PhaseInline(admin.TabularInline):
@@ -288,6 +300,7 @@ class TaskAdmin(OrganizerScopedAdmin):
     fields = readonly_fields = (*TaskInline.fields, "competition")
     inlines = [TaskFileInline]
     ground_truth_info = TaskInline.ground_truth_info
+    scorer_info = TaskInline.scorer_info
 
     def has_add_permission(self, request) -> bool:
         return False

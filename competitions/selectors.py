@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, Q, QuerySet
 
-from competitions.models import Competition, LeaderboardEntry, Membership, Score, Submission
+from competitions.models import (
+    Competition,
+    LeaderboardEntry,
+    Membership,
+    SandboxRun,
+    Score,
+    Submission,
+)
 from competitions.permissions import is_organizer
 from scoring.metrics import metric_get
 
@@ -79,9 +86,7 @@ def leaderboard_page(
     )
     window = list(ordered[offset : offset + limit] if limit is not None else ordered[offset:])
     first_key = window[0]["sort_key"] if window else float("inf")
-    counts = base.aggregate(
-        total=Count("pk"), better=Count("pk", filter=Q(sort_key__gt=first_key))
-    )
+    counts = base.aggregate(total=Count("pk"), better=Count("pk", filter=Q(sort_key__gt=first_key)))
     rows: list[LeaderboardRow] = []
     for i, r in enumerate(window):
         if i == 0:
@@ -138,3 +143,56 @@ def submission_scores(
     for split, metric, value in rows:
         result.setdefault(split, {})[metric] = value
     return result
+
+
+def run_reason_for_participants(reason: str, *, stage: str, scorer_logs_visible: bool) -> str:
+    """A sandbox run's failure reason as a participant may read it.
+
+    "exited with code N: ..." ends with the run's last log lines, and a scorer's log can
+    leak labels: those are cut unless the organizers opted in. A participant's own
+    container's log is theirs to see.
+    """
+    if stage != SandboxRun.Stage.SCORING or scorer_logs_visible:
+        return reason
+    if not reason.startswith("exited with"):
+        return reason
+    return reason.split(":", 1)[0] + " (the scorer's log is shown to the organizers only)"
+
+
+def sandbox_runs_for_user(
+    *, competition: Competition, submission_ids: list[int], user: User | AnonymousUser
+) -> dict[int, list[dict]]:
+    """The container runs of these submissions (which the caller checked `user` may see),
+    by submission id, oldest first. Organizers see every log; a participant sees their
+    own container's, and the scorer's only when Task.scorer_logs_visible."""
+    organizer = is_organizer(user, competition)
+    scorer_logs = organizer or competition.task.scorer_logs_visible
+    runs: dict[int, list[dict]] = {}
+    for run in SandboxRun.objects.filter(submission_id__in=submission_ids).order_by(
+        "created_at", "pk"
+    ):
+        visible = scorer_logs or run.stage != SandboxRun.Stage.SCORING
+        runs.setdefault(run.submission_id, []).append(
+            {
+                "stage": run.stage,
+                "attempt": run.attempt,
+                "image": run.image,
+                "image_digest": run.image_digest,
+                "limits": run.limits,
+                "exit_code": run.exit_code,
+                "timed_out": run.timed_out,
+                "oom_killed": run.oom_killed,
+                "duration_s": run.duration_s,
+                "peak_memory_bytes": run.peak_memory_bytes,
+                "failure_reason": run_reason_for_participants(
+                    run.failure_reason, stage=run.stage, scorer_logs_visible=scorer_logs
+                )
+                or None,
+                "log_visible": visible,
+                "log": run.log if visible else None,
+                # scoring.sandbox.LogTail starts a log it cut with this note.
+                "log_truncated": visible and run.log.startswith("[log truncated:"),
+                "created_at": run.created_at,
+            }
+        )
+    return runs

@@ -29,9 +29,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from competitions.models import SandboxRun, Score, Submission, Task
+from competitions.selectors import run_reason_for_participants
 from competitions.services.leaderboard import leaderboard_refresh_team
 from competitions.services.submissions import enqueue_on_commit
 from scoring.docker_scorer import DockerScorer
+from scoring.manifest import scoring_run_record
 from scoring.program_scorer import ProgramScorer
 from scoring.sandbox import (
     STALE_GRACE_S,
@@ -128,9 +130,9 @@ def scoring_mode() -> str:
 
 
 @functools.cache
-def _docker_runner() -> DockerRunner:
-    # One per worker process; its client connects on first use, in the process using it
-    # (never in a prefork parent whose connection the children would share).
+def sandbox_runner() -> DockerRunner:
+    """This process's Docker runner. Its client connects on first use, so in the process
+    that uses it, never in a prefork parent whose connection the children would share."""
     return DockerRunner()
 
 
@@ -143,7 +145,7 @@ def scorer_default(*, task: Task | None = None, runner: SandboxRunner | None = N
     program = task is not None and bool(task.scorer_program)
     if not program and scoring_mode() == "in-process":
         return InProcessScorer()
-    runner = runner or _docker_runner()
+    runner = runner or sandbox_runner()
     limits = sandbox_limits(overrides=task.limits if task is not None else None)
     image = (task.scorer_image if task is not None else "") or settings.HELDOUT_SCORER_IMAGE
     if task is not None and program:
@@ -218,15 +220,6 @@ def sandbox_runs_save(*, submission_id: int, attempt: int, runs: list[RecordedRu
     )
 
 
-def reason_for_participants(reason: str, *, stage: str, scorer_logs_visible: bool) -> str:
-    """A run's failure reason as a participant may read it. "exited with code N" carries
-    the last log lines, and a scorer's log can leak labels: those are cut unless the
-    organizers opted in. A participant's own container's log is theirs to see."""
-    if stage != Stage.SCORING or scorer_logs_visible or not reason.startswith("exited with"):
-        return reason
-    return reason.split(":", 1)[0] + " (the scorer's log is shown to the organizers only)"
-
-
 # --- Scoring -------------------------------------------------------------------------------
 
 
@@ -259,7 +252,7 @@ def submission_score(
     )
     task = submission.competition.task
     recorder = RecordingRunner(
-        runner or _docker_runner(), labels={SUBMISSION_LABEL: str(submission_id)}
+        runner or sandbox_runner(), labels={SUBMISSION_LABEL: str(submission_id)}
     )
     try:
         chosen = scorer or scorer_default(task=task, runner=recorder)
@@ -286,6 +279,13 @@ def submission_score(
     finally:
         sandbox_runs_save(submission_id=submission_id, attempt=attempt, runs=recorder.runs)
     _record(submission, attempt, task.version, outcome)
+    scoring_run_record(
+        submission=submission,
+        outcome=outcome,
+        attempt=attempt,
+        task_version=task.version,
+        scorer=chosen,
+    )
     return True
 
 
@@ -317,7 +317,7 @@ def _finish_failed_in_sandbox(
     well. The last run's image, time, memory and log go on the submission."""
     failed = next((run for run in reversed(runs) if not run.result.ok), None)
     if failed is not None:
-        reason = reason_for_participants(
+        reason = run_reason_for_participants(
             failed.result.failure_reason(failed.limits) or error,
             stage=failed.stage,
             scorer_logs_visible=submission.competition.task.scorer_logs_visible,

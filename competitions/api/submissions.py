@@ -17,8 +17,24 @@ from competitions.models import Score, Submission
 from competitions.permissions import access_competition, access_submission
 from competitions.services.submissions import submission_create, submission_set_selected
 
+IN_PROCESS_NOTE = "scored in-process (no sandbox)"
 
-def submission_data(request: Request, submission: Submission, scores: dict) -> dict:
+
+def _scorer_data(submission: Submission) -> dict | None:
+    if not submission.scorer_name:
+        return None
+    in_process = submission.scorer_name == "in-process"
+    return {
+        "name": submission.scorer_name,
+        "image": submission.scorer_image or None,
+        "sandboxed": not in_process,
+        "note": IN_PROCESS_NOTE if in_process else None,
+    }
+
+
+def submission_data(
+    request: Request, submission: Submission, scores: dict, runs: list | None = None
+) -> dict:
     return {
         "id": submission.pk,
         "url": reverse("api:submission-detail", args=[submission.pk], request=request),
@@ -47,6 +63,9 @@ def submission_data(request: Request, submission: Submission, scores: dict) -> d
         "finished_at": submission.finished_at,
         "duration_s": submission.duration_s,
         "task_version": submission.task_version,
+        "scorer": _scorer_data(submission),
+        # Sandbox runs, their logs filtered by selectors.sandbox_runs_for_user.
+        "runs": runs or [],
     }
 
 
@@ -86,12 +105,15 @@ class SubmissionListCreateApi(APIView):
             submission__in=submissions, split__in=splits
         ).values_list("submission_id", "task_version", "split", "metric", "value"):
             scores.setdefault(sub_id, {}).setdefault((version, split), {})[metric] = value
+        runs = selectors.sandbox_runs_for_user(
+            competition=competition, submission_ids=[s.pk for s in submissions], user=request.user
+        )
         results = []
         for s in submissions:
             s.competition = competition
             mine = scores.get(s.pk, {})
             current = {split: m for (v, split), m in mine.items() if v == s.task_version}
-            results.append(submission_data(request, s, current))
+            results.append(submission_data(request, s, current, runs.get(s.pk)))
         return Response({"count": len(results), "results": results})
 
     @extend_schema(request=SubmissionCreateInput, responses={202: OpenApiTypes.OBJECT})
@@ -116,7 +138,10 @@ class SubmissionDetailApi(APIView):
     def get(self, request: Request, submission_id: int) -> Response:
         submission = access_submission(request.user, submission_id)
         scores = selectors.submission_scores(submission=submission, user=request.user)
-        return Response(submission_data(request, submission, scores))
+        runs = selectors.sandbox_runs_for_user(
+            competition=submission.competition, submission_ids=[submission.pk], user=request.user
+        )
+        return Response(submission_data(request, submission, scores, runs.get(submission.pk)))
 
 
 class SubmissionFileApi(APIView):

@@ -1,0 +1,55 @@
+"""Organizer endpoint: a competition's scoring program (docs/scorers.md)."""
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from competitions.models import Task
+from competitions.permissions import access_competition
+from competitions.services.scorers import task_scorer_set
+
+
+def _scorer_data(task: Task) -> dict:
+    return {
+        "program": bool(task.scorer_program),
+        "program_sha256": task.scorer_program_sha256 or None,
+        "image": task.scorer_image or settings.HELDOUT_SCORER_IMAGE,
+        "images": list(settings.HELDOUT_SCORER_IMAGES),
+        "logs_visible_to_participants": task.scorer_logs_visible,
+        "dry_run": task.scorer_dry_run or None,
+    }
+
+
+class TaskScorerApi(APIView):
+    """GET: the scorer in use. POST: upload a score.py or a zip holding one; it is dry-run
+    on the sample submission and replaces the scorer only if that succeeds."""
+
+    permission_classes = [IsAuthenticated]
+    parser_classes = [MultiPartParser]
+
+    class TaskScorerSetInput(serializers.Serializer):
+        program = serializers.FileField(help_text="score.py, or a zip holding score.py")
+        image = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, slug: str) -> Response:
+        competition = access_competition(request.user, slug, organize=True)
+        return Response(_scorer_data(competition.task))
+
+    @extend_schema(request=TaskScorerSetInput, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request, slug: str) -> Response:
+        competition = access_competition(request.user, slug, organize=True)
+        data = self.TaskScorerSetInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        task_scorer_set(
+            task=competition.task,
+            uploaded_file=data.validated_data["program"],
+            image=data.validated_data.get("image") or None,
+        )
+        return Response(_scorer_data(competition.task))

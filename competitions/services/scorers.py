@@ -1,0 +1,143 @@
+"""Organizer-written scoring programs: accept one only after it scored the sample submission.
+
+The contract a program follows is in docs/scorers.md; scoring.program_scorer runs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.uploadedfile import UploadedFile
+from django.utils import timezone
+
+from competitions.errors import ApplicationError
+from competitions.models import Task, TaskFile
+from scoring.program_scorer import MAX_PROGRAM_BYTES, ProgramScorer, program_unpack
+from scoring.sandbox import SandboxError, SandboxRunner, SandboxUnavailable
+from scoring.services import RecordingRunner, sandbox_limits, sandbox_runner
+
+LOG_TAIL_CHARS = 4000
+
+
+class ScorerRejected(ApplicationError):
+    status = 400
+    code = "scorer_rejected"
+
+
+class SandboxUnreachable(ApplicationError):
+    status = 503
+    code = "sandbox_unavailable"
+
+
+def task_scorer_set(
+    *,
+    task: Task,
+    uploaded_file: UploadedFile,
+    image: str | None = None,
+    runner: SandboxRunner | None = None,
+) -> dict:
+    """Make an uploaded score.py (or a zip holding one) the task's scorer, once a dry run
+    in the sandbox scored the task's sample submission with it. Returns the dry run.
+
+    A program that fails its dry run is refused (ScorerRejected, with the error and the
+    log's tail) and the task keeps the scorer it had.
+    """
+    image = image or task.scorer_image or settings.HELDOUT_SCORER_IMAGE
+    if image not in settings.HELDOUT_SCORER_IMAGES:
+        known = ", ".join(settings.HELDOUT_SCORER_IMAGES)
+        raise ScorerRejected(f"Unknown scorer image {image!r}; choose one of: {known}.")
+    if (uploaded_file.size or 0) > MAX_PROGRAM_BYTES:
+        raise ScorerRejected(f"A scoring program is at most {MAX_PROGRAM_BYTES >> 20} MiB.")
+    sample = task.files.filter(kind=TaskFile.Kind.SAMPLE).first()
+    if sample is None:
+        raise ScorerRejected("The task has no sample submission to try the program on.")
+    with tempfile.TemporaryDirectory(prefix="heldout-scorer-") as tmp:
+        program, sha256 = _store_upload(uploaded_file, Path(tmp))
+        try:
+            program_unpack(program, Path(tmp) / "unpacked")
+        except ValueError as exc:
+            raise ScorerRejected(f"The program cannot be used: {exc}.") from exc
+        dry_run = _dry_run(task, sample, program, image, runner, Path(tmp))
+        dry_run["program_sha256"] = sha256
+        suffix = ".zip" if program.name.endswith(".zip") else ".py"
+        with program.open("rb") as stored:
+            task.scorer_program.save(f"score{suffix}", File(stored), save=False)
+    task.scorer_program_sha256 = sha256
+    task.scorer_image = image
+    task.scorer_dry_run = dry_run
+    task.save(
+        update_fields=["scorer_program", "scorer_program_sha256", "scorer_image", "scorer_dry_run"]
+    )
+    return dry_run
+
+
+def _store_upload(uploaded_file: UploadedFile, folder: Path) -> tuple[Path, str]:
+    head = uploaded_file.read(4)
+    uploaded_file.seek(0)
+    path = folder / ("program.zip" if head == b"PK\x03\x04" else "score.py")
+    sha = hashlib.sha256()
+    with path.open("wb") as out:
+        for chunk in uploaded_file.chunks():
+            sha.update(chunk)
+            out.write(chunk)
+    return path, sha.hexdigest()
+
+
+def _dry_run(
+    task: Task,
+    sample: TaskFile,
+    program: Path,
+    image: str,
+    runner: SandboxRunner | None,
+    folder: Path,
+) -> dict:
+    try:
+        limits = sandbox_limits(overrides=task.limits)
+    except ValueError as exc:
+        raise ScorerRejected(f"The task's sandbox limits are invalid: {exc}.") from exc
+    recorder = RecordingRunner(runner or sandbox_runner(), labels={"heldout.dry-run": str(task.pk)})
+    scorer = ProgramScorer(runner=recorder, image=image, limits=limits, program_path=program)
+    workdir = folder / "dry-run"
+    workdir.mkdir(mode=0o700)
+    try:
+        outcome = scorer.score(
+            predictions_path=Path(sample.file.path),
+            truth_path=Path(task.ground_truth.path),
+            spec=task.spec(),
+            workdir=workdir,
+        )
+    except SandboxUnavailable as exc:
+        raise SandboxUnreachable(f"The scoring sandbox is unavailable: {exc}") from exc
+    except SandboxError as exc:
+        log = recorder.runs[-1].result.log if recorder.runs else ""
+        failed = {"ok": False, "error": str(exc), "log": _tail(log), "sample": sample.name}
+        raise ScorerRejected(
+            f"The program failed on the sample submission {sample.name}: {exc}",
+            extra={"dry_run": failed},
+        ) from exc
+    evaluation = outcome.evaluation
+    if not evaluation.ok:
+        problems = "; ".join(p.message for p in evaluation.problems[:5])
+        failed = {"ok": False, "error": problems, "log": _tail(outcome.log), "sample": sample.name}
+        raise ScorerRejected(
+            f"The program found problems in the sample submission {sample.name}: {problems}",
+            extra={"dry_run": failed},
+        )
+    return {
+        "ok": True,
+        "sample": sample.name,
+        "scores": evaluation.scores,
+        "image": outcome.scorer_image,
+        "duration_s": round(outcome.duration_s, 3),
+        "peak_memory_bytes": outcome.peak_memory_bytes,
+        "log": _tail(outcome.log),
+        "ran_at": timezone.now().isoformat(),
+    }
+
+
+def _tail(log: str) -> str:
+    return log[-LOG_TAIL_CHARS:]
