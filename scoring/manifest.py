@@ -1,0 +1,441 @@
+"""The manifest of a scoring: everything needed to re-derive its scores (docs/manifest.md).
+
+scoring_run_record writes one ScoringRun row, with its manifest, after every scoring (and
+every replication). The manifest is plain JSON, validated by docs/manifest.schema.json.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import platform
+import shutil
+import socket
+import subprocess
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from competitions.models import SandboxRun, ScoringRun, Submission, Task, TaskVersion
+from competitions.services.bundles import file_sha256
+from scoring.cli import library_versions, truth_summary
+from scoring.evaluate import load_truth
+from scoring.metrics import metric_get
+from scoring.scorers import ScoringOutcome
+from scoring.spec import TaskSpec
+
+log = logging.getLogger(__name__)
+SCHEMA_VERSION = "1"
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "docs" / "manifest.schema.json"
+NO_SEEDS = (
+    "The built-in scoring uses no random numbers: validation and the scikit-learn metrics "
+    "are deterministic functions of the two files."
+)
+_FINISHED = (Submission.Status.SCORED, Submission.Status.FAILED)
+
+
+def scoring_run_record(
+    *,
+    submission: Submission,
+    outcome: ScoringOutcome,
+    attempt: int | None = None,
+    task_version: int | None = None,
+    scorer: object | None = None,
+    kind: str = "scoring",
+) -> ScoringRun | None:
+    """Write the manifest of a scoring that just finished.
+
+    Nothing is written when the attempt was taken back by the reaper meanwhile (a newer
+    attempt records its own). A failure here is logged, never raised: the scores are
+    already recorded and stay valid without their manifest.
+    """
+    try:
+        fresh = Submission.objects.select_related("competition__task", "team").get(pk=submission.pk)
+        if kind == "scoring" and (
+            fresh.status not in _FINISHED or (attempt is not None and fresh.attempts != attempt)
+        ):
+            return None
+        version = task_version if task_version is not None else fresh.task_version
+        manifest = manifest_build(
+            submission=fresh, outcome=outcome, task_version=version, scorer=scorer, kind=kind
+        )
+        return ScoringRun.objects.create(
+            submission=fresh, task_version=manifest["task"]["version"], manifest=manifest
+        )
+    except Exception:
+        log.exception("the manifest of submission %s could not be recorded", submission.pk)
+        return None
+
+
+def manifest_build(
+    *,
+    submission: Submission,
+    outcome: ScoringOutcome,
+    task_version: int | None,
+    scorer: object | None = None,
+    kind: str = "scoring",
+) -> dict[str, Any]:
+    task = submission.competition.task
+    number = task_version or task.version
+    version = _task_version(task, number)
+    evaluation = outcome.evaluation
+    truth_path = Path((version.ground_truth if version else task.ground_truth).path)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "created_at": _iso(timezone.now()),
+        "platform": {"name": "heldout", "version": platform_version()},
+        "competition": {"slug": submission.competition.slug, "title": submission.competition.title},
+        "submission": _submission_part(submission),
+        "predictions": _predictions_part(submission),
+        "container": _container_part(submission),
+        "task": _task_part(task, number),
+        "ground_truth": _truth_part(truth_path, task.spec(), evaluation.provenance),
+        "scorer": _scorer_part(outcome, task),
+        "metrics": [_metric_part(name) for name in task.spec().metrics],
+        "libraries": _libraries_part(outcome),
+        "scores": evaluation.scores,
+        "validation": {"total_problems": evaluation.total_problems},
+        "stages": _stages_part(submission, outcome, scorer),
+        "timing": _timing_part(submission, outcome),
+        "random_seeds": {"used": [], "note": NO_SEEDS},
+        "host": host_description(),
+    }
+
+
+# --- Reading ---------------------------------------------------------------------------------
+
+
+def scoring_run_latest(*, submission: Submission, task_version: int) -> ScoringRun | None:
+    """The manifest behind the submission's scores under `task_version`: its latest scoring
+    (replications write their own runs, which never replace it)."""
+    runs = ScoringRun.objects.filter(submission=submission, task_version=task_version)
+    for run in runs.order_by("-created_at", "-pk"):
+        if run.manifest.get("kind", "scoring") == "scoring":
+            return run
+    return None
+
+
+def manifest_for_viewer(manifest: dict[str, Any], *, private_visible: bool) -> dict[str, Any]:
+    """The manifest as a viewer may read it: before the private leaderboard is revealed,
+    nothing about the private split (its scores, its size) is shown to non-organizers."""
+    if private_visible:
+        return manifest
+    shown = {**manifest, "scores": dict(manifest.get("scores", {}))}
+    shown["scores"].pop("private", None)
+    truth = dict(manifest.get("ground_truth", {}))
+    truth["rows"] = {**truth.get("rows", {}), "private": None}
+    shown["ground_truth"] = truth
+    shown["withheld"] = ["scores.private", "ground_truth.rows.private"]
+    return shown
+
+
+# --- The parts ---------------------------------------------------------------------------
+
+
+def _task_version(task: Task, number: int) -> TaskVersion | None:
+    if number == task.version:
+        from competitions.services.versions import task_version_ensure
+
+        return task_version_ensure(task=task)
+    return TaskVersion.objects.filter(task=task, number=number).first()
+
+
+def _submission_part(submission: Submission) -> dict[str, Any]:
+    return {
+        "id": submission.pk,
+        "kind": submission.kind,
+        "team": submission.team.name,
+        "created_at": _iso(submission.created_at),
+        "file": {
+            "name": submission.original_name,
+            "sha256": submission.sha256,
+            "size": submission.size,
+        },
+        "method": {
+            "name": submission.method_name,
+            "description": submission.description,
+            "paper_url": submission.paper_url,
+            "code_url": submission.code_url,
+            "hardware_declared": submission.hardware_declared,
+        },
+    }
+
+
+def _predictions_part(submission: Submission) -> dict[str, Any]:
+    """The file the scorer read: the upload, or what a container's inference stage wrote."""
+    if submission.kind == "container" and submission.predictions:
+        path = Path(submission.predictions.path)
+        return {"source": "inference", "sha256": file_sha256(path), "size": path.stat().st_size}
+    return {"source": "upload", "sha256": submission.sha256, "size": submission.size}
+
+
+def _container_part(submission: Submission) -> dict[str, Any] | None:
+    if submission.kind != "container":
+        return None
+    return {
+        "image": submission.container_image,
+        "image_digest": submission.container_image_digest,
+        "image_size": submission.container_image_size,
+    }
+
+
+def _task_part(task: Task, number: int) -> dict[str, Any]:
+    return {"version": number, "ranked_version": task.version, "spec": task.spec().to_dict()}
+
+
+def _truth_part(path: Path, spec: TaskSpec, provenance: dict[str, Any]) -> dict[str, Any]:
+    # The scorer container reports the split it read; in process it is derived here, once
+    # per file content and process.
+    summary = provenance.get("truth") or _truth_summary(str(path), _file_key(path), spec)
+    return {
+        "sha256": _cached_sha256(str(path), _file_key(path)),
+        "size": path.stat().st_size,
+        "split_sha256": summary["split_sha256"],
+        "rows": summary["rows"],
+    }
+
+
+def _scorer_part(outcome: ScoringOutcome, task: Task) -> dict[str, Any]:
+    image, _, digest = outcome.scorer_image.partition("@")
+    organizer = outcome.scorer_name == "program"  # scoring.program_scorer.ProgramScorer
+    program_sha256 = None
+    if organizer and task.scorer_program:
+        # The file that ran, hashed (once per content) rather than trusted from the version.
+        path = Path(task.scorer_program.path)
+        program_sha256 = _cached_sha256(str(path), _file_key(path))
+    return {
+        "name": outcome.scorer_name,
+        "image": image or None,
+        "image_digest": digest or None,
+        "program": "organizer score.py" if organizer else "python -m scoring.cli",
+        "program_sha256": program_sha256,
+    }
+
+
+def _metric_part(name: str) -> dict[str, Any]:
+    metric = metric_get(name)
+    return {
+        "name": metric.name,
+        "label": metric.label,
+        "higher_is_better": metric.higher_is_better,
+        "implementation": f"{metric.fn.__module__}.{metric.fn.__qualname__}",
+    }
+
+
+def _libraries_part(outcome: ScoringOutcome) -> dict[str, Any]:
+    reported = outcome.evaluation.provenance.get("libraries")
+    if reported:
+        return {"source": "scorer container", "versions": reported}
+    if outcome.scorer_name == "in-process":
+        return {"source": "worker process", "versions": library_versions()}
+    return {"source": "not reported by the scorer", "versions": {}}
+
+
+def _stages_part(
+    submission: Submission, outcome: ScoringOutcome, scorer: object | None
+) -> list[dict[str, Any]]:
+    runs = list(
+        SandboxRun.objects.filter(submission=submission, attempt=max(submission.attempts, 1))
+    )
+    if runs:
+        return [_run_part(run) for run in runs]
+    limits = getattr(scorer, "limits", None)
+    image, _, digest = outcome.scorer_image.partition("@")
+    return [
+        {
+            "stage": "scoring",
+            "runner": "docker" if digest else outcome.scorer_name,
+            "image": image or None,
+            "image_digest": digest or None,
+            "limits": asdict(limits) if limits is not None else None,  # type: ignore[call-overload]
+            # A Docker scoring that returned an outcome exited 0 (any other code raises).
+            "exit_code": 0 if digest else None,
+            "timed_out": False,
+            "oom_killed": False,
+            "duration_s": outcome.duration_s,
+            "peak_memory_bytes": outcome.peak_memory_bytes,
+        }
+    ]
+
+
+def _run_part(run: SandboxRun) -> dict[str, Any]:
+    return {
+        "stage": run.stage,
+        "runner": "docker",
+        "image": run.image,
+        "image_digest": run.image_digest or None,
+        "limits": run.limits or None,
+        "exit_code": run.exit_code,
+        "timed_out": run.timed_out,
+        "oom_killed": run.oom_killed,
+        "duration_s": run.duration_s,
+        "peak_memory_bytes": run.peak_memory_bytes,
+    }
+
+
+def _timing_part(submission: Submission, outcome: ScoringOutcome) -> dict[str, Any]:
+    return {
+        "queued_at": _iso(submission.queued_at),
+        "started_at": _iso(submission.started_at),
+        "finished_at": _iso(submission.finished_at),
+        "scoring_duration_s": outcome.duration_s,
+        "peak_memory_bytes": outcome.peak_memory_bytes,
+    }
+
+
+# --- The worker host, once per process ------------------------------------------------------
+
+
+@functools.cache
+def host_description() -> dict[str, Any]:
+    """The worker host in the terms of MLPerf's system description, where they apply."""
+    cpu = _cpuinfo()
+    gpus = _gpus()
+    return {
+        "system_name": socket.gethostname(),
+        "host_processor_model_name": cpu.get("model name") or platform.processor() or None,
+        "host_processors_per_node": cpu.get("sockets"),
+        "host_processor_core_count": cpu.get("cores"),
+        "host_processor_thread_count": os.cpu_count(),
+        "host_memory_capacity_bytes": _meminfo_bytes("MemTotal"),
+        "accelerators_per_node": len(gpus),
+        "accelerator_model_name": gpus[0]["name"] if gpus else None,
+        "accelerator_driver_version": gpus[0]["driver"] if gpus else None,
+        "accelerator_memory_capacity": gpus[0]["memory"] if gpus else None,
+        "operating_system": _os_name(),
+        "kernel": platform.release(),
+        "architecture": platform.machine(),
+        "docker_version": _docker_version(),
+        "python": platform.python_version(),
+    }
+
+
+def _cpuinfo() -> dict[str, Any]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    model, sockets, cores = None, set(), set()
+    for block in text.split("\n\n"):
+        fields = {
+            k.strip(): v.strip() for k, _, v in (line.partition(":") for line in block.splitlines())
+        }
+        model = model or fields.get("model name")
+        if "physical id" in fields:
+            sockets.add(fields["physical id"])
+            cores.add((fields["physical id"], fields.get("core id")))
+    return {
+        "model name": model,
+        "sockets": len(sockets) or None,
+        "cores": len(cores) or None,
+    }
+
+
+def _meminfo_bytes(field: str) -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _gpus() -> list[dict[str, str]]:
+    if shutil.which("nvidia-smi") is None:
+        return []
+    query = "--query-gpu=name,driver_version,memory.total"
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", query, "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus = []
+    for line in done.stdout.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3:
+            gpus.append({"name": parts[0], "driver": parts[1], "memory": parts[2]})
+    return gpus
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return platform.platform()
+
+
+def _docker_version() -> str | None:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        try:
+            return str(client.version().get("Version")) or None
+        finally:
+            client.close()
+    except Exception:  # no engine here: the manifest says so with null
+        return None
+
+
+def _git_commit() -> str:
+    commit = os.environ.get("HELDOUT_GIT_COMMIT", "").strip()
+    if commit:
+        return commit
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+# Read once, when the process starts: a checkout changing under a running worker does not
+# change the code the worker runs.
+_PLATFORM_VERSION = _git_commit()
+
+
+def platform_version() -> str:
+    return _PLATFORM_VERSION
+
+
+# --- Files -----------------------------------------------------------------------------------
+
+
+def _file_key(path: Path) -> tuple[int, int, int]:
+    info = path.stat()
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_sha256(path: str, key: tuple[int, int, int]) -> str:
+    return file_sha256(Path(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _truth_summary(path: str, key: tuple[int, int, int], spec: TaskSpec) -> dict[str, Any]:
+    return truth_summary(load_truth(path, spec))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
