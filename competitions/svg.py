@@ -25,6 +25,8 @@ class Series:
     points: list[tuple[datetime, float]]
     css_class: str
     dots: bool = True
+    # The step line; by default through the points themselves (e.g. a best-so-far line).
+    line: list[tuple[datetime, float]] | None = None
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -126,10 +128,11 @@ def timeline(
     legend_items = []
     for s in series:
         pts = sorted((t.timestamp(), v) for t, v in s.points if math.isfinite(v))
+        line = sorted((t.timestamp(), v) for t, v in (s.line or s.points) if math.isfinite(v))
         if not pts:
             continue
-        path = [f"M{frame.x(pts[0][0]):.1f},{frame.y(pts[0][1]):.1f}"]
-        for x_val, y_val in pts[1:]:
+        path = [f"M{frame.x(line[0][0]):.1f},{frame.y(line[0][1]):.1f}"]
+        for x_val, y_val in line[1:]:
             path.append(f"H{frame.x(x_val):.1f}V{frame.y(y_val):.1f}")
         path.append(f"H{frame.x(frame.x_high):.1f}")
         body.append(f'<path class="line {s.css_class}" d="{"".join(path)}"/>')

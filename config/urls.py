@@ -9,3 +9,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("competitions.urls")),
 ]
+
+# Error pages a person understands (templates/errors/).
+handler403 = "competitions.views.errors.forbidden"
+handler404 = "competitions.views.errors.not_found"
+handler500 = "competitions.views.errors.server_error"

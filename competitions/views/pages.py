@@ -1,63 +1,276 @@
-"""Public competition pages: the list, a competition and its leaderboard."""
+"""Public competition pages: the list, and a competition's overview, data, rules,
+leaderboard and statistics tabs."""
 
-from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from __future__ import annotations
 
-from competitions import selectors
+import statistics
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from competitions import selectors, stats, svg
+from competitions.errors import ApplicationError
+from competitions.forms import CompetitionFilterForm, JoinForm
 from competitions.markdown import render_markdown
-from competitions.permissions import NotFound, access_competition, membership_for
+from competitions.models import LeaderboardEntry
+from competitions.services.teams import competition_join
+from competitions.views.common import (
+    competition_for,
+    page_context,
+    page_of,
+    viewer_for,
+)
+from competitions.views.plots import progress_plot
+from scoring.metrics import metric_get
 
 PAGE_SIZE = 50
+LIST_PAGE_SIZE = 20
 
 
 def competition_list(request: HttpRequest) -> HttpResponse:
+    form = CompetitionFilterForm(request.GET or None)
     competitions = selectors.competition_list_for_user(request.user).order_by("-created_at")
-    return render(request, "competitions/list.html", {"competitions": competitions})
+    if form.is_valid():
+        competitions = _filtered(competitions, form.cleaned_data)
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page_obj": page_of(request, competitions.select_related("task"), LIST_PAGE_SIZE),
+        "query": query.urlencode(),
+        "now": timezone.now(),
+    }
+    return render(request, "competitions/list.html", context)
 
 
-def _competition_or_404(request: HttpRequest, slug: str):
-    try:
-        return access_competition(request.user, slug)
-    except NotFound as exc:
-        raise Http404(str(exc)) from exc
+def _filtered(competitions, data: dict):
+    now = timezone.now()
+    if data["q"]:
+        competitions = competitions.filter(
+            Q(title__icontains=data["q"]) | Q(description__icontains=data["q"])
+        )
+    if data["task_type"]:
+        competitions = competitions.filter(task__task_type=data["task_type"])
+    started = Q(start_at__isnull=True) | Q(start_at__lte=now)
+    finished = Q(finalized_at__isnull=False) | Q(end_at__lte=now)
+    if data["status"] == "open":
+        competitions = competitions.filter(started).exclude(finished)
+    elif data["status"] == "upcoming":
+        competitions = competitions.filter(start_at__gt=now).exclude(finished)
+    elif data["status"] == "finished":
+        competitions = competitions.filter(finished)
+    return competitions
 
 
 def competition_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    competition = _competition_or_404(request, slug)
-    context = {
-        "competition": competition,
-        "task": competition.task,
-        "files": competition.task.files.all(),
-        "phases": competition.phases.all(),
-        "description": render_markdown(competition.description),
-        "rules": render_markdown(competition.rules),
-        "membership": membership_for(request.user, competition),
-    }
+    competition = competition_for(request, slug)
+    viewer = viewer_for(request, competition)
+    task = competition.task
+    context = page_context(
+        request,
+        competition,
+        viewer,
+        "overview",
+        task=task,
+        metric=metric_get(task.primary_metric),
+        phases=competition.phases.all(),
+        description=render_markdown(competition.description),
+        now=timezone.now(),
+    )
     return render(request, "competitions/detail.html", context)
 
 
+def competition_data(request: HttpRequest, slug: str) -> HttpResponse:
+    competition = competition_for(request, slug)
+    viewer = viewer_for(request, competition)
+    task = competition.task
+    files = list(task.files.all())
+    context = page_context(
+        request,
+        competition,
+        viewer,
+        "data",
+        task=task,
+        files=files,
+        samples=[f for f in files if f.kind == "sample"],
+    )
+    return render(request, "competitions/data.html", context)
+
+
+def competition_rules(request: HttpRequest, slug: str) -> HttpResponse:
+    competition = competition_for(request, slug)
+    viewer = viewer_for(request, competition)
+    context = page_context(
+        request,
+        competition,
+        viewer,
+        "rules",
+        rules=render_markdown(competition.rules),
+        form=JoinForm(),
+    )
+    return render(request, "competitions/rules.html", context)
+
+
+@login_required
+@require_POST
+def competition_join_view(request: HttpRequest, slug: str) -> HttpResponse:
+    competition = competition_for(request, slug)
+    form = JoinForm(request.POST)
+    if not form.is_valid():
+        viewer = viewer_for(request, competition)
+        context = page_context(
+            request,
+            competition,
+            viewer,
+            "rules",
+            rules=render_markdown(competition.rules),
+            form=form,
+        )
+        return render(request, "competitions/rules.html", context, status=400)
+    try:
+        membership = competition_join(competition=competition, user=request.user, accept_rules=True)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("competition-rules", slug)
+    messages.success(
+        request, f"You joined {competition.title} as the team “{membership.team.name}”."
+    )
+    return redirect("submit", slug)
+
+
 def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
-    competition = _competition_or_404(request, slug)
+    """One page of a board in a fixed number of queries, whatever the board's size."""
+    competition = competition_for(request, slug)
+    viewer = viewer_for(request, competition)
+    can_see_private = competition.is_finalized or viewer.is_organizer
     split = request.GET.get("split", "public")
-    if split not in ("public", "private") or (
-        split == "private" and not selectors.private_split_visible(request.user, competition)
-    ):
+    if split not in ("public", "private") or (split == "private" and not can_see_private):
         split = "public"
+    if request.GET.get("team") == "mine" and viewer.team_id:
+        return _redirect_to_team(competition, split, viewer.team_id)
     try:
         page = max(int(request.GET.get("page", 1)), 1)
     except ValueError:
         page = 1
+    offset = (page - 1) * PAGE_SIZE
+    # One row more than shown tells whether the last shown row ties with the next page.
     board = selectors.leaderboard_page(
-        competition=competition, split=split, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+        competition=competition, split=split, offset=offset, limit=PAGE_SIZE + 1
     )
-    paginator = Paginator(range(board.count), PAGE_SIZE)
-    membership = membership_for(request.user, competition)
-    context = {
-        "competition": competition,
-        "board": board,
-        "page_obj": paginator.get_page(page),
-        "my_team_id": membership.team_id if membership else None,
-        "can_see_private": selectors.private_split_visible(request.user, competition),
-    }
+    rows = board.rows[:PAGE_SIZE]
+    ranks = [r.rank for r in board.rows]
+    for i, row in enumerate(rows):
+        row.tied = (  # type: ignore[attr-defined]
+            (i > 0 and ranks[i - 1] == row.rank)
+            or (i + 1 < len(ranks) and ranks[i + 1] == row.rank)
+            or (i == 0 and row.rank <= offset)
+        )
+    pages = max((board.count + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    context = page_context(
+        request,
+        competition,
+        viewer,
+        "leaderboard",
+        board=board,
+        rows=rows,
+        page=page,
+        pages=pages,
+        page_numbers=_page_numbers(page, pages),
+        first_rank=offset + 1,
+        my_team_id=viewer.team_id,
+        can_see_private=can_see_private,
+        csv_url=reverse("api:leaderboard", args=[slug]) + f"?split={split}&format=csv",
+    )
     return render(request, "competitions/leaderboard.html", context)
+
+
+def _redirect_to_team(competition, split: str, team_id: int) -> HttpResponse:
+    position = stats.board_position(competition=competition, split=split, team_id=team_id)
+    url = reverse("leaderboard", args=[competition.slug]) + f"?split={split}"
+    if position is None:
+        return redirect(url)
+    return redirect(f"{url}&page={position // PAGE_SIZE + 1}#team-{team_id}")
+
+
+def _page_numbers(page: int, pages: int) -> list[int | None]:
+    """1 … 4 5 [6] 7 8 … 200: None stands for a gap."""
+    wanted = {1, pages, *range(max(page - 2, 1), min(page + 2, pages) + 1)}
+    numbers: list[int | None] = []
+    for n in sorted(wanted):
+        if numbers and n - (numbers[-1] or 0) > 1:
+            numbers.append(None)
+        numbers.append(n)
+    return numbers
+
+
+def competition_stats(request: HttpRequest, slug: str) -> HttpResponse:
+    competition = competition_for(request, slug)
+    viewer = viewer_for(request, competition)
+    can_see_private = competition.is_finalized or viewer.is_organizer
+    split = request.GET.get("split", "public")
+    if split != "private" or not can_see_private:
+        split = "public"
+    task = competition.task
+    metric = metric_get(task.primary_metric)
+    scores = stats.board_scores(competition=competition, split=split)
+    mine = None
+    if viewer.team_id:
+        mine = (
+            LeaderboardEntry.objects.filter(
+                competition=competition,
+                split=split,
+                team_id=viewer.team_id,
+                task_version=task.version,
+            )
+            .values_list("score", flat=True)
+            .first()
+        )
+    summary = _summary(scores, metric.higher_is_better)
+    desc = (
+        f"{len(scores)} teams on the {split} leaderboard. " + summary
+        if scores
+        else "No team has a score yet."
+    )
+    if mine is not None:
+        desc += f" Your team's score is {mine:.4g}."
+    histogram = svg.histogram(
+        id_prefix="distribution",
+        values=scores,
+        title=f"Distribution of {metric.label} on the {split} leaderboard",
+        desc=desc,
+        x_label=metric.label,
+        mark=mine,
+        mark_label="your team",
+    )
+    progress = None
+    if viewer.membership:
+        progress = progress_plot(
+            competition=competition, team=viewer.membership.team, split=split, metric=metric
+        )
+    context = page_context(
+        request,
+        competition,
+        viewer,
+        "stats",
+        split=split,
+        can_see_private=can_see_private,
+        metric=metric,
+        team_count=len(scores),
+        summary=summary,
+        histogram=histogram,
+        progress=progress,
+    )
+    return render(request, "competitions/stats.html", context)
+
+
+def _summary(scores: list[float], higher: bool) -> str:
+    if not scores:
+        return ""
+    best = max(scores) if higher else min(scores)
+    return f"Best {best:.4g}, median {statistics.median(scores):.4g}, worst {min(scores) if higher else max(scores):.4g}."

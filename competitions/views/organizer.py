@@ -1,0 +1,282 @@
+"""Organizer pages under /c/<slug>/organize/: dashboard, data, phases and limits,
+submissions, teams, and the actions (rescore, disqualify, ban, finalize, export).
+
+Every view starts with competition_for(..., organize=True): outsiders of an invite-only
+competition get 404, everyone else who is not its organizer 403.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from competitions import stats, svg
+from competitions.bundles import BundleInvalid, bundle_open, bundle_read
+from competitions.errors import ApplicationError
+from competitions.forms import BundleForm, LimitsForm, PhaseForm, ReasonForm
+from competitions.models import Submission, Team
+from competitions.services import leaderboard as leaderboard_services
+from competitions.services import submissions as submission_services
+from competitions.services.bundles import bundle_export, bundle_import
+from competitions.services.organize import competition_limits_update, phase_update
+from competitions.services.teams import team_set_banned
+from competitions.views.common import competition_for, page_context, page_of, viewer_for
+
+ROWS_PER_PAGE = 50
+
+
+def _organizer_page(request: HttpRequest, slug: str, section: str, **extra) -> dict:
+    competition = competition_for(request, slug, organize=True)
+    viewer = viewer_for(request, competition)
+    return page_context(request, competition, viewer, "organize", section=section, **extra)
+
+
+def _act(request: HttpRequest, slug: str, action: Callable[[], str], to: str) -> HttpResponse:
+    try:
+        messages.success(request, action())
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect(to, slug)
+
+
+@login_required
+def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    context = _organizer_page(request, slug, "dashboard")
+    board = stats.dashboard(competition=context["competition"])
+    total = sum(n for _d, n in board.per_day)
+    context |= {
+        "board": board,
+        "per_day_plot": svg.daily_bars(
+            id_prefix="per-day",
+            counts=board.per_day,
+            title="Submissions per day, last 30 days",
+            desc=f"{total} submissions in the last {len(board.per_day)} days; "
+            f"the busiest day had {max((n for _d, n in board.per_day), default=0)}.",
+        ),
+    }
+    return render(request, "organize/dashboard.html", context)
+
+
+@login_required
+def data(request: HttpRequest, slug: str) -> HttpResponse:
+    context = _organizer_page(request, slug, "data")
+    task = context["competition"].task
+    context |= {
+        "task": task,
+        "files": list(task.files.all()),
+        "samples": stats.sample_validation(competition=context["competition"]),
+    }
+    return render(request, "organize/data.html", context)
+
+
+@login_required
+def phases(request: HttpRequest, slug: str) -> HttpResponse:
+    """Edit the team limits and each phase's dates and quotas."""
+    context = _organizer_page(request, slug, "phases")
+    competition = context["competition"]
+    which = request.POST.get("which") if request.method == "POST" else None
+    limits = LimitsForm(request.POST if which == "limits" else None, instance=competition)
+    forms = [
+        (
+            phase,
+            PhaseForm(
+                request.POST if which == str(phase.pk) else None,
+                instance=phase,
+                prefix=f"p{phase.pk}",
+            ),
+        )
+        for phase in competition.phases.all()
+    ]
+    status = 200
+    if which == "limits" and limits.is_valid():
+        return _act(
+            request, slug, lambda: _save_limits(competition, limits.cleaned_data), "organize-phases"
+        )
+    for phase, form in forms:
+        if which == str(phase.pk) and form.is_valid():
+            return _act(
+                request,
+                slug,
+                lambda p=phase, f=form: _save_phase(p, f.cleaned_data),
+                "organize-phases",
+            )
+    if which:
+        status = 400
+    context |= {"limits_form": limits, "phase_forms": forms}
+    return render(request, "organize/phases.html", context, status=status)
+
+
+def _save_limits(competition, data: dict) -> str:
+    competition_limits_update(competition=competition, **data)
+    return "The limits are saved."
+
+
+def _save_phase(phase, data: dict) -> str:
+    phase_update(phase=phase, **data)
+    return f"The phase “{phase.name}” is saved."
+
+
+@login_required
+def submissions(request: HttpRequest, slug: str) -> HttpResponse:
+    context = _organizer_page(request, slug, "submissions")
+    qs = Submission.objects.filter(competition=context["competition"])
+    status = request.GET.get("status", "")
+    if status in Submission.Status.values:
+        qs = qs.filter(status=status)
+    qs = qs.select_related("team", "submitter").order_by("-created_at")
+    context |= {
+        "page_obj": page_of(request, qs, ROWS_PER_PAGE),
+        "status_filter": status,
+        "statuses": Submission.Status.choices,
+        "query": f"status={status}" if status else "",
+    }
+    return render(request, "organize/submissions.html", context)
+
+
+@login_required
+def teams(request: HttpRequest, slug: str) -> HttpResponse:
+    context = _organizer_page(request, slug, "teams")
+    qs = Team.objects.filter(competition=context["competition"]).order_by("name")
+    if request.GET.get("q"):
+        qs = qs.filter(name__icontains=request.GET["q"])
+    qs = qs.prefetch_related("members")
+    context |= {"page_obj": page_of(request, qs, ROWS_PER_PAGE), "q": request.GET.get("q", "")}
+    return render(request, "organize/teams.html", context)
+
+
+@login_required
+@require_POST
+def rescore_all(request: HttpRequest, slug: str) -> HttpResponse:
+    competition = competition_for(request, slug, organize=True)
+
+    def rescore() -> str:
+        count = submission_services.submissions_rescore_all(competition=competition)
+        return f"{count} submission{'s' if count != 1 else ''} queued for scoring again."
+
+    return _act(request, slug, rescore, "organize")
+
+
+@login_required
+@require_POST
+def finalize(request: HttpRequest, slug: str) -> HttpResponse:
+    competition = competition_for(request, slug, organize=True)
+
+    def run() -> str:
+        if request.POST.get("confirm") != "yes":
+            raise ApplicationError("Tick the box to confirm: finalizing cannot be undone.")
+        leaderboard_services.competition_finalize(competition=competition)
+        return "The competition is finalized: the private leaderboard is public now."
+
+    return _act(request, slug, run, "organize")
+
+
+@login_required
+@require_POST
+def disqualify(request: HttpRequest, slug: str, submission_id: int) -> HttpResponse:
+    competition = competition_for(request, slug, organize=True)
+    submission = Submission.objects.filter(pk=submission_id, competition=competition).first()
+    if submission is None:
+        raise Http404("No such submission in this competition.")
+    form = ReasonForm(request.POST)
+    disqualified = request.POST.get("disqualified") == "1"
+
+    def run() -> str:
+        reason = form.cleaned_data["reason"].strip() if form.is_valid() else ""
+        if disqualified and not reason:
+            raise ApplicationError("Say why the submission is disqualified; its team sees it.")
+        submission_services.submission_set_disqualified(
+            submission=submission, disqualified=disqualified, reason=reason
+        )
+        return (
+            f"Submission #{submission.pk} is {'disqualified' if disqualified else 'ranked again'}."
+        )
+
+    return _act(request, slug, run, "organize-submissions")
+
+
+@login_required
+@require_POST
+def rescore(request: HttpRequest, slug: str, submission_id: int) -> HttpResponse:
+    competition = competition_for(request, slug, organize=True)
+    submission = Submission.objects.filter(pk=submission_id, competition=competition).first()
+    if submission is None:
+        raise Http404("No such submission in this competition.")
+
+    def run() -> str:
+        submission_services.submission_rescore(submission=submission)
+        return f"Submission #{submission.pk} is queued for scoring again."
+
+    return _act(request, slug, run, "organize-submissions")
+
+
+@login_required
+@require_POST
+def ban(request: HttpRequest, slug: str, team_id: int) -> HttpResponse:
+    competition = competition_for(request, slug, organize=True)
+    team = Team.objects.filter(pk=team_id, competition=competition).first()
+    if team is None:
+        raise Http404("No such team in this competition.")
+    form = ReasonForm(request.POST)
+    banned = request.POST.get("banned") == "1"
+
+    def run() -> str:
+        reason = form.cleaned_data["reason"].strip() if form.is_valid() else ""
+        team_set_banned(team=team, banned=banned, reason=reason)
+        return f"The team {team.name} is {'banned' if banned else 'no longer banned'}."
+
+    return _act(request, slug, run, "organize-teams")
+
+
+@login_required
+def export(request: HttpRequest, slug: str) -> FileResponse:
+    """The competition as a bundle zip (with the ground truth: organizers only)."""
+    competition = competition_for(request, slug, organize=True)
+    workdir = Path(tempfile.mkdtemp(prefix="heldout-export-"))
+    path = bundle_export(competition=competition, dest=workdir / f"{slug}.zip")
+    handle = path.open("rb")
+    # The open handle keeps the bytes readable; nothing is left on disk after the download.
+    os.unlink(path)
+    os.rmdir(workdir)
+    return FileResponse(handle, as_attachment=True, filename=f"{slug}.zip")
+
+
+@login_required
+def bundle_upload(request: HttpRequest) -> HttpResponse:
+    """Check a bundle (every problem listed, the sample submission validated) or import it."""
+    if not request.user.is_staff:
+        raise PermissionDenied("Only organizer accounts can import competitions.")
+    form = BundleForm(request.POST or None, request.FILES or None)
+    problems: list[str] = []
+    checked = None
+    if request.method == "POST" and form.is_valid():
+        with tempfile.TemporaryDirectory(prefix="heldout-upload-") as tmp:
+            source = Path(tmp) / "bundle.zip"
+            with source.open("wb") as out:
+                for chunk in form.cleaned_data["bundle"].chunks():
+                    out.write(chunk)
+            try:
+                if request.POST.get("action") == "import":
+                    competition = bundle_import(source=source, organizer=request.user)
+                    messages.success(request, f"{competition.title} is imported; you organize it.")
+                    return redirect("organize", competition.slug)
+                checked = _bundle_check(source, Path(tmp))
+            except BundleInvalid as exc:
+                problems = exc.problems
+    status = 400 if problems else 200
+    context = {"form": form, "problems": problems, "checked": checked}
+    return render(request, "organize/import.html", context, status=status)
+
+
+def _bundle_check(source: Path, tmp: Path):
+    workdir = tmp / "open"
+    workdir.mkdir()
+    return bundle_read(bundle_open(source, workdir=workdir))
