@@ -1,0 +1,518 @@
+"""Checking a `docker save` archive before the engine sees it, and the copy it loads.
+
+Pure: no Django, no Docker. A participant's archive is hostile until proven otherwise, so
+`archive_check` reads it as data and reports every problem at once: a size over the limit,
+an entry escaping the archive (absolute, `..`, or a link pointing out), a device or other
+special file, not exactly one image, a manifest whose config or layers are missing, a layer
+compressed into a bomb, and image settings the sandbox cannot honour (VOLUME, ENTRYPOINT,
+no command). Both layouts `docker save` writes are understood: the legacy one
+(`manifest.json`, `<id>/layer.tar`, `<id>.json`) and the OCI one of Docker 25+ (`index.json`,
+`oci-layout`, `blobs/sha256/...`, plus the same `manifest.json`).
+
+`archive_untagged` streams the archive as a plain tar without its image names, so loading
+it can never re-tag an image the platform uses (an archive naming itself
+`heldout-scorer:latest` would otherwise replace the scorer).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import posixpath
+import re
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, BinaryIO
+
+MAX_ENTRIES = 10_000
+MAX_LAYERS = 120  # overlayfs stacks at most 128 layers
+SMALL_BYTES = 1024 * 1024  # manifests and configs are read into memory; layers never are
+MAX_KEPT_BYTES = 32 * 1024 * 1024  # all the JSON kept from one archive
+_INDEX_FILES = ("manifest.json", "index.json")
+CHUNK = 1024 * 1024
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+# Openers return a stream the caller reads within a `with`.
+_COMPRESSIONS: dict[bytes, tuple[str, Callable[[IO[bytes]], IO[bytes]] | None]] = {
+    b"\x1f\x8b": ("gzip", lambda f: gzip.GzipFile(fileobj=f)),
+    b"BZh": ("bzip2", lambda f: bz2.BZ2File(f)),
+    b"\xfd7zXZ\x00": ("xz", lambda f: lzma.LZMAFile(f)),  # noqa: SIM115
+    b"\x28\xb5\x2f\xfd": ("zstd", None),  # no decompressor in the standard library
+}
+
+
+@dataclass(frozen=True)
+class ArchiveProblem:
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass
+class ArchiveReport:
+    problems: list[ArchiveProblem] = field(default_factory=list)
+    image_id: str = ""  # sha256 of the config: the id the engine gives the loaded image
+    command: list[str] = field(default_factory=list)
+    working_dir: str = ""
+    layers: int = 0
+    unpacked_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, code: str, message: str) -> None:
+        self.problems.append(ArchiveProblem(code, message))
+
+    def summary(self) -> str:
+        return " ".join(p.message for p in self.problems)
+
+
+def format_size(n: int) -> str:
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.4g} {unit}"
+    return f"{n} bytes"
+
+
+def archive_check(
+    fileobj: BinaryIO, *, max_bytes: int, architecture: str | None = None
+) -> ArchiveReport:
+    """Every problem of the archive in `fileobj` (seekable), read as data, never extracted.
+
+    `max_bytes` caps both the archive and what it unpacks to (outer gzip and compressed
+    layers included), so a small bomb is refused as surely as a big file.
+    """
+    report = ArchiveReport()
+    size = fileobj.seek(0, io.SEEK_END)
+    fileobj.seek(0)
+    if size > max_bytes:
+        report.add(
+            "too_large",
+            f"The archive is {format_size(size)}, more than the limit of {format_size(max_bytes)}.",
+        )
+        return report
+    gzipped = _outer_format(fileobj, report)
+    if not report.ok:
+        return report
+    index = _Index(max_bytes=max_bytes)
+    try:
+        # A plain tar is read by seeking from header to header; a gzipped one as a stream.
+        with tarfile.open(fileobj=fileobj, mode="r|gz" if gzipped else "r:") as tar:
+            _scan(tar, index, report)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        if "unexpected end of data" in str(exc) or isinstance(exc, EOFError):
+            report.add("truncated", "The archive is cut short; was the upload complete?")
+            return report
+        report.add(
+            "not_tar",
+            f"This is not a readable tar archive ({exc}). Upload what "
+            "`docker save IMAGE -o image.tar` writes, gzipped or not.",
+        )
+        return report
+    finally:
+        fileobj.seek(0)
+    report.unpacked_bytes = index.unpacked
+    if report.ok:
+        _check_layout(index, report, architecture)
+    return report
+
+
+def _outer_format(fileobj: BinaryIO, report: ArchiveReport) -> bool:
+    """Whether the archive is gzipped; adds a problem for other compressions."""
+    magic = fileobj.read(6)
+    fileobj.seek(0)
+    if not magic:
+        report.add("empty", "The file is empty.")
+    for prefix, (name, _opener) in _COMPRESSIONS.items():
+        if magic.startswith(prefix):
+            if name == "gzip":
+                return True
+            report.add(
+                "compression",
+                f"The archive is {name}-compressed; upload the tar as `docker save` writes "
+                "it, or gzipped.",
+            )
+    return False
+
+
+@dataclass
+class _Index:
+    """What the scan found: entries by normalised name, and the small files' bytes."""
+
+    max_bytes: int
+    kinds: dict[str, str] = field(default_factory=dict)  # name -> file, dir, symlink, hardlink
+    links: dict[str, str] = field(default_factory=dict)  # link name -> target, archive-relative
+    small: dict[str, bytes] = field(default_factory=dict)  # JSON files, by name
+    kept: int = 0
+    unpacked: int = 0
+
+    def resolve(self, name: str) -> str | None:
+        """The regular file `name` is or links to, or None."""
+        for _ in range(10):
+            kind = self.kinds.get(name)
+            if kind == "file":
+                return name
+            if kind not in ("symlink", "hardlink"):
+                return None
+            name = self.links[name]
+        return None
+
+
+def _normalise(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name.rstrip("/")
+
+
+def _escapes(path: str) -> bool:
+    return path == ".." or path.startswith(("/", "../"))
+
+
+def _scan(tar: tarfile.TarFile, index: _Index, report: ArchiveReport) -> None:
+    for count, info in enumerate(tar, start=1):
+        if count > MAX_ENTRIES:
+            report.add("too_many_entries", f"The archive has more than {MAX_ENTRIES} entries.")
+            return
+        name = _normalise(info.name)
+        if name in ("", "."):
+            continue
+        if info.name.startswith("/") or ".." in name.split("/"):
+            report.add(
+                "path_escape",
+                f"Entry {info.name!r} points outside the archive (an absolute path or '..').",
+            )
+            continue
+        if name in index.kinds:
+            report.add(
+                "duplicate", f"Entry {name!r} appears twice; an image archive names each once."
+            )
+            continue
+        _index_entry(tar, info, name, index, report)
+        index.unpacked += tarfile.BLOCKSIZE + -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+        if index.unpacked > index.max_bytes:
+            report.add(
+                "too_large_unpacked",
+                f"The image unpacks to more than the limit of {format_size(index.max_bytes)}.",
+            )
+            return
+
+
+def _index_entry(
+    tar: tarfile.TarFile, info: tarfile.TarInfo, name: str, index: _Index, report: ArchiveReport
+) -> None:
+    if info.isdir():
+        index.kinds[name] = "dir"
+    elif info.issym() or info.islnk():
+        # A symlink's target is relative to its folder; a hard link's to the archive root.
+        base = posixpath.dirname(name) if info.issym() else ""
+        target = info.linkname
+        resolved = posixpath.normpath(posixpath.join(base, target)) if target else ".."
+        if target.startswith("/") or _escapes(resolved):
+            kind = "symbolic" if info.issym() else "hard"
+            report.add(
+                "link_escape",
+                f"Entry {name!r} is a {kind} link to {target!r}, outside the archive.",
+            )
+            return
+        index.kinds[name] = "symlink" if info.issym() else "hardlink"
+        index.links[name] = resolved
+    elif info.isreg() and not info.issparse():
+        index.kinds[name] = "file"
+        _read_file(tar, info, name, index, report)
+    else:
+        report.add(
+            "special_file",
+            f"Entry {name!r} is a {_kind_name(info)}; an image archive holds only files, "
+            "folders and links.",
+        )
+
+
+def _kind_name(info: tarfile.TarInfo) -> str:
+    if info.ischr():
+        return "character device"
+    if info.isblk():
+        return "block device"
+    if info.isfifo():
+        return "named pipe"
+    if info.issparse():
+        return "sparse file"
+    return f"special entry (type {info.type!r})"
+
+
+def _read_file(
+    tar: tarfile.TarFile, info: tarfile.TarInfo, name: str, index: _Index, report: ArchiveReport
+) -> None:
+    """Keeps small JSON files; measures what a compressed entry unpacks to.
+
+    The entry is read forwards only: seeking back in a gzipped archive would decompress
+    it again from its start.
+    """
+    stream = tar.extractfile(info)
+    if stream is None:
+        return
+    head = stream.read(info.size if info.size <= SMALL_BYTES else 6)
+    keep = info.size <= SMALL_BYTES and (_looks_like_json(head) or name in _INDEX_FILES)
+    if keep and index.kept + len(head) <= MAX_KEPT_BYTES:
+        index.small[name] = head
+        index.kept += len(head)
+    for prefix, (kind, opener) in _COMPRESSIONS.items():
+        if not head.startswith(prefix):
+            continue
+        if opener is None:
+            report.add(
+                "compression",
+                f"Entry {name!r} is {kind}-compressed, which cannot be checked here; save the "
+                "image with `docker save`, which writes layers uncompressed.",
+            )
+            return
+        room = index.max_bytes - index.unpacked
+        with opener(_Prefixed(head, stream)) as unpacking:
+            unpacked = _unpacked_size(unpacking, limit=room)
+        if unpacked is None:
+            report.add("corrupt", f"Entry {name!r} looks {kind}-compressed but is corrupt.")
+        else:
+            # Counted at its unpacked size: that is what the engine writes to its disk.
+            index.unpacked += max(unpacked - info.size, 0)
+        return
+
+
+def _looks_like_json(data: bytes) -> bool:
+    return data.lstrip()[:1] in (b"{", b"[")
+
+
+class _Prefixed(io.RawIOBase):
+    """`head`, then the rest of `stream`: an entry whose first bytes were already read."""
+
+    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
+        self._head = head
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _unpacked_size(stream: IO[bytes], *, limit: int) -> int | None:
+    """Bytes the compressed stream unpacks to, reading at most one chunk past `limit`."""
+    total = 0
+    try:
+        while chunk := stream.read(CHUNK):
+            total += len(chunk)
+            if total > limit:
+                break
+    except (OSError, EOFError, zlib.error, lzma.LZMAError):
+        return None
+    return total
+
+
+def _check_layout(index: _Index, report: ArchiveReport, architecture: str | None) -> None:
+    if "manifest.json" not in index.kinds:
+        if "index.json" in index.kinds:
+            report.add(
+                "no_manifest",
+                "The archive is an OCI layout without manifest.json; upload the archive "
+                "`docker save` writes, which has both.",
+            )
+        else:
+            report.add(
+                "no_manifest",
+                "The archive has no manifest.json: it is not an image saved with `docker save`.",
+            )
+        return
+    manifest = _json(index, "manifest.json", report)
+    if manifest is None:
+        return
+    if not isinstance(manifest, list) or not manifest:
+        report.add("bad_manifest", "manifest.json lists no image.")
+        return
+    if len(manifest) > 1:
+        report.add(
+            "several_images",
+            f"The archive holds {len(manifest)} images; save exactly one "
+            "(`docker save IMAGE -o image.tar`).",
+        )
+        return
+    _check_oci_index(index, report)
+    entry = manifest[0]
+    config_name = entry.get("Config") if isinstance(entry, dict) else None
+    layers = entry.get("Layers") if isinstance(entry, dict) else None
+    if not isinstance(config_name, str) or not isinstance(layers, list):
+        report.add("bad_manifest", "manifest.json's entry needs a Config name and a Layers list.")
+        return
+    _check_layers(index, report, layers)
+    config = _config(index, report, config_name)
+    if config is not None:
+        _check_config(config, report, len(layers), architecture)
+
+
+def _check_oci_index(index: _Index, report: ArchiveReport) -> None:
+    if "index.json" not in index.kinds:
+        return
+    oci_index = _json(index, "index.json", report)
+    manifests = oci_index.get("manifests") if isinstance(oci_index, dict) else None
+    if not isinstance(manifests, list):
+        report.add("bad_manifest", "index.json has no manifests list.")
+    elif len(manifests) != 1:
+        report.add(
+            "several_images",
+            f"index.json lists {len(manifests)} images; save exactly one, for one platform.",
+        )
+
+
+def _check_layers(index: _Index, report: ArchiveReport, layers: list[Any]) -> None:
+    report.layers = len(layers)
+    if len(layers) > MAX_LAYERS:
+        report.add("too_many_layers", f"The image has {len(layers)} layers; at most {MAX_LAYERS}.")
+    for layer in layers:
+        if not isinstance(layer, str) or index.resolve(_normalise(layer)) is None:
+            report.add(
+                "missing_layer", f"Layer {layer!r} named by manifest.json is not in the archive."
+            )
+
+
+def _config(index: _Index, report: ArchiveReport, name: str) -> dict[str, Any] | None:
+    resolved = index.resolve(_normalise(name))
+    if resolved is None:
+        report.add("missing_config", f"The image config {name!r} is not in the archive.")
+        return None
+    if resolved not in index.small:
+        report.add(
+            "bad_config",
+            f"The image config {name!r} is not a JSON file of at most {format_size(SMALL_BYTES)}.",
+        )
+        return None
+    digest = hashlib.sha256(index.small[resolved]).hexdigest()
+    claimed = posixpath.basename(resolved).removesuffix(".json")
+    if _HEX64.fullmatch(claimed) and claimed != digest:
+        report.add(
+            "corrupt",
+            f"The image config {name!r} does not match its digest; the archive is corrupt.",
+        )
+        return None
+    config = _json(index, resolved, report)
+    if not isinstance(config, dict):
+        report.add("bad_config", f"The image config {name!r} is not a JSON object.")
+        return None
+    report.image_id = f"sha256:{digest}"
+    return config
+
+
+def _check_config(
+    config: dict[str, Any], report: ArchiveReport, layers: int, architecture: str | None
+) -> None:
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or len(diff_ids) != layers:
+        report.add("bad_config", "The image config's layer list does not match manifest.json.")
+    if config.get("os") != "linux":
+        report.add("platform", f"The image is for {config.get('os')!r}; the workers run linux.")
+    if architecture and config.get("architecture") != architecture:
+        report.add(
+            "platform",
+            f"The image is for {config.get('architecture')!r}; the workers run {architecture} "
+            f"(build with --platform linux/{architecture}).",
+        )
+    settings = config.get("config") or {}
+    if not isinstance(settings, dict):
+        report.add("bad_config", "The image config's settings are not a JSON object.")
+        return
+    if settings.get("Volumes"):
+        report.add(
+            "volume",
+            f"The image declares VOLUME {sorted(settings['Volumes'])}; the container may write "
+            "only to /output, so remove the VOLUME instruction.",
+        )
+    if settings.get("Entrypoint"):
+        report.add(
+            "entrypoint",
+            f"The image sets ENTRYPOINT {settings['Entrypoint']}; put the whole command in CMD "
+            "and add `ENTRYPOINT []` to the Dockerfile.",
+        )
+    command = settings.get("Cmd") or []
+    if not command or not all(isinstance(part, str) for part in command):
+        report.add(
+            "no_command",
+            "The image has no CMD: set the command that writes /output/predictions.csv.",
+        )
+    else:
+        report.command = list(command)
+    working_dir = settings.get("WorkingDir") or "/"
+    report.working_dir = working_dir if isinstance(working_dir, str) else "/"
+
+
+def _json(index: _Index, name: str, report: ArchiveReport) -> Any:
+    resolved = index.resolve(name)
+    data = index.small.get(resolved) if resolved else None
+    if data is None:
+        report.add(
+            "bad_manifest", f"{name} is not a JSON file of at most {format_size(SMALL_BYTES)}."
+        )
+        return None
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        report.add("bad_manifest", f"{name} is not valid JSON ({exc}).")
+        return None
+
+
+def archive_untagged(fileobj: BinaryIO) -> Iterator[bytes]:
+    """The archive as an uncompressed tar stream without image names, for the engine to load.
+
+    Drops `repositories` and the names in manifest.json and index.json, so the engine loads
+    the image untagged; the caller tags it. Call only on an archive `archive_check` passed.
+    """
+    magic = fileobj.read(2)
+    fileobj.seek(0)
+    mode = "r|gz" if magic == b"\x1f\x8b" else "r|"
+    with tarfile.open(fileobj=fileobj, mode=mode) as tar:
+        for info in tar:
+            name = _normalise(info.name)
+            if name == "repositories":
+                continue
+            stream = tar.extractfile(info) if info.isreg() else None
+            if name in ("manifest.json", "index.json") and stream is not None:
+                body = _without_names(name, stream.read())
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(body), 0o644
+                stream = io.BytesIO(body)
+            yield from _entry(info, stream)
+    yield b"\0" * (2 * tarfile.BLOCKSIZE)
+
+
+def _without_names(name: str, body: bytes) -> bytes:
+    data = json.loads(body)
+    if name == "manifest.json":
+        for entry in data:
+            entry["RepoTags"] = None
+    else:
+        for entry in data.get("manifests", []):
+            annotations = entry.get("annotations") or {}
+            annotations.pop("io.containerd.image.name", None)
+            annotations.pop("org.opencontainers.image.ref.name", None)
+    return json.dumps(data).encode()
+
+
+def _entry(info: tarfile.TarInfo, stream: IO[bytes] | None) -> Iterator[bytes]:
+    yield info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    if stream is None:
+        return
+    while chunk := stream.read(CHUNK):
+        yield chunk
+    yield b"\0" * (-info.size % tarfile.BLOCKSIZE)
