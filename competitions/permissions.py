@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AnonymousUser
 
-from competitions.models import Competition, Membership, Submission, TaskFile
+from competitions.models import Competition, LeaderboardEntry, Membership, Submission, TaskFile
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -99,8 +99,40 @@ def access_task_file(user: User | AnonymousUser, slug: str, name: str) -> TaskFi
 
 
 def access_ground_truth(user: User | AnonymousUser, slug: str) -> Competition:
-    """The ground truth is for the competition's organizers only; everyone else is told it is not there."""
+    """The ground truth is for the competition's organizers only, until they publish the
+    labels (then for anyone who can see the competition); everyone else is told it is not
+    there."""
     competition = Competition.objects.filter(slug=slug).first()
-    if competition is None or not is_organizer(user, competition):
+    if competition is None:
         raise NotFound("Not found.")
-    return competition
+    if is_organizer(user, competition):
+        return competition
+    if competition.labels_published and can_view(user, competition):
+        return competition
+    raise NotFound("Not found.")
+
+
+def access_entry(user: User | AnonymousUser, submission_id: int) -> Submission:
+    """A submission whose claim (manifest, bundle) the user may see: its team and the
+    organizers always; anyone who can see the competition once it is a row of a leaderboard
+    they can see (the public one, or the private one after finalizing)."""
+    submission = (
+        Submission.objects.select_related("competition__task", "team", "phase")
+        .filter(pk=submission_id)
+        .first()
+    )
+    if submission is None or not can_view(user, submission.competition):
+        raise NotFound("No such entry.")
+    competition = submission.competition
+    if is_organizer(user, competition) or (
+        user.is_authenticated
+        and Membership.objects.filter(team_id=submission.team_id, user=user).exists()
+    ):
+        return submission
+    splits = ["public", "private"] if competition.is_finalized else ["public"]
+    on_board = LeaderboardEntry.objects.filter(
+        submission=submission, split__in=splits, task_version=competition.task.version
+    )
+    if not on_board.exists():
+        raise NotFound("No such entry.")
+    return submission

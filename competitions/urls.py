@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from competitions import views_entries
 from competitions.views import accounts, organizer, pages, submit, teams
 
 urlpatterns = [
@@ -44,6 +45,7 @@ urlpatterns = [
     path("c/<slug:slug>/rules/", pages.competition_rules, name="competition-rules"),
     path("c/<slug:slug>/join/", pages.competition_join_view, name="competition-join"),
     path("c/<slug:slug>/leaderboard/", pages.leaderboard, name="leaderboard"),
+    path("c/<slug:slug>/entries/<int:submission_id>/", views_entries.entry, name="entry"),
     path("c/<slug:slug>/statistics/", pages.competition_stats, name="competition-stats"),
     path("c/<slug:slug>/submit/", submit.submit, name="submit"),
     path("c/<slug:slug>/submissions/", submit.my_submissions, name="my-submissions"),

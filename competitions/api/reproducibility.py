@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import yaml
+from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from competitions.models import TaskVersion
-from competitions.permissions import access_competition
+from competitions.permissions import NotFound, access_competition, access_entry
+from competitions.selectors import private_split_visible
+from competitions.services.reproducibility import model_index, submission_bundle_write
 from competitions.services.versions import task_version_activate, task_version_create
+from scoring.manifest import manifest_for_viewer, scoring_run_latest
 
 
 def _version_data(version: TaskVersion, *, ranked: int) -> dict[str, Any]:
@@ -87,3 +97,67 @@ class TaskVersionActivateApi(APIView):
             task=competition.task, number=number, rescore=data.validated_data["rescore"]
         )
         return Response(_version_data(version, ranked=version.number))
+
+
+class SubmissionManifestApi(APIView):
+    """The manifest behind an entry's scores, for anyone who can see the entry."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("version", int, description="Task version (default: ranked)")],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request, submission_id: int) -> Response:
+        submission = access_entry(request.user, submission_id)
+        version = _int(request.query_params.get("version"), submission.competition.task.version)
+        run = scoring_run_latest(submission=submission, task_version=version)
+        if run is None:
+            raise NotFound(f"No manifest of this submission under task version {version}.")
+        private = private_split_visible(request.user, submission.competition)
+        return Response(manifest_for_viewer(run.manifest, private_visible=private))
+
+
+class SubmissionBundleApi(APIView):
+    """The reproducibility bundle (zip) as the requesting user may see it."""
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    def get(self, request: Request, submission_id: int) -> FileResponse:
+        submission = access_entry(request.user, submission_id)
+        workdir = Path(tempfile.mkdtemp(prefix="heldout-bundle-"))
+        try:
+            path = submission_bundle_write(
+                submission=submission, user=request.user, dest=workdir / "bundle.zip"
+            )
+            # Open, then remove: the response streams from the open file, nothing is left.
+            stream = path.open("rb")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        name = f"{submission.competition.slug}-{submission.pk}-reproducibility.zip"
+        return FileResponse(stream, as_attachment=True, filename=name)
+
+
+class YAMLRenderer(BaseRenderer):
+    media_type = "application/yaml"
+    format = "yaml"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode("utf-8")
+
+
+class ModelIndexApi(APIView):
+    """Leaderboard results as Hugging Face model-index metadata (?format=yaml or json)."""
+
+    renderer_classes = [JSONRenderer, YAMLRenderer, BrowsableAPIRenderer]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, slug: str) -> Response:
+        competition = access_competition(request.user, slug)
+        source = reverse("leaderboard", args=[slug], request=request)
+        return Response(model_index(competition=competition, user=request.user, source_url=source))
+
+
+def _int(raw: str | None, default: int) -> int:
+    try:
+        return int(raw) if raw is not None else default
+    except ValueError:
+        return default

@@ -50,6 +50,11 @@ urlpatterns = [
         name="version-activate",
     ),
     path(
+        "competitions/<slug:slug>/model-index/",
+        reproducibility.ModelIndexApi.as_view(),
+        name="model-index",
+    ),
+    path(
         "competitions/<slug:slug>/submissions/",
         submissions.SubmissionListCreateApi.as_view(),
         name="submission-list",
@@ -74,6 +79,16 @@ urlpatterns = [
         "submissions/<int:submission_id>/file/",
         submissions.SubmissionFileApi.as_view(),
         name="submission-file",
+    ),
+    path(
+        "submissions/<int:submission_id>/manifest/",
+        reproducibility.SubmissionManifestApi.as_view(),
+        name="submission-manifest",
+    ),
+    path(
+        "submissions/<int:submission_id>/bundle/",
+        reproducibility.SubmissionBundleApi.as_view(),
+        name="submission-bundle",
     ),
     path(
         "submissions/<int:submission_id>/select/",

@@ -1,0 +1,112 @@
+"""The claim page of a leaderboard entry: one sentence saying what was measured, the
+method card as declared, the manifest beneath, and the reproducibility bundle."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from competitions.markdown import render_markdown
+from competitions.models import Membership, Replication, Score, Submission
+from competitions.permissions import NotFound, access_entry, is_organizer
+from competitions.selectors import private_split_visible
+from scoring.manifest import manifest_for_viewer, scoring_run_latest
+from scoring.metrics import metric_get
+
+
+@dataclass
+class Claim:
+    split: str
+    sentence: str
+
+
+def entry(request: HttpRequest, slug: str, submission_id: int) -> HttpResponse:
+    try:
+        submission = access_entry(request.user, submission_id)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    if submission.competition.slug != slug:
+        raise Http404("No such entry.")
+    return render(request, "competitions/entry.html", entry_context(submission, request.user))
+
+
+def entry_context(submission: Submission, user: User | AnonymousUser) -> dict[str, Any]:
+    competition = submission.competition
+    task = competition.task
+    private_visible = private_split_visible(user, competition)
+    run = scoring_run_latest(submission=submission, task_version=task.version)
+    manifest = manifest_for_viewer(run.manifest, private_visible=private_visible) if run else None
+    splits = ["public", "private"] if private_visible else ["public"]
+    scores = dict(
+        Score.objects.filter(
+            submission=submission,
+            task_version=task.version,
+            split__in=splits,
+            metric=task.primary_metric,
+        ).values_list("split", "value")
+    )
+    claims = [
+        Claim(split, claim_sentence(submission, manifest, split, scores[split], task.version))
+        for split in splits
+        if scores.get(split) is not None
+    ]
+    replication = (
+        Replication.objects.filter(submission=submission, status=Replication.Status.DONE)
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+    return {
+        "competition": competition,
+        "submission": submission,
+        "is_owner": _is_owner(user, submission),
+        "claims": claims,
+        "description": render_markdown(submission.description) if submission.description else "",
+        "manifest_json": json.dumps(manifest, indent=2, sort_keys=True) if manifest else "",
+        "replication": replication,
+        "task_version": task.version,
+    }
+
+
+def claim_sentence(
+    submission: Submission,
+    manifest: dict[str, Any] | None,
+    split: str,
+    score: float,
+    version: int,
+) -> str:
+    """ "Given <hardware>, <method> reaches <metric> = <score> on the <split> split (<n> rows)
+    of <competition> (task version v), scored by <scorer image digest>." """
+    metric = metric_get(submission.competition.task.primary_metric)
+    hardware = (
+        f"{submission.hardware_declared} (as declared)"
+        if submission.hardware_declared
+        else "undeclared training hardware"
+    )
+    method = submission.method_name or f"submission #{submission.pk} of {submission.team.name}"
+    rows = (manifest or {}).get("ground_truth", {}).get("rows", {}).get(split)
+    size = f"{rows:,} rows" if rows is not None else "size not recorded"
+    scorer = (manifest or {}).get("scorer", {})
+    if scorer.get("image_digest"):
+        scored_by = f"the scorer image {scorer['image_digest']}"
+    elif manifest:
+        scored_by = "the in-process scorer (no image)"
+    else:
+        scored_by = "a scorer whose manifest was not recorded"
+    return (
+        f"Given {hardware}, {method} reaches {metric.label} = {score:.6g} "
+        f"on the {split} split ({size}) of {submission.competition.title} "
+        f"(task version {version}), scored by {scored_by}."
+    )
+
+
+def _is_owner(user: User | AnonymousUser, submission: Submission) -> bool:
+    if not user.is_authenticated:
+        return False
+    return is_organizer(user, submission.competition) or (
+        Membership.objects.filter(team_id=submission.team_id, user=user).exists()
+    )
