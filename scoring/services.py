@@ -258,7 +258,7 @@ def submission_score(
         chosen = scorer or scorer_default(task=task, runner=recorder)
         with tempfile.TemporaryDirectory(prefix="heldout-score-") as workdir:
             outcome = chosen.score(
-                predictions_path=_predictions_path(submission, Path(workdir)),
+                predictions_path=_predictions_path(submission, Path(workdir), recorder),
                 truth_path=Path(task.ground_truth.path),
                 spec=task.spec(),
                 workdir=Path(workdir),
@@ -289,13 +289,17 @@ def submission_score(
     return True
 
 
-def _predictions_path(submission: Submission, workdir: Path) -> Path:
+def _predictions_path(submission: Submission, workdir: Path, runner: SandboxRunner) -> Path:
     """The predictions file the scorer reads.
 
     The one place where a container submission's inference stage runs (it writes the
-    predictions under `workdir` and this returns their path); a prediction-file
-    submission is its own predictions.
+    predictions under `workdir` and this returns their path; `runner` records the run);
+    a prediction-file submission is its own predictions.
     """
+    if submission.kind == "container":
+        from scoring.inference import inference_run
+
+        return inference_run(submission=submission, runner=runner, workdir=workdir)
     return Path(submission.file.path)
 
 

@@ -1,0 +1,256 @@
+"""Submission images on the worker's Docker engine: loading them and collecting them.
+
+A container submission's archive stays in private storage for good; the image loaded from
+it is a cache. `DockerImages.ensure` loads the archive when its tag is missing (first run,
+rescore, replication, or after collection), so `images_gc` may remove any image that is not
+about to run. docs/containers.md states the policy.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import docker
+import docker.errors
+import requests.exceptions
+from django.core.files.uploadedfile import UploadedFile
+
+from competitions.errors import ApplicationError
+from scoring.image_archive import archive_check, archive_untagged
+from scoring.sandbox import SANDBOX_LABEL, STARTED_LABEL, SandboxError, SandboxUnavailable
+
+log = logging.getLogger(__name__)
+SUBMISSION_REPOSITORY = "heldout-submission"
+_ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    tag: str
+    digest: str  # the image id, sha256:...
+    size: int
+    command: list[str] = field(default_factory=list)
+    working_dir: str = "/"
+
+
+class ImageStore(Protocol):
+    def ensure(self, *, tag: str, archive: Path, digest: str = "") -> LoadedImage: ...
+
+
+class InvalidImage(ApplicationError):
+    """An uploaded image archive was refused; `problems` lists every reason."""
+
+    status = 400
+    code = "invalid_image"
+
+
+def image_upload_check(*, uploaded_file: UploadedFile) -> None:
+    """Refuse a bad archive at upload, before it is stored or counted.
+
+    Reads the tar index only (a gzipped archive is decompressed as it is read); the worker
+    checks again, for its own architecture, before loading.
+    """
+    from django.conf import settings
+
+    stream = uploaded_file.file
+    report = archive_check(stream, max_bytes=settings.HELDOUT_MAX_IMAGE_BYTES)
+    if not report.ok:
+        raise InvalidImage(
+            f"The image archive has {len(report.problems)} problem(s); nothing was stored.",
+            extra={"problems": [p.to_dict() for p in report.problems]},
+        )
+
+
+def submission_image_tag(*, submission_id: int, sha256: str) -> str:
+    """Unique per submission and archive, also across Heldout instances sharing an engine."""
+    return f"{SUBMISSION_REPOSITORY}:{submission_id}-{sha256[:16]}"
+
+
+def engine_architecture() -> str:
+    return _ARCHITECTURES.get(platform.machine().lower(), platform.machine().lower())
+
+
+class DockerImages:
+    """ImageStore on a Docker engine: checks an archive, loads it untagged, tags it."""
+
+    def __init__(self, client: docker.DockerClient, *, max_bytes: int) -> None:
+        self.client = client
+        self.max_bytes = max_bytes
+
+    def ensure(self, *, tag: str, archive: Path, digest: str = "") -> LoadedImage:
+        """The image `tag`, loaded from `archive` unless already there with `digest`.
+
+        Raises SandboxError when the archive is refused (the participant's to fix), and
+        SandboxUnavailable when the engine fails (to retry).
+        """
+        with _engine_errors():
+            existing = _get(self.client, tag)
+            if existing is not None and (not digest or existing.id == digest):
+                return _loaded(tag, existing)
+            with archive.open("rb") as f:
+                report = archive_check(
+                    f, max_bytes=self.max_bytes, architecture=engine_architecture()
+                )
+                if not report.ok:
+                    raise SandboxError(f"The image archive was refused: {report.summary()}")
+                image = self._load(f, report.image_id)
+            image.tag(*tag.split(":", 1))
+            try:
+                _check_shell(self.client, tag)
+            except SandboxError:
+                self.client.images.remove(tag)
+                raise
+            return _loaded(tag, self.client.images.get(tag))
+
+    def _load(self, f, image_id: str):
+        try:
+            loaded = self.client.images.load(archive_untagged(f))
+        except docker.errors.APIError as exc:
+            message = str(exc.explanation or exc)
+            if "no space left" in message:
+                raise SandboxUnavailable(f"the Docker engine is out of disk: {message}") from exc
+            raise SandboxError(f"Docker could not load the image: {message}") from exc
+        for image in loaded:
+            if image.id == image_id:
+                return image
+        # The engine made an image other than the one checked: never run it.
+        raise SandboxError("Docker loaded a different image than the archive's manifest names.")
+
+
+def _get(client: docker.DockerClient, tag: str):
+    try:
+        return client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _loaded(tag: str, image) -> LoadedImage:
+    config = image.attrs.get("Config") or {}
+    return LoadedImage(
+        tag=tag,
+        digest=str(image.id),
+        size=int(image.attrs.get("Size") or 0),
+        command=list(config.get("Cmd") or []),
+        working_dir=config.get("WorkingDir") or "/",
+    )
+
+
+def _check_shell(client: docker.DockerClient, tag: str) -> None:
+    """The sandbox starts every command through /bin/sh; without one the start fails in a
+    way that looks like an engine error. Checked in a created, never started, container."""
+    container = client.containers.create(
+        tag,
+        command=["/bin/sh"],
+        network_mode="none",
+        labels={SANDBOX_LABEL: "1", STARTED_LABEL: f"{time.time():.0f}"},
+    )
+    try:
+        path = "/bin/sh"
+        for _ in range(5):  # follow links, as exec would
+            stream, info = container.get_archive(path)
+            with suppress(Exception):
+                stream.close()
+            target = info.get("linkTarget") or ""
+            if not target:
+                return
+            path = target if target.startswith("/") else str(Path(path).parent / target)
+    except docker.errors.NotFound as exc:
+        raise SandboxError(
+            "The image has no /bin/sh, which the sandbox starts the command with; build it "
+            "on a base image that has one."
+        ) from exc
+    finally:
+        with suppress(docker.errors.NotFound):  # a worker's start-up clean-up got it first
+            container.remove(force=True)
+
+
+def images_gc(
+    *,
+    keep: set[str],
+    client: docker.DockerClient | None = None,
+    repository: str = SUBMISSION_REPOSITORY,
+) -> int:
+    """Remove the submission images whose tag is not in `keep`. Returns how many went.
+
+    An image in use by a container is left for the next round. Without an engine (the demo
+    without Docker) there is nothing to collect.
+    """
+    try:
+        client = client or docker.from_env()
+        images = client.images.list(name=repository)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        log.info("no Docker engine to collect images on: %s", exc)
+        return 0
+    removed = 0
+    for image in images:
+        for tag in image.tags:
+            if not tag.startswith(f"{repository}:") or tag in keep:
+                continue
+            try:
+                client.images.remove(tag)
+                removed += 1
+            except docker.errors.NotFound:
+                pass  # another worker removed it meanwhile
+            except docker.errors.APIError as exc:
+                log.info("image %s kept for now: %s", tag, exc)
+    return removed
+
+
+def images_to_keep(*, top_n: int) -> set[str]:
+    """Tags of the images the policy keeps: work waiting or running, replications pending,
+    selected submissions, and each leaderboard's top rows (at least `top_n`, or the
+    competition's `replicate_top_n`)."""
+    from django.db.models import Q
+
+    from competitions.models import Competition, LeaderboardEntry, Replication, Submission
+
+    containers = Submission.objects.filter(kind="container")
+    busy = Replication.objects.filter(
+        status__in=[Replication.Status.QUEUED, Replication.Status.RUNNING]
+    ).values("submission_id")
+    wanted = containers.filter(
+        Q(status__in=[Submission.Status.QUEUED, Submission.Status.RUNNING])
+        | Q(is_selected=True)
+        | Q(pk__in=busy)
+    )
+    ids = set(wanted.values_list("pk", flat=True))
+    for competition in Competition.objects.filter(submissions__kind="container").distinct():
+        count = max(top_n, competition.replicate_top_n)
+        for split in ("public", "private"):
+            top = LeaderboardEntry.objects.filter(competition=competition, split=split).order_by(
+                "-sort_key", "submitted_at", "team_id"
+            )[:count]
+            ids.update(top.values_list("submission_id", flat=True))
+    rows = containers.filter(pk__in=ids).values_list("pk", "sha256")
+    return {submission_image_tag(submission_id=pk, sha256=sha) for pk, sha in rows}
+
+
+@dataclass
+class FakeImages:
+    """An ImageStore for service tests: records calls, raises `error` if set."""
+
+    image: LoadedImage | None = None
+    error: Exception | None = None
+    calls: list[tuple[str, Path, str]] = field(default_factory=list)
+
+    def ensure(self, *, tag: str, archive: Path, digest: str = "") -> LoadedImage:
+        self.calls.append((tag, archive, digest))
+        if self.error is not None:
+            raise self.error
+        return self.image or LoadedImage(tag=tag, digest="sha256:fake", size=1, command=["run"])
+
+
+@contextmanager
+def _engine_errors() -> Iterator[None]:
+    """Engine failures become SandboxUnavailable (retry); SandboxError passes through."""
+    try:
+        yield
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise SandboxUnavailable(f"the Docker engine failed: {exc}") from exc
