@@ -22,3 +22,12 @@ def submissions_reap_task() -> dict[str, int]:
     from scoring.services import submissions_reap
 
     return submissions_reap()
+
+
+@shared_task
+def images_gc_task() -> int:
+    from django.conf import settings
+
+    from scoring.images import images_gc, images_to_keep
+
+    return images_gc(keep=images_to_keep(top_n=settings.HELDOUT_IMAGES_KEEP_TOP))

@@ -155,6 +155,10 @@ HELDOUT_SANDBOX_LOG_KB = env_int("HELDOUT_SANDBOX_LOG_KB", 64)
 # A submission RUNNING longer than this without a heartbeat is requeued by the reaper.
 HELDOUT_STALE_AFTER_S = env_int("HELDOUT_STALE_AFTER_S", 900)
 HELDOUT_MAX_ATTEMPTS = env_int("HELDOUT_MAX_ATTEMPTS", 3)
+# Container submissions (code competitions): the largest image archive, both as uploaded
+# and unpacked; and how many of each leaderboard's top images a worker keeps loaded.
+HELDOUT_MAX_IMAGE_BYTES = env_int("HELDOUT_MAX_IMAGE_BYTES", 4 * 1024**3)
+HELDOUT_IMAGES_KEEP_TOP = env_int("HELDOUT_IMAGES_KEEP_TOP", 10)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
@@ -184,6 +188,10 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-submissions": {
         "task": "scoring.tasks.submissions_reap_task",
         "schedule": env_float("HELDOUT_REAP_EVERY_S", 60.0),
+    },
+    "collect-submission-images": {
+        "task": "scoring.tasks.images_gc_task",
+        "schedule": env_float("HELDOUT_IMAGES_GC_EVERY_S", 3600.0),
     },
 }
 
