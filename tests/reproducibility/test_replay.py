@@ -1,0 +1,204 @@
+"""replay.py, run as a reader would: unzipped from a bundle into a clean folder, with a
+bare interpreter (no site-packages, no project on the path) and the real Docker engine."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import docker
+import pytest
+
+from competitions.models import ScoringRun, Submission
+from competitions.services.submissions import submission_create
+from scoring.docker_scorer import DockerScorer
+from scoring.sandbox import DockerRunner, SandboxLimits
+from scoring.services import submission_score
+from tests import factories
+
+pytestmark = [pytest.mark.django_db, pytest.mark.docker]
+
+LIMITS = SandboxLimits(memory_bytes=512 * 1024**2, timeout_s=60)
+# Not perfect on either split, so that a changed label or metric moves the scores.
+PREDICTIONS = {
+    f"id{i}": p for i, p in enumerate([0.1, 0.7, 0.2, 0.4, 0.6, 0.8, 0.3, 0.9, 0.55, 0.65])
+}
+
+
+@pytest.fixture
+def scored(competition, participant, docker_client, scorer_image) -> Submission:
+    submission = submission_create(
+        competition=competition,
+        user=participant,
+        uploaded_file=factories.upload(factories.predictions_csv(PREDICTIONS)),
+    )
+    scorer = DockerScorer(runner=DockerRunner(docker_client), image=scorer_image, limits=LIMITS)
+    submission_score(submission_id=submission.pk, scorer=scorer)
+    submission.refresh_from_db()
+    assert submission.status == Submission.Status.SCORED
+    return submission
+
+
+@pytest.fixture
+def bundle_dir(api, organizer, scored, tmp_path) -> Path:
+    """The organizer's bundle (it holds the scored file), unzipped in an empty folder."""
+    response = api(organizer).get(f"/api/v1/submissions/{scored.pk}/bundle/")
+    assert response.status_code == 200
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).extractall(folder)
+    return folder
+
+
+@pytest.fixture
+def derived_images(docker_client, scored):
+    """Builds images from the recorded scorer image, offline; removes them afterwards."""
+    made: list[str] = []
+
+    def build(tag: str, *lines: str) -> str:
+        digest = ScoringRun.objects.get(submission=scored).manifest["scorer"]["image_digest"]
+        dockerfile = "\n".join([f"FROM {digest}", *lines]) + "\n"
+        image, _ = docker_client.images.build(
+            fileobj=io.BytesIO(dockerfile.encode()), tag=tag, network_mode="none", rm=True
+        )
+        made.append(tag)
+        return str(image.id)
+
+    yield build
+    for tag in made:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_client.images.remove(tag, force=True)
+
+
+def _replay(folder: Path, *args: str) -> tuple[int, dict]:
+    # -I -S: no site-packages and no environment: replay.py needs the standard library only.
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "replay.py", "--json", *args],
+        cwd=folder,
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_replay_reproduces_every_score_bit_for_bit_from_a_bundle(bundle_dir, scored):
+    (bundle_dir / "truth.csv").write_text(factories.truth_csv())
+
+    status, report = _replay(bundle_dir, "--truth", "truth.csv")
+
+    assert status == 0
+    assert report["outcome"] == "reproduced"
+    assert report["differences"] == []
+    assert report["max_abs_difference"] == 0
+    assert report["compared_scores"] == 4  # roc_auc and accuracy on both splits
+    recorded = ScoringRun.objects.get(submission=scored).manifest["scores"]
+    assert report["replayed"]["scores"] == recorded
+    assert (
+        report["replayed"]["image_digest"]
+        == json.loads((bundle_dir / "manifest.json").read_text())["scorer"]["image_digest"]
+    )
+
+
+def test_replay_detects_a_changed_ground_truth(bundle_dir):
+    # id1 becomes positive (public) and id8 negative (private).
+    changed = factories.truth_csv().replace("id1,0,", "id1,1,").replace("id8,1,", "id8,0,")
+    (bundle_dir / "truth.csv").write_text(changed)
+
+    status, report = _replay(bundle_dir, "--truth", "truth.csv")
+
+    assert status == 1
+    assert report["outcome"] == "not_reproduced"
+    what = {d["what"]: d for d in report["differences"]}
+    assert what["ground truth sha256"]["replayed"] != what["ground truth sha256"]["recorded"]
+    assert "split sha256" not in what  # same ids, same public and private rows
+    assert {"public roc_auc", "private roc_auc"} <= set(what)
+    assert "scorer image digest" not in what
+
+
+def test_replay_detects_a_changed_image_even_when_the_scores_agree(bundle_dir, derived_images):
+    (bundle_dir / "truth.csv").write_text(factories.truth_csv())
+    other = derived_images("heldout-replay-test:relabelled", "LABEL heldout.test=relabelled")
+
+    status, report = _replay(bundle_dir, "--truth", "truth.csv", "--image", other)
+
+    assert status == 0
+    assert report["outcome"] == "reproduced"
+    assert report["differences"] == [
+        {
+            "what": "scorer image digest",
+            "recorded": json.loads((bundle_dir / "manifest.json").read_text())["scorer"][
+                "image_digest"
+            ],
+            "replayed": other,
+        }
+    ]
+
+
+def test_replay_shows_the_scores_a_changed_image_moves(bundle_dir, derived_images):
+    (bundle_dir / "truth.csv").write_text(factories.truth_csv())
+    # The same libraries, but accuracy halved by an edited metric.
+    other = derived_images(
+        "heldout-replay-test:halved",
+        "USER 0",
+        "RUN sed -i 's/return float(np.mean(_labels(y_true, spec) == _labels(y_pred, spec)))"
+        "/return 0.5 * float(np.mean(_labels(y_true, spec) == _labels(y_pred, spec)))/' "
+        "/opt/heldout/scoring/metrics.py && rm -rf /opt/heldout/scoring/__pycache__",
+        "USER 65534",
+    )
+
+    status, report = _replay(bundle_dir, "--truth", "truth.csv", "--image", other)
+
+    assert status == 1
+    assert report["outcome"] == "not_reproduced"
+    what = {d["what"]: d for d in report["differences"]}
+    assert set(what) == {"scorer image digest", "public accuracy", "private accuracy"}
+    for split in ("public", "private"):
+        assert what[f"{split} accuracy"]["replayed"] == what[f"{split} accuracy"]["recorded"] / 2
+    assert not [k for k in what if k.endswith("version")]  # the libraries did not change
+
+
+def test_replay_reports_within_tolerance_with_the_largest_difference(bundle_dir):
+    manifest_path = bundle_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["scores"]["public"]["roc_auc"] += 1e-12
+    manifest_path.write_text(json.dumps(manifest))
+    (bundle_dir / "truth.csv").write_text(factories.truth_csv())
+
+    status, report = _replay(bundle_dir, "--truth", "truth.csv", "--tolerance", "1e-9")
+
+    assert status == 0
+    assert report["outcome"] == "within_tolerance"
+    assert 0 < report["max_abs_difference"] <= 1e-9
+    assert [d["what"] for d in report["differences"]] == ["public roc_auc"]
+
+
+def test_a_strangers_bundle_asks_for_the_predictions(api, scored, tmp_path):
+    response = api(None).get(f"/api/v1/submissions/{scored.pk}/bundle/")
+    zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).extractall(tmp_path)
+    (tmp_path / "truth.csv").write_text(factories.truth_csv())
+    (tmp_path / "mine.csv").write_bytes(factories.predictions_csv(PREDICTIONS))
+
+    without = subprocess.run(
+        [sys.executable, "-I", "-S", "replay.py", "--truth", "truth.csv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    status, report = _replay(tmp_path, "--truth", "truth.csv", "--predictions", "mine.csv")
+
+    assert without.returncode == 2
+    assert "pass the scored file with --predictions" in without.stderr
+    assert status == 0
+    assert report["outcome"] == "reproduced"
+    assert report["compared_scores"] == 2  # the private scores are withheld from strangers
