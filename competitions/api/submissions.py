@@ -2,7 +2,7 @@
 
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from competitions import selectors
 from competitions.models import Score, Submission
-from competitions.permissions import access_competition, access_submission
+from competitions.permissions import NotFound, access_competition, access_submission
 from competitions.services.submissions import submission_create, submission_set_selected
 
 IN_PROCESS_NOTE = "scored in-process (no sandbox)"
@@ -41,6 +41,7 @@ def submission_data(
         "competition": submission.competition.slug,
         "team": submission.team.name,
         "submitter": submission.submitter.get_username(),
+        "kind": submission.kind,
         "file_name": submission.original_name,
         "sha256": submission.sha256,
         "size": submission.size,
@@ -66,11 +67,18 @@ def submission_data(
         "scorer": _scorer_data(submission),
         # Sandbox runs, their logs filtered by selectors.sandbox_runs_for_user.
         "runs": runs or [],
+        # Container submissions: the image that ran, and whether its predictions can be
+        # downloaded (GET .../file/?part=predictions).
+        "container_image_digest": submission.container_image_digest or None,
+        "has_predictions": bool(submission.predictions),
     }
 
 
 class SubmissionCreateInput(serializers.Serializer):
-    file = serializers.FileField(allow_empty_file=True)
+    file = serializers.FileField(
+        allow_empty_file=True,
+        help_text="The predictions; on a container phase, the `docker save` archive (docs/containers.md)",
+    )
     method_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     description = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
     paper_url = serializers.URLField(required=False, allow_blank=True)
@@ -147,9 +155,25 @@ class SubmissionDetailApi(APIView):
 class SubmissionFileApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "part",
+                enum=["upload", "predictions"],
+                description="predictions: what a container submission's inference wrote",
+            )
+        ],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
     def get(self, request: Request, submission_id: int) -> FileResponse:
         submission = access_submission(request.user, submission_id)
+        if request.query_params.get("part") == "predictions":
+            if not submission.predictions:
+                raise NotFound("This submission has no predictions from a container.")
+            name = submission.predictions.name.rsplit("/", 1)[-1]
+            return FileResponse(
+                submission.predictions.open("rb"), as_attachment=True, filename=name
+            )
         return FileResponse(
             submission.file.open("rb"), as_attachment=True, filename=submission.original_name
         )

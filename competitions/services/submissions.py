@@ -91,6 +91,10 @@ def submission_create(
     membership = competition.membership_set.filter(user=user).select_related("team").first()
     if membership is None:
         raise NotJoined("Join the competition (and accept its rules) before submitting.")
+    if phase.submission_kind == "container":
+        from scoring.images import image_upload_check
+
+        image_upload_check(uploaded_file=uploaded_file)  # 400 with every problem of the archive
     sha256 = upload_sha256(uploaded_file)
 
     with transaction.atomic():
@@ -111,6 +115,7 @@ def submission_create(
             paper_url=paper_url,
             code_url=code_url,
             hardware_declared=hardware_declared,
+            kind=phase.submission_kind,
             is_late=is_late,
             task_version=competition.task.version,
             created_at=now,
