@@ -107,6 +107,7 @@ class LimitsForm(forms.ModelForm):
             "selection_limit": "Submissions a team may select for the private board",
             "max_team_size": "Largest team size",
         }
+        help_texts = {"selection_limit": "", "max_team_size": ""}
 
     def clean_selection_limit(self):
         value = self.cleaned_data["selection_limit"]
@@ -133,6 +134,7 @@ class PhaseForm(forms.ModelForm):
             "total_limit": "Submissions per team in the phase (empty: no limit)",
             "late_submissions_scored": "After the end, accept submissions (scored, never ranked)",
         }
+        help_texts = {"daily_limit": "", "late_submissions_scored": ""}
         widgets = {
             "start_at": forms.DateTimeInput(
                 attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"

@@ -50,6 +50,12 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return ticks
 
 
+def count_ticks(high: int) -> list[float]:
+    """Ticks for counts: whole numbers from 0."""
+    step = max(1, math.ceil(nice_ticks(0, max(high, 1))[1]))
+    return [float(v) for v in range(0, max(high, 1) + step, step)]
+
+
 def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
@@ -107,12 +113,12 @@ def _svg(id_prefix: str, title: str, desc: str, body: list[str], legend: str = "
 def _time_labels(low: float, high: float, count: int = 5) -> list[tuple[float, str]]:
     span = high - low
     fmt = "%H:%M" if span < 2 * 86400 else "%b %d"
-    if span <= 0:
-        return [(low, datetime.fromtimestamp(low, tz=UTC).strftime(fmt))]
-    return [
-        (value, datetime.fromtimestamp(value, tz=UTC).strftime(fmt))
-        for value in (low + span * i / (count - 1) for i in range(count))
-    ]
+    labels: list[tuple[float, str]] = []
+    for value in (low + span * i / (count - 1) for i in range(count)):
+        text = datetime.fromtimestamp(value, tz=UTC).strftime(fmt)
+        if not labels or labels[-1][1] != text:
+            labels.append((value, text))
+    return labels
 
 
 def timeline(
@@ -123,7 +129,12 @@ def timeline(
     times = [t.timestamp() for s in series for t, _v in s.points]
     if not values:
         return _svg(id_prefix, title, desc, [_empty_note()])
-    frame = _Frame(min(times), max(times), nice_ticks(min(values), max(values)))
+    x_low, x_high = min(times), max(times)
+    if x_high - x_low < 3600:
+        # A few minutes of history: centre it in an hour rather than stretch it.
+        middle = (x_low + x_high) / 2
+        x_low, x_high = middle - 1800, middle + 1800
+    frame = _Frame(x_low, x_high, nice_ticks(min(values), max(values)))
     body = frame.axes(_time_labels(frame.x_low, frame.x_high), y_label)
     legend_items = []
     for s in series:
@@ -211,7 +222,7 @@ def daily_bars(
     """One bar per day, e.g. submissions per day."""
     if not counts:
         return _svg(id_prefix, title, desc, [_empty_note()])
-    frame = _Frame(0, len(counts), nice_ticks(0, max(max(c for _d, c in counts), 1)))
+    frame = _Frame(0, len(counts), count_ticks(max(c for _d, c in counts)))
     step = max(len(counts) // 6, 1)
     labels = [(i + 0.5, d.strftime("%b %d")) for i, (d, _c) in enumerate(counts) if i % step == 0]
     body = frame.axes(labels, "Submissions")

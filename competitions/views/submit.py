@@ -177,6 +177,8 @@ def submission_page(request: HttpRequest, slug: str, submission_id: int) -> Http
     competition = submission.competition
     viewer = viewer_for(request, competition)
     scores = selectors.submission_scores(submission=submission, user=request.user)
+    task = competition.task
+    columns = [task.primary_metric, *task.secondary_metrics]
     context = page_context(
         request,
         competition,
@@ -184,6 +186,8 @@ def submission_page(request: HttpRequest, slug: str, submission_id: int) -> Http
         "submissions",
         submission=submission,
         scores=scores,
+        score_columns=columns,
+        score_rows=[(split, [values.get(m) for m in columns]) for split, values in scores.items()],
         hidden_problems=max(submission.total_problems - len(submission.problems), 0),
         status_url=reverse("api:submission-detail", args=[submission.pk]),
         is_member=viewer.team_id == submission.team_id,

@@ -92,11 +92,14 @@
     const template = document.getElementById("status-template");
     live.replaceChildren(template.content.cloneNode(true));
     const panel = live.querySelector("#status-panel");
+    panel.scrollIntoView({ block: "nearest" });
     panel.querySelector('[data-field="id"]').textContent = "#" + data.id;
     panel.dataset.statusUrl = data.status_url;
     panel.dataset.pageUrl = data.page_url;
     form.reset();
     describe();
+    const used = document.getElementById("quota-used");
+    if (used) used.textContent = String(Number(used.textContent) + 1);
     window.HeldoutStatus.follow(panel, data.status_url, data.page_url, { focus: true });
   }
 
