@@ -148,8 +148,9 @@ def _safe_name(info: zipfile.ZipInfo) -> PurePosixPath:
     name = PurePosixPath(info.filename.replace("\\", "/"))
     if name.is_absolute() or ".." in name.parts or not name.parts:
         raise ValueError(f"the zip entry {info.filename!r} points outside the program folder")
-    mode = info.external_attr >> 16
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    # Unix zips keep the file type in the high bits; many tools leave it 0 (a plain file).
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
         raise ValueError(f"the zip entry {info.filename!r} is a link or a special file")
     return name
 
