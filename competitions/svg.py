@@ -156,6 +156,10 @@ def timeline(
         legend_items.append(
             f'<li><span class="swatch {s.css_class}" aria-hidden="true"></span>{escape(s.label)}</li>'
         )
+    body.append(
+        f'<text class="axis-label" x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 6}" '
+        'text-anchor="middle">Submitted (UTC)</text>'
+    )
     legend = f'<ul class="legend">{"".join(legend_items)}</ul>'
     return _svg(id_prefix, title, desc, body, legend)
 
@@ -190,11 +194,15 @@ def histogram(
     edges, counts = histogram_counts(values, bins)
     if not counts:
         return _svg(id_prefix, title, desc, [_empty_note()])
+    x_low, x_high = edges[0], edges[-1]
     if len(counts) == 1:
-        edges = [edges[0] - 0.5, edges[0] + 0.5]
-    frame = _Frame(edges[0], edges[-1], nice_ticks(0, max(counts)))
-    x_ticks = nice_ticks(edges[0], edges[-1])
-    body = frame.axes([(t, _fmt(t)) for t in x_ticks if edges[0] <= t <= edges[-1]], "Teams")
+        # Every team has the same score: one narrow bar in a range around it.
+        pad = abs(edges[0]) * 0.1 or 0.1
+        x_low, x_high = edges[0] - pad, edges[0] + pad
+        edges = [edges[0] - pad / bins, edges[0] + pad / bins]
+    frame = _Frame(x_low, x_high, count_ticks(max(counts)))
+    x_ticks = nice_ticks(x_low, x_high)
+    body = frame.axes([(t, _fmt(t)) for t in x_ticks if x_low <= t <= x_high], "Teams")
     for i, count in enumerate(counts):
         x0, x1 = frame.x(edges[i]), frame.x(edges[i + 1])
         y = frame.y(count)
@@ -204,10 +212,14 @@ def histogram(
             f"{count} team{'s' if count != 1 else ''}</title></rect>"
         )
     if mark is not None and math.isfinite(mark):
-        x = frame.x(min(max(mark, edges[0]), edges[-1]))
+        x = frame.x(min(max(mark, x_low), x_high))
+        # The label sits on the side of the line with room for it.
+        right = x > (LEFT + WIDTH - RIGHT) / 2
+        label_x, anchor = (x - 4, "end") if right else (x + 4, "start")
         body.append(
             f'<line class="mark" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}"/>'
-            f'<text class="mark-label" x="{x + 4:.1f}" y="{TOP + 12}">{escape(mark_label)}</text>'
+            f'<text class="mark-label" x="{label_x:.1f}" y="{TOP + 12}" text-anchor="{anchor}">'
+            f"{escape(mark_label)}</text>"
         )
     body.append(
         f'<text class="axis-label" x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 6}" '
