@@ -5,6 +5,7 @@
 Scores the same small binary task with InProcessScorer and with DockerScorer (the real
 DockerRunner, default limits), after one warm-up each, taking turns, and prints the
 median wall time per scoring. The overhead is the difference of the medians; target: under 1.5 s.
+It does the same with accuracy as the only metric, which needs no scikit-learn import.
 To show where the overhead goes, it also times two bare sandbox runs: `python -c pass`
 (container start, Python start, container removal) and `python -c "import scoring.cli"`
 (the same plus the scoring libraries' imports, which in-process scoring has already paid).
@@ -40,6 +41,11 @@ SPEC = TaskSpec(
     task_type="binary",
     primary_metric="roc_auc",
     secondary_metrics=("log_loss", "accuracy"),
+)
+# The same task scored with a metric that needs only numpy: scoring.metrics imports
+# scikit-learn (about a second in the container) only when a metric needs it.
+NUMPY_ONLY_SPEC = TaskSpec(
+    id_column="id", target_columns=("target",), task_type="binary", primary_metric="accuracy"
 )
 TARGET_OVERHEAD_S = 1.5
 
@@ -78,10 +84,12 @@ def timed_rounds(
     return times
 
 
-def score_once(scorer: Scorer, files: tuple[Path, Path], scratch: Path) -> None:
+def score_once(
+    scorer: Scorer, files: tuple[Path, Path], scratch: Path, spec: TaskSpec = SPEC
+) -> None:
     workdir = Path(tempfile.mkdtemp(dir=scratch))
     outcome = scorer.score(
-        predictions_path=files[0], truth_path=files[1], spec=SPEC, workdir=workdir
+        predictions_path=files[0], truth_path=files[1], spec=spec, workdir=workdir
     )
     assert outcome.evaluation.ok, outcome.evaluation.problems
 
@@ -116,6 +124,12 @@ def main() -> int:
         measures = {
             "in-process scoring": lambda: score_once(InProcessScorer(), files, scratch),
             "docker scoring": lambda: score_once(docker_scorer, files, scratch),
+            "in-process scoring, accuracy only": lambda: score_once(
+                InProcessScorer(), files, scratch, NUMPY_ONLY_SPEC
+            ),
+            "docker scoring, accuracy only": lambda: score_once(
+                docker_scorer, files, scratch, NUMPY_ONLY_SPEC
+            ),
             "  bare sandbox: python -c pass": lambda: bare_run(runner, args.image, "pass", scratch),
             "  bare sandbox: import scoring.cli": lambda: bare_run(
                 runner, args.image, "import scoring.cli", scratch
@@ -132,6 +146,10 @@ def main() -> int:
     say(
         f"\nsandbox overhead per scoring: {overhead:.3f} s (target < {TARGET_OVERHEAD_S} s: {verdict})"
     )
+    numpy_only = (
+        medians["docker scoring, accuracy only"] - medians["in-process scoring, accuracy only"]
+    )
+    say(f"the same, metrics without scikit-learn: {numpy_only:.3f} s")
     return 0
 
 

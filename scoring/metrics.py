@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from sklearn import metrics as skm
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from scoring.spec import TaskSpec
 
 CLASSIFICATION = frozenset({"binary", "multiclass", "probabilities"})
@@ -41,12 +41,24 @@ class UndefinedMetric(Exception):
     """The metric has no value on these rows, e.g. ROC AUC when only one class is present."""
 
 
+def _skm() -> ModuleType:
+    """scikit-learn's metrics, imported on first use. Importing scikit-learn takes about a
+    second (it pulls in scipy.stats and pandas), which every sandboxed scoring would pay
+    at start; this way an invalid file, or a task whose metrics need only numpy, never
+    does."""
+    from sklearn import metrics
+
+    return metrics
+
+
 def _labels(y: np.ndarray, spec: TaskSpec) -> np.ndarray:
     """Hard class indices (into spec.classes) for any classification array."""
     if spec.task_type == "binary":
         return (y >= 0.5).astype(np.int8)
     if spec.task_type == "probabilities":
         return np.argmax(y, axis=1)
+    import pandas as pd  # imported on use, like scikit-learn: see _skm()
+
     return pd.Categorical(y, categories=list(spec.classes)).codes
 
 
@@ -59,26 +71,26 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray, *, spec: TaskSpec) -> float
 
 
 def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, *, spec: TaskSpec) -> float:
-    return skm.balanced_accuracy_score(_labels(y_true, spec), _labels(y_pred, spec))
+    return _skm().balanced_accuracy_score(_labels(y_true, spec), _labels(y_pred, spec))
 
 
 def f1(y_true: np.ndarray, y_pred: np.ndarray, *, spec: TaskSpec) -> float:
     """F1 of the positive class; 0 when there are no positives to find or predicted."""
-    return skm.f1_score(_labels(y_true, spec), _labels(y_pred, spec), zero_division=0)
+    return _skm().f1_score(_labels(y_true, spec), _labels(y_pred, spec), zero_division=0)
 
 
 def f1_macro(y_true: np.ndarray, y_pred: np.ndarray, *, spec: TaskSpec) -> float:
     """Unweighted mean F1 over the classes present in y_true or y_pred."""
-    return skm.f1_score(
+    return _skm().f1_score(
         _labels(y_true, spec), _labels(y_pred, spec), average="macro", zero_division=0
     )
 
 
 def log_loss(y_true: np.ndarray, y_pred: np.ndarray, *, spec: TaskSpec) -> float:
     if spec.task_type == "binary":
-        return skm.log_loss(y_true, y_pred, labels=[0.0, 1.0])
+        return _skm().log_loss(y_true, y_pred, labels=[0.0, 1.0])
     k = len(spec.classes)
-    return skm.log_loss(np.argmax(y_true, axis=1), _normalised(y_pred), labels=list(range(k)))
+    return _skm().log_loss(np.argmax(y_true, axis=1), _normalised(y_pred), labels=list(range(k)))
 
 
 def roc_auc(y_true: np.ndarray, y_pred: np.ndarray, *, spec: TaskSpec) -> float:
@@ -87,36 +99,36 @@ def roc_auc(y_true: np.ndarray, y_pred: np.ndarray, *, spec: TaskSpec) -> float:
     if spec.task_type == "binary":
         if y_true.min() == y_true.max():
             raise UndefinedMetric
-        return skm.roc_auc_score(y_true, y_pred)
+        return _skm().roc_auc_score(y_true, y_pred)
     present = [j for j in range(y_true.shape[1]) if 0 < y_true[:, j].sum() < len(y_true)]
     if not present:
         raise UndefinedMetric
-    return float(np.mean([skm.roc_auc_score(y_true[:, j], y_pred[:, j]) for j in present]))
+    return float(np.mean([_skm().roc_auc_score(y_true[:, j], y_pred[:, j]) for j in present]))
 
 
 def average_precision(y_true: np.ndarray, y_pred: np.ndarray, *, spec: TaskSpec) -> float:
     if y_true.max() == 0:
         raise UndefinedMetric
-    return skm.average_precision_score(y_true, y_pred)
+    return _skm().average_precision_score(y_true, y_pred)
 
 
 def rmse(y_true: np.ndarray, y_pred: np.ndarray, *, spec: TaskSpec) -> float:
-    return skm.root_mean_squared_error(y_true, y_pred)
+    return _skm().root_mean_squared_error(y_true, y_pred)
 
 
 def mse(y_true: np.ndarray, y_pred: np.ndarray, *, spec: TaskSpec) -> float:
-    return skm.mean_squared_error(y_true, y_pred)
+    return _skm().mean_squared_error(y_true, y_pred)
 
 
 def mae(y_true: np.ndarray, y_pred: np.ndarray, *, spec: TaskSpec) -> float:
-    return skm.mean_absolute_error(y_true, y_pred)
+    return _skm().mean_absolute_error(y_true, y_pred)
 
 
 def r2(y_true: np.ndarray, y_pred: np.ndarray, *, spec: TaskSpec) -> float:
     """Undefined (None) for fewer than two rows or a constant target."""
     if len(y_true) < 2:
         raise UndefinedMetric
-    return skm.r2_score(y_true, y_pred, force_finite=False)
+    return _skm().r2_score(y_true, y_pred, force_finite=False)
 
 
 def _metric(
