@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from competitions.models import (
     Competition,
     LeaderboardEntry,
     Membership,
+    Replication,
     SandboxRun,
     Score,
     Submission,
@@ -47,6 +48,7 @@ class LeaderboardRow:
     submitted_at: object
     entries: int
     last_submission_at: object
+    replication: str = ""  # the latest finished replication's outcome, if any
 
 
 @dataclass
@@ -73,16 +75,29 @@ def leaderboard_page(
     base = LeaderboardEntry.objects.filter(
         competition=competition, split=split, task_version=task.version
     )
-    ordered = base.order_by("-sort_key", "submitted_at", "team_id").values(
-        "sort_key",
-        "team_id",
-        "team__name",
-        "submission_id",
-        "score",
-        "scores",
-        "submitted_at",
-        "entries",
-        "last_submission_at",
+    # The replication badge comes with the rows (a subquery), not in a query of its own.
+    replicated = (
+        Replication.objects.filter(
+            submission=OuterRef("submission_id"), status=Replication.Status.DONE
+        )
+        .order_by("-finished_at", "-pk")
+        .values("outcome")[:1]
+    )
+    ordered = (
+        base.annotate(replication=Subquery(replicated))
+        .order_by("-sort_key", "submitted_at", "team_id")
+        .values(
+            "sort_key",
+            "team_id",
+            "team__name",
+            "submission_id",
+            "score",
+            "scores",
+            "submitted_at",
+            "entries",
+            "last_submission_at",
+            "replication",
+        )
     )
     window = list(ordered[offset : offset + limit] if limit is not None else ordered[offset:])
     first_key = window[0]["sort_key"] if window else float("inf")
@@ -105,6 +120,7 @@ def leaderboard_page(
                 submitted_at=r["submitted_at"],
                 entries=r["entries"],
                 last_submission_at=r["last_submission_at"],
+                replication=r["replication"] or "",
             )
         )
     return LeaderboardPage(

@@ -62,7 +62,12 @@ def scoring_run_record(
             return None
         version = task_version if task_version is not None else fresh.task_version
         manifest = manifest_build(
-            submission=fresh, outcome=outcome, task_version=version, scorer=scorer, kind=kind
+            submission=fresh,
+            outcome=outcome,
+            task_version=version,
+            scorer=scorer,
+            kind=kind,
+            runs_since=fresh.started_at,
         )
         return ScoringRun.objects.create(
             submission=fresh, task_version=manifest["task"]["version"], manifest=manifest
@@ -79,7 +84,12 @@ def manifest_build(
     task_version: int | None,
     scorer: object | None = None,
     kind: str = "scoring",
+    predictions: Path | None = None,
+    runs_since: datetime | None = None,
+    timing: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The manifest of a scoring that just ran. A replication passes the predictions its
+    inference stage wrote, when it started (to pick its own sandbox runs) and its times."""
     task = submission.competition.task
     number = task_version or task.version
     version = _task_version(task, number)
@@ -92,7 +102,7 @@ def manifest_build(
         "platform": {"name": "heldout", "version": platform_version()},
         "competition": {"slug": submission.competition.slug, "title": submission.competition.title},
         "submission": _submission_part(submission),
-        "predictions": _predictions_part(submission),
+        "predictions": _predictions_part(submission, predictions),
         "container": _container_part(submission),
         "task": _task_part(task, number),
         "ground_truth": _truth_part(truth_path, task.spec(), evaluation.provenance),
@@ -101,8 +111,8 @@ def manifest_build(
         "libraries": _libraries_part(outcome),
         "scores": evaluation.scores,
         "validation": {"total_problems": evaluation.total_problems},
-        "stages": _stages_part(submission, outcome, scorer),
-        "timing": _timing_part(submission, outcome),
+        "stages": _stages_part(submission, outcome, scorer, runs_since),
+        "timing": timing or _timing_part(submission, outcome),
         "random_seeds": {"used": [], "note": NO_SEEDS},
         "host": host_description(),
     }
@@ -167,8 +177,14 @@ def _submission_part(submission: Submission) -> dict[str, Any]:
     }
 
 
-def _predictions_part(submission: Submission) -> dict[str, Any]:
+def _predictions_part(submission: Submission, predictions: Path | None) -> dict[str, Any]:
     """The file the scorer read: the upload, or what a container's inference stage wrote."""
+    if predictions is not None:
+        return {
+            "source": "inference",
+            "sha256": file_sha256(predictions),
+            "size": predictions.stat().st_size,
+        }
     if submission.kind == "container" and submission.predictions:
         path = Path(submission.predictions.path)
         return {"source": "inference", "sha256": file_sha256(path), "size": path.stat().st_size}
@@ -238,11 +254,19 @@ def _libraries_part(outcome: ScoringOutcome) -> dict[str, Any]:
 
 
 def _stages_part(
-    submission: Submission, outcome: ScoringOutcome, scorer: object | None
+    submission: Submission,
+    outcome: ScoringOutcome,
+    scorer: object | None,
+    since: datetime | None,
 ) -> list[dict[str, Any]]:
-    runs = list(
-        SandboxRun.objects.filter(submission=submission, attempt=max(submission.attempts, 1))
-    )
+    # This scoring's runs: a rescore starts again at attempt 1, so the attempt alone does
+    # not tell them from an earlier scoring's.
+    runs_qs = SandboxRun.objects.filter(submission=submission).order_by("created_at", "pk")
+    if since is not None:
+        runs_qs = runs_qs.filter(created_at__gte=since)
+    else:
+        runs_qs = runs_qs.filter(attempt=max(submission.attempts, 1))
+    runs = list(runs_qs)
     if runs:
         return [_run_part(run) for run in runs]
     limits = getattr(scorer, "limits", None)

@@ -17,6 +17,18 @@ def submission_score_task(submission_id: int) -> bool:
     return submission_score(submission_id=submission_id)
 
 
+@shared_task(
+    acks_late=True,
+    autoretry_for=(SandboxUnavailable,),
+    retry_backoff=5,
+    max_retries=5,
+)
+def replication_run_task(replication_id: int) -> bool:
+    from scoring.replication import replication_run
+
+    return replication_run(replication_id=replication_id)
+
+
 @shared_task
 def submissions_reap_task() -> dict[str, int]:
     from scoring.services import submissions_reap

@@ -167,7 +167,10 @@ class LeaderboardApi(APIView):
         if as_csv:
             return Response(_csv(board))
         # The task version whose scores this board ranks (GET .../versions/ describes it).
-        return Response({"task_version": competition.task.version} | _json(board, page, page_size))
+        body = {"task_version": competition.task.version} | _json(board, page, page_size)
+        for row in body["results"]:  # each row's claim page (manifest, bundle)
+            row["entry_url"] = reverse("entry", args=[slug, row["submission_id"]], request=request)
+        return Response(body)
 
 
 def _int(raw, default: int, low: int, high: int) -> int:
@@ -197,6 +200,7 @@ def _json(board: selectors.LeaderboardPage, page: int, page_size: int) -> dict:
                 "submitted_at": r.submitted_at,
                 "entries": r.entries,
                 "last_submission_at": r.last_submission_at,
+                "replication": r.replication or None,
             }
             for r in board.rows
         ],

@@ -20,8 +20,15 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from competitions.models import TaskVersion
-from competitions.permissions import NotFound, access_competition, access_entry
+from competitions.models import Replication, TaskVersion
+from competitions.permissions import (
+    Forbidden,
+    NotFound,
+    access_competition,
+    access_entry,
+    access_submission,
+    is_organizer,
+)
 from competitions.selectors import private_split_visible
 from competitions.services.reproducibility import model_index, submission_bundle_write
 from competitions.services.versions import task_version_activate, task_version_create
@@ -161,3 +168,73 @@ def _int(raw: str | None, default: int) -> int:
         return int(raw) if raw is not None else default
     except ValueError:
         return default
+
+
+def _replication_data(replication: Replication, *, private_visible: bool) -> dict[str, Any]:
+    """A replication as the viewer may read it: before the private leaderboard is revealed,
+    the team does not see how its private scores moved."""
+    differences = dict(replication.differences or {})
+    if not private_visible and differences:
+        for key in ("scores", "differences"):
+            differences[key] = [
+                d for d in differences.get(key, []) if not str(d["what"]).startswith("private ")
+            ]
+        differences.pop("max_abs_difference", None)
+    return {
+        "id": replication.pk,
+        "submission": replication.submission_id,
+        "status": replication.status,
+        "outcome": replication.outcome or None,
+        "queue": replication.queue,
+        "tolerance": replication.tolerance,
+        "differences": differences,
+        "error_message": replication.error_message,
+        "created_at": replication.created_at,
+        "finished_at": replication.finished_at,
+        "original_run": replication.original_run_id,
+        "new_run": replication.new_run_id,
+    }
+
+
+class SubmissionReplicationListApi(APIView):
+    """The replications of a submission, for its team and the organizers."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, submission_id: int) -> Response:
+        submission = access_submission(request.user, submission_id)
+        private = private_split_visible(request.user, submission.competition)
+        replications = Replication.objects.filter(submission=submission).order_by("-created_at")
+        return Response(
+            {"results": [_replication_data(r, private_visible=private) for r in replications]}
+        )
+
+
+class SubmissionReplicateApi(APIView):
+    """An organizer asks for a container submission to be run and scored again, optionally
+    on another worker queue (other hardware)."""
+
+    permission_classes = [IsAuthenticated]
+
+    class ReplicateInput(serializers.Serializer):
+        queue = serializers.CharField(
+            max_length=40, required=False, allow_blank=True, help_text="Worker queue to run on"
+        )
+        tolerance = serializers.FloatField(
+            required=False, min_value=0, help_text="Largest absolute score difference accepted"
+        )
+
+    @extend_schema(request=ReplicateInput, responses={202: OpenApiTypes.OBJECT})
+    def post(self, request: Request, submission_id: int) -> Response:
+        from scoring.replication import replication_request
+
+        submission = access_submission(request.user, submission_id)
+        if not is_organizer(request.user, submission.competition):
+            raise Forbidden("Only this competition's organizers can do that.")
+        data = self.ReplicateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        replication = replication_request(
+            submission=submission, user=request.user, **data.validated_data
+        )
+        return Response(_replication_data(replication, private_visible=True), status=202)

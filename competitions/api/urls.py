@@ -91,6 +91,16 @@ urlpatterns = [
         name="submission-bundle",
     ),
     path(
+        "submissions/<int:submission_id>/replications/",
+        reproducibility.SubmissionReplicationListApi.as_view(),
+        name="submission-replications",
+    ),
+    path(
+        "submissions/<int:submission_id>/replicate/",
+        reproducibility.SubmissionReplicateApi.as_view(),
+        name="submission-replicate",
+    ),
+    path(
         "submissions/<int:submission_id>/select/",
         submissions.SubmissionSelectApi.as_view(),
         name="submission-select",

@@ -130,6 +130,15 @@ def _finite(value: float | None) -> bool:
 
 def competition_finalize(*, competition: Competition) -> Competition:
     """Reveal the private leaderboard. Private rows are kept current all along, so this only flips a flag."""
+    from scoring.replication import replications_missing  # scoring imports this module
+
+    missing = replications_missing(competition=competition)
+    if missing:
+        raise InvalidState(
+            f"The top {competition.replicate_top_n} container entries must be replicated before "
+            f"finalizing; not yet: submissions {', '.join(f'#{pk}' for pk in missing)}.",
+            extra={"unreplicated": missing},
+        )
     updated = Competition.objects.filter(pk=competition.pk, finalized_at__isnull=True).update(
         finalized_at=timezone.now()
     )

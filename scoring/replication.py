@@ -1,0 +1,254 @@
+"""Replication: run a container submission's image again, score it, compare the scores.
+
+An organizer asks (replication_request); a worker, possibly on another queue and so on
+other hardware, runs the same image digest through inference and scoring again
+(replication_run) and records the outcome on the entry: reproduced (identical), within
+tolerance (with the difference), or diverged. The original scores and files are never
+touched: the replication writes its own manifest (a ScoringRun of kind "replication").
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.files import File
+from django.db import transaction
+from django.utils import timezone
+
+from competitions.errors import InvalidState
+from competitions.models import (
+    Competition,
+    LeaderboardEntry,
+    Replication,
+    ScoringRun,
+    Submission,
+    TaskVersion,
+)
+from scoring.inference import inference_run
+from scoring.manifest import manifest_build, scoring_run_latest
+from scoring.replay import compare
+from scoring.sandbox import SandboxRunner, SandboxUnavailable
+from scoring.services import (
+    SUBMISSION_LABEL,
+    RecordingRunner,
+    sandbox_runner,
+    sandbox_runs_save,
+    scorer_default,
+)
+
+log = logging.getLogger(__name__)
+Status = Replication.Status
+OUTCOMES = {
+    "reproduced": Replication.Outcome.REPRODUCED,
+    "within_tolerance": Replication.Outcome.WITHIN_TOLERANCE,
+    "not_reproduced": Replication.Outcome.DIVERGED,
+}
+
+
+def replication_request(
+    *, submission: Submission, user: User | None, queue: str = "", tolerance: float = 1e-9
+) -> Replication:
+    """Queue a replication of a scored container submission. Raises InvalidState when it is
+    not one, or when a replication of it is already waiting or running."""
+    if submission.kind != "container":
+        raise InvalidState("Only container submissions can be replicated.")
+    original = None
+    if submission.status == Submission.Status.SCORED and submission.task_version is not None:
+        original = scoring_run_latest(submission=submission, task_version=submission.task_version)
+    if original is None:
+        raise InvalidState("The submission has no recorded scoring to compare a replication with.")
+    with transaction.atomic():
+        Submission.objects.select_for_update().get(pk=submission.pk)
+        pending = Replication.objects.filter(
+            submission=submission, status__in=[Status.QUEUED, Status.RUNNING]
+        )
+        if pending.exists():
+            raise InvalidState("A replication of this submission is already waiting or running.")
+        replication = Replication.objects.create(
+            submission=submission,
+            requested_by=user,
+            queue=queue,
+            tolerance=tolerance,
+            original_run=original,
+        )
+        target = queue or submission.competition.task.queue or settings.CELERY_TASK_DEFAULT_QUEUE
+
+        def enqueue() -> None:
+            from scoring.tasks import replication_run_task
+
+            replication_run_task.apply_async(args=[replication.pk], queue=target)
+
+        transaction.on_commit(enqueue, robust=True)
+    return replication
+
+
+def replication_run(*, replication_id: int, runner: SandboxRunner | None = None) -> bool:
+    """Run one replication. Returns False when there was nothing to do (already claimed)."""
+    started = timezone.now()
+    claimed = Replication.objects.filter(pk=replication_id, status=Status.QUEUED).update(
+        status=Status.RUNNING
+    )
+    if claimed != 1:
+        return False
+    replication = Replication.objects.select_related(
+        "submission__competition__task", "submission__team", "original_run"
+    ).get(pk=replication_id)
+    submission = replication.submission
+    recorder = RecordingRunner(
+        runner or sandbox_runner(), labels={SUBMISSION_LABEL: str(submission.pk)}
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="heldout-replicate-") as workdir:
+            manifest = _rerun(replication, recorder, Path(workdir), started)
+    except SandboxUnavailable:
+        # Not the submission's fault: back to the queue for the retry to claim.
+        Replication.objects.filter(pk=replication_id, status=Status.RUNNING).update(
+            status=Status.QUEUED
+        )
+        raise
+    except Exception as exc:
+        log.warning("replication %s failed: %s", replication_id, exc)
+        Replication.objects.filter(pk=replication_id).update(
+            status=Status.FAILED, error_message=str(exc)[:10_000], finished_at=timezone.now()
+        )
+        return True
+    finally:
+        _runs_save(submission, recorder)  # those of a failed replication
+    _finish(replication, manifest)
+    return True
+
+
+def _runs_save(submission: Submission, recorder: RecordingRunner) -> None:
+    sandbox_runs_save(
+        submission_id=submission.pk, attempt=max(submission.attempts, 1), runs=recorder.runs
+    )
+    recorder.runs = []
+
+
+def _rerun(
+    replication: Replication, runner: RecordingRunner, workdir: Path, started
+) -> dict[str, Any]:
+    """Inference and scoring again, under the original scoring's task version."""
+    submission = replication.submission
+    task = submission.competition.task
+    assert replication.original_run is not None
+    number = replication.original_run.task_version
+    version = TaskVersion.objects.filter(task=task, number=number).first()
+    truth = Path((version.ground_truth if version else task.ground_truth).path)
+    with _predictions_kept(submission, workdir):
+        written = inference_run(submission=submission, runner=runner, workdir=workdir)
+        predictions = workdir / "replicated-predictions"
+        shutil.copyfile(written, predictions)
+    scorer = scorer_default(task=task, runner=runner)
+    outcome = scorer.score(
+        predictions_path=predictions, truth_path=truth, spec=task.spec(), workdir=workdir
+    )
+    finished = timezone.now()
+    _runs_save(submission, runner)  # saved before the manifest, which lists them
+    timing = {
+        "queued_at": replication.created_at.isoformat(),
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "scoring_duration_s": outcome.duration_s,
+        "peak_memory_bytes": outcome.peak_memory_bytes,
+    }
+    submission.refresh_from_db()
+    return manifest_build(
+        submission=submission,
+        outcome=outcome,
+        task_version=number,
+        scorer=scorer,
+        kind="replication",
+        predictions=predictions,
+        runs_since=started,
+        timing=timing,
+    )
+
+
+@contextmanager
+def _predictions_kept(submission: Submission, workdir: Path) -> Iterator[None]:
+    """Keep the original predictions: the inference stage stores what it writes as the
+    submission's predictions, and the original manifest and bundles refer to those."""
+    field = submission.predictions
+    original_name = field.name if field else ""
+    saved = workdir / "original-predictions"
+    if original_name:
+        with field.open("rb") as source, saved.open("wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+    try:
+        yield
+    finally:
+        if original_name:
+            current = Submission.objects.get(pk=submission.pk).predictions
+            if current.name:
+                current.storage.delete(current.name)
+            with saved.open("rb") as f:
+                name = current.storage.save(original_name, File(f))
+            Submission.objects.filter(pk=submission.pk).update(predictions=name)
+
+
+def _finish(replication: Replication, manifest: dict[str, Any]) -> None:
+    original = replication.original_run
+    assert original is not None
+    replayed = {
+        "predictions_sha256": manifest["predictions"]["sha256"],
+        "ground_truth_sha256": manifest["ground_truth"]["sha256"],
+        "split_sha256": manifest["ground_truth"]["split_sha256"],
+        "image_digest": manifest["scorer"]["image_digest"],
+        "libraries": manifest["libraries"]["versions"],
+        "scores": manifest["scores"],
+        "total_problems": manifest["validation"]["total_problems"],
+    }
+    report = compare(original.manifest, replayed, tolerance=replication.tolerance)
+    differences = {
+        "max_abs_difference": report["max_abs_difference"],
+        "scores": report["scores"],
+        "differences": report["differences"],
+        "container_image_digest": {
+            "original": (original.manifest.get("container") or {}).get("image_digest"),
+            "replicated": (manifest.get("container") or {}).get("image_digest"),
+        },
+    }
+    with transaction.atomic():
+        new_run = ScoringRun.objects.create(
+            submission=replication.submission,
+            task_version=manifest["task"]["version"],
+            manifest=manifest,
+        )
+        Replication.objects.filter(pk=replication.pk).update(
+            status=Status.DONE,
+            outcome=OUTCOMES[report["outcome"]],
+            differences=differences,
+            new_run=new_run,
+            finished_at=timezone.now(),
+        )
+
+
+def replications_missing(*, competition: Competition) -> list[int]:
+    """Container submissions among the top `replicate_top_n` rows of the private
+    leaderboard without a finished replication: finalizing waits for them."""
+    top_n = competition.replicate_top_n
+    if not top_n:
+        return []
+    rows = (
+        LeaderboardEntry.objects.filter(
+            competition=competition, split="private", task_version=competition.task.version
+        )
+        .order_by("-sort_key", "submitted_at", "team_id")
+        .values_list("submission_id", "submission__kind")[:top_n]
+    )
+    containers = [sub_id for sub_id, kind in rows if kind == "container"]
+    done = set(
+        Replication.objects.filter(submission_id__in=containers, status=Status.DONE).values_list(
+            "submission_id", flat=True
+        )
+    )
+    return [sub_id for sub_id in containers if sub_id not in done]
