@@ -89,6 +89,22 @@ def team_progress(*, competition: Competition, team: Team | None, split: str) ->
     return progress
 
 
+def attach_primary_scores(submissions: list[Submission], metric: str, *, private: bool) -> None:
+    """Set .public_score and .private_score on each submission (its own task version), in
+    one query; private only when the caller may see it."""
+    splits = ["public", "private"] if private else ["public"]
+    rows = Score.objects.filter(submission__in=submissions, metric=metric, split__in=splits)
+    found = {
+        (sub_id, version, split): value
+        for sub_id, version, split, value in rows.values_list(
+            "submission_id", "task_version", "split", "value"
+        )
+    }
+    for s in submissions:
+        s.public_score = found.get((s.pk, s.task_version, "public"))  # type: ignore[attr-defined]
+        s.private_score = found.get((s.pk, s.task_version, "private"))  # type: ignore[attr-defined]
+
+
 def best_so_far(points: list[tuple[datetime, float]], higher: bool) -> list[tuple[datetime, float]]:
     best: list[tuple[datetime, float]] = []
     for when, value in points:

@@ -133,8 +133,12 @@ def submissions(request: HttpRequest, slug: str) -> HttpResponse:
     if status in Submission.Status.values:
         qs = qs.filter(status=status)
     qs = qs.select_related("team", "submitter").order_by("-created_at")
+    page_obj = page_of(request, qs, ROWS_PER_PAGE)
+    task = context["competition"].task
+    stats.attach_primary_scores(list(page_obj), task.primary_metric, private=True)
     context |= {
-        "page_obj": page_of(request, qs, ROWS_PER_PAGE),
+        "page_obj": page_obj,
+        "metric": task.primary_metric,
         "status_filter": status,
         "statuses": Submission.Status.choices,
         "query": f"status={status}" if status else "",

@@ -18,10 +18,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from competitions import selectors
+from competitions import selectors, stats
 from competitions.errors import ApplicationError, QuotaExceeded
 from competitions.forms import SubmissionForm
-from competitions.models import Score, Submission
+from competitions.models import Submission
 from competitions.permissions import NotFound, access_submission
 from competitions.services.submissions import (
     current_phase,
@@ -138,7 +138,7 @@ def my_submissions(request: HttpRequest, slug: str) -> HttpResponse:
     qs = Submission.objects.filter(team_id=viewer.team_id).select_related("submitter")
     page_obj = page_of(request, qs.order_by("-created_at"), SUBMISSIONS_PER_PAGE)
     can_see_private = competition.is_finalized or viewer.is_organizer
-    _attach_scores(list(page_obj), task.primary_metric, can_see_private)
+    stats.attach_primary_scores(list(page_obj), task.primary_metric, private=can_see_private)
     metric = metric_get(task.primary_metric)
     context = page_context(
         request,
@@ -154,21 +154,6 @@ def my_submissions(request: HttpRequest, slug: str) -> HttpResponse:
         ),
     )
     return render(request, "competitions/submissions.html", context)
-
-
-def _attach_scores(submissions: list[Submission], metric: str, private: bool) -> None:
-    """Each submission's primary score under its own task version, in one query."""
-    splits = ["public", "private"] if private else ["public"]
-    rows = Score.objects.filter(submission__in=submissions, metric=metric, split__in=splits)
-    found = {
-        (sub_id, version, split): value
-        for sub_id, version, split, value in rows.values_list(
-            "submission_id", "task_version", "split", "value"
-        )
-    }
-    for s in submissions:
-        s.public_score = found.get((s.pk, s.task_version, "public"))  # type: ignore[attr-defined]
-        s.private_score = found.get((s.pk, s.task_version, "private"))  # type: ignore[attr-defined]
 
 
 @login_required
