@@ -112,8 +112,10 @@ class DockerImages:
     def _load(self, f, image_id: str):
         try:
             loaded = self.client.images.load(archive_untagged(f))
-        except docker.errors.APIError as exc:
-            message = str(exc.explanation or exc)
+        except (docker.errors.APIError, docker.errors.ImageLoadError) as exc:
+            # The archive passed the checks, so what the engine still refuses (a layer
+            # that does not match its digest, say) is the archive's fault, but a full disk.
+            message = str(getattr(exc, "explanation", None) or exc)
             if "no space left" in message:
                 raise SandboxUnavailable(f"the Docker engine is out of disk: {message}") from exc
             raise SandboxError(f"Docker could not load the image: {message}") from exc

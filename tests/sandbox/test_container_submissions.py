@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
+import hashlib
 import io
 from pathlib import Path
 
@@ -35,7 +36,12 @@ from scoring.services import submission_score
 from scoring.tasks import images_gc_task
 from tests import factories
 from tests.sandbox import hostile_images as h
-from tests.sandbox.hostile_setup import TEST_CSV, make_container_phase, submit_archive
+from tests.sandbox.hostile_setup import (
+    TEST_CSV,
+    make_container_phase,
+    submit_archive,
+    truth_probe,
+)
 
 RUNNABLE = h.layer({"app/run": b"#!/bin/sh\necho hi\n"})
 ARCHIVE = h.legacy_archive(
@@ -480,8 +486,6 @@ def loaded_tags(docker_client):
 def test_a_container_submission_through_the_api_is_scored_and_never_sees_the_truth(
     api, participant, competition, runner, predict_archive, loaded_tags
 ):
-    from tests.sandbox.hostile_setup import truth_probe
-
     make_container_phase(
         competition, files={"test.csv": TEST_CSV.encode(), "probe.txt": truth_probe()}
     )
@@ -585,3 +589,29 @@ def test_collection_removes_the_images_not_kept_and_only_those(
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(dropped)
     assert images_gc(keep={kept}, client=docker_client, repository=test_repository) == 0
+
+
+@pytest.mark.docker
+def test_an_archive_the_engine_refuses_is_the_submissions_fault_not_a_retry(
+    docker_client, tmp_path, test_repository
+):
+    # Passes every check, but the layer is not the one the config's diff_ids name.
+    config = h.image_config([RUNNABLE])
+    archive = tmp_path / "mismatch.tar"
+    archive.write_bytes(h.legacy_archive([h.layer({"other": b"x"})], config=config))
+
+    with pytest.raises(SandboxError, match="Docker could not load the image: invalid diffID"):
+        DockerImages(docker_client, max_bytes=2**32).ensure(
+            tag=f"{test_repository}:mismatch", archive=archive
+        )
+
+
+def test_the_probe_file_really_holds_the_truths_fingerprint():
+    """The truth-scan tests (here and in test_abuse_containers.py) would pass vacuously if
+    the probe named nothing real."""
+    digest, marker = truth_probe().decode().split()
+    truth = factories.truth_csv().encode()
+    assert digest == hashlib.sha256(truth).hexdigest()
+    assert bytes.fromhex(marker) in truth
+    assert bytes.fromhex(marker) not in TEST_CSV.encode()
+    assert truth.startswith(bytes.fromhex(marker))
