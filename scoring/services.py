@@ -108,14 +108,21 @@ def sandbox_limits(*, overrides: Mapping[str, object] | None = None) -> SandboxL
 
 @functools.cache
 def docker_available() -> bool:
-    """Whether this process reaches a Docker engine. Asked once per worker process: a
-    worker started without an engine scores in-process until it restarts."""
+    """Whether this process reaches a Docker engine that has the scorer image. Asked once
+    per worker process: a worker started without them scores in-process until it restarts.
+    (Without the image every scoring would wait for it in the retry loop: `make demo` on
+    a machine with Docker but no `make scorer-image` must still score.)"""
+    image = settings.HELDOUT_SCORER_IMAGE
     try:
         client = docker.from_env(timeout=10)
         try:
             client.ping()
+            client.images.get(image)
         finally:
             client.close()
+    except docker.errors.ImageNotFound:
+        log.warning("The scorer image %s is missing: scoring in-process, without a sandbox.", image)
+        return False
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         log.warning("No Docker engine answers (%s): scoring in-process, without a sandbox.", exc)
         return False

@@ -135,7 +135,7 @@ HELDOUT_MAX_PROBLEMS = env_int("HELDOUT_MAX_PROBLEMS", 100)
 
 # Scoring: "docker" runs the scorer image in the sandbox; "in-process" scores inside the
 # worker (the demo on a machine without Docker); "auto" is docker when the worker process
-# reaches a Docker engine at its first scoring, else in-process.
+# reaches a Docker engine that has the scorer image at its first scoring, else in-process.
 HELDOUT_SCORER = env_str("HELDOUT_SCORER", "auto")
 if HELDOUT_SCORER not in ("auto", "docker", "in-process"):
     raise ImproperlyConfigured(

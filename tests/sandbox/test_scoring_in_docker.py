@@ -125,9 +125,10 @@ def test_auto_scores_in_process_when_no_engine_answers(monkeypatch, tmp_path, se
 
 @pytest.mark.docker
 def test_auto_picks_docker_where_an_engine_answers_and_keeps_its_first_decision(
-    docker_client, monkeypatch, tmp_path, settings
+    scorer_image, monkeypatch, tmp_path, settings
 ):
     settings.HELDOUT_SCORER = "auto"
+    settings.HELDOUT_SCORER_IMAGE = scorer_image
     assert isinstance(scorer_default(runner=FakeRunner()), DockerScorer)
 
     # The engine going away later changes nothing in this process...
@@ -135,6 +136,14 @@ def test_auto_picks_docker_where_an_engine_answers_and_keeps_its_first_decision(
     assert isinstance(scorer_default(runner=FakeRunner()), DockerScorer)
     # ...and a process that starts without one scores in-process.
     docker_available.cache_clear()
+    assert isinstance(scorer_default(runner=FakeRunner()), InProcessScorer)
+
+
+@pytest.mark.docker
+def test_auto_scores_in_process_where_the_engine_lacks_the_scorer_image(docker_client, settings):
+    settings.HELDOUT_SCORER = "auto"
+    settings.HELDOUT_SCORER_IMAGE = "heldout-scorer:never-built"
+
     assert isinstance(scorer_default(runner=FakeRunner()), InProcessScorer)
 
 
