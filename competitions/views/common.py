@@ -79,6 +79,13 @@ def page_of(request: HttpRequest, items, per_page: int) -> Page:
     return Paginator(items, per_page).get_page(request.GET.get("page"))
 
 
+def posted(request: HttpRequest) -> tuple:
+    """A form's data and files: bound on a POST even when the POST is empty."""
+    if request.method == "POST":
+        return request.POST, request.FILES
+    return None, None
+
+
 def wants_json(request: HttpRequest) -> bool:
     """The page's script asks for JSON; a plain form post gets a page."""
     return "application/json" in request.headers.get("Accept", "")

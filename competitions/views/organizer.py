@@ -29,7 +29,7 @@ from competitions.services import submissions as submission_services
 from competitions.services.bundles import bundle_export, bundle_import
 from competitions.services.organize import competition_limits_update, phase_update
 from competitions.services.teams import team_set_banned
-from competitions.views.common import competition_for, page_context, page_of, viewer_for
+from competitions.views.common import competition_for, page_context, page_of, posted, viewer_for
 
 ROWS_PER_PAGE = 50
 
@@ -258,7 +258,7 @@ def bundle_upload(request: HttpRequest) -> HttpResponse:
     """Check a bundle (every problem listed, the sample submission validated) or import it."""
     if not request.user.is_staff:
         raise PermissionDenied("Only organizer accounts can import competitions.")
-    form = BundleForm(request.POST or None, request.FILES or None)
+    form = BundleForm(*posted(request))
     problems: list[str] = []
     checked = None
     if request.method == "POST" and form.is_valid():

@@ -34,6 +34,7 @@ from competitions.views.common import (
     error_json,
     page_context,
     page_of,
+    posted,
     quota_page,
     viewer_for,
     wants_json,
@@ -48,7 +49,7 @@ SUBMISSIONS_PER_PAGE = 25
 def submit(request: HttpRequest, slug: str) -> HttpResponse:
     competition = competition_for(request, slug)
     viewer = viewer_for(request, competition)
-    form = SubmissionForm(request.POST or None, request.FILES or None)
+    form = SubmissionForm(*posted(request))
     error: ApplicationError | None = None
     if request.method == "POST":
         if form.is_valid():

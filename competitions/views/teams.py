@@ -146,7 +146,7 @@ def invitation(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     if found is None or found.invited_user_id not in (None, request.user.pk):
         raise Http404("No such invitation, or it is not for you.")
     viewer = viewer_for(request, competition)
-    form = AcceptInvitationForm(request.POST or None)
+    form = AcceptInvitationForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             team_services.invitation_accept(
