@@ -82,10 +82,11 @@ def team_progress(*, competition: Competition, team: Team | None, split: str) ->
         progress.leader_name = leader["team__name"]
         progress.leader_is_mine = team is not None and leader["team_id"] == team.pk
     for team_id, created_at, value in rows.order_by("submission__created_at"):
+        point = (created_at, float(value or 0))  # value__isnull=False above
         if team is not None and team_id == team.pk:
-            progress.mine.append((created_at, value))
+            progress.mine.append(point)
         if leader and team_id == leader["team_id"]:
-            progress.leader.append((created_at, value))
+            progress.leader.append(point)
     return progress
 
 
@@ -94,7 +95,7 @@ def attach_primary_scores(submissions: list[Submission], metric: str, *, private
     one query; private only when the caller may see it."""
     splits = ["public", "private"] if private else ["public"]
     rows = Score.objects.filter(submission__in=submissions, metric=metric, split__in=splits)
-    found = {
+    found: dict[tuple[int, int | None, str], float | None] = {
         (sub_id, version, split): value
         for sub_id, version, split, value in rows.values_list(
             "submission_id", "task_version", "split", "value"

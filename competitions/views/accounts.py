@@ -14,6 +14,7 @@ from rest_framework.authtoken.models import Token
 from competitions.errors import ApplicationError
 from competitions.forms import SignupForm
 from competitions.services.accounts import user_create
+from competitions.views.common import AuthenticatedRequest
 
 
 def signup(request: HttpRequest) -> HttpResponse:
@@ -44,7 +45,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def account(request: HttpRequest) -> HttpResponse:
+def account(request: AuthenticatedRequest) -> HttpResponse:
     token = Token.objects.filter(user=request.user).first()
     teams = request.user.teams.select_related("competition").order_by("-competition__created_at")
     return render(request, "account/account.html", {"token": token, "teams": teams})
@@ -52,7 +53,7 @@ def account(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def token_create(request: HttpRequest) -> HttpResponse:
+def token_create(request: AuthenticatedRequest) -> HttpResponse:
     # A new token replaces the old one, which stops working at once.
     Token.objects.filter(user=request.user).delete()
     Token.objects.create(user=request.user)
@@ -62,7 +63,7 @@ def token_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def token_revoke(request: HttpRequest) -> HttpResponse:
+def token_revoke(request: AuthenticatedRequest) -> HttpResponse:
     Token.objects.filter(user=request.user).delete()
     messages.success(request, "Your API token was revoked.")
     return redirect("account")

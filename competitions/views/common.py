@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -21,6 +22,12 @@ from competitions.permissions import (
     is_organizer,
     membership_for,
 )
+
+
+class AuthenticatedRequest(HttpRequest):
+    """The request of a view behind login_required: its user is a User."""
+
+    user: User
 
 
 def competition_for(request: HttpRequest, slug: str, *, organize: bool = False) -> Competition:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from django.contrib import messages
@@ -29,7 +30,14 @@ from competitions.services import submissions as submission_services
 from competitions.services.bundles import bundle_export, bundle_import
 from competitions.services.organize import competition_limits_update, phase_update
 from competitions.services.teams import team_set_banned
-from competitions.views.common import competition_for, page_context, page_of, posted, viewer_for
+from competitions.views.common import (
+    AuthenticatedRequest,
+    competition_for,
+    page_context,
+    page_of,
+    posted,
+    viewer_for,
+)
 
 ROWS_PER_PAGE = 50
 
@@ -49,7 +57,7 @@ def _act(request: HttpRequest, slug: str, action: Callable[[], str], to: str) ->
 
 
 @login_required
-def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+def dashboard(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     context = _organizer_page(request, slug, "dashboard")
     board = stats.dashboard(competition=context["competition"])
     total = sum(n for _d, n in board.per_day)
@@ -67,7 +75,7 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-def data(request: HttpRequest, slug: str) -> HttpResponse:
+def data(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     context = _organizer_page(request, slug, "data")
     task = context["competition"].task
     context |= {
@@ -79,7 +87,7 @@ def data(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-def phases(request: HttpRequest, slug: str) -> HttpResponse:
+def phases(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """Edit the team limits and each phase's dates and quotas."""
     context = _organizer_page(request, slug, "phases")
     competition = context["competition"]
@@ -104,10 +112,7 @@ def phases(request: HttpRequest, slug: str) -> HttpResponse:
     for phase, form in forms:
         if which == str(phase.pk) and form.is_valid():
             return _act(
-                request,
-                slug,
-                lambda p=phase, f=form: _save_phase(p, f.cleaned_data),
-                "organize-phases",
+                request, slug, partial(_save_phase, phase, form.cleaned_data), "organize-phases"
             )
     if which:
         status = 400
@@ -126,7 +131,7 @@ def _save_phase(phase, data: dict) -> str:
 
 
 @login_required
-def submissions(request: HttpRequest, slug: str) -> HttpResponse:
+def submissions(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     context = _organizer_page(request, slug, "submissions")
     qs = Submission.objects.filter(competition=context["competition"])
     status = request.GET.get("status", "")
@@ -147,7 +152,7 @@ def submissions(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-def teams(request: HttpRequest, slug: str) -> HttpResponse:
+def teams(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     context = _organizer_page(request, slug, "teams")
     qs = Team.objects.filter(competition=context["competition"]).order_by("name")
     if request.GET.get("q"):
@@ -159,7 +164,7 @@ def teams(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def rescore_all(request: HttpRequest, slug: str) -> HttpResponse:
+def rescore_all(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     competition = competition_for(request, slug, organize=True)
 
     def rescore() -> str:
@@ -171,7 +176,7 @@ def rescore_all(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def finalize(request: HttpRequest, slug: str) -> HttpResponse:
+def finalize(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     competition = competition_for(request, slug, organize=True)
 
     def run() -> str:
@@ -185,7 +190,7 @@ def finalize(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def disqualify(request: HttpRequest, slug: str, submission_id: int) -> HttpResponse:
+def disqualify(request: AuthenticatedRequest, slug: str, submission_id: int) -> HttpResponse:
     competition = competition_for(request, slug, organize=True)
     submission = Submission.objects.filter(pk=submission_id, competition=competition).first()
     if submission is None:
@@ -209,7 +214,7 @@ def disqualify(request: HttpRequest, slug: str, submission_id: int) -> HttpRespo
 
 @login_required
 @require_POST
-def rescore(request: HttpRequest, slug: str, submission_id: int) -> HttpResponse:
+def rescore(request: AuthenticatedRequest, slug: str, submission_id: int) -> HttpResponse:
     competition = competition_for(request, slug, organize=True)
     submission = Submission.objects.filter(pk=submission_id, competition=competition).first()
     if submission is None:
@@ -224,7 +229,7 @@ def rescore(request: HttpRequest, slug: str, submission_id: int) -> HttpResponse
 
 @login_required
 @require_POST
-def ban(request: HttpRequest, slug: str, team_id: int) -> HttpResponse:
+def ban(request: AuthenticatedRequest, slug: str, team_id: int) -> HttpResponse:
     competition = competition_for(request, slug, organize=True)
     team = Team.objects.filter(pk=team_id, competition=competition).first()
     if team is None:
@@ -241,7 +246,7 @@ def ban(request: HttpRequest, slug: str, team_id: int) -> HttpResponse:
 
 
 @login_required
-def export(request: HttpRequest, slug: str) -> FileResponse:
+def export(request: AuthenticatedRequest, slug: str) -> FileResponse:
     """The competition as a bundle zip (with the ground truth: organizers only)."""
     competition = competition_for(request, slug, organize=True)
     workdir = Path(tempfile.mkdtemp(prefix="heldout-export-"))
@@ -254,7 +259,7 @@ def export(request: HttpRequest, slug: str) -> FileResponse:
 
 
 @login_required
-def bundle_upload(request: HttpRequest) -> HttpResponse:
+def bundle_upload(request: AuthenticatedRequest) -> HttpResponse:
     """Check a bundle (every problem listed, the sample submission validated) or import it."""
     if not request.user.is_staff:
         raise PermissionDenied("Only organizer accounts can import competitions.")

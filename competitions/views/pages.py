@@ -21,6 +21,7 @@ from competitions.markdown import render_markdown
 from competitions.models import LeaderboardEntry
 from competitions.services.teams import competition_join
 from competitions.views.common import (
+    AuthenticatedRequest,
     competition_for,
     page_context,
     page_of,
@@ -119,7 +120,7 @@ def competition_rules(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def competition_join_view(request: HttpRequest, slug: str) -> HttpResponse:
+def competition_join_view(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     competition = competition_for(request, slug)
     form = JoinForm(request.POST)
     if not form.is_valid():

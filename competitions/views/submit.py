@@ -29,6 +29,7 @@ from competitions.services.submissions import (
     submission_set_selected,
 )
 from competitions.views.common import (
+    AuthenticatedRequest,
     Viewer,
     competition_for,
     error_json,
@@ -46,7 +47,7 @@ SUBMISSIONS_PER_PAGE = 25
 
 
 @login_required
-def submit(request: HttpRequest, slug: str) -> HttpResponse:
+def submit(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     competition = competition_for(request, slug)
     viewer = viewer_for(request, competition)
     form = SubmissionForm(*posted(request))
@@ -128,7 +129,7 @@ def _quota(competition, viewer: Viewer) -> dict | None:
 
 
 @login_required
-def my_submissions(request: HttpRequest, slug: str) -> HttpResponse:
+def my_submissions(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """The team's submissions, a page at a time, in a fixed number of queries."""
     competition = competition_for(request, slug)
     viewer = viewer_for(request, competition)
@@ -136,7 +137,7 @@ def my_submissions(request: HttpRequest, slug: str) -> HttpResponse:
         messages.info(request, "Join the competition to submit and see your submissions.")
         return redirect("competition-rules", slug)
     task = competition.task
-    qs = Submission.objects.filter(team_id=viewer.team_id).select_related("submitter")
+    qs = Submission.objects.filter(team_id=viewer.membership.team_id).select_related("submitter")
     page_obj = page_of(request, qs.order_by("-created_at"), SUBMISSIONS_PER_PAGE)
     can_see_private = competition.is_finalized or viewer.is_organizer
     stats.attach_primary_scores(list(page_obj), task.primary_metric, private=can_see_private)
@@ -158,7 +159,7 @@ def my_submissions(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-def submission_page(request: HttpRequest, slug: str, submission_id: int) -> HttpResponse:
+def submission_page(request: AuthenticatedRequest, slug: str, submission_id: int) -> HttpResponse:
     submission = _submission_or_404(request, slug, submission_id)
     competition = submission.competition
     viewer = viewer_for(request, competition)
@@ -194,7 +195,7 @@ def _submission_or_404(request: HttpRequest, slug: str, submission_id: int, **kw
 
 @login_required
 @require_POST
-def submission_select(request: HttpRequest, slug: str, submission_id: int) -> HttpResponse:
+def submission_select(request: AuthenticatedRequest, slug: str, submission_id: int) -> HttpResponse:
     submission = _submission_or_404(request, slug, submission_id, team_only=True)
     selected = request.POST.get("selected") == "1"
     try:

@@ -19,11 +19,16 @@ from competitions.errors import ApplicationError
 from competitions.forms import AcceptInvitationForm, InviteForm, TeamNameForm
 from competitions.models import Membership, Submission, TeamInvitation
 from competitions.services import teams as team_services
-from competitions.views.common import competition_for, page_context, viewer_for
+from competitions.views.common import (
+    AuthenticatedRequest,
+    competition_for,
+    page_context,
+    viewer_for,
+)
 
 
 @login_required
-def team(request: HttpRequest, slug: str) -> HttpResponse:
+def team(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     competition = competition_for(request, slug)
     viewer = viewer_for(request, competition)
     invitations_for_me = TeamInvitation.objects.filter(
@@ -75,7 +80,7 @@ def _my_team(request: HttpRequest, slug: str):
 
 @login_required
 @require_POST
-def team_rename(request: HttpRequest, slug: str) -> HttpResponse:
+def team_rename(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     my_team = _my_team(request, slug)
     form = TeamNameForm(request.POST)
 
@@ -92,7 +97,7 @@ def team_rename(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def team_invite(request: HttpRequest, slug: str) -> HttpResponse:
+def team_invite(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     my_team = _my_team(request, slug)
     form = InviteForm(request.POST)
 
@@ -108,7 +113,7 @@ def team_invite(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def invitation_revoke(request: HttpRequest, slug: str, invitation_id: int) -> HttpResponse:
+def invitation_revoke(request: AuthenticatedRequest, slug: str, invitation_id: int) -> HttpResponse:
     my_team = _my_team(request, slug)
     invitation = TeamInvitation.objects.filter(pk=invitation_id, team=my_team).first()
     if invitation is None:
@@ -123,7 +128,7 @@ def invitation_revoke(request: HttpRequest, slug: str, invitation_id: int) -> Ht
 
 @login_required
 @require_POST
-def team_leave(request: HttpRequest, slug: str) -> HttpResponse:
+def team_leave(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     my_team = _my_team(request, slug)
 
     def leave() -> str:
@@ -134,7 +139,7 @@ def team_leave(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-def invitation(request: HttpRequest, slug: str, token: str) -> HttpResponse:
+def invitation(request: AuthenticatedRequest, slug: str, token: str) -> HttpResponse:
     """An invitation's page: what accepting it would do, and the button to accept."""
     competition = competition_for(request, slug)
     found = (
@@ -165,6 +170,6 @@ def invitation(request: HttpRequest, slug: str, token: str) -> HttpResponse:
         invitation=found,
         form=form,
         alone=viewer.membership is not None
-        and Membership.objects.filter(team_id=viewer.team_id).count() == 1,
+        and Membership.objects.filter(team_id=viewer.membership.team_id).count() == 1,
     )
     return render(request, "competitions/invitation.html", context)
