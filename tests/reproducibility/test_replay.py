@@ -4,6 +4,7 @@ bare interpreter (no site-packages, no project on the path) and the real Docker 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from django.core.files.base import ContentFile
 
 from competitions.models import ScoringRun, Submission
 from competitions.services.submissions import submission_create
@@ -202,3 +204,53 @@ def test_a_strangers_bundle_asks_for_the_predictions(api, scored, tmp_path):
     assert status == 0
     assert report["outcome"] == "reproduced"
     assert report["compared_scores"] == 2  # the private scores are withheld from strangers
+
+
+SCORE_PY = """
+import csv, json
+from sklearn.metrics import accuracy_score, roc_auc_score
+
+truth = list(csv.DictReader(open("/input/truth")))
+predicted = {r["id"]: float(r["label"]) for r in csv.DictReader(open("/input/predictions"))}
+scores = {}
+for split in ("Public", "Private"):
+    rows = [r for r in truth if r["Usage"] == split]
+    y = [int(r["label"]) for r in rows]
+    p = [predicted[r["id"]] for r in rows]
+    scores[split.lower()] = {
+        "roc_auc": roc_auc_score(y, p),
+        "accuracy": accuracy_score(y, [int(v >= 0.5) for v in p]),
+    }
+json.dump(scores, open("/output/scores.json", "w"))
+"""
+
+
+def test_replay_runs_the_organizers_public_program_from_the_bundle(
+    api, competition, participant, organizer, docker_client, scorer_image, tmp_path
+):
+    task = competition.task
+    task.scorer_program.save("score.py", ContentFile(SCORE_PY.encode()), save=False)
+    task.scorer_program_sha256 = hashlib.sha256(SCORE_PY.encode()).hexdigest()
+    task.scorer_program_public = True
+    task.scorer_image = docker_client.images.get(scorer_image).id
+    task.save()
+    submission = submission_create(
+        competition=competition,
+        user=participant,
+        uploaded_file=factories.upload(factories.predictions_csv(PREDICTIONS)),
+    )
+    submission_score(submission_id=submission.pk, runner=DockerRunner(docker_client))
+    manifest = ScoringRun.objects.get(submission=submission).manifest
+    assert manifest["scorer"]["program"] == "organizer score.py"
+    assert manifest["scorer"]["program_sha256"] == task.scorer_program_sha256
+    response = api(organizer).get(f"/api/v1/submissions/{submission.pk}/bundle/")
+    zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).extractall(tmp_path)
+    assert (tmp_path / "scorer" / "score.py").read_text() == SCORE_PY
+    (tmp_path / "truth.csv").write_text(factories.truth_csv())
+
+    status, report = _replay(tmp_path, "--truth", "truth.csv")
+
+    assert status == 0
+    assert report["outcome"] == "reproduced"
+    assert report["compared_scores"] == 4
+    assert report["differences"] == []
