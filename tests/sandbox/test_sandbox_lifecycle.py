@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 
 import pytest
 
 from scoring.sandbox import (
     DEADLINE_LABEL,
+    OWNER_LABEL,
     SANDBOX_LABEL,
     STARTED_LABEL,
     DockerRunner,
@@ -21,7 +24,9 @@ def test_it_removes_the_container_after_the_run(run_python, docker_client, code)
     result = run_python(code)
 
     assert result.exit_code in (0, 3)
-    leftovers = docker_client.containers.list(all=True, filters={"label": SANDBOX_LABEL})
+    # This process's containers only: other runs may share the engine.
+    mine = f"{OWNER_LABEL}={socket.gethostname()}:{os.getpid()}"
+    leftovers = docker_client.containers.list(all=True, filters={"label": [SANDBOX_LABEL, mine]})
     assert leftovers == []
 
 
@@ -58,9 +63,10 @@ def test_cleanup_stale_removes_a_leftover_of_a_dead_worker(runner, docker_client
     try:
         removed = runner.cleanup_stale()
 
-        assert removed == 1
-        remaining = docker_client.containers.list(all=True, filters={"label": SANDBOX_LABEL})
-        assert [c.id for c in remaining] == [still_running.id]
+        assert removed >= 1  # other stale leftovers on a shared engine go too
+        remaining = {c.id for c in docker_client.containers.list(all=True)}
+        assert past_deadline.id not in remaining
+        assert still_running.id in remaining
     finally:
         still_running.remove(force=True)
         if past_deadline.id in [c.id for c in docker_client.containers.list(all=True)]:
