@@ -466,6 +466,7 @@ def sandbox_cleanup_stale(*, runner: DockerRunner | None = None) -> int:
     except SandboxUnavailable as exc:
         log.info("No stale sandbox containers removed: %s", exc)
         return 0
-    if removed:
-        log.warning("Removed %d sandbox container(s) left by a worker that died.", removed)
+    # Logged every time, so a worker's log shows that the clean-up ran.
+    level = logging.WARNING if removed else logging.INFO
+    log.log(level, "Sandbox clean-up: removed %d container(s) left by dead workers.", removed)
     return removed

@@ -545,10 +545,15 @@ def test_a_submission_whose_container_outlived_its_worker_is_requeued_and_scored
         proc = start()
 
         def leftover_gone() -> bool:
-            return leftover.id not in [c.id for c in docker_client.containers.list(all=True)]
+            # sparse: no inspection of each container, which other runs may remove meanwhile.
+            found = docker_client.containers.list(
+                all=True, sparse=True, filters={"id": leftover.id}
+            )
+            return not found
 
         _wait(leftover_gone, "the removal of the leftover container", proc, log)
-        assert submissions_reap() == {"failed": 0, "requeued": 1, "resent": 0}
+        reaped = submissions_reap()
+        assert reaped == {"failed": 0, "requeued": 1, "resent": 0}, log.read_text()[-3000:]
 
         def scored() -> bool:
             submission.refresh_from_db()
@@ -562,4 +567,6 @@ def test_a_submission_whose_container_outlived_its_worker_is_requeued_and_scored
     assert submission.attempts == 2
     assert submission.scorer_name == "docker"
     assert [run.attempt for run in SandboxRun.objects.filter(submission=submission)] == [2]
-    assert "Removed 1 sandbox container(s) left by a worker that died" in log.read_text()
+    # The worker ran its clean-up at start. (On an engine shared with other test runs,
+    # another process's clean-up may have removed the leftover first: either is right.)
+    assert "Sandbox clean-up: removed" in log.read_text()
