@@ -51,9 +51,9 @@ def entry_context(submission: Submission, user: User | AnonymousUser) -> dict[st
         ).values_list("split", "value")
     )
     claims = [
-        Claim(split, claim_sentence(submission, manifest, split, scores[split], task.version))
+        Claim(split, claim_sentence(submission, manifest, split, value, task.version))
         for split in splits
-        if scores.get(split) is not None
+        if (value := scores.get(split)) is not None
     ]
     replication = (
         Replication.objects.filter(submission=submission, status=Replication.Status.DONE)

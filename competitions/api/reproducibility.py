@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from django.contrib.auth.models import User
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -234,7 +235,6 @@ class SubmissionReplicateApi(APIView):
             raise Forbidden("Only this competition's organizers can do that.")
         data = self.ReplicateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        replication = replication_request(
-            submission=submission, user=request.user, **data.validated_data
-        )
+        user = request.user if isinstance(request.user, User) else None
+        replication = replication_request(submission=submission, user=user, **data.validated_data)
         return Response(_replication_data(replication, private_visible=True), status=202)

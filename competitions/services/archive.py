@@ -111,7 +111,7 @@ def _export(zf: zipfile.ZipFile, competition: Competition, scratch: Path) -> Non
     _put(zf, "competition.json", _competition_data(competition, zf))
     versions = []
     for version in task.versions.order_by("number"):
-        name = f"versions/v{version.number}/{PurePosixPath(version.ground_truth.name).name}"
+        name = f"versions/v{version.number}/{PurePosixPath(version.ground_truth.name or '').name}"
         _copy(zf, version.ground_truth, name)
         versions.append(
             _fields(
@@ -143,7 +143,7 @@ def _competition_data(competition: Competition, zf: zipfile.ZipFile) -> dict[str
     task = competition.task
     program = None
     if task.scorer_program:
-        program = f"scorer/{PurePosixPath(task.scorer_program.name).name}"
+        program = f"scorer/{PurePosixPath(task.scorer_program.name or '').name}"
         _copy(zf, task.scorer_program, program)
     return {
         **_fields(
@@ -179,7 +179,7 @@ def _submission_data(zf: zipfile.ZipFile, submission: Submission) -> dict[str, A
         value: FieldFile = getattr(submission, field)
         data[field] = None
         if value:
-            name = f"submissions/{submission.pk}/{field}/{PurePosixPath(value.name).name}"
+            name = f"submissions/{submission.pk}/{field}/{PurePosixPath(value.name or '').name}"
             _copy(zf, value, name)
             data[field] = name
     return data
@@ -261,11 +261,11 @@ def competition_archive_import(
                 _restore(zf, competition, stored, keep_users=keep_users)
         except KeyError as exc:  # a file or a name the archive's own lists promise
             for field_file in stored:
-                field_file.storage.delete(field_file.name)
+                field_file.delete(save=False)
             raise ArchiveInvalid(f"The archive is inconsistent: {exc} is missing.") from None
         except BaseException:
             for field_file in stored:
-                field_file.storage.delete(field_file.name)
+                field_file.delete(save=False)
             raise
     return competition
 
@@ -351,7 +351,7 @@ def _restore_versions(
         stored.append(version.ground_truth)
         version.save()
         if version.number == ranked:
-            task.ground_truth.storage.delete(task.ground_truth.name)  # the bundle's copy
+            task.ground_truth.delete(save=False)  # the bundle's copy
             Task.objects.filter(pk=task.pk).update(
                 version=ranked,
                 ground_truth=version.ground_truth.name,

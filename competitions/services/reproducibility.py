@@ -80,11 +80,11 @@ def submission_bundle_write(
             files[f"image/{submission.original_name}"] = submission.file
     members |= _logs(submission, owner=owner, organizer=organizer)
     if task.scorer_program and task.scorer_program_public:
-        files[f"scorer/{PurePosixPath(task.scorer_program.name).name}"] = task.scorer_program
+        files[f"scorer/{PurePosixPath(task.scorer_program.name or '').name}"] = task.scorer_program
     if competition.labels_published and latest is not None:
         version = TaskVersion.objects.filter(task=task, number=latest.task_version).first()
         truth = version.ground_truth if version else task.ground_truth
-        files[f"ground_truth/{PurePosixPath(truth.name).name}"] = truth
+        files[f"ground_truth/{PurePosixPath(truth.name or '').name}"] = truth
     members["README.txt"] = _readme(submission, latest, files)
     return _zip(dest, members, files)
 
@@ -100,7 +100,7 @@ def _is_owner(user: User | AnonymousUser, submission: Submission) -> bool:
 def _predictions_name(submission: Submission) -> str:
     field = _predictions_field(submission)
     return (
-        PurePosixPath(field.name).name
+        PurePosixPath(field.name or "").name
         if field is submission.predictions
         else submission.original_name
     )

@@ -60,7 +60,7 @@ def task_version_create(
                 version.ground_truth_sha256 = file_sha256(path)
                 version.split_sha256 = split_sha256(path, task.spec())
             except BaseException:
-                version.ground_truth.storage.delete(version.ground_truth.name)
+                version.ground_truth.delete(save=False)
                 raise
         version.scorer_program_sha256 = _scorer_program_sha256(task)
         version.scorer_image_digest = scorer_image_digest(task)
@@ -102,7 +102,7 @@ def task_version_activate(*, task: Task, number: int, rescore: bool = False) -> 
     competition = task.competition
     if competition.is_finalized:
         raise InvalidState("The competition is finalized; its ranked version can't change.")
-    size = version.ground_truth.storage.size(version.ground_truth.name)
+    size = version.ground_truth.size
     Task.objects.filter(pk=task.pk).update(
         version=number,
         ground_truth=version.ground_truth.name,
