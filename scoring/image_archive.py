@@ -34,7 +34,7 @@ MAX_ENTRIES = 10_000
 MAX_LAYERS = 120  # overlayfs stacks at most 128 layers
 SMALL_BYTES = 1024 * 1024  # manifests and configs are read into memory; layers never are
 MAX_KEPT_BYTES = 32 * 1024 * 1024  # all the JSON kept from one archive
-_INDEX_FILES = ("manifest.json", "index.json")
+_INDEX_FILES = ("manifest.json", "index.json", "Dockerfile")
 CHUNK = 1024 * 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 # Openers return a stream the caller reads within a `with`.
@@ -63,6 +63,12 @@ class ArchiveReport:
     working_dir: str = ""
     layers: int = 0
     unpacked_bytes: int = 0
+    # "build_context" for a folder with a Dockerfile (only when the caller accepts one);
+    # its Dockerfile is the caller's to check (scoring.images.dockerfile_check).
+    kind: str = "image"
+    dockerfile: str = ""
+    bases: list[str] = field(default_factory=list)  # the platform images it builds FROM
+    gzipped: bool = False
 
     @property
     def ok(self) -> bool:
@@ -83,12 +89,18 @@ def format_size(n: int) -> str:
 
 
 def archive_check(
-    fileobj: BinaryIO, *, max_bytes: int, architecture: str | None = None
+    fileobj: BinaryIO,
+    *,
+    max_bytes: int,
+    architecture: str | None = None,
+    accept_build_context: bool = False,
 ) -> ArchiveReport:
     """Every problem of the archive in `fileobj` (seekable), read as data, never extracted.
 
     `max_bytes` caps both the archive and what it unpacks to (outer gzip and compressed
-    layers included), so a small bomb is refused as surely as a big file.
+    layers included), so a small bomb is refused as surely as a big file. With
+    `accept_build_context`, a tar of a folder with a Dockerfile (and no manifest.json)
+    passes the entry checks as kind "build_context", its Dockerfile left to the caller.
     """
     report = ArchiveReport()
     size = fileobj.seek(0, io.SEEK_END)
@@ -99,7 +111,7 @@ def archive_check(
             f"The archive is {format_size(size)}, more than the limit of {format_size(max_bytes)}.",
         )
         return report
-    gzipped = _outer_format(fileobj, report)
+    gzipped = report.gzipped = _outer_format(fileobj, report)
     if not report.ok:
         return report
     index = _Index(max_bytes=max_bytes)
@@ -120,7 +132,15 @@ def archive_check(
     finally:
         fileobj.seek(0)
     report.unpacked_bytes = index.unpacked
-    if report.ok:
+    is_context = "Dockerfile" in index.kinds and "manifest.json" not in index.kinds
+    if report.ok and accept_build_context and is_context:
+        report.kind = "build_context"
+        dockerfile = index.small.get(index.resolve("Dockerfile") or "")
+        if dockerfile is None:
+            report.add("bad_dockerfile", "The Dockerfile is not a file of at most 1 MiB.")
+        else:
+            report.dockerfile = dockerfile.decode("utf-8", errors="replace")
+    elif report.ok:
         _check_layout(index, report, architecture)
     return report
 
@@ -329,6 +349,12 @@ def _check_layout(index: _Index, report: ArchiveReport, architecture: str | None
                 "no_manifest",
                 "The archive is an OCI layout without manifest.json; upload the archive "
                 "`docker save` writes, which has both.",
+            )
+        elif "Dockerfile" in index.kinds:
+            report.add(
+                "no_manifest",
+                "The archive is a build context (a Dockerfile), which this phase does not "
+                "accept: upload the image `docker save` writes.",
             )
         else:
             report.add(

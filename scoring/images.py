@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,7 @@ import requests.exceptions
 from django.core.files.uploadedfile import UploadedFile
 
 from competitions.errors import ApplicationError
-from scoring.image_archive import archive_check, archive_untagged
+from scoring.image_archive import ArchiveReport, archive_check, archive_untagged
 from scoring.sandbox import SANDBOX_LABEL, STARTED_LABEL, SandboxError, SandboxUnavailable
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,14 @@ class LoadedImage:
 
 
 class ImageStore(Protocol):
-    def ensure(self, *, tag: str, archive: Path, digest: str = "") -> LoadedImage: ...
+    def ensure(
+        self,
+        *,
+        tag: str,
+        archive: Path,
+        digest: str = "",
+        build_bases: Collection[str] | None = None,
+    ) -> LoadedImage: ...
 
 
 class InvalidImage(ApplicationError):
@@ -51,20 +58,146 @@ class InvalidImage(ApplicationError):
     code = "invalid_image"
 
 
-def image_upload_check(*, uploaded_file: UploadedFile) -> None:
+def image_upload_check(
+    *, uploaded_file: UploadedFile, build_bases: Collection[str] | None = None
+) -> None:
     """Refuse a bad archive at upload, before it is stored or counted.
 
     Reads the tar index only (a gzipped archive is decompressed as it is read); the worker
-    checks again, for its own architecture, before loading.
+    checks again, for its own architecture, before loading. `build_bases`: the images a
+    build context may start FROM, where the phase accepts build contexts.
     """
     from django.conf import settings
 
     stream = uploaded_file.file
-    report = archive_check(stream, max_bytes=settings.HELDOUT_MAX_IMAGE_BYTES)
+    report = archive_check(
+        stream,
+        max_bytes=settings.HELDOUT_MAX_IMAGE_BYTES,
+        accept_build_context=build_bases is not None,
+    )
+    if report.ok and report.kind == "build_context":
+        dockerfile_check(report, bases=build_bases or ())
     if not report.ok:
         raise InvalidImage(
             f"The image archive has {len(report.problems)} problem(s); nothing was stored.",
             extra={"problems": [p.to_dict() for p in report.problems]},
+        )
+
+
+# What a build context's Dockerfile may not do, and why. Nothing may run at build time:
+# the classic builder runs RUN steps as root with the default capabilities, a weaker
+# sandbox than the one every other container gets.
+_REFUSED = {
+    "RUN": "nothing may run while the image is built; copy your code and files onto one "
+    "of the platform's images, which hold the libraries",
+    "ENTRYPOINT": "put the whole command in CMD",
+    "VOLUME": "the container may write only to /output",
+    "ARG": "build arguments are not supported",
+    "ONBUILD": "ONBUILD is not supported",
+    "SHELL": "SHELL is not supported",
+    "HEALTHCHECK": "HEALTHCHECK is not supported",
+}
+_ALLOWED = {"FROM", "COPY", "ADD", "ENV", "WORKDIR", "CMD", "LABEL", "USER", "EXPOSE"}
+
+
+def dockerfile_check(report: ArchiveReport, *, bases: Collection[str]) -> None:
+    """Add the problems of a build context's Dockerfile to `report`; set report.bases.
+
+    Every stage starts FROM one of `bases` (or an earlier stage), files come from the
+    context only (no URL, no other image), and nothing runs.
+    """
+    allowed = {_normal_image(b) for b in bases}
+    stages: set[str] = set()
+    has_cmd = False
+    instructions = _instructions(report.dockerfile)
+    if not instructions or instructions[0][1] != "FROM":
+        report.add("dockerfile", "The Dockerfile must start with FROM.")
+    for line, word, rest in instructions:
+        if word in _REFUSED:
+            report.add(
+                "dockerfile", f"Dockerfile line {line}: {word} is not allowed: {_REFUSED[word]}."
+            )
+        elif word not in _ALLOWED:
+            report.add("dockerfile", f"Dockerfile line {line}: unknown instruction {word}.")
+        elif word == "FROM":
+            _check_from(report, line, rest.split(), allowed, stages)
+        elif word in ("COPY", "ADD"):
+            _check_copy(report, line, word, rest, stages)
+        has_cmd = has_cmd or word == "CMD"
+    if not has_cmd:
+        report.add(
+            "no_command",
+            "The Dockerfile has no CMD: set the command that writes /output/predictions.csv.",
+        )
+
+
+def _instructions(text: str) -> list[tuple[int, str, str]]:
+    """(line number, INSTRUCTION, arguments), joining continued lines, skipping comments."""
+    found: list[tuple[int, str, str]] = []
+    current, start = "", 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if stripped.startswith("#") or (not stripped and not current):
+            continue
+        start = start or number
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        word, _, rest = (current + stripped).partition(" ")
+        found.append((start, word.upper(), rest.strip()))
+        current, start = "", 0
+    if current:
+        word, _, rest = current.partition(" ")
+        found.append((start, word.upper(), rest.strip()))
+    return found
+
+
+def _normal_image(name: str) -> str:
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last or "@" in name else f"{name}:latest"
+
+
+def _check_from(
+    report: ArchiveReport, line: int, words: list[str], allowed: set[str], stages: set[str]
+) -> None:
+    if not words or words[0].startswith("--") or "$" in words[0]:
+        report.add(
+            "dockerfile",
+            f"Dockerfile line {line}: write FROM IMAGE [AS NAME], without options or variables.",
+        )
+        return
+    image = words[0]
+    if image.lower() in stages:
+        pass
+    elif _normal_image(image) in allowed:
+        report.bases.append(image)
+    else:
+        report.add(
+            "dockerfile",
+            f"Dockerfile line {line}: FROM {image} is not an image the platform offers "
+            f"(there is no network to pull it); use one of: {', '.join(sorted(allowed))}.",
+        )
+    if len(words) == 3 and words[1].upper() == "AS":
+        stages.add(words[2].lower())
+
+
+def _check_copy(report: ArchiveReport, line: int, word: str, rest: str, stages: set[str]) -> None:
+    words = rest.split()
+    for option in (w for w in words if w.startswith("--")):
+        name, _, value = option[2:].partition("=")
+        if name == "from" and value.lower() not in stages:
+            report.add(
+                "dockerfile",
+                f"Dockerfile line {line}: {word} --from={value} names no earlier stage; only files of the context or an earlier stage may be copied.",
+            )
+        elif name not in ("from", "chown"):
+            report.add(
+                "dockerfile", f"Dockerfile line {line}: {word} option --{name} is not supported."
+            )
+    if word == "ADD" and any("://" in w or w.startswith("git@") for w in words):
+        report.add(
+            "dockerfile",
+            f"Dockerfile line {line}: ADD may not fetch URLs; the build has no network.",
         )
 
 
@@ -84,11 +217,19 @@ class DockerImages:
         self.client = client
         self.max_bytes = max_bytes
 
-    def ensure(self, *, tag: str, archive: Path, digest: str = "") -> LoadedImage:
+    def ensure(
+        self,
+        *,
+        tag: str,
+        archive: Path,
+        digest: str = "",
+        build_bases: Collection[str] | None = None,
+    ) -> LoadedImage:
         """The image `tag`, loaded from `archive` unless already there with `digest`.
 
-        Raises SandboxError when the archive is refused (the participant's to fix), and
-        SandboxUnavailable when the engine fails (to retry).
+        With `build_bases`, the archive may instead be a build context, built offline
+        FROM one of them. Raises SandboxError when the archive is refused (the
+        participant's to fix), and SandboxUnavailable when the engine fails (to retry).
         """
         with _engine_errors():
             existing = _get(self.client, tag)
@@ -96,11 +237,19 @@ class DockerImages:
                 return _loaded(tag, existing)
             with archive.open("rb") as f:
                 report = archive_check(
-                    f, max_bytes=self.max_bytes, architecture=engine_architecture()
+                    f,
+                    max_bytes=self.max_bytes,
+                    architecture=engine_architecture(),
+                    accept_build_context=build_bases is not None,
                 )
+                if report.ok and report.kind == "build_context":
+                    dockerfile_check(report, bases=build_bases or ())
                 if not report.ok:
                     raise SandboxError(f"The image archive was refused: {report.summary()}")
-                image = self._load(f, report.image_id)
+                if report.kind == "build_context":
+                    image = self._build(f, tag, report)
+                else:
+                    image = self._load(f, report.image_id)
             image.tag(*tag.split(":", 1))
             try:
                 _check_shell(self.client, tag)
@@ -108,6 +257,27 @@ class DockerImages:
                 self.client.images.remove(tag)
                 raise
             return _loaded(tag, self.client.images.get(tag))
+
+    def _build(self, f, tag: str, report: ArchiveReport):
+        """Build a checked context: no network, nothing pulled, nothing run (no RUN)."""
+        for base in report.bases:
+            if _get(self.client, base) is None:
+                raise SandboxUnavailable(f"the base image {base} is not on this Docker engine")
+        f.seek(0)
+        try:
+            image, _log = self.client.images.build(
+                fileobj=f,
+                custom_context=True,
+                encoding="gzip" if report.gzipped else None,
+                tag=tag,
+                network_mode="none",
+                pull=False,
+                rm=True,
+                forcerm=True,
+            )
+        except docker.errors.BuildError as exc:
+            raise SandboxError(f"The image could not be built: {exc.msg}") from exc
+        return image
 
     def _load(self, f, image_id: str):
         try:
@@ -241,9 +411,18 @@ class FakeImages:
     image: LoadedImage | None = None
     error: Exception | None = None
     calls: list[tuple[str, Path, str]] = field(default_factory=list)
+    build_bases: Collection[str] | None = None  # as last given
 
-    def ensure(self, *, tag: str, archive: Path, digest: str = "") -> LoadedImage:
+    def ensure(
+        self,
+        *,
+        tag: str,
+        archive: Path,
+        digest: str = "",
+        build_bases: Collection[str] | None = None,
+    ) -> LoadedImage:
         self.calls.append((tag, archive, digest))
+        self.build_bases = build_bases
         if self.error is not None:
             raise self.error
         return self.image or LoadedImage(tag=tag, digest="sha256:fake", size=1, command=["run"])

@@ -62,6 +62,9 @@ def inference_run(
         tag=submission_image_tag(submission_id=submission.pk, sha256=submission.sha256),
         archive=Path(submission.file.path),
         digest=submission.container_image_digest,
+        build_bases=settings.HELDOUT_SCORER_IMAGES
+        if submission.phase.allow_build_context
+        else None,
     )
     Submission.objects.filter(pk=submission.pk).update(
         container_image=image.tag[:200],

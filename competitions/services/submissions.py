@@ -94,7 +94,9 @@ def submission_create(
     if phase.submission_kind == "container":
         from scoring.images import image_upload_check
 
-        image_upload_check(uploaded_file=uploaded_file)  # 400 with every problem of the archive
+        # 400 with every problem of the archive (or of the build context, where allowed).
+        bases = settings.HELDOUT_SCORER_IMAGES if phase.allow_build_context else None
+        image_upload_check(uploaded_file=uploaded_file, build_bases=bases)
     sha256 = upload_sha256(uploaded_file)
 
     with transaction.atomic():

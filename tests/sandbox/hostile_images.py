@@ -445,10 +445,8 @@ SETUID_DOCKERFILE = """USER 0
 RUN ["python3", "-c", "import os, shutil; shutil.copy('/usr/bin/python3', '/usr/local/bin/rootpy'); os.chmod('/usr/local/bin/rootpy', 0o4755)"]
 USER 65534"""
 
-# A well-behaved submission: predicts label 1 where the feature x > 0.5, then scans every
-# file it can read for the ground truth (it must find none).
-PREDICT = (
-    """
+# A well-behaved submission: predicts label 1 where the feature x > 0.5.
+PREDICT_ONLY = """
 import csv, os
 with open("/input/test/test.csv", newline="") as f:
     rows = list(csv.DictReader(f))
@@ -459,5 +457,5 @@ with open("/output/predictions.csv", "w", newline="") as f:
         out.writerow([row["id"], 1.0 if float(row["x"]) > 0.5 else 0.0])
 print(f"predicted {len(rows)} rows in {os.getcwd()}", flush=True)
 """
-    + _SCAN
-)
+# The same, then a scan of every file it can read for the ground truth (it must find none).
+PREDICT = PREDICT_ONLY + _SCAN

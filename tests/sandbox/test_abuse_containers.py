@@ -298,13 +298,17 @@ def ensure_refused(docker_client, tmp_path):
     """Hands the archive to the worker's loader; returns its SandboxError, having checked
     that the engine was never asked to load anything meanwhile."""
 
-    def refuse(data: bytes) -> str:
+    def refuse(data: bytes, build_bases: list[str] | None = None) -> str:
         archive = tmp_path / f"{uuid.uuid4().hex}.tar"
         archive.write_bytes(data)
         images = DockerImages(docker_client, max_bytes=django_settings.HELDOUT_MAX_IMAGE_BYTES)
         since = time.time() - 1
         with pytest.raises(SandboxError) as refused:
-            images.ensure(tag=f"heldout-submission:abuse-{uuid.uuid4().hex[:8]}", archive=archive)
+            images.ensure(
+                tag=f"heldout-submission:abuse-{uuid.uuid4().hex[:8]}",
+                archive=archive,
+                build_bases=build_bases,
+            )
         until = time.time() + 1
         loads = docker_client.events(
             since=since, until=until, decode=True, filters={"type": "image", "event": "load"}
@@ -400,6 +404,33 @@ def test_an_image_declaring_a_volume_is_refused(
     assert response.status_code == 400
     assert [p["code"] for p in response.json()["problems"]] == ["volume"]
     assert "declares VOLUME" in ensure_refused(archive.read_bytes())
+
+
+def test_a_build_context_that_would_run_code_or_fetch_is_refused(
+    api, participant, hostile_competition, ensure_refused
+):
+    phase = hostile_competition.phases.get()
+    phase.allow_build_context = True
+    phase.save()
+    dockerfile = (
+        "FROM heldout-scorer:latest\n"
+        "RUN python -c 'import os; os.system(\"cat /etc/shadow\")'\n"
+        "ADD https://example.org/weights.bin /app/\n"
+        "FROM alpine:3\n"
+        'CMD ["sh"]\n'
+    )
+    context = h.tar_bytes([h.file_entry("Dockerfile", dockerfile.encode())])
+
+    response = upload(api, participant, hostile_competition, context)
+
+    assert response.status_code == 400
+    messages = [p["message"] for p in response.json()["problems"]]
+    assert len(messages) == 3
+    assert "line 2: RUN is not allowed" in messages[0]
+    assert "line 3: ADD may not fetch URLs" in messages[1]
+    assert "line 4: FROM alpine:3 is not an image the platform offers" in messages[2]
+    assert not Submission.objects.exists()
+    assert "RUN is not allowed" in ensure_refused(context, ["heldout-scorer:latest"])
 
 
 def test_a_layer_that_is_a_decompression_bomb_is_refused(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import gzip
 import hashlib
 import io
 from pathlib import Path
@@ -20,12 +19,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from competitions.models import SandboxRun, Submission
 from competitions.services.submissions import submission_set_selected
 from scoring import inference
-from scoring.image_archive import archive_check
 from scoring.images import (
-    DockerImages,
     FakeImages,
     LoadedImage,
-    images_gc,
     images_to_keep,
     submission_image_tag,
 )
@@ -465,14 +461,6 @@ def predict_archive(docker_client, scorer_image, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def test_repository(docker_client):
-    """A repository of its own, so collection in a test touches no other image."""
-    repository = f"heldout-submission-test-{id(object()):x}"
-    yield repository
-    images_gc(keep=set(), client=docker_client, repository=repository)
-
-
-@pytest.fixture
 def loaded_tags(docker_client):
     """Tags a test loads; removed afterwards."""
     tags: list[str] = []
@@ -523,87 +511,51 @@ def test_a_container_submission_through_the_api_is_scored_and_never_sees_the_tru
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("layout", ["legacy", "gzip", "oci"])
-def test_an_image_loads_from_each_archive_layout_under_its_own_tag(
-    docker_client, predict_archive, tmp_path, layout, test_repository
+def test_a_build_context_through_the_api_is_built_offline_and_scored(
+    api, participant, competition, runner, scorer_image, loaded_tags, settings
 ):
-    data = predict_archive.read_bytes()
-    data = {"legacy": data, "gzip": gzip.compress(data, 1), "oci": h.oci_archive(data)}[layout]
-    archive = tmp_path / "image.tar"
-    archive.write_bytes(data)
-    tag = f"{test_repository}:1-{layout}"
+    settings.HELDOUT_SCORER_IMAGES = [scorer_image]
+    make_container_phase(competition)
+    phase = competition.phases.get()
+    phase.allow_build_context = True
+    phase.save()
+    dockerfile = f'FROM {scorer_image}\nCOPY run.py /app/\nWORKDIR /app\nCMD ["python", "run.py"]\n'
+    context = h.tar_bytes(
+        [
+            h.file_entry("Dockerfile", dockerfile.encode()),
+            h.file_entry("run.py", h.PREDICT_ONLY.encode()),
+        ],
+        gz=True,
+    )
 
-    image = DockerImages(docker_client, max_bytes=2**32).ensure(tag=tag, archive=archive)
+    response = api(participant).post(
+        url(competition), {"file": SimpleUploadedFile("context.tar.gz", context)}
+    )
+    assert response.status_code == 202, response.json()
+    assert submission_score(submission_id=response.json()["id"], runner=runner)
 
-    with predict_archive.open("rb") as f:
-        checked = archive_check(f, max_bytes=2**32)
-    assert image.tag == tag
-    assert image.digest == checked.image_id == docker_client.images.get(tag).id
-    assert image.command == ["python3", "run.py"]
-    assert image.working_dir == "/app"
-    assert image.size > 30 * 1024**2
-
-
-@pytest.mark.docker
-def test_an_image_without_a_shell_is_refused_and_removed(docker_client, tmp_path, test_repository):
-    archive = tmp_path / "noshell.tar"
-    archive.write_bytes(h.legacy_archive([h.layer({"app/run": b"x"})]))
-    tag = f"{test_repository}:noshell"
-
-    with pytest.raises(SandboxError, match="has no /bin/sh"):
-        DockerImages(docker_client, max_bytes=2**32).ensure(tag=tag, archive=archive)
-
-    with pytest.raises(docker.errors.ImageNotFound):
-        docker_client.images.get(tag)
+    submission = Submission.objects.get(pk=response.json()["id"])
+    loaded_tags.append(submission.container_image)
+    assert submission.status == Submission.Status.SCORED, submission.error_message
+    assert {s.metric: s.value for s in submission.scores.filter(split="public")} == {
+        "roc_auc": 1.0,
+        "accuracy": 1.0,
+    }
+    log = SandboxRun.objects.get(submission=submission, stage="inference").log
+    assert "predicted 10 rows in /app" in log
 
 
-@pytest.mark.docker
-def test_a_loaded_image_is_reused_and_a_tag_moved_elsewhere_is_loaded_again(
-    docker_client, predict_archive, scorer_image, test_repository
+def test_a_build_context_is_refused_at_upload_on_a_phase_that_takes_images_only(
+    api, participant, container_competition
 ):
-    images = DockerImages(docker_client, max_bytes=2**32)
-    tag = f"{test_repository}:reuse"
-    first = images.ensure(tag=tag, archive=predict_archive)
-    docker_client.images.get(scorer_image).tag(test_repository, "reuse")  # someone moved the tag
+    context = h.tar_bytes([h.file_entry("Dockerfile", b"FROM heldout-scorer:latest\nCMD x\n")])
 
-    again = images.ensure(tag=tag, archive=predict_archive, digest=first.digest)
+    response = api(participant).post(
+        url(container_competition), {"file": SimpleUploadedFile("context.tar", context)}
+    )
 
-    assert again.digest == first.digest
-    assert docker_client.images.get(tag).id == first.digest
-    assert images.ensure(tag=tag, archive=Path("/nonexistent"), digest=first.digest) == again
-
-
-@pytest.mark.docker
-def test_collection_removes_the_images_not_kept_and_only_those(
-    docker_client, predict_archive, test_repository
-):
-    images = DockerImages(docker_client, max_bytes=2**32)
-    kept, dropped = f"{test_repository}:1-kept", f"{test_repository}:2-dropped"
-    images.ensure(tag=kept, archive=predict_archive)
-    images.ensure(tag=dropped, archive=predict_archive)
-
-    removed = images_gc(keep={kept}, client=docker_client, repository=test_repository)
-
-    assert removed == 1
-    assert docker_client.images.get(kept).tags
-    with pytest.raises(docker.errors.ImageNotFound):
-        docker_client.images.get(dropped)
-    assert images_gc(keep={kept}, client=docker_client, repository=test_repository) == 0
-
-
-@pytest.mark.docker
-def test_an_archive_the_engine_refuses_is_the_submissions_fault_not_a_retry(
-    docker_client, tmp_path, test_repository
-):
-    # Passes every check, but the layer is not the one the config's diff_ids name.
-    config = h.image_config([RUNNABLE])
-    archive = tmp_path / "mismatch.tar"
-    archive.write_bytes(h.legacy_archive([h.layer({"other": b"x"})], config=config))
-
-    with pytest.raises(SandboxError, match="Docker could not load the image: invalid diffID"):
-        DockerImages(docker_client, max_bytes=2**32).ensure(
-            tag=f"{test_repository}:mismatch", archive=archive
-        )
+    assert response.status_code == 400
+    assert "which this phase does not accept" in response.json()["problems"][0]["message"]
 
 
 def test_the_probe_file_really_holds_the_truths_fingerprint():

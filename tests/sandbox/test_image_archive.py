@@ -1,4 +1,5 @@
-"""scoring.image_archive: what a `docker save` archive must be before the engine sees it."""
+"""scoring.image_archive: what a `docker save` archive must be before the engine sees it;
+scoring.images: build contexts, and loading and collecting images on a real engine."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ import json
 import lzma
 import os
 import tarfile
+from pathlib import Path
 
+import docker
 import pytest
 
 from scoring.image_archive import ArchiveReport, archive_check, archive_untagged
+from scoring.images import DockerImages, dockerfile_check, images_gc
+from scoring.sandbox import SandboxError, SandboxUnavailable
 from tests.sandbox import hostile_images as h
 
 LIMIT = 4 * 1024**2
@@ -293,3 +298,259 @@ def test_the_load_stream_drops_every_image_name_and_keeps_the_rest():
             assert b"io.containerd.image.name" not in files["index.json"]
         assert RUNNABLE in files.values()
         assert check(stream).image_id == check(legacy).image_id
+
+
+# --- Loading and collecting on a real engine ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def predict_archive(docker_client, scorer_image, tmp_path_factory) -> Path:
+    base = h.slim_python_image(docker_client, scorer_image)
+    tag = h.script_image(docker_client, base, "predict", h.PREDICT)
+    return h.save_image(docker_client, tag, tmp_path_factory.mktemp("predict") / "predict.tar")
+
+
+@pytest.fixture
+def test_repository(docker_client):
+    """A repository of its own, so collection in a test touches no other image."""
+    repository = f"heldout-submission-test-{id(object()):x}"
+    yield repository
+    images_gc(keep=set(), client=docker_client, repository=repository)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("layout", ["legacy", "gzip", "oci"])
+def test_an_image_loads_from_each_archive_layout_under_its_own_tag(
+    docker_client, predict_archive, tmp_path, layout, test_repository
+):
+    data = predict_archive.read_bytes()
+    data = {"legacy": data, "gzip": gzip.compress(data, 1), "oci": h.oci_archive(data)}[layout]
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(data)
+    tag = f"{test_repository}:1-{layout}"
+
+    image = DockerImages(docker_client, max_bytes=2**32).ensure(tag=tag, archive=archive)
+
+    with predict_archive.open("rb") as f:
+        checked = archive_check(f, max_bytes=2**32)
+    assert image.tag == tag
+    assert image.digest == checked.image_id == docker_client.images.get(tag).id
+    assert image.command == ["python3", "run.py"]
+    assert image.working_dir == "/app"
+    assert image.size > 30 * 1024**2
+
+
+@pytest.mark.docker
+def test_an_image_without_a_shell_is_refused_and_removed(docker_client, tmp_path, test_repository):
+    archive = tmp_path / "noshell.tar"
+    archive.write_bytes(h.legacy_archive([h.layer({"app/run": b"x"})]))
+    tag = f"{test_repository}:noshell"
+
+    with pytest.raises(SandboxError, match="has no /bin/sh"):
+        DockerImages(docker_client, max_bytes=2**32).ensure(tag=tag, archive=archive)
+
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(tag)
+
+
+@pytest.mark.docker
+def test_a_loaded_image_is_reused_and_a_tag_moved_elsewhere_is_loaded_again(
+    docker_client, predict_archive, scorer_image, test_repository
+):
+    images = DockerImages(docker_client, max_bytes=2**32)
+    tag = f"{test_repository}:reuse"
+    first = images.ensure(tag=tag, archive=predict_archive)
+    docker_client.images.get(scorer_image).tag(test_repository, "reuse")  # someone moved the tag
+
+    again = images.ensure(tag=tag, archive=predict_archive, digest=first.digest)
+
+    assert again.digest == first.digest
+    assert docker_client.images.get(tag).id == first.digest
+    assert images.ensure(tag=tag, archive=Path("/nonexistent"), digest=first.digest) == again
+
+
+@pytest.mark.docker
+def test_collection_removes_the_images_not_kept_and_only_those(
+    docker_client, predict_archive, test_repository
+):
+    images = DockerImages(docker_client, max_bytes=2**32)
+    kept, dropped = f"{test_repository}:1-kept", f"{test_repository}:2-dropped"
+    images.ensure(tag=kept, archive=predict_archive)
+    images.ensure(tag=dropped, archive=predict_archive)
+
+    removed = images_gc(keep={kept}, client=docker_client, repository=test_repository)
+
+    assert removed == 1
+    assert docker_client.images.get(kept).tags
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(dropped)
+    assert images_gc(keep={kept}, client=docker_client, repository=test_repository) == 0
+
+
+@pytest.mark.docker
+def test_an_archive_the_engine_refuses_is_the_submissions_fault_not_a_retry(
+    docker_client, tmp_path, test_repository
+):
+    # Passes every check, but the layer is not the one the config's diff_ids name.
+    config = h.image_config([RUNNABLE])
+    archive = tmp_path / "mismatch.tar"
+    archive.write_bytes(h.legacy_archive([h.layer({"other": b"x"})], config=config))
+
+    with pytest.raises(SandboxError, match="Docker could not load the image: invalid diffID"):
+        DockerImages(docker_client, max_bytes=2**32).ensure(
+            tag=f"{test_repository}:mismatch", archive=archive
+        )
+
+
+# --- Build contexts ----------------------------------------------------------------------------
+
+BASES = ["heldout-scorer:latest"]
+GOOD = 'FROM heldout-scorer:latest\nCOPY run.py model.bin /app/\nWORKDIR /app\nCMD ["python", "run.py"]\n'
+
+
+def context(dockerfile: str, *, gz: bool = False, extra: tuple = ()) -> bytes:
+    entries = [
+        h.file_entry("Dockerfile", dockerfile.encode()),
+        h.file_entry("run.py", h.PREDICT_ONLY.encode()),
+        h.file_entry("model.bin", b"\0" * 100),
+        *extra,
+    ]
+    return h.tar_bytes(entries, gz=gz)
+
+
+def check_context(data: bytes, bases: list[str] = BASES) -> ArchiveReport:
+    report = archive_check(io.BytesIO(data), max_bytes=LIMIT, accept_build_context=True)
+    if report.ok and report.kind == "build_context":
+        dockerfile_check(report, bases=bases)
+    return report
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_build_context_on_a_platform_image_passes(gz):
+    report = check_context(context(GOOD, gz=gz))
+
+    assert report.ok, report.problems
+    assert report.kind == "build_context"
+    assert report.bases == ["heldout-scorer:latest"]
+
+
+@pytest.mark.parametrize(
+    "dockerfile",
+    [
+        'FROM heldout-scorer\nCMD ["python", "run.py"]\n',  # the implicit :latest
+        "# a comment\n\nFROM heldout-scorer:latest AS model\nCOPY model.bin /m/\n"
+        "FROM heldout-scorer:latest\nCOPY --from=model --chown=65534 /m /app/\n"
+        "ENV A=1 \\\n    B=2\nLABEL x=y\nUSER 65534\nEXPOSE 80\nCMD python run.py\n",
+    ],
+    ids=["implicit-latest", "two-stages"],
+)
+def test_a_build_context_may_use_stages_and_harmless_instructions(dockerfile):
+    report = check_context(context(dockerfile))
+
+    assert report.ok, report.problems
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "words"),
+    [
+        ("RUN pip install torch", "line 2: RUN is not allowed: nothing may run"),
+        (
+            'ENTRYPOINT ["python"]',
+            "line 2: ENTRYPOINT is not allowed: put the whole command in CMD",
+        ),
+        ("VOLUME /data", "VOLUME is not allowed"),
+        ("ARG X=1", "ARG is not allowed"),
+        ("HEALTHCHECK CMD true", "HEALTHCHECK is not allowed"),
+        ("FROM python:3.11-slim", "FROM python:3.11-slim is not an image the platform offers"),
+        ("FROM --platform=linux/arm64 heldout-scorer:latest", "without options or variables"),
+        ("FROM $BASE", "without options or variables"),
+        ("ADD https://example.org/model.bin /app/", "ADD may not fetch URLs"),
+        ("COPY --from=alpine:3 /bin/busybox /bin/", "--from=alpine:3 names no earlier stage"),
+        ("COPY --chmod=4755 run.py /app/", "option --chmod is not supported"),
+        ("FROBNICATE now", "unknown instruction FROBNICATE"),
+        ("COPY run.py \\\n  # a comment inside\n  /app/\nRUN id", "line 5: RUN is not allowed"),
+    ],
+)
+def test_a_build_context_refuses_what_would_run_fetch_or_escape(dockerfile, words):
+    report = check_context(
+        context(f"FROM heldout-scorer:latest\n{dockerfile}\nCMD python run.py\n")
+    )
+
+    messages = " | ".join(p.message for p in report.problems)
+    assert words in messages, messages
+
+
+def test_a_build_context_reports_every_problem_of_its_dockerfile():
+    dockerfile = 'LABEL a=b\nFROM ubuntu\nRUN make\nENTRYPOINT ["x"]\n'
+
+    report = check_context(context(dockerfile))
+
+    assert [p.message.split(":")[0] for p in report.problems] == [
+        "The Dockerfile must start with FROM.",
+        "Dockerfile line 2",
+        "Dockerfile line 3",
+        "Dockerfile line 4",
+        "The Dockerfile has no CMD",
+    ]
+
+
+def test_a_build_context_is_checked_entry_by_entry_like_an_image():
+    report = check_context(context(GOOD, extra=(h.link_entry("model.bin2", "/etc/shadow"),)))
+
+    assert [p.code for p in report.problems] == ["link_escape"]
+
+
+def test_a_build_context_is_refused_where_the_phase_takes_images_only():
+    report = check(context(GOOD))
+
+    assert [p.code for p in report.problems] == ["no_manifest"]
+    assert (
+        "build context (a Dockerfile), which this phase does not accept"
+        in report.problems[0].message
+    )
+
+
+@pytest.mark.docker
+def test_a_build_context_is_built_offline_on_the_platform_image(
+    docker_client, scorer_image, tmp_path, test_repository
+):
+    archive = tmp_path / "context.tar.gz"
+    archive.write_bytes(context(GOOD.replace("heldout-scorer:latest", scorer_image), gz=True))
+    tag = f"{test_repository}:context"
+
+    image = DockerImages(docker_client, max_bytes=2**32).ensure(
+        tag=tag, archive=archive, build_bases=[scorer_image]
+    )
+
+    assert image.command == ["python", "run.py"]
+    assert image.working_dir == "/app"
+    built = docker_client.images.get(tag).attrs["RootFS"]["Layers"]
+    base = docker_client.images.get(scorer_image).attrs["RootFS"]["Layers"]
+    assert built[: len(base)] == base  # the platform image's layers, then the context's
+
+
+@pytest.mark.docker
+def test_a_build_context_that_does_not_build_is_the_submissions_fault(
+    docker_client, scorer_image, tmp_path, test_repository
+):
+    archive = tmp_path / "context.tar"
+    dockerfile = f'FROM {scorer_image}\nCOPY missing.txt /app/\nCMD ["python"]\n'
+    archive.write_bytes(context(dockerfile))
+
+    with pytest.raises(SandboxError, match=r"The image could not be built: .*missing\.txt"):
+        DockerImages(docker_client, max_bytes=2**32).ensure(
+            tag=f"{test_repository}:broken", archive=archive, build_bases=[scorer_image]
+        )
+
+
+@pytest.mark.docker
+def test_a_build_context_on_a_base_missing_from_this_engine_is_retried_not_blamed(
+    docker_client, tmp_path, test_repository
+):
+    archive = tmp_path / "context.tar"
+    archive.write_bytes(context(GOOD.replace("heldout-scorer:latest", "heldout-absent:1")))
+
+    with pytest.raises(SandboxUnavailable, match="heldout-absent:1 is not on this Docker engine"):
+        DockerImages(docker_client, max_bytes=2**32).ensure(
+            tag=f"{test_repository}:absent", archive=archive, build_bases=["heldout-absent:1"]
+        )
