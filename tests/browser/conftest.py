@@ -8,7 +8,6 @@ go to test-artifacts/screenshots/ (git-ignored) for a person to look at.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -27,19 +26,19 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
-# Playwright's sync API runs an event loop in this thread, which makes Django refuse
-# database queries here ("async context"); the test's own setup queries are synchronous.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture
+def browser(monkeypatch):
+    """A fresh headless Chromium per test (about half a second to start)."""
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: install Debian's chromium (deploy/system-deps.sh does it)."
         )
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API runs an event loop in this thread while it is open, and Django
+    # then refuses the test's own (synchronous) queries as made "from an async context".
+    # Only for the test's duration: the loop stops with the browser.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True

@@ -259,3 +259,16 @@ def test_the_organizers_submissions_page_runs_the_same_queries_whatever_their_nu
     with django_assert_num_queries(10):
         response = client.get(f"/c/{competition.slug}/organize/submissions/")
     assert response.status_code == 200
+
+
+def test_without_javascript_a_pending_submission_page_refreshes_itself(
+    client, competition, participant
+):
+    client.force_login(participant)
+    _post(client, competition, factories.perfect_predictions())
+    submission = Submission.objects.get()
+    url = f"/c/{competition.slug}/submissions/{submission.pk}/"
+    refresh = '<noscript><meta http-equiv="refresh" content="3"></noscript>'
+    assert refresh in client.get(url).content.decode()
+    Submission.objects.filter(pk=submission.pk).update(status=Submission.Status.FAILED)
+    assert refresh not in client.get(url).content.decode()
