@@ -26,13 +26,19 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
+
+def require_chromium(path: Path = CHROMIUM) -> None:
+    """Fail (never skip) without the system's browser: a green run means pages were driven."""
+    if not path.exists():
+        pytest.fail(
+            f"{path} is missing: install Debian's chromium (deploy/system-deps.sh does it)."
+        )
+
+
 @pytest.fixture
 def browser(monkeypatch):
     """A fresh headless Chromium per test (about half a second to start)."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (deploy/system-deps.sh does it)."
-        )
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread while it is open, and Django
