@@ -127,9 +127,11 @@ def split_sha256(path: Path, spec: TaskSpec) -> str:
 def scorer_image_digest(task: Task) -> str:
     """The content id of the image that scores the task, or "" when scoring runs in process
     or no engine answers (then the manifest of each scoring records the digest it used)."""
-    if not task.scorer_image and settings.HELDOUT_SCORER == "in-process":
-        return ""
     from scoring.sandbox import DockerRunner, SandboxUnavailable
+    from scoring.services import scoring_mode  # imports this package's services
+
+    if not task.scorer_image and not task.scorer_program and scoring_mode() == "in-process":
+        return ""
 
     try:
         return DockerRunner().image_digest(task.scorer_image or settings.HELDOUT_SCORER_IMAGE)
