@@ -228,7 +228,9 @@ def test_the_scorer_log_is_in_the_organizers_bundle_only_unless_opted_in(
     assert "logs/scoring.log" in _bundle(api, participant, entry).namelist()
 
 
-@pytest.mark.parametrize("persona", ["anonymous", "outsider", "other_participant"])
+@pytest.mark.parametrize(
+    "persona", ["anonymous", "outsider", "participant", "other_participant", "other_organizer"]
+)
 def test_published_labels_go_into_bundles_and_download_for_everyone(
     request, api, competition, entry, persona
 ):
