@@ -1,0 +1,325 @@
+"""Reading prediction and ground-truth files into text columns, and the problem report.
+
+Files may be CSV, gzipped CSV or Parquet (detected by their first bytes). CSV is read by
+pyarrow with every column as text; scoring.validation then converts and checks the
+columns. Line numbers are physical lines with the header on line 1 (Parquet rows are
+numbered as if the file were such a CSV).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+_HEAD_BYTES = 1 << 16
+Path = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+    line: int | None = None
+    column: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ValidationResult:
+    problems: list[Problem]
+    total_problems: int
+    aligned: np.ndarray | None
+
+    @property
+    def ok(self) -> bool:
+        return self.total_problems == 0
+
+
+class Lines:
+    """Maps table rows to physical lines, accounting for lines that produced no row."""
+
+    def __init__(self, skipped: list[int] | tuple[int, ...] | np.ndarray = ()) -> None:
+        # Once sorted, skipped[j] - j is the row-space position where line skipped[j] sat.
+        skipped = np.sort(np.asarray(skipped, dtype=np.int64))
+        self._shifts = skipped - np.arange(len(skipped))
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        lines = np.asarray(rows, dtype=np.int64) + 2
+        return lines + np.searchsorted(self._shifts, lines, side="right")
+
+
+class Report:
+    """Collects problems, keeping at most max_problems per (code, column).
+
+    Each check adds its problems in file order, so sorting the kept ones by line and
+    cutting at max_problems gives the first problems of the whole file.
+    """
+
+    def __init__(self, max_problems: int) -> None:
+        self.max_problems = max_problems
+        self.kept: list[Problem] = []
+        self.total = 0
+        self._kept_per_kind: dict[tuple[str, str | None], int] = {}
+
+    @property
+    def ok(self) -> bool:
+        return self.total == 0
+
+    def add(
+        self, code: str, message: str, *, line: int | None = None, column: str | None = None
+    ) -> None:
+        self.total += 1
+        kind = (code, column)
+        if self._kept_per_kind.get(kind, 0) < self.max_problems:
+            self._kept_per_kind[kind] = self._kept_per_kind.get(kind, 0) + 1
+            self.kept.append(Problem(code, message, line, column))
+
+    def add_rows(
+        self,
+        code: str,
+        rows: np.ndarray,
+        lines: Lines,
+        template: str,
+        *,
+        column: str | None = None,
+        cells: pa.ChunkedArray | None = None,
+        **per_row: np.ndarray,
+    ) -> None:
+        """One problem per row. The template may use {line}, {column}, {value} (the row's
+        cell in `cells`) and any per_row array, which is indexed by row."""
+        shown = rows[: self.max_problems]
+        for row, line in zip(shown.tolist(), lines(shown).tolist(), strict=True):
+            value = cell(cells, row) if cells is not None else ""
+            extra = {key: values[row] for key, values in per_row.items()}
+            message = template.format(line=line, column=column, value=value, **extra)
+            self.add(code, message, line=line, column=column)
+        self.total += len(rows) - len(shown)
+
+    def result(self, aligned: np.ndarray | None) -> ValidationResult:
+        # Problems about the whole file sort after the header's (line 1), before the rows'.
+        ordered = sorted(self.kept, key=lambda p: 1.5 if p.line is None else p.line)
+        return ValidationResult(
+            ordered[: self.max_problems], self.total, aligned if self.ok else None
+        )
+
+
+@dataclass
+class Raw:
+    """A file read into columns named by its header (text for CSV, typed for Parquet)."""
+
+    names: list[str]
+    columns: list[pa.ChunkedArray]
+    lines: Lines = field(default_factory=Lines)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def read_table(path: Path) -> pa.Table:
+    """Read a CSV (every column as text), gzipped CSV or Parquet file into a table.
+
+    Raises ValueError naming the problems when the file cannot be read as a table.
+    """
+    report = Report(max_problems=10)
+    raw = read_raw(path, report)
+    if raw is None or not report.ok:
+        raise ValueError(" ".join(p.message for p in report.result(None).problems))
+    return pa.Table.from_arrays(raw.columns, names=raw.names)
+
+
+def _open(path: Path, gzipped: bool) -> gzip.GzipFile | IO[bytes]:
+    return gzip.GzipFile(path, "rb") if gzipped else open(path, "rb")
+
+
+def read_raw(path: Path, report: Report) -> Raw | None:
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == b"PAR1":
+        return _read_parquet(path, report)
+    if magic == b"PK\x03\x04":
+        report.add("not_csv", "This is a ZIP archive or an Excel workbook, not a CSV file.")
+        return None
+    gzipped = magic[:2] == b"\x1f\x8b"
+    try:
+        with _open(path, gzipped) as f:
+            header = f.readline(_HEAD_BYTES)
+            head = header + f.read(_HEAD_BYTES)
+    except (OSError, EOFError) as exc:
+        report.add("not_csv", f"The file looks gzipped but could not be decompressed ({exc}).")
+        return None
+    if not _looks_like_text(head, report):
+        return None
+    names = _parse_header(header, report)
+    if names is None:
+        _report_bad_utf8(path, gzipped, report)
+        return None
+    return _read_csv_rows(path, gzipped, names, report) if names else None
+
+
+def _looks_like_text(head: bytes, report: Report) -> bool:
+    if not head.strip():
+        report.add("empty_file", "The file is empty.")
+        return False
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        report.add("not_utf8", "The file is encoded as UTF-16; save it as UTF-8.", line=1)
+        return False
+    zero = head.find(b"\x00")
+    if zero >= 0:
+        report.add("not_csv", f"This is a binary file, not CSV text (byte {zero + 1} is zero).")
+        return False
+    return True
+
+
+def _parse_header(header: bytes, report: Report) -> list[str] | None:
+    """The header's column names; None if undecodable, [] if reported as unusable."""
+    try:
+        text = header.decode("utf-8").removeprefix("\ufeff").rstrip("\r\n")
+    except UnicodeDecodeError:
+        return None
+    names = [name.strip() for name in next(csv.reader([text]), [])]
+    separator = next((s for s in (";", "\t", "|") if len(names) == 1 and s in names[0]), None)
+    if separator is not None:
+        shown = "tabs" if separator == "\t" else f'"{separator}"'
+        report.add("not_csv", f"Line 1: the columns seem separated by {shown}; use commas.", line=1)
+        return []
+    return names
+
+
+def _read_csv_rows(path: Path, gzipped: bool, names: list[str], report: Report) -> Raw | None:
+    skipped: list[int] = []
+    try:
+        table = _arrow_csv(path, gzipped, len(names), skipped, report)
+    except pa.ArrowInvalid as exc:
+        if "UTF8" in str(exc):
+            _report_bad_utf8(path, gzipped, report)
+        else:
+            match = re.search(r"Row #(\d+)", str(exc))
+            line = int(match.group(1)) if match else None
+            report.add("not_csv", f"The file is not valid CSV ({exc}).", line=line)
+        return None
+    except (pa.ArrowException, OSError, EOFError) as exc:
+        report.add("not_csv", f"The file could not be read ({exc}).")
+        return None
+    return _without_blank_rows(Raw(names, list(table.columns), Lines(skipped)), skipped)
+
+
+def _arrow_csv(
+    path: Path, gzipped: bool, width: int, skipped: list[int], report: Report
+) -> pa.Table:
+    def on_invalid_row(row: Any) -> str:
+        # Rows with too few or too many fields are reported and left out of the table.
+        skipped.append(row.number)
+        if row.text.strip():
+            fields = f"{row.actual_columns} field" + ("s" if row.actual_columns != 1 else "")
+            message = f"Line {row.number} has {fields}, expected {row.expected_columns}."
+            report.add("not_csv", message, line=row.number)
+        return "skip"
+
+    # Our own column names make duplicate or odd header names harmless.
+    keys = [f"c{i}" for i in range(width)]
+    source = pa.input_stream(path, compression="gzip") if gzipped else os.fspath(path)
+    return pa_csv.read_csv(
+        source,
+        # One thread: pyarrow then knows the line of each bad row, and the peak memory is
+        # much lower (parallel parsing holds many blocks at once) for a small cost in time.
+        read_options=pa_csv.ReadOptions(column_names=keys, skip_rows=1, use_threads=False),
+        parse_options=pa_csv.ParseOptions(
+            invalid_row_handler=on_invalid_row, ignore_empty_lines=False
+        ),
+        convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(keys, pa.string())),
+    )
+
+
+def _without_blank_rows(raw: Raw, skipped: list[int]) -> Raw:
+    """Drop empty lines (pyarrow keeps them as rows of empty strings) but keep line numbers."""
+    if not raw.columns or pc.min(pc.binary_length(raw.columns[0])).as_py() != 0:
+        return raw
+    blank = np.logical_and.reduce([empty_mask(c) for c in raw.columns])
+    if not blank.any():
+        return raw
+    lines = Lines(skipped + raw.lines(np.flatnonzero(blank)).tolist())
+    keep = pa.array(~blank)
+    return Raw(raw.names, [c.filter(keep) for c in raw.columns], lines)
+
+
+def _report_bad_utf8(path: Path, gzipped: bool, report: Report) -> None:
+    with _open(path, gzipped) as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                byte = f"byte {exc.start + 1} (0x{line[exc.start]:02X})"
+                report.add(
+                    "not_utf8",
+                    f"Line {number}: {byte} is not valid UTF-8; save the file as UTF-8.",
+                    line=number,
+                )
+
+
+def _read_parquet(path: Path, report: Report) -> Raw | None:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        report.add("not_csv", f"The file starts like Parquet but could not be read ({exc}).")
+        return None
+    names = [str(name).strip() for name in table.column_names]
+    columns = []
+    for name, column in zip(names, table.columns, strict=True):
+        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        if not (
+            is_text(column)
+            or pa.types.is_integer(kind)
+            or pa.types.is_floating(kind)
+            or pa.types.is_boolean(kind)
+        ):
+            kind = pa.string()
+        try:
+            columns.append(column.cast(kind))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            report.add(
+                "not_csv",
+                f'Column "{name}" has type {column.type}, which is not supported.',
+                column=name,
+            )
+            return None
+    return Raw(names, columns)
+
+
+# --- cells -----------------------------------------------------------------------------
+
+
+def is_text(column: pa.ChunkedArray) -> bool:
+    return pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+
+
+def as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    text = column if is_text(column) else column.cast(pa.string())
+    return text.fill_null("") if text.null_count else text
+
+
+def empty_mask(column: pa.ChunkedArray) -> np.ndarray:
+    if not is_text(column):
+        return column.is_null().to_numpy()
+    blank = pc.or_(pc.equal(pc.binary_length(column), 0), pc.utf8_is_space(column))
+    return blank.fill_null(True).to_numpy()
+
+
+def cell(column: pa.ChunkedArray, row: int) -> str:
+    value = column[row].as_py()
+    return "" if value is None else str(value)
