@@ -28,7 +28,7 @@ import tarfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, Literal
 
 MAX_ENTRIES = 10_000
 MAX_LAYERS = 120  # overlayfs stacks at most 128 layers
@@ -38,7 +38,7 @@ _INDEX_FILES = ("manifest.json", "index.json", "Dockerfile")
 CHUNK = 1024 * 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 # Openers return a stream the caller reads within a `with`.
-_COMPRESSIONS: dict[bytes, tuple[str, Callable[[IO[bytes]], IO[bytes]] | None]] = {
+_COMPRESSIONS: dict[bytes, tuple[str, Callable[[Any], io.BufferedIOBase] | None]] = {
     b"\x1f\x8b": ("gzip", lambda f: gzip.GzipFile(fileobj=f)),
     b"BZh": ("bzip2", lambda f: bz2.BZ2File(f)),
     b"\xfd7zXZ\x00": ("xz", lambda f: lzma.LZMAFile(f)),  # noqa: SIM115
@@ -89,7 +89,7 @@ def format_size(n: int) -> str:
 
 
 def archive_check(
-    fileobj: BinaryIO,
+    fileobj: IO[bytes],
     *,
     max_bytes: int,
     architecture: str | None = None,
@@ -145,7 +145,7 @@ def archive_check(
     return report
 
 
-def _outer_format(fileobj: BinaryIO, report: ArchiveReport) -> bool:
+def _outer_format(fileobj: IO[bytes], report: ArchiveReport) -> bool:
     """Whether the archive is gzipped; adds a problem for other compressions."""
     magic = fileobj.read(6)
     fileobj.seek(0)
@@ -329,7 +329,7 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-def _unpacked_size(stream: IO[bytes], *, limit: int) -> int | None:
+def _unpacked_size(stream: io.BufferedIOBase, *, limit: int) -> int | None:
     """Bytes the compressed stream unpacks to, reading at most one chunk past `limit`."""
     total = 0
     try:
@@ -498,7 +498,7 @@ def _json(index: _Index, name: str, report: ArchiveReport) -> Any:
         return None
 
 
-def archive_untagged(fileobj: BinaryIO) -> Iterator[bytes]:
+def archive_untagged(fileobj: IO[bytes]) -> Iterator[bytes]:
     """The archive as an uncompressed tar stream without image names, for the engine to load.
 
     Drops `repositories` and the names in manifest.json and index.json, so the engine loads
@@ -506,7 +506,7 @@ def archive_untagged(fileobj: BinaryIO) -> Iterator[bytes]:
     """
     magic = fileobj.read(2)
     fileobj.seek(0)
-    mode = "r|gz" if magic == b"\x1f\x8b" else "r|"
+    mode: Literal["r|gz", "r|"] = "r|gz" if magic == b"\x1f\x8b" else "r|"
     with tarfile.open(fileobj=fileobj, mode=mode) as tar:
         for info in tar:
             name = _normalise(info.name)

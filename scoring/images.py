@@ -70,6 +70,7 @@ def image_upload_check(
     from django.conf import settings
 
     stream = uploaded_file.file
+    assert stream is not None, "an uploaded file always has its data"
     report = archive_check(
         stream,
         max_bytes=settings.HELDOUT_MAX_IMAGE_BYTES,

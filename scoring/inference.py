@@ -148,7 +148,7 @@ def _no_predictions_reason(output_dir: Path) -> str:
 def _store_predictions(submission: Submission, path: Path) -> None:
     """Keep the predictions in private storage, for the team and the organizers."""
     field = submission.predictions
-    if field:
+    if field.name:
         field.storage.delete(field.name)  # a rescore replaces them
     with path.open("rb") as f:
         name = field.storage.save(f"predictions/{submission.pk}/{path.name}", File(f))
