@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 import zipfile
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -494,7 +495,13 @@ def _put(zf: zipfile.ZipFile, name: str, data: Any) -> None:
 
 
 def _copy(zf: zipfile.ZipFile, field_file: FieldFile, name: str) -> None:
-    with field_file.open("rb") as source, zf.open(name, "w", force_zip64=True) as out:
+    info = zipfile.ZipInfo(name, date_time=time.gmtime()[:6])
+    # Image archives and other large files are stored as they are: deflating gigabytes of
+    # compressed layers costs minutes and saves little.
+    info.compress_type = (
+        zipfile.ZIP_STORED if field_file.size > (64 << 20) else zipfile.ZIP_DEFLATED
+    )
+    with field_file.open("rb") as source, zf.open(info, "w", force_zip64=True) as out:
         while chunk := source.read(1 << 20):
             out.write(chunk)
 

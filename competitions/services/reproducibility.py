@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -32,6 +33,7 @@ from competitions.selectors import private_split_visible
 from scoring.manifest import manifest_for_viewer, scoring_run_latest
 from scoring.metrics import metric_get
 
+STORE_ABOVE = 64 << 20  # bytes
 REPLAY_SOURCE = Path(__file__).resolve().parents[2] / "scoring" / "replay.py"
 README = """\
 Reproducibility bundle of submission {id} to {title} (task version {version}).
@@ -159,13 +161,24 @@ def _zip(dest: Path, members: dict[str, str], files: dict[str, FieldFile]) -> Pa
             for name, text in members.items():
                 zf.writestr(name, text)
             for name, field in files.items():
-                with field.open("rb") as source, zf.open(name, "w") as out:
+                with (
+                    field.open("rb") as source,
+                    zf.open(_member(name, field), "w", force_zip64=True) as out,
+                ):
                     shutil.copyfileobj(source, out, 1 << 20)
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return dest
+
+
+def _member(name: str, field: FieldFile) -> zipfile.ZipInfo:
+    """Large files (image archives) are stored as they are: deflating gigabytes of
+    already-compressed layers costs minutes and saves little."""
+    info = zipfile.ZipInfo(name, date_time=time.gmtime()[:6])
+    info.compress_type = zipfile.ZIP_STORED if field.size > STORE_ABOVE else zipfile.ZIP_DEFLATED
+    return info
 
 
 def _json(data: Any) -> str:

@@ -354,3 +354,14 @@ def test_the_model_index_of_an_invite_only_competition_is_not_found_by_strangers
     )
 
     assert response.status_code == 404
+
+
+def test_large_files_are_stored_uncompressed_in_the_bundle(api, participant, entry, monkeypatch):
+    monkeypatch.setattr("competitions.services.reproducibility.STORE_ABOVE", 0)
+
+    bundle = _bundle(api, participant, entry)
+
+    info = bundle.getinfo(f"predictions/{entry.original_name}")
+    assert info.compress_type == zipfile.ZIP_STORED
+    assert bundle.read(info) == factories.predictions_csv(SPLIT_APART)
+    assert bundle.getinfo("replay.py").compress_type == zipfile.ZIP_DEFLATED
