@@ -325,7 +325,7 @@ def _finish_failed_in_sandbox(
 ) -> None:
     """Fail with the failed run's reason ("exceeded memory limit of 2 GiB"), as the
     participant may read it, or with what was wrong with the output of a run that ended
-    well. The last run's image, time, memory and log go on the submission."""
+    well. The scorer run's image, time, memory and log go on the submission."""
     failed = next((run for run in reversed(runs) if not run.result.ok), None)
     if failed is not None:
         reason = run_reason_for_participants(
@@ -335,16 +335,18 @@ def _finish_failed_in_sandbox(
         )
         subject = "The scorer" if failed.stage == Stage.SCORING else "Your container"
         error = f"{subject} {reason}"
+    elif runs and runs[-1].stage != Stage.SCORING:
+        error = error[:1].upper() + error[1:]  # e.g. "your container wrote no predictions"
     else:
         error = f"Scoring failed: {error}"
     extra: dict[str, object] = {"scorer_name": scorer.name[:100]}
-    if runs:
-        last = runs[-1].result
+    scoring = [run.result for run in runs if run.stage == Stage.SCORING]
+    if scoring:
         extra |= {
-            "scorer_image": f"{last.image}@{last.image_digest}"[:200],
-            "duration_s": last.duration_s,
-            "peak_memory_bytes": last.peak_memory_bytes,
-            "scorer_log": last.log[-20_000:],
+            "scorer_image": f"{scoring[-1].image}@{scoring[-1].image_digest}"[:200],
+            "duration_s": scoring[-1].duration_s,
+            "peak_memory_bytes": scoring[-1].peak_memory_bytes,
+            "scorer_log": scoring[-1].log[-20_000:],
         }
     _finish_failed(submission.pk, attempt, Submission.Failure.ERROR, error, **extra)
 
