@@ -248,18 +248,20 @@ class DockerImages:
                 if not report.ok:
                     raise SandboxError(f"The image archive was refused: {report.summary()}")
                 if report.kind == "build_context":
-                    image = self._build(f, tag, report)
+                    image = self._build(f, report)
                 else:
                     image = self._load(f, report.image_id)
-            image.tag(*tag.split(":", 1))
             try:
-                _check_shell(self.client, tag)
+                _check_shell(self.client, image.id)
             except SandboxError:
-                self.client.images.remove(tag)
+                with suppress(docker.errors.APIError):  # kept while other tags name it
+                    self.client.images.remove(image.id)
                 raise
+            # Tagged last: a tag found on the engine names an image that passed every check.
+            image.tag(*tag.split(":", 1))
             return _loaded(tag, self.client.images.get(tag))
 
-    def _build(self, f, tag: str, report: ArchiveReport):
+    def _build(self, f, report: ArchiveReport):
         """Build a checked context: no network, nothing pulled, nothing run (no RUN)."""
         for base in report.bases:
             if _get(self.client, base) is None:
@@ -270,7 +272,6 @@ class DockerImages:
                 fileobj=f,
                 custom_context=True,
                 encoding="gzip" if report.gzipped else None,
-                tag=tag,
                 network_mode="none",
                 pull=False,
                 rm=True,
@@ -315,11 +316,11 @@ def _loaded(tag: str, image) -> LoadedImage:
     )
 
 
-def _check_shell(client: docker.DockerClient, tag: str) -> None:
+def _check_shell(client: docker.DockerClient, image: str) -> None:
     """The sandbox starts every command through /bin/sh; without one the start fails in a
     way that looks like an engine error. Checked in a created, never started, container."""
     container = client.containers.create(
-        tag,
+        image,
         command=["/bin/sh"],
         network_mode="none",
         labels={SANDBOX_LABEL: "1", STARTED_LABEL: f"{time.time():.0f}"},

@@ -351,6 +351,10 @@ def test_an_image_without_a_shell_is_refused_and_removed(docker_client, tmp_path
 
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(tag)
+    with archive.open("rb") as f:
+        image_id = archive_check(f, max_bytes=2**32).image_id
+    with pytest.raises(docker.errors.ImageNotFound):  # loaded, found wanting, removed
+        docker_client.images.get(image_id)
 
 
 @pytest.mark.docker
