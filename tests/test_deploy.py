@@ -1,7 +1,7 @@
 """The deployment files agree with the code: compose, the example env, the settings doc,
 the Makefile, the CI script and the demo launcher.
 
-A setting is an environment variable that code in config/ reads, through config/env.py's
+A setting is an environment variable that code in config/, competitions/ or scoring/ reads, through config/env.py's
 readers or os.environ directly.
 """
 
@@ -36,9 +36,10 @@ _READ_CALL = re.compile(
 
 
 def settings_read_by_code() -> dict[str, str]:
-    """Every environment variable read in config/, with how (str, bool, ..., environ)."""
+    """Every environment variable read by the platform's code, with how (str, bool, ..., environ)."""
     found: dict[str, str] = {}
-    for path in sorted((ROOT / "config").rglob("*.py")):
+    paths = [p for app in ("config", "competitions", "scoring") for p in (ROOT / app).rglob("*.py")]
+    for path in sorted(paths):
         for match in _READ_CALL.finditer(path.read_text()):
             # A typed reader says more than a bare os.environ use of the same name.
             if match["reader"] or match["name"] not in found:
