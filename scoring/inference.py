@@ -114,8 +114,10 @@ def inference_mounts(task: Task, workdir: Path) -> list[Mount]:
         if not name or name.startswith(".") or name != task_file.name:
             raise ValueError(f"test file name {task_file.name!r} cannot be mounted")
         source = _world_readable(Path(task_file.file.path), workdir / f"test-{task_file.pk}")
-        if truth is not None and source.resolve() == truth:
-            raise ValueError("refusing to mount the ground truth in an inference container")
+        same_bytes = bool(task.ground_truth_sha256) and task_file.sha256 == task.ground_truth_sha256
+        if same_bytes or (truth is not None and source.resolve() == truth):
+            # An organizer's mistake, caught before the labels reach a participant's code.
+            raise ValueError(f"test file {name} is the ground truth; it is never mounted")
         mounts.append(Mount(source, f"{TEST_TARGET}/{name}"))
     return mounts
 

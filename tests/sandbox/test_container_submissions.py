@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from competitions.models import SandboxRun, Submission
+from competitions.models import SandboxRun, Submission, TaskFile
 from competitions.services.submissions import submission_set_selected
 from scoring import inference
 from scoring.images import (
@@ -217,6 +217,24 @@ def test_inference_mounts_the_test_files_read_only_and_never_the_ground_truth(su
     # The image's CMD, in its WORKDIR (the sandbox starts in /tmp).
     assert call.command == ["/bin/sh", "-c", 'cd "$0" && exec "$@"', "/app", "python3", "run.py"]
     assert call.labels == {"heldout.stage": "inference", "heldout.submission": str(submission.pk)}
+
+
+def test_a_test_file_that_is_the_ground_truth_is_never_mounted(submission, tmp_path):
+    task = submission.competition.task
+    task.ground_truth_sha256 = hashlib.sha256(factories.truth_csv().encode()).hexdigest()
+    task.save()
+    leaked = TaskFile(task=task, kind=TaskFile.Kind.TEST, name="labels.csv")
+    leaked.file.save("labels.csv", ContentFile(factories.truth_csv().encode()), save=False)
+    leaked.sha256 = task.ground_truth_sha256
+    leaked.save()
+    runner = FakeRunner()
+
+    with pytest.raises(ValueError, match=r"labels\.csv is the ground truth; it is never mounted"):
+        inference_run(
+            submission=submission, runner=runner, workdir=tmp_path, images=FakeImages(IMAGE)
+        )
+
+    assert runner.calls == []
 
 
 def test_inference_without_test_files_gets_an_empty_input_folder(
