@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 
+from competitions.admin import organizers_group_sync
 from competitions.models import Competition, SandboxRun, Submission, Task
 from competitions.services.scorers import ScorerRejected, task_scorer_set
 from competitions.services.submissions import submission_create
@@ -536,3 +538,26 @@ def test_an_organizer_sees_why_a_program_was_refused(docker_settings, api, compe
     assert "primary metric 'roc_auc' is missing" in body["detail"]
     assert body["dry_run"]["ok"] is False
     assert api(organizer).get(_url(competition)).json()["program"] is False
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_the_tasks_scorer_and_its_dry_run_read_only(competition, organizer):
+    organizer.groups.add(organizers_group_sync())
+    Task.objects.filter(pk=competition.task.pk).update(
+        scorer_program="scorers/score.py",
+        scorer_program_sha256="ab" * 32,
+        scorer_image="heldout-scorer:v1",
+        scorer_dry_run={"ok": True, "sample": "sample_submission.csv", "scores": {"public": {}}},
+        queue="gpu",
+    )
+    client = Client()
+    client.force_login(organizer)
+
+    page = client.get(f"/admin/competitions/task/{competition.task.pk}/change/")
+
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert f"Program sha256 {'ab' * 32} on heldout-scorer:v1" in text
+    assert "dry run on sample_submission.csv" in text
+    assert "gpu" in text
+    assert 'name="scorer_program"' not in text  # uploads go through the API, with a dry run
