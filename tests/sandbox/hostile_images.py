@@ -9,16 +9,20 @@ everything that went into it, so later runs reuse it.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
 import json
 import tarfile
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import docker
 
 TEST_REPOSITORY = "heldout-test-image"
+SCORER_LABEL = "heldout.test-image.scorer"
 
 # The scorer image's Python, standard library and the few shared libraries they need, on
 # an empty base: no package manager, no pip, nothing to reach the network with.
@@ -231,9 +235,15 @@ def content_tag(*parts: str | bytes) -> str:
 
 
 def build_image(
-    client: docker.DockerClient, *, name: str, dockerfile: str, files: dict[str, bytes]
+    client: docker.DockerClient,
+    *,
+    name: str,
+    dockerfile: str,
+    files: dict[str, bytes],
+    scorer_id: str,
 ) -> str:
-    """Build once per content: the tag is a hash of the Dockerfile and files."""
+    """Build once per content: the tag is a hash of the Dockerfile and files. The image is
+    labelled with the scorer image it derives from, for clean_stale_images."""
     tag = f"{TEST_REPOSITORY}:{name}-{content_tag(dockerfile, repr(sorted(files.items())))}"
     try:
         client.images.get(tag)
@@ -252,17 +262,45 @@ def build_image(
         pull=False,
         rm=True,
         forcerm=True,
+        labels={SCORER_LABEL: scorer_id},
     )
     return tag
 
 
+def clean_stale_images(client: docker.DockerClient, *, scorer_id: str) -> int:
+    """Remove test images made from an older scorer image, once they are an hour old
+    (another test run may still be using them). Returns how many tags went."""
+    removed = 0
+    old = time.time() - 3600
+    stale = [
+        image
+        for image in client.images.list(filters={"label": SCORER_LABEL})
+        if image.labels.get(SCORER_LABEL) != scorer_id and _created(image) < old
+    ]
+    # Children first: a parent whose last child goes is pruned with it.
+    stale.sort(key=_created, reverse=True)
+    for image in stale:
+        for tag in image.tags:
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(tag)
+                removed += 1
+    return removed
+
+
+def _created(image) -> float:
+    stamp = image.attrs.get("Created", "")[:19]
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+
+
 def slim_python_image(client: docker.DockerClient, scorer_image: str) -> str:
-    base_id = client.images.get(scorer_image).id
+    scorer_id = client.images.get(scorer_image).id
+    clean_stale_images(client, scorer_id=scorer_id)
     return build_image(
         client,
-        name=f"python-{base_id[7:19]}",
-        dockerfile=SLIM_DOCKERFILE.format(base=base_id),
+        name=f"python-{scorer_id[7:19]}",
+        dockerfile=SLIM_DOCKERFILE.format(base=scorer_id),
         files={},
+        scorer_id=scorer_id,
     )
 
 
@@ -270,7 +308,14 @@ def script_image(
     client: docker.DockerClient, base: str, name: str, script: str, extra: str = ""
 ) -> str:
     dockerfile = SCRIPT_DOCKERFILE.format(base=base, extra=extra)
-    return build_image(client, name=name, dockerfile=dockerfile, files={"run.py": script.encode()})
+    scorer_id = client.images.get(base).labels.get(SCORER_LABEL, "")
+    return build_image(
+        client,
+        name=name,
+        dockerfile=dockerfile,
+        files={"run.py": script.encode()},
+        scorer_id=scorer_id,
+    )
 
 
 def save_image(client: docker.DockerClient, tag: str, path: Path) -> Path:
