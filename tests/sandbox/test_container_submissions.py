@@ -417,7 +417,9 @@ def test_a_container_that_writes_no_predictions_fails_with_that_reason(submissio
 
     submission.refresh_from_db()
     assert submission.status == Submission.Status.FAILED
-    assert "without writing /output/predictions.csv" in submission.error_message
+    assert submission.error_message == (
+        "Your container finished without writing /output/predictions.csv; /output is empty"
+    )
 
 
 # --- Image collection policy -------------------------------------------------------------------
