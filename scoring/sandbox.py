@@ -49,7 +49,8 @@ _WRAPPER = f"""
 "$@"
 status=$?
 for f in /sys/fs/cgroup/memory.peak /sys/fs/cgroup/memory/memory.max_usage_in_bytes; do
-    if [ -r "$f" ]; then echo "{_PEAK_MARKER.decode()}$(cat "$f")" >&2; break; fi
+    # The shell's own `read`: slim images may have no cat.
+    if [ -r "$f" ] && read -r peak < "$f"; then echo "{_PEAK_MARKER.decode()}$peak" >&2; break; fi
 done
 exit $status
 """
