@@ -4,6 +4,7 @@ so list pages run a fixed number of queries whatever their length."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
@@ -45,9 +46,9 @@ class LeaderboardRow:
     score: float
     scores: dict[str, float | None]
     secondary: list[float | None]
-    submitted_at: object
+    submitted_at: datetime
     entries: int
-    last_submission_at: object
+    last_submission_at: datetime
     replication: str = ""  # the latest finished replication's outcome, if any
 
 
@@ -141,6 +142,8 @@ def submission_list_for_user(
     qs = Submission.objects.filter(competition=competition).select_related("team", "submitter")
     if is_organizer(user, competition):
         return qs
+    if not user.is_authenticated:
+        return qs.none()
     team_ids = Membership.objects.filter(competition=competition, user=user).values("team_id")
     return qs.filter(team_id__in=team_ids)
 
@@ -153,6 +156,8 @@ def submission_scores(
     if private_split_visible(user, submission.competition):
         splits.append("private")
     result: dict[str, dict[str, float | None]] = {}
+    if submission.task_version is None:  # not scored yet: no score carries a null version
+        return result
     rows = Score.objects.filter(
         submission=submission, task_version=submission.task_version, split__in=splits
     ).values_list("split", "metric", "value")

@@ -4,7 +4,7 @@ so the web process never holds a whole submission in memory nor reads it twice."
 import hashlib
 
 from django.conf import settings
-from django.core.files.uploadedfile import TemporaryUploadedFile
+from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 
 
@@ -24,14 +24,16 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
         self._received += len(raw_data)
         if self._received > settings.HELDOUT_MAX_UPLOAD_BYTES:
             # The request was chunked or lied about its length; the middleware's check missed it.
-            self.request.META["heldout.upload_too_large"] = True
+            if self.request is not None:  # Django always gives handlers the request
+                self.request.META["heldout.upload_too_large"] = True
             raise StopUpload(connection_reset=False)
         self._sha256.update(raw_data)
         self.file.write(raw_data)
 
-    def file_complete(self, file_size: int) -> TemporaryUploadedFile:
+    def file_complete(self, file_size: int) -> UploadedFile | None:
         uploaded = super().file_complete(file_size)
-        uploaded.sha256 = self._sha256.hexdigest()  # type: ignore[attr-defined]
+        if uploaded is not None:
+            uploaded.sha256 = self._sha256.hexdigest()  # type: ignore[attr-defined]
         return uploaded
 
 

@@ -18,6 +18,7 @@ from competitions.permissions import (
     access_ground_truth,
     access_task_file,
     membership_for,
+    signed_in,
 )
 from competitions.services.teams import competition_join
 
@@ -107,7 +108,7 @@ class JoinApi(APIView):
         data.is_valid(raise_exception=True)
         membership = competition_join(
             competition=competition,
-            user=request.user,
+            user=signed_in(request.user),
             accept_rules=data.validated_data["accept_rules"],
         )
         return Response({"team": {"id": membership.team_id, "name": membership.team.name}})

@@ -23,6 +23,8 @@ def exception_handler(exc, context):
         if isinstance(response.data, dict) and "code" not in response.data:
             codes = exc.get_codes()
             response.data["code"] = codes if isinstance(codes, str) else "invalid"
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            response.data["retry_after_s"] = int(exc.wait)
+        # drf-stubs omit Throttled.wait, which DRF sets in __init__.
+        wait = getattr(exc, "wait", None) if isinstance(exc, exceptions.Throttled) else None
+        if wait is not None:
+            response.data["retry_after_s"] = int(wait)
     return response

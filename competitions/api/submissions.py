@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from competitions import selectors
 from competitions.models import Score, Submission
-from competitions.permissions import NotFound, access_competition, access_submission
+from competitions.permissions import NotFound, access_competition, access_submission, signed_in
 from competitions.services.submissions import submission_create, submission_set_selected
 
 IN_PROCESS_NOTE = "scored in-process (no sandbox)"
@@ -131,7 +131,7 @@ class SubmissionListCreateApi(APIView):
         data.is_valid(raise_exception=True)
         submission = submission_create(
             competition=competition,
-            user=request.user,
+            user=signed_in(request.user),
             uploaded_file=data.validated_data.pop("file"),
             **data.validated_data,
         )
@@ -170,7 +170,7 @@ class SubmissionFileApi(APIView):
         if request.query_params.get("part") == "predictions":
             if not submission.predictions:
                 raise NotFound("This submission has no predictions from a container.")
-            name = submission.predictions.name.rsplit("/", 1)[-1]
+            name = (submission.predictions.name or "predictions.csv").rsplit("/", 1)[-1]
             return FileResponse(
                 submission.predictions.open("rb"), as_attachment=True, filename=name
             )
