@@ -21,6 +21,10 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from competitions.models import Competition
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,7 +51,7 @@ def _setup_django() -> None:
     call_command("migrate", verbosity=0)
 
 
-def _populate(teams: int, per_team: int) -> object:
+def _populate(teams: int, per_team: int) -> Competition:
     from django.contrib.auth.models import User
     from django.utils import timezone
 
@@ -131,12 +135,12 @@ def _baseline(competition) -> list:
         .annotate(best=Max("value"))
         .order_by("-best")
     )
-    rows = list(best)
+    rows = []
     rank, prev = 0, None
-    for i, row in enumerate(rows, start=1):
+    for i, row in enumerate(best, start=1):
         if row["best"] != prev:
             rank, prev = i, row["best"]
-        row["rank"] = rank
+        rows.append({**row, "rank": rank})
     return rows[:100]
 
 

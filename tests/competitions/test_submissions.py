@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from django.core.files.storage import FileSystemStorage
 from django.utils import timezone
 
 from competitions.errors import NotJoined, PhaseClosed, QuotaExceeded, TeamBanned
@@ -26,7 +27,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def private_files():
     """Lists the submission files stored since the test began (earlier tests' files excluded)."""
-    root = Path(Submission._meta.get_field("file").storage.location) / "submissions"
+    storage = Submission._meta.get_field("file").storage
+    assert isinstance(storage, FileSystemStorage)
+    root = Path(storage.location) / "submissions"
 
     def walk() -> set[Path]:
         return {Path(d) / f for d, _dirs, files in os.walk(root) for f in files}
@@ -129,6 +132,7 @@ def test_a_hostile_file_name_is_stored_under_a_safe_name(api, competition, parti
     assert response.status_code == 202
     submission = Submission.objects.get()
     assert submission.original_name == "pass_wd_.csv"
+    assert submission.file.name is not None
     assert ".." not in submission.file.name
     assert submission.file.name.startswith(f"submissions/{competition.pk}/")
 

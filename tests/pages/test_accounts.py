@@ -40,7 +40,9 @@ def test_a_forgotten_password_is_reset_through_the_emailed_link(client, particip
     response = client.post("/accounts/password/reset/", {"email": "alice@example.org"})
     assert response["Location"] == "/accounts/password/reset/sent/"
     assert len(mail.outbox) == 1
-    link = re.search(r"http://testserver(/accounts/password/reset/\S+/)", mail.outbox[0].body)[1]
+    match = re.search(r"http://testserver(/accounts/password/reset/\S+/)", str(mail.outbox[0].body))
+    assert match is not None
+    link = match[1]
     assert mail.outbox[0].subject == "Reset your Heldout password"
 
     form_url = client.get(link)["Location"]  # Django swaps the token for a session marker

@@ -79,7 +79,9 @@ def test_the_private_switch_appears_for_everyone_once_finalized(client, competit
 def test_the_csv_link_downloads_the_board_shown(client, competition, participant):
     scored(participant.teams.get(), 0.9)
     page = client.get(f"/c/{competition.slug}/leaderboard/").content.decode()
-    link = re.search(r'href="([^"]+format=csv)"', page)[1].replace("&amp;", "&")
+    match = re.search(r'href="([^"]+format=csv)"', page)
+    assert match is not None
+    link = match[1].replace("&amp;", "&")
     response = client.get(link)
     assert response.status_code == 200
     assert response.content.decode().splitlines()[1].startswith("1,alice,0.9")

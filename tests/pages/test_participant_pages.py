@@ -179,7 +179,7 @@ def test_a_file_over_the_upload_limit_gets_the_413_page(client, competition, par
 
 
 def test_the_submission_page_lists_every_problem_with_its_line(client, competition, participant):
-    problems = [
+    problems: list[dict] = [
         {
             "code": "duplicate_id",
             "message": 'Line 3: id "id0" appears again.',

@@ -145,6 +145,7 @@ def test_an_archive_round_trip_keeps_the_boards_scores_versions_manifests_and_fi
     assert _file_hashes(copy) == _file_hashes(source)
     replication = Replication.objects.get(submission__competition=copy)
     assert replication.outcome == "reproduced"
+    assert replication.original_run is not None
     assert replication.original_run.submission == replication.submission
     card = Submission.objects.get(competition=copy, method_name="GBM")
     assert card.hardware_declared == "1 GPU"

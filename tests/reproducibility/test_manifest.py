@@ -91,6 +91,7 @@ def test_an_in_process_scoring_writes_a_manifest_true_to_its_files(competition, 
     assert set(manifest["libraries"]["versions"]) >= {"python", "numpy", "scikit-learn"}
     assert manifest["submission"]["method"]["hardware_declared"] == "1x laptop CPU"
     assert manifest["random_seeds"]["used"] == []
+    assert submission.started_at is not None
     assert manifest["timing"]["started_at"] == submission.started_at.isoformat()
     assert manifest["host"]["host_processor_thread_count"] >= 1
     assert manifest["platform"]["version"]

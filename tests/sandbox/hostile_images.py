@@ -16,6 +16,7 @@ import io
 import json
 import tarfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,7 +87,9 @@ def special_entry(name: str, kind: bytes = tarfile.CHRTYPE) -> tuple[tarfile.Tar
     return info, None
 
 
-def tar_bytes(entries: list[tuple[tarfile.TarInfo, bytes | None]], *, gz: bool = False) -> bytes:
+def tar_bytes(
+    entries: Sequence[tuple[tarfile.TarInfo, bytes | None]], *, gz: bool = False
+) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for info, data in entries:
@@ -134,7 +137,7 @@ def legacy_archive(
     *,
     config: bytes | None = None,
     repo_tags: list[str] | None = None,
-    extra: list[tuple[tarfile.TarInfo, bytes | None]] = (),  # type: ignore[assignment]
+    extra: Sequence[tuple[tarfile.TarInfo, bytes | None]] = (),
     gz: bool = False,
 ) -> bytes:
     entries, manifest = legacy_entries(layers, config=config, repo_tags=repo_tags)
@@ -213,7 +216,10 @@ def oci_archive(legacy: bytes) -> bytes:
             "Layers": [f"blobs/sha256/{d}" for d, _ in layer_refs],
         }
     ]
-    entries = [dir_entry("blobs"), dir_entry("blobs/sha256")]
+    entries: list[tuple[tarfile.TarInfo, bytes | None]] = [
+        dir_entry("blobs"),
+        dir_entry("blobs/sha256"),
+    ]
     entries += [file_entry(f"blobs/sha256/{d}", data) for d, data in blobs.items()]
     entries += [
         file_entry("index.json", json.dumps(index).encode()),

@@ -460,6 +460,7 @@ def test_an_archive_naming_a_platform_image_cannot_replace_it(
         for info in tar:
             data = tar.extractfile(info).read() if info.isreg() else None  # type: ignore[union-attr]
             if info.name == "manifest.json":
+                assert data is not None
                 manifest = json.loads(data)
                 manifest[0]["RepoTags"] = [victim, "heldout-scorer:latest"]
                 info, data = h.file_entry("manifest.json", json.dumps(manifest).encode())

@@ -209,6 +209,7 @@ def test_it_refuses_an_oci_index_listing_two_images():
         for info in tar:
             data = tar.extractfile(info).read() if info.isreg() else None  # type: ignore[union-attr]
             if info.name == "index.json":
+                assert data is not None
                 index = json.loads(data)
                 index["manifests"] *= 2
                 info, data = h.file_entry("index.json", json.dumps(index).encode())
@@ -230,7 +231,9 @@ def test_it_refuses_a_manifest_naming_missing_layers_and_config():
 
 def test_it_refuses_a_config_that_does_not_match_its_digest():
     entries, manifest = h.legacy_entries([RUNNABLE])
-    config = json.loads(entries[-1][1])
+    config_bytes = entries[-1][1]
+    assert config_bytes is not None
+    config = json.loads(config_bytes)
     config["config"]["Cmd"] = ["evil"]
     entries[-1] = h.file_entry(entries[-1][0].name, json.dumps(config).encode())
     entries.append(h.file_entry("manifest.json", json.dumps([manifest]).encode()))

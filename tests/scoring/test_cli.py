@@ -70,6 +70,8 @@ def test_read_result_gives_back_what_evaluate_computed(inputs):
     evaluation = read_result(inputs / "out", expected_rows=3)
 
     assert evaluation.scores == expected.scores
+    assert evaluation.row_values is not None
+    assert expected.row_values is not None
     assert evaluation.row_values.tolist() == expected.row_values.tolist()
     assert evaluation.ok
 

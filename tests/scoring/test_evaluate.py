@@ -61,6 +61,7 @@ def test_row_values_follow_the_ground_truth_order_as_float32(files):
     )
 
     assert evaluation.row_kind == "correct"
+    assert evaluation.row_values is not None
     assert evaluation.row_values.dtype == np.float32
     assert evaluation.row_values.tolist() == [1.0, 1.0, 0.0, 0.0, 1.0]
 
@@ -76,6 +77,8 @@ def test_a_shuffled_file_scores_identically(files, tmp_path):
     second = evaluate(predictions_path=shuffled, truth=truth, spec=SPEC)
 
     assert first.scores == second.scores
+    assert first.row_values is not None
+    assert second.row_values is not None
     assert first.row_values.tolist() == second.row_values.tolist()
 
 
@@ -160,4 +163,5 @@ def test_row_values_fit_the_task_type(files, spec, truth, predictions, kind, row
     )
 
     assert evaluation.row_kind == kind
+    assert evaluation.row_values is not None
     assert evaluation.row_values.tolist() == pytest.approx(rows)

@@ -21,6 +21,7 @@ def test_it_scores_in_this_process_and_measures_the_run(tmp_path):
     )
 
     assert outcome.evaluation.scores["public"] == {"rmse": 0.5**0.5}
+    assert outcome.evaluation.row_values is not None
     assert outcome.evaluation.row_values.tolist() == [1.0, 0.0]
     assert outcome.scorer_name == "in-process"
     assert outcome.duration_s > 0

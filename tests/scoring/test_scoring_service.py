@@ -66,6 +66,8 @@ def test_a_perfect_file_scores_1_on_both_splits_and_tops_the_board(competition, 
     assert submission.attempts == 1
     assert submission.scorer_name == "in-process"
     assert submission.task_version == competition.task.version == 1
+    assert submission.started_at is not None
+    assert submission.finished_at is not None
     assert submission.started_at <= submission.finished_at
     assert submission.duration_s is not None
     assert submission.duration_s >= 0

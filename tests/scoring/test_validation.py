@@ -345,6 +345,7 @@ def test_it_reads_parquet_with_typed_columns(tmp_path):
 
     result = validate_predictions(path, spec=BINARY, truth_ids=np.array(["1", "2", "3"]))
 
+    assert result.aligned is not None
     assert result.aligned.tolist() == [0.1, 0.2, 0.3]
 
 
