@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from competitions.models import Competition, Phase, Task, TaskFile
+from competitions.models import Competition, Phase, Score, Submission, Task, TaskFile, Team
+from competitions.services.leaderboard import leaderboard_refresh_team
+from competitions.services.teams import competition_join
 
 # A tiny binary task: 10 rows, positives are ids 5..9; 6 public rows, 4 private.
-TRUTH_ROWS = [(f"id{i}", "1" if i >= 5 else "0", "Public" if i % 5 < 3 else "Private") for i in range(10)]
+TRUTH_ROWS = [
+    (f"id{i}", "1" if i >= 5 else "0", "Public" if i % 5 < 3 else "Private") for i in range(10)
+]
 
 
 def truth_csv() -> str:
@@ -34,7 +39,9 @@ def upload(content: bytes, name: str = "predictions.csv") -> SimpleUploadedFile:
 
 
 def make_user(username: str, *, staff: bool = False) -> User:
-    return User.objects.create_user(username, f"{username}@example.org", "pw-" + username, is_staff=staff)
+    return User.objects.create_user(
+        username, f"{username}@example.org", "pw-" + username, is_staff=staff
+    )
 
 
 def make_competition(
@@ -76,3 +83,52 @@ def make_competition(
         total_limit=total_limit,
     )
     return competition
+
+
+def team_for(competition: Competition, username: str) -> Team:
+    """A new user who joined `competition`, as their own one-person team."""
+    user = make_user(username)
+    return competition_join(competition=competition, user=user, accept_rules=True).team
+
+
+def scored_submission(
+    team: Team,
+    scores: dict[str, dict[str, float | None]],
+    *,
+    created_at: datetime,
+    **fields: Any,
+) -> Submission:
+    """A submission as the scoring service leaves it: the Submission row scored under the
+    task's current version, its Score rows ({split: {metric: value}}), and the team's
+    leaderboard rows refreshed. `fields` override the Submission's columns."""
+    competition = team.competition
+    task = competition.task
+    phase = competition.phases.first()
+    submitter = team.members.first()
+    if phase is None or submitter is None:
+        raise ValueError("The competition needs a phase and the team a member.")
+    columns: dict[str, Any] = {
+        "file": "submissions/fake.csv",
+        "original_name": "predictions.csv",
+        "sha256": "0" * 64,
+        "size": 100,
+        "queued_at": created_at,
+        "status": Submission.Status.SCORED,
+        **fields,
+    }
+    submission = Submission.objects.create(
+        competition=competition,
+        phase=phase,
+        team=team,
+        submitter=submitter,
+        task_version=task.version,
+        created_at=created_at,
+        **columns,
+    )
+    Score.objects.bulk_create(
+        Score(submission=submission, task_version=task.version, split=split, metric=metric, value=v)
+        for split, values in scores.items()
+        for metric, v in values.items()
+    )
+    leaderboard_refresh_team(team=team)
+    return submission

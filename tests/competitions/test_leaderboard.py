@@ -10,27 +10,31 @@ import csv
 import io
 import re
 from datetime import timedelta
+from enum import Enum
 
 import pytest
 from django.utils import timezone
 
-from competitions.models import LeaderboardEntry, Score, Submission
+from competitions.models import LeaderboardEntry, Submission
 from competitions.selectors import leaderboard_page
-from competitions.services.leaderboard import leaderboard_refresh_team
-from competitions.services.teams import competition_join
 from scoring.scorers import InProcessScorer
 from scoring.services import submission_score
 from tests import factories
 
 pytestmark = pytest.mark.django_db
 
-SAME = object()
+
+class Same(Enum):
+    """The private score defaults to the public one."""
+
+    SAME = "same"
+
+
+SAME = Same.SAME
 T0 = timezone.now() - timedelta(hours=6)
 
 
-def _team(competition, username: str):
-    user = factories.make_user(username)
-    return competition_join(competition=competition, user=user, accept_rules=True).team
+_team = factories.team_for
 
 
 def _team_of(user, competition):
@@ -40,44 +44,23 @@ def _team_of(user, competition):
 def _scored(
     team,
     public: float | None,
-    private: float | object | None = SAME,
+    private: float | Same | None = SAME,
     *,
     minutes: float = 0,
     accuracy: float | None = 0.5,
     **fields,
 ) -> Submission:
     """A scored submission made `minutes` after T0, with its scores, and the team refreshed."""
-    competition = team.competition
-    task = competition.task
-    created = T0 + timedelta(minutes=minutes)
-    submission = Submission.objects.create(
-        competition=competition,
-        phase=competition.phases.first(),
-        team=team,
-        submitter=team.members.first(),
-        file="submissions/fake.csv",
-        original_name="fake.csv",
-        sha256="0" * 64,
-        size=1,
-        task_version=task.version,
-        created_at=created,
-        queued_at=created,
-        **{"status": Submission.Status.SCORED, **fields},
-    )
     values = {"public": public, "private": public if private is SAME else private}
-    Score.objects.bulk_create(
-        Score(
-            submission=submission,
-            task_version=task.version,
-            split=split,
-            metric=metric,
-            value=value,
-        )
-        for split, primary in values.items()
-        for metric, value in ((task.primary_metric, primary), ("accuracy", accuracy))
+    metric = team.competition.task.primary_metric
+    return factories.scored_submission(
+        team,
+        {split: {metric: primary, "accuracy": accuracy} for split, primary in values.items()},
+        created_at=T0 + timedelta(minutes=minutes),
+        original_name="fake.csv",
+        size=1,
+        **fields,
     )
-    leaderboard_refresh_team(team=team)
-    return submission
 
 
 def _board(api, user, competition, **params) -> dict:

@@ -7,15 +7,10 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from competitions.models import Score, Submission, Team
-from competitions.services.leaderboard import leaderboard_refresh_team
-from competitions.services.teams import competition_join
+from competitions.models import Submission, Team
 from tests import factories
 
-
-def team_for(competition, username: str) -> Team:
-    user = factories.make_user(username)
-    return competition_join(competition=competition, user=user, accept_rules=True).team
+team_for = factories.team_for
 
 
 def scored(
@@ -26,42 +21,30 @@ def scored(
     minutes_ago: float = 60,
     **fields,
 ) -> Submission:
-    competition = team.competition
-    task = competition.task
     created = timezone.now() - timedelta(minutes=minutes_ago)
-    submission = Submission.objects.create(
-        competition=competition,
-        phase=competition.phases.first(),
-        team=team,
-        submitter=team.members.first(),
-        file="submissions/fake.csv",
-        original_name="predictions.csv",
-        sha256="0" * 64,
-        size=100,
-        task_version=task.version,
-        created_at=created,
-        queued_at=created,
-        finished_at=created,
-        **{"status": Submission.Status.SCORED, **fields},
-    )
     values = {"public": public, "private": public if private is None else private}
-    Score.objects.bulk_create(
-        Score(submission=submission, task_version=task.version, split=split, metric=metric, value=v)
-        for split, value in values.items()
-        for metric, v in ((task.primary_metric, value), ("accuracy", value / 2))
+    metric = team.competition.task.primary_metric
+    return factories.scored_submission(
+        team,
+        {split: {metric: v, "accuracy": v / 2} for split, v in values.items()},
+        created_at=created,
+        finished_at=created,
+        **fields,
     )
-    leaderboard_refresh_team(team=team)
-    return submission
 
 
 def failed_invalid(team: Team, problems: list[dict]) -> Submission:
     competition = team.competition
+    phase = competition.phases.first()
+    submitter = team.members.first()
+    if phase is None or submitter is None:
+        raise ValueError("The competition needs a phase and the team a member.")
     now = timezone.now()
     return Submission.objects.create(
         competition=competition,
-        phase=competition.phases.first(),
+        phase=phase,
         team=team,
-        submitter=team.members.first(),
+        submitter=submitter,
         file="submissions/bad.csv",
         original_name="bad.csv",
         sha256="1" * 64,
