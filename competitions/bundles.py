@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import stat
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -20,15 +19,14 @@ from typing import Any
 import yaml
 from django.conf import settings
 
-from competitions.errors import ApplicationError
+from competitions.errors import BundleInvalid
 from competitions.models import Competition, TaskFile
+from competitions.zips import unzip_bundle
 from scoring.metrics import metrics_for_task_type
 from scoring.spec import TASK_TYPES, TaskSpec
 from scoring.validation import ValidationResult, check_ground_truth, validate_predictions
 
 BUNDLE_YAML = "competition.yaml"
-# A zip of many tiny files can exhaust inodes and time without exceeding the byte cap.
-MAX_ZIP_ENTRIES = 10_000
 # Single-line values ending like this name a file; anything else is inline Markdown.
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".txt")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -39,23 +37,6 @@ TASK_KEYS = {"type", "id_column", "target_columns", "classes", "primary_metric"}
 TASK_KEYS |= {"secondary_metrics", "ground_truth", "files"}
 FILE_KEYS = {"path", "kind", "name", "description"}
 PHASE_KEYS = {"name", "start", "end", "daily_limit", "total_limit", "late_submissions_scored"}
-
-
-class BundleInvalid(ApplicationError):
-    """The bundle can't be imported; `problems` lists every reason, each a sentence."""
-
-    code = "bundle_invalid"
-
-    def __init__(self, problems: list[str]):
-        count = len(problems)
-        noun = "problem" if count == 1 else "problems"
-        super().__init__(
-            f"The bundle has {count} {noun}: "
-            + " ".join(problems[:3])
-            + (" …" if count > 3 else ""),
-            extra={"problems": problems},
-        )
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -97,7 +78,7 @@ def bundle_open(source: Path, *, workdir: Path) -> Path:
     if source.is_dir():
         root = source.resolve()
     elif zipfile.is_zipfile(source):
-        _unzip(source, workdir)
+        unzip_bundle(source, workdir)
         root = _zip_root(workdir)
     else:
         raise BundleInvalid([f"{source.name}: not a folder or a zip file."])
@@ -105,62 +86,6 @@ def bundle_open(source: Path, *, workdir: Path) -> Path:
     if yaml_path.is_symlink() or not yaml_path.is_file():
         raise BundleInvalid([f"The bundle has no {BUNDLE_YAML} at its top level."])
     return root
-
-
-def _unzip(source: Path, dest: Path) -> None:
-    """Unpack refusing entries that escape `dest`, symlinks, and more bytes than an upload may hold."""
-    limit = settings.HELDOUT_MAX_UPLOAD_BYTES
-    try:
-        zf = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise BundleInvalid([f"{source.name}: not a readable zip file ({exc})."]) from None
-    with zf:
-        infos = [i for i in zf.infolist() if not i.filename.startswith("__MACOSX/")]
-        problems = [p for info in infos if (p := _zip_entry_problem(info))]
-        if len(infos) > MAX_ZIP_ENTRIES:
-            problems.append(
-                f"The zip holds {len(infos)} entries; at most {MAX_ZIP_ENTRIES} are allowed."
-            )
-        declared = sum(i.file_size for i in infos)
-        if declared > limit:
-            problems.append(f"The zip unpacks to {declared} bytes, more than the limit of {limit}.")
-        if problems:
-            raise BundleInvalid(problems)
-        _unzip_entries(zf, infos, dest, limit)
-
-
-def _unzip_entries(
-    zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], dest: Path, limit: int
-) -> None:
-    written = 0
-    for info in infos:
-        target = dest.joinpath(*PurePosixPath(info.filename).parts)
-        try:
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as out:
-                # Declared sizes can lie; count what actually comes out.
-                while chunk := src.read(1 << 20):
-                    written += len(chunk)
-                    if written > limit:
-                        raise BundleInvalid([f"The zip unpacks to more than {limit} bytes."])
-                    out.write(chunk)
-        # A corrupt or encrypted entry, or a file and a folder of the same name.
-        except (zipfile.BadZipFile, RuntimeError, OSError, NotImplementedError) as exc:
-            raise BundleInvalid([f"{info.filename}: could not be unpacked ({exc})."]) from None
-
-
-def _zip_entry_problem(info: zipfile.ZipInfo) -> str | None:
-    name = info.filename
-    if stat.S_ISLNK(info.external_attr >> 16):
-        return f"{name}: symbolic links are not allowed in a bundle."
-    if "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return f"{name}: entries must be relative paths with forward slashes."
-    if ".." in PurePosixPath(name).parts:
-        return f"{name}: entries must not contain '..'."
-    return None
 
 
 def _zip_root(workdir: Path) -> Path:

@@ -48,3 +48,20 @@ class QuotaExceeded(ApplicationError):
 class InvalidState(ApplicationError):
     status = 409
     code = "invalid_state"
+
+
+class BundleInvalid(ApplicationError):
+    """The bundle can't be imported; `problems` lists every reason, each a sentence."""
+
+    code = "bundle_invalid"
+
+    def __init__(self, problems: list[str]):
+        count = len(problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(
+            f"The bundle has {count} {noun}: "
+            + " ".join(problems[:3])
+            + (" …" if count > 3 else ""),
+            extra={"problems": problems},
+        )
+        self.problems = problems

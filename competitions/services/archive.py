@@ -10,7 +10,6 @@ the same; people are not carried over unless asked (see _users).
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 import zipfile
@@ -43,6 +42,7 @@ from competitions.models import (
 from competitions.selectors import leaderboard_page
 from competitions.services.bundles import bundle_export, bundle_import
 from competitions.services.leaderboard import competition_refresh_leaderboard
+from competitions.zips import zip_written_atomically
 from scoring.manifest import platform_version
 
 FORMAT = "heldout-competition-archive"
@@ -81,16 +81,8 @@ def competition_archive_export(*, competition: Competition, dest: Path) -> Path:
     and every submission: it is for the competition's organizers only."""
     competition = Competition.objects.select_related("task").get(pk=competition.pk)
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".archive-", suffix=".zip", dir=dest.parent)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            _export(zf, competition, Path(tmp).parent)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with zip_written_atomically(dest, prefix=".archive-") as zf:
+        _export(zf, competition, dest.parent)
     return dest
 
 

@@ -7,7 +7,6 @@ becomes rows and stored files, all or nothing.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 import zipfile
@@ -23,6 +22,7 @@ from django.db.models.fields.files import FieldFile
 
 from competitions.bundles import BUNDLE_YAML, Bundle, BundleInvalid, bundle_open, bundle_read
 from competitions.models import Competition, Phase, Task, TaskFile
+from competitions.zips import zip_written_atomically
 
 __all__ = ["BundleInvalid", "bundle_export", "bundle_import"]
 
@@ -147,22 +147,13 @@ def bundle_export(*, competition: Competition, dest: Path) -> Path:
     truth_name = "private/solution" + (PurePosixPath(task.ground_truth.name or "").suffix or ".csv")
     document = _bundle_document(competition, task, files, truth_name)
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # Written next to the destination and renamed, so a failed export leaves no half zip.
-    fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=".zip", dir=dest.parent)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr(BUNDLE_YAML, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
-            zf.writestr("description.md", competition.description)
-            zf.writestr("rules.md", competition.rules)
-            _zip_copy(zf, task.ground_truth, truth_name)
-            for task_file in files:
-                _zip_copy(zf, task_file.file, f"data/{task_file.name}")
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with zip_written_atomically(dest, prefix=".export-") as zf:
+        zf.writestr(BUNDLE_YAML, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+        zf.writestr("description.md", competition.description)
+        zf.writestr("rules.md", competition.rules)
+        _zip_copy(zf, task.ground_truth, truth_name)
+        for task_file in files:
+            _zip_copy(zf, task_file.file, f"data/{task_file.name}")
     return dest
 
 
