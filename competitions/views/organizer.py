@@ -24,7 +24,7 @@ from competitions import stats, svg
 from competitions.bundles import BundleInvalid, bundle_open, bundle_read
 from competitions.errors import ApplicationError
 from competitions.forms import BundleForm, LimitsForm, PhaseForm, ReasonForm
-from competitions.models import Submission, Team
+from competitions.models import Competition, Submission, Team
 from competitions.services import leaderboard as leaderboard_services
 from competitions.services import submissions as submission_services
 from competitions.services.bundles import bundle_export, bundle_import
@@ -188,13 +188,18 @@ def finalize(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     return _act(request, slug, run, "organize")
 
 
+def _submission_in(competition: Competition, submission_id: int) -> Submission:
+    submission = Submission.objects.filter(pk=submission_id, competition=competition).first()
+    if submission is None:
+        raise Http404("No such submission in this competition.")
+    return submission
+
+
 @login_required
 @require_POST
 def disqualify(request: AuthenticatedRequest, slug: str, submission_id: int) -> HttpResponse:
     competition = competition_for(request, slug, organize=True)
-    submission = Submission.objects.filter(pk=submission_id, competition=competition).first()
-    if submission is None:
-        raise Http404("No such submission in this competition.")
+    submission = _submission_in(competition, submission_id)
     form = ReasonForm(request.POST)
     disqualified = request.POST.get("disqualified") == "1"
 
@@ -216,9 +221,7 @@ def disqualify(request: AuthenticatedRequest, slug: str, submission_id: int) -> 
 @require_POST
 def rescore(request: AuthenticatedRequest, slug: str, submission_id: int) -> HttpResponse:
     competition = competition_for(request, slug, organize=True)
-    submission = Submission.objects.filter(pk=submission_id, competition=competition).first()
-    if submission is None:
-        raise Http404("No such submission in this competition.")
+    submission = _submission_in(competition, submission_id)
 
     def run() -> str:
         submission_services.submission_rescore(submission=submission)
