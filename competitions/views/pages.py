@@ -18,7 +18,7 @@ from competitions import selectors, stats, svg
 from competitions.errors import ApplicationError
 from competitions.forms import CompetitionFilterForm, JoinForm
 from competitions.markdown import render_markdown
-from competitions.models import LeaderboardEntry
+from competitions.models import Competition, LeaderboardEntry
 from competitions.services.teams import competition_join
 from competitions.views.common import (
     AuthenticatedRequest,
@@ -105,7 +105,13 @@ def competition_data(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def competition_rules(request: HttpRequest, slug: str) -> HttpResponse:
-    competition = competition_for(request, slug)
+    return _rules_page(request, competition_for(request, slug), JoinForm())
+
+
+def _rules_page(
+    request: HttpRequest, competition: Competition, form: JoinForm, status: int = 200
+) -> HttpResponse:
+    """The rules with the join form (blank, or refused with its errors)."""
     viewer = viewer_for(request, competition)
     context = page_context(
         request,
@@ -113,9 +119,9 @@ def competition_rules(request: HttpRequest, slug: str) -> HttpResponse:
         viewer,
         "rules",
         rules=render_markdown(competition.rules),
-        form=JoinForm(),
+        form=form,
     )
-    return render(request, "competitions/rules.html", context)
+    return render(request, "competitions/rules.html", context, status=status)
 
 
 @login_required
@@ -124,16 +130,7 @@ def competition_join_view(request: AuthenticatedRequest, slug: str) -> HttpRespo
     competition = competition_for(request, slug)
     form = JoinForm(request.POST)
     if not form.is_valid():
-        viewer = viewer_for(request, competition)
-        context = page_context(
-            request,
-            competition,
-            viewer,
-            "rules",
-            rules=render_markdown(competition.rules),
-            form=form,
-        )
-        return render(request, "competitions/rules.html", context, status=400)
+        return _rules_page(request, competition, form, status=400)
     try:
         membership = competition_join(competition=competition, user=request.user, accept_rules=True)
     except ApplicationError as exc:
