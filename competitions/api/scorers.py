@@ -22,6 +22,8 @@ def _scorer_data(task: Task) -> dict:
         "image": task.scorer_image or settings.HELDOUT_SCORER_IMAGE,
         "images": list(settings.HELDOUT_SCORER_IMAGES),
         "logs_visible_to_participants": task.scorer_logs_visible,
+        "public": task.scorer_program_public,
+        "task_version": task.version,
         "dry_run": task.scorer_dry_run or None,
     }
 
@@ -36,6 +38,12 @@ class TaskScorerApi(APIView):
     class TaskScorerSetInput(serializers.Serializer):
         program = serializers.FileField(help_text="score.py, or a zip holding score.py")
         image = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        public = serializers.BooleanField(
+            required=False,
+            default=None,
+            allow_null=True,
+            help_text="Include the program in every submission's reproducibility bundle",
+        )
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, slug: str) -> Response:
@@ -51,5 +59,6 @@ class TaskScorerApi(APIView):
             task=competition.task,
             uploaded_file=data.validated_data["program"],
             image=data.validated_data.get("image") or None,
+            public=data.validated_data.get("public"),
         )
         return Response(_scorer_data(competition.task))

@@ -82,7 +82,9 @@ def submission_bundle_write(
             files[f"image/{submission.original_name}"] = submission.file
     members |= _logs(submission, owner=owner, organizer=organizer)
     if task.scorer_program and task.scorer_program_public:
-        files[f"scorer/{PurePosixPath(task.scorer_program.name or '').name}"] = task.scorer_program
+        # Named by its kind, not by its storage name (which may carry a suffix).
+        suffix = ".zip" if (task.scorer_program.name or "").endswith(".zip") else ".py"
+        files[f"scorer/score{suffix}"] = task.scorer_program
     if competition.labels_published and latest is not None:
         version = TaskVersion.objects.filter(task=task, number=latest.task_version).first()
         truth = version.ground_truth if version else task.ground_truth

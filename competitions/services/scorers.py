@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
 from competitions.errors import ApplicationError
-from competitions.models import Task, TaskFile
+from competitions.models import Submission, Task, TaskFile, TaskVersion
 from scoring.program_scorer import MAX_PROGRAM_BYTES, ProgramScorer, program_unpack
 from scoring.sandbox import SandboxError, SandboxRunner, SandboxUnavailable
 from scoring.services import RecordingRunner, sandbox_limits, sandbox_runner
@@ -38,6 +38,7 @@ def task_scorer_set(
     task: Task,
     uploaded_file: UploadedFile,
     image: str | None = None,
+    public: bool | None = None,
     runner: SandboxRunner | None = None,
 ) -> dict:
     """Make an uploaded score.py (or a zip holding one) the task's scorer, once a dry run
@@ -46,6 +47,8 @@ def task_scorer_set(
     A program that fails its dry run is refused (ScorerRejected, with the error and the
     log's tail) and the task keeps the scorer it had.
     """
+    if task.competition.is_finalized:
+        raise ScorerRejected("The competition is finalized; its scorer can't change.")
     image = image or task.scorer_image or settings.HELDOUT_SCORER_IMAGE
     if image not in settings.HELDOUT_SCORER_IMAGES:
         known = ", ".join(settings.HELDOUT_SCORER_IMAGES)
@@ -69,10 +72,43 @@ def task_scorer_set(
     task.scorer_program_sha256 = sha256
     task.scorer_image = image
     task.scorer_dry_run = dry_run
+    if public is not None:
+        task.scorer_program_public = public
     task.save(
-        update_fields=["scorer_program", "scorer_program_sha256", "scorer_image", "scorer_dry_run"]
+        update_fields=[
+            "scorer_program",
+            "scorer_program_sha256",
+            "scorer_image",
+            "scorer_dry_run",
+            "scorer_program_public",
+        ]
     )
+    _version_for_new_scorer(task)
     return dry_run
+
+
+def _version_for_new_scorer(task: Task) -> None:
+    """Scores name the scorer that made them. The program in place is the one that scores,
+    so a new one starts a new task version at once and everything is rescored under it;
+    the scores of earlier versions are kept and an organizer can rank by them again."""
+    from competitions.services.versions import (
+        scorer_image_digest,
+        task_version_activate,
+        task_version_create,
+    )
+
+    scored = Submission.objects.filter(
+        competition_id=task.competition_id, status=Submission.Status.SCORED
+    )
+    if not scored.exists():
+        # Nothing was scored by the previous scorer: the ranked version just records this one.
+        TaskVersion.objects.filter(task=task, number=task.version).update(
+            scorer_program_sha256=task.scorer_program_sha256,
+            scorer_image_digest=scorer_image_digest(task),
+        )
+        return
+    version = task_version_create(task=task, note="scoring program changed")
+    task_version_activate(task=task, number=version.number, rescore=True)
 
 
 def _store_upload(uploaded_file: UploadedFile, folder: Path) -> tuple[Path, str]:

@@ -561,3 +561,56 @@ def test_the_admin_shows_the_tasks_scorer_and_its_dry_run_read_only(competition,
     assert "dry run on sample_submission.csv" in text
     assert "gpu" in text
     assert 'name="scorer_program"' not in text  # uploads go through the API, with a dry run
+
+
+@pytest.mark.docker
+def test_a_new_scorer_after_scores_exist_starts_a_new_task_version_and_keeps_old_scores(
+    docker_settings, competition, participant, django_capture_on_commit_callbacks
+):
+    from competitions.models import Score, TaskVersion
+
+    task = competition.task
+    submission = submission_create(
+        competition=competition,
+        user=participant,
+        uploaded_file=factories.upload(factories.perfect_predictions()),
+    )
+    submission_score(submission_id=submission.pk)
+    old_scores = set(Score.objects.filter(task_version=1).values_list("split", "metric", "value"))
+    assert old_scores
+
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        task_scorer_set(task=task, uploaded_file=program_upload(DOC_EXAMPLE), public=True)
+
+    task.refresh_from_db()
+    assert task.version == 2
+    assert task.scorer_program_public is True
+    version = TaskVersion.objects.get(task=task, number=2)
+    assert version.scorer_program_sha256 == task.scorer_program_sha256
+    assert version.note == "scoring program changed"
+    # Everything is queued for rescoring under v2; v1's scores stay as they were.
+    submission.refresh_from_db()
+    assert submission.status == Submission.Status.QUEUED
+    assert len(queued) == 1
+    assert (
+        set(Score.objects.filter(task_version=1).values_list("split", "metric", "value"))
+        == old_scores
+    )
+
+
+@pytest.mark.docker
+def test_a_first_scorer_before_any_score_stays_in_the_ranked_version(docker_settings, competition):
+    from competitions.models import TaskVersion
+    from competitions.services.versions import task_version_ensure
+
+    task = competition.task
+    task_version_ensure(task=task)
+
+    task_scorer_set(task=task, uploaded_file=program_upload(DOC_EXAMPLE))
+
+    task.refresh_from_db()
+    assert task.version == 1
+    assert (
+        TaskVersion.objects.get(task=task, number=1).scorer_program_sha256
+        == task.scorer_program_sha256
+    )
