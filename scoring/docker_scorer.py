@@ -35,10 +35,13 @@ COMMAND = [
 class DockerScorer:
     name = "docker"
 
-    def __init__(self, runner: SandboxRunner, image: str, limits: SandboxLimits) -> None:
+    def __init__(
+        self, runner: SandboxRunner, image: str, limits: SandboxLimits, max_problems: int = 100
+    ) -> None:
         self.runner = runner
         self.image = image
         self.limits = limits
+        self.max_problems = max_problems
 
     def score(
         self, *, predictions_path: Path, truth_path: Path, spec: TaskSpec, workdir: Path
@@ -56,7 +59,7 @@ class DockerScorer:
         output_dir = workdir / "output"
         result = self.runner.run(
             image=self.image,
-            command=COMMAND,
+            command=[*COMMAND, "--max-problems", str(self.max_problems)],
             mounts=mounts,
             output_dir=output_dir,
             limits=self.limits,

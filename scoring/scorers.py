@@ -39,13 +39,21 @@ class InProcessScorer:
 
     name = "in-process"
 
+    def __init__(self, max_problems: int = 100) -> None:
+        self.max_problems = max_problems
+
     def score(
         self, *, predictions_path: Path, truth_path: Path, spec: TaskSpec, workdir: Path
     ) -> ScoringOutcome:
         memory = _PeakMemory()
         started = time.perf_counter()
         truth = load_truth(truth_path, spec)
-        evaluation = evaluate(predictions_path=predictions_path, truth=truth, spec=spec)
+        evaluation = evaluate(
+            predictions_path=predictions_path,
+            truth=truth,
+            spec=spec,
+            max_problems=self.max_problems,
+        )
         return ScoringOutcome(
             evaluation=evaluation,
             duration_s=time.perf_counter() - started,

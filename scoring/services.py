@@ -151,14 +151,16 @@ def scorer_default(*, task: Task | None = None, runner: SandboxRunner | None = N
     """
     program = task is not None and bool(task.scorer_program)
     if not program and scoring_mode() == "in-process":
-        return InProcessScorer()
+        return InProcessScorer(max_problems=settings.HELDOUT_MAX_PROBLEMS)
     runner = runner or sandbox_runner()
     limits = sandbox_limits(overrides=task.limits if task is not None else None)
     image = (task.scorer_image if task is not None else "") or settings.HELDOUT_SCORER_IMAGE
     if task is not None and program:
         program_path = Path(task.scorer_program.path)
         return ProgramScorer(runner=runner, image=image, limits=limits, program_path=program_path)
-    return DockerScorer(runner=runner, image=image, limits=limits)
+    return DockerScorer(
+        runner=runner, image=image, limits=limits, max_problems=settings.HELDOUT_MAX_PROBLEMS
+    )
 
 
 # --- Recording sandbox runs ----------------------------------------------------------------

@@ -399,3 +399,19 @@ def test_a_rescore_under_a_new_task_version_keeps_the_old_scores(
     assert (submission.status, submission.task_version) == (Status.SCORED, 2)
     entry = LeaderboardEntry.objects.get(team=submission.team, split="public")
     assert entry.task_version == 2
+
+
+def test_the_problem_list_is_capped_by_the_setting(settings, competition, participant):
+    settings.HELDOUT_SCORER = "in-process"
+    settings.HELDOUT_MAX_PROBLEMS = 2
+    bad = "id,label\n" + "".join(f"id{i},banana\n" for i in range(10))
+    submission = submission_create(
+        competition=competition, user=participant, uploaded_file=factories.upload(bad.encode())
+    )
+
+    submission_score(submission_id=submission.pk)
+
+    submission.refresh_from_db()
+    assert submission.failure == "invalid"
+    assert len([p for p in submission.problems if p["code"] == "not_numeric"]) == 2
+    assert submission.total_problems >= 10
