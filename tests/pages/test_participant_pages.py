@@ -272,3 +272,24 @@ def test_without_javascript_a_pending_submission_page_refreshes_itself(
     assert refresh in client.get(url).content.decode()
     Submission.objects.filter(pk=submission.pk).update(status=Submission.Status.FAILED)
     assert refresh not in client.get(url).content.decode()
+
+
+def test_a_submission_scored_in_process_says_it_had_no_sandbox(
+    client, settings, competition, participant
+):
+    from competitions.services.submissions import submission_create
+    from scoring.services import submission_score
+    from tests import factories
+
+    settings.HELDOUT_SCORER = "in-process"
+    submission = submission_create(
+        competition=competition,
+        user=participant,
+        uploaded_file=factories.upload(factories.perfect_predictions()),
+    )
+    submission_score(submission_id=submission.pk)
+    client.force_login(participant)
+
+    body = client.get(f"/c/{competition.slug}/submissions/{submission.pk}/").content.decode()
+
+    assert "in-process (no sandbox" in body
