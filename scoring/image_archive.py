@@ -9,9 +9,7 @@ no command). Both layouts `docker save` writes are understood: the legacy one
 (`manifest.json`, `<id>/layer.tar`, `<id>.json`) and the OCI one of Docker 25+ (`index.json`,
 `oci-layout`, `blobs/sha256/...`, plus the same `manifest.json`).
 
-`archive_untagged` streams the archive as a plain tar without its image names, so loading
-it can never re-tag an image the platform uses (an archive naming itself
-`heldout-scorer:latest` would otherwise replace the scorer).
+`archive_untagged` (scoring/image_untag.py) makes the copy the engine loads.
 """
 
 from __future__ import annotations
@@ -26,9 +24,9 @@ import posixpath
 import re
 import tarfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 MAX_ENTRIES = 10_000
 MAX_LAYERS = 120  # overlayfs stacks at most 128 layers
@@ -186,7 +184,8 @@ class _Index:
         return None
 
 
-def _normalise(name: str) -> str:
+def entry_name(name: str) -> str:
+    """A tar entry's name as the engine reads it: without leading ./ or a trailing /."""
     while name.startswith("./"):
         name = name[2:]
     return name.rstrip("/")
@@ -201,7 +200,7 @@ def _scan(tar: tarfile.TarFile, index: _Index, report: ArchiveReport) -> None:
         if count > MAX_ENTRIES:
             report.add("too_many_entries", f"The archive has more than {MAX_ENTRIES} entries.")
             return
-        name = _normalise(info.name)
+        name = entry_name(info.name)
         if name in ("", "."):
             continue
         if info.name.startswith("/") or ".." in name.split("/"):
@@ -407,14 +406,14 @@ def _check_layers(index: _Index, report: ArchiveReport, layers: list[Any]) -> No
     if len(layers) > MAX_LAYERS:
         report.add("too_many_layers", f"The image has {len(layers)} layers; at most {MAX_LAYERS}.")
     for layer in layers:
-        if not isinstance(layer, str) or index.resolve(_normalise(layer)) is None:
+        if not isinstance(layer, str) or index.resolve(entry_name(layer)) is None:
             report.add(
                 "missing_layer", f"Layer {layer!r} named by manifest.json is not in the archive."
             )
 
 
 def _config(index: _Index, report: ArchiveReport, name: str) -> dict[str, Any] | None:
-    resolved = index.resolve(_normalise(name))
+    resolved = index.resolve(entry_name(name))
     if resolved is None:
         report.add("missing_config", f"The image config {name!r} is not in the archive.")
         return None
@@ -496,49 +495,3 @@ def _json(index: _Index, name: str, report: ArchiveReport) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         report.add("bad_manifest", f"{name} is not valid JSON ({exc}).")
         return None
-
-
-def archive_untagged(fileobj: IO[bytes]) -> Iterator[bytes]:
-    """The archive as an uncompressed tar stream without image names, for the engine to load.
-
-    Drops `repositories` and the names in manifest.json and index.json, so the engine loads
-    the image untagged; the caller tags it. Call only on an archive `archive_check` passed.
-    """
-    magic = fileobj.read(2)
-    fileobj.seek(0)
-    mode: Literal["r|gz", "r|"] = "r|gz" if magic == b"\x1f\x8b" else "r|"
-    with tarfile.open(fileobj=fileobj, mode=mode) as tar:
-        for info in tar:
-            name = _normalise(info.name)
-            if name == "repositories":
-                continue
-            stream = tar.extractfile(info) if info.isreg() else None
-            if name in ("manifest.json", "index.json") and stream is not None:
-                body = _without_names(name, stream.read())
-                info = tarfile.TarInfo(name)
-                info.size, info.mode = len(body), 0o644
-                stream = io.BytesIO(body)
-            yield from _entry(info, stream)
-    yield b"\0" * (2 * tarfile.BLOCKSIZE)
-
-
-def _without_names(name: str, body: bytes) -> bytes:
-    data = json.loads(body)
-    if name == "manifest.json":
-        for entry in data:
-            entry["RepoTags"] = None
-    else:
-        for entry in data.get("manifests", []):
-            annotations = entry.get("annotations") or {}
-            annotations.pop("io.containerd.image.name", None)
-            annotations.pop("org.opencontainers.image.ref.name", None)
-    return json.dumps(data).encode()
-
-
-def _entry(info: tarfile.TarInfo, stream: IO[bytes] | None) -> Iterator[bytes]:
-    yield info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-    if stream is None:
-        return
-    while chunk := stream.read(CHUNK):
-        yield chunk
-    yield b"\0" * (-info.size % tarfile.BLOCKSIZE)

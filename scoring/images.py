@@ -23,7 +23,8 @@ import requests.exceptions
 from django.core.files.uploadedfile import UploadedFile
 
 from competitions.errors import ApplicationError
-from scoring.image_archive import ArchiveReport, archive_check, archive_untagged
+from scoring.image_archive import ArchiveReport, archive_check
+from scoring.image_untag import archive_untagged
 from scoring.sandbox import SANDBOX_LABEL, STARTED_LABEL, SandboxError, SandboxUnavailable
 
 log = logging.getLogger(__name__)

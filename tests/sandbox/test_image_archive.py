@@ -16,7 +16,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from scoring.image_archive import ArchiveReport, archive_check, archive_untagged
+from scoring.image_archive import ArchiveReport, archive_check
+from scoring.image_untag import archive_untagged
 from scoring.images import DockerImages, dockerfile_check, images_gc
 from scoring.sandbox import SandboxError, SandboxUnavailable
 from tests.sandbox import hostile_images as h
