@@ -80,6 +80,9 @@
         ? " You can submit again from " + body.resets_at.replace("T", " ").slice(0, 16) + " UTC."
         : " This limit does not reset during the phase.";
     }
+    if (Array.isArray(body.problems)) {
+      body.problems.forEach(function (problem) { message += " • " + problem.message; });
+    }
     if (body.errors) {
       Object.keys(body.errors).forEach(function (field) {
         message += " " + field.replace("_", " ") + ": " + body.errors[field].join(" ");

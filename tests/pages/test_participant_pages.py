@@ -279,7 +279,6 @@ def test_a_submission_scored_in_process_says_it_had_no_sandbox(
 ):
     from competitions.services.submissions import submission_create
     from scoring.services import submission_score
-    from tests import factories
 
     settings.HELDOUT_SCORER = "in-process"
     submission = submission_create(
@@ -293,3 +292,23 @@ def test_a_submission_scored_in_process_says_it_had_no_sandbox(
     body = client.get(f"/c/{competition.slug}/submissions/{submission.pk}/").content.decode()
 
     assert "in-process (no sandbox" in body
+
+
+def test_a_bad_image_archive_on_the_submit_page_lists_every_problem(
+    client, competition, participant
+):
+    from competitions.models import Submission
+
+    competition.phases.update(submission_kind="container")
+    client.force_login(participant)
+
+    response = client.post(
+        f"/c/{competition.slug}/submit/",
+        {"file": factories.upload(b"this is not a tar archive at all" * 10, "image.tar")},
+    )
+
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "nothing was stored" in body
+    assert '<ul class="problems">' in body
+    assert not Submission.objects.exists()
