@@ -149,3 +149,14 @@ class PhaseForm(forms.ModelForm):
         if value < 1:
             raise forms.ValidationError("At least 1.")
         return value
+
+
+class GroundTruthForm(forms.Form):
+    ground_truth = forms.FileField(
+        label="New ground truth",
+        help_text="The same columns as now (with a Usage column for the split, if any).",
+    )
+    note = forms.CharField(label="What changed", max_length=300, required=False)
+    activate = forms.BooleanField(
+        label="Rank the leaderboard by it now and rescore every submission", required=False
+    )

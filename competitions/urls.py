@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from competitions import views_entries
-from competitions.views import accounts, organizer, pages, submit, teams
+from competitions.views import accounts, organizer, pages, submit, teams, versions
 
 urlpatterns = [
     path("", pages.competition_list, name="competition-list"),
@@ -73,6 +73,14 @@ urlpatterns = [
     path("organize/import/", organizer.bundle_upload, name="bundle-upload"),
     path("c/<slug:slug>/organize/", organizer.dashboard, name="organize"),
     path("c/<slug:slug>/organize/data/", organizer.data, name="organize-data"),
+    path(
+        "c/<slug:slug>/organize/versions/", versions.version_create, name="organize-version-create"
+    ),
+    path(
+        "c/<slug:slug>/organize/versions/<int:number>/activate/",
+        versions.version_activate,
+        name="organize-version-activate",
+    ),
     path("c/<slug:slug>/organize/phases/", organizer.phases, name="organize-phases"),
     path(
         "c/<slug:slug>/organize/submissions/",

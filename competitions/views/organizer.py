@@ -23,7 +23,7 @@ from django.views.decorators.http import require_POST
 from competitions import stats, svg
 from competitions.bundles import BundleInvalid, bundle_open, bundle_read
 from competitions.errors import ApplicationError
-from competitions.forms import BundleForm, LimitsForm, PhaseForm, ReasonForm
+from competitions.forms import BundleForm, GroundTruthForm, LimitsForm, PhaseForm, ReasonForm
 from competitions.models import Competition, Submission, Team
 from competitions.services import leaderboard as leaderboard_services
 from competitions.services import submissions as submission_services
@@ -82,6 +82,8 @@ def data(request: AuthenticatedRequest, slug: str) -> HttpResponse:
         "task": task,
         "files": list(task.files.all()),
         "samples": stats.sample_validation(competition=context["competition"]),
+        "versions": list(task.versions.order_by("-number")),
+        "ground_truth_form": GroundTruthForm(),
     }
     return render(request, "organize/data.html", context)
 

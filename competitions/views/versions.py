@@ -1,0 +1,59 @@
+"""Organizer pages: replace the ground truth with a new task version, and choose the
+version the leaderboard ranks (docs/reproducibility.md)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
+
+from competitions.errors import ApplicationError
+from competitions.forms import GroundTruthForm
+from competitions.services.versions import task_version_activate, task_version_create
+from competitions.views.common import AuthenticatedRequest, competition_for
+
+
+@login_required
+@require_POST
+def version_create(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    competition = competition_for(request, slug, organize=True)
+    form = GroundTruthForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Choose a ground-truth file to upload.")
+        return redirect("organize-data", slug)
+    task = competition.task
+    try:
+        version = task_version_create(
+            task=task,
+            ground_truth=form.cleaned_data["ground_truth"],
+            note=form.cleaned_data["note"],
+        )
+        if form.cleaned_data["activate"]:
+            task_version_activate(task=task, number=version.number, rescore=True)
+    except ApplicationError as exc:
+        listed = [p["message"] for p in exc.extra.get("problems", [])[:20]]
+        messages.error(request, " ".join([exc.message, *listed]))
+        return redirect("organize-data", slug)
+    if form.cleaned_data["activate"]:
+        ranked = "The leaderboard ranks by it; every submission is queued for rescoring."
+    else:
+        ranked = f"The leaderboard still ranks by version {task.version}."
+    messages.success(request, f"Version {version.number} recorded. {ranked}")
+    return redirect("organize-data", slug)
+
+
+@login_required
+@require_POST
+def version_activate(request: AuthenticatedRequest, slug: str, number: int) -> HttpResponse:
+    competition = competition_for(request, slug, organize=True)
+    try:
+        task_version_activate(
+            task=competition.task, number=number, rescore=request.POST.get("rescore") == "yes"
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"The leaderboard ranks by version {number} now.")
+    return redirect("organize-data", slug)
