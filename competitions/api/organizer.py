@@ -68,11 +68,10 @@ class BundleExportApi(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, slug: str) -> FileResponse:
         competition = access_competition(request.user, slug, organize=True)
-        from competitions.services.bundles import bundle_export
+        from competitions.services.bundles import bundle_export_file
 
-        tmp = Path(tempfile.mkdtemp(prefix="heldout-export-"))
-        path = bundle_export(competition=competition, dest=tmp / f"{slug}.zip")
-        return FileResponse(path.open("rb"), as_attachment=True, filename=f"{slug}.zip")
+        stream = bundle_export_file(competition=competition)
+        return FileResponse(stream, as_attachment=True, filename=f"{slug}.zip")
 
 
 class RescoreAllApi(APIView):

@@ -12,7 +12,7 @@ import tempfile
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 from django.contrib.auth.models import User
@@ -24,7 +24,7 @@ from competitions.bundles import BUNDLE_YAML, Bundle, BundleInvalid, bundle_open
 from competitions.models import Competition, Phase, Task, TaskFile
 from competitions.zips import zip_written_atomically
 
-__all__ = ["BundleInvalid", "bundle_export", "bundle_import"]
+__all__ = ["BundleInvalid", "bundle_export", "bundle_export_file", "bundle_import"]
 
 
 def bundle_import(*, source: Path, organizer: User | None) -> Competition:
@@ -155,6 +155,17 @@ def bundle_export(*, competition: Competition, dest: Path) -> Path:
         for task_file in files:
             _zip_copy(zf, task_file.file, f"data/{task_file.name}")
     return dest
+
+
+def bundle_export_file(*, competition: Competition) -> BinaryIO:
+    """The bundle zip as an open file already removed from disk: the ground truth it holds
+    is gone with the file once the caller (a download) closes it."""
+    workdir = Path(tempfile.mkdtemp(prefix="heldout-export-"))
+    try:
+        path = bundle_export(competition=competition, dest=workdir / f"{competition.slug}.zip")
+        return path.open("rb")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _zip_copy(zf: zipfile.ZipFile, field_file: FieldFile, arcname: str) -> None:

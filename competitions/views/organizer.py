@@ -7,7 +7,6 @@ competition get 404, everyone else who is not its organizer 403.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable
 from functools import partial
@@ -27,7 +26,7 @@ from competitions.forms import BundleForm, GroundTruthForm, LimitsForm, PhaseFor
 from competitions.models import Competition, Submission, Team
 from competitions.services import leaderboard as leaderboard_services
 from competitions.services import submissions as submission_services
-from competitions.services.bundles import bundle_export, bundle_import
+from competitions.services.bundles import bundle_export_file, bundle_import
 from competitions.services.organize import competition_limits_update, phase_update
 from competitions.services.teams import team_set_banned
 from competitions.views.common import (
@@ -254,13 +253,8 @@ def ban(request: AuthenticatedRequest, slug: str, team_id: int) -> HttpResponse:
 def export(request: AuthenticatedRequest, slug: str) -> FileResponse:
     """The competition as a bundle zip (with the ground truth: organizers only)."""
     competition = competition_for(request, slug, organize=True)
-    workdir = Path(tempfile.mkdtemp(prefix="heldout-export-"))
-    path = bundle_export(competition=competition, dest=workdir / f"{slug}.zip")
-    handle = path.open("rb")
-    # The open handle keeps the bytes readable; nothing is left on disk after the download.
-    os.unlink(path)
-    os.rmdir(workdir)
-    return FileResponse(handle, as_attachment=True, filename=f"{slug}.zip")
+    stream = bundle_export_file(competition=competition)
+    return FileResponse(stream, as_attachment=True, filename=f"{slug}.zip")
 
 
 @login_required

@@ -1,6 +1,7 @@
 """Import and export of competition bundles through the REST API."""
 
 import io
+import tempfile
 import zipfile
 
 import pytest
@@ -71,3 +72,15 @@ def test_a_broken_bundle_reports_its_problems(api, organizer):
     body = response.json()
     assert body["code"] == "bundle_invalid"
     assert len(body["problems"]) > 1
+
+
+def test_an_export_leaves_no_copy_of_the_ground_truth_on_disk(
+    api, competition, organizer, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    status, bundle = _export(api, organizer, competition.slug)
+
+    assert status == 200
+    assert "private/solution.csv" in zipfile.ZipFile(io.BytesIO(bundle)).namelist()
+    assert list(tmp_path.iterdir()) == []
