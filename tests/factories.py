@@ -91,6 +91,26 @@ def team_for(competition: Competition, username: str) -> Team:
     return competition_join(competition=competition, user=user, accept_rules=True).team
 
 
+def submission_row(team: Team, **fields: Any) -> Submission:
+    """An unsaved Submission of `team`, by its first member in the first phase, holding a
+    placeholder file (no upload, nothing scored); `fields` override its columns."""
+    competition = team.competition
+    phase = competition.phases.first()
+    submitter = team.members.first()
+    if phase is None or submitter is None:
+        raise ValueError("The competition needs a phase and the team a member.")
+    columns: dict[str, Any] = {
+        "file": "submissions/fake.csv",
+        "original_name": "predictions.csv",
+        "sha256": "0" * 64,
+        "size": 100,
+        **fields,
+    }
+    return Submission(
+        competition=competition, phase=phase, team=team, submitter=submitter, **columns
+    )
+
+
 def scored_submission(
     team: Team,
     scores: dict[str, dict[str, float | None]],
@@ -101,30 +121,16 @@ def scored_submission(
     """A submission as the scoring service leaves it: the Submission row scored under the
     task's current version, its Score rows ({split: {metric: value}}), and the team's
     leaderboard rows refreshed. `fields` override the Submission's columns."""
-    competition = team.competition
-    task = competition.task
-    phase = competition.phases.first()
-    submitter = team.members.first()
-    if phase is None or submitter is None:
-        raise ValueError("The competition needs a phase and the team a member.")
+    task = team.competition.task
     columns: dict[str, Any] = {
-        "file": "submissions/fake.csv",
-        "original_name": "predictions.csv",
-        "sha256": "0" * 64,
-        "size": 100,
         "queued_at": created_at,
         "status": Submission.Status.SCORED,
+        "task_version": task.version,
+        "created_at": created_at,
         **fields,
     }
-    submission = Submission.objects.create(
-        competition=competition,
-        phase=phase,
-        team=team,
-        submitter=submitter,
-        task_version=task.version,
-        created_at=created_at,
-        **columns,
-    )
+    submission = submission_row(team, **columns)
+    submission.save(force_insert=True)
     Score.objects.bulk_create(
         Score(submission=submission, task_version=task.version, split=split, metric=metric, value=v)
         for split, values in scores.items()

@@ -124,16 +124,7 @@ def test_the_service_refusals_show_as_messages_not_crashes(new_page, organizer, 
     competition = factories.make_competition(organizers=[organizer], daily_limit=1)
     competition_join(competition=competition, user=participant, accept_rules=True)
     team = participant.teams.get()
-    Submission.objects.create(
-        competition=competition,
-        phase=competition.phases.get(),
-        team=team,
-        submitter=participant,
-        file="submissions/x.csv",
-        original_name="x.csv",
-        sha256="0" * 64,
-        size=1,
-    )
+    factories.submission_row(team).save(force_insert=True)
     page = new_page()
     log_in(page, "alice", "pw-alice")
     page.goto(f"/c/{competition.slug}/submit/")

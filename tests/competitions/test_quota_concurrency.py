@@ -127,20 +127,8 @@ def test_twenty_concurrent_api_uploads_against_a_limit_of_five_give_five_202_and
 def test_concurrent_selections_never_exceed_the_selection_limit(competition, participant):
     assert competition.selection_limit == 2
     team = participant.teams.get()
-    phase = competition.phases.get()
     submissions = Submission.objects.bulk_create(
-        Submission(
-            competition=competition,
-            phase=phase,
-            team=team,
-            submitter=participant,
-            file="submissions/fake.csv",
-            original_name="fake.csv",
-            sha256="0" * 64,
-            size=1,
-            status=Submission.Status.SCORED,
-        )
-        for _ in range(THREADS)
+        factories.submission_row(team, status=Submission.Status.SCORED) for _ in range(THREADS)
     )
     ids = [s.pk for s in submissions]
 

@@ -34,22 +34,14 @@ def scored(
 
 
 def failed_invalid(team: Team, problems: list[dict]) -> Submission:
-    competition = team.competition
-    phase = competition.phases.first()
-    submitter = team.members.first()
-    if phase is None or submitter is None:
-        raise ValueError("The competition needs a phase and the team a member.")
     now = timezone.now()
-    return Submission.objects.create(
-        competition=competition,
-        phase=phase,
-        team=team,
-        submitter=submitter,
+    submission = factories.submission_row(
+        team,
         file="submissions/bad.csv",
         original_name="bad.csv",
         sha256="1" * 64,
         size=10,
-        task_version=competition.task.version,
+        task_version=team.competition.task.version,
         status=Submission.Status.FAILED,
         failure=Submission.Failure.INVALID,
         error_message=f"The file has {len(problems)} problem(s); nothing was scored.",
@@ -59,3 +51,5 @@ def failed_invalid(team: Team, problems: list[dict]) -> Submission:
         queued_at=now,
         finished_at=now,
     )
+    submission.save(force_insert=True)
+    return submission

@@ -38,18 +38,9 @@ def test_the_dashboard_counts_participants_queue_and_failures(
     )
     failed_invalid(alice, [{"code": "duplicate_id", "message": "x", "line": 3, "column": "id"}])
     failed_invalid(alice, [{"code": "duplicate_id", "message": "x", "line": 3, "column": "id"}])
-    Submission.objects.create(
-        competition=competition,
-        phase=competition.phases.get(),
-        team=alice,
-        submitter=participant,
-        file="submissions/x.csv",
-        original_name="x.csv",
-        sha256="0" * 64,
-        size=1,
-        status=Submission.Status.FAILED,
-        failure=Submission.Failure.ERROR,
-    )
+    factories.submission_row(
+        alice, status=Submission.Status.FAILED, failure=Submission.Failure.ERROR
+    ).save(force_insert=True)
     response = orga_client.get(f"/c/{competition.slug}/organize/")
     board = response.context["board"]
     assert (board.participants, board.teams, board.submissions) == (2, 2, 5)
