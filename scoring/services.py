@@ -287,15 +287,27 @@ def submission_score(
         return True
     finally:
         sandbox_runs_save(submission_id=submission_id, attempt=attempt, runs=recorder.runs)
-    _record(submission, attempt, task.version, outcome)
+    version = _version_for(task, outcome)
+    _record(submission, attempt, version, outcome)
     scoring_run_record(
         submission=submission,
         outcome=outcome,
         attempt=attempt,
-        task_version=task.version,
+        task_version=version,
         scorer=chosen,
     )
     return True
+
+
+def _version_for(task: Task, outcome: ScoringOutcome) -> int:
+    """The task version these scores belong to: a new one if the scorer image changed."""
+    from competitions.services.versions import task_version_for_scorer_image
+
+    if not outcome.scorer_image:
+        return task.version
+    # scorer_image is "reference@<image id>"; versions record the image id.
+    digest = outcome.scorer_image.rpartition("@")[2]
+    return task_version_for_scorer_image(task=task, digest=digest)
 
 
 def _predictions_path(submission: Submission, workdir: Path, runner: SandboxRunner) -> Path:

@@ -153,3 +153,32 @@ def _check(path: Path, spec: TaskSpec) -> None:
             f"The ground truth has {result.total_problems} problem(s); no version was made.",
             extra={"problems": problems, "total_problems": result.total_problems},
         )
+
+
+def task_version_for_scorer_image(*, task: Task, digest: str) -> int:
+    """The task version a score made by the scorer image `digest` belongs to.
+
+    When the ranked version recorded another image (the platform's scorer image was
+    rebuilt, say), a successor version is made for this one: the leaderboard ranks it and
+    every submission is rescored, so no score claims an image that did not make it. Scores
+    under the earlier version stay. A finalized competition keeps its version; each
+    manifest still records the image that ran.
+    """
+    if not digest:
+        return task.version
+    with transaction.atomic():
+        # Workers that notice the change together make one version between them.
+        locked = Task.objects.select_for_update().select_related("competition").get(pk=task.pk)
+        ranked = TaskVersion.objects.filter(task=locked, number=locked.version).first()
+        if (
+            ranked is None
+            or not ranked.scorer_image_digest
+            or ranked.scorer_image_digest == digest
+            or locked.competition.is_finalized
+        ):
+            return locked.version
+        version = task_version_create(task=locked, note="scorer image changed")
+        TaskVersion.objects.filter(pk=version.pk).update(scorer_image_digest=digest)
+        task_version_activate(task=locked, number=version.number, rescore=True)
+    task.refresh_from_db()
+    return version.number
