@@ -407,13 +407,15 @@ def test_an_image_declaring_a_volume_is_refused(
 
 
 def test_a_build_context_that_would_run_code_or_fetch_is_refused(
-    api, participant, hostile_competition, ensure_refused
+    api, participant, hostile_competition, ensure_refused, settings
 ):
     phase = hostile_competition.phases.get()
     phase.allow_build_context = True
     phase.save()
+    # An image the platform offers (CI names the scorer image by its content tag).
+    base = settings.HELDOUT_SCORER_IMAGES[0]
     dockerfile = (
-        "FROM heldout-scorer:latest\n"
+        f"FROM {base}\n"
         "RUN python -c 'import os; os.system(\"cat /etc/shadow\")'\n"
         "ADD https://example.org/weights.bin /app/\n"
         "FROM alpine:3\n"
@@ -430,7 +432,7 @@ def test_a_build_context_that_would_run_code_or_fetch_is_refused(
     assert "line 3: ADD may not fetch URLs" in messages[1]
     assert "line 4: FROM alpine:3 is not an image the platform offers" in messages[2]
     assert not Submission.objects.exists()
-    assert "RUN is not allowed" in ensure_refused(context, ["heldout-scorer:latest"])
+    assert "RUN is not allowed" in ensure_refused(context, [base])
 
 
 def test_a_layer_that_is_a_decompression_bomb_is_refused(
