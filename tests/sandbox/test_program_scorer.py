@@ -146,6 +146,7 @@ def test_valid_scores_and_rows_are_read(tmp_path):
         "public": {"roc_auc": 0.75, "accuracy": 1.0},
         "private": {"roc_auc": 0.5},
     }
+    assert evaluation.row_values is not None
     assert evaluation.row_values.dtype == np.float32
     assert evaluation.row_values.tolist() == [1.0, 0.0]
 

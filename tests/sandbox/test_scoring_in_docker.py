@@ -15,6 +15,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -81,8 +82,8 @@ def run_cli_on_the_host(call: FakeCall) -> None:
     assert cli.main(args) == 0
 
 
-def failed_run(**fields) -> RunResult:
-    values = {
+def failed_run(**fields: Any) -> RunResult:
+    values: dict[str, Any] = {
         "exit_code": 1,
         "timed_out": False,
         "oom_killed": False,
@@ -410,6 +411,7 @@ def test_a_submission_is_scored_in_the_sandbox_by_default_where_docker_answers(
         False,
         digest,
     )
+    assert run.peak_memory_bytes is not None
     assert run.peak_memory_bytes > 10 * 1024**2
     assert run.limits == dataclasses.asdict(sandbox_limits())
     body = api(participant).get(f"/api/v1/submissions/{submission.pk}/").json()
@@ -451,6 +453,7 @@ def test_a_scorer_past_its_tasks_time_limit_is_killed_with_the_reason(
     assert submission.error_message == "The scorer exceeded time limit of 1 s"
     run = SandboxRun.objects.get(submission=submission)
     assert run.timed_out is True
+    assert run.duration_s is not None
     assert 1 <= run.duration_s < 5
 
 
