@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from scoring.docker_scorer import _readable
+from scoring.docker_scorer import sandboxed_score
 from scoring.evaluate import SPLITS, Evaluation
 from scoring.sandbox import Mount, SandboxError, SandboxLimits, SandboxRunner
 from scoring.scorers import ScoringOutcome
@@ -67,37 +67,19 @@ class ProgramScorer:
             program_unpack(self.program_path, program_dir)
         except ValueError as exc:
             raise SandboxError(f"the scoring program cannot be used: {exc}") from exc
-        spec_path = workdir / "spec.json"
-        spec_path.write_text(json.dumps(spec.to_dict()), encoding="utf-8")
-        spec_path.chmod(0o644)
-        output_dir = workdir / "output"
-        result = self.runner.run(
+        return sandboxed_score(
+            runner=self.runner,
             image=self.image,
-            command=COMMAND,
-            mounts=[
-                Mount(spec_path, "/input/spec.json"),
-                Mount(_readable(predictions_path, workdir / "predictions"), "/input/predictions"),
-                Mount(_readable(truth_path, workdir / "truth"), "/input/truth"),
-                Mount(program_dir, PROGRAM_TARGET),
-            ],
-            output_dir=output_dir,
             limits=self.limits,
-            labels={"heldout.scorer": self.name},
-        )
-        reason = result.failure_reason(self.limits)
-        if reason is not None:
-            raise SandboxError(reason)
-        try:
-            evaluation = read_scores(output_dir, spec)
-        except ValueError as exc:
-            raise SandboxError(f"the scoring program's output was rejected: {exc}") from exc
-        return ScoringOutcome(
-            evaluation=evaluation,
-            duration_s=result.duration_s,
-            peak_memory_bytes=result.peak_memory_bytes,
             scorer_name=self.name,
-            scorer_image=f"{result.image}@{result.image_digest}",
-            log=result.log,
+            command=COMMAND,
+            predictions_path=predictions_path,
+            truth_path=truth_path,
+            spec=spec,
+            workdir=workdir,
+            read=lambda output_dir: read_scores(output_dir, spec),
+            unreadable="the scoring program's output was rejected",
+            extra_mounts=[Mount(program_dir, PROGRAM_TARGET)],
         )
 
 
