@@ -1,13 +1,53 @@
+import re
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 # Room for the multipart envelope and metadata fields around the file itself.
 _ENVELOPE_BYTES = 1024 * 1024
+# Where submissions are uploaded: a container phase takes image archives up to their own limit.
+_SUBMISSION_PATHS = re.compile(
+    r"^/(?:api/v1/competitions/(?P<api>[-\w]+)/submissions|c/(?P<page>[-\w]+)/submit)/$"
+)
+LIMIT_KEY = "heldout.upload_limit"
+
+
+def upload_limit(request: HttpRequest) -> int:
+    """The largest file this request may upload: HELDOUT_MAX_UPLOAD_BYTES, or for a
+    submission to a phase that takes containers, HELDOUT_MAX_IMAGE_BYTES if larger.
+
+    Looked up only for uploads over the general limit, and remembered on the request.
+    """
+    cached = request.META.get(LIMIT_KEY)
+    if cached is not None:
+        return int(cached)
+    limit = settings.HELDOUT_MAX_UPLOAD_BYTES
+    match = _SUBMISSION_PATHS.match(request.path)
+    if match is not None and limit < settings.HELDOUT_MAX_IMAGE_BYTES:
+        from competitions.models import Competition
+
+        competition = Competition.objects.filter(slug=match["api"] or match["page"]).first()
+        if competition is not None:
+            limit = submission_upload_limit(competition)
+    request.META[LIMIT_KEY] = limit
+    return limit
+
+
+def submission_upload_limit(competition) -> int:
+    """The largest submission file the competition takes now: an image archive's limit in a
+    phase that takes containers (if larger), else the general upload limit."""
+    from competitions.services.submissions import current_phase
+
+    found = current_phase(competition, timezone.now())
+    if found is not None and found[0].submission_kind == "container":
+        return max(settings.HELDOUT_MAX_UPLOAD_BYTES, settings.HELDOUT_MAX_IMAGE_BYTES)
+    return settings.HELDOUT_MAX_UPLOAD_BYTES
 
 
 def too_large_response(request: HttpRequest) -> HttpResponse:
-    limit_mib = settings.HELDOUT_MAX_UPLOAD_BYTES / (1024 * 1024)
+    limit_mib = upload_limit(request) / (1024 * 1024)
     message = f"The file is larger than the limit of {limit_mib:g} MiB."
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": message, "code": "file_too_large"}, status=413)
@@ -26,7 +66,8 @@ class UploadSizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if length > settings.HELDOUT_MAX_UPLOAD_BYTES + _ENVELOPE_BYTES:
+        over_general = length > settings.HELDOUT_MAX_UPLOAD_BYTES + _ENVELOPE_BYTES
+        if over_general and length > upload_limit(request) + _ENVELOPE_BYTES:
             return too_large_response(request)
         response = self.get_response(request)
         if request.META.get("heldout.upload_too_large"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -21,6 +20,7 @@ from django.views.decorators.http import require_POST
 from competitions import selectors, stats
 from competitions.errors import ApplicationError, QuotaExceeded
 from competitions.forms import SubmissionForm
+from competitions.middleware import submission_upload_limit
 from competitions.models import Submission
 from competitions.permissions import NotFound, access_submission
 from competitions.services.submissions import (
@@ -81,7 +81,7 @@ def submit(request: AuthenticatedRequest, slug: str) -> HttpResponse:
         form=form,
         error=error,
         quota=_quota(competition, viewer),
-        max_upload_bytes=settings.HELDOUT_MAX_UPLOAD_BYTES,
+        max_upload_bytes=submission_upload_limit(competition),
     )
     status = error.status if error else (400 if request.method == "POST" else 200)
     return render(request, "competitions/submit.html", context, status=status)

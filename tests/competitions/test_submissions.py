@@ -330,6 +330,34 @@ def test_a_file_exactly_at_the_size_limit_is_accepted(api, competition, particip
     assert Submission.objects.get().size == 1000
 
 
+def test_a_container_phase_takes_archives_up_to_the_image_limit(
+    api, competition, participant, settings
+):
+    settings.HELDOUT_MAX_UPLOAD_BYTES = 1000
+    settings.HELDOUT_MAX_IMAGE_BYTES = 10_000
+    competition.phases.update(submission_kind="container")
+
+    # Past the general limit but within the image limit: the archive check answers, not 413.
+    response = _post(api(participant), competition, b"x" * 5000)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_image"
+
+    too_big = _post(api(participant), competition, b"x" * 20_000)
+    assert too_big.status_code == 413
+    assert "0.00953674 MiB" in too_big.json()["detail"]
+
+
+def test_a_prediction_phase_keeps_the_general_limit_whatever_the_image_limit(
+    api, competition, participant, settings
+):
+    settings.HELDOUT_MAX_UPLOAD_BYTES = 1000
+    settings.HELDOUT_MAX_IMAGE_BYTES = 10_000
+
+    response = _post(api(participant), competition, b"x" * 5000)
+
+    assert response.status_code == 413
+
+
 # --- Quotas -----------------------------------------------------------------------------
 
 

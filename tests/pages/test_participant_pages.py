@@ -312,3 +312,16 @@ def test_a_bad_image_archive_on_the_submit_page_lists_every_problem(
     assert "nothing was stored" in body
     assert '<ul class="problems">' in body
     assert not Submission.objects.exists()
+
+
+def test_the_submit_page_states_the_image_limit_on_a_container_phase(
+    client, settings, competition, participant
+):
+    settings.HELDOUT_MAX_UPLOAD_BYTES = 1000
+    settings.HELDOUT_MAX_IMAGE_BYTES = 10_000
+    client.force_login(participant)
+    assert 'data-max-bytes="1000"' in client.get(f"/c/{competition.slug}/submit/").content.decode()
+
+    competition.phases.update(submission_kind="container")
+
+    assert 'data-max-bytes="10000"' in client.get(f"/c/{competition.slug}/submit/").content.decode()
