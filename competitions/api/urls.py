@@ -3,6 +3,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.throttling import ScopedRateThrottle
 
 from competitions.api import competitions, organizer, reproducibility, scorers, submissions
+from competitions.api.routing import slash_optional
 
 app_name = "api"
 
@@ -116,3 +117,6 @@ urlpatterns = [
         name="submission-disqualify",
     ),
 ]
+
+# Every route also answers without its trailing slash (never a redirect): see routing.py.
+urlpatterns = slash_optional(urlpatterns)

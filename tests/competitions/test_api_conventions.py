@@ -1,0 +1,193 @@
+"""The API's conventions for scripts: every route answers with or without its trailing
+slash and never redirects; every /api/ error is JSON; quota and Retry-After; next and
+previous links on lists; Range and ETag on downloads."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from rest_framework.test import APIClient
+
+from competitions.services.submissions import submission_create
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def _api_routes(patterns=None, prefix: str = "") -> list[str]:
+    """Every endpoint route under api/ in the URLconf, as declared (with converters)."""
+    routes: list[str] = []
+    for entry in get_resolver().url_patterns if patterns is None else patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            routes += _api_routes(entry.url_patterns, route)
+        elif isinstance(entry, URLPattern) and route.startswith("api/"):
+            routes.append(route)
+    return routes
+
+
+def _concrete(route: str, slug: str, submission_id: int) -> str:
+    values = {"slug": slug, "int": str(submission_id), "str": "train.csv", "path": "x/y"}
+    url = re.sub(r"<(\w+):\w+>", lambda m: values.get(m[1], "x"), route)
+    return "/" + re.sub(r"<\w+>", "x", url)
+
+
+@pytest.fixture
+def submission(competition, participant):
+    return submission_create(
+        competition=competition,
+        user=participant,
+        uploaded_file=factories.upload(factories.perfect_predictions()),
+    )
+
+
+def test_the_urlconf_has_the_api_routes_the_walk_checks():
+    routes = _api_routes()
+    # A walk that found nothing would make the tests below pass vacuously.
+    assert "api/v1/competitions/<slug:slug>/submissions/" in routes
+    assert len(routes) > 20
+
+
+def test_every_api_route_answers_without_its_trailing_slash_and_never_redirects(
+    competition, submission, participant, organizer
+):
+    for user in (None, participant, organizer):
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        for route in _api_routes():
+            url = _concrete(route, competition.slug, submission.pk)
+            bare = url.rstrip("/")
+            if url.endswith("/"):
+                assert resolve(bare).func == resolve(url).func, route
+            for method in ("get", "post"):
+                response = getattr(client, method)(bare)
+                assert not 300 <= response.status_code < 400, (method, bare, response.status_code)
+                assert response.headers.get("Location", "").rstrip("/") != bare
+
+
+def test_a_post_without_the_trailing_slash_submits(api, competition, participant):
+    response = api(participant).post(
+        f"/api/v1/competitions/{competition.slug}/submissions",
+        {"file": factories.upload(factories.perfect_predictions())},
+        format="multipart",
+    )
+    assert response.status_code == 202, response.content
+    assert participant.submission_set.count() == 1
+    # The canonical URL (what reverse() gives) keeps its slash.
+    assert re.search(r"/api/v1/submissions/\d+/$", response.json()["url"])
+
+
+def test_pages_outside_the_api_still_get_the_slash_redirect(client):
+    response = client.get("/accounts/login")
+    assert response.status_code == 301
+    assert response["Location"] == "/accounts/login/"
+
+
+def test_under_production_settings_a_slashless_post_is_not_redirected(tmp_path):
+    script = (
+        "import django\n"
+        "django.setup()\n"
+        "from django.test import Client\n"
+        "c = Client(HTTP_X_FORWARDED_PROTO='https')\n"
+        "r = c.post('/api/v1/competitions/x/submissions')\n"
+        "print(r.status_code, r['Content-Type'])\n"
+        "r = c.get('/api/v1/no-such-thing')\n"
+        "print(r.status_code, r['Content-Type'], r.json()['code'])\n"
+    )
+    env = os.environ | {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": "x" * 50,
+        "DJANGO_DEBUG": "false",
+        "DJANGO_ALLOWED_HOSTS": "testserver",
+        "HELDOUT_DATA_DIR": str(tmp_path),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split("\n")
+    # Anonymous: refused by the view itself (401), not redirected to a GET.
+    assert out[0] == "401 application/json"
+    assert out[1] == "404 application/json not_found"
+
+
+# JSON for every /api/ error -------------------------------------------------------------
+
+
+def test_an_unknown_api_path_answers_json_404(api, participant):
+    for url in ("/api/v1/nothing-here/", "/api/v2/competitions/", "/api/v1/competitions/x/y/z"):
+        response = api(participant).get(url)
+        assert response.status_code == 404, url
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["code"] == "not_found"
+        assert response.json()["detail"]
+
+
+def test_an_unknown_page_outside_the_api_keeps_its_html_404(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_wrong_method_answers_json_405(api, competition, participant):
+    response = api(participant).put(f"/api/v1/competitions/{competition.slug}/submissions")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+def test_a_server_error_in_the_api_answers_json_500(monkeypatch, competition):
+    from competitions.api import competitions as competitions_api
+
+    def broken(user):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(competitions_api.selectors, "competition_list_for_user", broken)
+    response = Client(raise_request_exception=False).get("/api/v1/competitions/")
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "server_error"
+    assert "boom" not in response.content.decode()
+
+
+def test_a_csrf_failure_in_the_api_answers_json_403(competition, outsider):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(outsider)
+    response = client.post(
+        f"/api/v1/competitions/{competition.slug}/join", {"accept_rules": True}, format="json"
+    )
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    assert "CSRF" in response.json()["detail"]
+    assert response.json()["code"]
+
+
+def test_the_csrf_failure_view_answers_json_under_the_api_and_html_elsewhere(rf):
+    from competitions.views.errors import csrf_failure
+
+    api_response = csrf_failure(rf.post("/api/v1/anything/"), reason="no token")
+    assert api_response.status_code == 403
+    assert api_response["Content-Type"] == "application/json"
+    page = csrf_failure(rf.post("/accounts/login/"), reason="no token")
+    assert page.status_code == 403
+    assert page["Content-Type"].startswith("text/html")
+
+
+def test_the_openapi_schema_lists_each_route_once_with_its_slash(api):
+    paths = api(None).get("/api/schema/?format=json").json()["paths"]
+    assert "/api/v1/competitions/{slug}/submissions/" in paths
+    assert not any(
+        p.startswith("/api/") and not p.endswith("/") and "{name}" not in p for p in paths
+    )
