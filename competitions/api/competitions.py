@@ -91,6 +91,7 @@ class CompetitionDetailApi(APIView):
             ),
             "leaderboard_url": reverse("api:leaderboard", args=[slug], request=request),
             "submissions_url": reverse("api:submission-list", args=[slug], request=request),
+            "quota_url": reverse("api:quota", args=[slug], request=request),
         }
         return Response(data)
 

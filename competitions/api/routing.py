@@ -8,8 +8,12 @@ schema lists each route once.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.urls import URLPattern, URLResolver
 from django.urls.resolvers import RoutePattern
+
+Entry = TypeVar("Entry", bound=URLPattern | URLResolver)
 
 
 class SlashOptionalRoutePattern(RoutePattern):
@@ -26,7 +30,7 @@ class SlashOptionalRoutePattern(RoutePattern):
         return found
 
 
-def slash_optional(patterns: list[URLPattern | URLResolver]) -> list[URLPattern | URLResolver]:
+def slash_optional(patterns: list[Entry]) -> list[Entry]:
     """The same patterns, each endpoint route ending in "/" made slash-optional.
 
     Applied once to a whole urlpatterns list, so routes are still declared with `path()`.

@@ -1,6 +1,7 @@
 """Submission endpoints: upload, list my team's, detail, download, select."""
 
 from django.http import FileResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -13,9 +14,20 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from competitions import selectors
+from competitions.errors import NotJoined, PhaseClosed
 from competitions.models import Score, Submission
-from competitions.permissions import NotFound, access_competition, access_submission, signed_in
-from competitions.services.submissions import submission_create, submission_set_selected
+from competitions.permissions import (
+    NotFound,
+    access_competition,
+    access_submission,
+    membership_for,
+    signed_in,
+)
+from competitions.services.submissions import (
+    current_phase,
+    submission_create,
+    submission_set_selected,
+)
 
 IN_PROCESS_NOTE = "scored in-process (no sandbox)"
 
@@ -194,3 +206,54 @@ class SubmissionSelectApi(APIView):
             submission=submission, selected=data.validated_data["selected"]
         )
         return Response({"id": submission.pk, "is_selected": submission.is_selected})
+
+
+class QuotaCountOutput(serializers.Serializer):
+    used = serializers.IntegerField()
+    limit = serializers.IntegerField(allow_null=True, help_text="null: no limit")
+
+
+class DailyQuotaOutput(QuotaCountOutput):
+    resets_at = serializers.DateTimeField(help_text="The next UTC midnight")
+
+
+class QuotaOutput(serializers.Serializer):
+    phase = serializers.CharField(help_text="The phase taking submissions now")
+    is_late = serializers.BooleanField(help_text="The phase has ended; late entries are unranked")
+    remaining = serializers.IntegerField(help_text="Submissions the team may still make now")
+    daily = DailyQuotaOutput(help_text="Submissions today (UTC), not counting invalid files")
+    total = QuotaCountOutput(help_text="Submissions in the phase, not counting invalid files")
+    invalid_today = QuotaCountOutput(help_text="Files that failed validation today (UTC)")
+
+
+class QuotaApi(APIView):
+    """The requesting participant's team's use of the current phase's limits: the numbers
+    the submission rule checks (selectors.team_quota)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=QuotaOutput)
+    def get(self, request: Request, slug: str) -> Response:
+        competition = access_competition(request.user, slug)
+        membership = membership_for(request.user, competition)
+        if membership is None:
+            raise NotJoined("Join the competition to have a submission quota.")
+        now = timezone.now()
+        found = current_phase(competition, now)
+        if found is None:
+            raise PhaseClosed("No phase of this competition is accepting submissions now.")
+        phase, is_late = found
+        quota = selectors.team_quota(team=membership.team_id, phase=phase, now=now)
+        data = {
+            "phase": phase.name,
+            "is_late": is_late,
+            "remaining": quota.remaining,
+            "daily": {
+                "used": quota.daily_used,
+                "limit": quota.daily_limit,
+                "resets_at": quota.resets_at,
+            },
+            "total": {"used": quota.total_used, "limit": quota.total_limit},
+            "invalid_today": {"used": quota.invalid_used, "limit": quota.invalid_limit},
+        }
+        return Response(QuotaOutput(data).data)

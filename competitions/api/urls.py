@@ -60,6 +60,7 @@ urlpatterns = [
         submissions.SubmissionListCreateApi.as_view(),
         name="submission-list",
     ),
+    path("competitions/<slug:slug>/quota/", submissions.QuotaApi.as_view(), name="quota"),
     path(
         "competitions/<slug:slug>/rescore/", organizer.RescoreAllApi.as_view(), name="rescore-all"
     ),

@@ -8,13 +8,17 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from competitions.models import Competition, Submission
 from competitions.services.submissions import submission_create
 from tests import factories
 
@@ -191,3 +195,161 @@ def test_the_openapi_schema_lists_each_route_once_with_its_slash(api):
     assert not any(
         p.startswith("/api/") and not p.endswith("/") and "{name}" not in p for p in paths
     )
+
+
+# Quota ------------------------------------------------------------------------------------
+
+
+def _submit(client, competition, content: bytes | None = None):
+    content = content if content is not None else factories.perfect_predictions()
+    return client.post(
+        f"/api/v1/competitions/{competition.slug}/submissions/",
+        {"file": factories.upload(content)},
+        format="multipart",
+    )
+
+
+def test_the_quota_endpoint_counts_what_the_submission_rule_counts(
+    api, competition, participant, settings
+):
+    settings.HELDOUT_INVALID_SUBMISSIONS_PER_DAY = 4
+    phase = competition.phases.get()
+    phase.daily_limit, phase.total_limit = 3, 10
+    phase.save()
+    client = api(participant)
+    first, second = _submit(client, competition).json(), _submit(client, competition).json()
+    Submission.objects.filter(pk=first["id"]).update(failure=Submission.Failure.INVALID)
+    noon = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0)
+
+    with time_machine.travel(noon, tick=False):
+        Submission.objects.filter(pk__in=[first["id"], second["id"]]).update(created_at=noon)
+        body = client.get(f"/api/v1/competitions/{competition.slug}/quota").json()
+
+    assert body == {
+        "phase": phase.name,
+        "is_late": False,
+        "remaining": 2,
+        "daily": {"used": 1, "limit": 3, "resets_at": _iso(noon + timedelta(hours=12))},
+        "total": {"used": 1, "limit": 10},
+        "invalid_today": {"used": 1, "limit": 4},
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def test_the_quota_shows_nothing_left_exactly_when_a_submission_is_refused(
+    api, competition, participant
+):
+    phase = competition.phases.get()
+    phase.daily_limit = 2
+    phase.save()
+    client = api(participant)
+    url = f"/api/v1/competitions/{competition.slug}/quota/"
+    for expected_remaining in (2, 1):
+        assert client.get(url).json()["remaining"] == expected_remaining
+        assert _submit(client, competition).status_code == 202
+    assert client.get(url).json()["remaining"] == 0
+    assert _submit(client, competition).status_code == 429
+
+
+def test_a_quota_429_says_when_to_retry(api, competition, participant):
+    phase = competition.phases.get()
+    phase.daily_limit = 1
+    phase.save()
+    evening = timezone.now().replace(hour=23, minute=0, second=0, microsecond=0)
+    with time_machine.travel(evening, tick=False):
+        client = api(participant)
+        assert _submit(client, competition).status_code == 202
+        response = _submit(client, competition)
+    assert response.status_code == 429
+    assert response["Retry-After"] == "3600"
+    assert response.json()["resets_at"] == (evening + timedelta(hours=1)).isoformat()
+
+
+def test_a_used_up_phase_total_has_no_retry_after(api, competition, participant):
+    phase = competition.phases.get()
+    phase.total_limit = 1
+    phase.save()
+    client = api(participant)
+    assert _submit(client, competition).status_code == 202
+    response = _submit(client, competition)
+    assert response.status_code == 429
+    assert "Retry-After" not in response
+    assert response.json()["resets_at"] is None
+
+
+def test_the_submit_page_quota_refusal_says_when_to_retry(client, competition, participant):
+    phase = competition.phases.get()
+    phase.daily_limit = 1
+    phase.save()
+    client.force_login(participant)
+    url = f"/c/{competition.slug}/submit/"
+    upload = factories.upload(factories.perfect_predictions())
+    assert client.post(url, {"file": upload}).status_code == 302
+    for accept in ("text/html", "application/json"):
+        upload = factories.upload(factories.perfect_predictions())
+        response = client.post(url, {"file": upload}, HTTP_ACCEPT=accept)
+        assert response.status_code == 429
+        assert 0 < int(response["Retry-After"]) <= 86400
+
+
+def test_the_submit_page_counts_the_day_as_the_quota_endpoint_does(
+    api, client, competition, participant
+):
+    _submit(api(participant), competition)
+    client.force_login(participant)
+    page = client.get(f"/c/{competition.slug}/submit/").content.decode()
+    used = api(participant).get(f"/api/v1/competitions/{competition.slug}/quota/").json()
+    assert used["daily"]["used"] == 1
+    assert '<span id="quota-used">1</span> of 5' in page
+
+
+def test_each_participant_sees_only_their_own_teams_quota(
+    api, competition, participant, other_participant
+):
+    _submit(api(participant), competition)
+    url = f"/api/v1/competitions/{competition.slug}/quota/"
+    assert api(participant).get(url).json()["daily"]["used"] == 1
+    assert api(other_participant).get(url).json()["daily"]["used"] == 0
+
+
+@pytest.mark.parametrize(
+    ("persona", "status", "code"),
+    [
+        ("anonymous", 401, "not_authenticated"),
+        ("outsider", 403, "not_joined"),
+        ("other_organizer", 403, "not_joined"),
+        ("organizer", 403, "not_joined"),
+    ],
+)
+def test_only_participants_have_a_quota(request, api, competition, persona, status, code):
+    user = None if persona == "anonymous" else request.getfixturevalue(persona)
+    response = api(user).get(f"/api/v1/competitions/{competition.slug}/quota/")
+    assert (response.status_code, response.json()["code"]) == (status, code)
+
+
+def test_the_quota_of_an_invite_only_competition_does_not_exist_for_outsiders(
+    api, outsider, other_organizer, organizer
+):
+    hidden = factories.make_competition(
+        slug="hidden", organizers=[organizer], visibility=Competition.Visibility.INVITE_ONLY
+    )
+    for user in (outsider, other_organizer):
+        response = api(user).get(f"/api/v1/competitions/{hidden.slug}/quota/")
+        assert response.status_code == 404
+
+
+def test_the_quota_of_a_closed_competition_says_so(api, competition, participant):
+    competition.phases.update(end_at=timezone.now() - timedelta(hours=1))
+    response = api(participant).get(f"/api/v1/competitions/{competition.slug}/quota/")
+    assert (response.status_code, response.json()["code"]) == (403, "phase_closed")
+
+
+def test_the_quota_endpoint_has_a_typed_schema(api):
+    schema = api(None).get("/api/schema/?format=json").json()
+    operation = schema["paths"]["/api/v1/competitions/{slug}/quota/"]["get"]
+    ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    component = schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    assert set(component["properties"]) >= {"phase", "daily", "total", "invalid_today"}
