@@ -1,6 +1,6 @@
 """Competition endpoints: list, detail, join, public files and the leaderboard."""
 
-from django.http import FileResponse
+from django.http import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from competitions import selectors
 from competitions.api.renderers import CSVRenderer
+from competitions.downloads import file_download
 from competitions.permissions import (
     access_competition,
     access_ground_truth,
@@ -117,19 +118,26 @@ class JoinApi(APIView):
 
 class FileDownloadApi(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
-    def get(self, request: Request, slug: str, name: str) -> FileResponse:
+    def get(self, request: Request, slug: str, name: str) -> HttpResponseBase:
         task_file = access_task_file(request.user, slug, name)
-        return FileResponse(task_file.file.open("rb"), as_attachment=True, filename=task_file.name)
+        return file_download(
+            request, task_file.file.open("rb"), filename=task_file.name, sha256=task_file.sha256
+        )
 
 
 class GroundTruthDownloadApi(APIView):
     """Organizers only; for everyone else this URL does not exist."""
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
-    def get(self, request: Request, slug: str) -> FileResponse:
+    def get(self, request: Request, slug: str) -> HttpResponseBase:
         competition = access_ground_truth(request.user, slug)
-        gt = competition.task.ground_truth
-        return FileResponse(gt.open("rb"), as_attachment=True, filename="ground_truth.csv")
+        task = competition.task
+        return file_download(
+            request,
+            task.ground_truth.open("rb"),
+            filename="ground_truth.csv",
+            sha256=task.ground_truth_sha256,
+        )
 
 
 class LeaderboardApi(APIView):

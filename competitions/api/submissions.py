@@ -1,6 +1,6 @@
 """Submission endpoints: upload, list my team's, detail, download, select."""
 
-from django.http import FileResponse
+from django.http import HttpResponseBase
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -14,6 +14,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from competitions import selectors
+from competitions.downloads import file_download
 from competitions.errors import NotJoined, PhaseClosed
 from competitions.models import Score, Submission
 from competitions.permissions import (
@@ -177,17 +178,18 @@ class SubmissionFileApi(APIView):
         ],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
     )
-    def get(self, request: Request, submission_id: int) -> FileResponse:
+    def get(self, request: Request, submission_id: int) -> HttpResponseBase:
         submission = access_submission(request.user, submission_id)
         if request.query_params.get("part") == "predictions":
             if not submission.predictions:
                 raise NotFound("This submission has no predictions from a container.")
             name = (submission.predictions.name or "predictions.csv").rsplit("/", 1)[-1]
-            return FileResponse(
-                submission.predictions.open("rb"), as_attachment=True, filename=name
-            )
-        return FileResponse(
-            submission.file.open("rb"), as_attachment=True, filename=submission.original_name
+            return file_download(request, submission.predictions.open("rb"), filename=name)
+        return file_download(
+            request,
+            submission.file.open("rb"),
+            filename=submission.original_name,
+            sha256=submission.sha256,
         )
 
 
