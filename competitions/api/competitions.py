@@ -12,6 +12,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from competitions import selectors
+from competitions.api.pagination import page_links, page_params
 from competitions.api.renderers import CSVRenderer
 from competitions.downloads import file_download
 from competitions.permissions import (
@@ -166,8 +167,7 @@ class LeaderboardApi(APIView):
                 403,
             )
         as_csv = request.accepted_renderer.format == "csv"
-        page_size = _int(request.query_params.get("page_size"), 100, 1, 1000)
-        page = _int(request.query_params.get("page"), 1, 1, 10**9)
+        page, page_size = page_params(request, default_size=100, max_size=1000)
         board = selectors.leaderboard_page(
             competition=competition,
             split=split,
@@ -178,16 +178,10 @@ class LeaderboardApi(APIView):
             return Response(_csv(board))
         # The task version whose scores this board ranks (GET .../versions/ describes it).
         body = {"task_version": competition.task.version} | _json(board, page, page_size)
+        body |= page_links(request, page=page, page_size=page_size, count=board.count)
         for row in body["results"]:  # each row's claim page (manifest, bundle)
             row["entry_url"] = reverse("entry", args=[slug, row["submission_id"]], request=request)
         return Response(body)
-
-
-def _int(raw, default: int, low: int, high: int) -> int:
-    try:
-        return min(max(int(raw), low), high)
-    except (TypeError, ValueError):
-        return default
 
 
 def _json(board: selectors.LeaderboardPage, page: int, page_size: int) -> dict:

@@ -14,6 +14,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from competitions import selectors
+from competitions.api.pagination import page_links, page_params
 from competitions.downloads import file_download
 from competitions.errors import NotJoined, PhaseClosed
 from competitions.models import Score, Submission
@@ -112,12 +113,19 @@ class SubmissionListCreateApi(APIView):
     def get_throttles(self):
         return [ScopedRateThrottle()] if self.request.method == "POST" else []
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request: Request, slug: str) -> Response:
+        """Newest first, a page at a time (`next` is null on the last page)."""
         competition = access_competition(request.user, slug)
-        submissions = list(
-            selectors.submission_list_for_user(competition=competition, user=request.user)[:500]
-        )
+        page, page_size = page_params(request, default_size=500, max_size=500)
+        qs = selectors.submission_list_for_user(competition=competition, user=request.user)
+        qs = qs.order_by("-created_at", "-pk")  # a total order, so pages neither skip nor repeat
+        count = qs.count()
+        offset = (page - 1) * page_size
+        submissions = list(qs[offset : offset + page_size])
         splits = ["public", "private"]
         if not selectors.private_split_visible(request.user, competition):
             splits = ["public"]
@@ -135,7 +143,8 @@ class SubmissionListCreateApi(APIView):
             mine = scores.get(s.pk, {})
             current = {split: m for (v, split), m in mine.items() if v == s.task_version}
             results.append(submission_data(request, s, current, runs.get(s.pk)))
-        return Response({"count": len(results), "results": results})
+        links = page_links(request, page=page, page_size=page_size, count=count)
+        return Response({"count": count, **links, "results": results})
 
     @extend_schema(request=SubmissionCreateInput, responses={202: OpenApiTypes.OBJECT})
     def post(self, request: Request, slug: str) -> Response:

@@ -498,3 +498,63 @@ def test_a_download_a_persona_may_not_see_stays_hidden_whatever_the_headers(
             for headers in ({"HTTP_RANGE": "bytes=0-3"}, {"HTTP_IF_NONE_MATCH": "*"}):
                 response = api(user).get(url, **headers)
                 assert response.status_code == 404, (persona, url, headers)
+
+
+# next and previous on lists -----------------------------------------------------------------
+
+
+def test_the_leaderboard_links_its_next_and_previous_pages(api, competition, participant):
+    now = timezone.now()
+    for i in range(5):
+        team = factories.team_for(competition, f"team{i}")
+        factories.scored_submission(
+            team, {"public": {"roc_auc": 0.5 + i / 10, "accuracy": 0.5}}, created_at=now
+        )
+    client = api(participant)
+    url = f"/api/v1/competitions/{competition.slug}/leaderboard/"
+
+    first = client.get(url, {"page_size": 2}).json()
+    assert first["previous"] is None
+    assert first["next"] == f"http://testserver{url}?page=2&page_size=2"
+    second = client.get(first["next"]).json()
+    assert second["previous"] == f"http://testserver{url}?page_size=2"
+    third = client.get(second["next"]).json()
+    assert third["next"] is None
+    assert third["previous"] == f"http://testserver{url}?page=2&page_size=2"
+    teams = [r["team"] for page in (first, second, third) for r in page["results"]]
+    assert len(teams) == len(set(teams)) == first["count"] == 5
+
+
+def test_the_leaderboard_keeps_the_split_in_its_links(api, competition, organizer):
+    body = (
+        api(organizer)
+        .get(f"/api/v1/competitions/{competition.slug}/leaderboard/?split=private&page=2")
+        .json()
+    )
+    assert body["next"] is None
+    assert body["previous"].endswith("/leaderboard/?split=private")
+
+
+def test_the_submission_list_pages_through_every_submission(api, competition, participant):
+    client = api(participant)
+    for _ in range(3):
+        assert _submit(client, competition).status_code == 202
+    url = f"/api/v1/competitions/{competition.slug}/submissions/?page_size=2"
+
+    first = client.get(url).json()
+    assert first["count"] == 3
+    assert first["previous"] is None
+    second = client.get(first["next"]).json()
+    assert second["next"] is None
+    assert second["previous"] == "http://testserver" + url
+    ids = [s["id"] for s in first["results"] + second["results"]]
+    expected = list(
+        participant.submission_set.order_by("-created_at", "-pk").values_list("pk", flat=True)
+    )
+    assert ids == expected
+
+
+def test_a_list_on_one_page_has_no_links(api, competition, participant):
+    _submit(api(participant), competition)
+    body = api(participant).get(f"/api/v1/competitions/{competition.slug}/submissions/").json()
+    assert (body["count"], body["next"], body["previous"]) == (1, None, None)
