@@ -558,3 +558,15 @@ def test_a_list_on_one_page_has_no_links(api, competition, participant):
     _submit(api(participant), competition)
     body = api(participant).get(f"/api/v1/competitions/{competition.slug}/submissions/").json()
     assert (body["count"], body["next"], body["previous"]) == (1, None, None)
+
+
+def test_a_slashless_submission_upload_gets_the_container_phase_size_limit(
+    rf, competition, settings
+):
+    from competitions.middleware import upload_limit
+
+    settings.HELDOUT_MAX_UPLOAD_BYTES, settings.HELDOUT_MAX_IMAGE_BYTES = 10, 1000
+    competition.phases.update(submission_kind="container")
+    for path in ("submissions/", "submissions"):
+        request = rf.post(f"/api/v1/competitions/{competition.slug}/{path}")
+        assert upload_limit(request) == 1000, path
