@@ -111,7 +111,7 @@ def _none_match_fails(request: HttpRequest, etag: str) -> bool:
 def _unsatisfiable(request: HttpRequest, size: int) -> HttpResponse:
     message = f"The requested range is not within the file's {size} bytes."
     response: HttpResponse
-    if request.path.startswith("/api/"):
+    if request.path_info.startswith("/api/"):
         response = JsonResponse({"detail": message, "code": "range_not_satisfiable"}, status=416)
     else:
         response = HttpResponse(message, status=416, content_type="text/plain")

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from competitions import selectors
 from competitions.api.pagination import page_links, page_params
-from competitions.api.renderers import CSVRenderer
+from competitions.api.renderers import CSVRenderer, DownloadNegotiation
 from competitions.downloads import file_download
 from competitions.permissions import (
     access_competition,
@@ -118,6 +118,8 @@ class JoinApi(APIView):
 
 
 class FileDownloadApi(APIView):
+    content_negotiation_class = DownloadNegotiation
+
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, slug: str, name: str) -> HttpResponseBase:
         task_file = access_task_file(request.user, slug, name)
@@ -128,6 +130,8 @@ class FileDownloadApi(APIView):
 
 class GroundTruthDownloadApi(APIView):
     """Organizers only; for everyone else this URL does not exist."""
+
+    content_negotiation_class = DownloadNegotiation
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, slug: str) -> HttpResponseBase:

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from competitions.api.renderers import DownloadNegotiation
 from competitions.downloads import file_download
 from competitions.models import Team
 from competitions.permissions import (
@@ -65,6 +66,7 @@ class BundleImportApi(APIView):
 
 class BundleExportApi(APIView):
     permission_classes = [IsAuthenticated]
+    content_negotiation_class = DownloadNegotiation
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, slug: str) -> HttpResponseBase:

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from competitions.api.renderers import DownloadNegotiation
 from competitions.downloads import file_download
 from competitions.models import Replication, TaskVersion
 from competitions.permissions import (
@@ -127,6 +128,8 @@ class SubmissionManifestApi(APIView):
 
 class SubmissionBundleApi(APIView):
     """The reproducibility bundle (zip) as the requesting user may see it."""
+
+    content_negotiation_class = DownloadNegotiation
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
     def get(self, request: Request, submission_id: int) -> HttpResponseBase:

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from competitions import selectors
 from competitions.api.pagination import page_links, page_params
+from competitions.api.renderers import DownloadNegotiation
 from competitions.downloads import file_download
 from competitions.errors import NotJoined, PhaseClosed
 from competitions.models import Score, Submission
@@ -176,6 +177,7 @@ class SubmissionDetailApi(APIView):
 
 class SubmissionFileApi(APIView):
     permission_classes = [IsAuthenticated]
+    content_negotiation_class = DownloadNegotiation
 
     @extend_schema(
         parameters=[

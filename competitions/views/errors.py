@@ -15,7 +15,7 @@ def _message(exception: Exception | None) -> str:
 
 
 def _is_api(request: HttpRequest | None) -> bool:
-    return request is not None and request.path.startswith("/api/")
+    return request is not None and request.path_info.startswith("/api/")
 
 
 def _json(detail: str, code: str, status: int) -> JsonResponse:

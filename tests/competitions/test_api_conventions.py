@@ -455,6 +455,20 @@ def test_every_download_answers_a_range_with_206_and_exactly_those_bytes(downloa
         assert response["ETag"] == etag
 
 
+def test_every_download_is_sent_whatever_its_accept_header(downloads):
+    for url, user, _expected, _stored in downloads:
+        for accept in ("application/octet-stream", "application/zip", "text/csv"):
+            response = _client(user).get(url, HTTP_ACCEPT=accept)
+            assert response.status_code == 200, (url, accept)
+
+
+def test_a_refused_download_is_json_whatever_its_accept_header(api, competition, outsider):
+    url = f"/api/v1/competitions/{competition.slug}/ground-truth/"
+    response = api(outsider).get(url, HTTP_ACCEPT="application/octet-stream")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
 def test_a_stored_file_answers_ranges_and_conditional_gets(api, competition):
     url = f"/api/v1/competitions/{competition.slug}/files/sample_submission.csv"
     client = api(None)
