@@ -475,6 +475,10 @@ def test_a_stored_file_answers_ranges_and_conditional_gets(api, competition):
     first = client.get(url)
     body, etag = _body(first), first["ETag"]
 
+    head = client.head(url)
+    assert (head.status_code, head["ETag"], head["Content-Length"]) == (200, etag, str(len(body)))
+    assert head["Accept-Ranges"] == "bytes"
+
     middle = client.get(url, HTTP_RANGE="bytes=2-5")
     assert (middle.status_code, _body(middle)) == (206, body[2:6])
     assert middle["Content-Range"] == f"bytes 2-5/{len(body)}"
