@@ -3,7 +3,10 @@ JSON with the same status and code; HTML views into a page."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
+
+from django.utils import timezone
 
 
 class ApplicationError(Exception):
@@ -44,6 +47,12 @@ class QuotaExceeded(ApplicationError):
         super().__init__(message, extra={"resets_at": resets_at.isoformat() if resets_at else None})
         self.resets_at = resets_at
 
+    def retry_after_s(self) -> int | None:
+        """Seconds until the quota resets (for a Retry-After header); None if it never does."""
+        if self.resets_at is None:
+            return None
+        return max(math.ceil((self.resets_at - timezone.now()).total_seconds()), 1)
+
 
 class InvalidState(ApplicationError):
     status = 409
@@ -65,3 +74,10 @@ class BundleInvalid(ApplicationError):
             extra={"problems": problems},
         )
         self.problems = problems
+
+
+def retry_after_headers(exc: ApplicationError) -> dict[str, str]:
+    """Retry-After on a quota refusal that resets (the next UTC midnight), for clients'
+    back-off; a phase's used-up total limit never resets, so it has none."""
+    wait = exc.retry_after_s() if isinstance(exc, QuotaExceeded) else None
+    return {"Retry-After": str(wait)} if wait is not None else {}

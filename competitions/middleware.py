@@ -2,6 +2,7 @@ import re
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -9,7 +10,7 @@ from django.utils import timezone
 _ENVELOPE_BYTES = 1024 * 1024
 # Where submissions are uploaded: a container phase takes image archives up to their own limit.
 _SUBMISSION_PATHS = re.compile(
-    r"^/(?:api/v1/competitions/(?P<api>[-\w]+)/submissions|c/(?P<page>[-\w]+)/submit)/$"
+    r"^/(?:api/v1/competitions/(?P<api>[-\w]+)/submissions/?|c/(?P<page>[-\w]+)/submit/)$"
 )
 LIMIT_KEY = "heldout.upload_limit"
 
@@ -73,3 +74,14 @@ class UploadSizeLimitMiddleware:
         if request.META.get("heldout.upload_too_large"):
             return too_large_response(request)
         return response
+
+
+class CommonMiddleware(DjangoCommonMiddleware):
+    """Django's, except that an API path is never redirected to add a slash: clients follow
+    a 301 with a GET, so a POST would be lost while looking successful. API routes match
+    without their slash (competitions/api/routing.py); anything else there is a JSON 404."""
+
+    def should_redirect_with_slash(self, request: HttpRequest) -> bool:
+        if request.path_info.startswith("/api/"):
+            return False
+        return super().should_redirect_with_slash(request)

@@ -2,15 +2,22 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from competitions.api.routing import slash_optional
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("competitions.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    *slash_optional(
+        [
+            path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+            path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+        ]
+    ),
     path("", include("competitions.urls")),
 ]
 
-# Error pages a person understands (templates/errors/).
+# Error pages a person understands (templates/errors/); JSON under /api/.
+handler400 = "competitions.views.errors.bad_request"
 handler403 = "competitions.views.errors.forbidden"
 handler404 = "competitions.views.errors.not_found"
 handler500 = "competitions.views.errors.server_error"

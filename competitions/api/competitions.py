@@ -1,6 +1,6 @@
 """Competition endpoints: list, detail, join, public files and the leaderboard."""
 
-from django.http import FileResponse
+from django.http import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -12,7 +12,9 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from competitions import selectors
-from competitions.api.renderers import CSVRenderer
+from competitions.api.pagination import page_links, page_params
+from competitions.api.renderers import CSVRenderer, DownloadNegotiation
+from competitions.downloads import file_download
 from competitions.permissions import (
     access_competition,
     access_ground_truth,
@@ -91,6 +93,7 @@ class CompetitionDetailApi(APIView):
             ),
             "leaderboard_url": reverse("api:leaderboard", args=[slug], request=request),
             "submissions_url": reverse("api:submission-list", args=[slug], request=request),
+            "quota_url": reverse("api:quota", args=[slug], request=request),
         }
         return Response(data)
 
@@ -115,20 +118,31 @@ class JoinApi(APIView):
 
 
 class FileDownloadApi(APIView):
+    content_negotiation_class = DownloadNegotiation
+
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
-    def get(self, request: Request, slug: str, name: str) -> FileResponse:
+    def get(self, request: Request, slug: str, name: str) -> HttpResponseBase:
         task_file = access_task_file(request.user, slug, name)
-        return FileResponse(task_file.file.open("rb"), as_attachment=True, filename=task_file.name)
+        return file_download(
+            request, task_file.file.open("rb"), filename=task_file.name, sha256=task_file.sha256
+        )
 
 
 class GroundTruthDownloadApi(APIView):
     """Organizers only; for everyone else this URL does not exist."""
 
+    content_negotiation_class = DownloadNegotiation
+
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
-    def get(self, request: Request, slug: str) -> FileResponse:
+    def get(self, request: Request, slug: str) -> HttpResponseBase:
         competition = access_ground_truth(request.user, slug)
-        gt = competition.task.ground_truth
-        return FileResponse(gt.open("rb"), as_attachment=True, filename="ground_truth.csv")
+        task = competition.task
+        return file_download(
+            request,
+            task.ground_truth.open("rb"),
+            filename="ground_truth.csv",
+            sha256=task.ground_truth_sha256,
+        )
 
 
 class LeaderboardApi(APIView):
@@ -157,8 +171,7 @@ class LeaderboardApi(APIView):
                 403,
             )
         as_csv = request.accepted_renderer.format == "csv"
-        page_size = _int(request.query_params.get("page_size"), 100, 1, 1000)
-        page = _int(request.query_params.get("page"), 1, 1, 10**9)
+        page, page_size = page_params(request, default_size=100, max_size=1000)
         board = selectors.leaderboard_page(
             competition=competition,
             split=split,
@@ -169,16 +182,10 @@ class LeaderboardApi(APIView):
             return Response(_csv(board))
         # The task version whose scores this board ranks (GET .../versions/ describes it).
         body = {"task_version": competition.task.version} | _json(board, page, page_size)
+        body |= page_links(request, page=page, page_size=page_size, count=board.count)
         for row in body["results"]:  # each row's claim page (manifest, bundle)
             row["entry_url"] = reverse("entry", args=[slug, row["submission_id"]], request=request)
         return Response(body)
-
-
-def _int(raw, default: int, low: int, high: int) -> int:
-    try:
-        return min(max(int(raw), low), high)
-    except (TypeError, ValueError):
-        return default
 
 
 def _json(board: selectors.LeaderboardPage, page: int, page_size: int) -> dict:

@@ -5,13 +5,14 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from competitions.errors import ApplicationError
+from competitions.errors import ApplicationError, retry_after_headers
 from competitions.permissions import Forbidden, NotFound
 
 
 def exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
-        return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status)
+        body = {"detail": exc.message, "code": exc.code, **exc.extra}
+        return Response(body, status=exc.status, headers=retry_after_headers(exc))
     if isinstance(exc, NotFound):
         return Response({"detail": str(exc), "code": "not_found"}, status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, Forbidden):

@@ -3,7 +3,7 @@
 import tempfile
 from pathlib import Path
 
-from django.http import FileResponse
+from django.http import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -14,6 +14,8 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from competitions.api.renderers import DownloadNegotiation
+from competitions.downloads import file_download
 from competitions.models import Team
 from competitions.permissions import (
     Forbidden,
@@ -64,14 +66,15 @@ class BundleImportApi(APIView):
 
 class BundleExportApi(APIView):
     permission_classes = [IsAuthenticated]
+    content_negotiation_class = DownloadNegotiation
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
-    def get(self, request: Request, slug: str) -> FileResponse:
+    def get(self, request: Request, slug: str) -> HttpResponseBase:
         competition = access_competition(request.user, slug, organize=True)
         from competitions.services.bundles import bundle_export_file
 
         stream = bundle_export_file(competition=competition)
-        return FileResponse(stream, as_attachment=True, filename=f"{slug}.zip")
+        return file_download(request, stream, filename=f"{slug}.zip")
 
 
 class RescoreAllApi(APIView):

@@ -1,6 +1,8 @@
 import csv
 import io
 
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer
 
 
@@ -21,3 +23,14 @@ class CSVRenderer(BaseRenderer):
             writer.writerow(["detail"])
             writer.writerow([data.get("detail", "")])
         return buffer.getvalue().encode("utf-8")
+
+
+class DownloadNegotiation(DefaultContentNegotiation):
+    """For views that answer a file: any Accept (application/octet-stream, text/csv, ...)
+    gets the file rather than a 406; errors are still rendered by the first renderer."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            return renderers[0], renderers[0].media_type

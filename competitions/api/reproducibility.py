@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 from django.contrib.auth.models import User
-from django.http import FileResponse
+from django.http import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -21,6 +21,8 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from competitions.api.renderers import DownloadNegotiation
+from competitions.downloads import file_download
 from competitions.models import Replication, TaskVersion
 from competitions.permissions import (
     Forbidden,
@@ -127,8 +129,10 @@ class SubmissionManifestApi(APIView):
 class SubmissionBundleApi(APIView):
     """The reproducibility bundle (zip) as the requesting user may see it."""
 
+    content_negotiation_class = DownloadNegotiation
+
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
-    def get(self, request: Request, submission_id: int) -> FileResponse:
+    def get(self, request: Request, submission_id: int) -> HttpResponseBase:
         submission = access_entry(request.user, submission_id)
         workdir = Path(tempfile.mkdtemp(prefix="heldout-bundle-"))
         try:
@@ -140,7 +144,7 @@ class SubmissionBundleApi(APIView):
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         name = f"{submission.competition.slug}-{submission.pk}-reproducibility.zip"
-        return FileResponse(stream, as_attachment=True, filename=name)
+        return file_download(request, stream, filename=name)
 
 
 class YAMLRenderer(BaseRenderer):

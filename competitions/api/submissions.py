@@ -1,6 +1,7 @@
 """Submission endpoints: upload, list my team's, detail, download, select."""
 
-from django.http import FileResponse
+from django.http import HttpResponseBase
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -13,9 +14,23 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from competitions import selectors
+from competitions.api.pagination import page_links, page_params
+from competitions.api.renderers import DownloadNegotiation
+from competitions.downloads import file_download
+from competitions.errors import NotJoined, PhaseClosed
 from competitions.models import Score, Submission
-from competitions.permissions import NotFound, access_competition, access_submission, signed_in
-from competitions.services.submissions import submission_create, submission_set_selected
+from competitions.permissions import (
+    NotFound,
+    access_competition,
+    access_submission,
+    membership_for,
+    signed_in,
+)
+from competitions.services.submissions import (
+    current_phase,
+    submission_create,
+    submission_set_selected,
+)
 
 IN_PROCESS_NOTE = "scored in-process (no sandbox)"
 
@@ -99,12 +114,19 @@ class SubmissionListCreateApi(APIView):
     def get_throttles(self):
         return [ScopedRateThrottle()] if self.request.method == "POST" else []
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request: Request, slug: str) -> Response:
+        """Newest first, a page at a time (`next` is null on the last page)."""
         competition = access_competition(request.user, slug)
-        submissions = list(
-            selectors.submission_list_for_user(competition=competition, user=request.user)[:500]
-        )
+        page, page_size = page_params(request, default_size=500, max_size=500)
+        qs = selectors.submission_list_for_user(competition=competition, user=request.user)
+        qs = qs.order_by("-created_at", "-pk")  # a total order, so pages neither skip nor repeat
+        count = qs.count()
+        offset = (page - 1) * page_size
+        submissions = list(qs[offset : offset + page_size])
         splits = ["public", "private"]
         if not selectors.private_split_visible(request.user, competition):
             splits = ["public"]
@@ -122,7 +144,8 @@ class SubmissionListCreateApi(APIView):
             mine = scores.get(s.pk, {})
             current = {split: m for (v, split), m in mine.items() if v == s.task_version}
             results.append(submission_data(request, s, current, runs.get(s.pk)))
-        return Response({"count": len(results), "results": results})
+        links = page_links(request, page=page, page_size=page_size, count=count)
+        return Response({"count": count, **links, "results": results})
 
     @extend_schema(request=SubmissionCreateInput, responses={202: OpenApiTypes.OBJECT})
     def post(self, request: Request, slug: str) -> Response:
@@ -154,6 +177,7 @@ class SubmissionDetailApi(APIView):
 
 class SubmissionFileApi(APIView):
     permission_classes = [IsAuthenticated]
+    content_negotiation_class = DownloadNegotiation
 
     @extend_schema(
         parameters=[
@@ -165,17 +189,18 @@ class SubmissionFileApi(APIView):
         ],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
     )
-    def get(self, request: Request, submission_id: int) -> FileResponse:
+    def get(self, request: Request, submission_id: int) -> HttpResponseBase:
         submission = access_submission(request.user, submission_id)
         if request.query_params.get("part") == "predictions":
             if not submission.predictions:
                 raise NotFound("This submission has no predictions from a container.")
             name = (submission.predictions.name or "predictions.csv").rsplit("/", 1)[-1]
-            return FileResponse(
-                submission.predictions.open("rb"), as_attachment=True, filename=name
-            )
-        return FileResponse(
-            submission.file.open("rb"), as_attachment=True, filename=submission.original_name
+            return file_download(request, submission.predictions.open("rb"), filename=name)
+        return file_download(
+            request,
+            submission.file.open("rb"),
+            filename=submission.original_name,
+            sha256=submission.sha256,
         )
 
 
@@ -194,3 +219,54 @@ class SubmissionSelectApi(APIView):
             submission=submission, selected=data.validated_data["selected"]
         )
         return Response({"id": submission.pk, "is_selected": submission.is_selected})
+
+
+class QuotaCountOutput(serializers.Serializer):
+    used = serializers.IntegerField()
+    limit = serializers.IntegerField(allow_null=True, help_text="null: no limit")
+
+
+class DailyQuotaOutput(QuotaCountOutput):
+    resets_at = serializers.DateTimeField(help_text="The next UTC midnight")
+
+
+class QuotaOutput(serializers.Serializer):
+    phase = serializers.CharField(help_text="The phase taking submissions now")
+    is_late = serializers.BooleanField(help_text="The phase has ended; late entries are unranked")
+    remaining = serializers.IntegerField(help_text="Submissions the team may still make now")
+    daily = DailyQuotaOutput(help_text="Submissions today (UTC), not counting invalid files")
+    total = QuotaCountOutput(help_text="Submissions in the phase, not counting invalid files")
+    invalid_today = QuotaCountOutput(help_text="Files that failed validation today (UTC)")
+
+
+class QuotaApi(APIView):
+    """The requesting participant's team's use of the current phase's limits: the numbers
+    the submission rule checks (selectors.team_quota)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=QuotaOutput)
+    def get(self, request: Request, slug: str) -> Response:
+        competition = access_competition(request.user, slug)
+        membership = membership_for(request.user, competition)
+        if membership is None:
+            raise NotJoined("Join the competition to have a submission quota.")
+        now = timezone.now()
+        found = current_phase(competition, now)
+        if found is None:
+            raise PhaseClosed("No phase of this competition is accepting submissions now.")
+        phase, is_late = found
+        quota = selectors.team_quota(team=membership.team_id, phase=phase, now=now)
+        data = {
+            "phase": phase.name,
+            "is_late": is_late,
+            "remaining": quota.remaining,
+            "daily": {
+                "used": quota.daily_used,
+                "limit": quota.daily_limit,
+                "resets_at": quota.resets_at,
+            },
+            "total": {"used": quota.total_used, "limit": quota.total_limit},
+            "invalid_today": {"used": quota.invalid_used, "limit": quota.invalid_limit},
+        }
+        return Response(QuotaOutput(data).data)

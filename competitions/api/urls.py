@@ -3,6 +3,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.throttling import ScopedRateThrottle
 
 from competitions.api import competitions, organizer, reproducibility, scorers, submissions
+from competitions.api.routing import slash_optional
 
 app_name = "api"
 
@@ -59,6 +60,7 @@ urlpatterns = [
         submissions.SubmissionListCreateApi.as_view(),
         name="submission-list",
     ),
+    path("competitions/<slug:slug>/quota/", submissions.QuotaApi.as_view(), name="quota"),
     path(
         "competitions/<slug:slug>/rescore/", organizer.RescoreAllApi.as_view(), name="rescore-all"
     ),
@@ -116,3 +118,6 @@ urlpatterns = [
         name="submission-disqualify",
     ),
 ]
+
+# Every route also answers without its trailing slash (never a redirect): see routing.py.
+urlpatterns = slash_optional(urlpatterns)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, time, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from competitions.errors import InvalidState, NotJoined, PhaseClosed, QuotaExceeded, TeamBanned
 from competitions.models import Competition, Phase, Submission, Team
+from competitions.selectors import team_quota
 from competitions.services.leaderboard import leaderboard_refresh_team
 from competitions.uploads import upload_sha256
 
@@ -47,10 +48,6 @@ def enqueue_on_commit(submission_id: int) -> None:
         _enqueue(submission_id)
 
     transaction.on_commit(enqueue, robust=True)
-
-
-def next_utc_midnight(now: datetime) -> datetime:
-    return datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=now.tzinfo)
 
 
 def current_phase(competition: Competition, now: datetime) -> tuple[Phase, bool] | None:
@@ -131,33 +128,23 @@ def submission_create(
 
 
 def _check_quota(*, team: Team, phase: Phase, now: datetime) -> None:
-    day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
-    resets_at = next_utc_midnight(now)
-    today = Submission.objects.filter(team=team, phase=phase, created_at__gte=day_start)
-    counted_today = today.exclude(failure=Submission.Failure.INVALID).count()
-    if counted_today >= phase.daily_limit:
+    quota = team_quota(team=team, phase=phase, now=now)
+    if quota.daily_used >= quota.daily_limit:
         raise QuotaExceeded(
-            f"Your team has used its {phase.daily_limit} submissions for today (UTC).",
-            resets_at=resets_at,
+            f"Your team has used its {quota.daily_limit} submissions for today (UTC).",
+            resets_at=quota.resets_at,
         )
-    invalid_today = today.filter(failure=Submission.Failure.INVALID).count()
-    if invalid_today >= settings.HELDOUT_INVALID_SUBMISSIONS_PER_DAY:
+    if quota.invalid_used >= quota.invalid_limit:
         raise QuotaExceeded(
-            f"Your team has sent {invalid_today} files that failed validation today; "
+            f"Your team has sent {quota.invalid_used} files that failed validation today; "
             "check your file against the sample submission before trying again.",
-            resets_at=resets_at,
+            resets_at=quota.resets_at,
         )
-    if phase.total_limit is not None:
-        total = (
-            Submission.objects.filter(team=team, phase=phase)
-            .exclude(failure=Submission.Failure.INVALID)
-            .count()
+    if quota.total_limit is not None and quota.total_used >= quota.total_limit:
+        raise QuotaExceeded(
+            f"Your team has used all {quota.total_limit} submissions of this phase.",
+            resets_at=None,
         )
-        if total >= phase.total_limit:
-            raise QuotaExceeded(
-                f"Your team has used all {phase.total_limit} submissions of this phase.",
-                resets_at=None,
-            )
 
 
 def _safe_name(name: str) -> str:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
-
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from competitions.errors import ApplicationError, InvalidState, RulesNotAccepted, TeamBanned
 from competitions.models import Competition, Membership, Submission, Team, TeamInvitation
+from competitions.selectors import team_quota
 from competitions.services.leaderboard import leaderboard_refresh_team
 from competitions.services.submissions import current_phase
 
@@ -209,17 +208,16 @@ def _check_merge_quota(old: Team, target: Team, now) -> None:
     if found is None:
         return
     phase, _late = found
-    day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
-    counted = Submission.objects.filter(team__in=[old, target], phase=phase).exclude(
-        failure=Submission.Failure.INVALID
-    )
-    today = counted.filter(created_at__gte=day_start).count()
+    # The quota rule's own counts (selectors.team_quota), for the two teams together.
+    quotas = [team_quota(team=team, phase=phase, now=now) for team in (old, target)]
+    today = sum(q.daily_used for q in quotas)
+    total = sum(q.total_used for q in quotas)
     if today > phase.daily_limit:
         raise ApplicationError(
             f"The two teams made {today} submissions today together, more than the daily "
             f"limit of {phase.daily_limit}; merge tomorrow (UTC)."
         )
-    if phase.total_limit is not None and counted.count() > phase.total_limit:
+    if phase.total_limit is not None and total > phase.total_limit:
         raise ApplicationError(
             f"The two teams made more submissions together than the phase allows "
             f"({phase.total_limit}); they cannot merge."

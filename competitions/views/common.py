@@ -13,7 +13,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from competitions.errors import ApplicationError
+from competitions.errors import ApplicationError, retry_after_headers
 from competitions.models import Competition, Membership
 from competitions.permissions import (
     Forbidden,
@@ -99,7 +99,8 @@ def wants_json(request: HttpRequest) -> bool:
 
 
 def error_json(exc: ApplicationError) -> JsonResponse:
-    return JsonResponse({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status)
+    body = {"detail": exc.message, "code": exc.code, **exc.extra}
+    return JsonResponse(body, status=exc.status, headers=retry_after_headers(exc))
 
 
 def quota_page(request: HttpRequest, exc: ApplicationError, back_url: str) -> HttpResponse:
@@ -110,4 +111,7 @@ def quota_page(request: HttpRequest, exc: ApplicationError, back_url: str) -> Ht
         "resets_at": parse_datetime(resets_at) if resets_at else None,
         "back_url": back_url,
     }
-    return render(request, "errors/429.html", context, status=429)
+    response = render(request, "errors/429.html", context, status=429)
+    for name, value in retry_after_headers(exc).items():
+        response[name] = value
+    return response

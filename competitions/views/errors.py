@@ -1,7 +1,10 @@
-"""Error pages a person understands (config/urls.py names them as Django's handlers)."""
+"""Error pages (config/urls.py names them as Django's handlers): a page a person
+understands, or under /api/ JSON in the API's shape, `{"detail": ..., "code": ...}`
+(competitions/api/errors.py), so a script never has to parse HTML."""
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views import csrf, defaults
 
 
 def _message(exception: Exception | None) -> str:
@@ -11,14 +14,43 @@ def _message(exception: Exception | None) -> str:
     return ""
 
 
+def _is_api(request: HttpRequest | None) -> bool:
+    return request is not None and request.path_info.startswith("/api/")
+
+
+def _json(detail: str, code: str, status: int) -> JsonResponse:
+    return JsonResponse({"detail": detail, "code": code}, status=status)
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return _json(_message(exception) or f"No API endpoint at {request.path}.", "not_found", 404)
     return render(request, "errors/404.html", {"message": _message(exception)}, status=404)
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        message = _message(exception) or "You do not have permission to do this."
+        return _json(message, "permission_denied", 403)
     return render(request, "errors/403.html", {"message": _message(exception)}, status=403)
 
 
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return _json("The request is malformed.", "bad_request", 400)
+    return defaults.bad_request(request, exception)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return _json("A server error occurred; it has been logged.", "server_error", 500)
     # No request context: the failure may be in what a context processor needs.
     return render(None, "errors/500.html", status=500)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW. API views take tokens and check CSRF for sessions themselves
+    (DRF), so this is a safety net for any other view mounted under /api/."""
+    if _is_api(request):
+        return _json(f"CSRF check failed: {reason}", "csrf_failed", 403)
+    return csrf.csrf_failure(request, reason)

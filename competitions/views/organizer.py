@@ -15,12 +15,13 @@ from pathlib import Path
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from competitions import stats, svg
 from competitions.bundles import BundleInvalid, bundle_open, bundle_read
+from competitions.downloads import file_download
 from competitions.errors import ApplicationError
 from competitions.forms import BundleForm, GroundTruthForm, LimitsForm, PhaseForm, ReasonForm
 from competitions.models import Competition, Submission, Team
@@ -250,11 +251,11 @@ def ban(request: AuthenticatedRequest, slug: str, team_id: int) -> HttpResponse:
 
 
 @login_required
-def export(request: AuthenticatedRequest, slug: str) -> FileResponse:
+def export(request: AuthenticatedRequest, slug: str) -> HttpResponseBase:
     """The competition as a bundle zip (with the ground truth: organizers only)."""
     competition = competition_for(request, slug, organize=True)
     stream = bundle_export_file(competition=competition)
-    return FileResponse(stream, as_attachment=True, filename=f"{slug}.zip")
+    return file_download(request, stream, filename=f"{slug}.zip")
 
 
 @login_required

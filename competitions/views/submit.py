@@ -7,8 +7,6 @@ status (static/js/status.js), so the page never reloads.
 
 from __future__ import annotations
 
-from datetime import datetime, time
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -112,14 +110,7 @@ def _quota(competition, viewer: Viewer) -> dict | None:
     phase, is_late = found
     used = 0
     if viewer.team_id:
-        day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
-        used = (
-            Submission.objects.filter(
-                team_id=viewer.team_id, phase=phase, created_at__gte=day_start
-            )
-            .exclude(failure=Submission.Failure.INVALID)
-            .count()
-        )
+        used = selectors.team_quota(team=viewer.team_id, phase=phase, now=now).daily_used
     return {
         "phase": phase,
         "is_late": is_late,
