@@ -30,6 +30,7 @@ from scoring.docker_scorer import DockerScorer
 from scoring.program_scorer import ProgramScorer
 from scoring.sandbox import (
     DEADLINE_LABEL,
+    DEPLOYMENT_LABEL,
     SANDBOX_LABEL,
     STARTED_LABEL,
     FakeCall,
@@ -538,6 +539,7 @@ def test_a_submission_whose_container_outlived_its_worker_is_requeued_and_scored
         detach=True,
         labels={
             SANDBOX_LABEL: "1",
+            DEPLOYMENT_LABEL: settings.HELDOUT_DEPLOYMENT_ID,
             SUBMISSION_LABEL: str(submission.pk),
             STARTED_LABEL: f"{died.timestamp():.0f}",
             DEADLINE_LABEL: f"{died.timestamp() + 660:.0f}",
