@@ -314,3 +314,48 @@ def test_every_worker_runs_the_cleanup_periodically(
     # Killed at the first round past its deadline, however slow the worker's start.
     assert deadline - 1 <= gone_at < deadline + 20, log.read_text()[-3000:]
     assert not dead.exists()
+
+
+# --- the deployment id -------------------------------------------------------------------
+
+
+def _deployment_id(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """HELDOUT_DEPLOYMENT_ID as the settings compute it in a fresh process with `env`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("HELDOUT_", "DATABASE_"))}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from config.settings import base; print(base.HELDOUT_DEPLOYMENT_ID)",
+        ],
+        cwd=ROOT,
+        env={**base, "DJANGO_SECRET_KEY": "x", "CELERY_BROKER_URL": "redis://localhost/0", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_default_deployment_id_is_stable_and_differs_between_deployments(tmp_path):
+    def default(data_dir: str, database: str) -> str:
+        found = _deployment_id(
+            tmp_path,
+            HELDOUT_DATA_DIR=str(tmp_path / data_dir),
+            DATABASE_URL=f"postgres://u@db:5432/{database}",
+        )
+        assert found.returncode == 0, found.stderr
+        return found.stdout.strip()
+
+    first = default("a", "heldout")
+
+    assert first == default("a", "heldout")
+    assert len({first, default("b", "heldout"), default("a", "heldout_ci")}) == 3
+    assert DockerRunner(deployment=first).deployment == first  # a valid id
+
+
+@pytest.mark.parametrize("bad", ["Prod", "a/b", "a--b", "-a", "x" * 41])
+def test_a_deployment_id_that_cannot_name_images_is_refused_at_start_up(tmp_path, bad):
+    found = _deployment_id(tmp_path, HELDOUT_DATA_DIR=str(tmp_path), HELDOUT_DEPLOYMENT_ID=bad)
+
+    assert found.returncode != 0
+    assert "HELDOUT_DEPLOYMENT_ID" in found.stderr
