@@ -5,7 +5,9 @@ on a shared engine.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -17,10 +19,13 @@ from pathlib import Path
 
 import docker.errors
 import pytest
+import redis
 from django.conf import settings
+from django.core.files.base import ContentFile
 
-from competitions.models import Submission
+from competitions.models import Submission, Task
 from competitions.services.submissions import submission_create
+from competitions.services.teams import competition_join
 from scoring.cleanup import (
     SCORE,
     attempt_work_dir,
@@ -40,7 +45,7 @@ from scoring.sandbox import (
     FakeRunner,
 )
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
+from scoring.services import SUBMISSION_LABEL, submission_score
 from tests import factories
 from tests.sandbox import hostile_images as h
 from tests.worker_process import worker_process
@@ -359,3 +364,85 @@ def test_a_deployment_id_that_cannot_name_images_is_refused_at_start_up(tmp_path
 
     assert found.returncode != 0
     assert "HELDOUT_DEPLOYMENT_ID" in found.stderr
+
+
+@pytest.mark.docker
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_the_container_of_a_sigkilled_worker_is_killed_at_its_deadline_by_the_next_worker(
+    docker_client, scorer_image, organizer, participant, tmp_path, monkeypatch
+):
+    work = tmp_path / "work"
+    for name, value in {
+        "HELDOUT_SCORER": "docker",
+        "HELDOUT_SCORER_IMAGE": scorer_image,
+        "HELDOUT_WORK_DIR": str(work),
+        "HELDOUT_SANDBOX_CLEANUP_EVERY_S": "0.5",
+        "HELDOUT_SANDBOX_CLEANUP_GRACE_S": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    competition = factories.make_competition(organizers=[organizer])
+    competition_join(competition=competition, user=participant, accept_rules=True)
+    task = competition.task
+    # A scoring program that outlives any worker: only its 8 s time limit stops it.
+    task.scorer_program.save("score.py", ContentFile(b"import time\ntime.sleep(600)\n"))
+    Task.objects.filter(pk=task.pk).update(limits={"timeout_s": 8})
+    submission = submission_create(
+        competition=competition,
+        user=participant,
+        uploaded_file=factories.upload(factories.perfect_predictions()),
+    )
+    mine = [
+        f"{SUBMISSION_LABEL}={submission.pk}",
+        f"{DEPLOYMENT_LABEL}={settings.HELDOUT_DEPLOYMENT_ID}",
+    ]
+    found: list = []
+    try:
+        with worker_process(tmp_path / "first.log") as first:
+            for _ in range(600):
+                found = docker_client.containers.list(filters={"label": mine, "status": "running"})
+                if found or first.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert found, (tmp_path / "first.log").read_text()[-3000:]
+            first.kill()
+            first.wait()
+        container = found[0]
+        deadline = float(container.labels[DEADLINE_LABEL])
+        assert [p.name.startswith(f"score-{submission.pk}-1-") for p in work.iterdir()] == [True]
+
+        log = tmp_path / "second.log"
+        with worker_process(log) as second:
+            last_seen = time.time()
+            while _exists(docker_client, container.id) and time.time() < deadline + 30:
+                assert second.poll() is None, log.read_text()[-3000:]
+                last_seen = time.time()
+                time.sleep(0.1)
+            gone_at = time.time()
+
+        assert not _exists(docker_client, container.id), log.read_text()[-3000:]
+        assert last_seen >= deadline - 1  # not before its deadline...
+        assert gone_at < deadline + 20  # ...but at the next worker's first round past it
+        assert list(work.iterdir()) == []  # the killed attempt's folder went too
+        submission.refresh_from_db()
+        assert (submission.status, submission.attempts) == (Status.RUNNING, 1)  # for the reaper
+    finally:
+        for leftover in docker_client.containers.list(all=True, filters={"label": mine}):
+            leftover.remove(force=True)
+        _forget_unacked(submission.pk)
+
+
+def _forget_unacked(submission_id: int) -> None:
+    """Drop the killed worker's unacknowledged message, which Redis would otherwise hand to
+    some later test run's worker after its visibility timeout."""
+    if not settings.CELERY_BROKER_URL.startswith("redis"):
+        return  # the file-system broker does not keep unacknowledged messages
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    for tag, raw in broker.hgetall("unacked").items():
+        message = json.loads(raw)[0]
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        if message["headers"].get("task") == "scoring.tasks.submission_score_task" and args == [
+            submission_id
+        ]:
+            broker.hdel("unacked", tag)
+            broker.zrem("unacked_index", tag)
