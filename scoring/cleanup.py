@@ -145,6 +145,12 @@ class CleanupTimer(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        log.info(
+            "Sandbox clean-up every %g s for deployment %s (containers, work folders in %s).",
+            self.every_s,
+            settings.HELDOUT_DEPLOYMENT_ID,
+            work_root(),
+        )
         while not self._stop_event.is_set():
             try:
                 cleanup_round()

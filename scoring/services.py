@@ -481,9 +481,9 @@ def sandbox_cleanup_stale(*, runner: DockerRunner | None = None) -> int:
         if own:
             runner.client.close()
     except SandboxUnavailable as exc:
-        log.info("No stale sandbox containers removed: %s", exc)
+        log.debug("No stale sandbox containers removed: %s", exc)
         return 0
-    # Logged every time, so a worker's log shows that the clean-up ran.
-    level = logging.WARNING if removed else logging.INFO
+    # Every CLEANUP_EVERY_S: quiet unless something was left behind.
+    level = logging.WARNING if removed else logging.DEBUG
     log.log(level, "Sandbox clean-up: removed %d container(s) left by dead workers.", removed)
     return removed
