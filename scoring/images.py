@@ -4,6 +4,12 @@ A container submission's archive stays in private storage for good; the image lo
 it is a cache. `DockerImages.ensure` loads the archive when its tag is missing (first run,
 rescore, replication, or after collection), so `images_gc` may remove any image that is not
 about to run. docs/containers.md states the policy.
+
+On an engine that several deployments share, a deployment's submission images are those
+of its own repository, `heldout-submission-<HELDOUT_DEPLOYMENT_ID>`: a loaded image keeps
+the id its archive gives it (a label would change it), so the name says whose it is, and
+`images_gc` lists that repository only. Built images and every container made here also
+carry the heldout.deployment label.
 """
 
 from __future__ import annotations
@@ -25,7 +31,13 @@ from django.core.files.uploadedfile import UploadedFile
 from competitions.errors import ApplicationError
 from scoring.image_archive import ArchiveReport, archive_check
 from scoring.image_untag import archive_untagged
-from scoring.sandbox import SANDBOX_LABEL, STARTED_LABEL, SandboxError, SandboxUnavailable
+from scoring.sandbox import (
+    DEPLOYMENT_LABEL,
+    SANDBOX_LABEL,
+    STARTED_LABEL,
+    SandboxError,
+    SandboxUnavailable,
+)
 
 log = logging.getLogger(__name__)
 SUBMISSION_REPOSITORY = "heldout-submission"
@@ -203,9 +215,16 @@ def _check_copy(report: ArchiveReport, line: int, word: str, rest: str, stages: 
         )
 
 
+def submission_repository(*, deployment: str | None = None) -> str:
+    """The repository of a deployment's submission images (default: this one's)."""
+    from django.conf import settings
+
+    return f"{SUBMISSION_REPOSITORY}-{deployment or settings.HELDOUT_DEPLOYMENT_ID}"
+
+
 def submission_image_tag(*, submission_id: int, sha256: str) -> str:
-    """Unique per submission and archive, also across Heldout instances sharing an engine."""
-    return f"{SUBMISSION_REPOSITORY}:{submission_id}-{sha256[:16]}"
+    """Unique per submission and archive, also across deployments sharing an engine."""
+    return f"{submission_repository()}:{submission_id}-{sha256[:16]}"
 
 
 def engine_architecture() -> str:
@@ -215,9 +234,13 @@ def engine_architecture() -> str:
 class DockerImages:
     """ImageStore on a Docker engine: checks an archive, loads it untagged, tags it."""
 
-    def __init__(self, client: docker.DockerClient, *, max_bytes: int) -> None:
+    def __init__(
+        self, client: docker.DockerClient, *, max_bytes: int, deployment: str = ""
+    ) -> None:
         self.client = client
         self.max_bytes = max_bytes
+        # Labels what it builds and the containers it makes.
+        self.labels = {DEPLOYMENT_LABEL: deployment} if deployment else {}
 
     def ensure(
         self,
@@ -253,10 +276,13 @@ class DockerImages:
                 else:
                     image = self._load(f, report.image_id)
             try:
-                _check_shell(self.client, image.id)
+                _check_shell(self.client, image.id, self.labels)
             except SandboxError:
-                with suppress(docker.errors.APIError):  # kept while other tags name it
-                    self.client.images.remove(image.id)
+                # Only an untagged image: a tagged one with these bytes is someone else's
+                # (removing the id would drop its only tag).
+                with suppress(docker.errors.APIError):
+                    if not self.client.images.get(image.id).tags:
+                        self.client.images.remove(image.id)
                 raise
             # Tagged last: a tag found on the engine names an image that passed every check.
             image.tag(*tag.split(":", 1))
@@ -277,6 +303,7 @@ class DockerImages:
                 pull=False,
                 rm=True,
                 forcerm=True,
+                labels=self.labels,
             )
         except docker.errors.BuildError as exc:
             raise SandboxError(f"The image could not be built: {exc.msg}") from exc
@@ -317,14 +344,14 @@ def _loaded(tag: str, image) -> LoadedImage:
     )
 
 
-def _check_shell(client: docker.DockerClient, image: str) -> None:
+def _check_shell(client: docker.DockerClient, image: str, labels: dict[str, str]) -> None:
     """The sandbox starts every command through /bin/sh; without one the start fails in a
     way that looks like an engine error. Checked in a created, never started, container."""
     container = client.containers.create(
         image,
         command=["/bin/sh"],
         network_mode="none",
-        labels={SANDBOX_LABEL: "1", STARTED_LABEL: f"{time.time():.0f}"},
+        labels={**labels, SANDBOX_LABEL: "1", STARTED_LABEL: f"{time.time():.0f}"},
     )
     try:
         path = "/bin/sh"
@@ -350,13 +377,15 @@ def images_gc(
     *,
     keep: set[str],
     client: docker.DockerClient | None = None,
-    repository: str = SUBMISSION_REPOSITORY,
+    repository: str | None = None,
 ) -> int:
     """Remove the submission images whose tag is not in `keep`. Returns how many went.
 
-    An image in use by a container is left for the next round. Without an engine (the demo
-    without Docker) there is nothing to collect.
+    Only tags of `repository` (default: this deployment's) are ever removed; an image that
+    other tags still name stays. An image in use by a container is left for the next
+    round. Without an engine (the demo without Docker) there is nothing to collect.
     """
+    repository = repository or submission_repository()
     try:
         client = client or docker.from_env()
         images = client.images.list(name=repository)

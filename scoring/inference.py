@@ -97,7 +97,11 @@ def _engine_images(runner: SandboxRunner) -> ImageStore:
         inner = inner.runner
     if not hasattr(inner, "client"):
         raise TypeError("inference_run needs `images` when the runner has no Docker engine")
-    return DockerImages(inner.client, max_bytes=settings.HELDOUT_MAX_IMAGE_BYTES)
+    return DockerImages(
+        inner.client,
+        max_bytes=settings.HELDOUT_MAX_IMAGE_BYTES,
+        deployment=settings.HELDOUT_DEPLOYMENT_ID,
+    )
 
 
 def inference_mounts(task: Task, workdir: Path) -> list[Mount]:

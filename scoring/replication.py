@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +31,7 @@ from competitions.models import (
     Submission,
     TaskVersion,
 )
+from scoring.cleanup import REPLICATE, attempt_work_dir
 from scoring.inference import inference_run
 from scoring.manifest import manifest_build, scoring_run_latest
 from scoring.replay import compare
@@ -106,8 +106,8 @@ def replication_run(*, replication_id: int, runner: SandboxRunner | None = None)
         runner or sandbox_runner(), labels={SUBMISSION_LABEL: str(submission.pk)}
     )
     try:
-        with tempfile.TemporaryDirectory(prefix="heldout-replicate-") as workdir:
-            manifest = _rerun(replication, recorder, Path(workdir), started)
+        with attempt_work_dir(kind=REPLICATE, object_id=replication_id, attempt=1) as workdir:
+            manifest = _rerun(replication, recorder, workdir, started)
     except SandboxUnavailable:
         # Not the submission's fault: back to the queue for the retry to claim.
         Replication.objects.filter(pk=replication_id, status=Status.RUNNING).update(

@@ -7,12 +7,18 @@ Every DockerRunner container has no network (network_mode="none"), a read-only r
 size-capped /tmp, no capabilities, no-new-privileges, the nobody user (65534), fixed
 memory (no swap), CPU and process limits, and a per-file size cap. The wall-clock limit is
 enforced by killing the container, and the container is always removed.
+
+Every container is labelled with its deployment (DEPLOYMENT_LABEL, when the runner has one)
+and its absolute wall-clock deadline (DEADLINE_LABEL: creation time plus the time limit),
+so that `cleanup_stale`, run on every worker host, can kill what a dead worker left running
+without touching another deployment's containers on a shared engine.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import stat
 import threading
@@ -31,7 +37,10 @@ from docker.types import LogConfig, Ulimit
 from docker.types import Mount as DockerMount
 
 SANDBOX_LABEL = "heldout.sandbox"
+# Seconds since the epoch at which the run's time limit ends.
 DEADLINE_LABEL = "heldout.sandbox.deadline"
+# Which deployment (HELDOUT_DEPLOYMENT_ID) made the container or image.
+DEPLOYMENT_LABEL = "heldout.deployment"
 # The process that started the container: lets tests (and people) tell whose it is when
 # several workers share one engine.
 OWNER_LABEL = "heldout.sandbox.owner"
@@ -40,6 +49,8 @@ SANDBOX_USER = "65534:65534"
 OUTPUT_TARGET = "/output"
 # A container left past its time limit by this much belongs to a dead worker.
 STALE_GRACE_S = 60.0
+# What a deployment id may be: it goes into labels and image repository names.
+DEPLOYMENT_PATTERN = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
 _PEAK_MARKER = b"heldout-sandbox-peak-memory-bytes="
 # Runs the command as a child of a shell, then prints the cgroup's memory high-water mark
 # (cgroup v2 memory.peak or v1 max_usage_in_bytes) on stderr. The engine's stats API
@@ -289,10 +300,20 @@ class DockerRunner:
     """SandboxRunner on a Docker engine, through the docker SDK.
 
     The client is made on first use, so building a runner never needs the engine.
+    `deployment` labels every container; only a runner with one may clean up.
     """
 
-    def __init__(self, client: docker.DockerClient | None = None, *, poll_s: float = 0.5):
+    def __init__(
+        self,
+        client: docker.DockerClient | None = None,
+        *,
+        deployment: str = "",
+        poll_s: float = 0.5,
+    ):
+        if deployment and not re.fullmatch(DEPLOYMENT_PATTERN, deployment):
+            raise ValueError(f"{deployment!r} is not a deployment id")
         self._client = client
+        self.deployment = deployment
         # How often the output folder is measured while the container runs. Completion is
         # noticed at once whatever this is, and the time limit is met to the millisecond.
         self.poll_s = poll_s
@@ -322,29 +343,39 @@ class DockerRunner:
         for mount in mounts:
             _check_mount(mount)
         _prepare_output_dir(output_dir)
+        labels = {**(labels or {}), **self.own_labels()}
         with _engine_errors(image):
             digest = self.image_digest(image)
             container = self.client.containers.create(
-                **_create_args(image, command, mounts, output_dir, limits, labels or {})
+                **_create_args(image, command, mounts, output_dir, limits, labels)
             )
             try:
                 return self._run_created(container, image, digest, output_dir, limits)
             finally:
                 container.remove(force=True)
 
-    def cleanup_stale(self) -> int:
-        """Remove sandbox containers left by a dead worker. Returns how many went.
+    def own_labels(self) -> dict[str, str]:
+        """The labels that mark a container as this deployment's."""
+        return {DEPLOYMENT_LABEL: self.deployment} if self.deployment else {}
 
-        Call it when a worker starts. A container is stale once past its deadline label
-        (time limit plus a grace period), or when it is not running and is older than the
-        grace period: a live worker removes its containers within seconds of their exit.
+    def cleanup_stale(self, *, grace_s: float = STALE_GRACE_S) -> int:
+        """Kill and remove this deployment's sandbox containers left by a dead worker.
+        Returns how many went.
+
+        A container is stale once `grace_s` past its deadline label (its own worker kills
+        it at the deadline), or when it is not running and older than `grace_s`: a live
+        worker removes its containers within seconds of their exit. Containers of other
+        deployments, and unlabelled ones, are never touched.
         """
+        if not self.deployment:
+            raise ValueError("only a runner with a deployment id may clean up")
         now = time.time()
         removed = 0
+        mine = [SANDBOX_LABEL, f"{DEPLOYMENT_LABEL}={self.deployment}"]
         with _engine_errors():
-            found = self.client.containers.list(all=True, filters={"label": SANDBOX_LABEL})
+            found = self.client.containers.list(all=True, filters={"label": mine})
             for container in found:
-                if not _is_stale(container.labels, container.status, now):
+                if not _is_stale(container.labels, container.status, now, grace_s):
                     continue
                 try:
                     container.remove(force=True)
@@ -453,7 +484,8 @@ def _create_args(
             SANDBOX_LABEL: "1",
             OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}",
             STARTED_LABEL: f"{now:.0f}",
-            DEADLINE_LABEL: f"{now + limits.timeout_s + STALE_GRACE_S:.0f}",
+            # Set at creation, a moment before the start, so never later than the kill.
+            DEADLINE_LABEL: f"{now + limits.timeout_s:.0f}",
         },
         "log_config": LogConfig(type="none"),
         "environment": {
@@ -499,12 +531,12 @@ def _kill(container: Container) -> None:
     container.wait(timeout=30)
 
 
-def _is_stale(labels: dict[str, str], status: str, now: float) -> bool:
+def _is_stale(labels: dict[str, str], status: str, now: float, grace_s: float) -> bool:
     deadline = _float_label(labels, DEADLINE_LABEL)
     started = _float_label(labels, STARTED_LABEL)
-    if deadline is not None and now > deadline:
+    if deadline is not None and now > deadline + grace_s:
         return True
-    return status != "running" and (started is None or now - started > STALE_GRACE_S)
+    return status != "running" and (started is None or now - started > grace_s)
 
 
 def _float_label(labels: dict[str, str], name: str) -> float | None:

@@ -13,7 +13,6 @@ import io
 import logging
 import math
 import socket
-import tempfile
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +31,7 @@ from competitions.models import SandboxRun, Score, Submission, Task
 from competitions.selectors import run_reason_for_participants
 from competitions.services.leaderboard import leaderboard_refresh_team
 from competitions.services.submissions import enqueue_on_commit
+from scoring.cleanup import SCORE, attempt_work_dir
 from scoring.docker_scorer import DockerScorer
 from scoring.manifest import scoring_run_record
 from scoring.program_scorer import ProgramScorer
@@ -140,7 +140,7 @@ def scoring_mode() -> str:
 def sandbox_runner() -> DockerRunner:
     """This process's Docker runner. Its client connects on first use, so in the process
     that uses it, never in a prefork parent whose connection the children would share."""
-    return DockerRunner()
+    return DockerRunner(deployment=settings.HELDOUT_DEPLOYMENT_ID)
 
 
 def scorer_default(*, task: Task | None = None, runner: SandboxRunner | None = None) -> Scorer:
@@ -265,12 +265,12 @@ def submission_score(
     )
     try:
         chosen = scorer or scorer_default(task=task, runner=recorder)
-        with tempfile.TemporaryDirectory(prefix="heldout-score-") as workdir:
+        with attempt_work_dir(kind=SCORE, object_id=submission_id, attempt=attempt) as workdir:
             outcome = chosen.score(
-                predictions_path=_predictions_path(submission, Path(workdir), recorder),
+                predictions_path=_predictions_path(submission, workdir, recorder),
                 truth_path=Path(task.ground_truth.path),
                 spec=task.spec(),
-                workdir=Path(workdir),
+                workdir=workdir,
             )
     except SandboxUnavailable:
         # Not the submission's fault: give it back to the queue for the retry to claim.
@@ -465,24 +465,25 @@ def submissions_reap(*, now=None) -> dict[str, int]:
 
 
 def sandbox_cleanup_stale(*, runner: DockerRunner | None = None) -> int:
-    """Remove the sandbox containers that dead workers left on this host's engine.
+    """Kill and remove the sandbox containers that this deployment's dead workers left on
+    this host's engine, HELDOUT_SANDBOX_CLEANUP_GRACE_S past their deadline.
 
-    Called when a worker starts (scoring.signals). The submissions they were scoring are
-    still RUNNING; the reaper requeues them once their start is HELDOUT_STALE_AFTER_S old.
-    Returns how many containers went; 0 without an engine.
+    Run by each worker's clean-up timer (scoring.cleanup). The submissions they were
+    scoring are still RUNNING; the reaper requeues them. Returns how many containers went;
+    0 without an engine.
     """
     # A client of its own, closed at once: this runs in the worker's main process, whose
     # open connections prefork children would otherwise share.
     own = runner is None
-    runner = runner or DockerRunner()
+    runner = runner or DockerRunner(deployment=settings.HELDOUT_DEPLOYMENT_ID)
     try:
-        removed = runner.cleanup_stale()
+        removed = runner.cleanup_stale(grace_s=settings.HELDOUT_SANDBOX_CLEANUP_GRACE_S)
         if own:
             runner.client.close()
     except SandboxUnavailable as exc:
-        log.info("No stale sandbox containers removed: %s", exc)
+        log.debug("No stale sandbox containers removed: %s", exc)
         return 0
-    # Logged every time, so a worker's log shows that the clean-up ran.
-    level = logging.WARNING if removed else logging.INFO
+    # Every CLEANUP_EVERY_S: quiet unless something was left behind.
+    level = logging.WARNING if removed else logging.DEBUG
     log.log(level, "Sandbox clean-up: removed %d container(s) left by dead workers.", removed)
     return removed

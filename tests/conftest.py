@@ -65,3 +65,14 @@ def client_for(user) -> APIClient:
 def api():
     """`api(user)` gives a REST client authenticated by the user's token (None: anonymous)."""
     return client_for
+
+
+@pytest.fixture(autouse=True, scope="session")
+def submission_images_collected_at_the_end():
+    """The submission images this test run loaded go when it ends: they are in its own
+    deployment's repository (HELDOUT_DEPLOYMENT_ID is fresh per run), so collecting them
+    never touches another run's or deployment's images on a shared engine."""
+    yield
+    from scoring.images import images_gc
+
+    images_gc(keep=set())  # without an engine: nothing to collect

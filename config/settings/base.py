@@ -1,6 +1,9 @@
 """Settings shared by every environment. Each value comes from an environment variable;
 `docs/settings.md` lists them all. The other settings modules only override."""
 
+import hashlib
+import re
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -160,6 +163,33 @@ HELDOUT_MAX_ATTEMPTS = env_int("HELDOUT_MAX_ATTEMPTS", 3)
 # and unpacked; and how many of each leaderboard's top images a worker keeps loaded.
 HELDOUT_MAX_IMAGE_BYTES = env_int("HELDOUT_MAX_IMAGE_BYTES", 4 * 1024**3)
 HELDOUT_IMAGES_KEEP_TOP = env_int("HELDOUT_IMAGES_KEEP_TOP", 10)
+# This deployment's name on a Docker engine that other deployments (a demo, CI, another
+# instance) may share: every sandbox container and submission image carries it, and clean-up
+# touches nothing else. Default: a hash of the data folder and the database, stable across
+# restarts; set it explicitly, the same on every host, when hosts see them under other names.
+HELDOUT_DEPLOYMENT_ID = env_str(
+    "HELDOUT_DEPLOYMENT_ID",
+    hashlib.sha256(
+        f"{DATA_DIR.resolve()}|{DATABASES['default'].get('HOST') or ''}|"
+        f"{DATABASES['default'].get('NAME') or ''}".encode()
+    ).hexdigest()[:12],
+)
+if not re.fullmatch(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", HELDOUT_DEPLOYMENT_ID) or (
+    len(HELDOUT_DEPLOYMENT_ID) > 40
+):
+    raise ImproperlyConfigured(
+        f"HELDOUT_DEPLOYMENT_ID={HELDOUT_DEPLOYMENT_ID!r}: use at most 40 lower-case letters "
+        "and digits, separated by single dots, dashes or underscores."
+    )
+# Where scoring attempts keep their scratch folders (one per attempt, removed after it).
+HELDOUT_WORK_DIR = Path(
+    env_str("HELDOUT_WORK_DIR", "")
+    or Path(tempfile.gettempdir()) / f"heldout-work-{HELDOUT_DEPLOYMENT_ID}"
+)
+# Each worker host's clean-up round: how often, and how long past its deadline a sandbox
+# container is left to its own worker before the round kills it.
+HELDOUT_SANDBOX_CLEANUP_EVERY_S = env_float("HELDOUT_SANDBOX_CLEANUP_EVERY_S", 30.0)
+HELDOUT_SANDBOX_CLEANUP_GRACE_S = env_float("HELDOUT_SANDBOX_CLEANUP_GRACE_S", 30.0)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}

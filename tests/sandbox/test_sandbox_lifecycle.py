@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
+import uuid
 
 import pytest
 
 from scoring.sandbox import (
     DEADLINE_LABEL,
+    DEPLOYMENT_LABEL,
     OWNER_LABEL,
     SANDBOX_LABEL,
     STARTED_LABEL,
@@ -41,13 +44,19 @@ def test_it_reports_the_image_digest_and_peak_memory(run_python, docker_client, 
 
 
 @pytest.mark.docker
-def test_cleanup_stale_removes_a_leftover_of_a_dead_worker(runner, docker_client, scorer_image):
+def test_cleanup_stale_removes_a_leftover_of_a_dead_worker(docker_client, scorer_image):
     now = time.time()
+    deployment = f"test-{uuid.uuid4().hex[:12]}"
     past_deadline = docker_client.containers.create(
         scorer_image,
         ["true"],
         network_mode="none",
-        labels={SANDBOX_LABEL: "1", STARTED_LABEL: f"{now - 700:.0f}", DEADLINE_LABEL: "0"},
+        labels={
+            SANDBOX_LABEL: "1",
+            DEPLOYMENT_LABEL: deployment,
+            STARTED_LABEL: f"{now - 700:.0f}",
+            DEADLINE_LABEL: "0",
+        },
     )
     still_running = docker_client.containers.run(
         scorer_image,
@@ -56,14 +65,15 @@ def test_cleanup_stale_removes_a_leftover_of_a_dead_worker(runner, docker_client
         detach=True,
         labels={
             SANDBOX_LABEL: "1",
+            DEPLOYMENT_LABEL: deployment,
             STARTED_LABEL: f"{now:.0f}",
             DEADLINE_LABEL: f"{now + 600:.0f}",
         },
     )
     try:
-        removed = runner.cleanup_stale()
+        removed = DockerRunner(docker_client, deployment=deployment).cleanup_stale()
 
-        assert removed >= 1  # other stale leftovers on a shared engine go too
+        assert removed == 1
         remaining = {c.id for c in docker_client.containers.list(all=True)}
         assert past_deadline.id not in remaining
         assert still_running.id in remaining
@@ -71,6 +81,37 @@ def test_cleanup_stale_removes_a_leftover_of_a_dead_worker(runner, docker_client
         still_running.remove(force=True)
         if past_deadline.id in [c.id for c in docker_client.containers.list(all=True)]:
             past_deadline.remove(force=True)
+
+
+@pytest.mark.docker
+def test_a_container_is_labelled_with_its_deployment_and_wall_clock_deadline(
+    docker_client, scorer_image, tmp_path, small_limits
+):
+    runner = DockerRunner(docker_client, deployment="test-labels")
+    seen: dict[str, str] = {}
+    code = "import time; time.sleep(1)"
+    before = time.time()
+    thread = threading.Thread(
+        target=runner.run,
+        kwargs={
+            "image": scorer_image,
+            "command": ["python", "-c", code],
+            "mounts": [],
+            "output_dir": tmp_path / "output",
+            "limits": small_limits,
+        },
+    )
+    thread.start()
+    mine = f"{OWNER_LABEL}={socket.gethostname()}:{os.getpid()}"
+    while thread.is_alive() and not seen:
+        for container in docker_client.containers.list(filters={"label": mine}):
+            seen = container.labels
+        time.sleep(0.05)
+    thread.join()
+
+    assert seen[DEPLOYMENT_LABEL] == "test-labels"
+    deadline = float(seen[DEADLINE_LABEL])
+    assert before + small_limits.timeout_s - 1 <= deadline <= time.time() + small_limits.timeout_s
 
 
 @pytest.mark.docker

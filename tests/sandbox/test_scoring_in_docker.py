@@ -30,6 +30,7 @@ from scoring.docker_scorer import DockerScorer
 from scoring.program_scorer import ProgramScorer
 from scoring.sandbox import (
     DEADLINE_LABEL,
+    DEPLOYMENT_LABEL,
     SANDBOX_LABEL,
     STARTED_LABEL,
     FakeCall,
@@ -538,6 +539,7 @@ def test_a_submission_whose_container_outlived_its_worker_is_requeued_and_scored
         detach=True,
         labels={
             SANDBOX_LABEL: "1",
+            DEPLOYMENT_LABEL: settings.HELDOUT_DEPLOYMENT_ID,
             SUBMISSION_LABEL: str(submission.pk),
             STARTED_LABEL: f"{died.timestamp():.0f}",
             DEADLINE_LABEL: f"{died.timestamp() + 660:.0f}",
@@ -570,6 +572,6 @@ def test_a_submission_whose_container_outlived_its_worker_is_requeued_and_scored
     assert submission.attempts == 2
     assert submission.scorer_name == "docker"
     assert [run.attempt for run in SandboxRun.objects.filter(submission=submission)] == [2]
-    # The worker ran its clean-up at start. (On an engine shared with other test runs,
-    # another process's clean-up may have removed the leftover first: either is right.)
-    assert "Sandbox clean-up: removed" in log.read_text()
+    # The worker's clean-up removed it: it is this test run's deployment's, which no
+    # other test run on the engine touches.
+    assert "Sandbox clean-up: removed 1 container(s)" in log.read_text()
