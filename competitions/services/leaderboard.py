@@ -44,7 +44,7 @@ def leaderboard_refresh_team(*, team: Team) -> None:
         candidates = _candidates(team, task.version)
         stats = (
             Submission.objects.filter(team=team)
-            .exclude(failure=Submission.Failure.INVALID)
+            .exclude(failure__in=Submission.UNCOUNTED_FAILURES)
             .exclude(status=Submission.Status.CANCELLED)
         )
         agg = stats.aggregate(last=Max("created_at"))

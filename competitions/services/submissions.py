@@ -134,7 +134,7 @@ def _check_quota(*, team: Team, phase: Phase, now: datetime) -> None:
     day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
     resets_at = next_utc_midnight(now)
     today = Submission.objects.filter(team=team, phase=phase, created_at__gte=day_start)
-    counted_today = today.exclude(failure=Submission.Failure.INVALID).count()
+    counted_today = today.exclude(failure__in=Submission.UNCOUNTED_FAILURES).count()
     if counted_today >= phase.daily_limit:
         raise QuotaExceeded(
             f"Your team has used its {phase.daily_limit} submissions for today (UTC).",
@@ -150,7 +150,7 @@ def _check_quota(*, team: Team, phase: Phase, now: datetime) -> None:
     if phase.total_limit is not None:
         total = (
             Submission.objects.filter(team=team, phase=phase)
-            .exclude(failure=Submission.Failure.INVALID)
+            .exclude(failure__in=Submission.UNCOUNTED_FAILURES)
             .count()
         )
         if total >= phase.total_limit:
@@ -187,6 +187,8 @@ def submission_rescore(*, submission: Submission) -> Submission:
             error_message="",
             queued_at=timezone.now(),
             attempts=0,
+            interruptions=0,
+            heartbeat_at=None,
             task_version=submission.competition.task.version,
         )
         if not count:

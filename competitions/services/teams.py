@@ -211,7 +211,7 @@ def _check_merge_quota(old: Team, target: Team, now) -> None:
     phase, _late = found
     day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
     counted = Submission.objects.filter(team__in=[old, target], phase=phase).exclude(
-        failure=Submission.Failure.INVALID
+        failure__in=Submission.UNCOUNTED_FAILURES
     )
     today = counted.filter(created_at__gte=day_start).count()
     if today > phase.daily_limit:

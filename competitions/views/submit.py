@@ -117,7 +117,7 @@ def _quota(competition, viewer: Viewer) -> dict | None:
             Submission.objects.filter(
                 team_id=viewer.team_id, phase=phase, created_at__gte=day_start
             )
-            .exclude(failure=Submission.Failure.INVALID)
+            .exclude(failure__in=Submission.UNCOUNTED_FAILURES)
             .count()
         )
     return {
