@@ -5,9 +5,12 @@ class ScoringConfig(AppConfig):
     name = "scoring"
 
     def ready(self) -> None:
-        from celery.signals import worker_ready
+        from celery.signals import worker_init, worker_ready
 
-        from scoring.signals import sandbox_cleanup_on_worker_ready
+        from scoring import checks  # noqa: F401  (registers the system checks)
+        from scoring.signals import sandbox_cleanup_on_worker_ready, settings_check_on_worker_init
 
         # Only `celery worker` sends worker_ready; web processes never clean up.
         worker_ready.connect(sandbox_cleanup_on_worker_ready, dispatch_uid="heldout-cleanup")
+        # A worker refuses to start with contradictory settings, as migrate does.
+        worker_init.connect(settings_check_on_worker_init, dispatch_uid="heldout-checks")

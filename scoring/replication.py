@@ -317,6 +317,21 @@ def replications_missing(*, competition: Competition) -> list[int]:
     return [sub_id for sub_id in containers if sub_id not in settled]
 
 
+def replications_pending(*, competition: Competition) -> list[Replication]:
+    """The competition's waiting and running replications, oldest first, each with its
+    `target_queue`: what the organizer may cancel."""
+    pending = list(
+        Replication.objects.filter(
+            submission__competition=competition, status__in=[Status.QUEUED, Status.RUNNING]
+        )
+        .select_related("submission__competition__task", "submission__team")
+        .order_by("queued_at")
+    )
+    for replication in pending:
+        replication.target_queue = replication_queue(replication)  # type: ignore[attr-defined]
+    return pending
+
+
 def replications_missing_reasons(*, submission_ids: list[int], now=None) -> list[str]:
     """Why each of these submissions still lacks a replication, as sentences for the
     organizer: not requested, or waiting (how long, on which queue), running, failed."""
