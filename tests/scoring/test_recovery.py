@@ -471,6 +471,20 @@ def test_nobody_but_the_organizers_cancels_a_replication(
 
 
 @pytest.mark.django_db
+def test_another_competitions_organizer_cannot_cancel_it_under_their_own_slug(
+    client, container_entry, other_organizer, other_competition, recovery
+):
+    replication = _replication(container_entry, status=RStatus.QUEUED)
+    client.force_login(other_organizer)
+
+    response = client.post(f"/c/other/organize/replications/{replication.pk}/cancel/")
+
+    assert response.status_code == 404
+    replication.refresh_from_db()
+    assert replication.status == RStatus.QUEUED
+
+
+@pytest.mark.django_db
 def test_the_organizer_page_lists_pending_replications_with_a_cancel_button(
     client, container_entry, organizer, recovery
 ):
