@@ -15,8 +15,8 @@ def sandbox_cleanup_on_worker_ready(**kwargs: Any) -> None:
 def settings_check_on_worker_init(**kwargs: Any) -> None:
     """A worker does not start with settings that contradict each other (scoring.checks)."""
     from django.core.checks import run_checks
-    from django.core.exceptions import ImproperlyConfigured
 
     errors = [e for e in run_checks(tags=["heldout"]) if e.is_serious()]
     if errors:
-        raise ImproperlyConfigured("\n".join(str(e) for e in errors))
+        # SystemExit, not an Exception: Celery logs a handler's exceptions and goes on.
+        raise SystemExit("Refusing to start:\n" + "\n".join(str(e) for e in errors))
