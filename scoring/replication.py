@@ -278,7 +278,7 @@ def _finish(replication: Replication, manifest: dict[str, Any], attempt: int) ->
         mine = Replication.objects.select_for_update().filter(
             pk=replication.pk, status=Status.RUNNING, attempts=attempt
         )
-        if not mine.exists():
+        if not list(mine.values_list("pk", flat=True)):
             return  # cancelled or taken back meanwhile: record nothing
         new_run = ScoringRun.objects.create(
             submission=replication.submission,
