@@ -28,6 +28,7 @@ from competitions.services.teams import competition_join
 from scoring import cli
 from scoring.docker_scorer import DockerScorer
 from scoring.program_scorer import ProgramScorer
+from scoring.reaper import submissions_reap
 from scoring.sandbox import (
     DEADLINE_LABEL,
     SANDBOX_LABEL,
@@ -38,7 +39,6 @@ from scoring.sandbox import (
     SandboxLimits,
 )
 from scoring.scorers import InProcessScorer
-from scoring.reaper import submissions_reap
 from scoring.services import (
     SUBMISSION_LABEL,
     docker_available,

@@ -23,8 +23,8 @@ from competitions.models import Submission, Task
 from competitions.services.submissions import submission_create, submission_rescore
 from competitions.services.teams import competition_join
 from config.celery_app import app as celery_app
-from scoring.scorers import InProcessScorer
 from scoring.reaper import submissions_reap
+from scoring.scorers import InProcessScorer
 from scoring.services import submission_score
 from tests import factories
 

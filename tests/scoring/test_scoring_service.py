@@ -16,9 +16,9 @@ from django.utils import timezone
 from competitions.errors import QuotaExceeded
 from competitions.models import LeaderboardEntry, Score, Submission
 from competitions.services.submissions import submission_create, submission_rescore
+from scoring.reaper import submissions_reap
 from scoring.sandbox import SandboxUnavailable
 from scoring.scorers import InProcessScorer
-from scoring.reaper import submissions_reap
 from scoring.services import submission_score
 from tests import factories
 
