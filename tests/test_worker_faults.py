@@ -121,18 +121,24 @@ def test_a_sigkilled_workers_submission_is_scored_by_another_within_the_recovery
     logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log", tmp_path / "beat.log"]
     with ExitStack() as stack:
         stack.enter_context(beat_process(logs[2], RECOVERY))
-        first = stack.enter_context(worker_process(logs[0], RECOVERY))
+        # Two workers, both ready before the submission: the survivor's start-up time
+        # must not count in the recovery time measured.
+        workers = [stack.enter_context(worker_process(log, RECOVERY)) for log in logs[:2]]
+        for log in logs[:2]:
+            _until(lambda log=log: " ready." in log.read_text(), "a worker's start", 60, logs)
         submission = _submit(competition, participant)
 
-        def container_running() -> bool:
-            return bool(_containers(engine, submission, first, status="running"))
+        def scoring_worker():
+            running = [w for w in workers if _containers(engine, submission, w, status="running")]
+            return running[0] if running else None
 
-        _until(container_running, "the scoring container's start", 60, logs)
+        _until(lambda: scoring_worker() is not None, "the scoring container's start", 30, logs)
+        doomed = scoring_worker()
+        assert doomed is not None
         assert _status(submission) == "running"
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
         killed = time.monotonic()
-        stack.enter_context(worker_process(logs[1], RECOVERY))
 
         requeued = _until(
             lambda: Submission.objects.filter(pk=submission.pk, interruptions=1).exists(),
@@ -141,7 +147,7 @@ def test_a_sigkilled_workers_submission_is_scored_by_another_within_the_recovery
             logs,
         )
         done = _until(lambda: _status(submission) in ("scored", "failed"), "scoring", 30, logs)
-        for container in _containers(engine, submission, first, every=True):
+        for container in _containers(engine, submission, doomed, every=True):
             container.remove(force=True)  # the dead worker's, left to run out
     # Back in the queue within the recovery time plus a reaper period or two, never earlier
     # than the recovery time (its heartbeat was at most a second old at the kill).
