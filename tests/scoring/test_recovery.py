@@ -358,6 +358,25 @@ def test_the_reaper_requeues_a_replication_whose_worker_died_and_fails_it_at_the
 
 
 @pytest.mark.django_db
+def test_the_reaper_resends_a_replication_queued_for_too_long_to_its_queue(
+    container_entry, recovery, django_capture_on_commit_callbacks
+):
+    lost = _replication(container_entry, queue="gpu", queued_at=timezone.now() - timedelta(hours=1))
+    waiting = _replication(container_entry, queue="gpu")
+
+    with (
+        mock.patch("scoring.tasks.replication_run_task.apply_async") as send,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert replications_reap() == {"failed": 0, "requeued": 0, "resent": 1}
+
+    send.assert_called_once_with(args=[lost.pk], queue="gpu")
+    lost.refresh_from_db()
+    waiting.refresh_from_db()
+    assert lost.queued_at > waiting.queued_at
+
+
+@pytest.mark.django_db
 def test_a_replication_given_back_for_an_engine_fault_is_claimed_again(
     container_entry, organizer, recovery
 ):
