@@ -351,8 +351,8 @@ class SubmissionAdmin(OrganizerScopedAdmin):
         "size", "method_name", "description", "paper_url", "code_url", "status", "failure",
         "error_message", "problems", "total_problems", "is_late", "is_disqualified",
         "disqualified_reason", "is_selected", "created_at", "queued_at", "started_at",
-        "finished_at", "duration_s", "attempts", "worker", "task_version", "scorer_name",
-        "scorer_image", "peak_memory_bytes", "scorer_log",
+        "finished_at", "duration_s", "attempts", "interruptions", "heartbeat_at", "worker",
+        "task_version", "scorer_name", "scorer_image", "peak_memory_bytes", "scorer_log",
     )  # fmt: skip
     inlines = [ScoreInline]
     action_form = ReasonActionForm

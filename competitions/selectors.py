@@ -256,11 +256,13 @@ def team_quota(*, team: Team | int, phase: Phase, now: datetime) -> TeamQuota:
     (services.submissions), the quota endpoint and the submit page all read this."""
     day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
     invalid = Q(failure=Submission.Failure.INVALID)
+    # Invalid files and the platform's own failures never use the quota.
+    uncounted = Q(failure__in=Submission.UNCOUNTED_FAILURES)
     today = Q(created_at__gte=day_start)
     counts = Submission.objects.filter(team=team, phase=phase).aggregate(
-        daily=Count("pk", filter=today & ~invalid),
+        daily=Count("pk", filter=today & ~uncounted),
         invalid=Count("pk", filter=today & invalid),
-        total=Count("pk", filter=~invalid),
+        total=Count("pk", filter=~uncounted),
     )
     return TeamQuota(
         phase=phase,

@@ -139,6 +139,7 @@ def dashboard(*, competition: Competition, days: int = 30, recent_failures: int 
         running=Count("pk", filter=Q(status=Submission.Status.RUNNING)),
         invalid=Count("pk", filter=Q(failure=Submission.Failure.INVALID)),
         error=Count("pk", filter=Q(failure=Submission.Failure.ERROR)),
+        platform=Count("pk", filter=Q(failure=Submission.Failure.PLATFORM)),
     )
     today = timezone.now().date()
     first = today - timedelta(days=days - 1)
@@ -168,6 +169,7 @@ def dashboard(*, competition: Competition, days: int = 30, recent_failures: int 
         failures=[
             (str(Submission.Failure.INVALID.label), counts["invalid"]),
             (str(Submission.Failure.ERROR.label), counts["error"]),
+            (str(Submission.Failure.PLATFORM.label), counts["platform"]),
         ],
         problem_codes=codes.most_common(10),
     )

@@ -90,6 +90,11 @@ urlpatterns = [
     path("c/<slug:slug>/organize/teams/", organizer.teams, name="organize-teams"),
     path("c/<slug:slug>/organize/rescore/", organizer.rescore_all, name="organize-rescore"),
     path("c/<slug:slug>/organize/finalize/", organizer.finalize, name="organize-finalize"),
+    path(
+        "c/<slug:slug>/organize/replications/<int:replication_id>/cancel/",
+        organizer.replication_cancel,
+        name="organize-replication-cancel",
+    ),
     path("c/<slug:slug>/organize/export/", organizer.export, name="organize-export"),
     path(
         "c/<slug:slug>/organize/submissions/<int:submission_id>/disqualify/",

@@ -5,11 +5,13 @@ class ScoringConfig(AppConfig):
     name = "scoring"
 
     def ready(self) -> None:
-        from celery.signals import worker_ready, worker_shutdown
+        from celery.signals import worker_init, worker_ready, worker_shutdown
 
+        from scoring import checks  # noqa: F401  (registers the system checks)
         from scoring.signals import (
             sandbox_cleanup_on_worker_ready,
             sandbox_cleanup_on_worker_shutdown,
+            settings_check_on_worker_init,
         )
 
         # Only `celery worker` sends worker_ready; web processes never clean up.
@@ -17,3 +19,5 @@ class ScoringConfig(AppConfig):
         worker_shutdown.connect(
             sandbox_cleanup_on_worker_shutdown, dispatch_uid="heldout-cleanup-stop"
         )
+        # A worker refuses to start with contradictory settings, as migrate does.
+        worker_init.connect(settings_check_on_worker_init, dispatch_uid="heldout-checks")

@@ -99,7 +99,9 @@ def attempt_running(work_dir: WorkDir) -> bool:
             attempts=work_dir.attempt,
         ).exists()
     return Replication.objects.filter(
-        pk=work_dir.object_id, status=Replication.Status.RUNNING
+        pk=work_dir.object_id,
+        status=Replication.Status.RUNNING,
+        attempts=work_dir.attempt,
     ).exists()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files import File
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from competitions.errors import InvalidState
@@ -32,10 +34,11 @@ from competitions.models import (
     TaskVersion,
 )
 from scoring.cleanup import REPLICATE, attempt_work_dir
+from scoring.heartbeat import INFRASTRUCTURE_ERRORS, beating, give_back
 from scoring.inference import inference_run
 from scoring.manifest import manifest_build, scoring_run_latest
 from scoring.replay import compare
-from scoring.sandbox import SandboxRunner, SandboxUnavailable
+from scoring.sandbox import SandboxRunner
 from scoring.services import (
     SUBMISSION_LABEL,
     RecordingRunner,
@@ -79,25 +82,83 @@ def replication_request(
             tolerance=tolerance,
             original_run=original,
         )
-        target = queue or submission.competition.task.queue or settings.CELERY_TASK_DEFAULT_QUEUE
+        replication_enqueue_on_commit(replication)
+    return replication
 
-        def enqueue() -> None:
-            from scoring.tasks import replication_run_task
 
-            replication_run_task.apply_async(args=[replication.pk], queue=target)
+def replication_queue(replication: Replication) -> str:
+    """The worker queue a replication is sent to."""
+    task = replication.submission.competition.task
+    return replication.queue or task.queue or settings.CELERY_TASK_DEFAULT_QUEUE
 
-        transaction.on_commit(enqueue, robust=True)
+
+def replication_enqueue_on_commit(replication: Replication) -> None:
+    target = replication_queue(replication)
+
+    def enqueue() -> None:
+        from scoring.tasks import replication_run_task
+
+        replication_run_task.apply_async(args=[replication.pk], queue=target)
+
+    transaction.on_commit(enqueue, robust=True)
+
+
+def replication_claim(*, replication_id: int) -> int | None:
+    """Move a queued replication to running. Returns the claim's attempt number, or None
+    if it is not queued (taken, cancelled, finished)."""
+    now = timezone.now()
+    claimed = Replication.objects.filter(pk=replication_id, status=Status.QUEUED).update(
+        status=Status.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
+        worker=socket.gethostname()[:200],
+    )
+    if claimed != 1:
+        return None
+    return Replication.objects.values_list("attempts", flat=True).get(pk=replication_id)
+
+
+def replication_cancel(*, replication: Replication, user: User | None) -> Replication:
+    """An organizer gives up a queued or running replication: it is no longer required
+    to finalize (replications_missing), and records who cancelled it and when. A worker
+    still running it records nothing (its writes are conditional on RUNNING). Raises
+    InvalidState when it has already ended."""
+    now = timezone.now()
+    cancelled = Replication.objects.filter(
+        pk=replication.pk, status__in=[Status.QUEUED, Status.RUNNING]
+    ).update(
+        status=Status.CANCELLED,
+        cancelled_at=now,
+        cancelled_by=user,
+        finished_at=now,
+        error_message=f"Cancelled by {user.get_username() if user else 'an organizer'}.",
+    )
+    if not cancelled:
+        raise InvalidState("Only a waiting or running replication can be cancelled.")
+    replication.refresh_from_db()
     return replication
 
 
 def replication_run(*, replication_id: int, runner: SandboxRunner | None = None) -> bool:
-    """Run one replication. Returns False when there was nothing to do (already claimed)."""
+    """Run one replication. Returns False when there was nothing to do (already claimed).
+    Like submission_score, it heartbeats and gives the claim back on an infrastructure
+    fault."""
     started = timezone.now()
-    claimed = Replication.objects.filter(pk=replication_id, status=Status.QUEUED).update(
-        status=Status.RUNNING
-    )
-    if claimed != 1:
+    attempt = replication_claim(replication_id=replication_id)
+    if attempt is None:
         return False
+    with beating(Replication, replication_id, attempt):
+        try:
+            _run_claimed(replication_id, attempt, runner, started)
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.warning("replication %s goes back to the queue: %r", replication_id, exc)
+            give_back(Replication, replication_id, attempt)
+            raise
+    return True
+
+
+def _run_claimed(replication_id: int, attempt: int, runner: SandboxRunner | None, started) -> None:
     replication = Replication.objects.select_related(
         "submission__competition__task", "submission__team", "original_run"
     ).get(pk=replication_id)
@@ -106,24 +167,19 @@ def replication_run(*, replication_id: int, runner: SandboxRunner | None = None)
         runner or sandbox_runner(), labels={SUBMISSION_LABEL: str(submission.pk)}
     )
     try:
-        with attempt_work_dir(kind=REPLICATE, object_id=replication_id, attempt=1) as workdir:
+        with attempt_work_dir(kind=REPLICATE, object_id=replication_id, attempt=attempt) as workdir:
             manifest = _rerun(replication, recorder, workdir, started)
-    except SandboxUnavailable:
-        # Not the submission's fault: back to the queue for the retry to claim.
-        Replication.objects.filter(pk=replication_id, status=Status.RUNNING).update(
-            status=Status.QUEUED
-        )
+    except INFRASTRUCTURE_ERRORS:
         raise
     except Exception as exc:
         log.warning("replication %s failed: %s", replication_id, exc)
-        Replication.objects.filter(pk=replication_id).update(
-            status=Status.FAILED, error_message=str(exc)[:10_000], finished_at=timezone.now()
-        )
-        return True
+        Replication.objects.filter(
+            pk=replication_id, status=Status.RUNNING, attempts=attempt
+        ).update(status=Status.FAILED, error_message=str(exc)[:10_000], finished_at=timezone.now())
+        return
     finally:
         _runs_save(submission, recorder)  # those of a failed replication
-    _finish(replication, manifest)
-    return True
+    _finish(replication, manifest, attempt)
 
 
 def _runs_save(submission: Submission, recorder: RecordingRunner) -> None:
@@ -195,7 +251,7 @@ def _predictions_kept(submission: Submission, workdir: Path) -> Iterator[None]:
             Submission.objects.filter(pk=submission.pk).update(predictions=name)
 
 
-def _finish(replication: Replication, manifest: dict[str, Any]) -> None:
+def _finish(replication: Replication, manifest: dict[str, Any], attempt: int) -> None:
     original = replication.original_run
     assert original is not None
     replayed = {
@@ -218,12 +274,18 @@ def _finish(replication: Replication, manifest: dict[str, Any]) -> None:
         },
     }
     with transaction.atomic():
+        # Locked, so a cancellation or the reaper either came first or waits.
+        mine = Replication.objects.select_for_update().filter(
+            pk=replication.pk, status=Status.RUNNING, attempts=attempt
+        )
+        if not list(mine.values_list("pk", flat=True)):
+            return  # cancelled or taken back meanwhile: record nothing
         new_run = ScoringRun.objects.create(
             submission=replication.submission,
             task_version=manifest["task"]["version"],
             manifest=manifest,
         )
-        Replication.objects.filter(pk=replication.pk).update(
+        mine.update(
             status=Status.DONE,
             outcome=OUTCOMES[report["outcome"]],
             differences=differences,
@@ -246,9 +308,54 @@ def replications_missing(*, competition: Competition) -> list[int]:
         .values_list("submission_id", "submission__kind")[:top_n]
     )
     containers = [sub_id for sub_id, kind in rows if kind == "container"]
-    done = set(
-        Replication.objects.filter(submission_id__in=containers, status=Status.DONE).values_list(
-            "submission_id", flat=True
-        )
+    # A cancelled replication is an organizer's explicit waiver (who and when are on it).
+    settled = set(
+        Replication.objects.filter(
+            submission_id__in=containers, status__in=[Status.DONE, Status.CANCELLED]
+        ).values_list("submission_id", flat=True)
     )
-    return [sub_id for sub_id in containers if sub_id not in done]
+    return [sub_id for sub_id in containers if sub_id not in settled]
+
+
+def replications_pending(*, competition: Competition) -> list[Replication]:
+    """The competition's waiting and running replications, oldest first, each with its
+    `target_queue`: what the organizer may cancel."""
+    pending = list(
+        Replication.objects.filter(
+            submission__competition=competition, status__in=[Status.QUEUED, Status.RUNNING]
+        )
+        .select_related("submission__competition__task", "submission__team")
+        .order_by("queued_at")
+    )
+    for replication in pending:
+        replication.target_queue = replication_queue(replication)  # type: ignore[attr-defined]
+    return pending
+
+
+def replications_missing_reasons(*, submission_ids: list[int], now=None) -> list[str]:
+    """Why each of these submissions still lacks a replication, as sentences for the
+    organizer: not requested, or waiting (how long, on which queue), running, failed."""
+    now = now or timezone.now()
+    latest: dict[int, Replication] = {}
+    for replication in (
+        Replication.objects.filter(submission_id__in=submission_ids)
+        .select_related("submission__competition__task")
+        .order_by("created_at")
+    ):
+        latest[replication.submission_id] = replication
+    return [_missing_reason(pk, latest.get(pk), now) for pk in submission_ids]
+
+
+def _missing_reason(submission_id: int, replication: Replication | None, now) -> str:
+    if replication is None:
+        return f"#{submission_id}: no replication requested"
+    queue = replication_queue(replication)
+    if replication.status == Status.QUEUED:
+        minutes = (now - replication.queued_at).total_seconds() / 60
+        return (
+            f"#{submission_id}: replication {replication.pk} queued for {minutes:.0f} min "
+            f"on queue {queue!r} (is a worker serving it? it can be cancelled)"
+        )
+    if replication.status == Status.RUNNING:
+        return f"#{submission_id}: replication {replication.pk} running on {replication.worker}"
+    return f"#{submission_id}: replication {replication.pk} {replication.status}"

@@ -14,7 +14,6 @@ import logging
 import math
 import socket
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
 
 import docker
@@ -30,13 +29,12 @@ from django.utils import timezone
 from competitions.models import SandboxRun, Score, Submission, Task
 from competitions.selectors import run_reason_for_participants
 from competitions.services.leaderboard import leaderboard_refresh_team
-from competitions.services.submissions import enqueue_on_commit
 from scoring.cleanup import SCORE, attempt_work_dir
 from scoring.docker_scorer import DockerScorer
+from scoring.heartbeat import INFRASTRUCTURE_ERRORS, beating, give_back, storage_errors
 from scoring.manifest import scoring_run_record
 from scoring.program_scorer import ProgramScorer
 from scoring.sandbox import (
-    STALE_GRACE_S,
     DockerRunner,
     Mount,
     RunResult,
@@ -74,8 +72,8 @@ LIMIT_MINIMUMS: dict[str, float] = {
 def sandbox_limits(*, overrides: Mapping[str, object] | None = None) -> SandboxLimits:
     """The platform's limits (the HELDOUT_SANDBOX_* settings) with a task's overrides.
 
-    Raises ValueError for an unknown key, a value below its minimum, or a time limit so
-    long that the reaper would requeue the submission while it still runs.
+    Raises ValueError for an unknown key or a value below its minimum. (Any time limit is
+    safe from the reaper: running work heartbeats, see scoring.heartbeat.)
     """
     values = {
         key: float(getattr(settings, f"HELDOUT_SANDBOX_{key.upper()}")) for key in LIMIT_MINIMUMS
@@ -89,12 +87,6 @@ def sandbox_limits(*, overrides: Mapping[str, object] | None = None) -> SandboxL
     for key, minimum in LIMIT_MINIMUMS.items():
         if not minimum <= values[key] < math.inf:
             raise ValueError(f"the sandbox limit {key} must be at least {minimum:g}")
-    longest = settings.HELDOUT_STALE_AFTER_S - STALE_GRACE_S
-    if values["timeout_s"] > longest:
-        raise ValueError(
-            f"a time limit of {values['timeout_s']:g} s is longer than the reaper lets a "
-            f"scoring run ({longest:g} s: HELDOUT_STALE_AFTER_S minus {STALE_GRACE_S:g})"
-        )
     return SandboxLimits(
         memory_bytes=int(values["memory_mb"] * MIB),
         cpus=values["cpus"],
@@ -233,10 +225,13 @@ def sandbox_runs_save(*, submission_id: int, attempt: int, runs: list[RecordedRu
 
 
 def submission_claim(*, submission_id: int) -> int | None:
-    """Move a queued submission to running. Returns the attempt number, or None if taken."""
+    """Move a queued submission to running. Returns the claim's attempt number (which tags
+    every write of this claim), or None if the submission is not queued."""
+    now = timezone.now()
     claimed = Submission.objects.filter(pk=submission_id, status=Status.QUEUED).update(
         status=Status.RUNNING,
-        started_at=timezone.now(),
+        started_at=now,
+        heartbeat_at=now,
         attempts=F("attempts") + 1,
         worker=socket.gethostname()[:200],
     )
@@ -251,11 +246,27 @@ def submission_score(
     """Score one submission. Returns False when there was nothing to do (already claimed).
 
     `scorer` replaces the task's scorer (tests); `runner` the Docker engine. Every
-    container run is saved as a SandboxRun, whatever happens next.
+    container run is saved as a SandboxRun, whatever happens next. While it runs the claim
+    heartbeats; an infrastructure fault (scoring.heartbeat.INFRASTRUCTURE_ERRORS) gives the
+    submission back to the queue, its allowances untouched, and is raised for the task's
+    retry.
     """
     attempt = submission_claim(submission_id=submission_id)
     if attempt is None:
         return False
+    with beating(Submission, submission_id, attempt):
+        try:
+            _score_claimed(submission_id, attempt, scorer, runner)
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.warning("submission %s goes back to the queue: %r", submission_id, exc)
+            give_back(Submission, submission_id, attempt)
+            raise
+    return True
+
+
+def _score_claimed(
+    submission_id: int, attempt: int, scorer: Scorer | None, runner: SandboxRunner | None
+) -> None:
     submission = Submission.objects.select_related("competition__task", "team").get(
         pk=submission_id
     )
@@ -266,25 +277,22 @@ def submission_score(
     try:
         chosen = scorer or scorer_default(task=task, runner=recorder)
         with attempt_work_dir(kind=SCORE, object_id=submission_id, attempt=attempt) as workdir:
+            truth_path = _readable(Path(task.ground_truth.path), "reading the ground truth")
             outcome = chosen.score(
                 predictions_path=_predictions_path(submission, workdir, recorder),
-                truth_path=Path(task.ground_truth.path),
+                truth_path=truth_path,
                 spec=task.spec(),
                 workdir=workdir,
             )
-    except SandboxUnavailable:
-        # Not the submission's fault: give it back to the queue for the retry to claim.
-        Submission.objects.filter(pk=submission_id, status=Status.RUNNING, attempts=attempt).update(
-            status=Status.QUEUED, queued_at=timezone.now()
-        )
+    except INFRASTRUCTURE_ERRORS:
         raise
     except SandboxError as exc:
         _finish_failed_in_sandbox(submission, attempt, str(exc), recorder.runs, chosen)
-        return True
+        return
     except Exception as exc:
         log.exception("scoring submission %s failed", submission_id)
         _finish_failed(submission_id, attempt, Submission.Failure.ERROR, f"Scoring failed: {exc}")
-        return True
+        return
     finally:
         sandbox_runs_save(submission_id=submission_id, attempt=attempt, runs=recorder.runs)
     version = _version_for(task, outcome)
@@ -296,7 +304,13 @@ def submission_score(
         task_version=version,
         scorer=chosen,
     )
-    return True
+
+
+def _readable(path: Path, what: str) -> Path:
+    """`path`, once one byte of it was read: a storage that fails is the platform's fault."""
+    with storage_errors(what), path.open("rb") as f:
+        f.read(1)
+    return path
 
 
 def _version_for(task: Task, outcome: ScoringOutcome) -> int:
@@ -321,7 +335,7 @@ def _predictions_path(submission: Submission, workdir: Path, runner: SandboxRunn
         from scoring.inference import inference_run
 
         return inference_run(submission=submission, runner=runner, workdir=workdir)
-    return Path(submission.file.path)
+    return _readable(Path(submission.file.path), "reading the submission")
 
 
 def _finish_failed(submission_id: int, attempt: int, failure: str, message: str, **extra) -> None:
@@ -386,7 +400,8 @@ def _record(submission: Submission, attempt: int, version: int, outcome: Scoring
             **common,
         )
         return
-    rows_name = _save_rows(submission, evaluation.row_values)
+    with storage_errors("writing the per-row results"):
+        rows_name = _save_rows(submission, evaluation.row_values)
     with transaction.atomic():
         done = Submission.objects.filter(
             pk=submission.pk, status=Status.RUNNING, attempts=attempt
@@ -429,48 +444,13 @@ def _save_rows(submission: Submission, rows: np.ndarray | None) -> str:
     return storage.save(f"rows/{submission.pk}.npy", ContentFile(buffer.getvalue()))
 
 
-def submissions_reap(*, now=None) -> dict[str, int]:
-    """Requeue work whose worker died, and fail it after too many attempts."""
-    now = now or timezone.now()
-    stale = now - timedelta(seconds=settings.HELDOUT_STALE_AFTER_S)
-    gave_up = Submission.objects.filter(
-        status=Status.RUNNING, started_at__lt=stale, attempts__gte=settings.HELDOUT_MAX_ATTEMPTS
-    ).update(
-        status=Status.FAILED,
-        failure=Submission.Failure.ERROR,
-        error_message=f"Scoring was interrupted {settings.HELDOUT_MAX_ATTEMPTS} times; "
-        "an organizer can rescore it.",
-        finished_at=now,
-    )
-    requeue_ids = list(
-        Submission.objects.filter(status=Status.RUNNING, started_at__lt=stale).values_list(
-            "pk", flat=True
-        )
-    )
-    # A queued submission whose message was lost (broker restarted) is queued again;
-    # a duplicate message is harmless because claiming is conditional.
-    lost_ids = list(
-        Submission.objects.filter(status=Status.QUEUED, queued_at__lt=stale).values_list(
-            "pk", flat=True
-        )
-    )
-    with transaction.atomic():
-        Submission.objects.filter(pk__in=requeue_ids, status=Status.RUNNING).update(
-            status=Status.QUEUED, queued_at=now
-        )
-        Submission.objects.filter(pk__in=lost_ids, status=Status.QUEUED).update(queued_at=now)
-        for pk in requeue_ids + lost_ids:
-            enqueue_on_commit(pk)
-    return {"failed": gave_up, "requeued": len(requeue_ids), "resent": len(lost_ids)}
-
-
 def sandbox_cleanup_stale(*, runner: DockerRunner | None = None) -> int:
     """Kill and remove the sandbox containers that this deployment's dead workers left on
     this host's engine, HELDOUT_SANDBOX_CLEANUP_GRACE_S past their deadline.
 
     Run by each worker's clean-up timer (scoring.cleanup). The submissions they were
-    scoring are still RUNNING; the reaper requeues them. Returns how many containers went;
-    0 without an engine.
+    scoring are still RUNNING; the reaper requeues them once their heartbeat is
+    HELDOUT_RECOVER_AFTER_S old. Returns how many containers went; 0 without an engine.
     """
     # A client of its own, closed at once: this runs in the worker's main process, whose
     # open connections prefork children would otherwise share.

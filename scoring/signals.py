@@ -17,3 +17,13 @@ def sandbox_cleanup_on_worker_shutdown(**kwargs: Any) -> None:
     from scoring.cleanup import cleanup_timer_stop
 
     cleanup_timer_stop()
+
+
+def settings_check_on_worker_init(**kwargs: Any) -> None:
+    """A worker does not start with settings that contradict each other (scoring.checks)."""
+    from django.core.checks import run_checks
+
+    errors = [e for e in run_checks(tags=["heldout"]) if e.is_serious()]
+    if errors:
+        # SystemExit, not an Exception: Celery logs a handler's exceptions and goes on.
+        raise SystemExit("Refusing to start:\n" + "\n".join(str(e) for e in errors))

@@ -1,15 +1,22 @@
-"""Celery adapters: take ids, call one service, own the retry policy."""
+"""Celery adapters: take ids, call one service, own the retry policy.
+
+An infrastructure fault (scoring.heartbeat.INFRASTRUCTURE_ERRORS: Docker engine,
+database, broker, storage) has already given the work back to the queue, its allowances
+untouched; the task retries it with backoff. If the retries run out the work stays queued
+and the reaper sends it again after HELDOUT_RESEND_AFTER_S.
+"""
 
 from celery import shared_task
 
-from scoring.sandbox import SandboxUnavailable
+from scoring.heartbeat import INFRASTRUCTURE_ERRORS
 
 
 @shared_task(
     acks_late=True,
-    autoretry_for=(SandboxUnavailable,),
+    autoretry_for=INFRASTRUCTURE_ERRORS,
     retry_backoff=5,
-    max_retries=5,
+    retry_backoff_max=300,
+    max_retries=8,
 )
 def submission_score_task(submission_id: int) -> bool:
     from scoring.services import submission_score
@@ -19,9 +26,10 @@ def submission_score_task(submission_id: int) -> bool:
 
 @shared_task(
     acks_late=True,
-    autoretry_for=(SandboxUnavailable,),
+    autoretry_for=INFRASTRUCTURE_ERRORS,
     retry_backoff=5,
-    max_retries=5,
+    retry_backoff_max=300,
+    max_retries=8,
 )
 def replication_run_task(replication_id: int) -> bool:
     from scoring.replication import replication_run
@@ -31,9 +39,10 @@ def replication_run_task(replication_id: int) -> bool:
 
 @shared_task
 def submissions_reap_task() -> dict[str, int]:
-    from scoring.services import submissions_reap
+    from scoring.reaper import replications_reap, submissions_reap
 
-    return submissions_reap()
+    reaped = submissions_reap()
+    return reaped | {f"replications_{k}": v for k, v in replications_reap().items()}
 
 
 @shared_task

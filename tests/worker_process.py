@@ -30,25 +30,54 @@ def database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
-@contextmanager
-def worker_process(log: Path) -> Iterator[subprocess.Popen]:
-    """Start `celery worker -Q cpu` (solo pool) writing to `log`; stop it on exit."""
-    env = {
+def process_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a worker or beat process on the test database and broker;
+    `extra_env` adds or overrides settings (e.g. HELDOUT_RECOVER_AFTER_S)."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": database_url(),
         "HELDOUT_DATA_DIR": str(settings.DATA_DIR),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        **(extra_env or {}),
     }
+
+
+@contextmanager
+def worker_process(
+    log: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
+    """Start `celery worker -Q cpu` (solo pool) writing to `log`; stop it on exit."""
     command = [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "-Q", "cpu"]
     command += ["--pool", "solo", "--without-heartbeat", "--without-mingle", "--without-gossip"]
     command += ["-l", "INFO"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    with _process(command, log, extra_env) as proc:
+        yield proc
+
+
+@contextmanager
+def beat_process(log: Path, extra_env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """Start `celery beat` (the reaper's scheduler), its schedule file beside `log`."""
+    schedule = log.with_name(f"{log.stem}-schedule")
+    command = [sys.executable, "-m", "celery", "-A", "config.celery_app", "beat"]
+    command += ["-s", str(schedule), "-l", "INFO"]
+    with _process(command, log, extra_env) as proc:
+        yield proc
+
+
+@contextmanager
+def _process(
+    command: list[str], log: Path, extra_env: dict[str, str] | None
+) -> Iterator[subprocess.Popen]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=process_env(extra_env), stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         yield proc
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -195,7 +195,9 @@ def _replication_data(replication: Replication, *, private_visible: bool) -> dic
         "differences": differences,
         "error_message": replication.error_message,
         "created_at": replication.created_at,
+        "queued_at": replication.queued_at,
         "finished_at": replication.finished_at,
+        "cancelled_at": replication.cancelled_at,
         "original_run": replication.original_run_id,
         "new_run": replication.new_run_id,
     }
@@ -242,3 +244,24 @@ class SubmissionReplicateApi(APIView):
         user = request.user if isinstance(request.user, User) else None
         replication = replication_request(submission=submission, user=user, **data.validated_data)
         return Response(_replication_data(replication, private_visible=True), status=202)
+
+
+class ReplicationCancelApi(APIView):
+    """An organizer cancels a waiting or running replication: it no longer blocks
+    finalizing, and records who cancelled it and when."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request, replication_id: int) -> Response:
+        from scoring.replication import replication_cancel
+
+        replication = Replication.objects.filter(pk=replication_id).first()
+        if replication is None:
+            raise NotFound("No such replication.")
+        submission = access_submission(request.user, replication.submission_id)
+        if not is_organizer(request.user, submission.competition):
+            raise Forbidden("Only this competition's organizers can do that.")
+        user = request.user if isinstance(request.user, User) else None
+        replication = replication_cancel(replication=replication, user=user)
+        return Response(_replication_data(replication, private_visible=True))

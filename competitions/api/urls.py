@@ -103,6 +103,11 @@ urlpatterns = [
         name="submission-replicate",
     ),
     path(
+        "replications/<int:replication_id>/cancel/",
+        reproducibility.ReplicationCancelApi.as_view(),
+        name="replication-cancel",
+    ),
+    path(
         "submissions/<int:submission_id>/select/",
         submissions.SubmissionSelectApi.as_view(),
         name="submission-select",

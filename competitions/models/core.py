@@ -248,6 +248,9 @@ class Submission(models.Model):
         NONE = "", "None"
         INVALID = "invalid", "The file did not pass validation"
         ERROR = "error", "Scoring failed"
+        # Its workers kept dying (HELDOUT_MAX_ATTEMPTS times): the platform's fault, so
+        # like INVALID it does not use the team's quota.
+        PLATFORM = "platform", "Scoring was interrupted"
 
     competition = models.ForeignKey(
         Competition, on_delete=models.CASCADE, related_name="submissions"
@@ -296,7 +299,12 @@ class Submission(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_s = models.FloatField(null=True, blank=True)
+    # attempts counts claims (each claim's number tags its writes); interruptions counts
+    # the claims whose worker died (heartbeat stopped), the only ones HELDOUT_MAX_ATTEMPTS
+    # limits. A claim given back for an infrastructure fault counts in neither allowance.
     attempts = models.PositiveSmallIntegerField(default=0)
+    interruptions = models.PositiveSmallIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     task_version = models.PositiveIntegerField(null=True, blank=True)
     scorer_name = models.CharField(max_length=100, blank=True)
@@ -321,9 +329,13 @@ class Submission(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.original_name}"
 
+    # Failures that do not use the team's quota: a rejected file, and scoring the platform
+    # could not finish. Every quota count excludes these.
+    UNCOUNTED_FAILURES = (Failure.INVALID, Failure.PLATFORM)
+
     @property
     def counts_against_quota(self) -> bool:
-        return self.failure != self.Failure.INVALID
+        return self.failure not in self.UNCOUNTED_FAILURES
 
 
 class Score(models.Model):

@@ -90,6 +90,7 @@ class Replication(models.Model):
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
     class Outcome(models.TextChoices):
         NONE = "", "Not yet"
@@ -104,7 +105,7 @@ class Replication(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
     queue = models.CharField(max_length=40, blank=True)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default="", blank=True)
     tolerance = models.FloatField(default=1e-9)
     differences = models.JSONField(default=dict, blank=True)
@@ -117,6 +118,22 @@ class Replication(models.Model):
     error_message = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Claimed, heartbeated and reaped like a submission (see Submission.attempts).
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    interruptions = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    # An organizer's cancellation: the replication no longer blocks finalizing.
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
 
     def __str__(self) -> str:
         return f"replication of #{self.submission_id}: {self.outcome or self.status}"

@@ -12,7 +12,7 @@ SUBMISSION_FIELDS = [
     "hardware_declared", "kind", "container_image", "container_image_digest",
     "container_image_size", "status", "failure", "error_message", "problems", "total_problems",
     "is_late", "is_disqualified", "disqualified_reason", "is_selected", "created_at",
-    "queued_at", "started_at", "finished_at", "duration_s", "attempts", "worker",
+    "queued_at", "started_at", "finished_at", "duration_s", "attempts", "interruptions", "worker",
     "task_version", "scorer_name", "scorer_image", "peak_memory_bytes", "scorer_log", "row_kind",
 ]  # fmt: skip
 RUN_FIELDS = [
@@ -21,7 +21,7 @@ RUN_FIELDS = [
 ]  # fmt: skip
 REPLICATION_FIELDS = [
     "queue", "status", "outcome", "tolerance", "differences", "error_message", "created_at",
-    "finished_at",
+    "finished_at", "cancelled_at",
 ]  # fmt: skip
 TASK_FIELDS = [
     "queue", "scorer_image", "scorer_program_sha256", "scorer_program_public",

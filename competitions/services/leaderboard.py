@@ -44,7 +44,7 @@ def leaderboard_refresh_team(*, team: Team) -> None:
         candidates = _candidates(team, task.version)
         stats = (
             Submission.objects.filter(team=team)
-            .exclude(failure=Submission.Failure.INVALID)
+            .exclude(failure__in=Submission.UNCOUNTED_FAILURES)
             .exclude(status=Submission.Status.CANCELLED)
         )
         agg = stats.aggregate(last=Max("created_at"))
@@ -130,14 +130,16 @@ def _finite(value: float | None) -> bool:
 
 def competition_finalize(*, competition: Competition) -> Competition:
     """Reveal the private leaderboard. Private rows are kept current all along, so this only flips a flag."""
-    from scoring.replication import replications_missing  # scoring imports this module
+    # scoring imports this module
+    from scoring.replication import replications_missing, replications_missing_reasons
 
     missing = replications_missing(competition=competition)
     if missing:
+        reasons = replications_missing_reasons(submission_ids=missing)
         raise InvalidState(
-            f"The top {competition.replicate_top_n} container entries must be replicated before "
-            f"finalizing; not yet: submissions {', '.join(f'#{pk}' for pk in missing)}.",
-            extra={"unreplicated": missing},
+            f"The top {competition.replicate_top_n} container entries must be replicated "
+            f"(or their replication cancelled) before finalizing; not yet: {'; '.join(reasons)}.",
+            extra={"unreplicated": missing, "reasons": reasons},
         )
     updated = Competition.objects.filter(pk=competition.pk, finalized_at__isnull=True).update(
         finalized_at=timezone.now()

@@ -174,6 +174,8 @@ def submission_rescore(*, submission: Submission) -> Submission:
             error_message="",
             queued_at=timezone.now(),
             attempts=0,
+            interruptions=0,
+            heartbeat_at=None,
             task_version=submission.competition.task.version,
         )
         if not count:

@@ -24,7 +24,7 @@ from competitions.bundles import BundleInvalid, bundle_open, bundle_read
 from competitions.downloads import file_download
 from competitions.errors import ApplicationError
 from competitions.forms import BundleForm, GroundTruthForm, LimitsForm, PhaseForm, ReasonForm
-from competitions.models import Competition, Submission, Team
+from competitions.models import Competition, Replication, Submission, Team
 from competitions.services import leaderboard as leaderboard_services
 from competitions.services import submissions as submission_services
 from competitions.services.bundles import bundle_export_file, bundle_import
@@ -58,8 +58,11 @@ def _act(request: HttpRequest, slug: str, action: Callable[[], str], to: str) ->
 
 @login_required
 def dashboard(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    from scoring.replication import replications_pending
+
     context = _organizer_page(request, slug, "dashboard")
     board = stats.dashboard(competition=context["competition"])
+    context["replications"] = replications_pending(competition=context["competition"])
     total = sum(n for _d, n in board.per_day)
     context |= {
         "board": board,
@@ -186,6 +189,30 @@ def finalize(request: AuthenticatedRequest, slug: str) -> HttpResponse:
             raise ApplicationError("Tick the box to confirm: finalizing cannot be undone.")
         leaderboard_services.competition_finalize(competition=competition)
         return "The competition is finalized: the private leaderboard is public now."
+
+    return _act(request, slug, run, "organize")
+
+
+@login_required
+@require_POST
+def replication_cancel(
+    request: AuthenticatedRequest, slug: str, replication_id: int
+) -> HttpResponse:
+    from scoring.replication import replication_cancel as cancel
+
+    competition = competition_for(request, slug, organize=True)
+    replication = Replication.objects.filter(
+        pk=replication_id, submission__competition=competition
+    ).first()
+    if replication is None:
+        raise Http404("No such replication in this competition.")
+
+    def run() -> str:
+        cancel(replication=replication, user=request.user)
+        return (
+            f"The replication of submission #{replication.submission_id} is cancelled; "
+            "it no longer holds up finalizing."
+        )
 
     return _act(request, slug, run, "organize")
 

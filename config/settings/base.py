@@ -26,6 +26,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'heldout.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        # A pooled connection is checked before reuse, so one broken by a database
+        # restart is replaced instead of failing the next request or task.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -156,8 +159,17 @@ HELDOUT_SANDBOX_TIMEOUT_S = env_int("HELDOUT_SANDBOX_TIMEOUT_S", 600)
 HELDOUT_SANDBOX_TMPFS_MB = env_int("HELDOUT_SANDBOX_TMPFS_MB", 64)
 HELDOUT_SANDBOX_OUTPUT_MB = env_int("HELDOUT_SANDBOX_OUTPUT_MB", 64)
 HELDOUT_SANDBOX_LOG_KB = env_int("HELDOUT_SANDBOX_LOG_KB", 64)
-# A submission RUNNING longer than this without a heartbeat is requeued by the reaper.
-HELDOUT_STALE_AFTER_S = env_int("HELDOUT_STALE_AFTER_S", 900)
+# Crash recovery (docs/production.md): a worker scoring a submission or replication
+# writes a heartbeat every HELDOUT_HEARTBEAT_S; the reaper, sent every HELDOUT_REAP_EVERY_S,
+# requeues running work whose heartbeat is older than HELDOUT_RECOVER_AFTER_S, and fails it
+# (not counted against the quota) once its workers died HELDOUT_MAX_ATTEMPTS times. Work
+# queued longer than HELDOUT_RESEND_AFTER_S (its broker message may be lost) is sent again.
+# scoring.checks refuses values that contradict each other.
+HELDOUT_HEARTBEAT_S = env_float("HELDOUT_HEARTBEAT_S", 15.0)
+HELDOUT_RECOVER_AFTER_S = env_float("HELDOUT_RECOVER_AFTER_S", 120.0)
+HELDOUT_RESEND_AFTER_S = env_float(
+    "HELDOUT_RESEND_AFTER_S", env_float("HELDOUT_STALE_AFTER_S", 900.0)
+)
 HELDOUT_MAX_ATTEMPTS = env_int("HELDOUT_MAX_ATTEMPTS", 3)
 # Container submissions (code competitions): the largest image archive, both as uploaded
 # and unpacked; and how many of each leaderboard's top images a worker keeps loaded.
@@ -207,8 +219,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    # Redis redelivers an unacknowledged task after this; longer than any scoring run.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": HELDOUT_STALE_AFTER_S * 2}
+    # Redis redelivers an unacknowledged task after this: keep it longer than any job
+    # (inference plus scoring, scoring.checks makes sure).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("HELDOUT_BROKER_VISIBILITY_TIMEOUT_S", 3600)
+    }
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -218,7 +233,7 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-submissions": {
         "task": "scoring.tasks.submissions_reap_task",
-        "schedule": env_float("HELDOUT_REAP_EVERY_S", 60.0),
+        "schedule": env_float("HELDOUT_REAP_EVERY_S", 30.0),
     },
     "collect-submission-images": {
         "task": "scoring.tasks.images_gc_task",

@@ -45,7 +45,11 @@ def test_the_dashboard_counts_participants_queue_and_failures(
     board = response.context["board"]
     assert (board.participants, board.teams, board.submissions) == (2, 2, 5)
     assert (board.queued, board.running, board.queue_depth) == (1, 0, 1)
-    assert board.failures == [("The file did not pass validation", 2), ("Scoring failed", 1)]
+    assert board.failures == [
+        ("The file did not pass validation", 2),
+        ("Scoring failed", 1),
+        ("Scoring was interrupted", 0),
+    ]
     assert board.problem_codes == [("duplicate_id", 2)]
     assert board.per_day[-1] == (timezone.now().date(), 5)
     assert sum(n for _day, n in board.per_day) == 5

@@ -23,8 +23,9 @@ from competitions.models import Submission, Task
 from competitions.services.submissions import submission_create, submission_rescore
 from competitions.services.teams import competition_join
 from config.celery_app import app as celery_app
+from scoring.reaper import submissions_reap
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score, submissions_reap
+from scoring.services import submission_score
 from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +100,7 @@ def test_a_rescore_and_the_reaper_send_to_the_tasks_queue_too(
         submission_rescore(submission=submission)
     assert _drain(large) == [submission.pk]
 
-    settings.HELDOUT_STALE_AFTER_S = 60
+    settings.HELDOUT_RESEND_AFTER_S = 60
     Submission.objects.filter(pk=submission.pk).update(
         queued_at=submission.queued_at - timedelta(minutes=5)
     )

@@ -16,9 +16,10 @@ from django.utils import timezone
 from competitions.errors import QuotaExceeded
 from competitions.models import LeaderboardEntry, Score, Submission
 from competitions.services.submissions import submission_create, submission_rescore
+from scoring.reaper import submissions_reap
 from scoring.sandbox import SandboxUnavailable
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score, submissions_reap
+from scoring.services import submission_score
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -254,18 +255,25 @@ def test_an_unavailable_sandbox_puts_the_submission_back_in_the_queue(competitio
 
 @pytest.fixture
 def reaper_settings(settings):
-    settings.HELDOUT_STALE_AFTER_S = 600
+    settings.HELDOUT_RECOVER_AFTER_S = 600
+    settings.HELDOUT_RESEND_AFTER_S = 600
     settings.HELDOUT_MAX_ATTEMPTS = 3
     return settings
 
 
-def _stuck(competition, user, *, status, minutes_ago: float, attempts: int = 1) -> Submission:
+def _stuck(
+    competition, user, *, status, minutes_ago: float, attempts: int = 1, interruptions: int = 0
+) -> Submission:
+    """A submission queued, or last heard of (its heartbeat), `minutes_ago`."""
     submission = _submit(competition, user, factories.perfect_predictions())
     when = timezone.now() - timedelta(minutes=minutes_ago)
+    running = status == Status.RUNNING
     Submission.objects.filter(pk=submission.pk).update(
         status=status,
         attempts=attempts,
-        started_at=when if status == Status.RUNNING else None,
+        interruptions=interruptions,
+        started_at=when if running else None,
+        heartbeat_at=when if running else None,
         queued_at=when,
     )
     return submission
@@ -285,6 +293,7 @@ def test_the_reaper_requeues_a_running_submission_whose_worker_went_silent(
     assert len(callbacks) == 1
     stale.refresh_from_db()
     assert (stale.status, stale.queued_at, stale.attempts) == (Status.QUEUED, now, 1)
+    assert stale.interruptions == 1
     fresh.refresh_from_db()
     assert fresh.status == Status.RUNNING
     # The requeued submission is scored by the next claim, as its second attempt.
@@ -296,7 +305,9 @@ def test_the_reaper_requeues_a_running_submission_whose_worker_went_silent(
 def test_the_reaper_fails_a_submission_that_reached_the_attempt_limit(
     competition, participant, reaper_settings, django_capture_on_commit_callbacks
 ):
-    exhausted = _stuck(competition, participant, status=Status.RUNNING, minutes_ago=11, attempts=3)
+    exhausted = _stuck(
+        competition, participant, status=Status.RUNNING, minutes_ago=11, attempts=5, interruptions=2
+    )
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         result = submissions_reap()
@@ -305,9 +316,12 @@ def test_the_reaper_fails_a_submission_that_reached_the_attempt_limit(
     assert callbacks == []
     exhausted.refresh_from_db()
     assert exhausted.status == Status.FAILED
-    assert exhausted.failure == Submission.Failure.ERROR
+    assert exhausted.failure == Submission.Failure.PLATFORM
+    assert exhausted.interruptions == 3
     assert "3 times" in exhausted.error_message
     assert exhausted.finished_at is not None
+    # Its workers died under it: the platform's fault, not the team's.
+    assert not exhausted.counts_against_quota
 
 
 def test_the_reaper_resends_a_submission_queued_for_too_long(
