@@ -31,6 +31,12 @@ from django.utils import timezone
 from competitions.models import SandboxRun, Score, Submission, Task
 from competitions.selectors import run_reason_for_participants
 from competitions.services.leaderboard import leaderboard_refresh_team
+from competitions.services.scorer_identity import (
+    IN_PROCESS,
+    ScorerMismatch,
+    scorer_mismatch_report,
+    version_for_scorer,
+)
 from competitions.services.submissions import enqueue_on_commit
 from scoring.docker_scorer import DockerScorer
 from scoring.manifest import scoring_run_record
@@ -265,6 +271,9 @@ def submission_score(
     )
     try:
         chosen = scorer or scorer_default(task=task, runner=recorder)
+        identity, image_id = _scorer_identity(chosen, runner or sandbox_runner())
+        # An explicit `scorer` (tests) is not checked against the version.
+        version = _version_for(task, identity if scorer is None else "", image_id)
         with tempfile.TemporaryDirectory(prefix="heldout-score-") as workdir:
             outcome = chosen.score(
                 predictions_path=_predictions_path(submission, Path(workdir), recorder),
@@ -272,6 +281,10 @@ def submission_score(
                 spec=task.spec(),
                 workdir=Path(workdir),
             )
+        outcome.scorer_identity = identity
+    except ScorerMismatch as exc:
+        _give_back(submission, attempt, exc, image=getattr(chosen, "image", ""))
+        return False
     except SandboxUnavailable:
         # Not the submission's fault: give it back to the queue for the retry to claim.
         Submission.objects.filter(pk=submission_id, status=Status.RUNNING, attempts=attempt).update(
@@ -287,7 +300,6 @@ def submission_score(
         return True
     finally:
         sandbox_runs_save(submission_id=submission_id, attempt=attempt, runs=recorder.runs)
-    version = _version_for(task, outcome)
     _record(submission, attempt, version, outcome)
     scoring_run_record(
         submission=submission,
@@ -299,15 +311,39 @@ def submission_score(
     return True
 
 
-def _version_for(task: Task, outcome: ScoringOutcome) -> int:
-    """The task version these scores belong to: a new one if the scorer image changed."""
-    from competitions.services.versions import task_version_for_scorer_image
+def _scorer_identity(scorer: Scorer, runner: SandboxRunner) -> tuple[str, str]:
+    """(identity, local image id) of the scorer about to run; ("", "") when the engine
+    cannot say (a test's fake engine)."""
+    if scorer.name == InProcessScorer.name:
+        return IN_PROCESS, ""
+    image = getattr(scorer, "image", "")
+    if not image or not isinstance(runner, DockerRunner):
+        return "", ""
+    return runner.scorer_identity(image), runner.image_digest(image)
 
-    if not outcome.scorer_image:
-        return task.version
-    # scorer_image is "reference@<image id>"; versions record the image id.
-    digest = outcome.scorer_image.rpartition("@")[2]
-    return task_version_for_scorer_image(task=task, digest=digest)
+
+def _version_for(task: Task, identity: str, image_id: str) -> int:
+    """The task version these scores will belong to: the ranked one, if this scorer is the
+    one it records (raises ScorerMismatch otherwise; workers never make versions)."""
+    return version_for_scorer(task=task, identity=identity, image_id=image_id)
+
+
+def _give_back(submission: Submission, attempt: int, mismatch: ScorerMismatch, image: str) -> None:
+    """Leave the submission to a worker whose scorer matches: queued again, this attempt
+    not counted, re-sent to the task's queue after HELDOUT_SCORER_MISMATCH_RETRY_S."""
+    from scoring.tasks import submission_score_task
+
+    task = submission.competition.task
+    returned = Submission.objects.filter(
+        pk=submission.pk, status=Status.RUNNING, attempts=attempt
+    ).update(status=Status.QUEUED, queued_at=timezone.now(), attempts=F("attempts") - 1)
+    scorer_mismatch_report(task=task, mismatch=mismatch, submission_id=submission.pk, image=image)
+    if returned:
+        submission_score_task.apply_async(
+            args=[submission.pk],
+            queue=task.queue or settings.CELERY_TASK_DEFAULT_QUEUE,
+            countdown=settings.HELDOUT_SCORER_MISMATCH_RETRY_S,
+        )
 
 
 def _predictions_path(submission: Submission, workdir: Path, runner: SandboxRunner) -> Path:

@@ -33,7 +33,7 @@ from competitions.permissions import (
 from competitions.selectors import private_split_visible
 from competitions.services.reproducibility import model_index, submission_bundle_write
 from competitions.services.versions import task_version_activate, task_version_create
-from scoring.manifest import manifest_for_viewer, scoring_run_latest
+from scoring.manifest import manifest_for_viewer, scoring_run_for_claim
 
 
 def _version_data(version: TaskVersion, *, ranked: int) -> dict[str, Any]:
@@ -111,17 +111,30 @@ class SubmissionManifestApi(APIView):
     """The manifest behind an entry's scores, for anyone who can see the entry."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("version", int, description="Task version (default: ranked)")],
+        parameters=[
+            OpenApiParameter(
+                "version",
+                int,
+                description="Task version (default: the ranked one, else the latest scored)",
+            )
+        ],
         responses=OpenApiTypes.OBJECT,
     )
     def get(self, request: Request, submission_id: int) -> Response:
         submission = access_entry(request.user, submission_id)
-        version = _int(request.query_params.get("version"), submission.competition.task.version)
-        run = scoring_run_latest(submission=submission, task_version=version)
+        ranked = submission.competition.task.version
+        wanted = request.query_params.get("version")
+        run = scoring_run_for_claim(
+            submission=submission, ranked=ranked, wanted=None if wanted is None else _int(wanted, 0)
+        )
         if run is None:
-            raise NotFound(f"No manifest of this submission under task version {version}.")
+            raise NotFound(f"No manifest of this submission under task version {wanted or ranked}.")
         private = private_split_visible(request.user, submission.competition)
-        return Response(manifest_for_viewer(run.manifest, private_visible=private))
+        response = Response(manifest_for_viewer(run.manifest, private_visible=private))
+        if run.task_version != ranked:
+            # The manifest stays as recorded; the header says a later version is ranked.
+            response["Heldout-Superseded-By-Version"] = str(ranked)
+        return response
 
 
 class SubmissionBundleApi(APIView):
