@@ -338,12 +338,18 @@ def _give_back(submission: Submission, attempt: int, mismatch: ScorerMismatch, i
         pk=submission.pk, status=Status.RUNNING, attempts=attempt
     ).update(status=Status.QUEUED, queued_at=timezone.now(), attempts=F("attempts") - 1)
     scorer_mismatch_report(task=task, mismatch=mismatch, submission_id=submission.pk, image=image)
-    if returned:
+    if not returned:
+        return
+
+    def resend() -> None:
         submission_score_task.apply_async(
             args=[submission.pk],
             queue=task.queue or settings.CELERY_TASK_DEFAULT_QUEUE,
             countdown=settings.HELDOUT_SCORER_MISMATCH_RETRY_S,
         )
+
+    # Robust, as enqueue_on_commit: with the broker down the reaper re-sends it.
+    transaction.on_commit(resend, robust=True)
 
 
 def _predictions_path(submission: Submission, workdir: Path, runner: SandboxRunner) -> Path:

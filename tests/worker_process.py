@@ -31,14 +31,17 @@ def database_url() -> str:
 
 
 @contextmanager
-def worker_process(log: Path) -> Iterator[subprocess.Popen]:
-    """Start `celery worker -Q cpu` (solo pool) writing to `log`; stop it on exit."""
+def worker_process(log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """Start `celery worker -Q cpu` (solo pool) writing to `log`, with `env` added to its
+    environment; stop it on exit."""
+    extra = env or {}
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": database_url(),
         "HELDOUT_DATA_DIR": str(settings.DATA_DIR),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        **extra,
     }
     command = [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "-Q", "cpu"]
     command += ["--pool", "solo", "--without-heartbeat", "--without-mingle", "--without-gossip"]
