@@ -148,9 +148,10 @@ def access_entry(user: User | AnonymousUser, submission_id: int) -> Submission:
     splits = ["public", "private"] if competition.is_finalized else ["public"]
     # On a board now, under any version, or on the public board before it changed
     # (services.claims): a cited claim keeps its URL whatever the ranked version.
-    on_board = LeaderboardEntry.objects.filter(submission=submission, split__in=splits)
-    if not on_board.exists():
-        on_board = ClaimRecord.objects.filter(submission=submission, split="public")
-    if not on_board.exists():
+    on_board = (
+        LeaderboardEntry.objects.filter(submission=submission, split__in=splits).exists()
+        or ClaimRecord.objects.filter(submission=submission, split="public").exists()
+    )
+    if not on_board:
         raise NotFound("No such entry.")
     return submission
