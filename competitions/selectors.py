@@ -4,10 +4,11 @@ so list pages run a fixed number of queries whatever their length."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from competitions.models import (
     Competition,
@@ -16,7 +17,9 @@ from competitions.models import (
     Replication,
     SandboxRun,
     Score,
+    ScorerMismatchReport,
     Submission,
+    Task,
 )
 from competitions.permissions import is_organizer
 from scoring.metrics import metric_get
@@ -217,3 +220,14 @@ def sandbox_runs_for_user(
             }
         )
     return runs
+
+
+# A mismatch report older than this no longer says what a worker runs now.
+SCORER_REPORT_RECENT = timedelta(hours=1)
+
+
+def scorer_mismatches_recent(*, task: Task) -> list[ScorerMismatchReport]:
+    """Workers that lately left the task's submissions because their scorer differs from
+    the ranked version's (services.scorer_identity), newest first."""
+    since = timezone.now() - SCORER_REPORT_RECENT
+    return list(ScorerMismatchReport.objects.filter(task=task, last_at__gte=since))

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from competitions.models import Replication, TaskVersion
+from competitions.models import Replication, ScorerMismatchReport, TaskVersion
 from competitions.permissions import (
     Forbidden,
     NotFound,
@@ -30,8 +30,9 @@ from competitions.permissions import (
     access_submission,
     is_organizer,
 )
-from competitions.selectors import private_split_visible
+from competitions.selectors import private_split_visible, scorer_mismatches_recent
 from competitions.services.reproducibility import model_index, submission_bundle_write
+from competitions.services.scorer_identity import task_scorer_adopt
 from competitions.services.versions import task_version_activate, task_version_create
 from scoring.manifest import manifest_for_viewer, scoring_run_for_claim
 
@@ -105,6 +106,66 @@ class TaskVersionActivateApi(APIView):
             task=competition.task, number=number, rescore=data.validated_data["rescore"]
         )
         return Response(_version_data(version, ranked=version.number))
+
+
+class ScorerWorkersApi(APIView):
+    """Organizers: the workers that lately left this task's submissions because their
+    scorer differs from the ranked version's (the health signal of docs/scorers.md)."""
+
+    permission_classes = [IsAuthenticated]
+
+    class ScorerReportOutput(serializers.ModelSerializer):
+        class Meta:
+            model = ScorerMismatchReport
+            fields = [
+                "worker",
+                "identity",
+                "expected",
+                "version",
+                "image",
+                "last_submission_id",
+                "count",
+                "first_at",
+                "last_at",
+            ]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, slug: str) -> Response:
+        competition = access_competition(request.user, slug, organize=True)
+        task = competition.task
+        ranked = TaskVersion.objects.filter(task=task, number=task.version).first()
+        reports = scorer_mismatches_recent(task=task)
+        return Response(
+            {
+                "ranked_version": task.version,
+                "ranked_identity": ranked.scorer_image_digest if ranked else "",
+                "mismatches": self.ScorerReportOutput(reports, many=True).data,
+            }
+        )
+
+
+class ScorerAdoptApi(APIView):
+    """Organizers: adopt the scorer the workers now run (a new ranked version, everything
+    rescored under it)."""
+
+    permission_classes = [IsAuthenticated]
+
+    class ScorerAdoptInput(serializers.Serializer):
+        identity = serializers.CharField(
+            max_length=100,
+            required=False,
+            help_text="The scorer to adopt (default: the one workers lately reported)",
+        )
+
+    @extend_schema(request=ScorerAdoptInput, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, slug: str) -> Response:
+        competition = access_competition(request.user, slug, organize=True)
+        data = self.ScorerAdoptInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = task_scorer_adopt(
+            task=competition.task, by=request.user, identity=data.validated_data.get("identity")
+        )
+        return Response(_version_data(version, ranked=version.number), status=201)
 
 
 class SubmissionManifestApi(APIView):

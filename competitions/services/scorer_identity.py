@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from datetime import timedelta
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
@@ -23,6 +22,7 @@ from django.utils import timezone
 
 from competitions.errors import InvalidState
 from competitions.models import ScorerMismatchReport, Task, TaskVersion
+from competitions.selectors import scorer_mismatches_recent
 from competitions.services.versions import (
     task_version_activate,
     task_version_create,
@@ -31,8 +31,6 @@ from competitions.services.versions import (
 
 log = logging.getLogger(__name__)
 IN_PROCESS = "in-process"
-# A report older than this no longer says what a worker runs now.
-RECENT = timedelta(hours=1)
 
 
 class ScorerMismatch(Exception):
@@ -117,12 +115,10 @@ def task_scorer_adopt(*, task: Task, by: User, identity: str | None = None) -> T
         raise InvalidState("The competition is finalized; its scorer can't change.")
     ranked = task_version_ensure(task=task)
     if identity is None:
-        report = (
-            ScorerMismatchReport.objects.filter(task=task, last_at__gte=timezone.now() - RECENT)
-            .exclude(identity=ranked.scorer_image_digest)
-            .first()
+        reports = scorer_mismatches_recent(task=task)
+        identity = next(
+            (r.identity for r in reports if r.identity != ranked.scorer_image_digest), ""
         )
-        identity = report.identity if report is not None else ""
     if identity and identity == ranked.scorer_image_digest:
         raise InvalidState(f"Version {ranked.number} already records the scorer {identity}.")
     note = f"scorer {identity or '(first to score)'} adopted by {by.get_username()}"
