@@ -103,8 +103,10 @@ def claim_sentence(
     rows = (manifest or {}).get("ground_truth", {}).get("rows", {}).get(split)
     size = f"{rows:,} rows" if rows is not None else "size not recorded"
     scorer = (manifest or {}).get("scorer", {})
+    # The identity is the same on every host; older manifests have only the local id.
+    image = scorer.get("identity") if scorer.get("image_digest") else None
     if scorer.get("image_digest"):
-        scored_by = f"the scorer image {scorer['image_digest']}"
+        scored_by = f"the scorer image {image or scorer['image_digest']}"
     elif manifest:
         scored_by = "the in-process scorer (no image)"
     else:
