@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from django.contrib.auth.models import User
@@ -162,8 +162,9 @@ class ScorerAdoptApi(APIView):
         competition = access_competition(request.user, slug, organize=True)
         data = self.ScorerAdoptInput(data=request.data)
         data.is_valid(raise_exception=True)
+        user = cast(User, request.user)  # IsAuthenticated
         version = task_scorer_adopt(
-            task=competition.task, by=request.user, identity=data.validated_data.get("identity")
+            task=competition.task, by=user, identity=data.validated_data.get("identity")
         )
         return Response(_version_data(version, ranked=version.number), status=201)
 
