@@ -148,9 +148,14 @@ def access_entry(user: User | AnonymousUser, submission_id: int) -> Submission:
     splits = ["public", "private"] if competition.is_finalized else ["public"]
     # On a board now, under any version, or on the public board before it changed
     # (services.claims): a cited claim keeps its URL whatever the ranked version.
-    on_board = (
-        LeaderboardEntry.objects.filter(submission=submission, split__in=splits).exists()
-        or ClaimRecord.objects.filter(submission=submission, split="public").exists()
+    on_board = LeaderboardEntry.objects.filter(
+        submission=submission, split__in=splits
+    ).exists() or (
+        # A disqualified entry or a banned team's left the board for cause, not
+        # because something superseded it.
+        not submission.is_disqualified
+        and not submission.team.is_banned
+        and ClaimRecord.objects.filter(submission=submission, split="public").exists()
     )
     if not on_board:
         raise NotFound("No such entry.")

@@ -9,7 +9,7 @@ import pytest
 
 from competitions.models import ScorerMismatchReport, ScoringRun, Submission, TaskVersion
 from competitions.services.scorer_identity import IN_PROCESS, task_scorer_adopt
-from competitions.services.submissions import submission_create
+from competitions.services.submissions import submission_create, submission_set_disqualified
 from competitions.services.versions import (
     task_version_activate,
     task_version_create,
@@ -261,3 +261,17 @@ def test_an_entry_never_on_a_board_stays_hidden_from_outsiders(
     assert client.get(f"/c/{competition.slug}/entries/{worse.pk}/").status_code == 404
     assert api(outsider).get(f"/api/v1/submissions/{worse.pk}/manifest/").status_code == 404
     assert api(outsider).get(f"/api/v1/submissions/{worse.pk}/bundle/").status_code == 404
+
+
+def test_an_entry_its_team_bettered_keeps_its_claim_but_not_once_disqualified(
+    api, competition, participant, outsider
+):
+    first = _scored_in_process(
+        competition, participant, factories.predictions_csv({"id9": 0.9}, default=0.4)
+    )
+    _scored_in_process(competition, participant)  # perfect: the team's row now
+    assert api(outsider).get(f"/api/v1/submissions/{first.pk}/manifest/").status_code == 200
+
+    submission_set_disqualified(submission=first, disqualified=True, reason="leak")
+
+    assert api(outsider).get(f"/api/v1/submissions/{first.pk}/manifest/").status_code == 404
