@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AnonymousUser
 
-from competitions.models import Competition, LeaderboardEntry, Membership, Submission, TaskFile
+from competitions.models import (
+    ClaimRecord,
+    Competition,
+    LeaderboardEntry,
+    Membership,
+    Submission,
+    TaskFile,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -123,7 +130,8 @@ def access_ground_truth(user: User | AnonymousUser, slug: str) -> Competition:
 def access_entry(user: User | AnonymousUser, submission_id: int) -> Submission:
     """A submission whose claim (manifest, bundle) the user may see: its team and the
     organizers always; anyone who can see the competition once it is a row of a leaderboard
-    they can see (the public one, or the private one after finalizing)."""
+    they can see (the public one, or the private one after finalizing), under any task
+    version: a superseded claim stays visible to whoever could see it."""
     submission = (
         Submission.objects.select_related("competition__task", "team", "phase")
         .filter(pk=submission_id)
@@ -138,9 +146,17 @@ def access_entry(user: User | AnonymousUser, submission_id: int) -> Submission:
     ):
         return submission
     splits = ["public", "private"] if competition.is_finalized else ["public"]
+    # On a board now, under any version, or on the public board before it changed
+    # (services.claims): a cited claim keeps its URL whatever the ranked version.
     on_board = LeaderboardEntry.objects.filter(
-        submission=submission, split__in=splits, task_version=competition.task.version
+        submission=submission, split__in=splits
+    ).exists() or (
+        # A disqualified entry or a banned team's left the board for cause, not
+        # because something superseded it.
+        not submission.is_disqualified
+        and not submission.team.is_banned
+        and ClaimRecord.objects.filter(submission=submission, split="public").exists()
     )
-    if not on_board.exists():
+    if not on_board:
         raise NotFound("No such entry.")
     return submission

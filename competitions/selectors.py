@@ -9,6 +9,7 @@ from datetime import datetime, time, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from competitions.models import (
     Competition,
@@ -18,7 +19,9 @@ from competitions.models import (
     Replication,
     SandboxRun,
     Score,
+    ScorerMismatchReport,
     Submission,
+    Task,
     Team,
 )
 from competitions.permissions import is_organizer
@@ -274,3 +277,14 @@ def team_quota(*, team: Team | int, phase: Phase, now: datetime) -> TeamQuota:
         invalid_used=counts["invalid"],
         invalid_limit=settings.HELDOUT_INVALID_SUBMISSIONS_PER_DAY,
     )
+
+
+# A mismatch report older than this no longer says what a worker runs now.
+SCORER_REPORT_RECENT = timedelta(hours=1)
+
+
+def scorer_mismatches_recent(*, task: Task) -> list[ScorerMismatchReport]:
+    """Workers that lately left the task's submissions because their scorer differs from
+    the ranked version's (services.scorer_identity), newest first."""
+    since = timezone.now() - SCORER_REPORT_RECENT
+    return list(ScorerMismatchReport.objects.filter(task=task, last_at__gte=since))

@@ -81,6 +81,9 @@ urlpatterns = [
         versions.version_activate,
         name="organize-version-activate",
     ),
+    path(
+        "c/<slug:slug>/organize/scorer/adopt/", versions.scorer_adopt, name="organize-scorer-adopt"
+    ),
     path("c/<slug:slug>/organize/phases/", organizer.phases, name="organize-phases"),
     path(
         "c/<slug:slug>/organize/submissions/",

@@ -15,7 +15,7 @@ from competitions.markdown import render_markdown
 from competitions.models import Membership, Replication, Score, Submission
 from competitions.permissions import NotFound, access_entry, is_organizer
 from competitions.selectors import private_split_visible
-from scoring.manifest import manifest_for_viewer, scoring_run_latest
+from scoring.manifest import manifest_for_viewer, scoring_run_for_claim, scoring_run_latest
 from scoring.metrics import metric_get
 
 
@@ -32,26 +32,35 @@ def entry(request: HttpRequest, slug: str, submission_id: int) -> HttpResponse:
         raise Http404(str(exc)) from exc
     if submission.competition.slug != slug:
         raise Http404("No such entry.")
-    return render(request, "competitions/entry.html", entry_context(submission, request.user))
+    wanted = request.GET.get("version", "")
+    context = entry_context(
+        submission, request.user, wanted=int(wanted) if wanted.isdigit() else None
+    )
+    return render(request, "competitions/entry.html", context)
 
 
-def entry_context(submission: Submission, user: User | AnonymousUser) -> dict[str, Any]:
+def entry_context(
+    submission: Submission, user: User | AnonymousUser, wanted: int | None = None
+) -> dict[str, Any]:
+    """The claim under version `wanted`, else the ranked one, else the version it was last
+    scored under; a claim of an earlier version says which version supersedes it."""
     competition = submission.competition
     task = competition.task
     private_visible = private_split_visible(user, competition)
-    run = scoring_run_latest(submission=submission, task_version=task.version)
+    run = scoring_run_for_claim(submission=submission, ranked=task.version, wanted=wanted)
+    version = run.task_version if run else (wanted or task.version)
     manifest = manifest_for_viewer(run.manifest, private_visible=private_visible) if run else None
     splits = ["public", "private"] if private_visible else ["public"]
     scores = dict(
         Score.objects.filter(
             submission=submission,
-            task_version=task.version,
+            task_version=version,
             split__in=splits,
             metric=task.primary_metric,
         ).values_list("split", "value")
     )
     claims = [
-        Claim(split, claim_sentence(submission, manifest, split, value, task.version))
+        Claim(split, claim_sentence(submission, manifest, split, value, version))
         for split in splits
         if (value := scores.get(split)) is not None
     ]
@@ -68,7 +77,10 @@ def entry_context(submission: Submission, user: User | AnonymousUser) -> dict[st
         "description": render_markdown(submission.description) if submission.description else "",
         "manifest_json": json.dumps(manifest, indent=2, sort_keys=True) if manifest else "",
         "replication": replication,
-        "task_version": task.version,
+        "task_version": version,
+        "superseded_by": task.version if version != task.version else None,
+        "scored_under_ranked": version == task.version
+        or scoring_run_latest(submission=submission, task_version=task.version) is not None,
     }
 
 
@@ -91,8 +103,10 @@ def claim_sentence(
     rows = (manifest or {}).get("ground_truth", {}).get("rows", {}).get(split)
     size = f"{rows:,} rows" if rows is not None else "size not recorded"
     scorer = (manifest or {}).get("scorer", {})
+    # The identity is the same on every host; older manifests have only the local id.
+    image = scorer.get("identity") if scorer.get("image_digest") else None
     if scorer.get("image_digest"):
-        scored_by = f"the scorer image {scorer['image_digest']}"
+        scored_by = f"the scorer image {image or scorer['image_digest']}"
     elif manifest:
         scored_by = "the in-process scorer (no image)"
     else:

@@ -131,6 +131,20 @@ def scoring_run_latest(*, submission: Submission, task_version: int) -> ScoringR
     return None
 
 
+def scoring_run_for_claim(
+    *, submission: Submission, ranked: int, wanted: int | None = None
+) -> ScoringRun | None:
+    """The scoring a claim shows: under `wanted` if given (None if there is none), else
+    under the ranked version, else the latest one (a superseded claim keeps its scores)."""
+    if wanted is not None:
+        return scoring_run_latest(submission=submission, task_version=wanted)
+    run = scoring_run_latest(submission=submission, task_version=ranked)
+    if run is not None:
+        return run
+    runs = ScoringRun.objects.filter(submission=submission).order_by("-created_at", "-pk")
+    return next((r for r in runs if r.manifest.get("kind", "scoring") == "scoring"), None)
+
+
 def manifest_for_viewer(manifest: dict[str, Any], *, private_visible: bool) -> dict[str, Any]:
     """The manifest as a viewer may read it: before the private leaderboard is revealed,
     nothing about the private split (its scores, its size) is shown to non-organizers."""
@@ -229,6 +243,8 @@ def _scorer_part(outcome: ScoringOutcome, task: Task) -> dict[str, Any]:
         "name": outcome.scorer_name,
         "image": image or None,
         "image_digest": digest or None,
+        # What the task version checks: the same on every host for the same scorer.
+        "identity": outcome.scorer_identity or None,
         "program": "organizer score.py" if organizer else "python -m scoring.cli",
         "program_sha256": program_sha256,
     }

@@ -16,6 +16,8 @@ without touching another deployment's containers on a shared engine.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import re
@@ -23,7 +25,7 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,10 @@ DEPLOYMENT_LABEL = "heldout.deployment"
 # several workers share one engine.
 OWNER_LABEL = "heldout.sandbox.owner"
 STARTED_LABEL = "heldout.sandbox.started"
+# Set by deploy/scorer-image/build.sh: a sha256 over everything the image was built from.
+SCORER_CONTENT_LABEL = "org.heldout.scorer.content"
+# The parts of an image's config that change what a run does (scorer_identity_of).
+_BEHAVIOUR_FIELDS = ("Env", "Cmd", "Entrypoint", "User", "WorkingDir")
 SANDBOX_USER = "65534:65534"
 OUTPUT_TARGET = "/output"
 # A container left past its time limit by this much belongs to a dead worker.
@@ -330,6 +336,12 @@ class DockerRunner:
         with _engine_errors(image):
             return str(self.client.images.get(image).id)
 
+    def scorer_identity(self, image: str) -> str:
+        """The scorer's identity (scorer_identity_of): equal on every host for the same
+        scorer, unlike the local image id."""
+        with _engine_errors(image):
+            return scorer_identity_of(self.client.images.get(image).attrs)
+
     def run(
         self,
         *,
@@ -441,6 +453,30 @@ class DockerRunner:
             if output_size(output_dir) > limits.output_bytes:
                 _kill(container)
                 return False, True
+
+
+def scorer_identity_of(attrs: Mapping[str, Any]) -> str:
+    """A scorer image's identity from its `docker image inspect` attributes: the same on
+    every host for the same scorer, never the local image id (each build of the same
+    inputs gets its own id, since the build stamps the time).
+
+    In order: the content digest the platform's build records as a label; else the
+    registry digest (the image was pulled); else a sha256 over the filesystem layers'
+    diff ids and the config fields that change behaviour.
+    """
+    config = attrs.get("Config") or {}
+    label = (config.get("Labels") or {}).get(SCORER_CONTENT_LABEL)
+    if label:
+        return str(label)
+    repo_digests = sorted(attrs.get("RepoDigests") or [])
+    if repo_digests:
+        return repo_digests[0].rpartition("@")[2]
+    content = {
+        "layers": list((attrs.get("RootFS") or {}).get("Layers") or []),
+        **{name: config.get(name) for name in _BEHAVIOUR_FIELDS},
+    }
+    encoded = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(encoded).hexdigest()
 
 
 def _create_args(

@@ -22,7 +22,9 @@ class ScoringOutcome:
     duration_s: float
     peak_memory_bytes: int | None = None
     scorer_name: str = ""
-    scorer_image: str = ""  # image digest for Docker scorers
+    scorer_image: str = ""  # "reference@local image id" for Docker scorers
+    # "in-process" or the image's scoring.sandbox.scorer_identity_of; "" when unknown
+    scorer_identity: str = ""
     log: str = ""
 
 

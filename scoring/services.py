@@ -29,6 +29,12 @@ from django.utils import timezone
 from competitions.models import SandboxRun, Score, Submission, Task
 from competitions.selectors import run_reason_for_participants
 from competitions.services.leaderboard import leaderboard_refresh_team
+from competitions.services.scorer_identity import (
+    IN_PROCESS,
+    ScorerMismatch,
+    scorer_mismatch_report,
+    version_for_scorer,
+)
 from scoring.cleanup import SCORE, attempt_work_dir
 from scoring.docker_scorer import DockerScorer
 from scoring.heartbeat import INFRASTRUCTURE_ERRORS, beating, give_back, storage_errors
@@ -256,17 +262,17 @@ def submission_score(
         return False
     with beating(Submission, submission_id, attempt):
         try:
-            _score_claimed(submission_id, attempt, scorer, runner)
+            return _score_claimed(submission_id, attempt, scorer, runner)
         except INFRASTRUCTURE_ERRORS as exc:
             log.warning("submission %s goes back to the queue: %r", submission_id, exc)
             give_back(Submission, submission_id, attempt)
             raise
-    return True
 
 
 def _score_claimed(
     submission_id: int, attempt: int, scorer: Scorer | None, runner: SandboxRunner | None
-) -> None:
+) -> bool:
+    """Score a claimed attempt. False when it was left to a worker whose scorer matches."""
     submission = Submission.objects.select_related("competition__task", "team").get(
         pk=submission_id
     )
@@ -276,26 +282,32 @@ def _score_claimed(
     )
     try:
         chosen = scorer or scorer_default(task=task, runner=recorder)
+        truth_path = _readable(Path(task.ground_truth.path), "reading the ground truth")
+        identity, image_id = _scorer_identity(chosen, runner or sandbox_runner())
+        # An explicit `scorer` (tests) is not checked against the version.
+        version = _version_for(task, identity if scorer is None else "", image_id)
         with attempt_work_dir(kind=SCORE, object_id=submission_id, attempt=attempt) as workdir:
-            truth_path = _readable(Path(task.ground_truth.path), "reading the ground truth")
             outcome = chosen.score(
                 predictions_path=_predictions_path(submission, workdir, recorder),
                 truth_path=truth_path,
                 spec=task.spec(),
                 workdir=workdir,
             )
+        outcome.scorer_identity = identity
+    except ScorerMismatch as exc:
+        _give_back(submission, attempt, exc, image=getattr(chosen, "image", ""))
+        return False
     except INFRASTRUCTURE_ERRORS:
         raise
     except SandboxError as exc:
         _finish_failed_in_sandbox(submission, attempt, str(exc), recorder.runs, chosen)
-        return
+        return True
     except Exception as exc:
         log.exception("scoring submission %s failed", submission_id)
         _finish_failed(submission_id, attempt, Submission.Failure.ERROR, f"Scoring failed: {exc}")
-        return
+        return True
     finally:
         sandbox_runs_save(submission_id=submission_id, attempt=attempt, runs=recorder.runs)
-    version = _version_for(task, outcome)
     _record(submission, attempt, version, outcome)
     scoring_run_record(
         submission=submission,
@@ -304,6 +316,7 @@ def _score_claimed(
         task_version=version,
         scorer=chosen,
     )
+    return True
 
 
 def _readable(path: Path, what: str) -> Path:
@@ -313,15 +326,45 @@ def _readable(path: Path, what: str) -> Path:
     return path
 
 
-def _version_for(task: Task, outcome: ScoringOutcome) -> int:
-    """The task version these scores belong to: a new one if the scorer image changed."""
-    from competitions.services.versions import task_version_for_scorer_image
+def _scorer_identity(scorer: Scorer, runner: SandboxRunner) -> tuple[str, str]:
+    """(identity, local image id) of the scorer about to run; ("", "") when the engine
+    cannot say (a test's fake engine)."""
+    if scorer.name == InProcessScorer.name:
+        return IN_PROCESS, ""
+    image = getattr(scorer, "image", "")
+    if not image or not isinstance(runner, DockerRunner):
+        return "", ""
+    return runner.scorer_identity(image), runner.image_digest(image)
 
-    if not outcome.scorer_image:
-        return task.version
-    # scorer_image is "reference@<image id>"; versions record the image id.
-    digest = outcome.scorer_image.rpartition("@")[2]
-    return task_version_for_scorer_image(task=task, digest=digest)
+
+def _version_for(task: Task, identity: str, image_id: str) -> int:
+    """The task version these scores will belong to: the ranked one, if this scorer is the
+    one it records (raises ScorerMismatch otherwise; workers never make versions)."""
+    return version_for_scorer(task=task, identity=identity, image_id=image_id)
+
+
+def _give_back(submission: Submission, attempt: int, mismatch: ScorerMismatch, image: str) -> None:
+    """Leave the submission to a worker whose scorer matches: queued again, this attempt
+    not counted, re-sent to the task's queue after HELDOUT_SCORER_MISMATCH_RETRY_S."""
+    from scoring.tasks import submission_score_task
+
+    task = submission.competition.task
+    returned = Submission.objects.filter(
+        pk=submission.pk, status=Status.RUNNING, attempts=attempt
+    ).update(status=Status.QUEUED, queued_at=timezone.now(), attempts=F("attempts") - 1)
+    scorer_mismatch_report(task=task, mismatch=mismatch, submission_id=submission.pk, image=image)
+    if not returned:
+        return
+
+    def resend() -> None:
+        submission_score_task.apply_async(
+            args=[submission.pk],
+            queue=task.queue or settings.CELERY_TASK_DEFAULT_QUEUE,
+            countdown=settings.HELDOUT_SCORER_MISMATCH_RETRY_S,
+        )
+
+    # Robust, as enqueue_on_commit: with the broker down the reaper re-sends it.
+    transaction.on_commit(resend, robust=True)
 
 
 def _predictions_path(submission: Submission, workdir: Path, runner: SandboxRunner) -> Path:

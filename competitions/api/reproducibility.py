@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from django.contrib.auth.models import User
@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from competitions.api.renderers import DownloadNegotiation
 from competitions.downloads import file_download
-from competitions.models import Replication, TaskVersion
+from competitions.models import Replication, ScorerMismatchReport, TaskVersion
 from competitions.permissions import (
     Forbidden,
     NotFound,
@@ -32,10 +32,11 @@ from competitions.permissions import (
     access_submission,
     is_organizer,
 )
-from competitions.selectors import private_split_visible
+from competitions.selectors import private_split_visible, scorer_mismatches_recent
 from competitions.services.reproducibility import model_index, submission_bundle_write
+from competitions.services.scorer_identity import task_scorer_adopt
 from competitions.services.versions import task_version_activate, task_version_create
-from scoring.manifest import manifest_for_viewer, scoring_run_latest
+from scoring.manifest import manifest_for_viewer, scoring_run_for_claim
 
 
 def _version_data(version: TaskVersion, *, ranked: int) -> dict[str, Any]:
@@ -109,21 +110,95 @@ class TaskVersionActivateApi(APIView):
         return Response(_version_data(version, ranked=version.number))
 
 
+class ScorerWorkersApi(APIView):
+    """Organizers: the workers that lately left this task's submissions because their
+    scorer differs from the ranked version's (the health signal of docs/scorers.md)."""
+
+    permission_classes = [IsAuthenticated]
+
+    class ScorerReportOutput(serializers.ModelSerializer):
+        class Meta:
+            model = ScorerMismatchReport
+            fields = [
+                "worker",
+                "identity",
+                "expected",
+                "version",
+                "image",
+                "last_submission_id",
+                "count",
+                "first_at",
+                "last_at",
+            ]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, slug: str) -> Response:
+        competition = access_competition(request.user, slug, organize=True)
+        task = competition.task
+        ranked = TaskVersion.objects.filter(task=task, number=task.version).first()
+        reports = scorer_mismatches_recent(task=task)
+        return Response(
+            {
+                "ranked_version": task.version,
+                "ranked_identity": ranked.scorer_image_digest if ranked else "",
+                "mismatches": self.ScorerReportOutput(reports, many=True).data,
+            }
+        )
+
+
+class ScorerAdoptApi(APIView):
+    """Organizers: adopt the scorer the workers now run (a new ranked version, everything
+    rescored under it)."""
+
+    permission_classes = [IsAuthenticated]
+
+    class ScorerAdoptInput(serializers.Serializer):
+        identity = serializers.CharField(
+            max_length=100,
+            required=False,
+            help_text="The scorer to adopt (default: the one workers lately reported)",
+        )
+
+    @extend_schema(request=ScorerAdoptInput, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, slug: str) -> Response:
+        competition = access_competition(request.user, slug, organize=True)
+        data = self.ScorerAdoptInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = cast(User, request.user)  # IsAuthenticated
+        version = task_scorer_adopt(
+            task=competition.task, by=user, identity=data.validated_data.get("identity")
+        )
+        return Response(_version_data(version, ranked=version.number), status=201)
+
+
 class SubmissionManifestApi(APIView):
     """The manifest behind an entry's scores, for anyone who can see the entry."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("version", int, description="Task version (default: ranked)")],
+        parameters=[
+            OpenApiParameter(
+                "version",
+                int,
+                description="Task version (default: the ranked one, else the latest scored)",
+            )
+        ],
         responses=OpenApiTypes.OBJECT,
     )
     def get(self, request: Request, submission_id: int) -> Response:
         submission = access_entry(request.user, submission_id)
-        version = _int(request.query_params.get("version"), submission.competition.task.version)
-        run = scoring_run_latest(submission=submission, task_version=version)
+        ranked = submission.competition.task.version
+        wanted = request.query_params.get("version")
+        run = scoring_run_for_claim(
+            submission=submission, ranked=ranked, wanted=None if wanted is None else _int(wanted, 0)
+        )
         if run is None:
-            raise NotFound(f"No manifest of this submission under task version {version}.")
+            raise NotFound(f"No manifest of this submission under task version {wanted or ranked}.")
         private = private_split_visible(request.user, submission.competition)
-        return Response(manifest_for_viewer(run.manifest, private_visible=private))
+        response = Response(manifest_for_viewer(run.manifest, private_visible=private))
+        if run.task_version != ranked:
+            # The manifest stays as recorded; the header says a later version is ranked.
+            response["Heldout-Superseded-By-Version"] = str(ranked)
+        return response
 
 
 class SubmissionBundleApi(APIView):

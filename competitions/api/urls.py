@@ -51,6 +51,16 @@ urlpatterns = [
         name="version-activate",
     ),
     path(
+        "competitions/<slug:slug>/scorer/workers/",
+        reproducibility.ScorerWorkersApi.as_view(),
+        name="scorer-workers",
+    ),
+    path(
+        "competitions/<slug:slug>/scorer/adopt/",
+        reproducibility.ScorerAdoptApi.as_view(),
+        name="scorer-adopt",
+    ),
+    path(
         "competitions/<slug:slug>/model-index/",
         reproducibility.ModelIndexApi.as_view(),
         name="model-index",

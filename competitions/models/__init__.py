@@ -1,5 +1,6 @@
 """The domain models. core: competitions, tasks, phases, teams, submissions, scores and
-leaderboard rows; runs: sandbox runs, task versions, manifests, replications, invitations."""
+leaderboard rows; runs: sandbox runs, task versions, manifests, replications, invitations;
+workers: what workers report (scorer mismatches) and the claims once on a board."""
 
 from competitions.models.core import (
     Competition,
@@ -21,8 +22,10 @@ from competitions.models.runs import (
     TaskVersion,
     TeamInvitation,
 )
+from competitions.models.workers import ClaimRecord, ScorerMismatchReport
 
 __all__ = [
+    "ClaimRecord",
     "Competition",
     "LeaderboardEntry",
     "Membership",
@@ -30,6 +33,7 @@ __all__ = [
     "Replication",
     "SandboxRun",
     "Score",
+    "ScorerMismatchReport",
     "ScoringRun",
     "Submission",
     "Task",

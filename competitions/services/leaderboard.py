@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from competitions.errors import InvalidState
 from competitions.models import Competition, LeaderboardEntry, Score, Submission, Team
+from competitions.services.claims import claims_remember
 from scoring.metrics import metric_get
 
 
@@ -36,6 +37,7 @@ def leaderboard_refresh_team(*, team: Team) -> None:
             .get(pk=team.pk)
         )
         competition = team.competition
+        claims_remember(entries=LeaderboardEntry.objects.filter(team=team))
         if team.is_banned:
             LeaderboardEntry.objects.filter(team=team).delete()
             return

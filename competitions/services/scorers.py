@@ -91,20 +91,17 @@ def _version_for_new_scorer(task: Task) -> None:
     """Scores name the scorer that made them. The program in place is the one that scores,
     so a new one starts a new task version at once and everything is rescored under it;
     the scores of earlier versions are kept and an organizer can rank by them again."""
-    from competitions.services.versions import (
-        scorer_image_digest,
-        task_version_activate,
-        task_version_create,
-    )
+    from competitions.services.versions import task_version_activate, task_version_create
 
     scored = Submission.objects.filter(
         competition_id=task.competition_id, status=Submission.Status.SCORED
     )
     if not scored.exists():
-        # Nothing was scored by the previous scorer: the ranked version just records this one.
+        # Nothing was scored by the previous scorer: the ranked version just records this
+        # one; its identity is left to the first scoring (docs/scorers.md).
         TaskVersion.objects.filter(task=task, number=task.version).update(
             scorer_program_sha256=task.scorer_program_sha256,
-            scorer_image_digest=scorer_image_digest(task),
+            scorer_image_digest="",
         )
         return
     version = task_version_create(task=task, note="scoring program changed")

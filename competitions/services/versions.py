@@ -1,24 +1,30 @@
-"""Task versions: what a score means (ground truth, split, scorer program, scorer image).
+"""Task versions: what a score means (ground truth, split, scorer program, scorer).
 
 A version is never edited: a new ground truth, split or scorer makes the next version,
 scores keep the version that produced them, and the organizer chooses when the leaderboard
 switches (task_version_activate). Switching back to an earlier version restores its board
-from the scores that were kept.
+from the scores that were kept. Only an organizer's action makes a version: workers never
+do (scoring.identity).
+
+`scorer_image_digest` holds the scorer's identity (scoring.sandbox.scorer_identity_of, or
+IN_PROCESS): a new version inherits its predecessor's unless the scorer changed; "" means
+not known yet, and the first scoring under the version records the scorer that made it
+(scoring.identity.version_for_scorer). docs/scorers.md explains it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 from django.db.models import Max
 
 from competitions.errors import ApplicationError, InvalidState
-from competitions.models import Task, TaskVersion
+from competitions.models import LeaderboardEntry, Task, TaskVersion
 from competitions.permissions import NotFound
 from competitions.services.bundles import file_sha256
+from competitions.services.claims import claims_remember
 from competitions.services.leaderboard import competition_refresh_leaderboard
 from scoring.cli import truth_summary
 from scoring.evaluate import load_truth
@@ -31,12 +37,19 @@ class InvalidGroundTruth(ApplicationError):
 
 
 def task_version_create(
-    *, task: Task, ground_truth: File | None = None, note: str = ""
+    *,
+    task: Task,
+    ground_truth: File | None = None,
+    note: str = "",
+    scorer_identity: str | None = None,
 ) -> TaskVersion:
     """Record the task as it is now, with `ground_truth` if given, as its next version.
 
-    The new version is not ranked until task_version_activate. Raises InvalidGroundTruth
-    listing the file's problems; nothing is stored then.
+    `scorer_identity` is the scorer the version's scores must come from; None keeps the
+    ranked version's when only the ground truth changed, and leaves it to the first
+    scoring ("") otherwise (the scorer changed). The new version is not ranked until
+    task_version_activate. Raises InvalidGroundTruth listing the file's problems; nothing
+    is stored then.
     """
     current = task_version_ensure(task=task)
     with transaction.atomic():
@@ -63,7 +76,9 @@ def task_version_create(
                 version.ground_truth.delete(save=False)
                 raise
         version.scorer_program_sha256 = _scorer_program_sha256(task)
-        version.scorer_image_digest = scorer_image_digest(task)
+        if scorer_identity is None:
+            scorer_identity = current.scorer_image_digest if ground_truth is not None else ""
+        version.scorer_image_digest = scorer_identity
         version.save()
     return version
 
@@ -83,7 +98,8 @@ def task_version_ensure(*, task: Task) -> TaskVersion:
             "ground_truth_sha256": task.ground_truth_sha256 or file_sha256(path),
             "split_sha256": split_sha256(path, task.spec()),
             "scorer_program_sha256": _scorer_program_sha256(task),
-            "scorer_image_digest": scorer_image_digest(task),
+            # Not known until something scores under it (docs/scorers.md).
+            "scorer_image_digest": "",
         },
     )
     return version
@@ -103,6 +119,8 @@ def task_version_activate(*, task: Task, number: int, rescore: bool = False) -> 
     if competition.is_finalized:
         raise InvalidState("The competition is finalized; its ranked version can't change.")
     size = version.ground_truth.size
+    # The board's rows stay citable under the version they were made on.
+    claims_remember(entries=LeaderboardEntry.objects.filter(competition=competition))
     Task.objects.filter(pk=task.pk).update(
         version=number,
         ground_truth=version.ground_truth.name,
@@ -124,21 +142,6 @@ def split_sha256(path: Path, spec: TaskSpec) -> str:
     return str(truth_summary(load_truth(path, spec))["split_sha256"])
 
 
-def scorer_image_digest(task: Task) -> str:
-    """The content id of the image that scores the task, or "" when scoring runs in process
-    or no engine answers (then the manifest of each scoring records the digest it used)."""
-    from scoring.sandbox import DockerRunner, SandboxUnavailable
-    from scoring.services import scoring_mode  # imports this package's services
-
-    if not task.scorer_image and not task.scorer_program and scoring_mode() == "in-process":
-        return ""
-
-    try:
-        return DockerRunner().image_digest(task.scorer_image or settings.HELDOUT_SCORER_IMAGE)
-    except SandboxUnavailable:
-        return ""
-
-
 def _scorer_program_sha256(task: Task) -> str:
     if not task.scorer_program:
         return ""
@@ -153,32 +156,3 @@ def _check(path: Path, spec: TaskSpec) -> None:
             f"The ground truth has {result.total_problems} problem(s); no version was made.",
             extra={"problems": problems, "total_problems": result.total_problems},
         )
-
-
-def task_version_for_scorer_image(*, task: Task, digest: str) -> int:
-    """The task version a score made by the scorer image `digest` belongs to.
-
-    When the ranked version recorded another image (the platform's scorer image was
-    rebuilt, say), a successor version is made for this one: the leaderboard ranks it and
-    every submission is rescored, so no score claims an image that did not make it. Scores
-    under the earlier version stay. A finalized competition keeps its version; each
-    manifest still records the image that ran.
-    """
-    if not digest:
-        return task.version
-    with transaction.atomic():
-        # Workers that notice the change together make one version between them.
-        locked = Task.objects.select_for_update().select_related("competition").get(pk=task.pk)
-        ranked = TaskVersion.objects.filter(task=locked, number=locked.version).first()
-        if (
-            ranked is None
-            or not ranked.scorer_image_digest
-            or ranked.scorer_image_digest == digest
-            or locked.competition.is_finalized
-        ):
-            return locked.version
-        version = task_version_create(task=locked, note="scorer image changed")
-        TaskVersion.objects.filter(pk=version.pk).update(scorer_image_digest=digest)
-        task_version_activate(task=locked, number=version.number, rescore=True)
-    task.refresh_from_db()
-    return version.number

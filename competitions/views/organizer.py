@@ -25,6 +25,7 @@ from competitions.downloads import file_download
 from competitions.errors import ApplicationError
 from competitions.forms import BundleForm, GroundTruthForm, LimitsForm, PhaseForm, ReasonForm
 from competitions.models import Competition, Replication, Submission, Team
+from competitions.selectors import scorer_mismatches_recent
 from competitions.services import leaderboard as leaderboard_services
 from competitions.services import submissions as submission_services
 from competitions.services.bundles import bundle_export_file, bundle_import
@@ -86,6 +87,7 @@ def data(request: AuthenticatedRequest, slug: str) -> HttpResponse:
         "files": list(task.files.all()),
         "samples": stats.sample_validation(competition=context["competition"]),
         "versions": list(task.versions.order_by("-number")),
+        "scorer_mismatches": scorer_mismatches_recent(task=task),
         "ground_truth_form": GroundTruthForm(),
     }
     return render(request, "organize/data.html", context)

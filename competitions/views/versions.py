@@ -1,5 +1,5 @@
-"""Organizer pages: replace the ground truth with a new task version, and choose the
-version the leaderboard ranks (docs/reproducibility.md)."""
+"""Organizer pages: replace the ground truth with a new task version, choose the version
+the leaderboard ranks, adopt the scorer the workers run (docs/reproducibility.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from competitions.errors import ApplicationError
 from competitions.forms import GroundTruthForm
+from competitions.services.scorer_identity import task_scorer_adopt
 from competitions.services.versions import task_version_activate, task_version_create
 from competitions.views.common import AuthenticatedRequest, competition_for
 
@@ -56,4 +57,23 @@ def version_activate(request: AuthenticatedRequest, slug: str, number: int) -> H
         messages.error(request, exc.message)
     else:
         messages.success(request, f"The leaderboard ranks by version {number} now.")
+    return redirect("organize-data", slug)
+
+
+@login_required
+@require_POST
+def scorer_adopt(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    """Adopt the scorer workers report (docs/scorers.md: adopting a new scorer)."""
+    competition = competition_for(request, slug, organize=True)
+    identity = request.POST.get("identity") or None
+    try:
+        version = task_scorer_adopt(task=competition.task, by=request.user, identity=identity)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"Version {version.number} records the scorer {version.scorer_image_digest or '(first to score)'}; "
+            "the leaderboard ranks by it and every submission is queued for rescoring.",
+        )
     return redirect("organize-data", slug)

@@ -171,6 +171,9 @@ HELDOUT_RESEND_AFTER_S = env_float(
     "HELDOUT_RESEND_AFTER_S", env_float("HELDOUT_STALE_AFTER_S", 900.0)
 )
 HELDOUT_MAX_ATTEMPTS = env_int("HELDOUT_MAX_ATTEMPTS", 3)
+# A worker whose scorer differs from the task version's re-sends the job after this long,
+# for a matching worker to take (docs/scorers.md).
+HELDOUT_SCORER_MISMATCH_RETRY_S = env_int("HELDOUT_SCORER_MISMATCH_RETRY_S", 15)
 # Container submissions (code competitions): the largest image archive, both as uploaded
 # and unpacked; and how many of each leaderboard's top images a worker keeps loaded.
 HELDOUT_MAX_IMAGE_BYTES = env_int("HELDOUT_MAX_IMAGE_BYTES", 4 * 1024**3)

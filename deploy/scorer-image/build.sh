@@ -13,7 +13,8 @@
 # Each tag is the first 12 hex digits of a sha256 over what went into it (this
 # recipe, the pins, and for the final image the scoring modules), so an image
 # that already exists is reused and CI rebuilds only when one of those changes.
-# The image is also tagged heldout-scorer:latest. The last line printed on
+# The final image carries the full digest as the label org.heldout.scorer.content
+# (docs/scorers.md: what identifies a scorer). The image is also tagged heldout-scorer:latest. The last line printed on
 # stdout is always the final image reference.
 #
 # --dockerfile builds stage 1 from the Dockerfile next to this script instead
@@ -36,6 +37,8 @@ python_for_pip="${PYTHON:-$repo_root/.venv/bin/python}"
 scoring_libraries=(numpy pandas pyarrow scikit-learn scipy)
 scoring_modules=(spec.py metrics.py tables.py validation.py evaluate.py cli.py)
 venv=/opt/heldout/venv
+# Read by scoring.sandbox.scorer_identity; keep the two in step.
+content_label=org.heldout.scorer.content
 image_env=(
     --change "ENV PATH=$venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     --change "ENV PYTHONPATH=/opt/heldout"
@@ -71,7 +74,10 @@ base_tag() {
     { echo "dockerfile=$use_dockerfile"; cat "$recipe_dir/build.sh" "$recipe_dir/Dockerfile" "$recipe_dir/runtime_pins.py" "$1"; } | short_hash
 }
 
-final_tag() {
+# The full sha256 over what goes into the final image: recorded in the image as the
+# CONTENT_LABEL (the scorer's identity, the same on every host that builds these inputs,
+# whatever local image id each build gets); its first 12 hex digits are the tag.
+content_digest() {
     local base_ref="$1" stage="$2" module
     {
         echo "$base_ref"
@@ -79,7 +85,7 @@ final_tag() {
             echo "== $module"
             cat "$stage/scoring/$module"
         done
-    } | short_hash
+    } | sha256sum | cut -c1-64
 }
 
 download_wheels() {
@@ -204,7 +210,7 @@ stage_scoring_modules() {
 }
 
 add_scoring_modules() {
-    local base_ref="$1" ref="$2" stage="$3" container
+    local base_ref="$1" ref="$2" stage="$3" content="$4" container
     # Compiled once here: the sandbox's root is read-only, so each run would otherwise
     # compile the modules again.
     container="$(docker create --network none --user 0 "$base_ref" \
@@ -213,7 +219,8 @@ add_scoring_modules() {
     # sets the user (65534) and the command back.
     if docker cp "$stage/scoring" "$container:/opt/heldout/" \
         && docker start -a "$container" >&2 \
-        && docker commit "${image_env[@]}" "$container" "$ref" >/dev/null; then
+        && docker commit "${image_env[@]}" --change "LABEL $content_label=sha256:$content" \
+            "$container" "$ref" >/dev/null; then
         docker rm "$container" >/dev/null
     else
         docker rm "$container" >/dev/null
@@ -228,7 +235,7 @@ main() {
     # One build at a time on a machine: a second caller waits, then finds the image.
     exec 9>"$cache_dir/build.lock"
     flock 9
-    local requirements base_ref stage ref
+    local requirements base_ref stage ref content
     requirements="$cache_dir/requirements.txt"
     extract_pins >"$requirements"
     base_ref="heldout-scorer-base:$(base_tag "$requirements")"
@@ -249,12 +256,13 @@ main() {
     stage="$(mktemp -d "$work_root/scorer-stage.XXXXXX")"
     trap 'rm -rf "'"$stage"'"' EXIT
     stage_scoring_modules "$stage"
-    ref="heldout-scorer:$(final_tag "$base_ref" "$stage")"
+    content="$(content_digest "$base_ref" "$stage")"
+    ref="heldout-scorer:${content:0:12}"
     if image_exists "$ref"; then
         say "$ref already exists"
     else
         say "adding the scoring modules: $ref"
-        add_scoring_modules "$base_ref" "$ref" "$stage"
+        add_scoring_modules "$base_ref" "$ref" "$stage" "$content"
     fi
     docker tag "$ref" heldout-scorer:latest
     echo "$ref"
