@@ -90,6 +90,7 @@ urlpatterns = [
     path("c/<slug:slug>/organize/teams/", organizer.teams, name="organize-teams"),
     path("c/<slug:slug>/organize/rescore/", organizer.rescore_all, name="organize-rescore"),
     path("c/<slug:slug>/organize/finalize/", organizer.finalize, name="organize-finalize"),
+    path("c/<slug:slug>/organize/reopen/", organizer.reopen, name="organize-reopen"),
     path("c/<slug:slug>/organize/export/", organizer.export, name="organize-export"),
     path(
         "c/<slug:slug>/organize/submissions/<int:submission_id>/disqualify/",

@@ -168,7 +168,16 @@ class LeaderboardApi(APIView):
         if as_csv:
             return Response(_csv(board))
         # The task version whose scores this board ranks (GET .../versions/ describes it).
-        body = {"task_version": competition.task.version} | _json(board, page, page_size)
+        body = {
+            "task_version": competition.task.version,
+            # Final: the board no longer changes. A reopen (docs/lifecycle.md) says when and why.
+            "finalized_at": competition.finalized_at,
+            "reopened": (
+                {"at": competition.reopened_at, "reason": competition.reopen_reason}
+                if competition.reopened_at
+                else None
+            ),
+        } | _json(board, page, page_size)
         for row in body["results"]:  # each row's claim page (manifest, bundle)
             row["entry_url"] = reverse("entry", args=[slug, row["submission_id"]], request=request)
         return Response(body)

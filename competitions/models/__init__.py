@@ -1,5 +1,6 @@
 """The domain models. core: competitions, tasks, phases, teams, submissions, scores and
-leaderboard rows; runs: sandbox runs, task versions, manifests, replications, invitations."""
+leaderboard rows; runs: sandbox runs, task versions, manifests, replications, invitations;
+lifecycle: finalize and reopen events."""
 
 from competitions.models.core import (
     Competition,
@@ -14,6 +15,7 @@ from competitions.models.core import (
     _private_storage,
     _submission_path,
 )
+from competitions.models.lifecycle import CompetitionEvent
 from competitions.models.runs import (
     Replication,
     SandboxRun,
@@ -24,6 +26,7 @@ from competitions.models.runs import (
 
 __all__ = [
     "Competition",
+    "CompetitionEvent",
     "LeaderboardEntry",
     "Membership",
     "Phase",

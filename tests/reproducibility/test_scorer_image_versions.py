@@ -86,10 +86,18 @@ def test_a_finalized_competition_keeps_its_version(
     task = competition.task
     task_version_ensure(task=task)
     TaskVersion.objects.filter(task=task, number=1).update(scorer_image_digest="sha256:" + "0" * 64)
+    # Accepted before finalize (uploads are refused after it), scored after it.
+    submission = submission_create(
+        competition=competition,
+        user=participant,
+        uploaded_file=factories.upload(factories.perfect_predictions()),
+    )
     competition.finalized_at = timezone.now()
     competition.save()
 
-    _scored(competition, participant, DockerRunner(docker_client))
+    submission_score(submission_id=submission.pk, runner=DockerRunner(docker_client))
 
+    submission.refresh_from_db()
+    assert submission.status == Submission.Status.SCORED, submission.error_message
     task.refresh_from_db()
     assert task.version == 1
