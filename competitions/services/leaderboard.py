@@ -46,8 +46,9 @@ def leaderboard_refresh_team(*, team: Team) -> None:
         task = competition.task
         higher = metric_get(task.primary_metric).higher_is_better
         candidates = _candidates(team, task.version)
+        # Late submissions are the team's own business: not in the board's counts either.
         stats = (
-            Submission.objects.filter(team=team)
+            Submission.objects.filter(team=team, is_late=False)
             .exclude(failure=Submission.Failure.INVALID)
             .exclude(status=Submission.Status.CANCELLED)
         )
