@@ -289,7 +289,7 @@ def test_reopening_needs_a_reason_and_is_recorded_shown_and_lifts_the_freeze(
     assert response.status_code == 200, response.content
     assert response.json()["finalized_at"] is None
     assert response.json()["reopen_reason"] == "A label error in the private split"
-    event = CompetitionEvent.objects.filter(competition=competition).first()
+    event = CompetitionEvent.objects.filter(competition=competition).latest("at", "id")
     assert (event.kind, event.by, event.reason) == (
         "reopened",
         organizer,
