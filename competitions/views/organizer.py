@@ -62,6 +62,7 @@ def dashboard(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     total = sum(n for _d, n in board.per_day)
     context |= {
         "board": board,
+        "events": list(context["competition"].events.select_related("by")[:20]),
         "per_day_plot": svg.daily_bars(
             id_prefix="per-day",
             counts=board.per_day,
