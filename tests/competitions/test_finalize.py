@@ -520,3 +520,41 @@ def test_after_finalize_late_submissions_are_refused_too(
         format="multipart",
     )
     _refused(response, FINAL_UPLOAD)
+
+
+# --- The freeze's lock --------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_finalize_waits_for_an_action_in_flight_and_later_actions_see_it(
+    competition, organizer, participant
+):
+    """An action holding the freeze check's share lock delays finalize until it commits, so
+    no write lands on a board after finalize revealed it."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from competitions.services.freeze import competition_require_not_final
+
+    finished = threading.Event()
+
+    def finalize() -> None:
+        try:
+            competition_finalize(competition=Competition.objects.get(pk=competition.pk))
+            finished.set()
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        competition_require_not_final(competition_id=competition.pk, refusal="final")
+        thread = threading.Thread(target=finalize)
+        thread.start()
+        assert not finished.wait(timeout=1.5)  # blocked on the action's lock
+        in_flight_saw = Competition.objects.get(pk=competition.pk).finalized_at
+    thread.join(timeout=10)
+
+    assert finished.is_set()
+    assert in_flight_saw is None
+    with pytest.raises(FinalizedError, match="final"):
+        competition_require_not_final(competition_id=competition.pk, refusal="final")
