@@ -558,3 +558,20 @@ def test_finalize_waits_for_an_action_in_flight_and_later_actions_see_it(
     assert in_flight_saw is None
     with pytest.raises(FinalizedError, match="final"):
         competition_require_not_final(competition_id=competition.pk, refusal="final")
+
+
+def test_the_admin_shows_the_lifecycle_events_read_only(client, api, competition, organizer):
+    from django.contrib.auth.models import User
+
+    _finalize(api, organizer, competition)
+    competition_reopen(competition=competition, by=organizer, reason="Fix the split")
+    admin = User.objects.create_superuser("root", "root@example.org", "pw")
+    client.force_login(admin)
+
+    page = client.get(f"/admin/competitions/competition/{competition.pk}/change/")
+
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "Fix the split" in text
+    assert 'name="reopen_reason"' not in text  # shown, not editable
+    assert 'name="events-0-reason"' not in text
