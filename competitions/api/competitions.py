@@ -65,6 +65,8 @@ class CompetitionDetailApi(APIView):
             "description": competition.description,
             "rules": competition.rules,
             "selection_limit": competition.selection_limit,
+            "finalized_at": competition.finalized_at,
+            "reopened": _reopened(competition),
             "task": {
                 "type": task.task_type,
                 "id_column": task.id_column,
@@ -172,15 +174,18 @@ class LeaderboardApi(APIView):
             "task_version": competition.task.version,
             # Final: the board no longer changes. A reopen (docs/lifecycle.md) says when and why.
             "finalized_at": competition.finalized_at,
-            "reopened": (
-                {"at": competition.reopened_at, "reason": competition.reopen_reason}
-                if competition.reopened_at
-                else None
-            ),
+            "reopened": _reopened(competition),
         } | _json(board, page, page_size)
         for row in body["results"]:  # each row's claim page (manifest, bundle)
             row["entry_url"] = reverse("entry", args=[slug, row["submission_id"]], request=request)
         return Response(body)
+
+
+def _reopened(competition) -> dict | None:
+    """The latest reopen of a finalized competition (docs/lifecycle.md), or None."""
+    if competition.reopened_at is None:
+        return None
+    return {"at": competition.reopened_at, "reason": competition.reopen_reason}
 
 
 def _int(raw, default: int, low: int, high: int) -> int:

@@ -310,6 +310,9 @@ def test_reopening_needs_a_reason_and_is_recorded_shown_and_lifts_the_freeze(
     board_json = api(organizer).get(f"/api/v1/competitions/{slug}/leaderboard/").json()
     assert board_json["finalized_at"] is None
     assert board_json["reopened"]["reason"] == "A label error in the private split"
+    detail = api(None).get(f"/api/v1/competitions/{slug}/").json()
+    assert detail["reopened"]["reason"] == "A label error in the private split"
+    assert detail["finalized_at"] is None
     assert (
         "A label error in the private split"
         in client.get(f"/c/{slug}/leaderboard/").content.decode()
