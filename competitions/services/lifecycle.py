@@ -10,6 +10,8 @@ leaderboard shows, lifts the freeze. Both are recorded as CompetitionEvents
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -29,13 +31,13 @@ def competition_finalize(*, competition: Competition, by: User | None = None) ->
     """
     from scoring.replication import replications_missing  # scoring imports the services
 
-    now = timezone.now()
     with transaction.atomic(durable=True):
         locked = (
             Competition.objects.select_for_update(of=("self",))
             .select_related("task")
             .get(pk=competition.pk)
         )
+        now = timezone.now()  # once the actions in flight have committed (services/freeze.py)
         if locked.is_finalized:
             raise InvalidState("The competition is already finalized.")
         missing = replications_missing(competition=locked)
@@ -59,12 +61,11 @@ def competition_finalize(*, competition: Competition, by: User | None = None) ->
     return event
 
 
-def _end_open_phases(competition: Competition, now) -> list[str]:
+def _end_open_phases(competition: Competition, now: datetime) -> list[str]:
     """End the phases open at `now`, so no phase claims to take submissions once final."""
     phases = Phase.objects.select_for_update().filter(competition=competition)
-    open_ids = [p.pk for p in phases if p.is_open_at(now)]
-    ended = list(Phase.objects.filter(pk__in=open_ids).order_by("start_at"))
-    Phase.objects.filter(pk__in=open_ids).update(end_at=now)
+    ended = [p for p in phases if p.is_open_at(now)]  # in start order (Phase.Meta)
+    Phase.objects.filter(pk__in=[p.pk for p in ended]).update(end_at=now)
     return [p.name for p in ended]
 
 
@@ -79,13 +80,13 @@ def competition_reopen(*, competition: Competition, by: User, reason: str) -> Co
         raise ApplicationError("Say why the competition is reopened; the leaderboard shows it.")
     if len(reason) > REASON_MAX:
         raise ApplicationError(f"A reason has at most {REASON_MAX} characters.")
-    now = timezone.now()
     with transaction.atomic(durable=True):
         locked = (
             Competition.objects.select_for_update(of=("self",))
             .select_related("task")
             .get(pk=competition.pk)
         )
+        now = timezone.now()
         if not locked.is_finalized:
             raise InvalidState("The competition is not finalized, so there is nothing to reopen.")
         Competition.objects.filter(pk=locked.pk).update(
