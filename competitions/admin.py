@@ -29,6 +29,7 @@ from django.urls import path
 from competitions.errors import ApplicationError
 from competitions.models import (
     Competition,
+    CompetitionEvent,
     Membership,
     Phase,
     Score,
@@ -196,6 +197,22 @@ class PhaseInline(admin.TabularInline):
     fields = ["name", "start_at", "end_at", "daily_limit", "total_limit", "late_submissions_scored"]
 
 
+class CompetitionEventInline(admin.TabularInline):
+    """The finalize/reopen audit trail: read only (the Organize tab finalizes and reopens)."""
+
+    model = CompetitionEvent
+    extra = 0
+    fields = ("at", "kind", "by", "reason", "ended_phases")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class BundleImportForm(forms.Form):
     bundle = forms.FileField(help_text="A zip holding competition.yaml and the files it names.")
 
@@ -206,9 +223,9 @@ class CompetitionAdmin(OrganizerScopedAdmin):
     list_display = ["title", "slug", "visibility", "start_at", "end_at", "finalized_at"]
     list_filter = ["visibility"]
     search_fields = ["title", "slug"]
-    readonly_fields = ["slug", "finalized_at", "created_at"]
+    readonly_fields = ["slug", "finalized_at", "reopened_at", "reopen_reason", "created_at"]
     filter_horizontal = ["organizers", "invited"]
-    inlines = [TaskInline, PhaseInline]
+    inlines = [TaskInline, PhaseInline, CompetitionEventInline]
     actions = ["leaderboard_csv"]
 
     def get_readonly_fields(self, request, obj=None):

@@ -59,6 +59,12 @@ class InvalidState(ApplicationError):
     code = "invalid_state"
 
 
+class FinalizedError(InvalidState):
+    """The competition is finalized: the action could move the final board (docs/lifecycle.md)."""
+
+    code = "finalized"
+
+
 class BundleInvalid(ApplicationError):
     """The bundle can't be imported; `problems` lists every reason, each a sentence."""
 

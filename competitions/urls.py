@@ -98,6 +98,7 @@ urlpatterns = [
         organizer.replication_cancel,
         name="organize-replication-cancel",
     ),
+    path("c/<slug:slug>/organize/reopen/", organizer.reopen, name="organize-reopen"),
     path("c/<slug:slug>/organize/export/", organizer.export, name="organize-export"),
     path(
         "c/<slug:slug>/organize/submissions/<int:submission_id>/disqualify/",

@@ -67,6 +67,8 @@ class CompetitionDetailApi(APIView):
             "description": competition.description,
             "rules": competition.rules,
             "selection_limit": competition.selection_limit,
+            "finalized_at": competition.finalized_at,
+            "reopened": _reopened(competition),
             "task": {
                 "type": task.task_type,
                 "id_column": task.id_column,
@@ -181,11 +183,23 @@ class LeaderboardApi(APIView):
         if as_csv:
             return Response(_csv(board))
         # The task version whose scores this board ranks (GET .../versions/ describes it).
-        body = {"task_version": competition.task.version} | _json(board, page, page_size)
+        body = {
+            "task_version": competition.task.version,
+            # Final: the board no longer changes. A reopen (docs/lifecycle.md) says when and why.
+            "finalized_at": competition.finalized_at,
+            "reopened": _reopened(competition),
+        } | _json(board, page, page_size)
         body |= page_links(request, page=page, page_size=page_size, count=board.count)
         for row in body["results"]:  # each row's claim page (manifest, bundle)
             row["entry_url"] = reverse("entry", args=[slug, row["submission_id"]], request=request)
         return Response(body)
+
+
+def _reopened(competition) -> dict | None:
+    """The latest reopen of a finalized competition (docs/lifecycle.md), or None."""
+    if competition.reopened_at is None:
+        return None
+    return {"at": competition.reopened_at, "reason": competition.reopen_reason}
 
 
 def _json(board: selectors.LeaderboardPage, page: int, page_size: int) -> dict:

@@ -1,4 +1,4 @@
-"""Organizer endpoints: import a bundle, rescore, disqualify, ban, finalize, export."""
+"""Organizer endpoints: import a bundle, rescore, disqualify, ban, finalize, reopen, export."""
 
 import tempfile
 from pathlib import Path
@@ -23,8 +23,9 @@ from competitions.permissions import (
     access_competition,
     access_submission,
     is_organizer,
+    signed_in,
 )
-from competitions.services import leaderboard as leaderboard_services
+from competitions.services import lifecycle
 from competitions.services import submissions as submission_services
 from competitions.services.teams import team_set_banned
 
@@ -134,11 +135,43 @@ class TeamBanApi(APIView):
         return Response({"id": team.pk, "is_banned": team.is_banned})
 
 
+class LifecycleOutput(serializers.Serializer):
+    slug = serializers.CharField(source="competition.slug")
+    finalized_at = serializers.DateTimeField(source="competition.finalized_at", allow_null=True)
+    reopened_at = serializers.DateTimeField(source="competition.reopened_at", allow_null=True)
+    reopen_reason = serializers.CharField(source="competition.reopen_reason")
+    event = serializers.CharField(source="kind")
+    ended_phases = serializers.ListField(
+        child=serializers.CharField(), help_text="Phases still open that finalize ended"
+    )
+
+
 class FinalizeApi(APIView):
+    """Reveal the private board and freeze the competition; open phases end now."""
+
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses=LifecycleOutput)
     def post(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug, organize=True)
-        competition = leaderboard_services.competition_finalize(competition=competition)
-        return Response({"slug": competition.slug, "finalized_at": competition.finalized_at})
+        event = lifecycle.competition_finalize(competition=competition, by=signed_in(request.user))
+        return Response(LifecycleOutput(event).data)
+
+
+class ReopenApi(APIView):
+    """Lift the freeze of a finalized competition; the reason is shown with the leaderboard."""
+
+    permission_classes = [IsAuthenticated]
+
+    class ReopenInput(serializers.Serializer):
+        reason = serializers.CharField(max_length=lifecycle.REASON_MAX)
+
+    @extend_schema(request=ReopenInput, responses=LifecycleOutput)
+    def post(self, request: Request, slug: str) -> Response:
+        competition = access_competition(request.user, slug, organize=True)
+        data = self.ReopenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        event = lifecycle.competition_reopen(
+            competition=competition, by=signed_in(request.user), **data.validated_data
+        )
+        return Response(LifecycleOutput(event).data)

@@ -75,6 +75,7 @@ urlpatterns = [
         "competitions/<slug:slug>/rescore/", organizer.RescoreAllApi.as_view(), name="rescore-all"
     ),
     path("competitions/<slug:slug>/finalize/", organizer.FinalizeApi.as_view(), name="finalize"),
+    path("competitions/<slug:slug>/reopen/", organizer.ReopenApi.as_view(), name="reopen"),
     path("competitions/<slug:slug>/export/", organizer.BundleExportApi.as_view(), name="export"),
     path("competitions/<slug:slug>/scorer/", scorers.TaskScorerApi.as_view(), name="scorer"),
     path(

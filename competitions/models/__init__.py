@@ -1,6 +1,7 @@
 """The domain models. core: competitions, tasks, phases, teams, submissions, scores and
 leaderboard rows; runs: sandbox runs, task versions, manifests, replications, invitations;
-workers: what workers report (scorer mismatches) and the claims once on a board."""
+workers: what workers report (scorer mismatches) and the claims once on a board;
+lifecycle: finalize and reopen events."""
 
 from competitions.models.core import (
     Competition,
@@ -15,6 +16,7 @@ from competitions.models.core import (
     _private_storage,
     _submission_path,
 )
+from competitions.models.lifecycle import CompetitionEvent
 from competitions.models.runs import (
     Replication,
     SandboxRun,
@@ -27,6 +29,7 @@ from competitions.models.workers import ClaimRecord, ScorerMismatchReport
 __all__ = [
     "ClaimRecord",
     "Competition",
+    "CompetitionEvent",
     "LeaderboardEntry",
     "Membership",
     "Phase",

@@ -46,6 +46,9 @@ class Competition(models.Model):
         default=2, help_text="How many submissions a team may select for the private leaderboard"
     )
     finalized_at = models.DateTimeField(null=True, blank=True)
+    # The latest reopen (CompetitionEvent keeps them all), shown with the leaderboard.
+    reopened_at = models.DateTimeField(null=True, blank=True)
+    reopen_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     max_team_size = models.PositiveSmallIntegerField(default=5)
     labels_published = models.BooleanField(

@@ -2,7 +2,8 @@
 
 Only the team whose submission changed is recomputed, from its own submissions, so the
 cost of a new score does not grow with the size of the board. Ranks are not stored: the
-selector computes them with a window function at read time.
+selector computes them with a window function at read time. A finalized competition's rows
+do not change (the freeze, competitions/services/freeze.py).
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Max
-from django.utils import timezone
 
-from competitions.errors import InvalidState
 from competitions.models import Competition, LeaderboardEntry, Score, Submission, Team
 from competitions.services.claims import claims_remember
+from competitions.services.freeze import competition_is_final
 from scoring.metrics import metric_get
 
 
@@ -30,6 +30,10 @@ class _Candidate:
 
 def leaderboard_refresh_team(*, team: Team) -> None:
     with transaction.atomic():
+        # The final board stays as finalize left it; scores that arrive meanwhile are kept and
+        # count from a reopen on (competitions/services/lifecycle.py).
+        if competition_is_final(competition_id=team.competition_id):
+            return
         # Serialises refreshes of one team, so two workers can't write stale rows.
         team = (
             Team.objects.select_for_update(of=("self",))
@@ -44,8 +48,9 @@ def leaderboard_refresh_team(*, team: Team) -> None:
         task = competition.task
         higher = metric_get(task.primary_metric).higher_is_better
         candidates = _candidates(team, task.version)
+        # Late submissions are the team's own business: not in the board's counts either.
         stats = (
-            Submission.objects.filter(team=team)
+            Submission.objects.filter(team=team, is_late=False)
             .exclude(failure__in=Submission.UNCOUNTED_FAILURES)
             .exclude(status=Submission.Status.CANCELLED)
         )
@@ -128,28 +133,6 @@ def _selected(cands: list[_Candidate], limit: int, metric: str, higher: bool) ->
 
 def _finite(value: float | None) -> bool:
     return value is not None and value == value and value not in (float("inf"), float("-inf"))
-
-
-def competition_finalize(*, competition: Competition) -> Competition:
-    """Reveal the private leaderboard. Private rows are kept current all along, so this only flips a flag."""
-    # scoring imports this module
-    from scoring.replication import replications_missing, replications_missing_reasons
-
-    missing = replications_missing(competition=competition)
-    if missing:
-        reasons = replications_missing_reasons(submission_ids=missing)
-        raise InvalidState(
-            f"The top {competition.replicate_top_n} container entries must be replicated "
-            f"(or their replication cancelled) before finalizing; not yet: {'; '.join(reasons)}.",
-            extra={"unreplicated": missing, "reasons": reasons},
-        )
-    updated = Competition.objects.filter(pk=competition.pk, finalized_at__isnull=True).update(
-        finalized_at=timezone.now()
-    )
-    if not updated:
-        raise InvalidState("The competition is already finalized.")
-    competition.refresh_from_db()
-    return competition
 
 
 def competition_refresh_leaderboard(*, competition: Competition) -> int:

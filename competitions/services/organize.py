@@ -8,6 +8,7 @@ from django.db import transaction
 
 from competitions.errors import ApplicationError
 from competitions.models import Competition, Phase
+from competitions.services.freeze import competition_require_not_final
 
 
 @transaction.atomic
@@ -15,6 +16,11 @@ def competition_limits_update(
     *, competition: Competition, selection_limit: int, max_team_size: int
 ) -> Competition:
     """Change the team limits. Existing teams larger than a new size limit are left as they are."""
+    competition_require_not_final(  # the selection limit decides the private board
+        competition_id=competition.pk,
+        refusal="The competition is finalized: its limits can't change unless an organizer "
+        "reopens it.",
+    )
     if selection_limit < 1 or max_team_size < 1:
         raise ApplicationError("Limits are at least 1.")
     competition.selection_limit = selection_limit

@@ -12,13 +12,22 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from competitions.errors import InvalidState, NotJoined, PhaseClosed, QuotaExceeded, TeamBanned
+from competitions.errors import (
+    FinalizedError,
+    InvalidState,
+    NotJoined,
+    PhaseClosed,
+    QuotaExceeded,
+    TeamBanned,
+)
 from competitions.models import Competition, Phase, Submission, Team
 from competitions.selectors import team_quota
+from competitions.services.freeze import competition_require_not_final
 from competitions.services.leaderboard import leaderboard_refresh_team
 from competitions.uploads import upload_sha256
 
 log = logging.getLogger(__name__)
+CLOSED_BY_FINALIZE = "The competition is finalized: it no longer takes submissions."
 SAFE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
@@ -80,6 +89,8 @@ def submission_create(
     The quota check and the insert happen under a lock on the team's row, so concurrent
     uploads can never exceed the limit between them.
     """
+    if competition.is_finalized:  # late submissions too: the freeze wins
+        raise FinalizedError(CLOSED_BY_FINALIZE)
     now = timezone.now()
     found = current_phase(competition, now)
     if found is None:
@@ -97,6 +108,8 @@ def submission_create(
     sha256 = upload_sha256(uploaded_file)
 
     with transaction.atomic():
+        # Again under the lock: a finalize may have committed since the first check.
+        competition_require_not_final(competition_id=competition.pk, refusal=CLOSED_BY_FINALIZE)
         team = Team.objects.select_for_update().get(pk=membership.team_id)
         if team.is_banned:
             raise TeamBanned(f"Your team is banned from this competition: {team.banned_reason}")
@@ -168,6 +181,11 @@ def submission_rescore(*, submission: Submission) -> Submission:
         status__in=[Submission.Status.QUEUED, Submission.Status.RUNNING]
     )
     with transaction.atomic():
+        competition_require_not_final(
+            competition_id=submission.competition_id,
+            refusal="The competition is finalized: its submissions can't be rescored "
+            "unless an organizer reopens it.",
+        )
         count = updated.update(
             status=Submission.Status.QUEUED,
             failure="",
@@ -187,6 +205,11 @@ def submission_rescore(*, submission: Submission) -> Submission:
 
 def submissions_rescore_all(*, competition: Competition) -> int:
     """Queue every finished submission of the competition again. Returns how many."""
+    competition_require_not_final(
+        competition_id=competition.pk,
+        refusal="The competition is finalized: its submissions can't be rescored "
+        "unless an organizer reopens it.",
+    )
     count = 0
     ids = Submission.objects.filter(
         competition=competition,
@@ -207,6 +230,11 @@ def submissions_rescore_all(*, competition: Competition) -> int:
 def submission_set_disqualified(
     *, submission: Submission, disqualified: bool, reason: str = ""
 ) -> Submission:
+    competition_require_not_final(
+        competition_id=submission.competition_id,
+        refusal="The competition is finalized: disqualifications can't change "
+        "unless an organizer reopens it.",
+    )
     submission.is_disqualified = disqualified
     submission.disqualified_reason = reason if disqualified else ""
     submission.save(update_fields=["is_disqualified", "disqualified_reason"])
@@ -228,9 +256,11 @@ def submission_cancel(*, submission: Submission) -> Submission:
 @transaction.atomic
 def submission_set_selected(*, submission: Submission, selected: bool) -> Submission:
     """A team picks the submissions that count on the private leaderboard."""
-    if submission.competition.is_finalized:
-        # The private scores are public now; choosing after seeing them would pick the winner.
-        raise InvalidState("The competition is finalized; selections can no longer change.")
+    # The private scores are public once final; choosing after seeing them would pick the winner.
+    competition_require_not_final(
+        competition_id=submission.competition_id,
+        refusal="The competition is finalized; selections can no longer change.",
+    )
     if selected and submission.status != Submission.Status.SCORED:
         raise InvalidState("Only a scored submission can be selected.")
     limit = submission.competition.selection_limit

@@ -6,9 +6,16 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from competitions.errors import ApplicationError, InvalidState, RulesNotAccepted, TeamBanned
+from competitions.errors import (
+    ApplicationError,
+    FinalizedError,
+    InvalidState,
+    RulesNotAccepted,
+    TeamBanned,
+)
 from competitions.models import Competition, Membership, Submission, Team, TeamInvitation
 from competitions.selectors import team_quota
+from competitions.services.freeze import competition_require_not_final
 from competitions.services.leaderboard import leaderboard_refresh_team
 from competitions.services.submissions import current_phase
 
@@ -19,6 +26,10 @@ def competition_join(*, competition: Competition, user: User, accept_rules: bool
     existing = Membership.objects.filter(competition=competition, user=user).first()
     if existing is not None:
         return existing
+    competition_require_not_final(
+        competition_id=competition.pk,
+        refusal="The competition is finalized: it no longer takes new participants.",
+    )
     if not accept_rules:
         raise RulesNotAccepted("You must accept the competition's rules to join it.")
     name = _free_team_name(competition, user.get_username())
@@ -51,6 +62,10 @@ def _free_team_name(competition: Competition, wanted: str) -> str:
 @transaction.atomic
 def team_set_banned(*, team: Team, banned: bool, reason: str = "") -> Team:
     """Ban (or unban) a team: a banned team cannot submit and drops off every leaderboard."""
+    competition_require_not_final(
+        competition_id=team.competition_id,
+        refusal="The competition is finalized: bans can't change unless an organizer reopens it.",
+    )
     if banned and not reason:
         raise ApplicationError("Say why the team is banned; the team will see the reason.")
     team.is_banned = banned
@@ -78,9 +93,17 @@ class NotInvited(ApplicationError):
     code = "not_invited"
 
 
+TEAMS_FROZEN = "The competition is finalized; teams can no longer change."
+
+
+def _not_final(competition_id: int) -> None:
+    """The freeze check; each transaction below makes it before it locks a team."""
+    competition_require_not_final(competition_id=competition_id, refusal=TEAMS_FROZEN)
+
+
 def _unchangeable(team: Team) -> None:
     if team.competition.is_finalized:
-        raise InvalidState("The competition is finalized; teams can no longer change.")
+        raise FinalizedError(TEAMS_FROZEN)
     if team.is_banned:
         raise TeamBanned(f"The team {team.name} is banned from this competition.")
 
@@ -93,6 +116,7 @@ def _require_member(team: Team, user: User) -> None:
 @transaction.atomic
 def team_rename(*, team: Team, user: User, name: str) -> Team:
     _require_member(team, user)
+    _not_final(team.competition_id)  # the name is on the final board
     name = " ".join(name.split())
     if not name:
         raise ApplicationError("Give the team a name.")
@@ -114,6 +138,7 @@ def team_rename(*, team: Team, user: User, name: str) -> Team:
 def team_invite(*, team: Team, by: User, username: str = "") -> TeamInvitation:
     """Invite a user by name, or (no name) make a one-use link for anyone who can see the competition."""
     _require_member(team, by)
+    _not_final(team.competition_id)
     _unchangeable(team)
     if team.memberships.count() >= team.competition.max_team_size:
         raise ApplicationError(
@@ -155,6 +180,7 @@ def invitation_accept(
         raise InvalidState("This invitation was already used or withdrawn.")
     if invitation.invited_user_id not in (None, user.pk):
         raise NotInvited("This invitation is for another user.")
+    _not_final(invitation.team.competition_id)
     competition = Competition.objects.get(pk=invitation.team.competition_id)
     membership = Membership.objects.filter(competition=competition, user=user).first()
     # Lock both teams in id order, so two merges into each other can't deadlock.
@@ -227,6 +253,7 @@ def _check_merge_quota(old: Team, target: Team, now) -> None:
 @transaction.atomic
 def team_leave(*, team: Team, user: User) -> Membership:
     """Leave the team for a new team of one; the submissions stay with the team."""
+    _not_final(team.competition_id)
     team = Team.objects.select_for_update().select_related("competition").get(pk=team.pk)
     membership = Membership.objects.filter(team=team, user=user).first()
     if membership is None:

@@ -1,5 +1,5 @@
 """Organizer pages under /c/<slug>/organize/: dashboard, data, phases and limits,
-submissions, teams, and the actions (rescore, disqualify, ban, finalize, export).
+submissions, teams, and the actions (rescore, disqualify, ban, finalize, reopen, export).
 
 Every view starts with competition_for(..., organize=True): outsiders of an invite-only
 competition get 404, everyone else who is not its organizer 403.
@@ -26,7 +26,7 @@ from competitions.errors import ApplicationError
 from competitions.forms import BundleForm, GroundTruthForm, LimitsForm, PhaseForm, ReasonForm
 from competitions.models import Competition, Replication, Submission, Team
 from competitions.selectors import scorer_mismatches_recent
-from competitions.services import leaderboard as leaderboard_services
+from competitions.services import lifecycle
 from competitions.services import submissions as submission_services
 from competitions.services.bundles import bundle_export_file, bundle_import
 from competitions.services.organize import competition_limits_update, phase_update
@@ -67,6 +67,7 @@ def dashboard(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     total = sum(n for _d, n in board.per_day)
     context |= {
         "board": board,
+        "events": list(context["competition"].events.select_related("by")[:20]),
         "per_day_plot": svg.daily_bars(
             id_prefix="per-day",
             counts=board.per_day,
@@ -188,9 +189,38 @@ def finalize(request: AuthenticatedRequest, slug: str) -> HttpResponse:
 
     def run() -> str:
         if request.POST.get("confirm") != "yes":
-            raise ApplicationError("Tick the box to confirm: finalizing cannot be undone.")
-        leaderboard_services.competition_finalize(competition=competition)
-        return "The competition is finalized: the private leaderboard is public now."
+            raise ApplicationError(
+                "Tick the box to confirm: finalizing reveals the private leaderboard and freezes it."
+            )
+        event = lifecycle.competition_finalize(competition=competition, by=request.user)
+        return "The competition is finalized: the private leaderboard is public now." + _ended(
+            event.ended_phases
+        )
+
+    return _act(request, slug, run, "organize")
+
+
+def _ended(names: list[str]) -> str:
+    if not names:
+        return ""
+    quoted = ", ".join(f"“{name}”" for name in names)
+    if len(names) == 1:
+        return f" The phase {quoted} was still open; it ended now."
+    return f" The phases {quoted} were still open; they ended now."
+
+
+@login_required
+@require_POST
+def reopen(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    competition = competition_for(request, slug, organize=True)
+    form = ReasonForm(request.POST)
+
+    def run() -> str:
+        if not form.is_valid():
+            raise ApplicationError("Give a reason of at most 300 characters.")
+        reason = form.cleaned_data["reason"]
+        lifecycle.competition_reopen(competition=competition, by=request.user, reason=reason)
+        return "The competition is reopened; the leaderboard shows why."
 
     return _act(request, slug, run, "organize")
 

@@ -481,7 +481,7 @@ def test_selections_are_frozen_once_the_private_board_is_revealed(
             f"/api/v1/submissions/{subs[key].pk}/select/", {"selected": selected}
         )
         assert response.status_code == 409, key
-        assert response.json()["code"] == "invalid_state"
+        assert response.json()["code"] == "finalized"
 
     assert not Submission.objects.filter(is_selected=True).exists()
     assert _rows(_board(api, participant, competition, split="private")) == before

@@ -169,13 +169,14 @@ def test_the_organizer_pages_answer_only_the_competitions_organizers(
 
     posts = [
         (f"/c/{slug}/organize/rescore/", {}),
-        (f"/c/{slug}/organize/finalize/", {"confirm": "yes"}),
         (
             f"/c/{slug}/organize/submissions/{submission.pk}/disqualify/",
             {"disqualified": "1", "reason": "x"},
         ),
         (f"/c/{slug}/organize/submissions/{submission.pk}/rescore/", {}),
         (f"/c/{slug}/organize/teams/{team.pk}/ban/", {"banned": "1", "reason": "x"}),
+        # Last: once finalized, the actions above are refused (docs/lifecycle.md).
+        (f"/c/{slug}/organize/finalize/", {"confirm": "yes"}),
     ]
     for url, data in posts:
         response = client.post(url, data)

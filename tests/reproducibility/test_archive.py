@@ -25,7 +25,7 @@ from competitions.services.archive import (
     competition_archive_export,
     competition_archive_import,
 )
-from competitions.services.leaderboard import competition_finalize
+from competitions.services.lifecycle import competition_finalize
 from competitions.services.submissions import (
     submission_create,
     submission_set_selected,
@@ -83,7 +83,7 @@ def history(
     )
     competition.labels_published = True
     competition.save()
-    return competition_finalize(competition=competition)
+    return competition_finalize(competition=competition).competition
 
 
 def _board(competition: Competition, split: str) -> list[tuple]:

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from competitions.errors import InvalidState, QuotaExceeded
 from competitions.models import Competition, Phase, Replication, Submission
-from competitions.services.leaderboard import competition_finalize
+from competitions.services.lifecycle import competition_finalize
 from competitions.services.submissions import submission_create
 from scoring.checks import recovery_settings_check
 from scoring.reaper import replications_reap, submissions_reap
@@ -422,7 +422,7 @@ def test_a_cancelled_replication_no_longer_blocks_finalize_and_records_who_and_w
     assert replication_run(replication_id=replication.pk) is False  # a late message: nothing
     with pytest.raises(InvalidState):
         replication_cancel(replication=replication, user=organizer)
-    assert competition_finalize(competition=competition).finalized_at is not None
+    assert competition_finalize(competition=competition).competition.finalized_at is not None
 
 
 @pytest.mark.django_db

@@ -1,0 +1,67 @@
+"""The freeze with a real Celery worker: a submission accepted before finalize is still
+scored (nothing accepted is lost), but its score does not move the final board until an
+organizer reopens the competition."""
+
+import pytest
+
+from tests import factories
+from tests.worker_process import wait_for_status, worker_process
+
+pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+
+
+def _upload(api, user, slug: str, content: bytes) -> int:
+    response = api(user).post(
+        f"/api/v1/competitions/{slug}/submissions/",
+        {"file": factories.upload(content)},
+        format="multipart",
+    )
+    assert response.status_code == 202, response.content
+    return response.json()["id"]
+
+
+def _boards(api, slug: str) -> list[bytes]:
+    url = f"/api/v1/competitions/{slug}/leaderboard/"
+    return [
+        api(None).get(url, {"split": split, **fmt}).content
+        for split in ("public", "private")
+        for fmt in ({}, {"format": "csv"})
+    ]
+
+
+def test_a_submission_queued_before_finalize_and_scored_after_it_leaves_the_final_board_alone(
+    tmp_path, api, organizer, participant, other_participant
+):
+    competition = factories.make_competition(organizers=[organizer])
+    slug = competition.slug
+    for user in (participant, other_participant):
+        api(user).post(f"/api/v1/competitions/{slug}/join/", {"accept_rules": True})
+    log = tmp_path / "worker.log"
+    with worker_process(log) as proc:
+        alice = _upload(api, participant, slug, factories.perfect_predictions())
+        bob = _upload(api, other_participant, slug, factories.predictions_csv(default=0.5))
+        for pk in (alice, bob):
+            assert wait_for_status(pk, {"scored", "failed"}, proc, log) == "scored"
+    # Accepted while no worker runs, so it is still queued when the competition is finalized.
+    late_best = _upload(api, other_participant, slug, factories.perfect_predictions())
+    finalized = api(organizer).post(f"/api/v1/competitions/{slug}/finalize/")
+    assert finalized.status_code == 200
+    final = _boards(api, slug)
+    private = api(None).get(f"/api/v1/competitions/{slug}/leaderboard/", {"split": "private"})
+    assert [(r["rank"], r["team"]) for r in private.json()["results"]] == [(1, "alice"), (2, "bob")]
+
+    with worker_process(tmp_path / "worker2.log") as proc:
+        status = wait_for_status(late_best, {"scored", "failed"}, proc, tmp_path / "worker2.log")
+    assert status == "scored"
+    detail = api(other_participant).get(f"/api/v1/submissions/{late_best}/").json()
+
+    assert detail["status"] == "scored"
+    assert detail["scores"]["private"]["roc_auc"] == 1.0
+    assert _boards(api, slug) == final
+    # Reopened, the score recorded during the freeze counts: Bob ties Alice.
+    reopened = api(organizer).post(f"/api/v1/competitions/{slug}/reopen/", {"reason": "recount"})
+    assert reopened.status_code == 200
+    private = api(None).get(f"/api/v1/competitions/{slug}/leaderboard/", {"split": "private"})
+    assert private.status_code == 403  # no longer final: the private board is hidden again
+    board = api(organizer).get(f"/api/v1/competitions/{slug}/leaderboard/", {"split": "private"})
+    assert [(r["rank"], r["team"]) for r in board.json()["results"]] == [(1, "alice"), (1, "bob")]
