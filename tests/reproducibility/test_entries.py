@@ -295,13 +295,15 @@ def test_the_upload_api_takes_the_declared_hardware(api, competition, participan
 # --- Hugging Face model-index -------------------------------------------------------------------
 
 
-def test_the_model_index_lists_each_row_with_dataset_split_revision_and_verified_metrics(
+def test_the_model_index_lists_each_row_with_dataset_split_revision_metrics_and_claim_url(
     api, competition, entry, other_participant
 ):
-    _scored(competition, other_participant, factories.predictions_csv(default=0.5))
+    other = _scored(competition, other_participant, factories.predictions_csv(default=0.5))
     version = competition.task.versions.get(number=1)
 
-    response = api(None).get(f"/api/v1/competitions/{competition.slug}/model-index/")
+    response = api(None).get(
+        f"/api/v1/competitions/{competition.slug}/model-index/", {"format": "json"}
+    )
 
     assert response.status_code == 200
     index = response.json()["model-index"]
@@ -317,13 +319,18 @@ def test_the_model_index_lists_each_row_with_dataset_split_revision_and_verified
         "split": "public",
         "revision": f"v1-{version.ground_truth_sha256}",
     }
-    assert result["metrics"][0] == {
-        "type": "roc_auc",
-        "value": 1.0,
-        "name": "ROC AUC",
-        "verified": True,
+    # Self-reported in Hugging Face's terms: `verified` is theirs to set, never ours.
+    assert result["metrics"][0] == {"type": "roc_auc", "value": 1.0, "name": "ROC AUC"}
+    assert not [m for e in index for r in e["results"] for m in r["metrics"] if "verified" in m]
+    # Each result's source is its entry's claim page: absolute, no query, no API path.
+    assert result["source"] == {
+        "name": "Heldout",
+        "url": f"http://testserver/c/{competition.slug}/entries/{entry.pk}/",
     }
-    assert result["source"]["url"].endswith(f"/c/{competition.slug}/leaderboard/")
+    assert index[1]["results"][0]["source"]["url"] == (
+        f"http://testserver/c/{competition.slug}/entries/{other.pk}/"
+    )
+    assert api(None).get(result["source"]["url"]).status_code == 200
     assert all(r["dataset"]["split"] == "public" for e in index for r in e["results"])
 
 
@@ -341,6 +348,10 @@ def test_the_model_index_comes_as_yaml_and_adds_private_results_after_finalize(
     index = yaml.safe_load(response.content)["model-index"]
     splits = {r["dataset"]["split"]: r["metrics"][0]["value"] for r in index[0]["results"]}
     assert splits == {"public": 1.0, "private": 0.0}
+    # ?format=yaml stays out of the sources.
+    assert {r["source"]["url"] for r in index[0]["results"]} == {
+        f"http://testserver/c/{competition.slug}/entries/{entry.pk}/"
+    }
 
 
 @pytest.mark.parametrize("persona", ["anonymous", "outsider", "other_organizer"])
