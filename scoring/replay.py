@@ -162,10 +162,13 @@ def compare(manifest: dict, replayed: dict, *, tolerance: float) -> dict:
     `manifest` may be of any shape the platform ever wrote (missing parts are not compared);
     `replayed` holds what the replay measured (keys absent or None: not measured)."""
     withheld = _withheld_splits(manifest)
+    checks = [c for c in _checks(manifest, replayed) if c[2] is not None]  # measured
+    # What the manifest does not record (older ones, in-process scorings) is not compared.
+    unrecorded = [what for what, old, _new in checks if old is None]
     differences = [
         {"what": what, "recorded": old, "replayed": new}
-        for what, old, new in _checks(manifest, replayed)
-        if new is not None and old != new
+        for what, old, new in checks
+        if old is not None and old != new
     ]
     recorded_problems = _int_or_none(_section(manifest, "validation").get("total_problems"))
     replayed_problems = _int_or_none(replayed.get("total_problems"))
@@ -197,12 +200,19 @@ def compare(manifest: dict, replayed: dict, *, tolerance: float) -> dict:
         "compared_scores": sum(1 for r in rows if r["recorded_present"]),
         "scores": [{k: r[k] for k in ("what", "recorded", "replayed")} for r in rows],
         "differences": [{k: d[k] for k in ("what", "recorded", "replayed")} for d in differences],
-        "notes": [
-            f"the {s} split is withheld from this bundle: its scores were not compared"
-            for s in sorted(withheld)
-        ],
+        "notes": _notes(withheld, unrecorded),
         "replayed": replayed,
     }
+
+
+def _notes(withheld: set[str], unrecorded: list[str]) -> list[str]:
+    notes = [
+        f"the {split} split is withheld from this bundle: its scores were not compared"
+        for split in sorted(withheld)
+    ]
+    if unrecorded:
+        notes.append(f"not recorded in this manifest, so not compared: {', '.join(unrecorded)}")
+    return notes
 
 
 def _checks(manifest: dict, replayed: dict) -> list[tuple[str, object, object]]:
@@ -384,10 +394,8 @@ def _program_result(output: Path) -> dict:
 
 
 def _problem_text(problem: object) -> str:
-    if not isinstance(problem, dict):
-        return str(problem)
-    where = f"line {problem['line']}: " if problem.get("line") is not None else ""
-    return f"{where}{problem.get('message', problem)}"
+    # The built-in scorer's messages name their line already.
+    return str(problem.get("message", problem) if isinstance(problem, dict) else problem)
 
 
 def _image_id(docker: str, candidates: list[str]) -> tuple[str, str]:

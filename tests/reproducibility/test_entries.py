@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
 
 import pytest
 import yaml
+from django.core.files.base import ContentFile
 
 from competitions.models import Competition, Submission
 from competitions.services.submissions import submission_create
@@ -226,6 +228,51 @@ def test_the_scorer_log_is_in_the_organizers_bundle_only_unless_opted_in(
     competition.task.scorer_logs_visible = True
     competition.task.save()
     assert "logs/scoring.log" in _bundle(api, participant, entry).namelist()
+
+
+PROGRAM = b"# the organizers' own scoring program\nimport json\n"
+
+
+def _give_program(competition, *, public: bool) -> None:
+    task = competition.task
+    task.scorer_program.save("score.py", ContentFile(PROGRAM), save=False)
+    task.scorer_program_sha256 = hashlib.sha256(PROGRAM).hexdigest()
+    task.scorer_program_public = public
+    task.save()
+
+
+def test_the_organizers_bundle_holds_their_private_scoring_program(
+    api, competition, organizer, entry
+):
+    _give_program(competition, public=False)
+
+    bundle = _bundle(api, organizer, entry)
+
+    assert bundle.read("scorer/score.py") == PROGRAM
+    assert b"private: for the organizers only" in bundle.read("README.txt")
+
+
+@pytest.mark.parametrize("persona", ["participant", *STRANGERS])
+def test_no_one_but_the_organizers_gets_a_private_scoring_program(
+    request, api, competition, entry, persona
+):
+    _give_program(competition, public=False)
+
+    bundle = _bundle(api, _user(request, persona), entry)
+
+    assert not [n for n in bundle.namelist() if n.startswith("scorer/")]
+    assert not [n for n in bundle.namelist() if PROGRAM in bundle.read(n)]
+    assert b"scorer/" not in bundle.read("README.txt")
+
+
+@pytest.mark.parametrize("persona", ["participant", *STRANGERS])
+def test_a_public_scoring_program_is_in_everyones_bundle(request, api, competition, entry, persona):
+    _give_program(competition, public=True)
+
+    bundle = _bundle(api, _user(request, persona), entry)
+
+    assert bundle.read("scorer/score.py") == PROGRAM
+    assert b"private: for the organizers only" not in bundle.read("README.txt")
 
 
 @pytest.mark.parametrize(
