@@ -49,7 +49,10 @@ To replay, with the scorer image loaded in Docker (docker load) and a ground tru
     python replay.py --truth TRUTH_FILE{predictions_hint}
 
 It reports whether the recorded scores are reproduced exactly, within a tolerance
-(--tolerance), or not, and what differs: file hashes, image digest, library versions.
+(--tolerance), or not, and everything that differs: file hashes, split, image digest,
+program hash, library versions, problems found in the files, missing or extra scores.
+Exit status: 0 reproduced, 1 not reproduced, 2 could not run. --json prints the report
+as JSON; --manifest manifests/NAME.json replays an earlier scoring.
 """
 
 
