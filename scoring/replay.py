@@ -197,7 +197,7 @@ def compare(manifest: dict, replayed: dict, *, tolerance: float) -> dict:
         "submission": _section(manifest, "submission").get("id"),
         "task_version": _section(manifest, "task").get("version"),
         "kind": manifest.get("kind") or "scoring",
-        "compared_scores": sum(1 for r in rows if r["recorded_present"]),
+        "compared_scores": sum(1 for r in rows if r["present"]),
         "scores": [{k: r[k] for k in ("what", "recorded", "replayed")} for r in rows],
         "differences": [{k: d[k] for k in ("what", "recorded", "replayed")} for d in differences],
         "notes": _notes(withheld, unrecorded),
@@ -262,25 +262,19 @@ def _compare_scores(
     keys = {(s, m) for s in recorded for m in recorded[s]}
     keys |= {(s, m) for s in replayed if s not in withheld for m in replayed[s]}
     for split, metric in sorted(keys):
-        present = metric in recorded.get(split, {})
-        absent = not present or metric not in replayed.get(split, {})  # extra, or missing
-        old = recorded.get(split, {}).get(metric)
-        new = replayed.get(split, {}).get(metric)
-        what = f"{split} {metric}"
-        rows.append({"what": what, "recorded": old, "replayed": new, "absent": absent})
-        rows[-1]["recorded_present"] = present
-        if absent:
+        mine, theirs = recorded.get(split, {}), replayed.get(split, {})
+        old, new = mine.get(metric), theirs.get(metric)
+        absent = metric not in mine or metric not in theirs  # extra, or missing
+        rows.append(
+            {"what": f"{split} {metric}", "recorded": old, "replayed": new,
+             "present": metric in mine, "absent": absent}
+        )  # fmt: skip
+        a, b = _number(old), _number(new)
+        if absent or (not _same(old, new) and (a is None or b is None)):
             broken = True
-        elif _same(old, new):
-            continue
-        elif _number(old) is None or _number(new) is None:
-            broken = True
-        else:
-            difference = abs(_number(old) - _number(new))  # type: ignore[operator]
-            if math.isfinite(difference):
-                worst = max(worst, difference)
-            else:
-                broken = True
+        elif a is not None and b is not None:
+            worst = max(worst, abs(a - b))
+            broken = broken or not math.isfinite(worst)
     return rows, worst, broken
 
 
@@ -359,8 +353,13 @@ def _run(
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ReplayError(f"the scorer could not run: {exc}") from exc
     if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-10:])
-        raise ReplayError(f"the scorer exited with code {done.returncode}:\n{tail}")
+        # The scorer's own log (a program's traceback, say), set apart from replay's words.
+        tail = "".join(
+            f"\n    | {line}" for line in (done.stderr or done.stdout).splitlines()[-10:]
+        )
+        raise ReplayError(
+            f"the scorer exited with code {done.returncode}; its log ends with:{tail}"
+        )
     if program is not None:
         return _program_result(output)
     return _built_in_result(output)

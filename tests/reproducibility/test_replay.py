@@ -226,3 +226,20 @@ def test_the_team_cannot_replay_a_private_program_and_is_told_why(
     assert "does not hold (the organizers did not make it public)" in done.stderr
     assert "Traceback" not in done.stderr
     assert json.loads(done.stdout)["outcome"] == "not_run"
+
+
+def test_a_program_crashing_on_a_tampered_truth_is_reported_apart_from_replay(
+    api, organizer, program_scored, tmp_path
+):
+    folder = unzip_bundle(api, organizer, program_scored, tmp_path / "organizer")
+    # One byte of an id: the example program looks the id up and raises KeyError.
+    (folder / "truth.csv").write_text(factories.truth_csv().replace("\nid1,", "\nie1,"))
+
+    done = run_replay(folder, "--truth", "truth.csv")
+
+    assert done.returncode == 2
+    first, *log = done.stderr.splitlines()
+    assert first == "replay: the scorer exited with code 1; its log ends with:"
+    assert log
+    assert all(line.startswith("    | ") for line in log)
+    assert "KeyError: 'ie1'" in log[-1]
