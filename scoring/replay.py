@@ -574,19 +574,24 @@ def _verdict(report: dict) -> str:
 
 
 def _why(report: dict) -> str:
-    scores = report["scores"]
-    missing = sum(1 for s in scores if s["replayed"] is None and s["recorded"] is not None)
-    extra = [d for d in report["differences"] if d["what"] == "validation problems"]
+    rows = report["scores"]
+    missing = sum(1 for r in rows if r["replayed"] is None and r["recorded"] is not None)
+    counts = [d for d in report["differences"] if d["what"] == "validation problems"]
     reasons = []
     if missing:
         reasons.append(f"{missing} recorded score(s) missing from the replay")
-    if extra:
+    if counts:
         reasons.append(
-            f"the scorer found {extra[0]['replayed']} problem(s) in the files, "
-            f"the platform {extra[0]['recorded']}"
+            f"the scorer found {counts[0]['replayed']} problem(s) in the files, "
+            f"the platform {counts[0]['recorded']}"
+        )
+    if not reasons and report["max_abs_difference"] is not None:
+        reasons.append(
+            f"the largest difference is {report['max_abs_difference']:.3g}, beyond the "
+            f"tolerance {report['tolerance']:g}"
         )
     if not reasons:
-        reasons.append("some scores differ, are extra, or are not numbers")
+        reasons.append("some scores are extra or are not numbers")
     return "; ".join(reasons)
 
 

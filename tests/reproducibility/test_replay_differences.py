@@ -259,3 +259,19 @@ def test_rows_withheld_from_the_reader_are_not_compared_but_the_others_are():
 
     assert report["differences"] == [{"what": "public rows", "recorded": 6, "replayed": 7}]
     assert report["outcome"] == "reproduced"  # the verdict is about the scores
+
+
+def test_the_text_names_the_largest_difference_beyond_the_tolerance_and_extra_scores():
+    manifest = {"scores": {"public": {"roc_auc": 0.9}}, "validation": {"total_problems": 0}}
+    moved = {"scores": {"public": {"roc_auc": 0.8}}, "total_problems": 0}
+    extra = {"scores": {"public": {"roc_auc": 0.9, "accuracy": 0.5}}, "total_problems": 0}
+
+    moved_text = replay._text(replay.compare(manifest, moved, tolerance=0.01))
+    extra_text = replay._text(replay.compare(manifest, extra, tolerance=0.01))
+
+    assert "NOT REPRODUCED: the largest difference is 0.1, beyond the tolerance 0.01." in (
+        moved_text
+    )
+    assert "public roc_auc: recorded 0.9, replayed 0.8" in moved_text
+    assert "NOT REPRODUCED: some scores are extra or are not numbers." in extra_text
+    assert "public accuracy: recorded nothing, replayed 0.5" in extra_text
