@@ -18,7 +18,6 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from competitions.api.renderers import DownloadNegotiation
@@ -239,8 +238,9 @@ class ModelIndexApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug)
-        source = reverse("leaderboard", args=[slug], request=request)
-        return Response(model_index(competition=competition, user=request.user, source_url=source))
+        # Scheme and host only: the sources are claim pages, never this URL or its query.
+        site = request.build_absolute_uri("/")
+        return Response(model_index(competition=competition, user=request.user, site_url=site))
 
 
 def _int(raw: str | None, default: int) -> int:

@@ -15,9 +15,11 @@ import time
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models.fields.files import FieldFile
+from django.urls import reverse
 
 from competitions.models import (
     Competition,
@@ -47,7 +49,10 @@ To replay, with the scorer image loaded in Docker (docker load) and a ground tru
     python replay.py --truth TRUTH_FILE{predictions_hint}
 
 It reports whether the recorded scores are reproduced exactly, within a tolerance
-(--tolerance), or not, and what differs: file hashes, image digest, library versions.
+(--tolerance), or not, and everything that differs: file hashes, split, image digest,
+program hash, library versions, problems found in the files, missing or extra scores.
+Exit status: 0 reproduced, 1 not reproduced, 2 could not run. --json prints the report
+as JSON; --manifest manifests/NAME.json replays an earlier scoring.
 """
 
 
@@ -81,15 +86,17 @@ def submission_bundle_write(
         if submission.kind == "container":
             files[f"image/{submission.original_name}"] = submission.file
     members |= _logs(submission, owner=owner, organizer=organizer)
-    if task.scorer_program and task.scorer_program_public:
-        # Named by its kind, not by its storage name (which may carry a suffix).
+    if task.scorer_program and (task.scorer_program_public or organizer):
+        # Organizers replay entries scored by their own private program; nobody else gets
+        # it until they make it public. Named by its kind, not its storage name.
         suffix = ".zip" if (task.scorer_program.name or "").endswith(".zip") else ".py"
         files[f"scorer/score{suffix}"] = task.scorer_program
+    private_program = bool(task.scorer_program) and not task.scorer_program_public
     if competition.labels_published and latest is not None:
         version = TaskVersion.objects.filter(task=task, number=latest.task_version).first()
         truth = version.ground_truth if version else task.ground_truth
         files[f"ground_truth/{PurePosixPath(truth.name or '').name}"] = truth
-    members["README.txt"] = _readme(submission, latest, files)
+    members["README.txt"] = _readme(submission, latest, files, private_program=private_program)
     return _zip(dest, members, files)
 
 
@@ -131,14 +138,23 @@ def _logs(submission: Submission, *, owner: bool, organizer: bool) -> dict[str, 
     return logs
 
 
-def _readme(submission: Submission, run: ScoringRun | None, files: dict[str, FieldFile]) -> str:
+def _readme(
+    submission: Submission,
+    run: ScoringRun | None,
+    files: dict[str, FieldFile],
+    *,
+    private_program: bool,
+) -> str:
     extra = []
     if any(name.startswith("predictions/") for name in files):
         extra.append("predictions/    the file the scorer read")
     if any(name.startswith("image/") for name in files):
         extra.append("image/          the submitted image archive (docker load)")
     if any(name.startswith("scorer/") for name in files):
-        extra.append("scorer/         the organizers' scoring program")
+        extra.append(
+            "scorer/         the organizers' scoring program"
+            + (" (private: for the organizers only, do not share)" if private_program else "")
+        )
     if any(name.startswith("ground_truth/") for name in files):
         extra.append("ground_truth/   the labels, published by the organizers")
     has_predictions = any(name.startswith("predictions/") for name in files)
@@ -199,11 +215,13 @@ HF_TASK_TYPES = {
 
 
 def model_index(
-    *, competition: Competition, user: User | AnonymousUser, source_url: str = ""
+    *, competition: Competition, user: User | AnonymousUser, site_url: str = ""
 ) -> dict[str, Any]:
     """The leaderboard's rows as Hugging Face model-index metadata: one entry per row, with
     a result per split the user may see. The dataset revision names the task version and
-    its ground truth's sha256; `verified` is true because the platform scored them."""
+    its ground truth's sha256. No `verified`: Hugging Face reserves it for its own
+    evaluations. With `site_url` (scheme and host, e.g. https://heldout.example.org), each
+    result's source is the absolute URL of the entry's claim page."""
     task = competition.task
     splits = ["public", "private"] if private_split_visible(user, competition) else ["public"]
     version = TaskVersion.objects.filter(task=task, number=task.version).first()
@@ -221,8 +239,18 @@ def model_index(
             row.submission_id,
             {"name": _entry_name(row.submission), "results": []},
         )
-        entry["results"].append(_result(competition, row, revision, source_url))
+        source = _claim_url(site_url, competition, row.submission_id)
+        entry["results"].append(_result(competition, row, revision, source))
     return {"model-index": list(entries.values())}
+
+
+def _claim_url(site_url: str, competition: Competition, submission_id: int) -> str:
+    """The claim page's absolute URL: the public page readers can open, with no query."""
+    if not site_url:
+        return ""
+    parts = urlsplit(site_url)
+    path = reverse("entry", args=[competition.slug, submission_id])
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
 def _entry_name(submission: Submission) -> str:
@@ -239,7 +267,7 @@ def _result(
         value = row.scores.get(name)
         if value is not None:
             label = metric_get(name).label
-            metrics.append({"type": name, "value": value, "name": label, "verified": True})
+            metrics.append({"type": name, "value": value, "name": label})
     result: dict[str, Any] = {
         "task": {"type": HF_TASK_TYPES[task.task_type], "name": task.get_task_type_display()},
         "dataset": {

@@ -46,7 +46,16 @@ def task_scorer_set(
 
     A program that fails its dry run is refused (ScorerRejected, with the error and the
     log's tail) and the task keeps the scorer it had.
+
+    The same bytes as the stored program, on the same image, change nothing but
+    `public` when given: no dry run, no re-upload, no new version, no rescore.
     """
+    unchanged = _unchanged_program_publish(task=task, uploaded_file=uploaded_file, image=image)
+    if unchanged is not None:
+        if public is not None and public != task.scorer_program_public:
+            task.scorer_program_public = public
+            task.save(update_fields=["scorer_program_public"])
+        return unchanged
     if task.competition.is_finalized:
         raise ScorerRejected("The competition is finalized; its scorer can't change.")
     image = image or task.scorer_image or settings.HELDOUT_SCORER_IMAGE
@@ -85,6 +94,27 @@ def task_scorer_set(
     )
     _version_for_new_scorer(task)
     return dry_run
+
+
+def _unchanged_program_publish(
+    *, task: Task, uploaded_file: UploadedFile, image: str | None
+) -> dict | None:
+    """The stored program's dry run when the upload is that program, byte for byte, on the
+    same image (making a program public re-sends it); None when something changes. Its
+    scores stand, so this holds after finalize too: publishing moves no board."""
+    if not task.scorer_program or not task.scorer_program_sha256:
+        return None
+    if image and image != (task.scorer_image or settings.HELDOUT_SCORER_IMAGE):
+        return None
+    if (uploaded_file.size or 0) > MAX_PROGRAM_BYTES:
+        return None
+    sha = hashlib.sha256()
+    for chunk in uploaded_file.chunks():
+        sha.update(chunk)
+    uploaded_file.seek(0)
+    if sha.hexdigest() != task.scorer_program_sha256:
+        return None
+    return dict(task.scorer_dry_run or {}) | {"program_sha256": task.scorer_program_sha256}
 
 
 def _version_for_new_scorer(task: Task) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
 
 import pytest
 import yaml
+from django.core.files.base import ContentFile
 
 from competitions.models import Competition, Submission
 from competitions.services.submissions import submission_create
@@ -228,6 +230,51 @@ def test_the_scorer_log_is_in_the_organizers_bundle_only_unless_opted_in(
     assert "logs/scoring.log" in _bundle(api, participant, entry).namelist()
 
 
+PROGRAM = b"# the organizers' own scoring program\nimport json\n"
+
+
+def _give_program(competition, *, public: bool) -> None:
+    task = competition.task
+    task.scorer_program.save("score.py", ContentFile(PROGRAM), save=False)
+    task.scorer_program_sha256 = hashlib.sha256(PROGRAM).hexdigest()
+    task.scorer_program_public = public
+    task.save()
+
+
+def test_the_organizers_bundle_holds_their_private_scoring_program(
+    api, competition, organizer, entry
+):
+    _give_program(competition, public=False)
+
+    bundle = _bundle(api, organizer, entry)
+
+    assert bundle.read("scorer/score.py") == PROGRAM
+    assert b"private: for the organizers only" in bundle.read("README.txt")
+
+
+@pytest.mark.parametrize("persona", ["participant", *STRANGERS])
+def test_no_one_but_the_organizers_gets_a_private_scoring_program(
+    request, api, competition, entry, persona
+):
+    _give_program(competition, public=False)
+
+    bundle = _bundle(api, _user(request, persona), entry)
+
+    assert not [n for n in bundle.namelist() if n.startswith("scorer/")]
+    assert not [n for n in bundle.namelist() if PROGRAM in bundle.read(n)]
+    assert b"scorer/" not in bundle.read("README.txt")
+
+
+@pytest.mark.parametrize("persona", ["participant", *STRANGERS])
+def test_a_public_scoring_program_is_in_everyones_bundle(request, api, competition, entry, persona):
+    _give_program(competition, public=True)
+
+    bundle = _bundle(api, _user(request, persona), entry)
+
+    assert bundle.read("scorer/score.py") == PROGRAM
+    assert b"private: for the organizers only" not in bundle.read("README.txt")
+
+
 @pytest.mark.parametrize(
     "persona", ["anonymous", "outsider", "participant", "other_participant", "other_organizer"]
 )
@@ -295,13 +342,15 @@ def test_the_upload_api_takes_the_declared_hardware(api, competition, participan
 # --- Hugging Face model-index -------------------------------------------------------------------
 
 
-def test_the_model_index_lists_each_row_with_dataset_split_revision_and_verified_metrics(
+def test_the_model_index_lists_each_row_with_dataset_split_revision_metrics_and_claim_url(
     api, competition, entry, other_participant
 ):
-    _scored(competition, other_participant, factories.predictions_csv(default=0.5))
+    other = _scored(competition, other_participant, factories.predictions_csv(default=0.5))
     version = competition.task.versions.get(number=1)
 
-    response = api(None).get(f"/api/v1/competitions/{competition.slug}/model-index/")
+    response = api(None).get(
+        f"/api/v1/competitions/{competition.slug}/model-index/", {"format": "json"}
+    )
 
     assert response.status_code == 200
     index = response.json()["model-index"]
@@ -317,13 +366,18 @@ def test_the_model_index_lists_each_row_with_dataset_split_revision_and_verified
         "split": "public",
         "revision": f"v1-{version.ground_truth_sha256}",
     }
-    assert result["metrics"][0] == {
-        "type": "roc_auc",
-        "value": 1.0,
-        "name": "ROC AUC",
-        "verified": True,
+    # Self-reported in Hugging Face's terms: `verified` is theirs to set, never ours.
+    assert result["metrics"][0] == {"type": "roc_auc", "value": 1.0, "name": "ROC AUC"}
+    assert not [m for e in index for r in e["results"] for m in r["metrics"] if "verified" in m]
+    # Each result's source is its entry's claim page: absolute, no query, no API path.
+    assert result["source"] == {
+        "name": "Heldout",
+        "url": f"http://testserver/c/{competition.slug}/entries/{entry.pk}/",
     }
-    assert result["source"]["url"].endswith(f"/c/{competition.slug}/leaderboard/")
+    assert index[1]["results"][0]["source"]["url"] == (
+        f"http://testserver/c/{competition.slug}/entries/{other.pk}/"
+    )
+    assert api(None).get(result["source"]["url"]).status_code == 200
     assert all(r["dataset"]["split"] == "public" for e in index for r in e["results"])
 
 
@@ -341,6 +395,10 @@ def test_the_model_index_comes_as_yaml_and_adds_private_results_after_finalize(
     index = yaml.safe_load(response.content)["model-index"]
     splits = {r["dataset"]["split"]: r["metrics"][0]["value"] for r in index[0]["results"]}
     assert splits == {"public": 1.0, "private": 0.0}
+    # ?format=yaml stays out of the sources.
+    assert {r["source"]["url"] for r in index[0]["results"]} == {
+        f"http://testserver/c/{competition.slug}/entries/{entry.pk}/"
+    }
 
 
 @pytest.mark.parametrize("persona", ["anonymous", "outsider", "other_organizer"])

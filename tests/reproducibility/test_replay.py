@@ -7,11 +7,6 @@ import contextlib
 import hashlib
 import io
 import json
-import os
-import subprocess
-import sys
-import zipfile
-from pathlib import Path
 
 import docker
 import pytest
@@ -19,43 +14,12 @@ from django.core.files.base import ContentFile
 
 from competitions.models import ScoringRun, Submission
 from competitions.services.submissions import submission_create
-from scoring.docker_scorer import DockerScorer
-from scoring.sandbox import DockerRunner, SandboxLimits
+from scoring.sandbox import DockerRunner
 from scoring.services import submission_score
 from tests import factories
+from tests.reproducibility.replaying import PREDICTIONS, replay_json, run_replay, unzip_bundle
 
 pytestmark = [pytest.mark.django_db, pytest.mark.docker]
-
-LIMITS = SandboxLimits(memory_bytes=512 * 1024**2, timeout_s=60)
-# Not perfect on either split, so that a changed label or metric moves the scores.
-PREDICTIONS = {
-    f"id{i}": p for i, p in enumerate([0.1, 0.7, 0.2, 0.4, 0.6, 0.8, 0.3, 0.9, 0.55, 0.65])
-}
-
-
-@pytest.fixture
-def scored(competition, participant, docker_client, scorer_image) -> Submission:
-    submission = submission_create(
-        competition=competition,
-        user=participant,
-        uploaded_file=factories.upload(factories.predictions_csv(PREDICTIONS)),
-    )
-    scorer = DockerScorer(runner=DockerRunner(docker_client), image=scorer_image, limits=LIMITS)
-    submission_score(submission_id=submission.pk, scorer=scorer)
-    submission.refresh_from_db()
-    assert submission.status == Submission.Status.SCORED
-    return submission
-
-
-@pytest.fixture
-def bundle_dir(api, organizer, scored, tmp_path) -> Path:
-    """The organizer's bundle (it holds the scored file), unzipped in an empty folder."""
-    response = api(organizer).get(f"/api/v1/submissions/{scored.pk}/bundle/")
-    assert response.status_code == 200
-    folder = tmp_path / "clean"
-    folder.mkdir()
-    zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).extractall(folder)
-    return folder
 
 
 @pytest.fixture
@@ -78,25 +42,10 @@ def derived_images(docker_client, scored):
             docker_client.images.remove(tag, force=True)
 
 
-def _replay(folder: Path, *args: str) -> tuple[int, dict]:
-    # -I -S: no site-packages and no environment: replay.py needs the standard library only.
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "replay.py", "--json", *args],
-        cwd=folder,
-        env={"PATH": os.environ["PATH"]},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode in (0, 1), done.stderr
-    return done.returncode, json.loads(done.stdout)
-
-
 def test_replay_reproduces_every_score_bit_for_bit_from_a_bundle(bundle_dir, scored):
     (bundle_dir / "truth.csv").write_text(factories.truth_csv())
 
-    status, report = _replay(bundle_dir, "--truth", "truth.csv")
+    status, report = replay_json(bundle_dir, "--truth", "truth.csv")
 
     assert status == 0
     assert report["outcome"] == "reproduced"
@@ -116,7 +65,7 @@ def test_replay_detects_a_changed_ground_truth(bundle_dir):
     changed = factories.truth_csv().replace("id1,0,", "id1,1,").replace("id8,1,", "id8,0,")
     (bundle_dir / "truth.csv").write_text(changed)
 
-    status, report = _replay(bundle_dir, "--truth", "truth.csv")
+    status, report = replay_json(bundle_dir, "--truth", "truth.csv")
 
     assert status == 1
     assert report["outcome"] == "not_reproduced"
@@ -131,7 +80,7 @@ def test_replay_detects_a_changed_image_even_when_the_scores_agree(bundle_dir, d
     (bundle_dir / "truth.csv").write_text(factories.truth_csv())
     other = derived_images("heldout-replay-test:relabelled", "LABEL heldout.test=relabelled")
 
-    status, report = _replay(bundle_dir, "--truth", "truth.csv", "--image", other)
+    status, report = replay_json(bundle_dir, "--truth", "truth.csv", "--image", other)
 
     assert status == 0
     assert report["outcome"] == "reproduced"
@@ -158,7 +107,7 @@ def test_replay_shows_the_scores_a_changed_image_moves(bundle_dir, derived_image
         "USER 65534",
     )
 
-    status, report = _replay(bundle_dir, "--truth", "truth.csv", "--image", other)
+    status, report = replay_json(bundle_dir, "--truth", "truth.csv", "--image", other)
 
     assert status == 1
     assert report["outcome"] == "not_reproduced"
@@ -176,7 +125,7 @@ def test_replay_reports_within_tolerance_with_the_largest_difference(bundle_dir)
     manifest_path.write_text(json.dumps(manifest))
     (bundle_dir / "truth.csv").write_text(factories.truth_csv())
 
-    status, report = _replay(bundle_dir, "--truth", "truth.csv", "--tolerance", "1e-9")
+    status, report = replay_json(bundle_dir, "--truth", "truth.csv", "--tolerance", "1e-9")
 
     assert status == 0
     assert report["outcome"] == "within_tolerance"
@@ -185,25 +134,24 @@ def test_replay_reports_within_tolerance_with_the_largest_difference(bundle_dir)
 
 
 def test_a_strangers_bundle_asks_for_the_predictions(api, scored, tmp_path):
-    response = api(None).get(f"/api/v1/submissions/{scored.pk}/bundle/")
-    zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).extractall(tmp_path)
-    (tmp_path / "truth.csv").write_text(factories.truth_csv())
-    (tmp_path / "mine.csv").write_bytes(factories.predictions_csv(PREDICTIONS))
+    folder = unzip_bundle(api, None, scored, tmp_path / "stranger")
+    (folder / "truth.csv").write_text(factories.truth_csv())
+    (folder / "mine.csv").write_bytes(factories.predictions_csv(PREDICTIONS))
 
-    without = subprocess.run(
-        [sys.executable, "-I", "-S", "replay.py", "--truth", "truth.csv"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    status, report = _replay(tmp_path, "--truth", "truth.csv", "--predictions", "mine.csv")
+    without = run_replay(folder, "--truth", "truth.csv")
+    status, report = replay_json(folder, "--truth", "truth.csv", "--predictions", "mine.csv")
 
     assert without.returncode == 2
     assert "pass the scored file with --predictions" in without.stderr
+    assert "Traceback" not in without.stderr
     assert status == 0
     assert report["outcome"] == "reproduced"
     assert report["compared_scores"] == 2  # the private scores are withheld from strangers
+    # Its replayed private scores are neither compared nor reported as extra.
+    assert report["differences"] == []
+    assert report["notes"] == [
+        "the private split is withheld from this bundle: its scores were not compared"
+    ]
 
 
 SCORE_PY = """
@@ -225,13 +173,13 @@ json.dump(scores, open("/output/scores.json", "w"))
 """
 
 
-def test_replay_runs_the_organizers_public_program_from_the_bundle(
-    api, competition, participant, organizer, docker_client, scorer_image, tmp_path
-):
+@pytest.fixture
+def program_scored(competition, participant, docker_client, scorer_image) -> Submission:
+    """A submission scored by the organizers' (private) program, in Docker."""
     task = competition.task
     task.scorer_program.save("score.py", ContentFile(SCORE_PY.encode()), save=False)
     task.scorer_program_sha256 = hashlib.sha256(SCORE_PY.encode()).hexdigest()
-    task.scorer_program_public = True
+    task.scorer_program_public = False
     task.scorer_image = docker_client.images.get(scorer_image).id
     task.save()
     submission = submission_create(
@@ -243,14 +191,55 @@ def test_replay_runs_the_organizers_public_program_from_the_bundle(
     manifest = ScoringRun.objects.get(submission=submission).manifest
     assert manifest["scorer"]["program"] == "organizer score.py"
     assert manifest["scorer"]["program_sha256"] == task.scorer_program_sha256
-    response = api(organizer).get(f"/api/v1/submissions/{submission.pk}/bundle/")
-    zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).extractall(tmp_path)
-    assert (tmp_path / "scorer" / "score.py").read_text() == SCORE_PY
-    (tmp_path / "truth.csv").write_text(factories.truth_csv())
+    return submission
 
-    status, report = _replay(tmp_path, "--truth", "truth.csv")
+
+@pytest.mark.parametrize("public", [True, False])
+def test_the_organizers_replay_an_entry_scored_by_their_program_public_or_private(
+    api, competition, organizer, program_scored, tmp_path, public
+):
+    competition.task.scorer_program_public = public
+    competition.task.save()
+    folder = unzip_bundle(api, organizer, program_scored, tmp_path / "organizer")
+    assert (folder / "scorer" / "score.py").read_text() == SCORE_PY
+    (folder / "truth.csv").write_text(factories.truth_csv())
+
+    status, report = replay_json(folder, "--truth", "truth.csv")
 
     assert status == 0
     assert report["outcome"] == "reproduced"
     assert report["compared_scores"] == 4
     assert report["differences"] == []
+    assert report["replayed"]["program_sha256"] == competition.task.scorer_program_sha256
+
+
+def test_the_team_cannot_replay_a_private_program_and_is_told_why(
+    api, participant, program_scored, tmp_path
+):
+    folder = unzip_bundle(api, participant, program_scored, tmp_path / "team")
+    assert not (folder / "scorer").exists()
+    (folder / "truth.csv").write_text(factories.truth_csv())
+
+    done = run_replay(folder, "--truth", "truth.csv", "--json")
+
+    assert done.returncode == 2
+    assert "does not hold (the organizers did not make it public)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert json.loads(done.stdout)["outcome"] == "not_run"
+
+
+def test_a_program_crashing_on_a_tampered_truth_is_reported_apart_from_replay(
+    api, organizer, program_scored, tmp_path
+):
+    folder = unzip_bundle(api, organizer, program_scored, tmp_path / "organizer")
+    # One byte of an id: the example program looks the id up and raises KeyError.
+    (folder / "truth.csv").write_text(factories.truth_csv().replace("\nid1,", "\nie1,"))
+
+    done = run_replay(folder, "--truth", "truth.csv")
+
+    assert done.returncode == 2
+    first, *log = done.stderr.splitlines()
+    assert first == "replay: the scorer exited with code 1; its log ends with:"
+    assert log
+    assert all(line.startswith("    | ") for line in log)
+    assert "KeyError: 'ie1'" in log[-1]
