@@ -1,5 +1,6 @@
 """The domain models. core: competitions, tasks, phases, teams, submissions, scores and
-leaderboard rows; runs: sandbox runs, task versions, manifests, replications, invitations."""
+leaderboard rows; runs: sandbox runs, task versions, manifests, replications, invitations;
+uploads: resumable (tus) uploads."""
 
 from competitions.models.core import (
     Competition,
@@ -21,6 +22,7 @@ from competitions.models.runs import (
     TaskVersion,
     TeamInvitation,
 )
+from competitions.models.uploads import Upload
 
 __all__ = [
     "Competition",
@@ -37,6 +39,7 @@ __all__ = [
     "TaskVersion",
     "Team",
     "TeamInvitation",
+    "Upload",
     "_private_storage",
     "_submission_path",
 ]
