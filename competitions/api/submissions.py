@@ -99,7 +99,9 @@ class SubmissionCreateInput(serializers.Serializer):
 
     def validate(self, attrs: dict) -> dict:
         if ("file" in attrs) == ("upload" in attrs):
-            raise serializers.ValidationError("Send either `file` or `upload`.")
+            raise serializers.ValidationError(
+                {"file": "Send the file, or instead `upload`: a complete upload of yours."}
+            )
         if "upload" in attrs:
             attrs["upload"] = upload_id_from(attrs["upload"])
         return attrs
