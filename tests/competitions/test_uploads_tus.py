@@ -80,11 +80,13 @@ def test_it_creates_an_upload_and_appends_pieces_at_the_offset_it_reports(
     assert created["Tus-Resumable"] == "1.0.0"
     url = created["Location"]
     assert url.startswith("http://testserver/api/v1/uploads/")
-    assert created.json()["offset"] == 0 and created.json()["competition"] == "tiny"
+    assert created.json()["offset"] == 0
+    assert created.json()["competition"] == "tiny"
     assert head(client, url)["Upload-Offset"] == "0"
 
     first = patch(client, url, content[:10], 0)
-    assert first.status_code == 204 and first["Upload-Offset"] == "10"
+    assert first.status_code == 204
+    assert first["Upload-Offset"] == "10"
     reported = head(client, url)
     assert reported.status_code == 200
     assert reported["Upload-Offset"] == "10"
@@ -221,14 +223,14 @@ def test_a_complete_upload_becomes_a_submission_once(
     assert response.status_code == 202, response.content
     body = response.json()
     assert body["sha256"] == hashlib.sha256(content).hexdigest()
-    assert body["size"] == len(content) and body["file_name"] == "my_preds.csv"
+    assert body["size"] == len(content)
+    assert body["file_name"] == "my_preds.csv"
     submission = Submission.objects.get()
     assert submission.method_name == "resumed"
     assert submission.file.read() == content
-    assert not os.path.exists(part_path) and not Upload.objects.exists()
-    again = client.post(
-        "/api/v1/competitions/tiny/submissions/", {"upload": url}, format="json"
-    )
+    assert not os.path.exists(part_path)
+    assert not Upload.objects.exists()
+    again = client.post("/api/v1/competitions/tiny/submissions/", {"upload": url}, format="json")
     assert again.status_code == 404
 
 
