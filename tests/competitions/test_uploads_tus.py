@@ -250,3 +250,19 @@ def test_a_submission_needs_a_complete_upload_of_ones_own(
     neither = client.post(submit, {"method_name": "x"}, format="json")
     assert neither.status_code == 400
     assert not Submission.objects.exists()
+
+
+def test_the_scheduler_runs_the_expiry_task_which_celery_knows(
+    api, competition, participant, settings
+):
+    from config.celery_app import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["delete-expired-uploads"]
+    app.loader.import_default_modules()
+    task = app.tasks[entry["task"]]
+    url = create(api(participant), 20)["Location"]
+    Upload.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+
+    assert task.run() == 1
+    assert head(api(participant), url).status_code == 404
+    assert not Upload.objects.exists()
