@@ -74,7 +74,8 @@ class SubmissionForm(forms.Form):
         return upload
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if not cleaned.get("file") and not cleaned.get("upload") and "file" not in self.errors:
             self.add_error("file", "Choose a file to submit.")
         return cleaned

@@ -170,7 +170,8 @@ def test_four_slow_uploaders_leave_a_page_answering_within_100_ms(server, compet
         thread.start()
     time.sleep(0.5)  # every uploader is mid-body
 
-    timings, statuses = [], []
+    timings: list[float] = []
+    statuses: list[int] = []
     page = requests.Session()
     while any(thread.is_alive() for thread in uploaders) and len(timings) < 40:
         started = time.perf_counter()

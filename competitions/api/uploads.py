@@ -101,7 +101,7 @@ class _TusApi(APIView):
         return response
 
     @extend_schema(exclude=True)
-    def options(self, request: Request, *args, **kwargs) -> Response:
+    def options(self, request, *args, **kwargs) -> Response:
         return Response(
             status=204,
             headers={
@@ -207,5 +207,5 @@ class UploadDetailApi(_TusApi):
 class _Empty:
     """The stream of a PATCH without a body."""
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int, /) -> bytes:
         return b""

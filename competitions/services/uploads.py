@@ -19,7 +19,7 @@ import time as clock
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -40,6 +40,12 @@ LOCK_STALE = timedelta(seconds=60)
 MAX_OPEN_UPLOADS = 20
 # While a PATCH streams, its progress is recorded this often (HEAD shows it).
 RECORD_EVERY_S = 2.0
+
+
+class Readable(Protocol):
+    """A request body: read(n) gives at most n bytes, b"" at its end."""
+
+    def read(self, size: int, /) -> bytes: ...
 
 
 def upload_max_bytes(competition: Competition | None) -> int:
@@ -95,7 +101,7 @@ def upload_for_owner(*, owner: User, upload_id: uuid.UUID | str) -> Upload:
     return upload
 
 
-def upload_append(*, upload: Upload, offset: int, length: int, stream: BinaryIO) -> Upload:
+def upload_append(*, upload: Upload, offset: int, length: int, stream: Readable) -> Upload:
     """Write up to `length` bytes read from `stream` at `offset`; returns the upload as it is
     now. Stops early, keeping what arrived, if the stream ends (the client went away)."""
     if offset + length > upload.length:
@@ -148,7 +154,7 @@ class _Writer:
     token: datetime
     at: int
 
-    def copy(self, *, stream: BinaryIO, out: BinaryIO, length: int) -> None:
+    def copy(self, *, stream: Readable, out: BinaryIO, length: int) -> None:
         """Stream the body to the file a chunk at a time, recording progress now and then."""
         remaining = length
         recorded_at = clock.monotonic()
@@ -192,7 +198,8 @@ def upload_delete(*, upload: Upload) -> None:
     name = upload.file.name
     storage = upload.file.storage
     upload.delete()
-    storage.delete(name)
+    if name:
+        storage.delete(name)
 
 
 def uploads_delete_expired(*, now: datetime | None = None) -> int:

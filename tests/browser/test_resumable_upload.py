@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -80,7 +81,7 @@ def test_after_a_reload_the_page_resumes_the_upload_from_the_servers_offset(
     content = factories.perfect_predictions()
     half = len(content) // 2
     # What an earlier visit left: an upload with the first half on the server.
-    api = APIClient()
+    api: Any = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=participant).key}")
     tus = {"HTTP_TUS_RESUMABLE": "1.0.0"}
     name = base64.b64encode(b"predictions.csv").decode()
