@@ -266,3 +266,45 @@ def test_the_scheduler_runs_the_expiry_task_which_celery_knows(
     assert task.run() == 1
     assert head(api(participant), url).status_code == 404
     assert not Upload.objects.exists()
+
+
+def test_the_submit_page_takes_an_upload_of_ones_own_instead_of_a_file(
+    api, client, competition, participant, other_participant, django_capture_on_commit_callbacks
+):
+    content = factories.perfect_predictions()
+    url = uploaded(api(participant), content)
+    upload_id = url.rstrip("/").rsplit("/", 1)[-1]
+
+    client.force_login(other_participant)
+    theirs = client.post("/c/tiny/submit/", {"upload": upload_id}, HTTP_ACCEPT="application/json")
+    assert theirs.status_code == 400
+    assert "upload is gone" in theirs.json()["detail"]
+
+    client.force_login(participant)
+    nothing = client.post("/c/tiny/submit/", {"method_name": "x"})
+    assert nothing.status_code == 400
+    assert "Choose a file" in nothing.content.decode()
+    with django_capture_on_commit_callbacks(execute=False):
+        mine = client.post(
+            "/c/tiny/submit/",
+            {"upload": upload_id, "method_name": "paged"},
+            HTTP_ACCEPT="application/json",
+        )
+    assert mine.status_code == 202, mine.content
+    submission = Submission.objects.get(pk=mine.json()["id"])
+    assert submission.sha256 == hashlib.sha256(content).hexdigest()
+    assert submission.method_name == "paged"
+
+
+def test_an_upload_for_a_phase_taking_images_may_be_as_large_as_an_image(
+    api, competition, participant, settings
+):
+    settings.HELDOUT_MAX_UPLOAD_BYTES = 100
+    settings.HELDOUT_MAX_IMAGE_BYTES = 1000
+    client = api(participant)
+    assert create(client, 500).status_code == 413
+    competition.phases.update(submission_kind="container")
+
+    assert create(client, 500).status_code == 201
+    assert create(client, 500, competition=None).status_code == 413
+    assert create(client, 1001).status_code == 413
