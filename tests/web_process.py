@@ -27,8 +27,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def web_process(log: Path) -> Iterator[str]:
-    """Start gunicorn with config/gunicorn.py; yields its base URL, stops it on exit."""
+def web_process(log: Path, *options: str) -> Iterator[str]:
+    """Start gunicorn with config/gunicorn.py (and `options` over it); yields its base URL,
+    stops it on exit."""
     port = free_port()
     env = {
         **os.environ,
@@ -40,7 +41,7 @@ def web_process(log: Path) -> Iterator[str]:
         "CELERY_BROKER_URL": "filesystem://",
     }
     command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "config/gunicorn.py"]
-    command += ["--bind", f"127.0.0.1:{port}", "--access-logfile", "-"]
+    command += ["--bind", f"127.0.0.1:{port}", "--access-logfile", "-", *options]
     with log.open("wb") as out:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
