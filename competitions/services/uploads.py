@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time as clock
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -108,7 +110,10 @@ def upload_append(*, upload: Upload, offset: int, length: int, stream: Readable)
         raise tus.UploadTooBig(
             f"This upload is {upload.length} bytes; {length} more at {offset} would pass its end."
         )
-    writer = _Writer(upload_id=upload.pk, token=_claim(upload=upload, offset=offset), at=offset)
+    token = _claim(upload=upload, offset=offset)
+    writer = _Writer(
+        upload_id=upload.pk, token=token, at=offset, sha=_hashes.resume(upload.pk, offset)
+    )
     try:
         with open(upload.file.path, "r+b") as out:
             out.seek(offset)
@@ -116,14 +121,55 @@ def upload_append(*, upload: Upload, offset: int, length: int, stream: Readable)
             writer.copy(stream=stream, out=out, length=length)
     finally:
         # Whatever arrived counts, also when reading the body failed half-way.
-        Upload.objects.filter(pk=upload.pk, locked_at=writer.token).update(
+        recorded = Upload.objects.filter(pk=upload.pk, locked_at=writer.token).update(
             offset=writer.at, locked_at=None, expires_at=timezone.now() + EXPIRES_AFTER
         )
+        if recorded and writer.sha is not None:
+            _hashes.keep(upload.pk, writer.at, writer.sha)
     upload.refresh_from_db()
     if upload.is_complete and not upload.sha256:
-        upload.sha256 = _file_sha256(upload.file.path)
+        upload.sha256 = _hashes.digest(upload.pk, upload.length) or _file_sha256(upload.file.path)
         upload.save(update_fields=["sha256"])
     return upload
+
+
+class _HashStates:
+    """The sha256 states of uploads this process wrote last, keyed by upload id, with the
+    offset each one covers. A client on a keep-alive connection sends its pieces to the same
+    process, so the hash of a complete upload is usually known without reading the file
+    again; when it isn't (another process wrote a piece), the file is read once at the end.
+    The bytes before a recorded offset never change, so a kept state stays valid."""
+
+    KEPT = 64
+
+    def __init__(self) -> None:
+        self._states: OrderedDict[uuid.UUID, tuple[int, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def resume(self, upload_id: uuid.UUID, offset: int) -> Any | None:
+        with self._lock:
+            found = self._states.pop(upload_id, None)
+        if found is not None and found[0] == offset:
+            return found[1]
+        return hashlib.sha256() if offset == 0 else None
+
+    def keep(self, upload_id: uuid.UUID, offset: int, sha: Any) -> None:
+        with self._lock:
+            self._states[upload_id] = (offset, sha)
+            while len(self._states) > self.KEPT:
+                self._states.popitem(last=False)
+
+    def digest(self, upload_id: uuid.UUID, offset: int) -> str | None:
+        with self._lock:
+            found = self._states.pop(upload_id, None)
+        return found[1].hexdigest() if found is not None and found[0] == offset else None
+
+    def forget_all(self) -> None:
+        with self._lock:
+            self._states.clear()
+
+
+_hashes = _HashStates()
 
 
 def _claim(*, upload: Upload, offset: int) -> datetime:
@@ -153,6 +199,7 @@ class _Writer:
     upload_id: uuid.UUID
     token: datetime
     at: int
+    sha: Any | None  # the hash of bytes [0, at), when this process knows it
 
     def copy(self, *, stream: Readable, out: BinaryIO, length: int) -> None:
         """Stream the body to the file a chunk at a time, recording progress now and then."""
@@ -166,6 +213,8 @@ class _Writer:
             if not chunk:
                 break
             out.write(chunk)
+            if self.sha is not None:
+                self.sha.update(chunk)
             self.at += len(chunk)
             remaining -= len(chunk)
             if clock.monotonic() - recorded_at > RECORD_EVERY_S:

@@ -308,3 +308,19 @@ def test_an_upload_for_a_phase_taking_images_may_be_as_large_as_an_image(
     assert create(client, 500).status_code == 201
     assert create(client, 500, competition=None).status_code == 413
     assert create(client, 1001).status_code == 413
+
+
+def test_the_sha256_is_right_when_pieces_were_written_by_different_processes(
+    api, competition, participant
+):
+    from competitions.services.uploads import _hashes
+
+    client = api(participant)
+    content = bytes(range(256)) * 40
+    url = create(client, len(content))["Location"]
+    patch(client, url, content[:1000], 0)
+    _hashes.forget_all()  # as if the next piece reached another gunicorn worker
+    patch(client, url, content[1000:3000], 1000)
+    patch(client, url, content[3000:], 3000)
+
+    assert client.get(url, **TUS).json()["sha256"] == hashlib.sha256(content).hexdigest()
