@@ -324,3 +324,21 @@ def test_the_sha256_is_right_when_pieces_were_written_by_different_processes(
     patch(client, url, content[3000:], 3000)
 
     assert client.get(url, **TUS).json()["sha256"] == hashlib.sha256(content).hexdigest()
+
+
+def test_a_second_writer_gets_423_until_the_first_ones_lock_goes_stale(
+    api, competition, participant
+):
+    client = api(participant)
+    url = create(client, 20)["Location"]
+    writing = Upload.objects.filter(pk=url.rstrip("/").rsplit("/", 1)[-1])
+    writing.update(locked_at=timezone.now())
+
+    busy = patch(client, url, b"c" * 5, 0)
+    assert busy.status_code == 423
+    assert busy.json()["code"] == "upload_locked"
+    assert head(client, url)["Upload-Offset"] == "0"
+
+    writing.update(locked_at=timezone.now() - timedelta(minutes=2))  # its writer died
+    assert patch(client, url, b"c" * 5, 0).status_code == 204
+    assert writing.get().locked_at is None
