@@ -59,9 +59,7 @@ class InvalidImage(ApplicationError):
     code = "invalid_image"
 
 
-def image_upload_check(
-    *, uploaded_file: File, build_bases: Collection[str] | None = None
-) -> None:
+def image_upload_check(*, uploaded_file: File, build_bases: Collection[str] | None = None) -> None:
     """Refuse a bad archive at upload, before it is stored or counted.
 
     Reads the tar index only (a gzipped archive is decompressed as it is read); the worker
