@@ -14,6 +14,7 @@ import socket
 import statistics
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -193,3 +194,27 @@ def test_four_slow_uploaders_leave_a_page_answering_within_100_ms(server, compet
     for url in urls:
         head = requests.head(url, headers=headers, timeout=10)
         assert head.headers["Upload-Offset"] == str(int(rate * seconds))
+
+
+def test_the_client_in_docs_uploads_md_uploads_a_file_that_can_be_submitted(
+    server, competition, participant, tmp_path
+):
+    text = (Path(__file__).resolve().parent.parent / "docs" / "uploads.md").read_text()
+    code = text.split("## A minimal client", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "docs/uploads.md", "exec"), namespace)
+    content = factories.perfect_predictions()
+    path = tmp_path / "predictions.csv"
+    path.write_bytes(content)
+    headers = _headers(participant)
+
+    url = namespace["upload"](server, headers["Authorization"].split()[1], str(path), "tiny")
+
+    created = requests.post(
+        f"{server}/api/v1/competitions/tiny/submissions/",
+        json={"upload": url},
+        headers=headers,
+        timeout=10,
+    )
+    assert created.status_code == 202, created.text
+    assert created.json()["sha256"] == hashlib.sha256(content).hexdigest()
