@@ -282,7 +282,8 @@ def submission_create_from_upload(
         found = upload_for_owner(owner=user, upload_id=upload_id)
         # Locked so that two requests can't both submit the same upload.
         upload = Upload.objects.select_for_update().get(pk=found.pk)
-        if not upload.is_complete or upload.locked_at is not None:
+        writing = upload.locked_at is not None and upload.locked_at > timezone.now() - LOCK_STALE
+        if not upload.is_complete or writing:
             raise tus.UploadIncomplete(
                 f"The upload has {upload.offset} of {upload.length} bytes: finish it first."
             )
