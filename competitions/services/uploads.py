@@ -87,7 +87,11 @@ def upload_create(
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "xb"):
         pass
-    upload.save(force_insert=True)
+    try:
+        upload.save(force_insert=True)
+    except BaseException:
+        os.unlink(path)  # no row, no file
+        raise
     return upload
 
 
