@@ -19,6 +19,7 @@ import threading
 import time as clock
 import uuid
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Protocol
@@ -209,22 +210,29 @@ class _Writer:
         """Stream the body to the file a chunk at a time, recording progress now and then."""
         remaining = length
         recorded_at = clock.monotonic()
-        while remaining > 0:
-            try:
-                chunk = stream.read(min(tus.CHUNK_BYTES, remaining))
-            except OSError:
-                chunk = b""  # the connection broke: keep what we have
-            if not chunk:
-                break
-            out.write(chunk)
-            if self.sha is not None:
-                self.sha.update(chunk)
-            self.at += len(chunk)
-            remaining -= len(chunk)
-            if clock.monotonic() - recorded_at > RECORD_EVERY_S:
-                out.flush()
-                self._record()
-                recorded_at = clock.monotonic()
+        # Hashing runs beside the copy (hashlib releases the GIL), one chunk behind it.
+        with ThreadPoolExecutor(max_workers=1) as hasher:
+            hashing: Future | None = None
+            while remaining > 0:
+                try:
+                    chunk = stream.read(min(tus.CHUNK_BYTES, remaining))
+                except OSError:
+                    chunk = b""  # the connection broke: keep what we have
+                if not chunk:
+                    break
+                out.write(chunk)
+                if self.sha is not None:
+                    if hashing is not None:
+                        hashing.result()  # at most one chunk waits: memory stays bounded
+                    hashing = hasher.submit(self.sha.update, chunk)
+                self.at += len(chunk)
+                remaining -= len(chunk)
+                if clock.monotonic() - recorded_at > RECORD_EVERY_S:
+                    out.flush()
+                    self._record()
+                    recorded_at = clock.monotonic()
+            if hashing is not None:
+                hashing.result()
         out.flush()
         os.fsync(out.fileno())
 
