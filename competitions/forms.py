@@ -45,7 +45,12 @@ class SubmissionForm(forms.Form):
         label="Predictions file",
         help_text="CSV, gzipped CSV or Parquet with the columns of the sample submission.",
         allow_empty_file=True,
+        # Not required by the form: the page's script sends the file as a resumable upload
+        # and posts `upload` instead; the browser still asks for a file without the script.
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"required": True}),
     )
+    upload = forms.UUIDField(required=False, widget=forms.HiddenInput)
     method_name = forms.CharField(label="Method name", max_length=200, required=False)
     description = forms.CharField(
         label="Description",
@@ -64,9 +69,16 @@ class SubmissionForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        if upload.size > settings.HELDOUT_MAX_UPLOAD_BYTES:
+        if upload is not None and upload.size > settings.HELDOUT_MAX_UPLOAD_BYTES:
             raise forms.ValidationError("The file is larger than the upload limit.")
         return upload
+
+    def clean(self):
+        super().clean()
+        cleaned = self.cleaned_data
+        if not cleaned.get("file") and not cleaned.get("upload") and "file" not in self.errors:
+            self.add_error("file", "Choose a file to submit.")
+        return cleaned
 
 
 class TeamNameForm(forms.Form):

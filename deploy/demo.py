@@ -162,12 +162,10 @@ def main() -> int:
         "web": [
             str(bin_dir / "gunicorn"),
             "config.wsgi",
+            "-c",
+            "config/gunicorn.py",  # threaded workers, as in production
             "--bind",
             f"{HOST}:{PORT}",
-            "--workers",
-            "2",
-            "--access-logfile",
-            "-",
         ],
         "worker": [
             str(bin_dir / "celery"),

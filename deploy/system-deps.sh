@@ -4,6 +4,8 @@
 #   chromium     the browser tests drive /usr/bin/chromium through Playwright
 #   docker.io    the sandbox tests run the scorer image in a real Docker engine
 #   debootstrap  deploy/scorer-image/build.sh builds that image offline with it
+#   nginx        tests/test_nginx_proxy.py runs deploy/nginx.conf in front of gunicorn
+#   openssl      ... with a self-signed certificate it makes
 #
 # Idempotent: installs only what is missing, and only as root on a machine with
 # apt-get. Otherwise it says what is missing and exits 0: the tests that need it
@@ -20,9 +22,11 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 has_command dockerd || missing+=(docker.io)
 has_command debootstrap || missing+=(debootstrap)
+has_command nginx || missing+=(nginx)
+has_command openssl || missing+=(openssl)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-    say "chromium, docker.io and debootstrap are installed"
+    say "chromium, docker.io, debootstrap, nginx and openssl are installed"
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -26,7 +26,7 @@ from typing import Protocol
 import docker
 import docker.errors
 import requests.exceptions
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files import File
 
 from competitions.errors import ApplicationError
 from scoring.image_archive import ArchiveReport, archive_check
@@ -71,9 +71,7 @@ class InvalidImage(ApplicationError):
     code = "invalid_image"
 
 
-def image_upload_check(
-    *, uploaded_file: UploadedFile, build_bases: Collection[str] | None = None
-) -> None:
+def image_upload_check(*, uploaded_file: File, build_bases: Collection[str] | None = None) -> None:
     """Refuse a bad archive at upload, before it is stored or counted.
 
     Reads the tar index only (a gzipped archive is decompressed as it is read); the worker

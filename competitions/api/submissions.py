@@ -5,7 +5,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,6 +31,7 @@ from competitions.services.submissions import (
     submission_create,
     submission_set_selected,
 )
+from competitions.services.uploads import submission_create_from_upload
 
 IN_PROCESS_NOTE = "scored in-process (no sandbox)"
 
@@ -92,7 +93,13 @@ def submission_data(
 class SubmissionCreateInput(serializers.Serializer):
     file = serializers.FileField(
         allow_empty_file=True,
+        required=False,
         help_text="The predictions; on a container phase, the `docker save` archive (docs/containers.md)",
+    )
+    upload = serializers.CharField(
+        required=False,
+        help_text="Instead of `file`: a complete resumable upload of yours, its id or URL "
+        "(docs/uploads.md)",
     )
     method_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     description = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
@@ -105,10 +112,24 @@ class SubmissionCreateInput(serializers.Serializer):
         help_text="The hardware the method was trained on, as you declare it",
     )
 
+    def validate(self, attrs: dict) -> dict:
+        if ("file" in attrs) == ("upload" in attrs):
+            raise serializers.ValidationError(
+                {"file": "Send the file, or instead `upload`: a complete upload of yours."}
+            )
+        if "upload" in attrs:
+            attrs["upload"] = upload_id_from(attrs["upload"])
+        return attrs
+
+
+def upload_id_from(value: str) -> str:
+    """An upload's id, given as itself or as its URL (the tus Location)."""
+    return value.rstrip("/").rsplit("/", 1)[-1]
+
 
 class SubmissionListCreateApi(APIView):
     permission_classes = [IsAuthenticated]
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
     throttle_scope = "submissions"
 
     def get_throttles(self):
@@ -152,12 +173,21 @@ class SubmissionListCreateApi(APIView):
         competition = access_competition(request.user, slug)
         data = SubmissionCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        submission = submission_create(
-            competition=competition,
-            user=signed_in(request.user),
-            uploaded_file=data.validated_data.pop("file"),
-            **data.validated_data,
-        )
+        fields = dict(data.validated_data)
+        if "upload" in fields:
+            submission = submission_create_from_upload(
+                competition=competition,
+                user=signed_in(request.user),
+                upload_id=fields.pop("upload"),
+                **fields,
+            )
+        else:
+            submission = submission_create(
+                competition=competition,
+                user=signed_in(request.user),
+                uploaded_file=fields.pop("file"),
+                **fields,
+            )
         body = submission_data(request, submission, {})
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 

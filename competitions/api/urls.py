@@ -3,6 +3,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.throttling import ScopedRateThrottle
 
 from competitions.api import competitions, organizer, reproducibility, scorers, submissions
+from competitions.api import uploads as tus_uploads
 from competitions.api.routing import slash_optional
 
 app_name = "api"
@@ -133,6 +134,9 @@ urlpatterns = [
         organizer.SubmissionDisqualifyApi.as_view(),
         name="submission-disqualify",
     ),
+    # Resumable (tus) uploads: docs/uploads.md.
+    path("uploads/", tus_uploads.UploadCreateApi.as_view(), name="upload-list"),
+    path("uploads/<uuid:upload_id>/", tus_uploads.UploadDetailApi.as_view(), name="upload-detail"),
 ]
 
 # Every route also answers without its trailing slash (never a redirect): see routing.py.

@@ -1,7 +1,9 @@
 """The domain models. core: competitions, tasks, phases, teams, submissions, scores and
 leaderboard rows; runs: sandbox runs, task versions, manifests, replications, invitations;
 workers: what workers report (scorer mismatches) and the claims once on a board;
-lifecycle: finalize and reopen events."""
+lifecycle: finalize and reopen events;
+
+uploads: resumable (tus) uploads."""
 
 from competitions.models.core import (
     Competition,
@@ -24,6 +26,7 @@ from competitions.models.runs import (
     TaskVersion,
     TeamInvitation,
 )
+from competitions.models.uploads import Upload
 from competitions.models.workers import ClaimRecord, ScorerMismatchReport
 
 __all__ = [
@@ -44,6 +47,7 @@ __all__ = [
     "TaskVersion",
     "Team",
     "TeamInvitation",
+    "Upload",
     "_private_storage",
     "_submission_path",
 ]

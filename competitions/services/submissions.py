@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
@@ -77,7 +77,7 @@ def submission_create(
     *,
     competition: Competition,
     user: User,
-    uploaded_file: UploadedFile,
+    uploaded_file: File,
     method_name: str = "",
     description: str = "",
     paper_url: str = "",
@@ -85,6 +85,10 @@ def submission_create(
     hardware_declared: str = "",
 ) -> Submission:
     """Store the file durably, then record the submission and queue it for scoring.
+
+    `uploaded_file`: a multipart upload (an UploadedFile), or any File whose `name` is the
+    participant's file name; one that has `temporary_file_path()` is moved into place, not
+    copied, and a `sha256` attribute saves hashing it again (competitions/uploads.py).
 
     The quota check and the insert happen under a lock on the team's row, so concurrent
     uploads can never exceed the limit between them.

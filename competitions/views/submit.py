@@ -1,7 +1,8 @@
 """Participant pages: submit a file, my team's submissions, one submission, selecting.
 
-The submit form works as a plain multipart post; static/js/submit.js sends the same form
-with XMLHttpRequest to show the upload's progress, then polls the JSON API for the
+The submit form works as a plain multipart post; static/js/submit.js instead sends the
+file as a resumable upload (tus, docs/uploads.md: pieces that survive a broken connection
+or a reload), posts the form with `upload=<its id>`, then polls the JSON API for the
 status (static/js/status.js), so the page never reloads.
 """
 
@@ -26,6 +27,7 @@ from competitions.services.submissions import (
     submission_create,
     submission_set_selected,
 )
+from competitions.services.uploads import submission_create_from_upload
 from competitions.views.common import (
     AuthenticatedRequest,
     Viewer,
@@ -53,12 +55,7 @@ def submit(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             try:
-                submission = submission_create(
-                    competition=competition,
-                    user=request.user,
-                    uploaded_file=form.cleaned_data.pop("file"),
-                    **form.cleaned_data,
-                )
+                submission = _create(request, competition, form.cleaned_data)
             except ApplicationError as exc:
                 error = exc
             else:
@@ -83,6 +80,24 @@ def submit(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     )
     status = error.status if error else (400 if request.method == "POST" else 200)
     return render(request, "competitions/submit.html", context, status=status)
+
+
+def _create(request: AuthenticatedRequest, competition, fields: dict) -> Submission:
+    """From the posted file, or from the resumable upload the page's script made."""
+    fields = dict(fields)
+    file, upload_id = fields.pop("file"), fields.pop("upload")
+    if upload_id is not None:
+        try:
+            return submission_create_from_upload(
+                competition=competition, user=request.user, upload_id=upload_id, **fields
+            )
+        except NotFound as exc:
+            raise ApplicationError(
+                "That upload is gone (expired, or already submitted): send the file again."
+            ) from exc
+    return submission_create(
+        competition=competition, user=request.user, uploaded_file=file, **fields
+    )
 
 
 def _accepted(request: HttpRequest, submission: Submission) -> HttpResponse:

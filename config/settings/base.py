@@ -242,6 +242,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "scoring.tasks.images_gc_task",
         "schedule": env_float("HELDOUT_IMAGES_GC_EVERY_S", 3600.0),
     },
+    # Resumable uploads expire 24 h after their last byte (docs/uploads.md).
+    "delete-expired-uploads": {
+        "task": "competitions.tasks.uploads_expire_task",
+        "schedule": 3600.0,
+    },
 }
 
 REST_FRAMEWORK = {

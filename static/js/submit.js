@@ -1,8 +1,13 @@
-/* The submit form, enhanced: drag and drop, an upload progress bar, then the live status.
+/* The submit form, enhanced: drag and drop, a resumable upload with a progress bar, then
+ * the live status.
  *
  * Without this script the form posts normally and the server answers with the
- * submission's page. With it, the same form is sent by XMLHttpRequest (its upload
- * reports progress) asking for JSON, and the page follows the new submission with
+ * submission's page. With it, the file goes to /api/v1/uploads/ with the tus 1.0
+ * protocol (docs/uploads.md) in pieces of CHUNK bytes: after a network failure the
+ * script asks the server how much it has (HEAD) and goes on from there, and after a
+ * reload it finds the upload again (its URL is kept in localStorage, keyed by the file's
+ * name, size and date). Then the form is posted by XMLHttpRequest, with `upload=<id>`
+ * instead of the file, asking for JSON, and the page follows the new submission with
  * status.js. Errors the server gives (quota, phase closed, not joined, file too large)
  * are shown above the form.
  */
@@ -106,6 +111,137 @@
     window.HeldoutStatus.follow(panel, data.status_url, data.page_url, { focus: true });
   }
 
+  const CHUNK = 5 * 1024 * 1024;
+  const RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 15000, 30000];
+  const csrf = form.querySelector("[name=csrfmiddlewaretoken]").value;
+
+  function tusHeaders(extra) {
+    return Object.assign({ "Tus-Resumable": "1.0.0", "X-CSRFToken": csrf }, extra || {});
+  }
+
+  function b64(text) {
+    return btoa(String.fromCharCode.apply(null, new TextEncoder().encode(text)));
+  }
+
+  function storageKey(file) {
+    return ["heldout-upload", form.dataset.competition, file.name, file.size, file.lastModified].join(":");
+  }
+
+  function remembered(file) {
+    try { return window.localStorage.getItem(storageKey(file)); } catch (e) { return null; }
+  }
+
+  function remember(file, url) {
+    try {
+      if (url) window.localStorage.setItem(storageKey(file), url);
+      else window.localStorage.removeItem(storageKey(file));
+    } catch (e) { /* private browsing: the upload still works, only not across reloads */ }
+  }
+
+  function Refused(status, text) {
+    this.status = status;
+    this.text = text;
+  }
+
+  // The server's offset for an upload, or null if it no longer has it.
+  async function serverOffset(url) {
+    const response = await fetch(url, { method: "HEAD", headers: tusHeaders(), cache: "no-store" });
+    if (response.status === 404) return null;
+    if (!response.ok) throw new Refused(response.status, "");
+    return Number(response.headers.get("Upload-Offset"));
+  }
+
+  async function createUpload(file) {
+    const metadata = "filename " + b64(file.name) + ",competition " + b64(form.dataset.competition);
+    const response = await fetch(form.dataset.uploadsUrl, {
+      method: "POST",
+      headers: tusHeaders({ "Upload-Length": String(file.size), "Upload-Metadata": metadata }),
+    });
+    if (response.status !== 201) throw new Refused(response.status, await response.text());
+    return response.headers.get("Location");
+  }
+
+  // One PATCH of the piece at `offset`; resolves with the server's new offset.
+  function sendPiece(url, file, offset) {
+    return new Promise(function (resolve, reject) {
+      const xhr = new XMLHttpRequest();
+      xhr.open("PATCH", url);
+      const headers = tusHeaders({ "Upload-Offset": String(offset), "Content-Type": "application/offset+octet-stream" });
+      Object.keys(headers).forEach(function (name) { xhr.setRequestHeader(name, headers[name]); });
+      xhr.upload.addEventListener("progress", function (e) {
+        if (file.size) setProgress((offset + e.loaded) / file.size);
+      });
+      xhr.addEventListener("load", function () {
+        if (xhr.status === 204) resolve(Number(xhr.getResponseHeader("Upload-Offset")));
+        else reject(new Refused(xhr.status, xhr.responseText));
+      });
+      xhr.addEventListener("error", function () { reject(new Refused(0, "")); });
+      xhr.send(file.slice(offset, Math.min(offset + CHUNK, file.size)));
+    });
+  }
+
+  function retryable(error) {
+    // Network failures, a busy upload (423), an offset we got wrong (409), server trouble.
+    return error instanceof Refused && [0, 409, 423, 500, 502, 503, 504].indexOf(error.status) >= 0;
+  }
+
+  function wait(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
+
+  // Sends the whole file, resuming wherever the server is; resolves with the upload's URL.
+  async function upload(file) {
+    let url = remembered(file);
+    let offset = url ? await serverOffset(url) : null;
+    if (offset === null) {
+      url = await createUpload(file);
+      remember(file, url);
+      offset = 0;
+    } else if (offset > 0) {
+      barText.textContent = "Resuming from " + Math.round((offset / file.size) * 100) + "%…";
+    }
+    let failures = 0;
+    while (offset < file.size) {
+      try {
+        offset = await sendPiece(url, file, offset);
+        failures = 0;
+      } catch (error) {
+        if (!retryable(error) || failures >= RETRY_DELAYS_MS.length) throw error;
+        barText.textContent = "Connection lost; retrying…";
+        await wait(RETRY_DELAYS_MS[failures]);
+        failures += 1;
+        const known = await serverOffset(url).catch(function () { return offset; });
+        if (known === null) throw new Refused(404, "");
+        offset = known;
+      }
+    }
+    return url;
+  }
+
+  function submitForm(uploadUrl) {
+    const data = new FormData(form);
+    data.delete("file");
+    data.set("upload", uploadUrl.replace(/\/$/, "").split("/").pop());
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.setRequestHeader("X-CSRFToken", csrf);
+    xhr.addEventListener("load", function () {
+      button.disabled = false;
+      if (xhr.status === 202) {
+        barText.textContent = "Uploaded.";
+        remember(input.files[0], null);
+        accepted(JSON.parse(xhr.responseText));
+      } else {
+        progress.hidden = true;
+        showError(errorMessage(xhr));
+      }
+    });
+    xhr.addEventListener("error", function () {
+      button.disabled = false;
+      showError("The file is uploaded, but the submission could not be sent: check your connection and submit again (the upload is not repeated).");
+    });
+    xhr.send(data);
+  }
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     alertBox.hidden = true;
@@ -119,32 +255,21 @@
       showError("The file is larger than the limit of " + form.dataset.maxLabel + ".");
       return;
     }
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", form.action);
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.setRequestHeader("X-CSRFToken", form.querySelector("[name=csrfmiddlewaretoken]").value);
-    xhr.upload.addEventListener("progress", function (e) {
-      if (e.lengthComputable) setProgress(e.loaded / e.total);
-    });
-    xhr.addEventListener("load", function () {
-      button.disabled = false;
-      if (xhr.status === 202) {
-        setProgress(1);
-        barText.textContent = "Uploaded.";
-        accepted(JSON.parse(xhr.responseText));
-      } else {
-        progress.hidden = true;
-        showError(errorMessage(xhr));
-      }
-    });
-    xhr.addEventListener("error", function () {
-      button.disabled = false;
-      progress.hidden = true;
-      showError("The upload failed: check your connection and try again.");
-    });
     setProgress(0);
     progress.hidden = false;
     button.disabled = true;
-    xhr.send(new FormData(form));
+    upload(file).then(function (url) {
+      setProgress(1);
+      submitForm(url);
+    }).catch(function (error) {
+      button.disabled = false;
+      progress.hidden = true;
+      if (error instanceof Refused && error.status === 404) remember(file, null);
+      if (error instanceof Refused && error.status > 0) {
+        showError(errorMessage({ status: error.status, responseText: error.text }));
+      } else {
+        showError("The upload was interrupted: check your connection and submit again; it resumes where it stopped.");
+      }
+    });
   });
 })();

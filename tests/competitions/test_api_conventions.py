@@ -40,6 +40,7 @@ def _api_routes(patterns=None, prefix: str = "") -> list[str]:
 
 def _concrete(route: str, slug: str, submission_id: int) -> str:
     values = {"slug": slug, "int": str(submission_id), "str": "train.csv", "path": "x/y"}
+    values["uuid"] = "00000000-0000-4000-8000-000000000000"
     url = re.sub(r"<(\w+):\w+>", lambda m: values.get(m[1], "x"), route)
     return "/" + re.sub(r"<\w+>", "x", url)
 
