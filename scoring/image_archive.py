@@ -39,6 +39,7 @@ from scoring.image_layers import (
     is_tar,
     measure_compressed,
     measure_layer,
+    ratio_check,
 )
 
 __all__ = ["CHUNK", "ArchiveProblem", "ArchiveReport", "archive_check", "entry_name", "format_size"]
@@ -169,11 +170,14 @@ class _Gunzipped:
     not those of a compressed layer inside it."""
 
     def __init__(self, fileobj: IO[bytes]) -> None:
+        self._fileobj = fileobj
         self._gzip = gzip.GzipFile(fileobj=fileobj)
 
     def read(self, n: int) -> bytes:
         try:
-            return self._gzip.read(n)
+            data = self._gzip.read(n)
+            ratio_check(self._gzip.tell(), self._fileobj.tell())
+            return data
         except EOFError:
             raise tarfile.ReadError("unexpected end of data") from None
         except (OSError, zlib.error) as exc:
@@ -328,9 +332,10 @@ def _read_file(
                 "image with `docker save`, which writes layers uncompressed.",
             )
             return stored
+        source = Prefixed(head, stream)
         try:
-            with opener(Prefixed(head, stream)) as unpacking:
-                return measure_compressed(unpacking, name, index.budget, report.add)
+            with opener(source) as unpacking:
+                return measure_compressed(unpacking, source, name, index.budget, report.add)
         except (OSError, EOFError, zlib.error, lzma.LZMAError):
             report.add("corrupt", f"Entry {name!r} looks {kind}-compressed but is corrupt.")
             return stored

@@ -29,6 +29,8 @@ CHUNK = 1024 * 1024
 MAX_READ = 4 * CHUNK  # the largest single read: a tar header, or one chunk of data
 MAX_LAYER_FILES = 1_000_000  # in all layers together
 TRAILING_BYTES = 1024 * 1024  # what a compressed layer may hold after its tar's end
+MAX_RATIO = 100  # real layers compress 2 to 10 times; gzip reaches 1000, bzip2 and xz more
+RATIO_FLOOR = 64 * CHUNK  # unpacked bytes before the ratio is judged
 _ZERO_BLOCK = bytes(BLOCK)
 # Types whose header has no data after it, as Go's archive/tar skips them.
 _HEADER_ONLY = frozenset(b"123456")
@@ -100,10 +102,20 @@ class Forward:
     (which reads the outer archive through this) asks before seeking forwards.
     """
 
-    def __init__(self, raw: Any, *, deadline: float | None = None, can_seek: bool = True) -> None:
+    def __init__(
+        self,
+        raw: Any,
+        *,
+        deadline: float | None = None,
+        can_seek: bool = True,
+        packed: Callable[[], int] | None = None,
+        what: str = "",
+    ) -> None:
         self.raw = raw
         self.deadline = deadline
         self.pos = 0
+        self._packed = packed  # bytes read from the compressed source, if `raw` unpacks one
+        self._what = what
         # A decompressor "seeks" by decompressing again from the start: never ask it to.
         self._can_seek = can_seek and bool(getattr(raw, "seekable", lambda: False)())
 
@@ -134,6 +146,8 @@ class Forward:
             wanted -= len(data)
         data = b"".join(parts)
         self.pos += len(data)
+        if self._packed is not None:
+            ratio_check(self.pos, self._packed(), self._what)
         return data
 
     def read_exact(self, n: int) -> bytes:
@@ -176,15 +190,29 @@ class Forward:
             )
 
 
+def ratio_check(unpacked: int, packed: int, what: str = "The archive") -> None:
+    """Refuses a compressed stream that unpacks to more than MAX_RATIO times its size: no
+    real layer does, and a bomb is then stopped after RATIO_FLOOR bytes, in well under a
+    second, instead of at the size limit."""
+    if unpacked > RATIO_FLOOR and unpacked > MAX_RATIO * packed:
+        raise Refused(
+            "bomb",
+            f"{what} is compressed data that unpacks to more than {MAX_RATIO} times "
+            f"its size ({format_size(packed)} to more than {format_size(unpacked)} so far); "
+            "real images do not, so it was not unpacked further.",
+        )
+
+
 class Prefixed(io.RawIOBase):
     """`head`, then the rest of `stream`: an entry whose first bytes were already read.
 
     Seekable forwards when `stream` is, so a plain layer's data is skipped, not read.
     """
 
-    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
+    def __init__(self, head: bytes, stream: IO[bytes] | io.BufferedIOBase) -> None:
         self._head = head
         self._stream = stream
+        self.consumed = 0  # bytes read so far, the head's included
 
     def readable(self) -> bool:
         return True
@@ -206,10 +234,12 @@ class Prefixed(io.RawIOBase):
             n = min(len(buffer), len(self._head))
             buffer[:n] = self._head[:n]
             self._head = self._head[n:]
-            return n
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+        else:
+            data = self._stream.read(len(buffer))
+            n = len(data)
+            buffer[:n] = data
+        self.consumed += n
+        return n
 
 
 def is_tar(head: bytes) -> bool:
@@ -268,28 +298,34 @@ def _entry(
     return LayerEntry(name, kind, size if kind not in _HEADER_ONLY else 0)
 
 
-def measure_compressed(unpacking: Any, name: str, budget: Budget, add: Add) -> int:
-    """What a compressed entry unpacks to, reading no more than one chunk past the limit:
-    a layer's files if it holds a tar, else its bytes."""
+def measure_compressed(
+    unpacking: io.BufferedIOBase, source: Prefixed, name: str, budget: Budget, add: Add
+) -> int:
+    """What the compressed entry `source` unpacks to (through `unpacking`): the files of the
+    layer tar it holds, and the little allowed after its end. Reads no more than one chunk
+    past the limit, and stops early when it unpacks far more than it weighs."""
     first = unpacking.read(BLOCK)
-    reader = Forward(Prefixed(first, unpacking), deadline=budget.deadline, can_seek=False)
-    if is_tar(first):
-        measured = measure_layer(reader, name, budget, add)
-        if measured is None:
-            return reader.pos
-        end = reader.pos
-        if reader.read(TRAILING_BYTES + 1)[TRAILING_BYTES:]:
-            add(
-                "trailing_data",
-                f"Layer {name!r} holds more than {format_size(TRAILING_BYTES)} after the end "
-                "of its tar; the engine would unpack all of it.",
-            )
-        return measured + reader.pos - end
-    room = budget.max_bytes - budget.used
-    while reader.read(CHUNK):
-        if reader.pos > room:
-            raise budget.over(f": {name!r} alone unpacks to more")
-    return reader.pos
+    reader = Forward(
+        Prefixed(first, unpacking),
+        deadline=budget.deadline,
+        can_seek=False,
+        packed=lambda: source.consumed,
+        what=f"Entry {name!r}",
+    )
+    if not is_tar(first) and first != _ZERO_BLOCK:  # a tar without entries starts with zeros
+        add("compression", f"Entry {name!r} is compressed but holds no tar: it is no layer.")
+        return reader.pos
+    measured = measure_layer(reader, name, budget, add)
+    if measured is None:
+        return reader.pos
+    end = reader.pos
+    if reader.read(TRAILING_BYTES + 1)[TRAILING_BYTES:]:
+        add(
+            "trailing_data",
+            f"Layer {name!r} holds more than {format_size(TRAILING_BYTES)} after the end of "
+            "its tar; the engine would unpack all of it.",
+        )
+    return measured + reader.pos - end
 
 
 def measure_layer(reader: Forward, name: str, budget: Budget, add: Add) -> int | None:

@@ -33,6 +33,7 @@ from competitions.services.leaderboard import leaderboard_refresh_team
 from competitions.services.submissions import enqueue_on_commit
 from scoring.cleanup import SCORE, attempt_work_dir
 from scoring.docker_scorer import DockerScorer
+from scoring.images import ImageRefused
 from scoring.manifest import scoring_run_record
 from scoring.program_scorer import ProgramScorer
 from scoring.sandbox import (
@@ -278,6 +279,18 @@ def submission_score(
             status=Status.QUEUED, queued_at=timezone.now()
         )
         raise
+    except ImageRefused as exc:
+        # The archive's own fault, found before anything ran: invalid, like a bad file.
+        problems = exc.problems
+        _finish_failed(
+            submission_id,
+            attempt,
+            Submission.Failure.INVALID,
+            str(exc),
+            problems=problems,
+            total_problems=len(problems),
+        )
+        return True
     except SandboxError as exc:
         _finish_failed_in_sandbox(submission, attempt, str(exc), recorder.runs, chosen)
         return True
