@@ -145,7 +145,7 @@ def _read_archive(fileobj: IO[bytes], gzipped: bool, index: _Index, report: Arch
     # archive is decompressed once, forwards, within the deadline.
     reader = Forward(raw, deadline=index.budget.deadline, can_seek=not gzipped)
     try:
-        with tarfile.open(fileobj=reader, mode="r:") as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=reader, mode="r:", tarinfo=_Entry) as tar:  # type: ignore[call-overload]
             _scan(tar, index, report)
     except Refused as exc:
         report.add(exc.code, exc.message)
@@ -163,6 +163,20 @@ def _read_archive(fileobj: IO[bytes], gzipped: bool, index: _Index, report: Arch
     finally:
         fileobj.seek(0)
     return True
+
+
+class _Entry(tarfile.TarInfo):
+    """tarfile's entry, except that a sparse map is never read (a hostile map may claim
+    millions of blocks): the archive is refused at the first sparse entry."""
+
+    def _refuse(self, *args: object) -> None:
+        raise Refused(
+            "sparse_file",
+            "The archive has a sparse entry; an image archive never does (sparse files are "
+            "refused: the engine writes them in full).",
+        )
+
+    _proc_sparse = _proc_gnusparse_00 = _proc_gnusparse_01 = _proc_gnusparse_10 = _refuse
 
 
 class _Gunzipped:

@@ -241,11 +241,8 @@ def sparse_layer(folder: Path, tar_format: str, *, apparent: int = 5 * 1024**3) 
     name, _, version = tar_format.partition("-")
     extra = [f"--sparse-version={version}"] if version else []
     layer = folder / f"layer-{tar_format}.tar"
-    subprocess.run(
-        ["tar", "--sparse", f"--format={name}", *extra, "-cf", str(layer), "-C", str(source)]
-        + ["big", "small"],
-        check=True,
-    )
+    command = ["tar", "--sparse", f"--format={name}", *extra, "-cf", str(layer)]
+    subprocess.run([*command, "-C", str(source), "big", "small"], check=True)
     return layer.read_bytes()
 
 

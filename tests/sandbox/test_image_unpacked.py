@@ -154,6 +154,24 @@ def test_a_tar_header_claiming_a_gigabyte_is_refused_without_reading_it(where):
     assert codes(report) == ["header_too_large"]
 
 
+def test_a_sparse_entry_of_the_archive_itself_is_refused_without_reading_its_map():
+    # Old GNU sparse: a header, then map blocks, each saying another follows; tarfile would
+    # keep every block's 21 map entries in memory (4 GiB of them: some 14 GB).
+    info = tarfile.TarInfo("big")
+    info.type = tarfile.GNUTYPE_SPARSE
+    header = bytearray(info.tobuf(tarfile.GNU_FORMAT))
+    header[482] = 1  # "an extension block follows"
+    header[148:156] = b" " * 8
+    header[148:155] = b"%06o\0" % sum(header)
+    extension = bytearray(b"%011o\0" % 1 * 42 + bytes(8))
+    extension[504] = 1
+    data = bytes(header) + bytes(extension) * 10_000 + bytes(1024)
+
+    report = check(data)
+
+    assert codes(report) == ["sparse_file"]
+
+
 def test_a_check_past_its_time_limit_is_refused_with_the_way_out():
     report = check(h.legacy_archive([RUNNABLE], gz=True), time_limit_s=-1)
 
