@@ -2,19 +2,22 @@
 
 Pure: no Django, no Docker. A participant's archive is hostile until proven otherwise, so
 `archive_check` reads it as data and reports every problem at once: a size over the limit,
-an entry escaping the archive (absolute, `..`, or a link pointing out), a device or other
-special file, not exactly one image, a manifest whose config or layers are missing, a layer
-compressed into a bomb, and image settings the sandbox cannot honour (VOLUME, ENTRYPOINT,
-no command). Both layouts `docker save` writes are understood: the legacy one
-(`manifest.json`, `<id>/layer.tar`, `<id>.json`) and the OCI one of Docker 25+ (`index.json`,
-`oci-layout`, `blobs/sha256/...`, plus the same `manifest.json`).
+as uploaded or as unpacked (every file of every layer at its apparent size, read by
+scoring/image_layers.py), a sparse file, an entry escaping the archive (absolute, `..`, or
+a link pointing out), a device or other special file, not exactly one image, a manifest
+whose config or layers are missing, a layer compressed into a bomb, and image settings the
+sandbox cannot honour (platform, VOLUME, ENTRYPOINT, no command). It reads forwards only,
+never a header of more than a few MiB, and stops at the first limit crossed (size, ratio,
+time), so a bomb costs a fraction of a second. Both layouts `docker save` writes are
+understood: the legacy one (`manifest.json`, `<id>/layer.tar`, `<id>.json`) and the OCI
+one of Docker 25+ (`index.json`, `oci-layout`, `blobs/sha256/...`, plus the same
+`manifest.json`).
 
 `archive_untagged` (scoring/image_untag.py) makes the copy the engine loads.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
@@ -33,13 +36,14 @@ from scoring.image_layers import (
     COMPRESSIONS,
     Budget,
     Forward,
+    Gunzipped,
+    NoSparseMap,
     Prefixed,
     Refused,
     format_size,
     is_tar,
     measure_compressed,
     measure_layer,
-    ratio_check,
 )
 
 __all__ = ["CHUNK", "ArchiveProblem", "ArchiveReport", "archive_check", "entry_name", "format_size"]
@@ -140,12 +144,12 @@ def archive_check(
 
 def _read_archive(fileobj: IO[bytes], gzipped: bool, index: _Index, report: ArchiveReport) -> bool:
     """Scan every entry into `index`; False when the scan had to stop (the problem added)."""
-    raw = _Gunzipped(fileobj) if gzipped else fileobj
+    raw = Gunzipped(fileobj) if gzipped else fileobj
     # tarfile reads through a Forward: no header may claim gigabytes of memory, and a gzipped
     # archive is decompressed once, forwards, within the deadline.
     reader = Forward(raw, deadline=index.budget.deadline, can_seek=not gzipped)
     try:
-        with tarfile.open(fileobj=reader, mode="r:", tarinfo=_Entry) as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=reader, mode="r:", tarinfo=NoSparseMap) as tar:  # type: ignore[call-overload]
             _scan(tar, index, report)
     except Refused as exc:
         report.add(exc.code, exc.message)
@@ -163,39 +167,6 @@ def _read_archive(fileobj: IO[bytes], gzipped: bool, index: _Index, report: Arch
     finally:
         fileobj.seek(0)
     return True
-
-
-class _Entry(tarfile.TarInfo):
-    """tarfile's entry, except that a sparse map is never read (a hostile map may claim
-    millions of blocks): the archive is refused at the first sparse entry."""
-
-    def _refuse(self, *args: object) -> None:
-        raise Refused(
-            "sparse_file",
-            "The archive has a sparse entry; an image archive never does (sparse files are "
-            "refused: the engine writes them in full).",
-        )
-
-    _proc_sparse = _proc_gnusparse_00 = _proc_gnusparse_01 = _proc_gnusparse_10 = _refuse
-
-
-class _Gunzipped:
-    """A gzipped archive, unpacked as read; its errors are the archive's (cut short, corrupt),
-    not those of a compressed layer inside it."""
-
-    def __init__(self, fileobj: IO[bytes]) -> None:
-        self._fileobj = fileobj
-        self._gzip = gzip.GzipFile(fileobj=fileobj)
-
-    def read(self, n: int) -> bytes:
-        try:
-            data = self._gzip.read(n)
-            ratio_check(self._gzip.tell(), self._fileobj.tell())
-            return data
-        except EOFError:
-            raise tarfile.ReadError("unexpected end of data") from None
-        except (OSError, zlib.error) as exc:
-            raise tarfile.ReadError(f"gzip: {exc}") from None
 
 
 def _outer_format(fileobj: IO[bytes], report: ArchiveReport) -> bool:

@@ -19,7 +19,9 @@ import bz2
 import gzip
 import io
 import lzma
+import tarfile
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -240,6 +242,39 @@ class Prefixed(io.RawIOBase):
             buffer[:n] = data
         self.consumed += n
         return n
+
+
+class NoSparseMap(tarfile.TarInfo):
+    """tarfile's entry, except that a sparse map is never read (a hostile map may claim
+    millions of blocks): the archive is refused at the first sparse entry."""
+
+    def _refuse(self, *args: object) -> None:
+        raise Refused(
+            "sparse_file",
+            "The archive has a sparse entry; an image archive never does (sparse files are "
+            "refused: the engine writes them in full).",
+        )
+
+    _proc_sparse = _proc_gnusparse_00 = _proc_gnusparse_01 = _proc_gnusparse_10 = _refuse
+
+
+class Gunzipped:
+    """A gzipped archive, unpacked as read; its errors are the archive's (cut short, corrupt),
+    not those of a compressed layer inside it."""
+
+    def __init__(self, fileobj: IO[bytes]) -> None:
+        self._fileobj = fileobj
+        self._gzip = gzip.GzipFile(fileobj=fileobj)
+
+    def read(self, n: int) -> bytes:
+        try:
+            data = self._gzip.read(n)
+            ratio_check(self._gzip.tell(), self._fileobj.tell())
+            return data
+        except EOFError:
+            raise tarfile.ReadError("unexpected end of data") from None
+        except (OSError, zlib.error) as exc:
+            raise tarfile.ReadError(f"gzip: {exc}") from None
 
 
 def is_tar(head: bytes) -> bool:
