@@ -84,9 +84,11 @@ def worker_platform() -> tuple[str, str]:
     """(os, architecture) of the workers: HELDOUT_WORKER_PLATFORM, or this host's."""
     from django.conf import settings
 
-    configured = settings.HELDOUT_WORKER_PLATFORM or f"linux/{engine_architecture()}"
+    configured = settings.HELDOUT_WORKER_PLATFORM or engine_architecture()
+    if "/" not in configured:  # an architecture alone: on linux, like every worker
+        configured = f"linux/{configured}"
     os_name, _, architecture = configured.partition("/")
-    return os_name, architecture.split("/")[0]
+    return os_name, architecture.split("/")[0]  # without a variant (arm64/v8)
 
 
 def image_upload_check(

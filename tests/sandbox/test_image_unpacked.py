@@ -187,6 +187,8 @@ def test_the_workers_platform_is_this_hosts_unless_set(settings):
     assert worker_platform() == ("linux", engine_architecture())
     settings.HELDOUT_WORKER_PLATFORM = "linux/arm64/v8"
     assert worker_platform() == ("linux", "arm64")
+    settings.HELDOUT_WORKER_PLATFORM = "arm64"
+    assert worker_platform() == ("linux", "arm64")
 
 
 # --- Through the API and the worker ------------------------------------------------------------
