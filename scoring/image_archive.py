@@ -2,20 +2,22 @@
 
 Pure: no Django, no Docker. A participant's archive is hostile until proven otherwise, so
 `archive_check` reads it as data and reports every problem at once: a size over the limit,
-an entry escaping the archive (absolute, `..`, or a link pointing out), a device or other
-special file, not exactly one image, a manifest whose config or layers are missing, a layer
-compressed into a bomb, and image settings the sandbox cannot honour (VOLUME, ENTRYPOINT,
-no command). Both layouts `docker save` writes are understood: the legacy one
-(`manifest.json`, `<id>/layer.tar`, `<id>.json`) and the OCI one of Docker 25+ (`index.json`,
-`oci-layout`, `blobs/sha256/...`, plus the same `manifest.json`).
+as uploaded or as unpacked (every file of every layer at its apparent size, read by
+scoring/image_layers.py), a sparse file, an entry escaping the archive (absolute, `..`, or
+a link pointing out), a device or other special file, not exactly one image, a manifest
+whose config or layers are missing, a layer compressed into a bomb, and image settings the
+sandbox cannot honour (platform, VOLUME, ENTRYPOINT, no command). It reads forwards only,
+never a header of more than a few MiB, and stops at the first limit crossed (size, ratio,
+time), so a bomb costs a fraction of a second. Both layouts `docker save` writes are
+understood: the legacy one (`manifest.json`, `<id>/layer.tar`, `<id>.json`) and the OCI
+one of Docker 25+ (`index.json`, `oci-layout`, `blobs/sha256/...`, plus the same
+`manifest.json`).
 
 `archive_untagged` (scoring/image_untag.py) makes the copy the engine loads.
 """
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
 import io
 import json
@@ -23,25 +25,35 @@ import lzma
 import posixpath
 import re
 import tarfile
+import time
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
+
+from scoring.image_layers import (
+    BLOCK,
+    CHUNK,
+    COMPRESSIONS,
+    Budget,
+    Forward,
+    Gunzipped,
+    NoSparseMap,
+    Prefixed,
+    Refused,
+    format_size,
+    is_tar,
+    measure_compressed,
+    measure_layer,
+)
+
+__all__ = ["CHUNK", "ArchiveProblem", "ArchiveReport", "archive_check", "entry_name", "format_size"]
 
 MAX_ENTRIES = 10_000
 MAX_LAYERS = 120  # overlayfs stacks at most 128 layers
 SMALL_BYTES = 1024 * 1024  # manifests and configs are read into memory; layers never are
 MAX_KEPT_BYTES = 32 * 1024 * 1024  # all the JSON kept from one archive
 _INDEX_FILES = ("manifest.json", "index.json", "Dockerfile")
-CHUNK = 1024 * 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-# Openers return a stream the caller reads within a `with`.
-_COMPRESSIONS: dict[bytes, tuple[str, Callable[[Any], io.BufferedIOBase] | None]] = {
-    b"\x1f\x8b": ("gzip", lambda f: gzip.GzipFile(fileobj=f)),
-    b"BZh": ("bzip2", lambda f: bz2.BZ2File(f)),
-    b"\xfd7zXZ\x00": ("xz", lambda f: lzma.LZMAFile(f)),  # noqa: SIM115
-    b"\x28\xb5\x2f\xfd": ("zstd", None),  # no decompressor in the standard library
-}
 
 
 @dataclass(frozen=True)
@@ -79,26 +91,24 @@ class ArchiveReport:
         return " ".join(p.message for p in self.problems)
 
 
-def format_size(n: int) -> str:
-    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if n >= size:
-            return f"{n / size:.4g} {unit}"
-    return f"{n} bytes"
-
-
 def archive_check(
     fileobj: IO[bytes],
     *,
     max_bytes: int,
     architecture: str | None = None,
+    os: str = "linux",
     accept_build_context: bool = False,
+    time_limit_s: float | None = None,
 ) -> ArchiveReport:
     """Every problem of the archive in `fileobj` (seekable), read as data, never extracted.
 
-    `max_bytes` caps both the archive and what it unpacks to (outer gzip and compressed
-    layers included), so a small bomb is refused as surely as a big file. With
-    `accept_build_context`, a tar of a folder with a Dockerfile (and no manifest.json)
-    passes the entry checks as kind "build_context", its Dockerfile left to the caller.
+    `max_bytes` caps both the archive and what it unpacks to: every file of every layer at
+    its apparent size (compressed layers and an outer gzip included), so a small bomb or a
+    sparse file is refused as surely as a big file. Reading stops at the first byte past
+    the limit, or past `time_limit_s`. `architecture` and `os`: the workers' platform (no
+    architecture: not checked). With `accept_build_context`, a tar of a folder with a
+    Dockerfile (and no manifest.json) passes the entry checks as kind "build_context", its
+    Dockerfile left to the caller.
     """
     report = ArchiveReport()
     size = fileobj.seek(0, io.SEEK_END)
@@ -112,35 +122,51 @@ def archive_check(
     gzipped = report.gzipped = _outer_format(fileobj, report)
     if not report.ok:
         return report
-    index = _Index(max_bytes=max_bytes)
+    deadline = time.monotonic() + time_limit_s if time_limit_s is not None else None
+    index = _Index(Budget(max_bytes=max_bytes, deadline=deadline))
+    if not _read_archive(fileobj, gzipped, index, report):
+        return report
+    report.unpacked_bytes = index.budget.used
+    is_context = "Dockerfile" in index.kinds and "manifest.json" not in index.kinds
+    if accept_build_context and is_context:
+        dockerfile = index.small.get(index.resolve("Dockerfile") or "")
+        if not report.ok:
+            pass
+        elif dockerfile is None:
+            report.add("bad_dockerfile", "The Dockerfile is not a file of at most 1 MiB.")
+        else:
+            report.kind = "build_context"
+            report.dockerfile = dockerfile.decode("utf-8", errors="replace")
+    else:
+        _check_layout(index, report, architecture, os)
+    return report
+
+
+def _read_archive(fileobj: IO[bytes], gzipped: bool, index: _Index, report: ArchiveReport) -> bool:
+    """Scan every entry into `index`; False when the scan had to stop (the problem added)."""
+    raw = Gunzipped(fileobj) if gzipped else fileobj
+    # tarfile reads through a Forward: no header may claim gigabytes of memory, and a gzipped
+    # archive is decompressed once, forwards, within the deadline.
+    reader = Forward(raw, deadline=index.budget.deadline, can_seek=not gzipped)
     try:
-        # A plain tar is read by seeking from header to header; a gzipped one as a stream.
-        with tarfile.open(fileobj=fileobj, mode="r|gz" if gzipped else "r:") as tar:
+        with tarfile.open(fileobj=reader, mode="r:", tarinfo=NoSparseMap) as tar:  # type: ignore[call-overload]
             _scan(tar, index, report)
+    except Refused as exc:
+        report.add(exc.code, exc.message)
+        return False
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         if "unexpected end of data" in str(exc) or isinstance(exc, EOFError):
             report.add("truncated", "The archive is cut short; was the upload complete?")
-            return report
+            return False
         report.add(
             "not_tar",
             f"This is not a readable tar archive ({exc}). Upload what "
             "`docker save IMAGE -o image.tar` writes, gzipped or not.",
         )
-        return report
+        return False
     finally:
         fileobj.seek(0)
-    report.unpacked_bytes = index.unpacked
-    is_context = "Dockerfile" in index.kinds and "manifest.json" not in index.kinds
-    if report.ok and accept_build_context and is_context:
-        report.kind = "build_context"
-        dockerfile = index.small.get(index.resolve("Dockerfile") or "")
-        if dockerfile is None:
-            report.add("bad_dockerfile", "The Dockerfile is not a file of at most 1 MiB.")
-        else:
-            report.dockerfile = dockerfile.decode("utf-8", errors="replace")
-    elif report.ok:
-        _check_layout(index, report, architecture)
-    return report
+    return True
 
 
 def _outer_format(fileobj: IO[bytes], report: ArchiveReport) -> bool:
@@ -149,7 +175,7 @@ def _outer_format(fileobj: IO[bytes], report: ArchiveReport) -> bool:
     fileobj.seek(0)
     if not magic:
         report.add("empty", "The file is empty.")
-    for prefix, (name, _opener) in _COMPRESSIONS.items():
+    for prefix, (name, _opener) in COMPRESSIONS.items():
         if magic.startswith(prefix):
             if name == "gzip":
                 return True
@@ -165,12 +191,11 @@ def _outer_format(fileobj: IO[bytes], report: ArchiveReport) -> bool:
 class _Index:
     """What the scan found: entries by normalised name, and the small files' bytes."""
 
-    max_bytes: int
+    budget: Budget
     kinds: dict[str, str] = field(default_factory=dict)  # name -> file, dir, symlink, hardlink
     links: dict[str, str] = field(default_factory=dict)  # link name -> target, archive-relative
     small: dict[str, bytes] = field(default_factory=dict)  # JSON files, by name
     kept: int = 0
-    unpacked: int = 0
 
     def resolve(self, name: str) -> str | None:
         """The regular file `name` is or links to, or None."""
@@ -214,19 +239,13 @@ def _scan(tar: tarfile.TarFile, index: _Index, report: ArchiveReport) -> None:
                 "duplicate", f"Entry {name!r} appears twice; an image archive names each once."
             )
             continue
-        _index_entry(tar, info, name, index, report)
-        index.unpacked += tarfile.BLOCKSIZE + -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-        if index.unpacked > index.max_bytes:
-            report.add(
-                "too_large_unpacked",
-                f"The image unpacks to more than the limit of {format_size(index.max_bytes)}.",
-            )
-            return
+        index.budget.spend(BLOCK + _index_entry(tar, info, name, index, report))
 
 
 def _index_entry(
     tar: tarfile.TarFile, info: tarfile.TarInfo, name: str, index: _Index, report: ArchiveReport
-) -> None:
+) -> int:
+    """Records the entry in `index`; returns what it unpacks to."""
     if info.isdir():
         index.kinds[name] = "dir"
     elif info.issym() or info.islnk():
@@ -240,18 +259,19 @@ def _index_entry(
                 "link_escape",
                 f"Entry {name!r} is a {kind} link to {target!r}, outside the archive.",
             )
-            return
+            return 0
         index.kinds[name] = "symlink" if info.issym() else "hardlink"
         index.links[name] = resolved
     elif info.isreg() and not info.issparse():
         index.kinds[name] = "file"
-        _read_file(tar, info, name, index, report)
+        return _read_file(tar, info, name, index, report)
     else:
         report.add(
             "special_file",
             f"Entry {name!r} is a {_kind_name(info)}; an image archive holds only files, "
             "folders and links.",
         )
+    return -(-info.size // BLOCK) * BLOCK
 
 
 def _kind_name(info: tarfile.TarInfo) -> str:
@@ -268,21 +288,26 @@ def _kind_name(info: tarfile.TarInfo) -> str:
 
 def _read_file(
     tar: tarfile.TarFile, info: tarfile.TarInfo, name: str, index: _Index, report: ArchiveReport
-) -> None:
-    """Keeps small JSON files; measures what a compressed entry unpacks to.
+) -> int:
+    """Keeps small JSON files; returns what the entry unpacks to: a layer's files (a tar,
+    plain or compressed) at their apparent sizes, another compressed file unpacked.
 
     The entry is read forwards only: seeking back in a gzipped archive would decompress
     it again from its start.
     """
     stream = tar.extractfile(info)
+    stored = -(-info.size // BLOCK) * BLOCK
     if stream is None:
-        return
-    head = stream.read(info.size if info.size <= SMALL_BYTES else 6)
+        return stored
+    head = stream.read(info.size if info.size <= SMALL_BYTES else BLOCK)
     keep = info.size <= SMALL_BYTES and (_looks_like_json(head) or name in _INDEX_FILES)
     if keep and index.kept + len(head) <= MAX_KEPT_BYTES:
         index.small[name] = head
         index.kept += len(head)
-    for prefix, (kind, opener) in _COMPRESSIONS.items():
+    if is_tar(head):
+        reader = Forward(Prefixed(head, stream), deadline=index.budget.deadline)
+        return measure_layer(reader, name, index.budget, report.add) or stored
+    for prefix, (kind, opener) in COMPRESSIONS.items():
         if not head.startswith(prefix):
             continue
         if opener is None:
@@ -291,57 +316,22 @@ def _read_file(
                 f"Entry {name!r} is {kind}-compressed, which cannot be checked here; save the "
                 "image with `docker save`, which writes layers uncompressed.",
             )
-            return
-        room = index.max_bytes - index.unpacked
-        with opener(_Prefixed(head, stream)) as unpacking:
-            unpacked = _unpacked_size(unpacking, limit=room)
-        if unpacked is None:
+            return stored
+        source = Prefixed(head, stream)
+        try:
+            with opener(source) as unpacking:
+                return measure_compressed(unpacking, source, name, index.budget, report.add)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError):
             report.add("corrupt", f"Entry {name!r} looks {kind}-compressed but is corrupt.")
-        else:
-            # Counted at its unpacked size: that is what the engine writes to its disk.
-            index.unpacked += max(unpacked - info.size, 0)
-        return
+            return stored
+    return stored
 
 
 def _looks_like_json(data: bytes) -> bool:
     return data.lstrip()[:1] in (b"{", b"[")
 
 
-class _Prefixed(io.RawIOBase):
-    """`head`, then the rest of `stream`: an entry whose first bytes were already read."""
-
-    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
-        self._head = head
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def _unpacked_size(stream: io.BufferedIOBase, *, limit: int) -> int | None:
-    """Bytes the compressed stream unpacks to, reading at most one chunk past `limit`."""
-    total = 0
-    try:
-        while chunk := stream.read(CHUNK):
-            total += len(chunk)
-            if total > limit:
-                break
-    except (OSError, EOFError, zlib.error, lzma.LZMAError):
-        return None
-    return total
-
-
-def _check_layout(index: _Index, report: ArchiveReport, architecture: str | None) -> None:
+def _check_layout(index: _Index, report: ArchiveReport, architecture: str | None, os: str) -> None:
     if "manifest.json" not in index.kinds:
         if "index.json" in index.kinds:
             report.add(
@@ -384,7 +374,7 @@ def _check_layout(index: _Index, report: ArchiveReport, architecture: str | None
     _check_layers(index, report, layers)
     config = _config(index, report, config_name)
     if config is not None:
-        _check_config(config, report, len(layers), architecture)
+        _check_config(config, report, len(layers), architecture, os)
 
 
 def _check_oci_index(index: _Index, report: ArchiveReport) -> None:
@@ -440,19 +430,19 @@ def _config(index: _Index, report: ArchiveReport, name: str) -> dict[str, Any] |
 
 
 def _check_config(
-    config: dict[str, Any], report: ArchiveReport, layers: int, architecture: str | None
+    config: dict[str, Any], report: ArchiveReport, layers: int, architecture: str | None, os: str
 ) -> None:
     rootfs = config.get("rootfs")
     diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     if not isinstance(diff_ids, list) or len(diff_ids) != layers:
         report.add("bad_config", "The image config's layer list does not match manifest.json.")
-    if config.get("os") != "linux":
-        report.add("platform", f"The image is for {config.get('os')!r}; the workers run linux.")
+    if config.get("os") != os:
+        report.add("platform", f"The image is for {config.get('os')!r}; the workers run {os}.")
     if architecture and config.get("architecture") != architecture:
         report.add(
             "platform",
             f"The image is for {config.get('architecture')!r}; the workers run {architecture} "
-            f"(build with --platform linux/{architecture}).",
+            f"(build with --platform {os}/{architecture}).",
         )
     settings = config.get("config") or {}
     if not isinstance(settings, dict):

@@ -71,21 +71,47 @@ class InvalidImage(ApplicationError):
     code = "invalid_image"
 
 
+class ImageRefused(SandboxError):
+    """The worker refused the archive for a reason of the archive itself (what the upload
+    checks too): the submission is invalid, which costs no quota, not failed."""
+
+    def __init__(self, report: ArchiveReport) -> None:
+        super().__init__(f"The image archive was refused: {report.summary()}")
+        self.problems = [p.to_dict() for p in report.problems]
+
+
+def worker_platform() -> tuple[str, str]:
+    """(os, architecture) of the workers: HELDOUT_WORKER_PLATFORM, or this host's."""
+    from django.conf import settings
+
+    configured = settings.HELDOUT_WORKER_PLATFORM or engine_architecture()
+    if "/" not in configured:  # an architecture alone: on linux, like every worker
+        configured = f"linux/{configured}"
+    os_name, _, architecture = configured.partition("/")
+    return os_name, architecture.split("/")[0]  # without a variant (arm64/v8)
+
+
 def image_upload_check(*, uploaded_file: File, build_bases: Collection[str] | None = None) -> None:
     """Refuse a bad archive at upload, before it is stored or counted.
 
-    Reads the tar index only (a gzipped archive is decompressed as it is read); the worker
-    checks again, for its own architecture, before loading. `build_bases`: the images a
-    build context may start FROM, where the phase accepts build contexts.
+    Reads the tar headers, and the layers' headers, forwards (a gzipped archive or layer is
+    decompressed as it is read), within HELDOUT_IMAGE_CHECK_SECONDS; the image must be for
+    the workers' platform. The worker checks again, for its own architecture, before
+    loading. `build_bases`: the images a build context may start FROM, where the phase
+    accepts build contexts.
     """
     from django.conf import settings
 
     stream = uploaded_file.file
     assert stream is not None, "an uploaded file always has its data"
+    os_name, architecture = worker_platform()
     report = archive_check(
         stream,
         max_bytes=settings.HELDOUT_MAX_IMAGE_BYTES,
+        architecture=architecture,
+        os=os_name,
         accept_build_context=build_bases is not None,
+        time_limit_s=settings.HELDOUT_IMAGE_CHECK_SECONDS,
     )
     if report.ok and report.kind == "build_context":
         dockerfile_check(report, bases=build_bases or ())
@@ -268,7 +294,7 @@ class DockerImages:
                 if report.ok and report.kind == "build_context":
                     dockerfile_check(report, bases=build_bases or ())
                 if not report.ok:
-                    raise SandboxError(f"The image archive was refused: {report.summary()}")
+                    raise ImageRefused(report)
                 if report.kind == "build_context":
                     image = self._build(f, report)
                 else:

@@ -38,6 +38,7 @@ from competitions.services.scorer_identity import (
 from scoring.cleanup import SCORE, attempt_work_dir
 from scoring.docker_scorer import DockerScorer
 from scoring.heartbeat import INFRASTRUCTURE_ERRORS, beating, give_back, storage_errors
+from scoring.images import ImageRefused
 from scoring.manifest import scoring_run_record
 from scoring.program_scorer import ProgramScorer
 from scoring.sandbox import (
@@ -299,6 +300,18 @@ def _score_claimed(
         return False
     except INFRASTRUCTURE_ERRORS:
         raise
+    except ImageRefused as exc:
+        # The archive's own fault, found before anything ran: invalid, like a bad file.
+        problems = exc.problems
+        _finish_failed(
+            submission_id,
+            attempt,
+            Submission.Failure.INVALID,
+            str(exc),
+            problems=problems,
+            total_problems=len(problems),
+        )
+        return True
     except SandboxError as exc:
         _finish_failed_in_sandbox(submission, attempt, str(exc), recorder.runs, chosen)
         return True

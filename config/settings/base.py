@@ -177,6 +177,11 @@ HELDOUT_SCORER_MISMATCH_RETRY_S = env_int("HELDOUT_SCORER_MISMATCH_RETRY_S", 15)
 # Container submissions (code competitions): the largest image archive, both as uploaded
 # and unpacked; and how many of each leaderboard's top images a worker keeps loaded.
 HELDOUT_MAX_IMAGE_BYTES = env_int("HELDOUT_MAX_IMAGE_BYTES", 4 * 1024**3)
+# The workers' platform, which an uploaded image must be built for ("" = this host's, e.g.
+# linux/amd64), and how long the upload's archive check may take (a compressed archive is
+# unpacked to be measured; an uncompressed one is read header by header, in milliseconds).
+HELDOUT_WORKER_PLATFORM = env_str("HELDOUT_WORKER_PLATFORM", "")
+HELDOUT_IMAGE_CHECK_SECONDS = env_float("HELDOUT_IMAGE_CHECK_SECONDS", 30.0)
 HELDOUT_IMAGES_KEEP_TOP = env_int("HELDOUT_IMAGES_KEEP_TOP", 10)
 # This deployment's name on a Docker engine that other deployments (a demo, CI, another
 # instance) may share: every sandbox container and submission image carries it, and clean-up

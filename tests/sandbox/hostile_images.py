@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import io
 import json
+import subprocess
 import tarfile
 import time
 from collections.abc import Sequence
@@ -227,6 +228,38 @@ def oci_archive(legacy: bytes) -> bytes:
         file_entry("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'),
     ]
     return tar_bytes(entries)
+
+
+def sparse_layer(folder: Path, tar_format: str, *, apparent: int = 5 * 1024**3) -> bytes:
+    """A layer of a few KiB holding `big`, a sparse file of `apparent` bytes, written by
+    GNU tar (`--format=gnu`, `posix` for PAX 1.0, or `posix-0.0`, `posix-0.1`)."""
+    source = folder / "rootfs"
+    source.mkdir(parents=True, exist_ok=True)
+    with (source / "big").open("wb") as f:
+        f.truncate(apparent)  # as `truncate -s 5G big`: all hole, no data
+    (source / "small").write_bytes(b"hi\n")
+    name, _, version = tar_format.partition("-")
+    extra = [f"--sparse-version={version}"] if version else []
+    layer = folder / f"layer-{tar_format}.tar"
+    command = ["tar", "--sparse", f"--format={name}", *extra, "-cf", str(layer)]
+    subprocess.run([*command, "-C", str(source), "big", "small"], check=True)
+    return layer.read_bytes()
+
+
+def gzip_bomb(apparent: int, *, tar: bool = True) -> bytes:
+    """A gzipped layer of a few MiB holding a tar of one file of `apparent` zero bytes (or,
+    without `tar`, just the zeros). Made of repeated gzip members, which every gzip reader
+    joins, so it is built in milliseconds."""
+    mib = gzip.compress(bytes(1024**2), 9)
+    parts = []
+    if tar:
+        info = tarfile.TarInfo("zeros")
+        info.size = apparent
+        parts.append(gzip.compress(info.tobuf(tarfile.PAX_FORMAT)))
+    parts.append(mib * (apparent // 1024**2))
+    if tar:
+        parts.append(gzip.compress(bytes(-apparent % 512 + 1024)))
+    return b"".join(parts)
 
 
 # --- Images built offline ------------------------------------------------------------------
