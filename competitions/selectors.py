@@ -13,6 +13,7 @@ from competitions.models import (
     Competition,
     LeaderboardEntry,
     Membership,
+    OrganizerJob,
     Replication,
     SandboxRun,
     Score,
@@ -217,3 +218,14 @@ def sandbox_runs_for_user(
             }
         )
     return runs
+
+
+def organizer_job_latest(*, competition: Competition, kind: str) -> OrganizerJob | None:
+    """The competition's most recent background job of this kind (OrganizerJob.Kind)."""
+    return OrganizerJob.objects.filter(competition=competition, kind=kind).first()
+
+
+def organizer_jobs_recent(*, competition: Competition, limit: int = 5) -> list[OrganizerJob]:
+    return list(
+        OrganizerJob.objects.filter(competition=competition).select_related("created_by")[:limit]
+    )

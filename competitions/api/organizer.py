@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from competitions.api.jobs import OrganizerJobOutput, job_accepted
 from competitions.models import Team
 from competitions.permissions import (
     Forbidden,
@@ -21,9 +22,11 @@ from competitions.permissions import (
     access_competition,
     access_submission,
     is_organizer,
+    signed_in,
 )
 from competitions.services import leaderboard as leaderboard_services
 from competitions.services import submissions as submission_services
+from competitions.services.jobs import rescore_all_start
 from competitions.services.teams import team_set_banned
 
 
@@ -75,13 +78,15 @@ class BundleExportApi(APIView):
 
 
 class RescoreAllApi(APIView):
+    """Queue every finished submission again, as a background job: 202 with the job."""
+
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses={202: OrganizerJobOutput})
     def post(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug, organize=True)
-        count = submission_services.submissions_rescore_all(competition=competition)
-        return Response({"queued": count}, status=202)
+        job = rescore_all_start(competition=competition, user=signed_in(request.user))
+        return job_accepted(job, request)
 
 
 class SubmissionRescoreApi(APIView):

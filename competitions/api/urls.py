@@ -2,7 +2,7 @@ from django.urls import path
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.throttling import ScopedRateThrottle
 
-from competitions.api import competitions, organizer, reproducibility, scorers, submissions
+from competitions.api import competitions, jobs, organizer, reproducibility, scorers, submissions
 
 app_name = "api"
 
@@ -65,6 +65,7 @@ urlpatterns = [
     path("competitions/<slug:slug>/finalize/", organizer.FinalizeApi.as_view(), name="finalize"),
     path("competitions/<slug:slug>/export/", organizer.BundleExportApi.as_view(), name="export"),
     path("competitions/<slug:slug>/scorer/", scorers.TaskScorerApi.as_view(), name="scorer"),
+    path("jobs/<int:job_id>/", jobs.OrganizerJobApi.as_view(), name="job-detail"),
     path(
         "competitions/<slug:slug>/teams/<int:team_id>/ban/",
         organizer.TeamBanApi.as_view(),

@@ -1,5 +1,6 @@
 """The domain models. core: competitions, tasks, phases, teams, submissions, scores and
-leaderboard rows; runs: sandbox runs, task versions, manifests, replications, invitations."""
+leaderboard rows; runs: sandbox runs, task versions, manifests, replications, invitations;
+jobs: organizers' background jobs."""
 
 from competitions.models.core import (
     Competition,
@@ -14,6 +15,7 @@ from competitions.models.core import (
     _private_storage,
     _submission_path,
 )
+from competitions.models.jobs import OrganizerJob
 from competitions.models.runs import (
     Replication,
     SandboxRun,
@@ -26,6 +28,7 @@ __all__ = [
     "Competition",
     "LeaderboardEntry",
     "Membership",
+    "OrganizerJob",
     "Phase",
     "Replication",
     "SandboxRun",
