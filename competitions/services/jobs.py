@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files import File
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from competitions.errors import ApplicationError, InvalidState
@@ -96,12 +97,18 @@ def rescore_all_start(*, competition: Competition, user: User) -> OrganizerJob:
 
 
 def _refuse_if_busy(competition: Competition) -> None:
-    """One switch or rescore at a time: a second would rescore under a version about to go."""
-    busy = OrganizerJob.objects.filter(
-        competition=competition,
-        kind__in=[Kind.VERSION_SWITCH, Kind.RESCORE_ALL],
-        status__in=UNFINISHED,
-    ).first()
+    """One switch or rescore at a time: a second would rescore under a version about to go.
+    A job untouched for HELDOUT_STALE_AFTER_S (its worker died) no longer blocks."""
+    since = timezone.now() - timedelta(seconds=settings.HELDOUT_STALE_AFTER_S)
+    busy = (
+        OrganizerJob.objects.filter(
+            competition=competition,
+            kind__in=[Kind.VERSION_SWITCH, Kind.RESCORE_ALL],
+            status__in=UNFINISHED,
+        )
+        .filter(Q(started_at__gte=since) | Q(started_at__isnull=True, created_at__gte=since))
+        .first()
+    )
     if busy is not None:
         raise InvalidState(
             f"{busy.get_kind_display()} #{busy.pk} is {busy.status}; wait until it is done.",
