@@ -206,23 +206,27 @@ def submissions_rescore_all(
     """Queue every finished submission of the competition again under the task's current
     version, with one UPDATE; the jobs are sent in chunks once it commits (`on_enqueued`
     is told each chunk's size). Returns how many."""
+    now = timezone.now()
     with transaction.atomic():
-        ids = list(
-            Submission.objects.select_for_update()
-            .filter(
-                competition=competition,
-                status__in=[Submission.Status.SCORED, Submission.Status.FAILED],
-            )
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        Submission.objects.filter(pk__in=ids).update(
+        Submission.objects.filter(
+            competition=competition,
+            status__in=[Submission.Status.SCORED, Submission.Status.FAILED],
+        ).update(
             status=Submission.Status.QUEUED,
             failure="",
             error_message="",
-            queued_at=timezone.now(),
+            queued_at=now,
             attempts=0,
             task_version=competition.task.version,
+        )
+        # The rows this UPDATE queued (they carry its time, and stay locked until commit);
+        # read back rather than passed as a list, which could exceed SQLite's parameters.
+        ids = list(
+            Submission.objects.filter(
+                competition=competition, status=Submission.Status.QUEUED, queued_at=now
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
         queue = competition.task.queue or settings.CELERY_TASK_DEFAULT_QUEUE
         for start in range(0, len(ids), RESCORE_CHUNK):

@@ -173,7 +173,8 @@ def test_the_rebuild_leaves_other_competitions_boards_alone():
     assert board_rows(other) == expected_other
 
 
-def _switch_queries(teams: int, rescore: bool) -> int:
+def _switch_queries(teams: int, rescore: bool) -> tuple[int, int]:
+    """(statements other than inserting board rows, inserts of board rows) of a switch."""
     rng = random.Random(teams)
     competition = factories.make_competition(slug=f"c{teams}-{int(rescore)}")
     random_board(competition, teams, rng)
@@ -191,7 +192,9 @@ def _switch_queries(teams: int, rescore: bool) -> int:
         assert Submission.objects.filter(competition=competition, task_version=2).exists()
     else:
         assert board_rows(competition) == per_team_rows(competition)
-    return len(ctx.captured_queries)
+    sql = [q["sql"] for q in ctx.captured_queries]
+    inserts = sum(s.startswith('INSERT INTO "competitions_leaderboardentry"') for s in sql)
+    return len(sql) - inserts, inserts
 
 
 @pytest.mark.parametrize("rescore", [False, True])
@@ -199,8 +202,12 @@ def test_a_version_switch_takes_the_same_number_of_queries_for_10_and_100_teams(
     small = _switch_queries(10, rescore)
     large = _switch_queries(100, rescore)
 
-    assert small == large
-    assert large <= 20
+    assert small[0] == large[0]
+    assert large[0] <= 20
+    if connection.vendor == "postgresql":
+        assert small[1] == large[1] == 1
+    else:  # SQLite caps a statement's parameters: the rows go in batches of ~90
+        assert small[1] <= large[1] <= 3
 
 
 def test_a_version_switch_rebuilds_the_board_from_the_scores_under_that_version():
