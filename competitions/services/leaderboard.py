@@ -212,31 +212,28 @@ def leaderboard_rebuild(*, competition: Competition) -> int:
 
 
 def _candidates_by_team(competition: Competition, version: int) -> dict[int, list[_Candidate]]:
-    """_candidates of every team, from one query streamed in chunks."""
-    rows = (
-        Score.objects.filter(
-            submission__competition_id=competition.pk,
-            submission__status=Submission.Status.SCORED,
-            submission__is_disqualified=False,
-            submission__is_late=False,
-            task_version=version,
-        )
-        .values_list(
-            "submission__team_id",
-            "submission_id",
-            "submission__created_at",
-            "submission__is_selected",
-            "split",
-            "metric",
-            "value",
-        )
-        .iterator(chunk_size=20_000)
+    """_candidates of every team, from two queries streamed in chunks: the rankable
+    submissions, then their scores (apart, so each submission's time is read once)."""
+    rankable = Submission.objects.filter(
+        competition_id=competition.pk,
+        status=Submission.Status.SCORED,
+        is_disqualified=False,
+        is_late=False,
     )
+    subs = {
+        pk: (team_id, _Candidate(pk, created_at, selected, {}))
+        for pk, team_id, created_at, selected in rankable.values_list(
+            "pk", "team_id", "created_at", "is_selected"
+        ).iterator(chunk_size=20_000)
+    }
+    scores = Score.objects.filter(
+        submission__in=rankable.values("pk"), task_version=version
+    ).values_list("submission_id", "split", "metric", "value")
     by_team: dict[int, dict[int, _Candidate]] = {}
-    for team_id, sub_id, created_at, selected, split, metric, value in rows:
-        team = by_team.setdefault(team_id, {})
-        cand = team.get(sub_id)
-        if cand is None:
-            cand = team[sub_id] = _Candidate(sub_id, created_at, selected, {})
+    for sub_id, split, metric, value in scores.iterator(chunk_size=20_000):
+        if sub_id not in subs:  # scored since the first query; its team's refresh follows
+            continue
+        team_id, cand = subs[sub_id]
+        by_team.setdefault(team_id, {})[sub_id] = cand
         cand.scores.setdefault(split, {})[metric] = value
     return {t: [c[k] for k in sorted(c)] for t, c in by_team.items()}
