@@ -15,6 +15,7 @@ from competitions.models import (
     Competition,
     LeaderboardEntry,
     Membership,
+    OrganizerJob,
     Phase,
     Replication,
     SandboxRun,
@@ -288,3 +289,14 @@ def scorer_mismatches_recent(*, task: Task) -> list[ScorerMismatchReport]:
     the ranked version's (services.scorer_identity), newest first."""
     since = timezone.now() - SCORER_REPORT_RECENT
     return list(ScorerMismatchReport.objects.filter(task=task, last_at__gte=since))
+
+
+def organizer_job_latest(*, competition: Competition, kind: str) -> OrganizerJob | None:
+    """The competition's most recent background job of this kind (OrganizerJob.Kind)."""
+    return OrganizerJob.objects.filter(competition=competition, kind=kind).first()
+
+
+def organizer_jobs_recent(*, competition: Competition, limit: int = 5) -> list[OrganizerJob]:
+    return list(
+        OrganizerJob.objects.filter(competition=competition).select_related("created_by")[:limit]
+    )

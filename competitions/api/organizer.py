@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from competitions.api.jobs import OrganizerJobOutput, job_accepted
 from competitions.api.renderers import DownloadNegotiation
 from competitions.downloads import file_download
 from competitions.models import Team
@@ -27,6 +28,7 @@ from competitions.permissions import (
 )
 from competitions.services import lifecycle
 from competitions.services import submissions as submission_services
+from competitions.services.jobs import rescore_all_start
 from competitions.services.teams import team_set_banned
 
 
@@ -79,13 +81,15 @@ class BundleExportApi(APIView):
 
 
 class RescoreAllApi(APIView):
+    """Queue every finished submission again, as a background job: 202 with the job."""
+
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses={202: OrganizerJobOutput})
     def post(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug, organize=True)
-        count = submission_services.submissions_rescore_all(competition=competition)
-        return Response({"queued": count}, status=202)
+        job = rescore_all_start(competition=competition, user=signed_in(request.user))
+        return job_accepted(job, request)
 
 
 class SubmissionRescoreApi(APIView):

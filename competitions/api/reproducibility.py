@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from competitions.api.jobs import OrganizerJobOutput, job_accepted
 from competitions.api.renderers import DownloadNegotiation
 from competitions.downloads import file_download
 from competitions.models import Replication, ScorerMismatchReport, TaskVersion
@@ -30,11 +31,13 @@ from competitions.permissions import (
     access_entry,
     access_submission,
     is_organizer,
+    signed_in,
 )
 from competitions.selectors import private_split_visible, scorer_mismatches_recent
+from competitions.services.jobs import version_switch_start
 from competitions.services.reproducibility import model_index, submission_bundle_write
 from competitions.services.scorer_identity import task_scorer_adopt
-from competitions.services.versions import task_version_activate, task_version_create
+from competitions.services.versions import task_version_create
 from scoring.manifest import manifest_for_viewer, scoring_run_for_claim
 
 
@@ -98,15 +101,19 @@ class TaskVersionActivateApi(APIView):
             default=False, help_text="Queue every finished submission to be scored under it"
         )
 
-    @extend_schema(request=VersionActivateInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=VersionActivateInput, responses={202: OrganizerJobOutput})
     def post(self, request: Request, slug: str, number: int) -> Response:
+        """Switch the ranked version as a background job: 202 with the job to follow."""
         competition = access_competition(request.user, slug, organize=True)
         data = self.VersionActivateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        version = task_version_activate(
-            task=competition.task, number=number, rescore=data.validated_data["rescore"]
+        job = version_switch_start(
+            competition=competition,
+            user=signed_in(request.user),
+            number=number,
+            rescore=data.validated_data["rescore"],
         )
-        return Response(_version_data(version, ranked=version.number))
+        return job_accepted(job, request)
 
 
 class ScorerWorkersApi(APIView):

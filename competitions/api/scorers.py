@@ -10,8 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from competitions.models import Task
-from competitions.permissions import access_competition
+from competitions.api.jobs import OrganizerJobOutput, job_accepted, job_data
+from competitions.models import OrganizerJob, Task
+from competitions.permissions import access_competition, signed_in
+from competitions.selectors import organizer_job_latest
 from competitions.services.scorers import task_scorer_set
 
 
@@ -28,9 +30,15 @@ def _scorer_data(task: Task) -> dict:
     }
 
 
+def _dry_run_job(task: Task, request: Request) -> dict | None:
+    job = organizer_job_latest(competition=task.competition, kind=OrganizerJob.Kind.DRY_RUN)
+    return job_data(job, request) if job is not None else None
+
+
 class TaskScorerApi(APIView):
-    """GET: the scorer in use. POST: upload a score.py or a zip holding one; it is dry-run
-    on the sample submission and replaces the scorer only if that succeeds."""
+    """GET: the scorer in use, and the latest dry-run job. POST: upload a score.py or a zip
+    holding one: 202 with a job that dry-runs it on the sample submission; it replaces the
+    scorer only if that succeeds (GET .../jobs/<id>/ follows it)."""
 
     permission_classes = [IsAuthenticated]
     parser_classes = [MultiPartParser]
@@ -48,17 +56,22 @@ class TaskScorerApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug, organize=True)
-        return Response(_scorer_data(competition.task))
+        task = competition.task
+        return Response(_scorer_data(task) | {"dry_run_job": _dry_run_job(task, request)})
 
-    @extend_schema(request=TaskScorerSetInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=TaskScorerSetInput, responses={202: OrganizerJobOutput, 200: None})
     def post(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug, organize=True)
         data = self.TaskScorerSetInput(data=request.data)
         data.is_valid(raise_exception=True)
-        task_scorer_set(
+        job = task_scorer_set(
             task=competition.task,
             uploaded_file=data.validated_data["program"],
             image=data.validated_data.get("image") or None,
             public=data.validated_data.get("public"),
+            user=signed_in(request.user),
         )
-        return Response(_scorer_data(competition.task))
+        if job is None:  # the same program: only `public` changed, nothing to run
+            task = competition.task
+            return Response(_scorer_data(task) | {"dry_run_job": _dry_run_job(task, request)})
+        return job_accepted(job, request)

@@ -2,7 +2,7 @@ from django.urls import path
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.throttling import ScopedRateThrottle
 
-from competitions.api import competitions, organizer, reproducibility, scorers, submissions
+from competitions.api import competitions, jobs, organizer, reproducibility, scorers, submissions
 from competitions.api import uploads as tus_uploads
 from competitions.api.routing import slash_optional
 
@@ -79,6 +79,7 @@ urlpatterns = [
     path("competitions/<slug:slug>/reopen/", organizer.ReopenApi.as_view(), name="reopen"),
     path("competitions/<slug:slug>/export/", organizer.BundleExportApi.as_view(), name="export"),
     path("competitions/<slug:slug>/scorer/", scorers.TaskScorerApi.as_view(), name="scorer"),
+    path("jobs/<int:job_id>/", jobs.OrganizerJobApi.as_view(), name="job-detail"),
     path(
         "competitions/<slug:slug>/teams/<int:team_id>/ban/",
         organizer.TeamBanApi.as_view(),

@@ -1,9 +1,9 @@
 """The domain models. core: competitions, tasks, phases, teams, submissions, scores and
 leaderboard rows; runs: sandbox runs, task versions, manifests, replications, invitations;
-workers: what workers report (scorer mismatches) and the claims once on a board;
-lifecycle: finalize and reopen events;
+workers: what workers report (scorer mismatches) and the claims once on a board;lifecycle: finalize and reopen events;
+uploads: resumable (tus) uploads;
 
-uploads: resumable (tus) uploads."""
+jobs: organizers' background jobs."""
 
 from competitions.models.core import (
     Competition,
@@ -18,6 +18,7 @@ from competitions.models.core import (
     _private_storage,
     _submission_path,
 )
+from competitions.models.jobs import OrganizerJob
 from competitions.models.lifecycle import CompetitionEvent
 from competitions.models.runs import (
     Replication,
@@ -35,6 +36,7 @@ __all__ = [
     "CompetitionEvent",
     "LeaderboardEntry",
     "Membership",
+    "OrganizerJob",
     "Phase",
     "Replication",
     "SandboxRun",

@@ -39,7 +39,7 @@ from competitions.services.archive_format import (
     ArchiveInvalid,
 )
 from competitions.services.bundles import bundle_import
-from competitions.services.leaderboard import competition_refresh_leaderboard
+from competitions.services.leaderboard import leaderboard_rebuild
 
 
 def competition_archive_import(
@@ -105,7 +105,7 @@ def _restore(
     teams = _restore_teams(competition, _get(zf, "teams.json"), users)
     ids = _restore_submissions(zf, competition, _get(zf, "submissions.json"), teams, users, stored)
     _restore_history(_get(zf, "history.json"), ids)
-    competition_refresh_leaderboard(competition=competition)
+    leaderboard_rebuild(competition=competition)
     _check_boards(competition, _get(zf, "leaderboards.json"), ids)
     Competition.objects.filter(pk=competition.pk).update(
         **{k: _value(Competition, k, data[k]) for k in ("finalized_at", "created_at")}

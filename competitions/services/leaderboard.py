@@ -1,9 +1,10 @@
 """Keeps each team's leaderboard rows current as its submissions are scored.
 
 Only the team whose submission changed is recomputed, from its own submissions, so the
-cost of a new score does not grow with the size of the board. Ranks are not stored: the
-selector computes them with a window function at read time. A finalized competition's rows
-do not change (the freeze, competitions/services/freeze.py).
+cost of a new score does not grow with the size of the board. A version switch rebuilds
+the whole board at once (leaderboard_rebuild: constant queries, one transaction). Ranks
+are not stored: the selector computes them with a window function at read time. A finalized
+competition's rows do not change (the freeze, competitions/services/freeze.py).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max
 
-from competitions.models import Competition, LeaderboardEntry, Score, Submission, Team
+from competitions.models import Competition, LeaderboardEntry, Score, Submission, Task, Team
 from competitions.services.claims import claims_remember
 from competitions.services.freeze import competition_is_final
 from scoring.metrics import metric_get
@@ -46,8 +47,6 @@ def leaderboard_refresh_team(*, team: Team) -> None:
             LeaderboardEntry.objects.filter(team=team).delete()
             return
         task = competition.task
-        higher = metric_get(task.primary_metric).higher_is_better
-        candidates = _candidates(team, task.version)
         # Late submissions are the team's own business: not in the board's counts either.
         stats = (
             Submission.objects.filter(team=team, is_late=False)
@@ -55,32 +54,57 @@ def leaderboard_refresh_team(*, team: Team) -> None:
             .exclude(status=Submission.Status.CANCELLED)
         )
         agg = stats.aggregate(last=Max("created_at"))
-        entries = stats.count()
-
-        public = _best(candidates, "public", task.primary_metric, higher)
-        selected = _selected(candidates, competition.selection_limit, task.primary_metric, higher)
-        private = _best(selected, "private", task.primary_metric, higher)
-        for split, best in (("public", public), ("private", private)):
-            if best is None:
+        rows = _team_rows(
+            _candidates(team, task.version),
+            _Board(task.primary_metric, competition.selection_limit, task.version),
+            entries=stats.count(),
+            last=agg["last"],
+        )
+        for split in ("public", "private"):
+            if split not in rows:
                 LeaderboardEntry.objects.filter(team=team, split=split).delete()
                 continue
-            value = best.scores[split][task.primary_metric]
-            assert value is not None
             LeaderboardEntry.objects.update_or_create(
-                competition=competition,
-                team=team,
-                split=split,
-                defaults={
-                    "submission_id": best.submission_id,
-                    "task_version": task.version,
-                    "score": value,
-                    "sort_key": value if higher else -value,
-                    "scores": best.scores[split],
-                    "submitted_at": best.created_at,
-                    "entries": entries,
-                    "last_submission_at": agg["last"] or best.created_at,
-                },
+                competition=competition, team=team, split=split, defaults=rows[split]
             )
+
+
+@dataclass(frozen=True)
+class _Board:
+    metric: str
+    selection_limit: int
+    version: int
+
+    @property
+    def higher(self) -> bool:
+        return metric_get(self.metric).higher_is_better
+
+
+def _team_rows(
+    candidates: list[_Candidate], board: _Board, *, entries: int, last: datetime | None
+) -> dict[str, dict]:
+    """The team's leaderboard row fields per split it appears on (none: it is not ranked)."""
+    higher = board.higher
+    public = _best(candidates, "public", board.metric, higher)
+    selected = _selected(candidates, board.selection_limit, board.metric, higher)
+    private = _best(selected, "private", board.metric, higher)
+    rows = {}
+    for split, best in (("public", public), ("private", private)):
+        if best is None:
+            continue
+        value = best.scores[split][board.metric]
+        assert value is not None
+        rows[split] = {
+            "submission_id": best.submission_id,
+            "task_version": board.version,
+            "score": value,
+            "sort_key": value if higher else -value,
+            "scores": best.scores[split],
+            "submitted_at": best.created_at,
+            "entries": entries,
+            "last_submission_at": last or best.created_at,
+        }
+    return rows
 
 
 def _candidates(team: Team, version: int) -> list[_Candidate]:
@@ -103,7 +127,8 @@ def _candidates(team: Team, version: int) -> list[_Candidate]:
     for sub_id, created_at, selected, split, metric, value in rows:
         cand = by_id.setdefault(sub_id, _Candidate(sub_id, created_at, selected, {}))
         cand.scores.setdefault(split, {})[metric] = value
-    return list(by_id.values())
+    # In id order, so ties (same score, same time) resolve the same way on every path.
+    return [by_id[k] for k in sorted(by_id)]
 
 
 def _ranked(cands: list[_Candidate], split: str, metric: str, higher: bool) -> list[_Candidate]:
@@ -135,9 +160,67 @@ def _finite(value: float | None) -> bool:
     return value is not None and value == value and value not in (float("inf"), float("-inf"))
 
 
-def competition_refresh_leaderboard(*, competition: Competition) -> int:
-    """Recompute every team's rows, e.g. after the task version changed. Returns the team count."""
-    teams = list(Team.objects.filter(competition=competition))
-    for team in teams:
-        leaderboard_refresh_team(team=team)
+def leaderboard_rebuild(*, competition: Competition) -> int:
+    """Recompute every team's rows from the scores under the ranked version, in one
+    transaction and a constant number of queries whatever the number of teams (one
+    INSERT on PostgreSQL; SQLite splits it in batches). Rows are the ones
+    leaderboard_refresh_team would write. Returns the number of teams."""
+    with transaction.atomic():
+        task = Task.objects.get(competition_id=competition.pk)
+        board = _Board(task.primary_metric, competition.selection_limit, task.version)
+        # Locks every team: a concurrent per-team refresh waits, then sees the new version.
+        teams = dict(
+            Team.objects.select_for_update()
+            .filter(competition_id=competition.pk)
+            .values_list("pk", "is_banned")
+        )
+        stats = {
+            row["team_id"]: (row["n"], row["last"])
+            for row in Submission.objects.filter(competition_id=competition.pk, is_late=False)
+            .exclude(failure__in=Submission.UNCOUNTED_FAILURES)
+            .exclude(status=Submission.Status.CANCELLED)
+            .values("team_id")
+            .annotate(n=Count("pk"), last=Max("created_at"))
+        }
+        rows = []
+        for team_id, candidates in _candidates_by_team(competition, board.version).items():
+            if teams.get(team_id, True):  # banned (or gone): no rows
+                continue
+            entries, last = stats.get(team_id, (0, None))
+            for split, fields in _team_rows(candidates, board, entries=entries, last=last).items():
+                rows.append(
+                    LeaderboardEntry(
+                        competition_id=competition.pk, team_id=team_id, split=split, **fields
+                    )
+                )
+        LeaderboardEntry.objects.filter(competition_id=competition.pk).delete()
+        LeaderboardEntry.objects.bulk_create(rows)
     return len(teams)
+
+
+def _candidates_by_team(competition: Competition, version: int) -> dict[int, list[_Candidate]]:
+    """_candidates of every team, from two queries streamed in chunks: the rankable
+    submissions, then their scores (apart, so each submission's time is read once)."""
+    rankable = Submission.objects.filter(
+        competition_id=competition.pk,
+        status=Submission.Status.SCORED,
+        is_disqualified=False,
+        is_late=False,
+    )
+    subs = {
+        pk: (team_id, _Candidate(pk, created_at, selected, {}))
+        for pk, team_id, created_at, selected in rankable.values_list(
+            "pk", "team_id", "created_at", "is_selected"
+        ).iterator(chunk_size=20_000)
+    }
+    scores = Score.objects.filter(
+        submission__in=rankable.values("pk"), task_version=version
+    ).values_list("submission_id", "split", "metric", "value")
+    by_team: dict[int, dict[int, _Candidate]] = {}
+    for sub_id, split, metric, value in scores.iterator(chunk_size=20_000):
+        if sub_id not in subs:  # scored since the first query; its team's refresh follows
+            continue
+        team_id, cand = subs[sub_id]
+        by_team.setdefault(team_id, {})[sub_id] = cand
+        cand.scores.setdefault(split, {})[metric] = value
+    return {t: [c[k] for k in sorted(c)] for t, c in by_team.items()}

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from competitions.errors import ApplicationError, InvalidState
 from competitions.models import Competition, CompetitionEvent, Phase
-from competitions.services.leaderboard import competition_refresh_leaderboard
+from competitions.services.leaderboard import leaderboard_rebuild
 
 REASON_MAX = 500
 
@@ -100,7 +100,7 @@ def competition_reopen(*, competition: Competition, by: User, reason: str) -> Co
         )
         locked.refresh_from_db()
         # Scores that arrived during the freeze count from now on.
-        competition_refresh_leaderboard(competition=locked)
+        leaderboard_rebuild(competition=locked)
     competition.refresh_from_db()
     event.competition = competition
     return event

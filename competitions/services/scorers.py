@@ -1,21 +1,27 @@
 """Organizer-written scoring programs: accept one only after it scored the sample submission.
 
+The upload is checked and stored with a dry-run job (competitions.services.jobs); a worker
+runs the dry run (task_scorer_dry_run), which installs the program only if it succeeds.
+
 The contract a program follows is in docs/scorers.md; scoring.program_scorer runs it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
 from competitions.errors import ApplicationError
-from competitions.models import Submission, Task, TaskFile, TaskVersion
+from competitions.models import OrganizerJob, Submission, Task, TaskFile, TaskVersion
+from competitions.services.jobs import organizer_job_create
 from scoring.program_scorer import MAX_PROGRAM_BYTES, ProgramScorer, program_unpack
 from scoring.sandbox import SandboxError, SandboxRunner, SandboxUnavailable
 from scoring.services import RecordingRunner, sandbox_limits, sandbox_runner
@@ -39,23 +45,24 @@ def task_scorer_set(
     uploaded_file: UploadedFile,
     image: str | None = None,
     public: bool | None = None,
-    runner: SandboxRunner | None = None,
-) -> dict:
-    """Make an uploaded score.py (or a zip holding one) the task's scorer, once a dry run
-    in the sandbox scored the task's sample submission with it. Returns the dry run.
+    user: User | None = None,
+) -> OrganizerJob | None:
+    """Accept an uploaded score.py (or a zip holding one) for a dry run in the sandbox on
+    the task's sample submission, run by a worker (task_scorer_dry_run). Returns the job.
 
-    A program that fails its dry run is refused (ScorerRejected, with the error and the
-    log's tail) and the task keeps the scorer it had.
+    What can be checked at once is (ScorerRejected): a finalized competition, an unknown
+    image, the size, a missing sample, a zip that can't be unpacked. The task keeps the
+    scorer it had until the dry run succeeds.
 
     The same bytes as the stored program, on the same image, change nothing but
-    `public` when given: no dry run, no re-upload, no new version, no rescore.
+    `public` when given: no dry run, no re-upload, no new version, no rescore; then it
+    returns None.
     """
-    unchanged = _unchanged_program_publish(task=task, uploaded_file=uploaded_file, image=image)
-    if unchanged is not None:
+    if _unchanged_program(task=task, uploaded_file=uploaded_file, image=image):
         if public is not None and public != task.scorer_program_public:
             task.scorer_program_public = public
             task.save(update_fields=["scorer_program_public"])
-        return unchanged
+        return None
     if task.competition.is_finalized:
         raise ScorerRejected("The competition is finalized; its scorer can't change.")
     image = image or task.scorer_image or settings.HELDOUT_SCORER_IMAGE
@@ -64,20 +71,45 @@ def task_scorer_set(
         raise ScorerRejected(f"Unknown scorer image {image!r}; choose one of: {known}.")
     if (uploaded_file.size or 0) > MAX_PROGRAM_BYTES:
         raise ScorerRejected(f"A scoring program is at most {MAX_PROGRAM_BYTES >> 20} MiB.")
-    sample = task.files.filter(kind=TaskFile.Kind.SAMPLE).first()
-    if sample is None:
+    if not task.files.filter(kind=TaskFile.Kind.SAMPLE).exists():
         raise ScorerRejected("The task has no sample submission to try the program on.")
     with tempfile.TemporaryDirectory(prefix="heldout-scorer-") as tmp:
         program, sha256 = _store_upload(uploaded_file, Path(tmp))
-        try:
-            program_unpack(program, Path(tmp) / "unpacked")
-        except ValueError as exc:
-            raise ScorerRejected(f"The program cannot be used: {exc}.") from exc
+        _unpack(program, Path(tmp))
+        with program.open("rb") as stored:
+            return organizer_job_create(
+                competition=task.competition,
+                kind=OrganizerJob.Kind.DRY_RUN,
+                user=user,
+                params={"image": image, "public": public, "program_sha256": sha256},
+                total=1,
+                file=File(stored, name=program.name),
+            )
+
+
+def task_scorer_dry_run(*, job: OrganizerJob, runner: SandboxRunner | None = None) -> dict:
+    """The dry run of the program the job holds; if it scores the sample, the program
+    becomes the task's scorer (a new task version if anything was scored). Returns the dry
+    run. A program that fails is refused (ScorerRejected, with the error and the log's
+    tail in extra["dry_run"]) and the task keeps the scorer it had."""
+    task = Task.objects.select_related("competition").get(competition_id=job.competition_id)
+    if task.competition.is_finalized:
+        raise ScorerRejected("The competition is finalized; its scorer can't change.")
+    sample = task.files.filter(kind=TaskFile.Kind.SAMPLE).first()
+    if sample is None:
+        raise ScorerRejected("The task has no sample submission to try the program on.")
+    image, public = job.params["image"], job.params.get("public")
+    sha256 = job.params["program_sha256"]
+    with tempfile.TemporaryDirectory(prefix="heldout-scorer-") as tmp:
+        name = "program.zip" if (job.file.name or "").endswith(".zip") else "score.py"
+        program = Path(tmp) / name
+        with job.file.open("rb") as staged, program.open("wb") as out:
+            shutil.copyfileobj(staged, out)
+        _unpack(program, Path(tmp))
         dry_run = _dry_run(task, sample, program, image, runner, Path(tmp))
         dry_run["program_sha256"] = sha256
-        suffix = ".zip" if program.name.endswith(".zip") else ".py"
         with program.open("rb") as stored:
-            task.scorer_program.save(f"score{suffix}", File(stored), save=False)
+            task.scorer_program.save(f"score{program.suffix}", File(stored), save=False)
     task.scorer_program_sha256 = sha256
     task.scorer_image = image
     task.scorer_dry_run = dry_run
@@ -96,25 +128,28 @@ def task_scorer_set(
     return dry_run
 
 
-def _unchanged_program_publish(
-    *, task: Task, uploaded_file: UploadedFile, image: str | None
-) -> dict | None:
-    """The stored program's dry run when the upload is that program, byte for byte, on the
-    same image (making a program public re-sends it); None when something changes. Its
-    scores stand, so this holds after finalize too: publishing moves no board."""
+def _unchanged_program(*, task: Task, uploaded_file: UploadedFile, image: str | None) -> bool:
+    """Whether the upload is the stored program, byte for byte, on the same image (making
+    a program public re-sends it). Its scores stand, so this holds after finalize too:
+    publishing moves no board."""
     if not task.scorer_program or not task.scorer_program_sha256:
-        return None
+        return False
     if image and image != (task.scorer_image or settings.HELDOUT_SCORER_IMAGE):
-        return None
+        return False
     if (uploaded_file.size or 0) > MAX_PROGRAM_BYTES:
-        return None
+        return False
     sha = hashlib.sha256()
     for chunk in uploaded_file.chunks():
         sha.update(chunk)
     uploaded_file.seek(0)
-    if sha.hexdigest() != task.scorer_program_sha256:
-        return None
-    return dict(task.scorer_dry_run or {}) | {"program_sha256": task.scorer_program_sha256}
+    return sha.hexdigest() == task.scorer_program_sha256
+
+
+def _unpack(program: Path, folder: Path) -> None:
+    try:
+        program_unpack(program, folder / "unpacked")
+    except ValueError as exc:
+        raise ScorerRejected(f"The program cannot be used: {exc}.") from exc
 
 
 def _version_for_new_scorer(task: Task) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
@@ -179,6 +180,12 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
+RESCORE_REFUSED = (
+    "The competition is finalized: its submissions can't be rescored unless an organizer "
+    "reopens it."
+)
+
+
 def submission_rescore(*, submission: Submission) -> Submission:
     """Score again under the task's current version; earlier scores are kept."""
     updated = Submission.objects.filter(pk=submission.pk).exclude(
@@ -187,8 +194,7 @@ def submission_rescore(*, submission: Submission) -> Submission:
     with transaction.atomic():
         competition_require_not_final(
             competition_id=submission.competition_id,
-            refusal="The competition is finalized: its submissions can't be rescored "
-            "unless an organizer reopens it.",
+            refusal=RESCORE_REFUSED,
         )
         count = updated.update(
             status=Submission.Status.QUEUED,
@@ -207,27 +213,62 @@ def submission_rescore(*, submission: Submission) -> Submission:
     return submission
 
 
-def submissions_rescore_all(*, competition: Competition) -> int:
-    """Queue every finished submission of the competition again. Returns how many."""
-    competition_require_not_final(
-        competition_id=competition.pk,
-        refusal="The competition is finalized: its submissions can't be rescored "
-        "unless an organizer reopens it.",
-    )
-    count = 0
-    ids = Submission.objects.filter(
-        competition=competition,
-        status__in=[Submission.Status.SCORED, Submission.Status.FAILED],
-    ).values_list("pk", flat=True)
-    for submission in Submission.objects.filter(pk__in=list(ids)).select_related(
-        "competition__task"
-    ):
-        try:
-            submission_rescore(submission=submission)
-            count += 1
-        except InvalidState:
-            continue
-    return count
+RESCORE_CHUNK = 500
+
+
+def submissions_rescore_all(
+    *, competition: Competition, on_enqueued: Callable[[int], None] | None = None
+) -> int:
+    """Queue every finished submission of the competition again under the task's current
+    version, with one UPDATE; the jobs are sent in chunks once it commits (`on_enqueued`
+    is told each chunk's size). Returns how many."""
+    now = timezone.now()
+    with transaction.atomic():
+        competition_require_not_final(
+            competition_id=competition.pk,
+            refusal=RESCORE_REFUSED,
+        )
+        Submission.objects.filter(
+            competition=competition,
+            status__in=[Submission.Status.SCORED, Submission.Status.FAILED],
+        ).update(
+            status=Submission.Status.QUEUED,
+            failure="",
+            error_message="",
+            queued_at=now,
+            attempts=0,
+            interruptions=0,
+            heartbeat_at=None,
+            task_version=competition.task.version,
+        )
+        # The rows this UPDATE queued (they carry its time, and stay locked until commit);
+        # read back rather than passed as a list, which could exceed SQLite's parameters.
+        ids = list(
+            Submission.objects.filter(
+                competition=competition, status=Submission.Status.QUEUED, queued_at=now
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        queue = competition.task.queue or settings.CELERY_TASK_DEFAULT_QUEUE
+        for start in range(0, len(ids), RESCORE_CHUNK):
+            chunk = ids[start : start + RESCORE_CHUNK]
+            _enqueue_chunk_on_commit(chunk, queue, on_enqueued)
+    return len(ids)
+
+
+def _enqueue_chunk_on_commit(
+    ids: list[int], queue: str, on_enqueued: Callable[[int], None] | None
+) -> None:
+    def enqueue_chunk() -> None:  # named: Django logs a robust callback's __qualname__
+        from scoring.tasks import submission_score_task
+
+        for submission_id in ids:
+            submission_score_task.apply_async(args=[submission_id], queue=queue)
+        if on_enqueued is not None:
+            on_enqueued(len(ids))
+
+    transaction.on_commit(enqueue_chunk, robust=True)
 
 
 @transaction.atomic

@@ -25,7 +25,7 @@ from competitions.models import LeaderboardEntry, Task, TaskVersion
 from competitions.permissions import NotFound
 from competitions.services.bundles import file_sha256
 from competitions.services.claims import claims_remember
-from competitions.services.leaderboard import competition_refresh_leaderboard
+from competitions.services.leaderboard import leaderboard_rebuild
 from scoring.cli import truth_summary
 from scoring.evaluate import load_truth
 from scoring.spec import TaskSpec
@@ -109,31 +109,33 @@ def task_version_activate(*, task: Task, number: int, rescore: bool = False) -> 
     """Rank the leaderboard by version `number`: the task scores against its ground truth
     from now on, and every team's rows are recomputed from the scores under it.
 
-    With `rescore`, every finished submission is queued to be scored under it (scores
-    under other versions are kept).
+    One transaction with a constant number of queries, whatever the number of teams
+    (leaderboard_rebuild). With `rescore`, every finished submission is queued to be
+    scored under it (scores under other versions are kept).
     """
-    version = TaskVersion.objects.filter(task=task, number=number).first()
-    if version is None:
-        raise NotFound(f"Version {number} does not exist.")
-    competition = task.competition
-    if competition.is_finalized:
-        raise InvalidState("The competition is finalized; its ranked version can't change.")
-    size = version.ground_truth.size
-    # The board's rows stay citable under the version they were made on.
-    claims_remember(entries=LeaderboardEntry.objects.filter(competition=competition))
-    Task.objects.filter(pk=task.pk).update(
-        version=number,
-        ground_truth=version.ground_truth.name,
-        ground_truth_sha256=version.ground_truth_sha256,
-        ground_truth_size=size,
-    )
-    task.refresh_from_db()
-    competition.task = task
-    competition_refresh_leaderboard(competition=competition)
-    if rescore:
-        from competitions.services.submissions import submissions_rescore_all
+    with transaction.atomic():
+        version = TaskVersion.objects.filter(task=task, number=number).first()
+        if version is None:
+            raise NotFound(f"Version {number} does not exist.")
+        competition = task.competition
+        if competition.is_finalized:
+            raise InvalidState("The competition is finalized; its ranked version can't change.")
+        size = version.ground_truth.size
+        # The board's rows stay citable under the version they were made on.
+        claims_remember(entries=LeaderboardEntry.objects.filter(competition=competition))
+        Task.objects.filter(pk=task.pk).update(
+            version=number,
+            ground_truth=version.ground_truth.name,
+            ground_truth_sha256=version.ground_truth_sha256,
+            ground_truth_size=size,
+        )
+        task.refresh_from_db()
+        competition.task = task
+        leaderboard_rebuild(competition=competition)
+        if rescore:
+            from competitions.services.submissions import submissions_rescore_all
 
-        submissions_rescore_all(competition=competition)
+            submissions_rescore_all(competition=competition)
     return version
 
 

@@ -24,11 +24,16 @@ from competitions.bundles import BundleInvalid, bundle_open, bundle_read
 from competitions.downloads import file_download
 from competitions.errors import ApplicationError
 from competitions.forms import BundleForm, GroundTruthForm, LimitsForm, PhaseForm, ReasonForm
-from competitions.models import Competition, Replication, Submission, Team
-from competitions.selectors import scorer_mismatches_recent
+from competitions.models import Competition, OrganizerJob, Replication, Submission, Team
+from competitions.selectors import (
+    organizer_job_latest,
+    organizer_jobs_recent,
+    scorer_mismatches_recent,
+)
 from competitions.services import lifecycle
 from competitions.services import submissions as submission_services
 from competitions.services.bundles import bundle_export_file, bundle_import
+from competitions.services.jobs import rescore_all_start
 from competitions.services.organize import competition_limits_update, phase_update
 from competitions.services.teams import team_set_banned
 from competitions.views.common import (
@@ -46,7 +51,19 @@ ROWS_PER_PAGE = 50
 def _organizer_page(request: HttpRequest, slug: str, section: str, **extra) -> dict:
     competition = competition_for(request, slug, organize=True)
     viewer = viewer_for(request, competition)
-    return page_context(request, competition, viewer, "organize", section=section, **extra)
+    jobs = organizer_jobs_recent(competition=competition)
+    # The page reloads itself while a job runs, to show its progress (no script needed).
+    busy = any(not job.is_finished for job in jobs)
+    return page_context(
+        request,
+        competition,
+        viewer,
+        "organize",
+        section=section,
+        jobs=jobs,
+        jobs_busy=busy,
+        **extra,
+    )
 
 
 def _act(request: HttpRequest, slug: str, action: Callable[[], str], to: str) -> HttpResponse:
@@ -89,6 +106,9 @@ def data(request: AuthenticatedRequest, slug: str) -> HttpResponse:
         "samples": stats.sample_validation(competition=context["competition"]),
         "versions": list(task.versions.order_by("-number")),
         "scorer_mismatches": scorer_mismatches_recent(task=task),
+        "dry_run_job": organizer_job_latest(
+            competition=context["competition"], kind=OrganizerJob.Kind.DRY_RUN
+        ),
         "ground_truth_form": GroundTruthForm(),
     }
     return render(request, "organize/data.html", context)
@@ -176,8 +196,8 @@ def rescore_all(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     competition = competition_for(request, slug, organize=True)
 
     def rescore() -> str:
-        count = submission_services.submissions_rescore_all(competition=competition)
-        return f"{count} submission{'s' if count != 1 else ''} queued for scoring again."
+        job = rescore_all_start(competition=competition, user=request.user)
+        return f"Job #{job.pk} queues {job.progress_total} submission(s) for scoring again."
 
     return _act(request, slug, rescore, "organize")
 

@@ -1,5 +1,6 @@
 """Organizer pages: replace the ground truth with a new task version, choose the version
-the leaderboard ranks, adopt the scorer the workers run (docs/reproducibility.md)."""
+the leaderboard ranks (a background job whose progress the Data page shows), adopt the
+scorer the workers run (docs/reproducibility.md)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from django.views.decorators.http import require_POST
 
 from competitions.errors import ApplicationError
 from competitions.forms import GroundTruthForm
+from competitions.permissions import NotFound
+from competitions.services.jobs import version_switch_start
 from competitions.services.scorer_identity import task_scorer_adopt
-from competitions.services.versions import task_version_activate, task_version_create
+from competitions.services.versions import task_version_create
 from competitions.views.common import AuthenticatedRequest, competition_for
 
 
@@ -32,13 +35,18 @@ def version_create(request: AuthenticatedRequest, slug: str) -> HttpResponse:
             note=form.cleaned_data["note"],
         )
         if form.cleaned_data["activate"]:
-            task_version_activate(task=task, number=version.number, rescore=True)
+            job = version_switch_start(
+                competition=competition, user=request.user, number=version.number, rescore=True
+            )
     except ApplicationError as exc:
         listed = [p["message"] for p in exc.extra.get("problems", [])[:20]]
         messages.error(request, " ".join([exc.message, *listed]))
         return redirect("organize-data", slug)
     if form.cleaned_data["activate"]:
-        ranked = "The leaderboard ranks by it; every submission is queued for rescoring."
+        ranked = (
+            f"Job #{job.pk} switches the leaderboard to it and queues every submission "
+            "for rescoring; its progress is below."
+        )
     else:
         ranked = f"The leaderboard still ranks by version {task.version}."
     messages.success(request, f"Version {version.number} recorded. {ranked}")
@@ -50,13 +58,18 @@ def version_create(request: AuthenticatedRequest, slug: str) -> HttpResponse:
 def version_activate(request: AuthenticatedRequest, slug: str, number: int) -> HttpResponse:
     competition = competition_for(request, slug, organize=True)
     try:
-        task_version_activate(
-            task=competition.task, number=number, rescore=request.POST.get("rescore") == "yes"
+        job = version_switch_start(
+            competition=competition,
+            user=request.user,
+            number=number,
+            rescore=request.POST.get("rescore") == "yes",
         )
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
+    except (ApplicationError, NotFound) as exc:
+        messages.error(request, getattr(exc, "message", str(exc)))
     else:
-        messages.success(request, f"The leaderboard ranks by version {number} now.")
+        messages.success(
+            request, f"Job #{job.pk} switches the leaderboard to version {number}; see below."
+        )
     return redirect("organize-data", slug)
 
 

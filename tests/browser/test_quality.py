@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from competitions.models import OrganizerJob
 from competitions.services.teams import competition_join, team_invite
 from tests import factories
 from tests.browser.conftest import log_in, screenshot
@@ -33,7 +34,8 @@ OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
 
 @pytest.fixture
 def busy_competition(organizer, participant, other_participant):
-    """A board with a tie at rank 2, a scored history for alice and a rejected file."""
+    """A board with a tie at rank 2, a scored history for alice, a rejected file and two
+    finished background jobs."""
     competition = factories.make_competition(organizers=[organizer])
     alice = competition_join(competition=competition, user=participant, accept_rules=True).team
     bob = competition_join(competition=competition, user=other_participant, accept_rules=True).team
@@ -61,6 +63,19 @@ def busy_competition(organizer, participant, other_participant):
         ],
     )
     team_invite(team=alice, by=participant, username="dave")
+    # Finished background jobs: the Organize pages list them (and don't reload by themselves).
+    done = {"competition": competition, "created_by": organizer, "status": "done"}
+    OrganizerJob.objects.create(
+        **done, kind="rescore_all", progress_done=6, progress_total=6, result={"queued": 6}
+    )
+    OrganizerJob.objects.create(
+        **done | {"status": "failed"},
+        kind="dry_run",
+        progress_total=1,
+        message="The program failed on the sample submission sample_submission.csv: "
+        "exited with code 1: KeyError: 'label'",
+        result={"code": "scorer_rejected", "dry_run": {"ok": False, "log": "KeyError: 'label'"}},
+    )
     return competition
 
 

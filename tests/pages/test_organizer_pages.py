@@ -15,6 +15,7 @@ from competitions.models import Competition, LeaderboardEntry, Phase, Submission
 from competitions.services.submissions import submission_create
 from tests import factories
 from tests.competitions.test_bundles import bundle_yaml, write_bundle, zip_folder
+from tests.jobs import run_queued_jobs
 from tests.pages.builders import failed_invalid, scored
 
 pytestmark = pytest.mark.django_db
@@ -150,8 +151,16 @@ def test_rescoring_all_queues_every_finished_submission(orga_client, competition
     scored(participant.teams.get(), 0.9)
     scored(participant.teams.get(), 0.8)
     response = orga_client.post(f"/c/{competition.slug}/organize/rescore/", follow=True)
-    assert "2 submissions queued for scoring again." in response.content.decode()
+    assert "queues 2 submission(s) for scoring again." in response.content.decode()
+    assert set(Submission.objects.values_list("status", flat=True)) == {"scored"}
+
+    (job,) = run_queued_jobs()
+
+    assert (job.status, job.progress_done, job.result) == ("done", 2, {"queued": 2})
     assert set(Submission.objects.values_list("status", flat=True)) == {"queued"}
+    page = orga_client.get(f"/c/{competition.slug}/organize/").content.decode()
+    assert "Rescore every submission" in page
+    assert "2 queued" in page
 
 
 def test_finalizing_needs_the_confirmation_and_happens_once(orga_client, competition):

@@ -7,6 +7,7 @@ from competitions.models import Score, Submission, TaskVersion
 from competitions.services.submissions import submission_create
 from scoring.services import submission_score
 from tests import factories
+from tests.jobs import run_queued_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -47,14 +48,23 @@ def test_switching_versions_rescores_and_keeps_the_old_scores(
     client.force_login(organizer)
 
     with django_capture_on_commit_callbacks(execute=False) as queued:
-        client.post(
+        response = client.post(
             f"/c/{competition.slug}/organize/versions/",
             {"ground_truth": _truth_upload(flip=True), "note": "fixed labels", "activate": "on"},
+            follow=True,
         )
+    assert len(queued) == 1  # the version switch job
+    competition.task.refresh_from_db()
+    assert competition.task.version == 1  # until a worker runs the job
+    assert 'http-equiv="refresh"' in response.content.decode()
 
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        (job,) = run_queued_jobs()
+
+    assert job.status == "done", job.message
     competition.task.refresh_from_db()
     assert competition.task.version == 2
-    assert len(queued) == 1
+    assert len(queued) == 1  # the rescore of the one submission
     submission.refresh_from_db()
     assert submission.status == Submission.Status.QUEUED
     assert Score.objects.filter(submission=submission, task_version=1).count() == 4

@@ -10,8 +10,8 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from competitions.models import Competition, Submission, TaskVersion
-from competitions.services.scorers import ScorerRejected, task_scorer_set
+from competitions.models import Competition, OrganizerJob, Submission, TaskVersion
+from competitions.services.scorers import ScorerRejected, task_scorer_dry_run, task_scorer_set
 from competitions.services.submissions import submission_create
 from scoring.scorers import InProcessScorer
 from scoring.services import submission_score
@@ -72,23 +72,22 @@ def test_publishing_the_same_bytes_only_flips_public(
     before = _state(task)
 
     with django_capture_on_commit_callbacks(execute=False) as queued:
-        dry_run = task_scorer_set(
-            task=task, uploaded_file=_upload(), public=True, runner=_NoRunner()
-        )
+        job = task_scorer_set(task=task, uploaded_file=_upload(), public=True)
 
     assert _state(task) == before == (1, 1, [Submission.Status.SCORED])
     assert task.scorer_program_public is True
     assert task.scorer_program.name == stored_name  # not stored again
     assert queued == []  # no rescore
-    assert dry_run["program_sha256"] == task.scorer_program_sha256
-    assert dry_run["ok"] is True
+    assert job is None  # no dry run
+    assert not OrganizerJob.objects.exists()
+    assert task.scorer_dry_run["ok"] is True
 
 
 def test_the_same_bytes_can_make_the_program_private_again(with_program):
     task = with_program
-    task_scorer_set(task=task, uploaded_file=_upload(), public=True, runner=_NoRunner())
+    task_scorer_set(task=task, uploaded_file=_upload(), public=True)
 
-    task_scorer_set(task=task, uploaded_file=_upload(), public=False, runner=_NoRunner())
+    task_scorer_set(task=task, uploaded_file=_upload(), public=False)
 
     task.refresh_from_db()
     assert task.scorer_program_public is False
@@ -136,14 +135,16 @@ def test_other_bytes_or_another_image_are_a_new_program_and_dry_run(settings, wi
     settings.HELDOUT_SCORER_IMAGES = [settings.HELDOUT_SCORER_IMAGE, "heldout-scorer:other"]
     task = with_program
 
+    job = task_scorer_set(
+        task=task,
+        uploaded_file=_upload(change.get("content", PROGRAM)),
+        image=change.get("image"),
+        public=True,
+    )
+    assert job is not None
+    assert job.kind == OrganizerJob.Kind.DRY_RUN
     with pytest.raises(DryRunAttempted):
-        task_scorer_set(
-            task=task,
-            uploaded_file=_upload(change.get("content", PROGRAM)),
-            image=change.get("image"),
-            public=True,
-            runner=_NoRunner(),
-        )
+        task_scorer_dry_run(job=job, runner=_NoRunner())
 
     task.refresh_from_db()
     assert task.scorer_program_public is False
@@ -155,9 +156,9 @@ def test_a_finalized_competition_may_publish_its_program_but_not_change_it(with_
     Competition.objects.filter(pk=task.competition_id).update(finalized_at=timezone.now())
     task.refresh_from_db()
 
-    task_scorer_set(task=task, uploaded_file=_upload(), public=True, runner=_NoRunner())
+    task_scorer_set(task=task, uploaded_file=_upload(), public=True)
     with pytest.raises(ScorerRejected, match="finalized"):
-        task_scorer_set(task=task, uploaded_file=_upload(PROGRAM + b"\n"), runner=_NoRunner())
+        task_scorer_set(task=task, uploaded_file=_upload(PROGRAM + b"\n"))
 
     task.refresh_from_db()
     assert task.scorer_program_public is True

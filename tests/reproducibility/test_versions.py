@@ -19,6 +19,7 @@ from competitions.services.versions import (
 from scoring.scorers import InProcessScorer
 from scoring.services import submission_score
 from tests import factories
+from tests.jobs import run_queued_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -164,9 +165,20 @@ def test_the_organizer_adds_and_activates_a_version_over_the_api(
     assert created.json()["ranked"] is False
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         activated = api(organizer).post(f"{url}2/activate/", {"rescore": True}, format="json")
-    assert activated.status_code == 200
-    assert activated.json()["ranked"] is True
+    assert activated.status_code == 202, activated.json()
+    job = activated.json()
+    assert (job["kind"], job["status"], job["params"]) == (
+        "version_switch",
+        "queued",
+        {"number": 2, "rescore": True},
+    )
+    assert activated["Location"] == job["url"]
+    assert len(callbacks) == 1  # the job, sent to a worker
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        run_queued_jobs()
     assert len(callbacks) == 1  # the scored submission is queued under version 2
+    done = api(organizer).get(job["url"]).json()
+    assert (done["status"], done["result"]) == ("done", {"number": 2, "rescore": True, "queued": 1})
     board = api(participant).get(f"/api/v1/competitions/{competition.slug}/leaderboard/")
     assert board.json()["task_version"] == 2
     listed = api(None).get(url).json()

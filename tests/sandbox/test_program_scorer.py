@@ -1,5 +1,6 @@
 """Organizer-written scoring programs: the contract of docs/scorers.md, the dry run on
-upload, who may upload, and hostile programs failing cleanly in real containers."""
+upload (a background job, run here as a worker would), who may upload, and hostile
+programs failing cleanly in real containers."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from competitions.admin import organizers_group_sync
-from competitions.models import Competition, SandboxRun, Submission, Task
+from competitions.models import Competition, OrganizerJob, SandboxRun, Submission, Task
 from competitions.services.scorers import ScorerRejected, task_scorer_set
 from competitions.services.submissions import submission_create
 from scoring.program_scorer import ProgramScorer, program_unpack, read_scores
@@ -25,6 +26,7 @@ from scoring.scorers import InProcessScorer
 from scoring.services import RecordingRunner, submission_score
 from scoring.spec import TaskSpec
 from tests import factories
+from tests.jobs import run_queued_jobs
 from tests.sandbox.conftest import SMALL_LIMITS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -326,12 +328,20 @@ def docker_settings(settings, scorer_image):
 
 @pytest.mark.docker
 def test_an_uploaded_program_is_dry_run_on_the_sample_and_scores_submissions(
-    docker_settings, scorer_image, docker_client, competition, participant
+    docker_settings, scorer_image, docker_client, competition, participant, organizer, client
 ):
     task = competition.task
+    client.force_login(organizer)
 
-    dry_run = task_scorer_set(task=task, uploaded_file=program_upload(DOC_EXAMPLE))
+    pending = task_scorer_set(task=task, uploaded_file=program_upload(DOC_EXAMPLE))
+    assert pending is not None
 
+    assert (pending.kind, pending.status) == ("dry_run", "queued")
+    assert not Task.objects.get(pk=task.pk).scorer_program  # not until the dry run passes
+    page = client.get(f"/c/{competition.slug}/organize/data/").content.decode()
+    assert f"Dry run pending (job #{pending.pk})" in page
+    assert 'http-equiv="refresh"' in page
+    dry_run = _dry_run_result(pending)
     digest = docker_client.images.get(scorer_image).id
     assert dry_run["ok"] is True
     assert dry_run["sample"] == "sample_submission.csv"
@@ -344,6 +354,10 @@ def test_an_uploaded_program_is_dry_run_on_the_sample_and_scores_submissions(
     assert task.scorer_program_sha256 == dry_run["program_sha256"]
     with task.scorer_program.open("rb") as stored:
         assert stored.read() == DOC_EXAMPLE.encode()
+    page = client.get(f"/c/{competition.slug}/organize/data/").content.decode()
+    assert f"The latest upload (job #{pending.pk}) passed its dry run" in page
+    assert "public roc_auc 0.5" in page
+    assert 'http-equiv="refresh"' not in page
 
     submission = submission_create(
         competition=competition,
@@ -366,15 +380,17 @@ def test_a_program_failing_its_dry_run_is_refused_and_the_previous_one_stays(
     docker_settings, competition
 ):
     task = competition.task
-    first = task_scorer_set(task=task, uploaded_file=program_upload(DOC_EXAMPLE))
+    first = _dry_run_result(task_scorer_set(task=task, uploaded_file=program_upload(DOC_EXAMPLE)))
 
-    with pytest.raises(ScorerRejected) as refused:
-        task_scorer_set(
-            task=task, uploaded_file=program_upload("print('reading')\nraise KeyError('label')\n")
-        )
+    task_scorer_set(
+        task=task, uploaded_file=program_upload("print('reading')\nraise KeyError('label')\n")
+    )
+    (refused,) = run_queued_jobs()
 
-    assert "failed on the sample submission" in refused.value.message
-    dry_run = refused.value.extra["dry_run"]
+    assert refused.status == "failed"
+    assert "failed on the sample submission" in refused.message
+    assert refused.result["code"] == "scorer_rejected"
+    dry_run = refused.result["dry_run"]
     assert dry_run["ok"] is False
     assert dry_run["error"].startswith("exited with code 1: ")
     assert "reading" in dry_run["log"]
@@ -392,8 +408,9 @@ def test_a_zipped_program_with_helpers_is_accepted(docker_settings, competition)
         "scorer.zip", zip_bytes({"scorer/score.py": code, "scorer/helper.py": helper})
     )
 
-    dry_run = task_scorer_set(task=competition.task, uploaded_file=upload)
+    dry_run = _dry_run_result(task_scorer_set(task=competition.task, uploaded_file=upload))
 
+    competition.task.refresh_from_db()
     assert dry_run["scores"] == {"public": {"roc_auc": 0.25}, "private": {"roc_auc": 0.25}}
     assert competition.task.scorer_program.name.endswith(".zip")
 
@@ -409,7 +426,7 @@ def test_a_program_that_crashes_on_a_submission_does_not_leak_its_log_to_the_par
         "    print(open('/input/truth').read())\n"
         "    sys.exit(1)\n" + write_scores(VALID_SCORES)
     )
-    task_scorer_set(task=competition.task, uploaded_file=program_upload(code))
+    _dry_run_result(task_scorer_set(task=competition.task, uploaded_file=program_upload(code)))
     submission = submission_create(
         competition=competition,
         user=participant,
@@ -445,7 +462,8 @@ def test_an_escaping_zip_is_refused_before_anything_runs(settings, competition):
     upload = SimpleUploadedFile("x.zip", zip_bytes({"score.py": "", "../../evil.py": ""}))
 
     with pytest.raises(ScorerRejected, match="points outside the program folder"):
-        task_scorer_set(task=competition.task, uploaded_file=upload, runner=_NoRunner())
+        task_scorer_set(task=competition.task, uploaded_file=upload)
+    assert not OrganizerJob.objects.exists()  # nothing is left to run
 
 
 @pytest.mark.django_db
@@ -457,9 +475,13 @@ def test_a_task_without_a_sample_submission_cannot_dry_run(settings, competition
         task_scorer_set(task=competition.task, uploaded_file=program_upload("pass"))
 
 
-class _NoRunner:
-    def run(self, **kwargs):
-        raise AssertionError("nothing may run")
+def _dry_run_result(job: OrganizerJob | None) -> dict:
+    """Run the upload's dry-run job as a worker would; the dry run it recorded."""
+    assert job is not None
+    (done,) = run_queued_jobs()
+    assert done.pk == job.pk
+    assert done.status == "done", (done.message, done.result)
+    return done.result["dry_run"]
 
 
 # --- the endpoint ------------------------------------------------------------------------
@@ -516,13 +538,18 @@ def test_an_organizer_uploads_a_program_and_sees_its_dry_run(
         _url(competition), {"program": program_upload(DOC_EXAMPLE)}, format="multipart"
     )
 
-    assert posted.status_code == 200, posted.content
-    body = posted.json()
+    assert posted.status_code == 202, posted.content
+    job = posted.json()
+    assert (job["kind"], job["status"]) == ("dry_run", "queued")
+    assert api(organizer).get(_url(competition)).json()["dry_run_job"]["status"] == "queued"
+    run_queued_jobs()
+    assert api(organizer).get(job["url"]).json()["status"] == "done"
+    body = api(organizer).get(_url(competition)).json()
     assert body["program"] is True
     assert body["image"] == scorer_image
     assert body["dry_run"]["ok"] is True
     assert body["dry_run"]["scores"]["private"]["roc_auc"] == 0.5
-    assert api(organizer).get(_url(competition)).json() == body
+    assert body["dry_run_job"]["id"] == job["id"]
 
 
 @pytest.mark.docker
@@ -532,12 +559,14 @@ def test_an_organizer_sees_why_a_program_was_refused(docker_settings, api, compe
         {"program": program_upload(write_scores('{"public": {}, "private": {}}'))},
         format="multipart",
     )
+    assert posted.status_code == 202
+    run_queued_jobs()
 
-    assert posted.status_code == 400
-    body = posted.json()
-    assert body["code"] == "scorer_rejected"
-    assert "primary metric 'roc_auc' is missing" in body["detail"]
-    assert body["dry_run"]["ok"] is False
+    body = api(organizer).get(posted.json()["url"]).json()
+    assert body["status"] == "failed"
+    assert body["result"]["code"] == "scorer_rejected"
+    assert "primary metric 'roc_auc' is missing" in body["message"]
+    assert body["result"]["dry_run"]["ok"] is False
     assert api(organizer).get(_url(competition)).json()["program"] is False
 
 
@@ -582,6 +611,9 @@ def test_a_new_scorer_after_scores_exist_starts_a_new_task_version_and_keeps_old
 
     with django_capture_on_commit_callbacks(execute=False) as queued:
         task_scorer_set(task=task, uploaded_file=program_upload(DOC_EXAMPLE), public=True)
+    assert len(queued) == 1  # the dry run, sent to a worker
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        run_queued_jobs()
 
     task.refresh_from_db()
     assert task.version == 2
@@ -607,7 +639,7 @@ def test_a_first_scorer_before_any_score_stays_in_the_ranked_version(docker_sett
     task = competition.task
     task_version_ensure(task=task)
 
-    task_scorer_set(task=task, uploaded_file=program_upload(DOC_EXAMPLE))
+    _dry_run_result(task_scorer_set(task=task, uploaded_file=program_upload(DOC_EXAMPLE)))
 
     task.refresh_from_db()
     assert task.version == 1

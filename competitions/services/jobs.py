@@ -1,0 +1,200 @@
+"""Organizers' long actions as background jobs (OrganizerJob): a scoring program's dry
+run, a switch of the ranked version, a rescore of every submission.
+
+Contract: a *_start service checks at once what it can (raising the errors the action
+would raise), records a queued job and sends it to a worker once the row is committed.
+The worker calls organizer_job_run, which claims the job with a conditional UPDATE (a
+redelivered job does nothing), runs the action and records `done` with its result or
+`failed` with the action's message (and its details in `result`). Progress is
+progress_done of progress_total (teams, or submissions queued).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.files import File
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from competitions.errors import ApplicationError, FinalizedError, InvalidState
+from competitions.models import Competition, OrganizerJob, Submission, TaskVersion, Team
+from competitions.permissions import NotFound
+from competitions.services.freeze import competition_is_final
+from competitions.services.submissions import RESCORE_REFUSED
+
+log = logging.getLogger(__name__)
+Kind = OrganizerJob.Kind
+Status = OrganizerJob.Status
+UNFINISHED = [Status.QUEUED, Status.RUNNING]
+
+
+def organizer_job_create(
+    *,
+    competition: Competition,
+    kind: str,
+    user: User | None,
+    params: dict | None = None,
+    total: int = 0,
+    file: File | None = None,
+) -> OrganizerJob:
+    """Record a queued job and send it to a worker once committed."""
+    with transaction.atomic():
+        job = OrganizerJob(
+            competition=competition,
+            kind=kind,
+            params=params or {},
+            progress_total=total,
+            created_by=user,
+        )
+        if file is not None:
+            job.file.save(f"{competition.slug}/{file.name}", file, save=False)
+        job.full_clean()
+        job.save()
+        _enqueue_on_commit(job.pk)
+    return job
+
+
+def _enqueue_on_commit(job_id: int) -> None:
+    def enqueue_job() -> None:  # named: Django logs a robust callback's __qualname__
+        from competitions.tasks import organizer_job_task
+
+        organizer_job_task.apply_async(args=[job_id], queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+
+    transaction.on_commit(enqueue_job, robust=True)
+
+
+def version_switch_start(
+    *, competition: Competition, user: User, number: int, rescore: bool = False
+) -> OrganizerJob:
+    """Switch the ranked version to `number` (with `rescore`: queue everything under it)."""
+    if not TaskVersion.objects.filter(task__competition=competition, number=number).exists():
+        raise NotFound(f"Version {number} does not exist.")
+    if competition.is_finalized:
+        raise InvalidState("The competition is finalized; its ranked version can't change.")
+    _refuse_if_busy(competition)
+    return organizer_job_create(
+        competition=competition,
+        kind=Kind.VERSION_SWITCH,
+        user=user,
+        params={"number": number, "rescore": rescore},
+        total=Team.objects.filter(competition=competition).count(),
+    )
+
+
+def rescore_all_start(*, competition: Competition, user: User) -> OrganizerJob:
+    """Queue every finished submission to be scored again under the ranked version."""
+    if competition_is_final(competition_id=competition.pk):
+        # Refused now, not when the job runs, so the organizer reads why at once.
+        raise FinalizedError(RESCORE_REFUSED)
+    _refuse_if_busy(competition)
+    finished = Submission.objects.filter(
+        competition=competition, status__in=[Submission.Status.SCORED, Submission.Status.FAILED]
+    )
+    return organizer_job_create(
+        competition=competition, kind=Kind.RESCORE_ALL, user=user, total=finished.count()
+    )
+
+
+def _refuse_if_busy(competition: Competition) -> None:
+    """One switch or rescore at a time: a second would rescore under a version about to go.
+    A job untouched for HELDOUT_RESEND_AFTER_S (its worker died) no longer blocks."""
+    since = timezone.now() - timedelta(seconds=settings.HELDOUT_RESEND_AFTER_S)
+    busy = (
+        OrganizerJob.objects.filter(
+            competition=competition,
+            kind__in=[Kind.VERSION_SWITCH, Kind.RESCORE_ALL],
+            status__in=UNFINISHED,
+        )
+        .filter(Q(started_at__gte=since) | Q(started_at__isnull=True, created_at__gte=since))
+        .first()
+    )
+    if busy is not None:
+        raise InvalidState(
+            f"{busy.get_kind_display()} #{busy.pk} is {busy.status}; wait until it is done.",
+            extra={"job": busy.pk},
+        )
+
+
+def organizer_job_run(*, job_id: int, runner: object | None = None) -> bool:
+    """Claim and run the job; False if another delivery claimed it already. `runner` (a
+    SandboxRunner) is for tests of the dry run."""
+    claimed = OrganizerJob.objects.filter(pk=job_id, status=Status.QUEUED).update(
+        status=Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return False
+    job = OrganizerJob.objects.select_related("competition__task").get(pk=job_id)
+    try:
+        result = _HANDLERS[job.kind](job, runner)
+    except ApplicationError as exc:
+        _finish(job, Status.FAILED, exc.message, {"code": exc.code, **exc.extra})
+    except NotFound as exc:
+        _finish(job, Status.FAILED, str(exc), {"code": "not_found"})
+    except Exception:
+        log.exception("organizer job %s failed", job_id)
+        _finish(job, Status.FAILED, "The job failed unexpectedly; the workers' log says why.", {})
+    else:
+        _finish(job, Status.DONE, "", result)
+    finally:
+        if job.file:
+            job.file.delete(save=False)
+            OrganizerJob.objects.filter(pk=job_id).update(file="")
+    return True
+
+
+def _finish(job: OrganizerJob, status: str, message: str, result: dict) -> None:
+    fields: dict = {"status": status, "message": message, "result": result}
+    fields["finished_at"] = timezone.now()
+    if status == Status.DONE:
+        fields["progress_done"] = F("progress_total")
+    OrganizerJob.objects.filter(pk=job.pk).update(**fields)
+
+
+def _progress(job: OrganizerJob) -> Callable[[int], None]:
+    def advance(count: int) -> None:
+        OrganizerJob.objects.filter(pk=job.pk).update(progress_done=F("progress_done") + count)
+
+    return advance
+
+
+def _run_version_switch(job: OrganizerJob, runner: object | None) -> dict:
+    from competitions.services.versions import task_version_activate
+
+    number, rescore = int(job.params["number"]), bool(job.params.get("rescore"))
+    task = job.competition.task
+    task_version_activate(task=task, number=number, rescore=rescore)
+    queued = (
+        Submission.objects.filter(
+            competition=job.competition, status=Submission.Status.QUEUED, task_version=number
+        ).count()
+        if rescore
+        else 0
+    )
+    return {"number": number, "rescore": rescore, "queued": queued}
+
+
+def _run_rescore_all(job: OrganizerJob, runner: object | None) -> dict:
+    from competitions.services.submissions import submissions_rescore_all
+
+    count = submissions_rescore_all(competition=job.competition, on_enqueued=_progress(job))
+    OrganizerJob.objects.filter(pk=job.pk).update(progress_total=count)
+    return {"queued": count}
+
+
+def _run_dry_run(job: OrganizerJob, runner: object | None) -> dict:
+    from competitions.services.scorers import task_scorer_dry_run
+
+    return {"dry_run": task_scorer_dry_run(job=job, runner=runner)}  # type: ignore[arg-type]
+
+
+_HANDLERS: dict[str, Callable[[OrganizerJob, object | None], dict]] = {
+    Kind.VERSION_SWITCH: _run_version_switch,
+    Kind.RESCORE_ALL: _run_rescore_all,
+    Kind.DRY_RUN: _run_dry_run,
+}
