@@ -254,6 +254,33 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# The shared cache, where every throttle keeps its counts (competitions/throttles.py): one
+# for all web processes on all hosts, so a limit holds however requests are spread. Redis
+# when HELDOUT_CACHE_URL is set (production); otherwise a table in the database, which every
+# process using that database shares (the demo; `migrate` creates it, competitions/apps.py).
+HELDOUT_CACHE_URL = env_str("HELDOUT_CACHE_URL", "")
+HELDOUT_CACHE_KEY_PREFIX = env_str("HELDOUT_CACHE_KEY_PREFIX", "heldout")
+if HELDOUT_CACHE_URL:
+    if not HELDOUT_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(
+            f"HELDOUT_CACHE_URL={HELDOUT_CACHE_URL!r}: use a Redis URL (redis://host:6379/1)."
+        )
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": HELDOUT_CACHE_URL,
+            "KEY_PREFIX": HELDOUT_CACHE_KEY_PREFIX,
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "heldout_cache",
+            "KEY_PREFIX": HELDOUT_CACHE_KEY_PREFIX,
+        }
+    }
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
