@@ -291,6 +291,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "competitions.api.errors.exception_handler",
+    # Throttles count anonymous clients by address: REMOTE_ADDR, or with N proxies in front
+    # the address the outermost one saw (X-Forwarded-For's Nth entry from the right). Never
+    # the whole header (DRF's default), which a client writes: a new value per try escaped.
+    "NUM_PROXIES": env_int("HELDOUT_NUM_PROXIES", 0),
     "DEFAULT_THROTTLE_RATES": {
         "submissions": env_str("HELDOUT_THROTTLE_SUBMISSIONS", "60/hour"),
         "auth": env_str("HELDOUT_THROTTLE_AUTH", "20/minute"),

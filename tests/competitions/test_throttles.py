@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.test import Client
+from rest_framework.settings import api_settings
 
 from competitions.models import Submission
 from competitions.throttles import ScopeThrottle, wait_in_words
@@ -32,8 +33,9 @@ def assert_throttled_page(response) -> None:
     assert "Too many attempts. Wait " in response.content.decode()
 
 
-def _wrong_login(client: Client, url: str = "/accounts/login/"):
-    return client.post(url, {"username": "alice", "password": "wrong"})
+def _wrong_login(client: Client, url: str = "/accounts/login/", forwarded: str | None = None):
+    headers = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {}
+    return client.post(url, {"username": "alice", "password": "wrong"}, **headers)
 
 
 def test_the_login_page_refuses_the_fourth_wrong_password_and_says_how_long_to_wait(
@@ -209,3 +211,22 @@ def test_a_lowered_rate_still_answers_with_retry_after(api, monkeypatch, competi
 )
 def test_the_wait_is_said_in_words(seconds, words):
     assert wait_in_words(seconds) == words
+
+
+def test_a_forged_forwarded_for_header_escapes_nothing(participant):
+    client = Client()
+    for n in range(3):
+        assert _wrong_login(client, forwarded=f"10.0.0.{n}").status_code == 200
+    assert_throttled_page(_wrong_login(client, forwarded="10.9.9.9"))
+
+
+def test_behind_one_proxy_clients_are_counted_by_the_address_it_appended(monkeypatch, participant):
+    monkeypatch.setattr(api_settings, "NUM_PROXIES", 1)
+    client = Client()
+    for n in range(3):
+        # What nginx passes on: the client's own header, then the address nginx saw.
+        forwarded = f"10.0.0.{n}, 203.0.113.7"
+        assert _wrong_login(client, forwarded=forwarded).status_code == 200
+
+    assert_throttled_page(_wrong_login(client, forwarded="1.1.1.1, 203.0.113.7"))
+    assert _wrong_login(client, forwarded="203.0.113.7, 198.51.100.2").status_code == 200
