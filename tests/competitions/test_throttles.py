@@ -34,8 +34,8 @@ def assert_throttled_page(response) -> None:
 
 
 def _wrong_login(client: Client, url: str = "/accounts/login/", forwarded: str | None = None):
-    headers = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {}
-    return client.post(url, {"username": "alice", "password": "wrong"}, **headers)
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    return client.post(url, {"username": "alice", "password": "wrong"}, headers=headers)
 
 
 def test_the_login_page_refuses_the_fourth_wrong_password_and_says_how_long_to_wait(
