@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
+import redis
 import requests
 from django.core.cache import cache
 
@@ -22,10 +23,16 @@ LIMIT = 5
 
 
 def redis_url() -> str:
-    """The Redis the tests may use: HELDOUT_TEST_CACHE_URL, else the test broker's (CI's)."""
-    url = os.environ.get("HELDOUT_TEST_CACHE_URL") or os.environ.get("CELERY_BROKER_URL", "")
-    if not url.startswith("redis://"):
-        pytest.fail("Set HELDOUT_TEST_CACHE_URL (or CELERY_BROKER_URL) to a redis:// URL.")
+    """The Redis the tests may use: HELDOUT_TEST_CACHE_URL, else the test broker's if it is
+    Redis (CI's), else a local one; it must answer (a test never skips)."""
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    url = os.environ.get("HELDOUT_TEST_CACHE_URL") or (
+        broker if broker.startswith("redis://") else "redis://127.0.0.1:6379/15"
+    )
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"This test needs Redis at {url} (or set HELDOUT_TEST_CACHE_URL): {exc}")
     return url
 
 
