@@ -9,7 +9,6 @@ linked. Writes go through the services, so the admin keeps leaderboards consiste
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import tempfile
 from pathlib import Path
@@ -26,6 +25,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from competitions.csvsafe import csv_writer
 from competitions.errors import ApplicationError
 from competitions.models import (
     Competition,
@@ -286,7 +286,7 @@ class CompetitionAdmin(OrganizerScopedAdmin):
         name = competitions[0].slug if len(competitions) == 1 else "leaderboards"
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-        writer = csv.writer(response)
+        writer = csv_writer(response)  # formula cells neutralized (csvsafe.py)
         header = ["competition", "split", "rank", "team", "score", *metrics]
         writer.writerow([*header, "submission", "submitted_at", "entries"])
         for competition in competitions:

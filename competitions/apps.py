@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.management import call_command
 from django.db.models.signals import post_migrate
 
 
@@ -8,6 +9,12 @@ def _sync_organizers_group(sender, **kwargs) -> None:
     organizers_group_sync()
 
 
+def _create_cache_table(sender, using: str = "default", **kwargs) -> None:
+    # The database cache's table (settings.CACHES without HELDOUT_CACHE_URL) is no model, so
+    # no migration makes it; this does, at every migrate (nothing when it exists or is Redis).
+    call_command("createcachetable", database=using, verbosity=0)
+
+
 class CompetitionsConfig(AppConfig):
     name = "competitions"
     default_auto_field = "django.db.models.BigAutoField"
@@ -15,3 +22,4 @@ class CompetitionsConfig(AppConfig):
     def ready(self) -> None:
         # Every installation has the Organizers group with its admin permissions after migrate.
         post_migrate.connect(_sync_organizers_group, sender=self)
+        post_migrate.connect(_create_cache_table, sender=self)

@@ -2,17 +2,19 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from competitions import views_entries
+from competitions.throttles import AUTH, throttle
 from competitions.views import accounts, organizer, pages, submit, teams, versions
 
 urlpatterns = [
     path("", pages.competition_list, name="competition-list"),
     # Accounts: Django's own views for logging in and out and resetting a password.
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    # Every form that checks a password or sends mail counts in the API's "auth" throttle.
+    path("accounts/login/", throttle(AUTH)(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", accounts.signup, name="signup"),
     path(
         "accounts/password/change/",
-        auth_views.PasswordChangeView.as_view(),
+        throttle(AUTH)(auth_views.PasswordChangeView.as_view()),
         name="password_change",
     ),
     path(
@@ -20,7 +22,11 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
-    path("accounts/password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "accounts/password/reset/",
+        throttle(AUTH)(auth_views.PasswordResetView.as_view()),
+        name="password_reset",
+    ),
     path(
         "accounts/password/reset/sent/",
         auth_views.PasswordResetDoneView.as_view(),
@@ -28,7 +34,7 @@ urlpatterns = [
     ),
     path(
         "accounts/password/reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        throttle(AUTH)(auth_views.PasswordResetConfirmView.as_view()),
         name="password_reset_confirm",
     ),
     path(

@@ -1,9 +1,10 @@
-import csv
 import io
 
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer
+
+from competitions.csvsafe import csv_writer
 
 
 class CSVRenderer(BaseRenderer):
@@ -15,7 +16,7 @@ class CSVRenderer(BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writer = csv_writer(buffer)  # formula cells neutralized
         if isinstance(data, dict) and "csv_columns" in data:
             writer.writerow(data["csv_columns"])
             writer.writerows(data["csv_rows"])

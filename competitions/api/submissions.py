@@ -10,7 +10,6 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from competitions import selectors
@@ -32,6 +31,7 @@ from competitions.services.submissions import (
     submission_set_selected,
 )
 from competitions.services.uploads import submission_create_from_upload
+from competitions.throttles import SUBMISSIONS, ScopeThrottle
 
 IN_PROCESS_NOTE = "scored in-process (no sandbox)"
 
@@ -130,10 +130,10 @@ def upload_id_from(value: str) -> str:
 class SubmissionListCreateApi(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes = [MultiPartParser, FormParser, JSONParser]
-    throttle_scope = "submissions"
+    throttle_scope = SUBMISSIONS  # shared with the submit page (competitions/throttles.py)
 
     def get_throttles(self):
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+        return [ScopeThrottle()] if self.request.method == "POST" else []
 
     @extend_schema(
         parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],

@@ -1,10 +1,10 @@
 from django.urls import path
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.throttling import ScopedRateThrottle
 
 from competitions.api import competitions, jobs, organizer, reproducibility, scorers, submissions
 from competitions.api import uploads as tus_uploads
 from competitions.api.routing import slash_optional
+from competitions.throttles import AUTH, ScopeThrottle
 
 app_name = "api"
 
@@ -12,8 +12,8 @@ app_name = "api"
 class TokenApi(ObtainAuthToken):
     """Exchange a username and password for an API token."""
 
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "auth"
+    throttle_classes = [ScopeThrottle]  # shared with the pages' log in (competitions/throttles.py)
+    throttle_scope = AUTH
 
 
 urlpatterns = [

@@ -14,9 +14,11 @@ from rest_framework.authtoken.models import Token
 from competitions.errors import ApplicationError
 from competitions.forms import SignupForm
 from competitions.services.accounts import user_create
+from competitions.throttles import AUTH, throttle
 from competitions.views.common import AuthenticatedRequest
 
 
+@throttle(AUTH)
 def signup(request: HttpRequest) -> HttpResponse:
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}):
@@ -53,6 +55,7 @@ def account(request: AuthenticatedRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@throttle(AUTH)
 def token_create(request: AuthenticatedRequest) -> HttpResponse:
     # A new token replaces the old one, which stops working at once.
     Token.objects.filter(user=request.user).delete()

@@ -28,6 +28,7 @@ from competitions.services.submissions import (
     submission_set_selected,
 )
 from competitions.services.uploads import submission_create_from_upload
+from competitions.throttles import SUBMISSIONS, throttle
 from competitions.views.common import (
     AuthenticatedRequest,
     Viewer,
@@ -47,6 +48,7 @@ SUBMISSIONS_PER_PAGE = 25
 
 
 @login_required
+@throttle(SUBMISSIONS)  # the API's count: one history per user for both
 def submit(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     competition = competition_for(request, slug)
     viewer = viewer_for(request, competition)

@@ -254,6 +254,33 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# The shared cache, where every throttle keeps its counts (competitions/throttles.py): one
+# for all web processes on all hosts, so a limit holds however requests are spread. Redis
+# when HELDOUT_CACHE_URL is set (production); otherwise a table in the database, which every
+# process using that database shares (the demo; `migrate` creates it, competitions/apps.py).
+HELDOUT_CACHE_URL = env_str("HELDOUT_CACHE_URL", "")
+HELDOUT_CACHE_KEY_PREFIX = env_str("HELDOUT_CACHE_KEY_PREFIX", "heldout")
+if HELDOUT_CACHE_URL:
+    if not HELDOUT_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(
+            f"HELDOUT_CACHE_URL={HELDOUT_CACHE_URL!r}: use a Redis URL (redis://host:6379/1)."
+        )
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": HELDOUT_CACHE_URL,
+            "KEY_PREFIX": HELDOUT_CACHE_KEY_PREFIX,
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "heldout_cache",
+            "KEY_PREFIX": HELDOUT_CACHE_KEY_PREFIX,
+        }
+    }
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -264,6 +291,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "competitions.api.errors.exception_handler",
+    # Throttles count anonymous clients by address: REMOTE_ADDR, or with N proxies in front
+    # the address the outermost one saw (X-Forwarded-For's Nth entry from the right). Never
+    # the whole header (DRF's default), which a client writes: a new value per try escaped.
+    "NUM_PROXIES": env_int("HELDOUT_NUM_PROXIES", 0),
     "DEFAULT_THROTTLE_RATES": {
         "submissions": env_str("HELDOUT_THROTTLE_SUBMISSIONS", "60/hour"),
         "auth": env_str("HELDOUT_THROTTLE_AUTH", "20/minute"),
