@@ -6,11 +6,20 @@ strings and tuples of strings and checks its own consistency when built.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
 TaskType = Literal["binary", "multiclass", "regression", "probabilities"]
 TASK_TYPES: tuple[str, ...] = get_args(TaskType)
+
+# Read limits (docs/scorers.md, "Limits on submitted files").
+MAX_FILE_BYTES = 2 << 30  # decompressed, whatever the test set
+MAX_LINE_BYTES = 1 << 20  # for files read without a test set (the ground truth)
+MAX_COLUMNS = 1000  # likewise
+EXTRA_ROWS, EXTRA_ROWS_FRACTION = 1000, 0.01  # rows beyond the test set's: the larger
+EXTRA_COLUMNS = 5  # columns beyond the expected ones (an index, a stray feature...)
+LINE_BASE_BYTES, CELL_BYTES = 256, 64  # a line's allowance, plus one per column
 
 
 def canonical_label(value: str) -> str:
@@ -129,3 +138,49 @@ def _class_problems(spec: TaskSpec) -> list[str]:
     if len({canonical_label(c) for c in classes}) != len(classes):
         return ['Two classes are the same label (numeric labels compare by value: "1" = "1.0").']
     return []
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """The most a reader takes from one file; past any of them it stops and reports it.
+
+    max_bytes counts the bytes the file decompresses to (the file's size if it is not
+    compressed; for Parquet, its decoded cells as if written as text). test_rows, when
+    known, only serves the messages.
+    """
+
+    max_bytes: int = MAX_FILE_BYTES
+    max_rows: int | None = None
+    max_columns: int = MAX_COLUMNS
+    max_line_bytes: int = MAX_LINE_BYTES
+    test_rows: int | None = None
+
+    @classmethod
+    def for_predictions(cls, spec: TaskSpec, *, test_rows: int, id_bytes: int = 0) -> ReadLimits:
+        """Limits for a submission to a test set of test_rows ids, the longest id_bytes
+        long (UTF-8): every limit is a margin above what a valid file needs."""
+        max_rows = test_rows + max(EXTRA_ROWS, math.ceil(test_rows * EXTRA_ROWS_FRACTION))
+        max_columns = len(spec.columns) + EXTRA_COLUMNS
+        # Class labels may be written quoted, with quotes doubled: twice their length.
+        label_bytes = 2 * max((len(c.encode()) for c in spec.classes), default=0)
+        max_line = LINE_BASE_BYTES + max_columns * (CELL_BYTES + label_bytes) + 2 * id_bytes
+        return cls(
+            max_bytes=min(MAX_FILE_BYTES, (max_rows + 1) * (max_line + 2)),
+            max_rows=max_rows,
+            max_columns=max_columns,
+            max_line_bytes=max_line,
+            test_rows=test_rows,
+        )
+
+    @classmethod
+    def for_truth(cls, spec: TaskSpec) -> ReadLimits:
+        """Limits for a ground-truth file: the absolute caps, and a few columns beyond the
+        expected ones and the usage column."""
+        return cls(max_columns=len(spec.columns) + 1 + EXTRA_COLUMNS)
+
+    @property
+    def holder(self) -> str:
+        """What the file is, for messages: "a submission for 10,000 test rows"."""
+        if self.test_rows is None:
+            return "a file"
+        return f"a submission for {self.test_rows:,} test rows"

@@ -9,6 +9,10 @@ Line numbers are physical lines with the header on line 1, assuming no quoted fi
 several lines. Parquet rows are numbered as if the file were such a CSV (row index + 2).
 Ids are compared as exact strings ("007" is not "7"); labels are compared with
 spec.canonical_label ("1.0" is "1").
+
+Reading is bounded (spec.ReadLimits): a submission's limits derive from the test set (its
+rows, the longest id) and the spec, the ground truth's from the spec alone, unless the
+caller passes its own.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scoring.spec import TaskSpec, canonical_label
+from scoring.spec import ReadLimits, TaskSpec, canonical_label
 from scoring.tables import (
     Lines,
     Problem,
@@ -41,6 +45,7 @@ __all__ = [
     "TruthCheck",
     "ValidationResult",
     "check_ground_truth",
+    "prediction_limits",
     "read_table",
     "release_arrow_memory",
     "validate_ground_truth",
@@ -356,10 +361,14 @@ def validate_predictions(
     spec: TaskSpec,
     truth_ids: np.ndarray | pa.Array | pa.ChunkedArray,
     max_problems: int = 100,
+    limits: ReadLimits | None = None,
 ) -> ValidationResult:
-    """Check a submission against the test ids; aligned follows truth_ids' order."""
+    """Check a submission against the test ids; aligned follows truth_ids' order.
+    limits defaults to prediction_limits(spec, truth_ids)."""
     report = Report(max_problems)
-    positions, values = _check_predictions(path, spec, truth_ids, report)
+    ids = _id_array(truth_ids)
+    limits = limits or prediction_limits(spec, ids)
+    positions, values = _check_predictions(path, spec, ids, report, limits)
     release_arrow_memory()
     if not report.ok or values is None or positions is None:
         return report.result(None)
@@ -374,18 +383,31 @@ def release_arrow_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
+def prediction_limits(
+    spec: TaskSpec, truth_ids: np.ndarray | pa.Array | pa.ChunkedArray
+) -> ReadLimits:
+    """The read limits of a submission to the test set of these ids."""
+    ids = _id_array(truth_ids)
+    longest = pc.max(pc.binary_length(ids)).as_py() if len(ids) else 0
+    return ReadLimits.for_predictions(spec, test_rows=len(ids), id_bytes=longest or 0)
+
+
 def _check_predictions(
-    path: Path, spec: TaskSpec, truth_ids: np.ndarray | pa.Array | pa.ChunkedArray, report: Report
+    path: Path,
+    spec: TaskSpec,
+    truth_ids: pa.Array | pa.ChunkedArray,
+    report: Report,
+    limits: ReadLimits,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Each row's index in truth_ids, and its values. Kept apart from the caller so that the
     file's columns are freed before the aligned copy is made."""
-    raw = read_raw(path, report)
+    raw = read_raw(path, report, limits)
     if raw is None:
         return None, None
     where = _locate(raw.names, spec, report)
     positions = None
     if spec.id_column in where:
-        positions = _align(raw, where, spec, _id_array(truth_ids), report)
+        positions = _align(raw, where, spec, truth_ids, report)
     return positions, _target_values(raw, where, spec, report, truth=False)
 
 
@@ -398,9 +420,12 @@ class TruthCheck:
     public: np.ndarray | None = None  # None when the file has no usage column
 
 
-def check_ground_truth(path: Path, *, spec: TaskSpec, max_problems: int = 100) -> TruthCheck:
+def check_ground_truth(
+    path: Path, *, spec: TaskSpec, max_problems: int = 100, limits: ReadLimits | None = None
+) -> TruthCheck:
+    """limits defaults to ReadLimits.for_truth(spec)."""
     report = Report(max_problems)
-    raw = read_raw(path, report)
+    raw = read_raw(path, report, limits or ReadLimits.for_truth(spec))
     if raw is None:
         return TruthCheck(report.result(None))
     where = _locate(raw.names, spec, report, optional=(spec.usage_column,))

@@ -1,0 +1,157 @@
+"""Counting what a reader takes from a file against its spec.ReadLimits.
+
+Pure (numpy and pyarrow only): scoring.tables feeds a Budget each batch it reads and reads
+compressed files through a BoundedStream; both raise LimitExceeded, whose code and
+one-sentence message go into the validation report as they are.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from scoring.spec import ReadLimits
+
+_NUMBER_BYTES = 24  # what a non-text Parquet cell counts for, as if written as text
+
+
+class LimitExceeded(Exception):
+    """A file passed one of its ReadLimits; the message says which, for the report."""
+
+    def __init__(self, code: str, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.line = code, message, line
+
+
+def size_text(n: int) -> str:
+    """A size in decimal units, rounded down: 48,123,456 -> "48.1 MB"."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if n >= scale:
+            return f"{math.floor(n / scale * 10) / 10:,g} {unit}"
+    return f"{n:,} bytes"
+
+
+def too_many_rows(limits: ReadLimits, found: str) -> LimitExceeded:
+    limit = limits.max_rows or 0
+    message = f"The file has {found} rows, more than {limit:,}"
+    if limits.test_rows is not None:
+        message += f"; the test set has {limits.test_rows:,}."
+    else:
+        message += f", the most {limits.holder} may have."
+    return LimitExceeded("too_many_rows", message)
+
+
+def too_long(limits: ReadLimits, line: int | None, after: int = 0) -> LimitExceeded:
+    which = f"Line {line:,}" if line is not None else f"A line after line {after:,}"
+    message = (
+        f"{which} is longer than {limits.max_line_bytes:,} bytes, the longest a line in "
+        f"{limits.holder} may be."
+    )
+    return LimitExceeded("linetoo_long", message, line=line)
+
+
+def too_many_columns(limits: ReadLimits, found: int) -> LimitExceeded:
+    message = (
+        f"Line 1: the header has {found:,} columns, more than the {limits.max_columns:,} "
+        f"{limits.holder} may have."
+    )
+    return LimitExceeded("too_many_columns", message, line=1)
+
+
+def too_large(limits: ReadLimits, what: str) -> LimitExceeded:
+    message = f"The file {what} {size_text(limits.max_bytes)}, the most {limits.holder} may hold."
+    return LimitExceeded("too_large", message)
+
+
+class Budget:
+    """Counts what a reader has taken from a file against its limits; raises
+    LimitExceeded past one. A limit passed inside a pyarrow callback, which cannot raise,
+    is kept in `exceeded`."""
+
+    def __init__(self, limits: ReadLimits) -> None:
+        self.limits = limits
+        self.rows = 0  # rows read, skipped ones included
+        self.text_bytes = 0  # decoded cells, as text (Parquet)
+        self.exceeded: LimitExceeded | None = None
+
+    def count_rows(self, n: int) -> None:
+        self.rows += n
+        if self.limits.max_rows is not None and self.rows > self.limits.max_rows:
+            raise too_many_rows(self.limits, "more than")
+
+    def check_rows(
+        self, columns: Sequence[pa.Array], first_row: int, line_of: Callable[[int], int]
+    ) -> None:
+        """Line lengths (cells and commas) of a batch whose first row is first_row."""
+        widths = _row_widths(columns)
+        longer = np.flatnonzero(widths > self.limits.max_line_bytes)
+        if len(longer):
+            raise too_long(self.limits, line_of(first_row + int(longer[0])))
+        self.text_bytes += int(widths.sum()) + len(widths)
+
+    def check_text_bytes(self) -> None:
+        if self.text_bytes > self.limits.max_bytes:
+            raise too_large(self.limits, "holds more than")
+
+
+def _row_widths(columns: Sequence[pa.Array]) -> np.ndarray:
+    rows = len(columns[0]) if columns else 0
+    widths = np.full(rows, max(len(columns) - 1, 0), dtype=np.int64)
+    for column in columns:
+        widths += _cell_bytes(column)
+    return widths
+
+
+def _cell_bytes(column: pa.Array) -> np.ndarray | int:
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        if not is_text_type(kind.value_type):
+            return _NUMBER_BYTES
+        # Measured on the dictionary, so a repeated long value is never decoded.
+        lengths = pc.binary_length(column.dictionary).take(column.indices)
+        return lengths.fill_null(0).to_numpy(zero_copy_only=False)
+    if is_text_type(kind):
+        return pc.binary_length(column).fill_null(0).to_numpy(zero_copy_only=False)
+    return _NUMBER_BYTES
+
+
+def is_text_type(kind: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+    )
+
+
+class BoundedStream:
+    """A file object over a decompressing stream that raises LimitExceeded once more than
+    limits.max_bytes came out of it."""
+
+    closed = False
+
+    def __init__(self, inner: pa.NativeFile, limits: ReadLimits) -> None:
+        self._inner, self._limits, self._taken = inner, limits, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytes:
+        # At most one byte past the limit is ever asked for.
+        room = self._limits.max_bytes - self._taken + 1
+        data = self._inner.read(room if size < 0 else min(size, room))
+        self._taken += len(data)
+        if self._taken > self._limits.max_bytes:
+            raise too_large(self._limits, "decompresses to more than")
+        return bytes(data)
+
+    def close(self) -> None:
+        self._inner.close()
+        self.closed = True
