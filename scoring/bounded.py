@@ -35,9 +35,13 @@ def size_text(n: int) -> str:
     return f"{n:,} bytes"
 
 
-def too_many_rows(limits: ReadLimits, found: str) -> LimitExceeded:
+def too_many_rows(limits: ReadLimits, found: int | None = None) -> LimitExceeded:
+    """found: the exact count when known (Parquet), else it is only "more than" the limit."""
     limit = limits.max_rows or 0
-    message = f"The file has {found} rows, more than {limit:,}"
+    if found is None:
+        message = f"The file has more than {limit:,} rows"
+    else:
+        message = f"The file has {found:,} rows, more than {limit:,}"
     if limits.test_rows is not None:
         message += f"; the test set has {limits.test_rows:,}."
     else:
@@ -51,7 +55,7 @@ def too_long(limits: ReadLimits, line: int | None, after: int = 0) -> LimitExcee
         f"{which} is longer than {limits.max_line_bytes:,} bytes, the longest a line in "
         f"{limits.holder} may be."
     )
-    return LimitExceeded("linetoo_long", message, line=line)
+    return LimitExceeded("line_too_long", message, line=line)
 
 
 def too_many_columns(limits: ReadLimits, found: int) -> LimitExceeded:
@@ -81,7 +85,7 @@ class Budget:
     def count_rows(self, n: int) -> None:
         self.rows += n
         if self.limits.max_rows is not None and self.rows > self.limits.max_rows:
-            raise too_many_rows(self.limits, "more than")
+            raise too_many_rows(self.limits)
 
     def check_rows(
         self, columns: Sequence[pa.Array], first_row: int, line_of: Callable[[int], int]

@@ -7,7 +7,7 @@ numbered as if the file were such a CSV).
 
 Every read is bounded while it streams (spec.ReadLimits): the bytes a file decompresses
 to, its rows, columns and line length. Past a limit reading stops and the report holds one
-problem saying which (too_large, too_many_rows, too_many_columns, linetoo_long), so the
+problem saying which (too_large, too_many_rows, too_many_columns, line_too_long), so the
 memory a file takes is bounded by its limits, whatever its compression ratio.
 """
 
@@ -398,7 +398,7 @@ def _parquet_table(path: Path, limits: ReadLimits) -> pa.Table:
     if len(schema) > limits.max_columns:
         raise too_many_columns(limits, len(schema))
     if limits.max_rows is not None and metadata.num_rows > limits.max_rows:
-        raise too_many_rows(limits, f"{metadata.num_rows:,}")
+        raise too_many_rows(limits, metadata.num_rows)
     stored = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
     if stored > limits.max_bytes:
         raise too_large(limits, "holds more than")
