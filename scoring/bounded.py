@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from scoring.spec import ReadLimits
 
@@ -113,14 +112,30 @@ def _row_widths(columns: Sequence[pa.Array]) -> np.ndarray:
 def _cell_bytes(column: pa.Array) -> np.ndarray | int:
     kind = column.type
     if pa.types.is_dictionary(kind):
-        if not is_text_type(kind.value_type):
+        if not is_text_type(kind.value_type) or len(column.dictionary) == 0:
             return _NUMBER_BYTES
         # Measured on the dictionary, so a repeated long value is never decoded.
-        lengths = pc.binary_length(column.dictionary).take(column.indices)
-        return lengths.fill_null(0).to_numpy(zero_copy_only=False)
+        indices = np.asarray(column.indices.fill_null(0))
+        return _text_lengths(column.dictionary)[indices]
     if is_text_type(kind):
-        return pc.binary_length(column).fill_null(0).to_numpy(zero_copy_only=False)
+        return _text_lengths(column)
     return _NUMBER_BYTES
+
+
+def longest_text(column: pa.Array | pa.ChunkedArray) -> int:
+    """The longest cell of a text column, in bytes."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    return max((int(_text_lengths(chunk).max(initial=0)) for chunk in chunks), default=0)
+
+
+def _text_lengths(array: pa.Array) -> np.ndarray:
+    """Each cell's length in bytes, from the offsets buffer: numpy only, since small Arrow
+    allocations between the kept batches' buffers would hold on to memory."""
+    if len(array) == 0:
+        return np.zeros(0, dtype=np.int64)
+    large = pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if large else np.int32)
+    return np.diff(offsets[array.offset : array.offset + len(array) + 1])
 
 
 def is_text_type(kind: pa.DataType) -> bool:

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from scoring.bounded import longest_text
 from scoring.spec import ReadLimits, TaskSpec, canonical_label
 from scoring.tables import (
     Lines,
@@ -366,9 +367,8 @@ def validate_predictions(
     """Check a submission against the test ids; aligned follows truth_ids' order.
     limits defaults to prediction_limits(spec, truth_ids)."""
     report = Report(max_problems)
-    ids = _id_array(truth_ids)
-    limits = limits or prediction_limits(spec, ids)
-    positions, values = _check_predictions(path, spec, ids, report, limits)
+    limits = limits or prediction_limits(spec, truth_ids)
+    positions, values = _check_predictions(path, spec, truth_ids, report, limits)
     release_arrow_memory()
     if not report.ok or values is None or positions is None:
         return report.result(None)
@@ -388,14 +388,13 @@ def prediction_limits(
 ) -> ReadLimits:
     """The read limits of a submission to the test set of these ids."""
     ids = _id_array(truth_ids)
-    longest = pc.max(pc.binary_length(ids)).as_py() if len(ids) else 0
-    return ReadLimits.for_predictions(spec, test_rows=len(ids), id_bytes=longest or 0)
+    return ReadLimits.for_predictions(spec, test_rows=len(ids), id_bytes=longest_text(ids))
 
 
 def _check_predictions(
     path: Path,
     spec: TaskSpec,
-    truth_ids: pa.Array | pa.ChunkedArray,
+    truth_ids: np.ndarray | pa.Array | pa.ChunkedArray,
     report: Report,
     limits: ReadLimits,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -407,7 +406,7 @@ def _check_predictions(
     where = _locate(raw.names, spec, report)
     positions = None
     if spec.id_column in where:
-        positions = _align(raw, where, spec, truth_ids, report)
+        positions = _align(raw, where, spec, _id_array(truth_ids), report)
     return positions, _target_values(raw, where, spec, report, truth=False)
 
 
