@@ -1,8 +1,12 @@
 """Counting what a reader takes from a file against its spec.ReadLimits.
 
-Pure (numpy and pyarrow only): scoring.tables feeds a Budget each batch it reads and reads
-compressed files through a BoundedStream; both raise LimitExceeded, whose code and
+Pure (numpy and pyarrow only): scoring.tables feeds a Budget each batch it reads (and
+each line the CSV parser leaves out), which raises LimitExceeded past a limit; its code and
 one-sentence message go into the validation report as they are.
+
+Bytes are counted on what the parser produced (cells, separators and line ends), not by
+wrapping the file in a Python object: pyarrow's readahead reads from another thread,
+and a Python file still being read when the interpreter exits aborts it.
 """
 
 from __future__ import annotations
@@ -75,11 +79,20 @@ class Budget:
     LimitExceeded past one. A limit passed inside a pyarrow callback, which cannot raise,
     is kept in `exceeded`."""
 
-    def __init__(self, limits: ReadLimits) -> None:
+    def __init__(self, limits: ReadLimits, too_large_as: str = "holds more than") -> None:
         self.limits = limits
         self.rows = 0  # rows read, skipped ones included
-        self.text_bytes = 0  # decoded cells, as text (Parquet)
+        self.text_bytes = 0  # the rows read as text: cells, separators, line ends
         self.exceeded: LimitExceeded | None = None
+        self._too_large_as = too_large_as  # "The file <this> 48 MB, ..."
+
+    def count_skipped(self, line: int, text: str) -> None:
+        """A line the parser left out (too few or too many fields)."""
+        self.count_rows(1)
+        if len(text) > self.limits.max_line_bytes:
+            raise too_long(self.limits, line)
+        self.text_bytes += len(text) + 1
+        self.check_text_bytes()
 
     def count_rows(self, n: int) -> None:
         self.rows += n
@@ -98,7 +111,7 @@ class Budget:
 
     def check_text_bytes(self) -> None:
         if self.text_bytes > self.limits.max_bytes:
-            raise too_large(self.limits, "holds more than")
+            raise too_large(self.limits, self._too_large_as)
 
 
 def _row_widths(columns: Sequence[pa.Array]) -> np.ndarray:
@@ -145,32 +158,3 @@ def is_text_type(kind: pa.DataType) -> bool:
         or pa.types.is_binary(kind)
         or pa.types.is_large_binary(kind)
     )
-
-
-class BoundedStream:
-    """A file object over a decompressing stream that raises LimitExceeded once more than
-    limits.max_bytes came out of it."""
-
-    closed = False
-
-    def __init__(self, inner: pa.NativeFile, limits: ReadLimits) -> None:
-        self._inner, self._limits, self._taken = inner, limits, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def read(self, size: int = -1) -> bytes:
-        # At most one byte past the limit is ever asked for.
-        room = self._limits.max_bytes - self._taken + 1
-        data = self._inner.read(room if size < 0 else min(size, room))
-        self._taken += len(data)
-        if self._taken > self._limits.max_bytes:
-            raise too_large(self._limits, "decompresses to more than")
-        return bytes(data)
-
-    def close(self) -> None:
-        self._inner.close()
-        self.closed = True

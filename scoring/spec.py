@@ -19,7 +19,10 @@ MAX_LINE_BYTES = 1 << 20  # for files read without a test set (the ground truth)
 MAX_COLUMNS = 1000  # likewise
 EXTRA_ROWS, EXTRA_ROWS_FRACTION = 1000, 0.01  # rows beyond the test set's: the larger
 EXTRA_COLUMNS = 5  # columns beyond the expected ones (an index, a stray feature...)
-LINE_BASE_BYTES, CELL_BYTES = 256, 64  # a line's allowance, plus one per column
+LINE_BASE_BYTES, CELL_BYTES = 256, 64  # the longest line: this, plus this per column
+# What a line takes on average, this plus this per expected column: about 3x what a
+# valid file needs, so that a file of rows all at the longest is refused for its size.
+ROW_BASE_BYTES, ROW_CELL_BYTES = 16, 32
 
 
 def canonical_label(value: str) -> str:
@@ -161,11 +164,14 @@ class ReadLimits:
         long (UTF-8): every limit is a margin above what a valid file needs."""
         max_rows = test_rows + max(EXTRA_ROWS, math.ceil(test_rows * EXTRA_ROWS_FRACTION))
         max_columns = len(spec.columns) + EXTRA_COLUMNS
-        # Class labels may be written quoted, with quotes doubled: twice their length.
+        # Ids and class labels may be written quoted, with quotes doubled: twice as long.
         label_bytes = 2 * max((len(c.encode()) for c in spec.classes), default=0)
         max_line = LINE_BASE_BYTES + max_columns * (CELL_BYTES + label_bytes) + 2 * id_bytes
+        row_bytes = ROW_BASE_BYTES + 2 * id_bytes
+        row_bytes += len(spec.columns) * (ROW_CELL_BYTES + label_bytes)
         return cls(
-            max_bytes=min(MAX_FILE_BYTES, (max_rows + 1) * (max_line + 2)),
+            # The header may be as long as any line.
+            max_bytes=min(MAX_FILE_BYTES, max_line + max_rows * row_bytes),
             max_rows=max_rows,
             max_columns=max_columns,
             max_line_bytes=max_line,

@@ -27,7 +27,6 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from scoring.bounded import (
-    BoundedStream,
     Budget,
     LimitExceeded,
     is_text_type,
@@ -211,7 +210,9 @@ def _read_csv(path: Path, gzipped: bool, report: Report, limits: ReadLimits) -> 
         return None
     if len(names) > limits.max_columns:
         raise too_many_columns(limits, len(names))
-    return _read_csv_rows(path, gzipped, names, report, limits) if names else None
+    if not names:
+        return None
+    return _read_csv_rows(path, gzipped, names, report, limits, header_bytes=len(header))
 
 
 def _looks_like_text(head: bytes, report: Report) -> bool:
@@ -244,10 +245,17 @@ def _parse_header(header: bytes, report: Report) -> list[str] | None:
 
 
 def _read_csv_rows(
-    path: Path, gzipped: bool, names: list[str], report: Report, limits: ReadLimits
+    path: Path,
+    gzipped: bool,
+    names: list[str],
+    report: Report,
+    limits: ReadLimits,
+    *,
+    header_bytes: int,
 ) -> Raw | None:
     skipped: list[int] = []
-    budget = Budget(limits)
+    budget = Budget(limits, "decompresses to more than" if gzipped else "holds more than")
+    budget.text_bytes = header_bytes
     # Problems found on the way are kept only if no limit is passed: that one is the news.
     found = Report(report.max_problems)
     try:
@@ -282,9 +290,7 @@ def _arrow_csv(
         # Rows with too few or too many fields are reported and left out of the table.
         skipped.append(row.number)
         try:
-            budget.count_rows(1)
-            if len(row.text) > limits.max_line_bytes:
-                raise too_long(limits, row.number)
+            budget.count_skipped(row.number, row.text)
         except LimitExceeded as exc:
             budget.exceeded = exc
             return "error"  # pyarrow then stops with ArrowInvalid
@@ -296,9 +302,7 @@ def _arrow_csv(
 
     # Our own column names make duplicate or odd header names harmless.
     keys = [f"c{i}" for i in range(width)]
-    source: Any = os.fspath(path)
-    if gzipped:
-        source = BoundedStream(pa.input_stream(path, compression="gzip"), limits)
+    source: Any = pa.input_stream(path, compression="gzip") if gzipped else os.fspath(path)
     reader = pa_csv.open_csv(
         source,
         # One thread: pyarrow then knows the line of each bad row, and the peak memory is
@@ -322,6 +326,7 @@ def _arrow_csv(
             budget.check_rows(
                 batch.columns, rows, lambda row: int(Lines(skipped)(np.array([row]))[0])
             )
+            budget.check_text_bytes()
             batches.append(batch)
             rows += batch.num_rows
     return pa.Table.from_batches(batches, schema=reader.schema)

@@ -16,7 +16,7 @@ import pytest
 
 from scoring.evaluate import evaluate, load_truth
 from scoring.spec import MAX_FILE_BYTES, ReadLimits, TaskSpec
-from scoring.tables import read_table
+from scoring.tables import read_table, size_text
 from scoring.validation import prediction_limits, validate_ground_truth, validate_predictions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,8 @@ def test_the_limits_derive_from_the_test_set_and_the_spec():
     assert limits.max_columns == 2 + 5
     # 256 + 7 columns x (64 + twice the longest class label "0"/"1") + twice the longest id
     assert limits.max_line_bytes == 256 + 7 * (64 + 2) + 14
-    assert limits.max_bytes == 11_001 * (limits.max_line_bytes + 2)
+    # The header at the longest, then rows of 16 + twice the id + 2 x (32 + twice a label)
+    assert limits.max_bytes == limits.max_line_bytes + 11_000 * (16 + 14 + 2 * (32 + 2))
     assert ReadLimits.for_predictions(BINARY, test_rows=10**8).max_bytes == MAX_FILE_BYTES
 
 
@@ -107,17 +108,19 @@ def validate_in_child(path: Path, test_rows: int) -> dict:
     return json.loads(completed.stdout)
 
 
-LIMITS_10K = prediction_limits(BINARY, np.array([f"id{i}" for i in range(10_000)]))  # as the child
+LIMITS_100K = prediction_limits(
+    BINARY, np.array([f"id{i}" for i in range(100_000)])
+)  # as the child
 BOMBS = {
     "short rows": (
         b"x,0.5\n",
-        "The file has more than 11,000 rows; the test set has 10,000.",
+        "The file has more than 101,000 rows; the test set has 100,000.",
     ),
     # Spaces around a number are accepted: still well formed. The bytes run out first.
     "rows at the longest a line may be": (
-        b"x,0.5" + b" " * (LIMITS_10K.max_line_bytes - 5) + b"\n",
-        "The file decompresses to more than 8 MB, the most a submission for 10,000 test "
-        "rows may hold.",
+        b"x,0.5" + b" " * (LIMITS_100K.max_line_bytes - 5) + b"\n",
+        f"The file decompresses to more than {size_text(LIMITS_100K.max_bytes)}, the most a "
+        "submission for 100,000 test rows may hold.",
     ),
 }
 
@@ -129,7 +132,7 @@ def test_a_gzip_expanding_to_2_gb_is_refused_within_2_s_and_bounded_memory(tmp_p
     gzip_bomb(path, expands_to=2 * 10**9, row=row)
     assert path.stat().st_size < 6 * 10**6  # deflate compresses 1:1032 at most
 
-    measured = validate_in_child(path, test_rows=10_000)
+    measured = validate_in_child(path, test_rows=100_000)
 
     assert [p["message"] for p in measured["problems"]] == [message]
     assert measured["seconds"] < 2
@@ -243,7 +246,7 @@ def test_a_bad_utf8_bomb_is_reported_line_by_line_within_the_row_limit(tmp_path)
     content = gzip.compress(b"id,target\n" + b"id\xff,0.5\n" * 2_000_000, 9)
     ids = np.array([f"id{i}" for i in range(100_000)])
     limits = prediction_limits(BINARY, ids)
-    assert limits.max_bytes > 20 * 10**6  # not what stops it here
+    assert limits.max_bytes > 9 * (limits.max_rows + 1)  # not what stops it here
     path = tmp_path / "p.csv.gz"
     path.write_bytes(content)
 
@@ -297,10 +300,10 @@ def test_a_parquet_file_with_too_many_columns_is_refused(tmp_path):
 
 
 def test_a_parquet_value_repeated_on_every_row_is_measured_without_being_decoded(tmp_path):
-    # A 1 MB value on 1,000 rows: a 2 KB file whose column is plain text, 1 GB decoded.
+    # A 20 KB value on 1,000 rows: a small file whose column is plain text, 20 MB decoded.
     path = tmp_path / "p.parquet"
     repeated = pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(1000, dtype=np.int32)), pa.array(["7" * 10**6])
+        pa.array(np.zeros(1000, dtype=np.int32)), pa.array(["7" * 20_000])
     )
     table = pa.table({"id": [f"id{i}" for i in range(1000)], "target": repeated})
     pq.write_table(table, path, compression="zstd", store_schema=False)
@@ -336,7 +339,7 @@ def scored(tmp_path: Path, name: str, content: bytes, truth):
     return evaluate(predictions_path=path, truth=truth, spec=BINARY)
 
 
-def test_a_gzipped_file_with_every_line_at_the_limit_scores_exactly_as_before(tmp_path):
+def test_a_gzipped_file_at_the_byte_and_line_limits_scores_exactly_as_before(tmp_path):
     rng = np.random.default_rng(0)
     n = 5000
     ids = [f"id{i:05d}" for i in range(n)]
@@ -347,14 +350,14 @@ def test_a_gzipped_file_with_every_line_at_the_limit_scores_exactly_as_before(tm
     )
     truth = load_truth(truth_path, BINARY)
     limits = prediction_limits(BINARY, truth.ids)
-    scores = rng.random(n)
-    plain = "id,target\n" + "".join(f"{i},{float(s)!r}\n" for i, s in zip(ids, scores, strict=True))
-    # Every line padded with spaces to exactly the longest a line may be.
-    padded = "id,target\n" + "".join(
-        f"{i},{float(s)!r}".ljust(limits.max_line_bytes) + "\n"
-        for i, s in zip(ids, scores, strict=True)
-    )
-    assert max(map(len, padded.splitlines())) == limits.max_line_bytes
+    lines = [f"{i},{float(s)!r}" for i, s in zip(ids, rng.random(n), strict=True)]
+    plain = "id,target\n" + "".join(line + "\n" for line in lines)
+    # Spaces after the numbers: the first line at the longest a line may be, the others
+    # sharing what is left of the byte limit.
+    first = lines[0].ljust(limits.max_line_bytes)
+    width = (limits.max_bytes - len("id,target\n") - len(first) - 1) // (n - 1) - 1
+    padded = "id,target\n" + first + "\n" + "".join(line.ljust(width) + "\n" for line in lines[1:])
+    assert limits.max_bytes - n < len(padded) <= limits.max_bytes
 
     before = scored(tmp_path, "plain.csv", plain.encode(), truth)
     at_limit = scored(tmp_path, "padded.csv.gz", gzip.compress(padded.encode()), truth)
@@ -363,6 +366,21 @@ def test_a_gzipped_file_with_every_line_at_the_limit_scores_exactly_as_before(tm
     assert at_limit.ok, at_limit.problems
     assert at_limit.scores == before.scores
     assert np.array_equal(at_limit.row_values, before.row_values)
+
+
+def test_a_gzip_decompressing_to_exactly_the_byte_limit_is_read_and_one_byte_more_is_not(
+    tmp_path,
+):
+    limits = ReadLimits(max_bytes=1000, test_rows=3)
+    content = b"a,b\n" + b"1,2\n" * 249
+    assert len(content) == 1000
+    path = tmp_path / "t.csv.gz"
+    path.write_bytes(gzip.compress(content))
+    assert read_table(path, limits).num_rows == 249
+
+    path.write_bytes(gzip.compress(content + b"\n"))
+    with pytest.raises(ValueError, match="The file decompresses to more than 1 KB"):
+        read_table(path, limits)
 
 
 def test_a_gzipped_file_with_the_most_rows_allowed_is_read(tmp_path):
