@@ -190,3 +190,51 @@ class ReadLimits:
         if self.test_rows is None:
             return "a file"
         return f"a submission for {self.test_rows:,} test rows"
+
+    def too_many_rows(self, found: int | None = None) -> LimitExceeded:
+        """found: the exact count when known (Parquet), else it is only "more than" the limit."""
+        limit = self.max_rows or 0
+        if found is None:
+            message = f"The file has more than {limit:,} rows"
+        else:
+            message = f"The file has {found:,} rows, more than {limit:,}"
+        if self.test_rows is not None:
+            message += f"; the test set has {self.test_rows:,}."
+        else:
+            message += f", the most {self.holder} may have."
+        return LimitExceeded("too_many_rows", message)
+
+    def too_long(self, line: int | None, after: int = 0) -> LimitExceeded:
+        which = f"Line {line:,}" if line is not None else f"A line after line {after:,}"
+        message = (
+            f"{which} is longer than {self.max_line_bytes:,} bytes, the longest a line in "
+            f"{self.holder} may be."
+        )
+        return LimitExceeded("line_too_long", message, line=line)
+
+    def too_many_columns(self, found: int) -> LimitExceeded:
+        message = (
+            f"Line 1: the header has {found:,} columns, more than the {self.max_columns:,} "
+            f"{self.holder} may have."
+        )
+        return LimitExceeded("too_many_columns", message, line=1)
+
+    def too_large(self, what: str) -> LimitExceeded:
+        message = f"The file {what} {size_text(self.max_bytes)}, the most {self.holder} may hold."
+        return LimitExceeded("too_large", message)
+
+
+class LimitExceeded(Exception):
+    """A file passed one of its ReadLimits; the message says which, for the report."""
+
+    def __init__(self, code: str, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.line = code, message, line
+
+
+def size_text(n: int) -> str:
+    """A size in decimal units, rounded down: 48,123,456 -> "48.1 MB"."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if n >= scale:
+            return f"{math.floor(n / scale * 10) / 10:,g} {unit}"
+    return f"{n:,} bytes"

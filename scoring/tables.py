@@ -17,6 +17,7 @@ import csv
 import gzip
 import os
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -26,17 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from scoring.bounded import (
-    Budget,
-    LimitExceeded,
-    is_text_type,
-    size_text,
-    too_large,
-    too_long,
-    too_many_columns,
-    too_many_rows,
-)
-from scoring.spec import ReadLimits
+from scoring.spec import LimitExceeded, ReadLimits, size_text
 
 _HEAD_BYTES = 1 << 16
 _BLOCK_BYTES = 1 << 20  # pyarrow's CSV block; a line longer than a block cannot be read
@@ -153,6 +144,93 @@ class Raw:
         return len(self.columns[0]) if self.columns else 0
 
 
+# --- limits ----------------------------------------------------------------------------
+
+_NUMBER_BYTES = 24  # what a non-text Parquet cell counts for, as if written as text
+
+
+class Budget:
+    """Counts what a reader has taken from a file against its limits; raises
+    LimitExceeded past one. A limit passed inside a pyarrow callback, which cannot raise,
+    is kept in `exceeded`."""
+
+    def __init__(self, limits: ReadLimits, too_large_as: str = "holds more than") -> None:
+        self.limits = limits
+        self.rows = 0  # rows read, skipped ones included
+        self.text_bytes = 0  # the rows read as text: cells, separators, line ends
+        self.exceeded: LimitExceeded | None = None
+        self._too_large_as = too_large_as  # "The file <this> 48 MB, ..."
+
+    def count_skipped(self, line: int, text: str) -> None:
+        """A line the parser left out (too few or too many fields)."""
+        self._count_rows(1)
+        if len(text) > self.limits.max_line_bytes:
+            raise self.limits.too_long(line)
+        self._count_bytes(len(text) + 1)
+
+    def take(
+        self, columns: Sequence[pa.Array], first_row: int, line_of: Callable[[int], int]
+    ) -> None:
+        """A batch of rows, the first being row first_row of the table."""
+        self._count_rows(len(columns[0]) if columns else 0)
+        widths = _row_widths(columns)
+        longer = np.flatnonzero(widths > self.limits.max_line_bytes)
+        if len(longer):
+            raise self.limits.too_long(line_of(first_row + int(longer[0])))
+        self._count_bytes(int(widths.sum()) + len(widths))
+
+    def _count_rows(self, n: int) -> None:
+        self.rows += n
+        if self.limits.max_rows is not None and self.rows > self.limits.max_rows:
+            raise self.limits.too_many_rows()
+
+    def _count_bytes(self, n: int) -> None:
+        self.text_bytes += n
+        if self.text_bytes > self.limits.max_bytes:
+            raise self.limits.too_large(self._too_large_as)
+
+
+def _row_widths(columns: Sequence[pa.Array]) -> np.ndarray:
+    rows = len(columns[0]) if columns else 0
+    widths = np.full(rows, max(len(columns) - 1, 0), dtype=np.int64)
+    for column in columns:
+        widths += _cell_bytes(column)
+    return widths
+
+
+def _cell_bytes(column: pa.Array) -> np.ndarray | int:
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        if not is_text_type(kind.value_type) or len(column.dictionary) == 0:
+            return _NUMBER_BYTES
+        # Measured on the dictionary, so a repeated long value is never decoded.
+        indices = np.asarray(column.indices.fill_null(0))
+        return _text_lengths(column.dictionary)[indices]
+    if is_text_type(kind):
+        return _text_lengths(column)
+    return _NUMBER_BYTES
+
+
+def longest_text(column: pa.Array | pa.ChunkedArray) -> int:
+    """The longest cell of a text column, in bytes."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    return max((int(_text_lengths(chunk).max(initial=0)) for chunk in chunks), default=0)
+
+
+def _text_lengths(array: pa.Array) -> np.ndarray:
+    """Each cell's length in bytes, from the offsets buffer: numpy only, since small Arrow
+    allocations between the kept batches' buffers would hold on to memory."""
+    if len(array) == 0:
+        return np.zeros(0, dtype=np.int64)
+    large = pa.types.is_large_string(array.type)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if large else np.int32)
+    return np.diff(offsets[array.offset : array.offset + len(array) + 1])
+
+
+def is_text_type(kind: pa.DataType) -> bool:
+    return any(kind == text for text in (pa.string(), pa.large_string(), pa.binary()))
+
+
 # --- reading ---------------------------------------------------------------------------
 
 
@@ -192,7 +270,7 @@ def read_raw(path: Path, report: Report, limits: ReadLimits | None = None) -> Ra
 
 def _read_csv(path: Path, gzipped: bool, report: Report, limits: ReadLimits) -> Raw | None:
     if not gzipped and os.path.getsize(path) > limits.max_bytes:
-        raise too_large(limits, f"is {size_text(os.path.getsize(path))}, more than")
+        raise limits.too_large(f"is {size_text(os.path.getsize(path))}, more than")
     try:
         with _open(path, gzipped) as f:
             header = f.readline(limits.max_line_bytes + 2)
@@ -203,13 +281,13 @@ def _read_csv(path: Path, gzipped: bool, report: Report, limits: ReadLimits) -> 
     if not _looks_like_text(head, report):
         return None
     if len(header.rstrip(b"\r\n")) > limits.max_line_bytes:
-        raise too_long(limits, 1)
+        raise limits.too_long(1)
     names = _parse_header(header, report)
     if names is None:
         _report_bad_utf8(path, gzipped, report, limits)
         return None
     if len(names) > limits.max_columns:
-        raise too_many_columns(limits, len(names))
+        raise limits.too_many_columns(len(names))
     if not names:
         return None
     return _read_csv_rows(path, gzipped, names, report, limits, header_bytes=len(header))
@@ -265,7 +343,7 @@ def _read_csv_rows(
             raise budget.exceeded from exc
         report.extend(found)
         if "straddling" in str(exc):
-            raise too_long(limits, None, after=budget.rows + 1) from exc
+            raise limits.too_long(None, after=budget.rows + 1) from exc
         if "UTF8" in str(exc):
             _report_bad_utf8(path, gzipped, report, limits)
         else:
@@ -322,11 +400,7 @@ def _arrow_csv(
     batches, rows = [], 0
     with reader:
         for batch in reader:
-            budget.count_rows(batch.num_rows)
-            budget.check_rows(
-                batch.columns, rows, lambda row: int(Lines(skipped)(np.array([row]))[0])
-            )
-            budget.check_text_bytes()
+            budget.take(batch.columns, rows, lambda row: int(Lines(skipped)(np.array([row]))[0]))
             batches.append(batch)
             rows += batch.num_rows
     return pa.Table.from_batches(batches, schema=reader.schema)
@@ -401,20 +475,18 @@ def _parquet_table(path: Path, limits: ReadLimits) -> pa.Table:
     metadata = pq.read_metadata(path)
     schema = pq.read_schema(path)
     if len(schema) > limits.max_columns:
-        raise too_many_columns(limits, len(schema))
+        raise limits.too_many_columns(len(schema))
     if limits.max_rows is not None and metadata.num_rows > limits.max_rows:
-        raise too_many_rows(limits, metadata.num_rows)
+        raise limits.too_many_rows(metadata.num_rows)
     stored = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
     if stored > limits.max_bytes:
-        raise too_large(limits, "holds more than")
+        raise limits.too_large("holds more than")
     # Text read as dictionaries: a long value repeated on every row is measured once.
     text = [f.name for f in schema if is_text_type(f.type)]
     budget, batches = Budget(limits), []
     with pq.ParquetFile(path, read_dictionary=text) as file:
         for batch in file.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
-            budget.count_rows(batch.num_rows)
-            budget.check_rows(batch.columns, budget.rows - batch.num_rows, lambda row: row + 2)
-            budget.check_text_bytes()
+            budget.take(batch.columns, budget.rows, lambda row: row + 2)
             batches.append(batch)
         if not batches:
             return file.schema_arrow.empty_table()
@@ -426,11 +498,6 @@ def _parquet_table(path: Path, limits: ReadLimits) -> pa.Table:
 
 def is_text(column: pa.ChunkedArray) -> bool:
     return pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-
-
-def as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    text = column if is_text(column) else column.cast(pa.string())
-    return text.fill_null("") if text.null_count else text
 
 
 def empty_mask(column: pa.ChunkedArray) -> np.ndarray:

@@ -25,7 +25,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scoring.bounded import longest_text
 from scoring.spec import ReadLimits, TaskSpec, canonical_label
 from scoring.tables import (
     Lines,
@@ -33,9 +32,9 @@ from scoring.tables import (
     Raw,
     Report,
     ValidationResult,
-    as_text,
     empty_mask,
     is_text,
+    longest_text,
     read_raw,
     read_table,
 )
@@ -215,6 +214,11 @@ def _check_row_sums(matrix: np.ndarray, lines: Lines, report: Report, *, one_hot
     rows = np.flatnonzero((sums != 1) & ~fractional & np.isfinite(sums))
     template = "Line {line}: exactly one class must be 1, found {total:g}."
     report.add_rows("row_sum", rows, lines, template, total=sums)
+
+
+def as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    text = column if is_text(column) else column.cast(pa.string())
+    return text.fill_null("") if text.null_count else text
 
 
 # --- columns and ids -------------------------------------------------------------------

@@ -34,7 +34,7 @@ python_for_pip="${PYTHON:-$repo_root/.venv/bin/python}"
 
 # The libraries the scoring code imports; what they need comes from the lock.
 scoring_libraries=(numpy pandas pyarrow scikit-learn scipy)
-scoring_modules=(spec.py metrics.py bounded.py tables.py validation.py evaluate.py cli.py)
+scoring_modules=(spec.py metrics.py tables.py validation.py evaluate.py cli.py)
 venv=/opt/heldout/venv
 image_env=(
     --change "ENV PATH=$venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
