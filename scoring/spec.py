@@ -144,6 +144,17 @@ def _class_problems(spec: TaskSpec) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+    line: int | None = None
+    column: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class ReadLimits:
     """The most a reader takes from one file; past any of them it stops and reports it.
 

@@ -18,7 +18,7 @@ import gzip
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import numpy as np
@@ -27,23 +27,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from scoring.spec import LimitExceeded, ReadLimits, size_text
+from scoring.spec import LimitExceeded, Problem, ReadLimits, size_text
 
 _HEAD_BYTES = 1 << 16
 _BLOCK_BYTES = 1 << 20  # pyarrow's CSV block; a line longer than a block cannot be read
 _PARQUET_BATCH_ROWS = 1 << 16
+_NUMBER_BYTES = 24  # what a non-text Parquet cell counts for, as if written as text
 Path = str | os.PathLike[str]
-
-
-@dataclass(frozen=True)
-class Problem:
-    code: str
-    message: str
-    line: int | None = None
-    column: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -146,8 +136,6 @@ class Raw:
 
 # --- limits ----------------------------------------------------------------------------
 
-_NUMBER_BYTES = 24  # what a non-text Parquet cell counts for, as if written as text
-
 
 class Budget:
     """Counts what a reader has taken from a file against its limits; raises
@@ -211,12 +199,6 @@ def _cell_bytes(column: pa.Array) -> np.ndarray | int:
     return _NUMBER_BYTES
 
 
-def longest_text(column: pa.Array | pa.ChunkedArray) -> int:
-    """The longest cell of a text column, in bytes."""
-    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    return max((int(_text_lengths(chunk).max(initial=0)) for chunk in chunks), default=0)
-
-
 def _text_lengths(array: pa.Array) -> np.ndarray:
     """Each cell's length in bytes, from the offsets buffer: numpy only, since small Arrow
     allocations between the kept batches' buffers would hold on to memory."""
@@ -232,18 +214,6 @@ def is_text_type(kind: pa.DataType) -> bool:
 
 
 # --- reading ---------------------------------------------------------------------------
-
-
-def read_table(path: Path, limits: ReadLimits | None = None) -> pa.Table:
-    """Read a CSV (every column as text), gzipped CSV or Parquet file into a table.
-
-    Raises ValueError naming the problems when the file cannot be read as a table.
-    """
-    report = Report(max_problems=10)
-    raw = read_raw(path, report, limits)
-    if raw is None or not report.ok:
-        raise ValueError(" ".join(p.message for p in report.result(None).problems))
-    return pa.Table.from_arrays(raw.columns, names=raw.names)
 
 
 def _open(path: Path, gzipped: bool) -> gzip.GzipFile | IO[bytes]:
@@ -378,28 +348,16 @@ def _arrow_csv(
             report.add("not_csv", message, line=row.number)
         return "skip"
 
-    # Our own column names make duplicate or odd header names harmless.
-    keys = [f"c{i}" for i in range(width)]
-    # Buffered: unbuffered, the streaming reader's peak memory was about 20% above that of
-    # read_csv on the same file.
-    compression = "gzip" if gzipped else None
-    source = pa.input_stream(path, compression=compression, buffer_size=_BLOCK_BYTES)
-    reader = pa_csv.open_csv(
-        source,
-        # One thread: pyarrow then knows the line of each bad row, and the peak memory is
-        # much lower (parallel parsing holds many blocks at once) for a small cost in time.
-        read_options=pa_csv.ReadOptions(
-            column_names=keys,
-            skip_rows=1,
-            use_threads=False,
-            block_size=max(_BLOCK_BYTES, limits.max_line_bytes + 2),
-        ),
-        parse_options=pa_csv.ParseOptions(
-            invalid_row_handler=on_invalid_row, ignore_empty_lines=False
-        ),
-        convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(keys, pa.string())),
-    )
-    # Streamed a block at a time, so a limit stops the read before the next block.
+    options = _csv_options(width, limits, on_invalid_row)
+    if gzipped:
+        stream = pa.input_stream(path, compression="gzip", buffer_size=_BLOCK_BYTES)
+        reader = pa_csv.open_csv(stream, **options)
+    else:
+        # Its size is within the limits and its lines are counted first, so a plain file
+        # is read whole: the streaming reader keeps about 10% more memory afterwards.
+        _count_lines(path, limits)
+        reader = pa_csv.read_csv(os.fspath(path), **options).to_reader()
+    # A block at a time, so a limit stops a gzipped file's read before the next block.
     batches, rows = [], 0
     with reader:
         for batch in reader:
@@ -407,6 +365,36 @@ def _arrow_csv(
             batches.append(batch)
             rows += batch.num_rows
     return pa.Table.from_batches(batches, schema=reader.schema)
+
+
+def _csv_options(width: int, limits: ReadLimits, on_invalid_row: Any) -> dict[str, Any]:
+    # Our own column names make duplicate or odd header names harmless.
+    keys = [f"c{i}" for i in range(width)]
+    return {
+        # One thread: pyarrow then knows the line of each bad row, and the peak memory is
+        # much lower (parallel parsing holds many blocks at once) for a small cost in time.
+        "read_options": pa_csv.ReadOptions(
+            column_names=keys,
+            skip_rows=1,
+            use_threads=False,
+            block_size=max(_BLOCK_BYTES, limits.max_line_bytes + 2),
+        ),
+        "parse_options": pa_csv.ParseOptions(
+            invalid_row_handler=on_invalid_row, ignore_empty_lines=False
+        ),
+        "convert_options": pa_csv.ConvertOptions(column_types=dict.fromkeys(keys, pa.string())),
+    }
+
+
+def _count_lines(path: Path, limits: ReadLimits) -> None:
+    """Raises too_many_rows as soon as the file has more lines than a header and the rows
+    allowed."""
+    lines = 0
+    with open(path, "rb") as f:
+        while limits.max_rows is not None and (chunk := f.read(_BLOCK_BYTES)):
+            lines += chunk.count(b"\n")
+            if lines > limits.max_rows + 1:
+                raise limits.too_many_rows()
 
 
 def _without_blank_rows(raw: Raw, skipped: list[int]) -> Raw:

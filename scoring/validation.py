@@ -34,9 +34,7 @@ from scoring.tables import (
     ValidationResult,
     empty_mask,
     is_text,
-    longest_text,
     read_raw,
-    read_table,
 )
 
 __all__ = [
@@ -360,6 +358,18 @@ def _id_array(ids: np.ndarray | pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chu
 # --- entry points ----------------------------------------------------------------------
 
 
+def read_table(path: Path, limits: ReadLimits | None = None) -> pa.Table:
+    """Read a CSV (every column as text), gzipped CSV or Parquet file into a table.
+
+    Raises ValueError naming the problems when the file cannot be read as a table.
+    """
+    report = Report(max_problems=10)
+    raw = read_raw(path, report, limits)
+    if raw is None or not report.ok:
+        raise ValueError(" ".join(p.message for p in report.result(None).problems))
+    return pa.Table.from_arrays(raw.columns, names=raw.names)
+
+
 def validate_predictions(
     path: Path,
     *,
@@ -392,7 +402,8 @@ def prediction_limits(
 ) -> ReadLimits:
     """The read limits of a submission to the test set of these ids."""
     ids = _id_array(truth_ids)
-    return ReadLimits.for_predictions(spec, test_rows=len(ids), id_bytes=longest_text(ids))
+    longest = pc.max(pc.binary_length(ids)).as_py() if len(ids) else 0
+    return ReadLimits.for_predictions(spec, test_rows=len(ids), id_bytes=longest or 0)
 
 
 def _check_predictions(

@@ -15,9 +15,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from scoring.evaluate import evaluate, load_truth
-from scoring.spec import MAX_FILE_BYTES, ReadLimits, TaskSpec
-from scoring.tables import read_table, size_text
-from scoring.validation import prediction_limits, validate_ground_truth, validate_predictions
+from scoring.spec import MAX_FILE_BYTES, ReadLimits, TaskSpec, size_text
+from scoring.validation import (
+    prediction_limits,
+    read_table,
+    validate_ground_truth,
+    validate_predictions,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = TaskSpec(
