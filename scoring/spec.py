@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 TaskType = Literal["binary", "multiclass", "regression", "probabilities"]
 TASK_TYPES: tuple[str, ...] = get_args(TaskType)
 
-# Read limits (docs/scorers.md, "Limits on submitted files").
+# Read limits (docs/site.md, "Submission files").
 MAX_FILE_BYTES = 2 << 30  # decompressed, whatever the test set
 MAX_LINE_BYTES = 1 << 20  # for files read without a test set (the ground truth)
 MAX_COLUMNS = 1000  # likewise
@@ -158,9 +158,9 @@ class Problem:
 class ReadLimits:
     """The most a reader takes from one file; past any of them it stops and reports it.
 
-    max_bytes counts the bytes the file decompresses to (the file's size if it is not
-    compressed; for Parquet, its decoded cells as if written as text). test_rows, when
-    known, only serves the messages.
+    max_bytes bounds a plain file's size, and what a gzipped or Parquet file holds once
+    read: its rows as text (cells, separators and line ends; decoded cells for Parquet).
+    test_rows, when known, only serves the messages.
     """
 
     max_bytes: int = MAX_FILE_BYTES

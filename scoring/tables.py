@@ -5,8 +5,9 @@ pyarrow with every column as text; scoring.validation then converts and checks t
 columns. Line numbers are physical lines with the header on line 1 (Parquet rows are
 numbered as if the file were such a CSV).
 
-Every read is bounded while it streams (spec.ReadLimits): the bytes a file decompresses
-to, its rows, columns and line length. Past a limit reading stops and the report holds one
+Every read is bounded (spec.ReadLimits): the bytes a file holds, its rows, columns and
+line length. A gzipped CSV and Parquet are read a block at a time, a plain CSV whole once
+its size and lines are counted. Past a limit reading stops and the report holds one
 problem saying which (too_large, too_many_rows, too_many_columns, line_too_long), so the
 memory a file takes is bounded by its limits, whatever its compression ratio.
 """
