@@ -83,5 +83,6 @@ def test_a_gzip_bomb_is_invalid_in_the_sandbox_within_a_small_memory_limit(
 
     (run,) = SandboxRun.objects.filter(submission=bomb)
     assert (run.exit_code, run.oom_killed) == (0, False)
+    assert run.peak_memory_bytes is not None
     assert run.peak_memory_bytes < 300 * 1024**2
     _assert_refused_without_using_the_quota(bomb, competition, participant)

@@ -250,7 +250,8 @@ def test_a_bad_utf8_bomb_is_reported_line_by_line_within_the_row_limit(tmp_path)
     content = gzip.compress(b"id,target\n" + b"id\xff,0.5\n" * 2_000_000, 9)
     ids = np.array([f"id{i}" for i in range(100_000)])
     limits = prediction_limits(BINARY, ids)
-    assert limits.max_bytes > 9 * (limits.max_rows + 1)  # not what stops it here
+    assert limits.max_rows == 101_000
+    assert limits.max_bytes > 9 * (101_000 + 1)  # not what stops it here
     path = tmp_path / "p.csv.gz"
     path.write_bytes(content)
 
