@@ -393,7 +393,7 @@ def _count_lines(path: Path, limits: ReadLimits) -> None:
     lines = 0
     with open(path, "rb") as f:
         while limits.max_rows is not None and (chunk := f.read(_BLOCK_BYTES)):
-            lines += chunk.count(b"\n")
+            lines += max(chunk.count(b"\n"), chunk.count(b"\r"))  # "\r" alone ends lines too
             if lines > limits.max_rows + 1:
                 raise limits.too_many_rows()
 

@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from scoring.evaluate import evaluate, load_truth
-from scoring.spec import MAX_FILE_BYTES, ReadLimits, TaskSpec, size_text
+from scoring.spec import MAX_FILE_BYTES, LimitExceeded, ReadLimits, TaskSpec, size_text
+from scoring.tables import _count_lines
 from scoring.validation import (
     prediction_limits,
     read_table,
@@ -177,6 +178,17 @@ def test_a_file_with_more_rows_than_the_test_set_and_its_margin_is_refused(tmp_p
 
     assert codes(result) == ["too_many_rows"]
     assert result.problems[0].message == "The file has more than 1,003 rows; the test set has 3."
+
+
+def test_a_plain_file_is_refused_by_its_line_count_before_it_is_read_even_with_cr_endings(
+    tmp_path,
+):
+    # Counted before pyarrow reads the file whole, so tiny rows cannot fill the memory.
+    path = tmp_path / "p.csv"
+    path.write_bytes(b"id,target\r" + b"".join(b"id%d,0.5\r" % i for i in range(1004)))
+
+    with pytest.raises(LimitExceeded, match="more than 1,003 rows"):
+        _count_lines(path, LIMITS)
 
 
 def test_a_file_within_the_row_margin_gets_the_usual_problems(tmp_path):
