@@ -94,10 +94,10 @@ spec = TaskSpec(id_column="id", target_columns=("target",), task_type="binary",
 ids = np.array([f"id{i}" for i in range(int(sys.argv[2]))])
 Path("/proc/self/clear_refs").write_text("5")  # the peak from here on
 before = status("VmRSS")
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 result = validate_predictions(Path(sys.argv[1]), spec=spec, truth_ids=ids)
-seconds = time.perf_counter() - started
-print(json.dumps({"seconds": seconds, "growth": status("VmHWM") - before,
+seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+print(json.dumps({"seconds": seconds, "cpu": cpu, "growth": status("VmHWM") - before,
                   "problems": [p.to_dict() for p in result.problems]}))
 """
 
@@ -140,7 +140,9 @@ def test_a_gzip_expanding_to_2_gb_is_refused_within_2_s_and_bounded_memory(tmp_p
     measured = validate_in_child(path, test_rows=100_000)
 
     assert [p["message"] for p in measured["problems"]] == [message]
-    assert measured["seconds"] < 2
+    # CPU time, as the machine running the tests may be busy; reading it all takes minutes.
+    assert measured["cpu"] < 2
+    assert measured["seconds"] < 10
     assert measured["growth"] < 200 * 2**20
 
 
