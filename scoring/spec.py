@@ -6,11 +6,23 @@ strings and tuples of strings and checks its own consistency when built.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
 TaskType = Literal["binary", "multiclass", "regression", "probabilities"]
 TASK_TYPES: tuple[str, ...] = get_args(TaskType)
+
+# Read limits (docs/site.md, "Submission files").
+MAX_FILE_BYTES = 2 << 30  # decompressed, whatever the test set
+MAX_LINE_BYTES = 1 << 20  # for files read without a test set (the ground truth)
+MAX_COLUMNS = 1000  # likewise
+EXTRA_ROWS, EXTRA_ROWS_FRACTION = 1000, 0.01  # rows beyond the test set's: the larger
+EXTRA_COLUMNS = 5  # columns beyond the expected ones (an index, a stray feature...)
+LINE_BASE_BYTES, CELL_BYTES = 256, 64  # the longest line: this, plus this per column
+# What a line takes on average, this plus this per expected column: about 3x what a
+# valid file needs, so that a file of rows all at the longest is refused for its size.
+ROW_BASE_BYTES, ROW_CELL_BYTES = 16, 32
 
 
 def canonical_label(value: str) -> str:
@@ -129,3 +141,111 @@ def _class_problems(spec: TaskSpec) -> list[str]:
     if len({canonical_label(c) for c in classes}) != len(classes):
         return ['Two classes are the same label (numeric labels compare by value: "1" = "1.0").']
     return []
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+    line: int | None = None
+    column: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """The most a reader takes from one file; past any of them it stops and reports it.
+
+    max_bytes bounds a plain file's size, and what a gzipped or Parquet file holds once
+    read: its rows as text (cells, separators and line ends; decoded cells for Parquet).
+    test_rows, when known, only serves the messages.
+    """
+
+    max_bytes: int = MAX_FILE_BYTES
+    max_rows: int | None = None
+    max_columns: int = MAX_COLUMNS
+    max_line_bytes: int = MAX_LINE_BYTES
+    test_rows: int | None = None
+
+    @classmethod
+    def for_predictions(cls, spec: TaskSpec, *, test_rows: int, id_bytes: int = 0) -> ReadLimits:
+        """Limits for a submission to a test set of test_rows ids, the longest id_bytes
+        long (UTF-8): every limit is a margin above what a valid file needs."""
+        max_rows = test_rows + max(EXTRA_ROWS, math.ceil(test_rows * EXTRA_ROWS_FRACTION))
+        max_columns = len(spec.columns) + EXTRA_COLUMNS
+        # Ids and class labels may be written quoted, with quotes doubled: twice as long.
+        label_bytes = 2 * max((len(c.encode()) for c in spec.classes), default=0)
+        max_line = LINE_BASE_BYTES + max_columns * (CELL_BYTES + label_bytes) + 2 * id_bytes
+        row_bytes = ROW_BASE_BYTES + 2 * id_bytes
+        row_bytes += len(spec.columns) * (ROW_CELL_BYTES + label_bytes)
+        return cls(
+            # The header may be as long as any line.
+            max_bytes=min(MAX_FILE_BYTES, max_line + max_rows * row_bytes),
+            max_rows=max_rows,
+            max_columns=max_columns,
+            max_line_bytes=max_line,
+            test_rows=test_rows,
+        )
+
+    @classmethod
+    def for_truth(cls, spec: TaskSpec) -> ReadLimits:
+        """Limits for a ground-truth file: the absolute caps, and a few columns beyond the
+        expected ones and the usage column."""
+        return cls(max_columns=len(spec.columns) + 1 + EXTRA_COLUMNS)
+
+    @property
+    def holder(self) -> str:
+        """What the file is, for messages: "a submission for 10,000 test rows"."""
+        if self.test_rows is None:
+            return "a file"
+        return f"a submission for {self.test_rows:,} test rows"
+
+    def too_many_rows(self, found: int | None = None) -> LimitExceeded:
+        """found: the exact count when known (Parquet), else it is only "more than" the limit."""
+        limit = self.max_rows or 0
+        if found is None:
+            message = f"The file has more than {limit:,} rows"
+        else:
+            message = f"The file has {found:,} rows, more than {limit:,}"
+        if self.test_rows is not None:
+            message += f"; the test set has {self.test_rows:,}."
+        else:
+            message += f", the most {self.holder} may have."
+        return LimitExceeded("too_many_rows", message)
+
+    def too_long(self, line: int | None, after: int = 0) -> LimitExceeded:
+        which = f"Line {line:,}" if line is not None else f"A line after line {after:,}"
+        message = (
+            f"{which} is longer than {self.max_line_bytes:,} bytes, the longest a line in "
+            f"{self.holder} may be."
+        )
+        return LimitExceeded("line_too_long", message, line=line)
+
+    def too_many_columns(self, found: int) -> LimitExceeded:
+        message = (
+            f"Line 1: the header has {found:,} columns, more than the {self.max_columns:,} "
+            f"{self.holder} may have."
+        )
+        return LimitExceeded("too_many_columns", message, line=1)
+
+    def too_large(self, what: str) -> LimitExceeded:
+        message = f"The file {what} {size_text(self.max_bytes)}, the most {self.holder} may hold."
+        return LimitExceeded("too_large", message)
+
+
+class LimitExceeded(Exception):
+    """A file passed one of its ReadLimits; the message says which, for the report."""
+
+    def __init__(self, code: str, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.line = code, message, line
+
+
+def size_text(n: int) -> str:
+    """A size in decimal units, rounded down: 48,123,456 -> "48.1 MB"."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if n >= scale:
+            return f"{math.floor(n / scale * 10) / 10:,g} {unit}"
+    return f"{n:,} bytes"

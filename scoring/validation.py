@@ -9,6 +9,10 @@ Line numbers are physical lines with the header on line 1, assuming no quoted fi
 several lines. Parquet rows are numbered as if the file were such a CSV (row index + 2).
 Ids are compared as exact strings ("007" is not "7"); labels are compared with
 spec.canonical_label ("1.0" is "1").
+
+Reading is bounded (spec.ReadLimits): a submission's limits derive from the test set (its
+rows, the longest id) and the spec, the ground truth's from the spec alone, unless the
+caller passes its own.
 """
 
 from __future__ import annotations
@@ -21,18 +25,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scoring.spec import TaskSpec, canonical_label
+from scoring.spec import ReadLimits, TaskSpec, canonical_label
 from scoring.tables import (
     Lines,
     Problem,
     Raw,
     Report,
     ValidationResult,
-    as_text,
     empty_mask,
     is_text,
     read_raw,
-    read_table,
 )
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "TruthCheck",
     "ValidationResult",
     "check_ground_truth",
+    "prediction_limits",
     "read_table",
     "release_arrow_memory",
     "validate_ground_truth",
@@ -211,6 +214,11 @@ def _check_row_sums(matrix: np.ndarray, lines: Lines, report: Report, *, one_hot
     report.add_rows("row_sum", rows, lines, template, total=sums)
 
 
+def as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    text = column if is_text(column) else column.cast(pa.string())
+    return text.fill_null("") if text.null_count else text
+
+
 # --- columns and ids -------------------------------------------------------------------
 
 
@@ -350,16 +358,31 @@ def _id_array(ids: np.ndarray | pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chu
 # --- entry points ----------------------------------------------------------------------
 
 
+def read_table(path: Path, limits: ReadLimits | None = None) -> pa.Table:
+    """Read a CSV (every column as text), gzipped CSV or Parquet file into a table.
+
+    Raises ValueError naming the problems when the file cannot be read as a table.
+    """
+    report = Report(max_problems=10)
+    raw = read_raw(path, report, limits)
+    if raw is None or not report.ok:
+        raise ValueError(" ".join(p.message for p in report.result(None).problems))
+    return pa.Table.from_arrays(raw.columns, names=raw.names)
+
+
 def validate_predictions(
     path: Path,
     *,
     spec: TaskSpec,
     truth_ids: np.ndarray | pa.Array | pa.ChunkedArray,
     max_problems: int = 100,
+    limits: ReadLimits | None = None,
 ) -> ValidationResult:
-    """Check a submission against the test ids; aligned follows truth_ids' order."""
+    """Check a submission against the test ids; aligned follows truth_ids' order.
+    limits defaults to prediction_limits(spec, truth_ids)."""
     report = Report(max_problems)
-    positions, values = _check_predictions(path, spec, truth_ids, report)
+    limits = limits or prediction_limits(spec, truth_ids)
+    positions, values = _check_predictions(path, spec, truth_ids, report, limits)
     release_arrow_memory()
     if not report.ok or values is None or positions is None:
         return report.result(None)
@@ -374,12 +397,25 @@ def release_arrow_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
+def prediction_limits(
+    spec: TaskSpec, truth_ids: np.ndarray | pa.Array | pa.ChunkedArray
+) -> ReadLimits:
+    """The read limits of a submission to the test set of these ids."""
+    ids = _id_array(truth_ids)
+    longest = pc.max(pc.binary_length(ids)).as_py() if len(ids) else 0
+    return ReadLimits.for_predictions(spec, test_rows=len(ids), id_bytes=longest or 0)
+
+
 def _check_predictions(
-    path: Path, spec: TaskSpec, truth_ids: np.ndarray | pa.Array | pa.ChunkedArray, report: Report
+    path: Path,
+    spec: TaskSpec,
+    truth_ids: np.ndarray | pa.Array | pa.ChunkedArray,
+    report: Report,
+    limits: ReadLimits,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Each row's index in truth_ids, and its values. Kept apart from the caller so that the
     file's columns are freed before the aligned copy is made."""
-    raw = read_raw(path, report)
+    raw = read_raw(path, report, limits)
     if raw is None:
         return None, None
     where = _locate(raw.names, spec, report)
@@ -398,9 +434,12 @@ class TruthCheck:
     public: np.ndarray | None = None  # None when the file has no usage column
 
 
-def check_ground_truth(path: Path, *, spec: TaskSpec, max_problems: int = 100) -> TruthCheck:
+def check_ground_truth(
+    path: Path, *, spec: TaskSpec, max_problems: int = 100, limits: ReadLimits | None = None
+) -> TruthCheck:
+    """limits defaults to ReadLimits.for_truth(spec)."""
     report = Report(max_problems)
-    raw = read_raw(path, report)
+    raw = read_raw(path, report, limits or ReadLimits.for_truth(spec))
     if raw is None:
         return TruthCheck(report.result(None))
     where = _locate(raw.names, spec, report, optional=(spec.usage_column,))
