@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
-from competitions.models import Membership, Webhook, WebhookDelivery
-from competitions.permissions import NotFound, access_competition, is_organizer
+from competitions.errors import NotJoined
+from competitions.models import Competition, Webhook, WebhookDelivery
+from competitions.permissions import NotFound, access_competition, is_organizer, membership_for
 
 
 def webhook_list_for_user(*, user: User) -> QuerySet[Webhook]:
@@ -21,14 +22,12 @@ def access_webhook(user: User | AnonymousUser, webhook_id: int) -> Webhook:
     return hook
 
 
-def webhook_competition(user: User | AnonymousUser, slug: str):
+def webhook_competition(user: User | AnonymousUser, slug: str) -> Competition:
     """The competition a hook of `user` may be limited to: one they take part in or organize."""
-    from competitions.errors import NotJoined
-
     competition = access_competition(user, slug)
     if is_organizer(user, competition):
         return competition
-    if Membership.objects.filter(competition=competition, user_id=user.pk).exists():
+    if membership_for(user, competition) is not None:
         return competition
     raise NotJoined("Join or organize the competition to receive its events.")
 

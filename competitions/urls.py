@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from competitions import views_entries
-from competitions.views import accounts, organizer, pages, submit, teams, versions
+from competitions.views import accounts, organizer, pages, submit, teams, versions, webhooks
 
 urlpatterns = [
     path("", pages.competition_list, name="competition-list"),
@@ -39,6 +39,12 @@ urlpatterns = [
     path("account/", accounts.account, name="account"),
     path("account/token/", accounts.token_create, name="token-create"),
     path("account/token/revoke/", accounts.token_revoke, name="token-revoke"),
+    path("account/webhooks/", webhooks.webhooks_page, name="webhooks"),
+    path(
+        "account/webhooks/<int:webhook_id>/<slug:action>/",
+        webhooks.webhook_action,
+        name="webhook-action",
+    ),
     # A competition's tabs.
     path("c/<slug:slug>/", pages.competition_detail, name="competition"),
     path("c/<slug:slug>/data/", pages.competition_data, name="competition-data"),

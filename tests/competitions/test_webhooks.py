@@ -25,7 +25,10 @@ from tests.webhook_server import webhook_endpoint
 pytestmark = pytest.mark.django_db
 
 ALL = ["submission.scored", "submission.failed", "competition.finalized"]
-SCORES = {"public": {"roc_auc": 0.9, "accuracy": 0.8}, "private": {"roc_auc": 0.7, "accuracy": 0.6}}
+SCORES: dict[str, dict[str, float | None]] = {
+    "public": {"roc_auc": 0.9, "accuracy": 0.8},
+    "private": {"roc_auc": 0.7, "accuracy": 0.6},
+}
 
 
 def verify(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
@@ -330,8 +333,11 @@ def test_a_failing_endpoint_is_retried_with_growing_delays_then_given_up(partici
             delays.append(webhook_delivery_attempt(delivery_id=delivery.pk))
             delivery.refresh_from_db()
             if delivery.status == "pending":
-                due = delivery.next_try_at - timezone.now()
-                assert timedelta(seconds=delays[-1] - 2) < due <= timedelta(seconds=delays[-1])
+                delay, next_try_at = delays[-1], delivery.next_try_at
+                assert delay is not None
+                assert next_try_at is not None
+                due = next_try_at - timezone.now()
+                assert timedelta(seconds=delay - 2) < due <= timedelta(seconds=delay)
                 # Not due yet: a task arriving early does nothing.
                 assert webhook_delivery_attempt(delivery_id=delivery.pk) is None
                 WebhookDelivery.objects.filter(pk=delivery.pk).update(next_try_at=timezone.now())
