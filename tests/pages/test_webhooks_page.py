@@ -13,7 +13,9 @@ from competitions.services.webhooks import webhook_create
 
 pytestmark = pytest.mark.django_db
 
-ADD = {"url": "https://example.org/hook", "events": ["submission.scored", "submission.failed"]}
+URL = "https://example.org/hook"
+EVENTS = ["submission.scored", "submission.failed"]
+ADD = {"url": URL, "events": EVENTS}
 
 
 def _client(user) -> Client:
@@ -52,7 +54,7 @@ def test_the_page_refuses_a_loopback_endpoint(participant):
 
 
 def test_the_owner_pings_pauses_and_removes_a_hook(participant):
-    hook, _ = webhook_create(owner=participant, url=ADD["url"], events=ADD["events"])
+    hook, _ = webhook_create(owner=participant, url=URL, events=EVENTS)
     client = _client(participant)
     client.post(f"/account/webhooks/{hook.pk}/ping/")
     page = client.get("/account/webhooks/").content.decode()
@@ -68,10 +70,10 @@ def test_the_owner_pings_pauses_and_removes_a_hook(participant):
 def test_no_one_else_sees_or_touches_my_hook(
     participant, competition, other_participant, other_organizer, outsider, other_competition
 ):
-    hook, _ = webhook_create(owner=participant, url=ADD["url"], events=ADD["events"])
+    hook, _ = webhook_create(owner=participant, url=URL, events=EVENTS)
     for user in (outsider, other_participant, other_organizer):
         client = _client(user)
-        assert ADD["url"] not in client.get("/account/webhooks/").content.decode()
+        assert URL not in client.get("/account/webhooks/").content.decode()
         for action in ("ping", "pause", "resume", "delete"):
             response = client.post(f"/account/webhooks/{hook.pk}/{action}/")
             assert response.status_code == 404, (user, action)
