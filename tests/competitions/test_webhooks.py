@@ -18,7 +18,10 @@ from django.utils import timezone
 from competitions.models import Membership, Submission, Webhook, WebhookDelivery
 from competitions.services.events import submission_outcome_emit
 from competitions.services.lifecycle import competition_finalize
+from competitions.services.submissions import submission_create
 from competitions.services.webhooks import webhook_create, webhook_delivery_attempt
+from scoring.scorers import InProcessScorer
+from scoring.services import submission_score
 from tests import factories
 from tests.webhook_server import webhook_endpoint
 
@@ -368,3 +371,36 @@ def test_an_endpoint_that_does_not_answer_is_logged_as_a_connection_error(partic
     assert delivery.last_status_code is None
     assert "ConnectionError" in delivery.last_error
     assert delivery.attempts == 1
+
+
+# --- The scoring service's call ----------------------------------------------------------
+
+
+def _score_in_process(competition, user) -> int:
+    submission = submission_create(
+        competition=competition,
+        user=user,
+        uploaded_file=factories.upload(factories.perfect_predictions()),
+    )
+    assert submission_score(submission_id=submission.pk, scorer=InProcessScorer())
+    return submission.pk
+
+
+def test_scoring_a_submission_records_its_event(competition, participant):
+    hook = _hook(participant, events=["submission.scored"])
+    submission_id = _score_in_process(competition, participant)
+    [payload] = _payloads(hook)
+    assert payload["data"]["submission"]["id"] == submission_id
+    assert payload["data"]["submission"]["scores"]["public"]["roc_auc"] == 1.0
+
+
+def test_a_broken_event_never_undoes_the_score(competition, participant, monkeypatch):
+    hook = _hook(participant)
+
+    def broken(**kwargs):
+        raise RuntimeError("no events today")
+
+    monkeypatch.setattr("competitions.services.events.event_emit", broken)
+    submission_id = _score_in_process(competition, participant)
+    assert Submission.objects.get(pk=submission_id).status == "scored"
+    assert not hook.deliveries.exists()
