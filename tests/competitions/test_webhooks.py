@@ -404,3 +404,25 @@ def test_a_broken_event_never_undoes_the_score(competition, participant, monkeyp
     submission_id = _score_in_process(competition, participant)
     assert Submission.objects.get(pk=submission_id).status == "scored"
     assert not hook.deliveries.exists()
+
+
+def test_the_periodic_resend_picks_up_only_deliveries_whose_message_was_lost(
+    participant, monkeypatch
+):
+    from competitions.services.webhooks import webhook_deliveries_resend, webhook_ping
+    from competitions.tasks import webhook_deliver_task
+
+    sent: list[int] = []
+    monkeypatch.setattr(webhook_deliver_task, "delay", sent.append)
+    hook = _hook(participant)
+    lost, due_soon, delivered = (webhook_ping(webhook=hook) for _ in range(3))
+    long_ago = timezone.now() - timedelta(minutes=10)
+    WebhookDelivery.objects.filter(pk=lost.pk).update(next_try_at=long_ago)
+    WebhookDelivery.objects.filter(pk=due_soon.pk).update(
+        next_try_at=timezone.now() + timedelta(seconds=30)
+    )
+    WebhookDelivery.objects.filter(pk=delivered.pk).update(
+        status="succeeded", finished_at=long_ago, next_try_at=long_ago
+    )
+    assert webhook_deliveries_resend() == 1
+    assert sent == [lost.pk]
