@@ -3,6 +3,7 @@ request and answers with the next code of `codes` (the last one once they run ou
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -34,7 +35,10 @@ class Endpoint:
 
 
 @contextmanager
-def webhook_endpoint(codes: list[int] | None = None) -> Iterator[Endpoint]:
+def webhook_endpoint(
+    codes: list[int] | None = None, tls: ssl.SSLContext | None = None
+) -> Iterator[Endpoint]:
+    """`tls`: serve https://localhost:<port>/hook with this server context."""
     endpoint = Endpoint(url="", codes=list(codes or [200]))
 
     class Handler(BaseHTTPRequestHandler):
@@ -52,6 +56,9 @@ def webhook_endpoint(codes: list[int] | None = None) -> Iterator[Endpoint]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     endpoint.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        endpoint.url = f"https://localhost:{server.server_address[1]}/hook"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -6,24 +6,22 @@ Each attempt is claimed with a conditional UPDATE (a redelivered task does nothi
 answered 2xx or counted as failed; the task retries with exponential backoff until
 HELDOUT_WEBHOOK_MAX_ATTEMPTS. Redirects are not followed and, unless
 HELDOUT_WEBHOOKS_ALLOW_PRIVATE, an endpoint that resolves to a private, loopback or reserved
-address is refused, when registered and again before each attempt.
+address is refused, when registered and again before each attempt, which connects to the
+address it vetted (competitions.webhook_http).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
+import http.client
 import json
 import secrets
-import socket
 import time
 import uuid
 from datetime import timedelta
 from functools import partial
-from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -32,6 +30,7 @@ from django.utils import timezone
 
 from competitions.errors import ApplicationError
 from competitions.models import Competition, Webhook, WebhookDelivery
+from competitions.webhook_http import Refused, post, target_for
 
 HOOKS_PER_USER = 20
 EVENTS = set(Webhook.Event.values)
@@ -52,22 +51,9 @@ def webhook_signature(*, secret: str, timestamp: int, body: bytes) -> str:
 def url_refusal(url: str) -> str | None:
     """Why a hook may not POST to `url` (None: it may). Resolves the host name."""
     try:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        return f"The URL is not valid: {exc}."
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "A webhook URL starts with http:// or https:// and names a host."
-    if settings.HELDOUT_WEBHOOKS_ALLOW_PRIVATE:
-        return None
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return f"The host {parts.hostname} does not resolve."
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not address.is_global or address.is_multicast:
-            return f"{parts.hostname} is a private, loopback or reserved address ({address})."
+        target_for(url, allow_private=settings.HELDOUT_WEBHOOKS_ALLOW_PRIVATE)
+    except Refused as exc:
+        return str(exc)
     return None
 
 
@@ -168,10 +154,13 @@ def webhook_delivery_attempt(*, delivery_id: int) -> float | None:
 
 def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
     """(HTTP status or None, what went wrong or "")."""
-    url = delivery.webhook.url
-    refusal = url_refusal(url)  # again: the name may resolve elsewhere by now
-    if refusal:
-        return None, refusal
+    try:
+        # Vetted again: the name may resolve elsewhere by now.
+        target = target_for(
+            delivery.webhook.url, allow_private=settings.HELDOUT_WEBHOOKS_ALLOW_PRIVATE
+        )
+    except Refused as exc:
+        return None, str(exc)
     body = delivery.body.encode()
     headers = {
         "Content-Type": "application/json",
@@ -183,16 +172,8 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
         ),
     }
     try:
-        with requests.post(
-            url,
-            data=body,
-            headers=headers,
-            timeout=settings.HELDOUT_WEBHOOK_TIMEOUT_S,
-            allow_redirects=False,
-            stream=True,  # the answer's body is never read
-        ) as response:
-            code = response.status_code
-    except requests.RequestException as exc:
+        code = post(target, body=body, headers=headers, timeout=settings.HELDOUT_WEBHOOK_TIMEOUT_S)
+    except (OSError, http.client.HTTPException) as exc:
         return None, f"{type(exc).__name__}: {exc}"
     return code, "" if 200 <= code < 300 else f"The endpoint answered HTTP {code}."
 

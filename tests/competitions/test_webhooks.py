@@ -5,9 +5,12 @@ the queue."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
+import ssl
+import subprocess
 import time
 from datetime import timedelta
 
@@ -15,6 +18,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from competitions.errors import ApplicationError
 from competitions.models import Membership, Submission, Webhook, WebhookDelivery
 from competitions.services.events import submission_outcome_emit
 from competitions.services.lifecycle import competition_finalize
@@ -97,6 +101,7 @@ def test_a_hook_without_competition_covers_all_of_mine(participant, api):
         {"url": "https://example.org/hook", "events": ["submission.deleted"]},
         {"url": "ftp://example.org/hook", "events": ["submission.scored"]},
         {"url": "not a url", "events": ["submission.scored"]},
+        {"url": "https://user:pw@example.org/hook", "events": ["submission.scored"]},
     ],
 )
 def test_it_refuses_a_hook_with_unknown_events_or_a_url_that_is_not_http(participant, api, body):
@@ -116,6 +121,8 @@ def test_it_refuses_a_hook_with_unknown_events_or_a_url_that_is_not_http(partici
         "http://169.254.169.254/latest/meta-data/",
         "http://[::1]/hook",
         "http://0.0.0.0/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://100.64.0.1/hook",
     ],
 )
 def test_in_production_it_refuses_private_and_loopback_addresses(participant, api, url):
@@ -123,6 +130,15 @@ def test_in_production_it_refuses_private_and_loopback_addresses(participant, ap
     response = api(participant).post("/api/v1/webhooks/", body, format="json")
     assert response.status_code == 400, response.content
     assert "private, loopback or reserved" in response.json()["detail"]
+
+
+@override_settings(HELDOUT_WEBHOOKS_ALLOW_PRIVATE=False)
+@pytest.mark.parametrize(
+    "url", ["http://2130706433/", "http://0x7f000001/", "http://127.1/", "http://[fd00::1]/"]
+)
+def test_the_service_refuses_loopback_written_otherwise(participant, url):
+    with pytest.raises(ApplicationError, match="private, loopback or reserved"):
+        webhook_create(owner=participant, url=url, events=ALL)
 
 
 @override_settings(HELDOUT_WEBHOOKS_ALLOW_PRIVATE=False)
@@ -360,7 +376,7 @@ def test_a_redirect_is_not_followed_and_counts_as_a_failure(participant):
     assert (delivery.status, delivery.last_status_code) == ("pending", 302)
 
 
-def test_an_endpoint_that_does_not_answer_is_logged_as_a_connection_error(participant):
+def test_an_endpoint_that_refuses_the_connection_is_logged_and_retried(participant):
     with webhook_endpoint() as endpoint:
         url = endpoint.url  # closed when the block ends: nothing listens there any more
     hook = _hook(participant, url=url)
@@ -369,7 +385,7 @@ def test_an_endpoint_that_does_not_answer_is_logged_as_a_connection_error(partic
     assert webhook_delivery_attempt(delivery_id=delivery.pk) == 30.0
     delivery.refresh_from_db()
     assert delivery.last_status_code is None
-    assert "ConnectionError" in delivery.last_error
+    assert delivery.last_error.startswith("ConnectionRefusedError")
     assert delivery.attempts == 1
 
 
@@ -426,3 +442,75 @@ def test_the_periodic_resend_picks_up_only_deliveries_whose_message_was_lost(
     )
     assert webhook_deliveries_resend() == 1
     assert sent == [lost.pk]
+
+
+@override_settings(HELDOUT_WEBHOOKS_ALLOW_PRIVATE=False)
+def test_a_delivery_goes_to_the_address_that_was_vetted_not_to_a_later_answer(
+    participant, monkeypatch
+):
+    """DNS rebinding: the name resolves to a vetted address, then elsewhere; the POST goes
+    to the vetted one, with the name as its Host."""
+    import socket
+
+    from competitions import webhook_http
+
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.1"])  # the vetting's answer; any later one: a blackhole
+
+    def rebinding(host, port, *args, **kwargs):
+        if host == "hooks.example":
+            return real(next(answers, "10.255.255.1"), port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    # Loopback stands in for a public address here; the second answer would be refused.
+    monkeypatch.setattr(webhook_http, "address_allowed", lambda a: a == "127.0.0.1")
+    with webhook_endpoint() as endpoint:
+        port = endpoint.url.split(":")[2].split("/")[0]
+        hook = Webhook.objects.create(
+            owner=participant, url=f"http://hooks.example:{port}/hook?x=1", secret="s", events=ALL
+        )
+        api_ping(hook)
+        delivery = hook.deliveries.get()
+        assert webhook_delivery_attempt(delivery_id=delivery.pk) is None
+        [received] = endpoint.received
+    assert received.headers["Host"] == f"hooks.example:{port}"
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded"
+
+
+@pytest.fixture
+def localhost_cert(tmp_path):
+    """A self-signed certificate for localhost (made by the openssl command)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"]
+    command += ["-keyout", str(key), "-out", str(cert)]
+    subprocess.run(command, check=True, capture_output=True)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    return cert, server
+
+
+def test_an_https_endpoint_is_reached_over_verified_tls(participant, localhost_cert, monkeypatch):
+    from competitions import webhook_http
+
+    cert, server = localhost_cert
+    with webhook_endpoint(tls=server) as endpoint:
+        hook = _hook(participant, url=endpoint.url)
+        api_ping(hook)
+        delivery = hook.deliveries.get()
+        # Not trusted: the certificate check refuses it, nothing is sent.
+        assert webhook_delivery_attempt(delivery_id=delivery.pk) == 30.0
+        delivery.refresh_from_db()
+        assert "CERTIFICATE_VERIFY_FAILED" in delivery.last_error
+        assert endpoint.received == []
+
+        trusting = functools.partial(ssl.create_default_context, cafile=str(cert))
+        monkeypatch.setattr(webhook_http.ssl, "create_default_context", trusting)
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(next_try_at=timezone.now())
+        assert webhook_delivery_attempt(delivery_id=delivery.pk) is None
+        [received] = endpoint.received
+    assert json.loads(received.body)["event"] == "ping"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("succeeded", 2)
