@@ -270,7 +270,7 @@ def submission_score(
             give_back(Submission, submission_id, attempt)
             raise
     if finished:  # the outcome is committed: scored or failed (webhooks; never raises)
-        submission_outcome_emit(submission_id=submission_id)
+        submission_outcome_emit(submission_id=submission_id, attempt=attempt)
     return finished
 
 

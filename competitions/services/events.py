@@ -90,13 +90,14 @@ def submission_event_data(submission: Submission, user: User) -> dict:
     }
 
 
-def submission_outcome_emit(*, submission_id: int) -> int:
+def submission_outcome_emit(*, submission_id: int, attempt: int | None = None) -> int:
     """submission.scored or submission.failed to the team's members' hooks, if the
-    submission's outcome is recorded (nothing otherwise). Never raises."""
+    submission's outcome is recorded (by scoring attempt `attempt`, if given: an attempt
+    the reaper took back announces nothing). Never raises."""
     try:
         submission = Submission.objects.select_related("competition", "team").get(pk=submission_id)
         kind = OUTCOMES.get(Submission.Status(submission.status))
-        if kind is None:
+        if kind is None or attempt not in (None, submission.attempts):
             return 0
         data_for = {}
         for user in submission.team.members.all():

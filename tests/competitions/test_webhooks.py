@@ -279,6 +279,15 @@ def test_a_submission_not_finished_sends_nothing(competition, participant):
     assert not hook.deliveries.exists()
 
 
+def test_an_attempt_whose_outcome_is_another_attempts_sends_nothing(competition, participant):
+    hook = _hook(participant)
+    scored = _scored(participant, competition)
+    Submission.objects.filter(pk=scored.pk).update(attempts=3)
+    assert submission_outcome_emit(submission_id=scored.pk, attempt=2) == 0
+    assert submission_outcome_emit(submission_id=scored.pk, attempt=3) == 1
+    assert hook.deliveries.count() == 1
+
+
 def test_a_hook_limited_to_another_competition_hears_nothing_of_this_one(
     competition, other_competition, participant
 ):
