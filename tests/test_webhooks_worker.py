@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 import time
 
 import pytest
@@ -13,7 +14,7 @@ from competitions.models import WebhookDelivery
 from tests import factories
 from tests.competitions.test_webhooks import verify
 from tests.webhook_server import Endpoint, webhook_endpoint
-from tests.worker_process import wait_for_status, worker_process
+from tests.worker_process import _process, wait_for_status, worker_process
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
@@ -146,3 +147,20 @@ def test_a_failing_endpoint_is_retried_with_backoff_and_the_log_shows_each_attem
         ("failed", 4, 500)
     ]
     assert log_rows[0]["last_error"] == "The endpoint answered HTTP 500."
+
+
+def test_deliveries_and_their_retries_can_have_a_queue_of_their_own(
+    tmp_path, participant, api, settings
+):
+    settings.HELDOUT_WEBHOOK_QUEUE = "webhooks"
+    log = tmp_path / "webhooks-worker.log"
+    command = [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker"]
+    command += ["-Q", "webhooks", "--pool", "solo", "--without-heartbeat", "--without-mingle"]
+    command += ["--without-gossip", "-l", "INFO"]
+    env = {"HELDOUT_WEBHOOK_QUEUE": "webhooks", "HELDOUT_WEBHOOK_RETRY_BASE_S": "0.3"}
+    with _process(command, log, env), webhook_endpoint(codes=[500, 200]) as endpoint:
+        hook = _register(api, participant, endpoint, ["submission.scored"])
+        ping = api(participant).post(f"{hook['url']}ping/").json()
+        # Only a worker on "webhooks" runs: the retry went back to that queue.
+        delivered = _delivery_finished(ping["id"], log)
+    assert (delivered.status, delivered.attempts) == ("succeeded", 2)

@@ -95,13 +95,19 @@ def webhook_delete(*, webhook: Webhook) -> None:
     webhook.delete()  # its deliveries with it
 
 
-def deliveries_enqueue(delivery_ids: list[int]) -> None:
-    """Send each delivery from a task, once the transaction that made it commits."""
+def delivery_send(delivery_id: int) -> None:
+    """Send a delivery's task to HELDOUT_WEBHOOK_QUEUE (its retries stay there)."""
     from competitions.tasks import webhook_deliver_task
 
+    queue = settings.HELDOUT_WEBHOOK_QUEUE or settings.CELERY_TASK_DEFAULT_QUEUE
+    webhook_deliver_task.apply_async(args=[delivery_id], queue=queue)
+
+
+def deliveries_enqueue(delivery_ids: list[int]) -> None:
+    """Send each delivery from a task, once the transaction that made it commits."""
     for delivery_id in delivery_ids:
         # Robust: with the broker down the periodic resend picks the delivery up.
-        transaction.on_commit(partial(webhook_deliver_task.delay, delivery_id), robust=True)
+        transaction.on_commit(partial(delivery_send, delivery_id), robust=True)
 
 
 def webhook_ping(*, webhook: Webhook) -> WebhookDelivery:
@@ -181,8 +187,6 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
 def webhook_deliveries_resend(*, overdue_s: float = 60.0) -> int:
     """Send again the pending deliveries overdue by `overdue_s` (their message was lost:
     broker down at enqueue, worker gone mid-attempt). A duplicate finds no claim."""
-    from competitions.tasks import webhook_deliver_task
-
     cutoff = timezone.now() - timedelta(seconds=overdue_s)
     ids = list(
         WebhookDelivery.objects.filter(status=Status.PENDING, next_try_at__lt=cutoff)
@@ -190,5 +194,5 @@ def webhook_deliveries_resend(*, overdue_s: float = 60.0) -> int:
         .values_list("pk", flat=True)[:1000]
     )
     for delivery_id in ids:
-        webhook_deliver_task.delay(delivery_id)
+        delivery_send(delivery_id)
     return len(ids)

@@ -220,6 +220,9 @@ HELDOUT_WEBHOOKS_ALLOW_PRIVATE = env_bool("HELDOUT_WEBHOOKS_ALLOW_PRIVATE", Fals
 HELDOUT_WEBHOOK_MAX_ATTEMPTS = env_int("HELDOUT_WEBHOOK_MAX_ATTEMPTS", 8)
 HELDOUT_WEBHOOK_RETRY_BASE_S = env_float("HELDOUT_WEBHOOK_RETRY_BASE_S", 30.0)
 HELDOUT_WEBHOOK_TIMEOUT_S = env_float("HELDOUT_WEBHOOK_TIMEOUT_S", 10.0)
+# The Celery queue of deliveries ("" = CELERY_TASK_DEFAULT_QUEUE, which the scoring workers
+# consume; a queue of their own needs a worker started with `-Q` naming it).
+HELDOUT_WEBHOOK_QUEUE = env_str("HELDOUT_WEBHOOK_QUEUE", "")
 # The site's address as webhook payloads give it ("https://heldout.example.org"); empty:
 # their URLs are paths.
 HELDOUT_SITE_URL = env_str("HELDOUT_SITE_URL", "").rstrip("/")

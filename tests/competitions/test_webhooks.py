@@ -437,8 +437,10 @@ def test_the_periodic_resend_picks_up_only_deliveries_whose_message_was_lost(
     from competitions.services.webhooks import webhook_deliveries_resend, webhook_ping
     from competitions.tasks import webhook_deliver_task
 
-    sent: list[int] = []
-    monkeypatch.setattr(webhook_deliver_task, "delay", sent.append)
+    sent: list[tuple[list[int], str]] = []
+    monkeypatch.setattr(
+        webhook_deliver_task, "apply_async", lambda args, queue: sent.append((args, queue))
+    )
     hook = _hook(participant)
     lost, due_soon, delivered = (webhook_ping(webhook=hook) for _ in range(3))
     long_ago = timezone.now() - timedelta(minutes=10)
@@ -450,7 +452,7 @@ def test_the_periodic_resend_picks_up_only_deliveries_whose_message_was_lost(
         status="succeeded", finished_at=long_ago, next_try_at=long_ago
     )
     assert webhook_deliveries_resend() == 1
-    assert sent == [lost.pk]
+    assert sent == [([lost.pk], "cpu")]
 
 
 @override_settings(HELDOUT_WEBHOOKS_ALLOW_PRIVATE=False)
