@@ -11,10 +11,12 @@ never reached. No proxy, no redirect.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -90,11 +92,35 @@ class _TLSConnection(http.client.HTTPSConnection):
 
 def post(target: Target, *, body: bytes, headers: dict[str, str], timeout: float) -> int:
     """POST `body` to `target`; the answer's status code (its body is not read). Raises
-    OSError (refused, timed out, TLS) or http.client.HTTPException."""
+    OSError (refused, timed out, TLS) or http.client.HTTPException.
+
+    `timeout` bounds each network operation and also, once connected, the whole exchange:
+    an endpoint that drips its answer a byte at a time is cut off at the deadline."""
     kind = _TLSConnection if target.scheme == "https" else _Connection
     connection = kind(target, timeout)
+    cut = threading.Event()
+    timer = threading.Timer(timeout, _cut_off, args=(connection, cut))
+    timer.start()
+    late = TimeoutError(f"no complete answer within {timeout:g} s")
     try:
         connection.request("POST", target.path, body=body, headers=headers)
-        return connection.getresponse().status
+        status = connection.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
+        if cut.is_set():
+            raise late from exc
+        raise
     finally:
+        timer.cancel()
         connection.close()
+    if cut.is_set():  # a cut answer can still parse, from what came before the cut
+        raise late
+    return status
+
+
+def _cut_off(connection: http.client.HTTPConnection, cut: threading.Event) -> None:
+    """Unblock the exchange's read or write: shut its socket down."""
+    cut.set()
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)

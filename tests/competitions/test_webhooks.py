@@ -525,3 +525,40 @@ def test_an_https_endpoint_is_reached_over_verified_tls(participant, localhost_c
     assert json.loads(received.body)["event"] == "ping"
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("succeeded", 2)
+
+
+@override_settings(HELDOUT_WEBHOOK_TIMEOUT_S=1)
+def test_an_endpoint_that_drips_its_answer_is_cut_off_at_the_time_out(participant):
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(150):  # a header, a byte every 0.2 s: 30 s in all
+                if stop.wait(0.2):
+                    return
+                conn.sendall(b"X")
+
+    thread = threading.Thread(target=drip)
+    thread.start()
+    try:
+        port = listener.getsockname()[1]
+        hook = _hook(participant, url=f"http://127.0.0.1:{port}/hook")
+        api_ping(hook)
+        delivery = hook.deliveries.get()
+        start = time.monotonic()
+        assert webhook_delivery_attempt(delivery_id=delivery.pk) == 30.0
+        took = time.monotonic() - start
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+    delivery.refresh_from_db()
+    assert delivery.last_error == "TimeoutError: no complete answer within 1 s"
+    assert took < 3
