@@ -18,3 +18,21 @@ def organizer_job_task(job_id: int) -> bool:
 
     # A redelivery finds the job claimed and does nothing; failures are recorded on the job.
     return organizer_job_run(job_id=job_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def webhook_deliver_task(self, delivery_id: int) -> None:
+    from competitions.services.webhooks import webhook_delivery_attempt
+
+    # The service counts the attempts and gives up after the last one.
+    delay = webhook_delivery_attempt(delivery_id=delivery_id)
+    if delay is not None:
+        raise self.retry(countdown=delay)
+
+
+@shared_task
+def webhook_deliveries_resend_task() -> int:
+    """Periodic (CELERY_BEAT_SCHEDULE): re-send deliveries whose message was lost."""
+    from competitions.services.webhooks import webhook_deliveries_resend
+
+    return webhook_deliveries_resend()

@@ -3,7 +3,7 @@ from django.urls import path
 
 from competitions import views_entries
 from competitions.throttles import AUTH, throttle
-from competitions.views import accounts, organizer, pages, submit, teams, versions
+from competitions.views import accounts, organizer, pages, submit, teams, versions, webhooks
 
 urlpatterns = [
     path("", pages.competition_list, name="competition-list"),
@@ -45,6 +45,12 @@ urlpatterns = [
     path("account/", accounts.account, name="account"),
     path("account/token/", accounts.token_create, name="token-create"),
     path("account/token/revoke/", accounts.token_revoke, name="token-revoke"),
+    path("account/webhooks/", webhooks.webhooks_page, name="webhooks"),
+    path(
+        "account/webhooks/<int:webhook_id>/<slug:action>/",
+        webhooks.webhook_action,
+        name="webhook-action",
+    ),
     # A competition's tabs.
     path("c/<slug:slug>/", pages.competition_detail, name="competition"),
     path("c/<slug:slug>/data/", pages.competition_data, name="competition-data"),

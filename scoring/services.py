@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from competitions.models import SandboxRun, Score, Submission, Task
 from competitions.selectors import run_reason_for_participants
+from competitions.services.events import submission_outcome_emit
 from competitions.services.leaderboard import leaderboard_refresh_team
 from competitions.services.scorer_identity import (
     IN_PROCESS,
@@ -263,11 +264,14 @@ def submission_score(
         return False
     with beating(Submission, submission_id, attempt):
         try:
-            return _score_claimed(submission_id, attempt, scorer, runner)
+            finished = _score_claimed(submission_id, attempt, scorer, runner)
         except INFRASTRUCTURE_ERRORS as exc:
             log.warning("submission %s goes back to the queue: %r", submission_id, exc)
             give_back(Submission, submission_id, attempt)
             raise
+    if finished:  # the outcome is committed: scored or failed (webhooks; never raises)
+        submission_outcome_emit(submission_id=submission_id, attempt=attempt)
+    return finished
 
 
 def _score_claimed(

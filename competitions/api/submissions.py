@@ -1,5 +1,7 @@
 """Submission endpoints: upload, list my team's, detail, download, select."""
 
+import math
+
 from django.http import HttpResponseBase
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -16,7 +18,7 @@ from competitions import selectors
 from competitions.api.pagination import page_links, page_params
 from competitions.api.renderers import DownloadNegotiation
 from competitions.downloads import file_download
-from competitions.errors import NotJoined, PhaseClosed
+from competitions.errors import ApplicationError, NotJoined, PhaseClosed
 from competitions.models import Score, Submission
 from competitions.permissions import (
     NotFound,
@@ -32,6 +34,7 @@ from competitions.services.submissions import (
 )
 from competitions.services.uploads import submission_create_from_upload
 from competitions.throttles import SUBMISSIONS, ScopeThrottle
+from competitions.waiting import FINISHED, TERMINAL, WAIT_MAX_S, submission_wait
 
 IN_PROCESS_NOTE = "scored in-process (no sandbox)"
 
@@ -192,17 +195,49 @@ class SubmissionListCreateApi(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 
 
+def wait_seconds(request: Request) -> float | None:
+    """The `wait` parameter, capped (None: absent). Raises ApplicationError if malformed."""
+    raw = request.query_params.get("wait")
+    if raw is None or raw == "":
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise ApplicationError("wait is a number of seconds, from 0 to 60.")
+    return min(seconds, WAIT_MAX_S)
+
+
 class SubmissionDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "wait",
+                float,
+                description="Long-poll: answer once the status is scored, failed or "
+                "cancelled, or after this many seconds (at most 60). The Heldout-Wait header "
+                "says finished, timeout or busy (no wait: the server's waits are all taken)",
+            )
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request: Request, submission_id: int) -> Response:
         submission = access_submission(request.user, submission_id)
+        seconds = wait_seconds(request)
+        waited = None
+        if seconds is not None and submission.status not in TERMINAL:
+            waited = submission_wait(submission_id=submission.pk, seconds=seconds)
+            submission = access_submission(request.user, submission_id)
         scores = selectors.submission_scores(submission=submission, user=request.user)
         runs = selectors.sandbox_runs_for_user(
             competition=submission.competition, submission_ids=[submission.pk], user=request.user
         )
-        return Response(submission_data(request, submission, scores, runs.get(submission.pk)))
+        body = submission_data(request, submission, scores, runs.get(submission.pk))
+        headers = {"Heldout-Wait": waited if waited else FINISHED} if seconds is not None else None
+        return Response(body, headers=headers)
 
 
 class SubmissionFileApi(APIView):

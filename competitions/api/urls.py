@@ -1,7 +1,15 @@
 from django.urls import path
 from rest_framework.authtoken.views import ObtainAuthToken
 
-from competitions.api import competitions, jobs, organizer, reproducibility, scorers, submissions
+from competitions.api import (
+    competitions,
+    jobs,
+    organizer,
+    reproducibility,
+    scorers,
+    submissions,
+    webhooks,
+)
 from competitions.api import uploads as tus_uploads
 from competitions.api.routing import slash_optional
 from competitions.throttles import AUTH, ScopeThrottle
@@ -135,6 +143,15 @@ urlpatterns = [
         organizer.SubmissionDisqualifyApi.as_view(),
         name="submission-disqualify",
     ),
+    # Webhooks: docs/api.md#webhooks.
+    path("webhooks/", webhooks.WebhookListCreateApi.as_view(), name="webhook-list"),
+    path("webhooks/<int:webhook_id>/", webhooks.WebhookDetailApi.as_view(), name="webhook-detail"),
+    path(
+        "webhooks/<int:webhook_id>/deliveries/",
+        webhooks.WebhookDeliveryListApi.as_view(),
+        name="webhook-deliveries",
+    ),
+    path("webhooks/<int:webhook_id>/ping/", webhooks.WebhookPingApi.as_view(), name="webhook-ping"),
     # Resumable (tus) uploads: docs/uploads.md.
     path("uploads/", tus_uploads.UploadCreateApi.as_view(), name="upload-list"),
     path("uploads/<uuid:upload_id>/", tus_uploads.UploadDetailApi.as_view(), name="upload-detail"),

@@ -3,7 +3,7 @@ leaderboard rows; runs: sandbox runs, task versions, manifests, replications, in
 workers: what workers report (scorer mismatches) and the claims once on a board;lifecycle: finalize and reopen events;
 uploads: resumable (tus) uploads;
 
-jobs: organizers' background jobs."""
+jobs: organizers' background jobs; webhooks: users' signed endpoints and their deliveries."""
 
 from competitions.models.core import (
     Competition,
@@ -28,6 +28,7 @@ from competitions.models.runs import (
     TeamInvitation,
 )
 from competitions.models.uploads import Upload
+from competitions.models.webhooks import Webhook, WebhookDelivery
 from competitions.models.workers import ClaimRecord, ScorerMismatchReport
 
 __all__ = [
@@ -50,6 +51,8 @@ __all__ = [
     "Team",
     "TeamInvitation",
     "Upload",
+    "Webhook",
+    "WebhookDelivery",
     "_private_storage",
     "_submission_path",
 ]

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from competitions.errors import ApplicationError, InvalidState
 from competitions.models import Competition, CompetitionEvent, Phase
+from competitions.services.events import competition_finalized_emit
 from competitions.services.leaderboard import leaderboard_rebuild
 
 REASON_MAX = 500
@@ -61,6 +62,7 @@ def competition_finalize(*, competition: Competition, by: User | None = None) ->
         )
     competition.refresh_from_db()
     event.competition = competition
+    competition_finalized_emit(competition_id=competition.pk)  # webhooks; never raises
     return event
 
 

@@ -211,6 +211,25 @@ HELDOUT_WORK_DIR = Path(
 HELDOUT_SANDBOX_CLEANUP_EVERY_S = env_float("HELDOUT_SANDBOX_CLEANUP_EVERY_S", 30.0)
 HELDOUT_SANDBOX_CLEANUP_GRACE_S = env_float("HELDOUT_SANDBOX_CLEANUP_GRACE_S", 30.0)
 
+# Webhooks (docs/api.md#webhooks): endpoints on private, loopback or reserved addresses are
+# refused unless allowed (tests deliver to a loopback server); a delivery is tried up to
+# HELDOUT_WEBHOOK_MAX_ATTEMPTS times, the n-th retry HELDOUT_WEBHOOK_RETRY_BASE_S * 2**(n-1)
+# seconds after the previous try (8 tries span about an hour), each waiting at most
+# HELDOUT_WEBHOOK_TIMEOUT_S for an answer.
+HELDOUT_WEBHOOKS_ALLOW_PRIVATE = env_bool("HELDOUT_WEBHOOKS_ALLOW_PRIVATE", False)
+HELDOUT_WEBHOOK_MAX_ATTEMPTS = env_int("HELDOUT_WEBHOOK_MAX_ATTEMPTS", 8)
+HELDOUT_WEBHOOK_RETRY_BASE_S = env_float("HELDOUT_WEBHOOK_RETRY_BASE_S", 30.0)
+HELDOUT_WEBHOOK_TIMEOUT_S = env_float("HELDOUT_WEBHOOK_TIMEOUT_S", 10.0)
+# The Celery queue of deliveries ("" = CELERY_TASK_DEFAULT_QUEUE, which the scoring workers
+# consume; a queue of their own needs a worker started with `-Q` naming it).
+HELDOUT_WEBHOOK_QUEUE = env_str("HELDOUT_WEBHOOK_QUEUE", "")
+# The site's address as webhook payloads give it ("https://heldout.example.org"); empty:
+# their URLs are paths.
+HELDOUT_SITE_URL = env_str("HELDOUT_SITE_URL", "").rstrip("/")
+# `GET /api/v1/submissions/<id>/?wait=N` (docs/api.md#waiting-for-a-score): at most this
+# many such waits hold a thread in each web process at once; beyond, the answer is immediate.
+HELDOUT_WAITS_PER_PROCESS = env_int("HELDOUT_WAITS_PER_PROCESS", 4)
+
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -246,6 +265,11 @@ CELERY_BEAT_SCHEDULE = {
     "collect-submission-images": {
         "task": "scoring.tasks.images_gc_task",
         "schedule": env_float("HELDOUT_IMAGES_GC_EVERY_S", 3600.0),
+    },
+    # Webhook deliveries whose message was lost (broker down, worker died) are sent again.
+    "resend-webhook-deliveries": {
+        "task": "competitions.tasks.webhook_deliveries_resend_task",
+        "schedule": 300.0,
     },
     # Resumable uploads expire 24 h after their last byte (docs/uploads.md).
     "delete-expired-uploads": {

@@ -19,6 +19,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }
+# Tests deliver webhooks to a loopback server (tests/competitions/test_webhooks.py).
+HELDOUT_WEBHOOKS_ALLOW_PRIVATE = env_bool("HELDOUT_WEBHOOKS_ALLOW_PRIVATE", True)  # noqa: F405
 # High enough that no test meets them but the throttle tests, which set their own (in the
 # environment for the web processes they start).
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {  # noqa: F405
