@@ -26,6 +26,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from competitions import rules
 from competitions.errors import ApplicationError
 from competitions.models import (
     Competition,
@@ -45,7 +46,7 @@ from competitions.services.submissions import (
     submission_rescore,
     submission_set_disqualified,
 )
-from competitions.services.teams import team_set_banned
+from competitions.services.teams import TEAMS_FROZEN, team_rename_by_organizer, team_set_banned
 
 ORGANIZERS_GROUP = "Organizers"
 # What the Organizers group may do in the admin; the querysets below narrow it to the
@@ -145,14 +146,18 @@ class ReasonActionForm(ActionForm):
 
 
 def _run_each(modeladmin, request, queryset, service, verb: str) -> None:
-    """Call `service(obj)` on each selected row, reporting successes and refusals."""
+    """Call `service(obj)` on each selected row, reporting successes and refusals (the
+    service's own sentence, once for all the rows it refused alike)."""
     done = 0
+    refused: dict[str, list[str]] = {}
     for obj in queryset:
         try:
             service(obj)
             done += 1
         except ApplicationError as exc:
-            modeladmin.message_user(request, f"{obj}: {exc.message}", messages.WARNING)
+            refused.setdefault(exc.message, []).append(str(obj))
+    for message, objs in refused.items():
+        modeladmin.message_user(request, f"{', '.join(objs)}: {message}", messages.WARNING)
     if done:
         modeladmin.message_user(request, f"{verb} {done} of {len(queryset)}.", messages.SUCCESS)
 
@@ -191,8 +196,37 @@ class TaskInline(admin.StackedInline):
         )
 
 
+class PhaseInlineForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The formset checks overlap across its rows as they will be saved (below).
+        self.instance.overlap_checked_elsewhere = True
+
+
+class PhaseInlineFormSet(forms.BaseInlineFormSet):
+    """Each row keeps Phase.clean's own rules; overlap is checked here across the rows
+    as submitted, since one save may move several phases at once."""
+
+    def clean(self) -> None:
+        super().clean()
+        kept: list[tuple[forms.ModelForm, tuple]] = []
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE") or form.errors:
+                continue
+            if data.get("start_at") is None:
+                continue
+            row = (data.get("name", ""), data["start_at"], data.get("end_at"))
+            overlapped = rules.phase_overlapping(row[1], row[2], [r for _f, r in kept])
+            if overlapped is not None:
+                form.add_error(None, rules.phase_overlap(overlapped))
+            kept.append((form, row))
+
+
 class PhaseInline(admin.TabularInline):
     model = Phase
+    form = PhaseInlineForm
+    formset = PhaseInlineFormSet
     extra = 0
     fields = ["name", "start_at", "end_at", "daily_limit", "total_limit", "late_submissions_scored"]
 
@@ -390,10 +424,8 @@ class SubmissionAdmin(OrganizerScopedAdmin):
 
     @admin.action(description="Disqualify (give a reason)", permissions=["change"])
     def disqualify(self, request, queryset) -> None:
-        reason = request.POST.get("reason", "").strip()
-        if not reason:
-            self.message_user(request, "Give a reason to disqualify.", messages.ERROR)
-            return
+        # The service refuses an empty reason, with the same sentence as the API and pages.
+        reason = request.POST.get("reason", "")
         _run_each(
             self, request, queryset.select_related("team"),
             lambda s: submission_set_disqualified(submission=s, disqualified=True, reason=reason),
@@ -423,6 +455,16 @@ class MembershipInline(admin.TabularInline):
         return False
 
 
+class TeamAdminForm(forms.ModelForm):
+    """Team.clean checks the name (unique regardless of case); the freeze is the service's."""
+
+    def clean(self):
+        data = super().clean()
+        if "name" in self.changed_data and self.instance.competition.is_finalized:
+            raise forms.ValidationError(TEAMS_FROZEN)
+        return data
+
+
 @admin.register(Team)
 class TeamAdmin(OrganizerScopedAdmin):
     list_display = ["name", "competition", "is_banned", "banned_reason", "created_at"]
@@ -433,8 +475,16 @@ class TeamAdmin(OrganizerScopedAdmin):
     # Banning goes through the actions, which refresh the leaderboard.
     readonly_fields = ["competition", "is_banned", "banned_reason", "created_at"]
     inlines = [MembershipInline]
+    form = TeamAdminForm
     action_form = ReasonActionForm
     actions = ["ban", "unban"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        # Only the name is editable here; it goes through the service (freeze, clash race).
+        try:
+            team_rename_by_organizer(team=obj, name=form.cleaned_data["name"])
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
 
     def has_add_permission(self, request) -> bool:
         return False
