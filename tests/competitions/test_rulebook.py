@@ -15,7 +15,7 @@ from django.utils import timezone
 from competitions import rules
 from competitions.admin import organizers_group_sync
 from competitions.errors import ApplicationError
-from competitions.models import Phase, Team
+from competitions.models import Phase, Submission, Team
 from competitions.services.lifecycle import competition_finalize
 from competitions.services.organize import competition_limits_update, phase_update
 from competitions.services.teams import TEAMS_FROZEN, competition_join, team_set_banned
@@ -357,3 +357,26 @@ def _errors(response) -> list[str]:
     return re.findall(
         r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>', response.content.decode(), re.S
     )
+
+
+# --- One file per request ---------------------------------------------------------------
+
+
+def test_two_file_parts_are_refused_by_the_api_and_the_submit_page(api, competition, participant):
+    def files():
+        return [factories.upload(factories.perfect_predictions()) for _ in range(2)]
+
+    response = api(participant).post(
+        f"/api/v1/competitions/{competition.slug}/submissions/",
+        {"file": files()},
+        format="multipart",
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": 'Send one file: the request has two "file" parts.',
+        "code": "upload_malformed",
+    }
+
+    page = _page(participant).post(f"/c/{competition.slug}/submit/", {"file": files()})
+    assert page.status_code == 400
+    assert not Submission.objects.exists()
