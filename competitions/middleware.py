@@ -91,7 +91,7 @@ def _body_guarded(request: HttpRequest, length: int) -> Iterator[None]:
         return
     from competitions.uploads import BodyGuard
 
-    request._stream = BodyGuard(stream, length)  # type: ignore[attr-defined]
+    request._stream = BodyGuard(stream, length)  # type: ignore[assignment]
     sock = request.META.get("gunicorn.socket")
     prior = sock.gettimeout() if sock is not None else None
     if sock is not None:
