@@ -34,8 +34,7 @@ def competition_join(*, competition: Competition, user: User, accept_rules: bool
     )
     if not accept_rules:
         raise RulesNotAccepted("You must accept the competition's rules to join it.")
-    name = _free_team_name(competition, user.get_username())
-    team = Team.objects.create(competition=competition, name=name)
+    team = _team_create(competition, user.get_username())
     try:
         with transaction.atomic():
             return Membership.objects.create(
@@ -45,6 +44,18 @@ def competition_join(*, competition: Competition, user: User, accept_rules: bool
         # A concurrent join by the same user won; keep theirs.
         team.delete()
         return Membership.objects.get(competition=competition, user=user)
+
+
+def _team_create(competition: Competition, wanted: str) -> Team:
+    """A new team named `wanted`, or with the first free suffix."""
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                name = _free_team_name(competition, wanted)
+                return Team.objects.create(competition=competition, name=name)
+        except IntegrityError:  # a concurrent join took the name (team_unique_name_ci)
+            continue
+    raise InvalidState("Many people are joining at once; try again in a moment.")
 
 
 def _free_team_name(competition: Competition, wanted: str) -> str:
@@ -277,9 +288,7 @@ def team_leave(*, team: Team, user: User) -> Membership:
     _unchangeable(team)
     if team.memberships.count() == 1:
         raise InvalidState("You are the team's only member, so there is nothing to leave.")
-    new_team = Team.objects.create(
-        competition=team.competition, name=_free_team_name(team.competition, user.get_username())
-    )
+    new_team = _team_create(team.competition, user.get_username())
     membership.team = new_team
     membership.save(update_fields=["team"])
     leaderboard_refresh_team(team=team)

@@ -16,6 +16,7 @@ from competitions import rules
 from competitions.admin import organizers_group_sync
 from competitions.errors import ApplicationError
 from competitions.models import Phase, Submission, Team
+from competitions.services import teams as teams_service
 from competitions.services.lifecycle import competition_finalize
 from competitions.services.organize import competition_limits_update, phase_update
 from competitions.services.teams import TEAMS_FROZEN, competition_join, team_set_banned
@@ -130,6 +131,22 @@ def test_joining_as_a_user_whose_name_differs_only_in_case_gets_a_free_team_name
     user = factories.make_user("ALICE")
     membership = competition_join(competition=competition, user=user, accept_rules=True)
     assert membership.team.name == "ALICE-2"
+
+
+def test_a_join_that_loses_the_race_for_its_team_name_takes_the_next_free_one(
+    monkeypatch, competition
+):
+    real = teams_service._free_team_name
+    calls = []
+
+    def stale(competition, wanted):  # as if "alice" was free when read, then taken
+        calls.append(wanted)
+        return "Alice" if len(calls) == 1 else real(competition, wanted)
+
+    monkeypatch.setattr(teams_service, "_free_team_name", stale)
+    user = factories.make_user("ALICE")
+    membership = competition_join(competition=competition, user=user, accept_rules=True)
+    assert (membership.team.name, len(calls)) == ("ALICE-2", 2)
 
 
 def test_a_banned_team_can_neither_rename_itself_nor_change_its_members(
