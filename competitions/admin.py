@@ -41,6 +41,7 @@ from competitions.models import (
 )
 from competitions.selectors import leaderboard_page
 from competitions.services.bundles import BundleInvalid, bundle_import
+from competitions.services.organize import LIMITS_FROZEN
 from competitions.services.submissions import (
     submission_cancel,
     submission_rescore,
@@ -251,6 +252,19 @@ class BundleImportForm(forms.Form):
     bundle = forms.FileField(help_text="A zip holding competition.yaml and the files it names.")
 
 
+class CompetitionAdminForm(forms.ModelForm):
+    """Competition.clean checks the limits (at least 1); the freeze is services.organize's."""
+
+    LIMITS = ("selection_limit", "max_team_size")
+
+    def clean(self):
+        data = super().clean()
+        changed = any(field in self.changed_data for field in self.LIMITS)
+        if changed and self.instance.pk and self.instance.is_finalized:
+            raise forms.ValidationError(LIMITS_FROZEN)
+        return data
+
+
 @admin.register(Competition)
 class CompetitionAdmin(OrganizerScopedAdmin):
     competition_path = ""
@@ -260,6 +274,7 @@ class CompetitionAdmin(OrganizerScopedAdmin):
     readonly_fields = ["slug", "finalized_at", "reopened_at", "reopen_reason", "created_at"]
     filter_horizontal = ["organizers", "invited"]
     inlines = [TaskInline, PhaseInline, CompetitionEventInline]
+    form = CompetitionAdminForm
     actions = ["leaderboard_csv"]
 
     def get_readonly_fields(self, request, obj=None):

@@ -14,6 +14,10 @@ from competitions.errors import ApplicationError, full_clean_or_refuse
 from competitions.models import Competition, Phase
 from competitions.services.freeze import competition_require_not_final
 
+LIMITS_FROZEN = (
+    "The competition is finalized: its limits can't change unless an organizer reopens it."
+)
+
 
 @transaction.atomic
 def competition_limits_update(
@@ -22,8 +26,7 @@ def competition_limits_update(
     """Change the team limits. Existing teams larger than a new size limit are left as they are."""
     competition_require_not_final(  # the selection limit decides the private board
         competition_id=competition.pk,
-        refusal="The competition is finalized: its limits can't change unless an organizer "
-        "reopens it.",
+        refusal=LIMITS_FROZEN,
     )
     competition.selection_limit = selection_limit
     competition.max_team_size = max_team_size

@@ -18,7 +18,11 @@ from competitions.errors import ApplicationError
 from competitions.models import Phase, Submission, Team
 from competitions.services import teams as teams_service
 from competitions.services.lifecycle import competition_finalize
-from competitions.services.organize import competition_limits_update, phase_update
+from competitions.services.organize import (
+    LIMITS_FROZEN,
+    competition_limits_update,
+    phase_update,
+)
 from competitions.services.teams import TEAMS_FROZEN, competition_join, team_set_banned
 from tests import factories
 from tests.competitions.admin_forms import admin_form_post
@@ -354,6 +358,24 @@ def test_competition_limits_below_one_are_refused_by_page_admin_and_service(
         competition_limits_update(competition=competition, **{k: int(v) for k, v in limits.items()})
     competition.refresh_from_db()
     assert (competition.selection_limit, competition.max_team_size) == (2, 5)
+
+
+def test_after_finalize_the_admin_refuses_new_limits_like_the_page(
+    admin_client, organizer, competition
+):
+    competition_finalize(competition=competition, by=organizer)
+    page = admin_client.post(
+        f"/c/{competition.slug}/organize/phases/",
+        {"which": "limits", "selection_limit": "3", "max_team_size": "5"},
+        follow=True,
+    )
+    assert _shows(page, LIMITS_FROZEN)
+    admin = admin_form_post(
+        admin_client, _change_url(competition), "competition_form", {"selection_limit": "3"}
+    )
+    assert _shows(admin, LIMITS_FROZEN)
+    competition.refresh_from_db()
+    assert competition.selection_limit == 2
 
 
 # --- The quota: the submit page shows the submission rule's own counts ---------------------
