@@ -26,7 +26,12 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from competitions import rules
+from competitions.admin_forms import (
+    CompetitionAdminForm,
+    PhaseInlineForm,
+    PhaseInlineFormSet,
+    TeamAdminForm,
+)
 from competitions.errors import ApplicationError
 from competitions.models import (
     Competition,
@@ -41,13 +46,12 @@ from competitions.models import (
 )
 from competitions.selectors import leaderboard_page
 from competitions.services.bundles import BundleInvalid, bundle_import
-from competitions.services.organize import LIMITS_FROZEN
 from competitions.services.submissions import (
     submission_cancel,
     submission_rescore,
     submission_set_disqualified,
 )
-from competitions.services.teams import TEAMS_FROZEN, team_rename_by_organizer, team_set_banned
+from competitions.services.teams import team_rename_by_organizer, team_set_banned
 
 ORGANIZERS_GROUP = "Organizers"
 # What the Organizers group may do in the admin; the querysets below narrow it to the
@@ -197,33 +201,6 @@ class TaskInline(admin.StackedInline):
         )
 
 
-class PhaseInlineForm(forms.ModelForm):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # The formset checks overlap across its rows as they will be saved (below).
-        self.instance.overlap_checked_elsewhere = True
-
-
-class PhaseInlineFormSet(forms.BaseInlineFormSet):
-    """Each row keeps Phase.clean's own rules; overlap is checked here across the rows
-    as submitted, since one save may move several phases at once."""
-
-    def clean(self) -> None:
-        super().clean()
-        kept: list[tuple[forms.ModelForm, tuple]] = []
-        for form in self.forms:
-            data = getattr(form, "cleaned_data", None)
-            if not data or data.get("DELETE") or form.errors:
-                continue
-            if data.get("start_at") is None:
-                continue
-            row = (data.get("name", ""), data["start_at"], data.get("end_at"))
-            overlapped = rules.phase_overlapping(row[1], row[2], [r for _f, r in kept])
-            if overlapped is not None:
-                form.add_error(None, rules.phase_overlap(overlapped))
-            kept.append((form, row))
-
-
 class PhaseInline(admin.TabularInline):
     model = Phase
     form = PhaseInlineForm
@@ -250,19 +227,6 @@ class CompetitionEventInline(admin.TabularInline):
 
 class BundleImportForm(forms.Form):
     bundle = forms.FileField(help_text="A zip holding competition.yaml and the files it names.")
-
-
-class CompetitionAdminForm(forms.ModelForm):
-    """Competition.clean checks the limits (at least 1); the freeze is services.organize's."""
-
-    LIMITS = ("selection_limit", "max_team_size")
-
-    def clean(self):
-        data = super().clean()
-        changed = any(field in self.changed_data for field in self.LIMITS)
-        if changed and self.instance.pk and self.instance.is_finalized:
-            raise forms.ValidationError(LIMITS_FROZEN)
-        return data
 
 
 @admin.register(Competition)
@@ -468,16 +432,6 @@ class MembershipInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
-
-
-class TeamAdminForm(forms.ModelForm):
-    """Team.clean checks the name (unique regardless of case); the freeze is the service's."""
-
-    def clean(self):
-        data = super().clean()
-        if "name" in self.changed_data and self.instance.competition.is_finalized:
-            raise forms.ValidationError(TEAMS_FROZEN)
-        return data
 
 
 @admin.register(Team)
