@@ -25,6 +25,12 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from competitions.admin_forms import (
+    CompetitionAdminForm,
+    PhaseInlineForm,
+    PhaseInlineFormSet,
+    TeamAdminForm,
+)
 from competitions.csvsafe import csv_writer
 from competitions.errors import ApplicationError
 from competitions.models import (
@@ -45,7 +51,7 @@ from competitions.services.submissions import (
     submission_rescore,
     submission_set_disqualified,
 )
-from competitions.services.teams import team_set_banned
+from competitions.services.teams import team_rename_by_organizer, team_set_banned
 
 ORGANIZERS_GROUP = "Organizers"
 # What the Organizers group may do in the admin; the querysets below narrow it to the
@@ -145,14 +151,18 @@ class ReasonActionForm(ActionForm):
 
 
 def _run_each(modeladmin, request, queryset, service, verb: str) -> None:
-    """Call `service(obj)` on each selected row, reporting successes and refusals."""
+    """Call `service(obj)` on each selected row, reporting successes and refusals (the
+    service's own sentence, once for all the rows it refused alike)."""
     done = 0
+    refused: dict[str, list[str]] = {}
     for obj in queryset:
         try:
             service(obj)
             done += 1
         except ApplicationError as exc:
-            modeladmin.message_user(request, f"{obj}: {exc.message}", messages.WARNING)
+            refused.setdefault(exc.message, []).append(str(obj))
+    for message, objs in refused.items():
+        modeladmin.message_user(request, f"{', '.join(objs)}: {message}", messages.WARNING)
     if done:
         modeladmin.message_user(request, f"{verb} {done} of {len(queryset)}.", messages.SUCCESS)
 
@@ -193,6 +203,8 @@ class TaskInline(admin.StackedInline):
 
 class PhaseInline(admin.TabularInline):
     model = Phase
+    form = PhaseInlineForm
+    formset = PhaseInlineFormSet
     extra = 0
     fields = ["name", "start_at", "end_at", "daily_limit", "total_limit", "late_submissions_scored"]
 
@@ -226,6 +238,7 @@ class CompetitionAdmin(OrganizerScopedAdmin):
     readonly_fields = ["slug", "finalized_at", "reopened_at", "reopen_reason", "created_at"]
     filter_horizontal = ["organizers", "invited"]
     inlines = [TaskInline, PhaseInline, CompetitionEventInline]
+    form = CompetitionAdminForm
     actions = ["leaderboard_csv"]
 
     def get_readonly_fields(self, request, obj=None):
@@ -390,10 +403,8 @@ class SubmissionAdmin(OrganizerScopedAdmin):
 
     @admin.action(description="Disqualify (give a reason)", permissions=["change"])
     def disqualify(self, request, queryset) -> None:
-        reason = request.POST.get("reason", "").strip()
-        if not reason:
-            self.message_user(request, "Give a reason to disqualify.", messages.ERROR)
-            return
+        # The service refuses an empty reason, with the same sentence as the API and pages.
+        reason = request.POST.get("reason", "")
         _run_each(
             self, request, queryset.select_related("team"),
             lambda s: submission_set_disqualified(submission=s, disqualified=True, reason=reason),
@@ -433,8 +444,16 @@ class TeamAdmin(OrganizerScopedAdmin):
     # Banning goes through the actions, which refresh the leaderboard.
     readonly_fields = ["competition", "is_banned", "banned_reason", "created_at"]
     inlines = [MembershipInline]
+    form = TeamAdminForm
     action_form = ReasonActionForm
     actions = ["ban", "unban"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        # Only the name is editable here; it goes through the service (freeze, clash race).
+        try:
+            team_rename_by_organizer(team=obj, name=form.cleaned_data["name"])
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
 
     def has_add_permission(self, request) -> bool:
         return False

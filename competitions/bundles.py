@@ -8,7 +8,6 @@ describes the format.
 
 from __future__ import annotations
 
-import itertools
 import re
 import zipfile
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 import yaml
 from django.conf import settings
 
+from competitions import rules
 from competitions.errors import BundleInvalid
 from competitions.models import Competition, TaskFile
 from competitions.zips import unzip_bundle
@@ -426,10 +426,13 @@ def _check_phase_order(reader: _Reader, phases: list[BundlePhase]) -> None:
     for name in sorted({n for n in names if n and names.count(n) > 1}):
         reader.problem("phases", f'two phases are named "{name}".')
     ordered = sorted(phases, key=lambda p: p.start_at)
-    for earlier, later in itertools.pairwise(ordered):
-        if earlier.end_at is None or earlier.end_at > later.start_at:
+    # The same overlap rule as Phase.clean and the admin's inline (competitions/rules.py).
+    for i, later in enumerate(ordered):
+        earlier = [(p.name, p.start_at, p.end_at) for p in ordered[:i]]
+        overlapped = rules.phase_overlapping(later.start_at, later.end_at, earlier)
+        if overlapped is not None:
             reader.problem(
-                "phases", f'"{earlier.name}" overlaps "{later.name}"; phases must not overlap.'
+                "phases", f'"{overlapped}" overlaps "{later.name}"; phases must not overlap.'
             )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
+from django.db.models import Model
 from django.utils import timezone
 
 
@@ -87,3 +89,12 @@ def retry_after_headers(exc: ApplicationError) -> dict[str, str]:
     back-off; a phase's used-up total limit never resets, so it has none."""
     wait = exc.retry_after_s() if isinstance(exc, QuotaExceeded) else None
     return {"Retry-After": str(wait)} if wait is not None else {}
+
+
+def full_clean_or_refuse(instance: Model, **options) -> None:
+    """`instance.full_clean()`; a rule it breaks (the model's clean() and constraints,
+    competitions/rules.py) is refused as an ApplicationError with the rule's sentence."""
+    try:
+        instance.full_clean(**options)
+    except ValidationError as exc:
+        raise ApplicationError(" ".join(dict.fromkeys(exc.messages))) from None

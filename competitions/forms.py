@@ -112,6 +112,8 @@ class BundleForm(forms.Form):
 
 
 class LimitsForm(forms.ModelForm):
+    """The limits' rules are the model's (Competition.clean, competitions/rules.py)."""
+
     class Meta:
         model = Competition
         fields = ["selection_limit", "max_team_size"]
@@ -121,20 +123,10 @@ class LimitsForm(forms.ModelForm):
         }
         help_texts = {"selection_limit": "", "max_team_size": ""}
 
-    def clean_selection_limit(self):
-        value = self.cleaned_data["selection_limit"]
-        if value < 1:
-            raise forms.ValidationError("At least 1.")
-        return value
-
-    def clean_max_team_size(self):
-        value = self.cleaned_data["max_team_size"]
-        if value < 1:
-            raise forms.ValidationError("At least 1.")
-        return value
-
 
 class PhaseForm(forms.ModelForm):
+    """The phase rules are the model's (Phase.clean, competitions/rules.py), overlap included."""
+
     class Meta:
         model = Phase
         fields = ["name", "start_at", "end_at", "daily_limit", "total_limit"]
@@ -155,12 +147,6 @@ class PhaseForm(forms.ModelForm):
                 attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
             ),
         }
-
-    def clean_daily_limit(self):
-        value = self.cleaned_data["daily_limit"]
-        if value < 1:
-            raise forms.ValidationError("At least 1.")
-        return value
 
 
 class GroundTruthForm(forms.Form):

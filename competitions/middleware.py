@@ -1,4 +1,6 @@
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -70,10 +72,36 @@ class UploadSizeLimitMiddleware:
         over_general = length > settings.HELDOUT_MAX_UPLOAD_BYTES + _ENVELOPE_BYTES
         if over_general and length > upload_limit(request) + _ENVELOPE_BYTES:
             return too_large_response(request)
-        response = self.get_response(request)
+        with _body_guarded(request, length):
+            response = self.get_response(request)
         if request.META.get("heldout.upload_too_large"):
             return too_large_response(request)
         return response
+
+
+@contextmanager
+def _body_guarded(request: HttpRequest, length: int) -> Iterator[None]:
+    """A multipart body shorter than its Content-Length is refused (uploads.BodyGuard): when
+    the client closes early, at once; when it stalls, after HELDOUT_BODY_STALL_TIMEOUT_S
+    without a byte (gunicorn's socket, given a read timeout for this request only)."""
+    content_type = request.META.get("CONTENT_TYPE", "")
+    stream = getattr(request, "_stream", None)
+    if length <= 0 or stream is None or not content_type.startswith("multipart/form-data"):
+        yield
+        return
+    from competitions.uploads import BodyGuard
+
+    request._stream = BodyGuard(stream, length)  # type: ignore[assignment]
+    sock = request.META.get("gunicorn.socket")
+    prior = sock.gettimeout() if sock is not None else None
+    if sock is not None:
+        sock.settimeout(settings.HELDOUT_BODY_STALL_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        if sock is not None:
+            with suppress(OSError):  # the client went; gunicorn closes the connection
+                sock.settimeout(prior)
 
 
 class CommonMiddleware(DjangoCommonMiddleware):

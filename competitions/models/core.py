@@ -10,10 +10,14 @@ import uuid
 from datetime import datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.storage import storages
 from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
+from competitions import rules
 from scoring.spec import TaskSpec
 
 
@@ -62,9 +66,24 @@ class Competition(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(selection_limit__gte=1), name="competition_selection_limit_min"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_team_size__gte=1), name="competition_max_team_size_min"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title
+
+    def clean(self) -> None:
+        problems = rules.competition_limit_problems(
+            selection_limit=self.selection_limit, max_team_size=self.max_team_size
+        )
+        if problems:
+            raise ValidationError(problems)
 
     @property
     def is_finalized(self) -> bool:
@@ -191,9 +210,49 @@ class Phase(models.Model):
 
     class Meta:
         ordering = ["start_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end_at__isnull=True) | Q(end_at__gt=models.F("start_at")),
+                name="phase_end_after_start",
+                violation_error_message=rules.PHASE_END_AFTER_START,
+            ),
+            models.CheckConstraint(
+                condition=Q(daily_limit__gte=1),
+                name="phase_daily_limit_min",
+                violation_error_message=rules.LIMIT_AT_LEAST_ONE,
+            ),
+            models.CheckConstraint(
+                condition=Q(total_limit__isnull=True) | Q(total_limit__gte=1),
+                name="phase_total_limit_min",
+                violation_error_message=rules.LIMIT_AT_LEAST_ONE,
+            ),
+        ]
+
+    # The admin's phase inline checks overlap across its rows at once (its formset), so its
+    # forms skip the check against the rows as stored, which the same save may be moving.
+    overlap_checked_elsewhere = False
 
     def __str__(self) -> str:
         return f"{self.competition.slug}: {self.name}"
+
+    def clean(self) -> None:
+        """The phase rules (competitions/rules.py): its own, and no overlap with the
+        competition's other phases."""
+        problems = rules.phase_problems(
+            start_at=self.start_at,
+            end_at=self.end_at,
+            daily_limit=self.daily_limit,
+            total_limit=self.total_limit,
+        )
+        if problems:
+            raise ValidationError(problems)
+        if self.overlap_checked_elsewhere or self.competition_id is None or self.start_at is None:
+            return
+        others = Phase.objects.filter(competition_id=self.competition_id).exclude(pk=self.pk)
+        rows = others.values_list("name", "start_at", "end_at")
+        overlapped = rules.phase_overlapping(self.start_at, self.end_at, rows)
+        if overlapped is not None:
+            raise ValidationError(rules.phase_overlap(overlapped))
 
     def is_open_at(self, when: datetime) -> bool:
         return self.start_at <= when and (self.end_at is None or when < self.end_at)
@@ -211,11 +270,22 @@ class Team(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["competition", "name"], name="team_unique_name"),
+            # "Carol" and "carol" are one name; the services say so with rules.team_name_taken.
+            models.UniqueConstraint(Lower("name"), "competition", name="team_unique_name_ci"),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        self.name = rules.team_name_normal(self.name or "")
+        if not self.name:
+            raise ValidationError({"name": rules.TEAM_NAME_REQUIRED})
+        if self.competition_id is None:
+            return
+        taken = Team.objects.filter(competition_id=self.competition_id, name__iexact=self.name)
+        if taken.exclude(pk=self.pk).exists():
+            raise ValidationError({"name": rules.team_name_taken(self.name)})
 
 
 class Membership(models.Model):

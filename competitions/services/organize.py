@@ -1,14 +1,22 @@
-"""Organizer writes from the organizer pages: phases and limits."""
+"""Organizer writes from the organizer pages: phases and limits.
+
+Their rules are the models' (Competition.clean, Phase.clean and constraints, written once
+in competitions/rules.py), so the pages, the admin and a bundle import refuse alike.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
-from competitions.errors import ApplicationError
+from competitions.errors import ApplicationError, full_clean_or_refuse
 from competitions.models import Competition, Phase
 from competitions.services.freeze import competition_require_not_final
+
+LIMITS_FROZEN = (
+    "The competition is finalized: its limits can't change unless an organizer reopens it."
+)
 
 
 @transaction.atomic
@@ -18,14 +26,11 @@ def competition_limits_update(
     """Change the team limits. Existing teams larger than a new size limit are left as they are."""
     competition_require_not_final(  # the selection limit decides the private board
         competition_id=competition.pk,
-        refusal="The competition is finalized: its limits can't change unless an organizer "
-        "reopens it.",
+        refusal=LIMITS_FROZEN,
     )
-    if selection_limit < 1 or max_team_size < 1:
-        raise ApplicationError("Limits are at least 1.")
     competition.selection_limit = selection_limit
     competition.max_team_size = max_team_size
-    competition.full_clean()
+    full_clean_or_refuse(competition)
     competition.save(update_fields=["selection_limit", "max_team_size"])
     return competition
 
@@ -45,26 +50,19 @@ def phase_update(
 
     Submissions already made keep their phase; quotas apply from the next upload.
     """
-    if end_at is not None and end_at <= start_at:
-        raise ApplicationError("A phase must end after it starts.")
-    if daily_limit < 1:
-        raise ApplicationError("The daily limit is at least 1.")
-    others = Phase.objects.select_for_update().filter(competition_id=phase.competition_id)
-    for other in others.exclude(pk=phase.pk):
-        if _overlap(start_at, end_at, other.start_at, other.end_at):
-            raise ApplicationError(
-                f'The phase would overlap "{other.name}"; phases must not overlap.'
-            )
+    # Lock the competition's phases, so two changes can't each pass the overlap check.
+    list(Phase.objects.select_for_update().filter(competition_id=phase.competition_id))
     phase.name = name
     phase.start_at = start_at
     phase.end_at = end_at
     phase.daily_limit = daily_limit
     phase.total_limit = total_limit
     phase.late_submissions_scored = late_submissions_scored
-    phase.full_clean()
-    phase.save()
+    phase.overlap_checked_elsewhere = False
+    full_clean_or_refuse(phase)
+    try:
+        with transaction.atomic():
+            phase.save()
+    except IntegrityError:  # a constraint the clean above checks already; a race at worst
+        raise ApplicationError("The phase breaks a rule of phases; reload and try again.") from None
     return phase
-
-
-def _overlap(a_start, a_end, b_start, b_end) -> bool:
-    return (b_end is None or a_start < b_end) and (a_end is None or b_start < a_end)

@@ -13,7 +13,9 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
+from competitions import rules
 from competitions.errors import (
+    ApplicationError,
     FinalizedError,
     InvalidState,
     NotJoined,
@@ -275,11 +277,16 @@ def _enqueue_chunk_on_commit(
 def submission_set_disqualified(
     *, submission: Submission, disqualified: bool, reason: str = ""
 ) -> Submission:
+    """Disqualify (with a reason, which the team sees) or rank a submission again; the one
+    rule for the API, the organizer pages and the admin's actions."""
     competition_require_not_final(
         competition_id=submission.competition_id,
         refusal="The competition is finalized: disqualifications can't change "
         "unless an organizer reopens it.",
     )
+    reason = reason.strip()
+    if disqualified and not reason:
+        raise ApplicationError(rules.DISQUALIFY_REASON_REQUIRED)
     submission.is_disqualified = disqualified
     submission.disqualified_reason = reason if disqualified else ""
     submission.save(update_fields=["is_disqualified", "disqualified_reason"])

@@ -6,12 +6,14 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from competitions import rules
 from competitions.errors import (
     ApplicationError,
     FinalizedError,
     InvalidState,
     RulesNotAccepted,
     TeamBanned,
+    full_clean_or_refuse,
 )
 from competitions.models import Competition, Membership, Submission, Team, TeamInvitation
 from competitions.selectors import team_quota
@@ -32,8 +34,7 @@ def competition_join(*, competition: Competition, user: User, accept_rules: bool
     )
     if not accept_rules:
         raise RulesNotAccepted("You must accept the competition's rules to join it.")
-    name = _free_team_name(competition, user.get_username())
-    team = Team.objects.create(competition=competition, name=name)
+    team = _team_create(competition, user.get_username())
     try:
         with transaction.atomic():
             return Membership.objects.create(
@@ -45,16 +46,30 @@ def competition_join(*, competition: Competition, user: User, accept_rules: bool
         return Membership.objects.get(competition=competition, user=user)
 
 
+def _team_create(competition: Competition, wanted: str) -> Team:
+    """A new team named `wanted`, or with the first free suffix."""
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                name = _free_team_name(competition, wanted)
+                return Team.objects.create(competition=competition, name=name)
+        except IntegrityError:  # a concurrent join took the name (team_unique_name_ci)
+            continue
+    raise InvalidState("Many people are joining at once; try again in a moment.")
+
+
 def _free_team_name(competition: Competition, wanted: str) -> str:
-    taken = set(
-        Team.objects.filter(competition=competition, name__startswith=wanted).values_list(
-            "name", flat=True
-        )
-    )
-    if wanted not in taken:
+    # Names are unique regardless of case (the team_unique_name_ci constraint).
+    taken = {
+        name.lower()
+        for name in Team.objects.filter(
+            competition=competition, name__istartswith=wanted
+        ).values_list("name", flat=True)
+    }
+    if wanted.lower() not in taken:
         return wanted
     n = 2
-    while f"{wanted}-{n}" in taken:
+    while f"{wanted}-{n}".lower() in taken:
         n += 1
     return f"{wanted}-{n}"
 
@@ -105,7 +120,7 @@ def _unchangeable(team: Team) -> None:
     if team.competition.is_finalized:
         raise FinalizedError(TEAMS_FROZEN)
     if team.is_banned:
-        raise TeamBanned(f"The team {team.name} is banned from this competition.")
+        raise TeamBanned(rules.team_banned(team.name))
 
 
 def _require_member(team: Team, user: User) -> None:
@@ -115,22 +130,34 @@ def _require_member(team: Team, user: User) -> None:
 
 @transaction.atomic
 def team_rename(*, team: Team, user: User, name: str) -> Team:
+    """A member renames their team; refused after finalize (the name is on the final
+    board) and for a banned team."""
     _require_member(team, user)
-    _not_final(team.competition_id)  # the name is on the final board
-    name = " ".join(name.split())
-    if not name:
-        raise ApplicationError("Give the team a name.")
-    if len(name) > 100:
-        raise ApplicationError("A team name has at most 100 characters.")
-    taken = Team.objects.filter(competition_id=team.competition_id, name__iexact=name)
-    if taken.exclude(pk=team.pk).exists():
-        raise ApplicationError(f'Another team is already named "{name}".')
+    _not_final(team.competition_id)
+    team = Team.objects.select_for_update().select_related("competition").get(pk=team.pk)
+    _unchangeable(team)
+    return _name_set(team, name)
+
+
+@transaction.atomic
+def team_rename_by_organizer(*, team: Team, name: str) -> Team:
+    """An organizer renames a team (the admin), banned or not: moderation of names.
+    Refused after finalize, like every change to the final board."""
+    _not_final(team.competition_id)
+    team = Team.objects.select_for_update().get(pk=team.pk)
+    return _name_set(team, name)
+
+
+def _name_set(team: Team, name: str) -> Team:
+    if len(rules.team_name_normal(name)) > rules.TEAM_NAME_MAX:
+        raise ApplicationError(rules.TEAM_NAME_TOO_LONG)
     team.name = name
+    full_clean_or_refuse(team)  # Team.clean: the name's rules, "Carol" and "carol" alike
     try:
         with transaction.atomic():
             team.save(update_fields=["name"])
-    except IntegrityError:
-        raise ApplicationError(f'Another team is already named "{name}".') from None
+    except IntegrityError:  # a concurrent rename took the name (team_unique_name_ci)
+        raise ApplicationError(rules.team_name_taken(team.name)) from None
     return team
 
 
@@ -261,9 +288,7 @@ def team_leave(*, team: Team, user: User) -> Membership:
     _unchangeable(team)
     if team.memberships.count() == 1:
         raise InvalidState("You are the team's only member, so there is nothing to leave.")
-    new_team = Team.objects.create(
-        competition=team.competition, name=_free_team_name(team.competition, user.get_username())
-    )
+    new_team = _team_create(team.competition, user.get_username())
     membership.team = new_team
     membership.save(update_fields=["team"])
     leaderboard_refresh_team(team=team)

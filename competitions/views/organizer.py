@@ -285,9 +285,7 @@ def disqualify(request: AuthenticatedRequest, slug: str, submission_id: int) -> 
     disqualified = request.POST.get("disqualified") == "1"
 
     def run() -> str:
-        reason = form.cleaned_data["reason"].strip() if form.is_valid() else ""
-        if disqualified and not reason:
-            raise ApplicationError("Say why the submission is disqualified; its team sees it.")
+        reason = form.cleaned_data["reason"] if form.is_valid() else ""
         submission_services.submission_set_disqualified(
             submission=submission, disqualified=disqualified, reason=reason
         )

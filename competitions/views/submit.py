@@ -125,15 +125,19 @@ def _quota(competition, viewer: Viewer) -> dict | None:
     if found is None:
         return None
     phase, is_late = found
-    used = 0
+    context = {"phase": phase, "is_late": is_late, "used": 0, "total_used": 0, "left": None}
     if viewer.team_id:
-        used = selectors.team_quota(team=viewer.team_id, phase=phase, now=now).daily_used
-    return {
-        "phase": phase,
-        "is_late": is_late,
-        "used": used,
-        "left": max(phase.daily_limit - used, 0),
-    }
+        # The submission rule's own counts (selectors.team_quota): the page can't drift from it.
+        quota = selectors.team_quota(team=viewer.team_id, phase=phase, now=now)
+        total_spent = quota.total_limit is not None and quota.total_used >= quota.total_limit
+        context |= {
+            "used": quota.daily_used,
+            "total_used": quota.total_used,
+            "left": quota.remaining,
+            # Today's allowances reset at midnight UTC; a used-up phase total never does.
+            "resets_at": None if total_spent else quota.resets_at,
+        }
+    return context
 
 
 @login_required

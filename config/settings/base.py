@@ -136,6 +136,8 @@ FILE_UPLOAD_TEMP_DIR = env_str("HELDOUT_UPLOAD_TEMP_DIR", "") or None
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_HANDLERS = ["competitions.uploads.HashingUploadHandler"]
 HELDOUT_MAX_UPLOAD_BYTES = env_int("HELDOUT_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
+# A multipart body that sends nothing for this long before its Content-Length is refused (400).
+HELDOUT_BODY_STALL_TIMEOUT_S = env_float("HELDOUT_BODY_STALL_TIMEOUT_S", 10.0)
 # Submissions that fail validation don't use the daily quota, but only this many a day are accepted.
 HELDOUT_INVALID_SUBMISSIONS_PER_DAY = env_int("HELDOUT_INVALID_SUBMISSIONS_PER_DAY", 20)
 HELDOUT_MAX_PROBLEMS = env_int("HELDOUT_MAX_PROBLEMS", 100)

@@ -61,6 +61,7 @@
         show(panel, data.status);
         if (isDone(data.status)) {
           await swapIn(panel, pageUrl, focus);
+          if (options && options.onDone) options.onDone(data.status);
           return;
         }
       } catch (error) {

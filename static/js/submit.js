@@ -106,9 +106,25 @@
     panel.dataset.pageUrl = data.page_url;
     form.reset();
     describe();
+    // The server's counts (selectors.team_quota), never a local guess: a file that fails
+    // validation stops counting once it is rejected.
+    refreshQuota();
+    window.HeldoutStatus.follow(panel, data.status_url, data.page_url, { focus: true, onDone: refreshQuota });
+  }
+
+  async function refreshQuota() {
     const used = document.getElementById("quota-used");
-    if (used) used.textContent = String(Number(used.textContent) + 1);
-    window.HeldoutStatus.follow(panel, data.status_url, data.page_url, { focus: true });
+    if (!used || !form.dataset.quotaUrl) return;
+    try {
+      const response = await fetch(form.dataset.quotaUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const quota = await response.json();
+      used.textContent = String(quota.daily.used);
+      const total = document.getElementById("quota-total-used");
+      if (total) total.textContent = String(quota.total.used);
+    } catch (error) {
+      // The counter is a courtesy; the next page load shows the server's numbers.
+    }
   }
 
   const CHUNK = 5 * 1024 * 1024;

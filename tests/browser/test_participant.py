@@ -112,6 +112,8 @@ def test_a_bad_file_fails_and_every_problem_is_listed_with_its_line(
     assert any("banana" in row[2] for row in rows)
     assert any("missing" in row[2].lower() for row in rows), rows
     expect(page.locator("#status-detail")).to_contain_text("problem")
+    # The counter is the server's (selectors.team_quota): a rejected file doesn't count.
+    expect(page.locator("#quota-used")).to_have_text("0")
     screenshot(page, "10-submit-failed-with-problems")
 
     # The same list is on the submission's own page.

@@ -161,7 +161,7 @@ def test_the_submission_actions_call_the_services(world):
 def test_disqualifying_needs_a_reason(world):
     page = _act(client_for(world["anna"]), "submission", "disqualify", [world["sub_a"].pk])
 
-    assert "Give a reason to disqualify." in page.content.decode()
+    assert "Say why the submission is disqualified; its team sees it." in page.content.decode()
     world["sub_a"].refresh_from_db()
     assert not world["sub_a"].is_disqualified
 

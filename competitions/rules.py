@@ -1,0 +1,84 @@
+"""The rule book's checks and sentences, in one place for every door (docs/site.md).
+
+Plain functions over plain values, importing nothing from Django: the models' clean()
+(and so every service's full_clean), the admin's inline formsets and the bundle parser
+all call these, so a rule is written once and refused with the same sentence whichever
+interface a person uses. What the database can enforce is also a constraint on the model
+(competitions/models/core.py); the services translate its IntegrityError into these
+sentences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+PHASE_END_AFTER_START = "A phase must end after it starts."
+LIMIT_AT_LEAST_ONE = "Limits are at least 1."
+DISQUALIFY_REASON_REQUIRED = "Say why the submission is disqualified; its team sees it."
+TEAM_NAME_REQUIRED = "Give the team a name."
+TEAM_NAME_MAX = 100
+TEAM_NAME_TOO_LONG = f"A team name has at most {TEAM_NAME_MAX} characters."
+
+
+def team_name_taken(name: str) -> str:
+    return f'Another team is already named "{name}".'
+
+
+def team_banned(name: str) -> str:
+    return f"The team {name} is banned from this competition; it can't change."
+
+
+def phase_overlap(other: str) -> str:
+    return f'The phase would overlap "{other}"; phases must not overlap.'
+
+
+def team_name_normal(name: str) -> str:
+    """A team name as stored: inner runs of whitespace made one space, ends trimmed."""
+    return " ".join(name.split())
+
+
+def periods_overlap(
+    a_start: datetime, a_end: datetime | None, b_start: datetime, b_end: datetime | None
+) -> bool:
+    """Half-open periods [start, end); no end is open-ended. Touching ends don't overlap."""
+    return (b_end is None or a_start < b_end) and (a_end is None or b_start < a_end)
+
+
+def phase_problems(
+    *,
+    start_at: datetime | None,
+    end_at: datetime | None,
+    daily_limit: int | None,
+    total_limit: int | None,
+) -> dict[str, str]:
+    """A phase's own rules: field name -> sentence, empty when it keeps them all."""
+    problems = {}
+    if start_at is not None and end_at is not None and end_at <= start_at:
+        problems["end_at"] = PHASE_END_AFTER_START
+    if daily_limit is not None and daily_limit < 1:
+        problems["daily_limit"] = LIMIT_AT_LEAST_ONE
+    if total_limit is not None and total_limit < 1:
+        problems["total_limit"] = LIMIT_AT_LEAST_ONE
+    return problems
+
+
+def phase_overlapping(
+    start_at: datetime,
+    end_at: datetime | None,
+    others: Iterable[tuple[str, datetime, datetime | None]],
+) -> str | None:
+    """The name of the first of `others` (name, start, end) the phase overlaps, or None."""
+    for name, other_start, other_end in others:
+        if periods_overlap(start_at, end_at, other_start, other_end):
+            return name
+    return None
+
+
+def competition_limit_problems(**limits: int | None) -> dict[str, str]:
+    """Competition limits (selection_limit, max_team_size) are at least 1."""
+    return {
+        field: LIMIT_AT_LEAST_ONE
+        for field, value in limits.items()
+        if value is not None and value < 1
+    }
