@@ -34,7 +34,7 @@ from django.utils import timezone
 from competitions.errors import ApplicationError, FinalizedError, InvalidState
 from competitions.models import Competition, OrganizerJob, Submission, TaskVersion, Team
 from competitions.permissions import NotFound
-from competitions.services.freeze import competition_is_final
+from competitions.services.freeze import VERSION_FROZEN, competition_is_final
 from competitions.services.submissions import RESCORE_REFUSED
 from scoring.heartbeat import beating
 
@@ -86,7 +86,7 @@ def version_switch_start(
     if not TaskVersion.objects.filter(task__competition=competition, number=number).exists():
         raise NotFound(f"Version {number} does not exist.")
     if competition.is_finalized:
-        raise InvalidState("The competition is finalized; its ranked version can't change.")
+        raise FinalizedError(VERSION_FROZEN)
     _refuse_if_busy(competition)
     return organizer_job_create(
         competition=competition,
