@@ -18,8 +18,12 @@ from tests import factories
 TARGET_S = 120
 
 
+def _reap_every() -> float:
+    return float(settings.CELERY_BEAT_SCHEDULE[REAP_ENTRY]["schedule"])
+
+
 def test_the_defaults_requeue_within_two_minutes_and_pass_the_check():
-    reap_every = settings.CELERY_BEAT_SCHEDULE[REAP_ENTRY]["schedule"]
+    reap_every = _reap_every()
     # The heartbeat is at most as old as the death; the reaper finds it at its next round.
     assert settings.HELDOUT_RECOVER_AFTER_S + reap_every <= TARGET_S
     assert settings.HELDOUT_RECOVER_AFTER_S > 2 * settings.HELDOUT_HEARTBEAT_S
@@ -40,7 +44,7 @@ def test_with_the_defaults_a_worker_dead_for_two_minutes_has_its_submission_requ
         status="running", attempts=1, started_at=died, heartbeat_at=died
     )
     # The last round before the target that finds it silent for longer than the setting.
-    reap_every = settings.CELERY_BEAT_SCHEDULE[REAP_ENTRY]["schedule"]
+    reap_every = _reap_every()
     too_early = died + timedelta(seconds=settings.HELDOUT_RECOVER_AFTER_S - 1)
     in_time = died + timedelta(seconds=TARGET_S - reap_every + 1)
 
