@@ -47,6 +47,8 @@ class OrganizerJob(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     interruptions = models.PositiveIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When it was last sent to a worker: one queued for HELDOUT_RESEND_AFTER_S is sent again.
+    queued_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -124,7 +124,7 @@ def _refuse_if_busy(competition: Competition) -> None:
             kind__in=[Kind.VERSION_SWITCH, Kind.RESCORE_ALL],
         )
         .filter(
-            Q(status=Status.QUEUED, created_at__gte=sent)
+            Q(status=Status.QUEUED, queued_at__gte=sent)
             | Q(status=Status.RUNNING, heartbeat_at__gte=alive)
             | Q(status=Status.RUNNING, heartbeat_at__isnull=True, started_at__gte=alive)
         )
@@ -183,8 +183,10 @@ def _committed(job: OrganizerJob, result: dict) -> None:
 
 
 def organizer_jobs_reap(*, now: datetime | None = None) -> dict[str, int]:
-    """Recover the jobs whose worker stopped beating (module docstring). Returns how many
-    were recorded done, sent again and failed."""
+    """Recover the jobs whose worker stopped beating (module docstring), and send again
+    those queued for HELDOUT_RESEND_AFTER_S (their message may be lost; claiming is
+    conditional, so a duplicate does nothing). Returns how many were recorded done, run
+    again, failed and resent."""
     now = now or timezone.now()
     silent = now - timedelta(seconds=settings.HELDOUT_RECOVER_AFTER_S)
     dead = OrganizerJob.objects.filter(
@@ -204,17 +206,22 @@ def organizer_jobs_reap(*, now: datetime | None = None) -> dict[str, int]:
         interruptions=F("interruptions") + 1,
         finished_at=now,
     )
+    resend_before = now - timedelta(seconds=settings.HELDOUT_RESEND_AFTER_S)
     with transaction.atomic():
         again = list(_locked(uncommitted).values_list("pk", flat=True))
         OrganizerJob.objects.filter(pk__in=again).update(
             status=Status.QUEUED,
+            queued_at=now,
             heartbeat_at=None,
             progress_done=0,
             interruptions=F("interruptions") + 1,
         )
-        for pk in again:
+        lost = OrganizerJob.objects.filter(status=Status.QUEUED, queued_at__lt=resend_before)
+        resent = list(_locked(lost).values_list("pk", flat=True))
+        OrganizerJob.objects.filter(pk__in=resent).update(queued_at=now)
+        for pk in again + resent:
             _enqueue_on_commit(pk)
-    return {"done": done, "requeued": len(again), "failed": failed}
+    return {"done": done, "requeued": len(again), "failed": failed, "resent": len(resent)}
 
 
 def _locked(jobs: QuerySet) -> QuerySet:

@@ -79,7 +79,7 @@ def test_a_dead_switch_that_committed_is_recorded_done_and_not_run_again(
     assert OrganizerJob.objects.get(pk=job.pk).result["committed"] is True
 
     with django_capture_on_commit_callbacks() as sent:
-        assert organizer_jobs_reap() == {"done": 1, "requeued": 0, "failed": 0}
+        assert organizer_jobs_reap() == {"done": 1, "requeued": 0, "failed": 0, "resent": 0}
 
     job.refresh_from_db()
     assert (job.status, job.interruptions, job.progress_done) == ("done", 0, job.progress_total)
@@ -99,7 +99,7 @@ def test_a_dead_job_that_committed_nothing_runs_again_and_finishes(
     _died(job, settings)
 
     with django_capture_on_commit_callbacks() as sent:
-        assert organizer_jobs_reap() == {"done": 0, "requeued": 1, "failed": 0}
+        assert organizer_jobs_reap() == {"done": 0, "requeued": 1, "failed": 0, "resent": 0}
     assert len(sent) == 1  # sent to a worker again
     job.refresh_from_db()
     assert (job.status, job.interruptions, job.heartbeat_at) == ("queued", 1, None)
@@ -122,7 +122,7 @@ def test_a_job_whose_workers_died_too_often_fails_with_the_reason(settings, comp
     _died(job, settings)
     OrganizerJob.objects.filter(pk=job.pk).update(interruptions=settings.HELDOUT_MAX_ATTEMPTS - 1)
 
-    assert organizer_jobs_reap() == {"done": 0, "requeued": 0, "failed": 1}
+    assert organizer_jobs_reap() == {"done": 0, "requeued": 0, "failed": 1, "resent": 0}
 
     job.refresh_from_db()
     assert job.status == "failed"
@@ -146,10 +146,30 @@ def test_a_job_with_a_recent_heartbeat_is_left_alone_and_still_blocks(
         status="running", attempts=1, started_at=long_ago, heartbeat_at=timezone.now()
     )
 
-    assert organizer_jobs_reap() == {"done": 0, "requeued": 0, "failed": 0}
+    assert organizer_jobs_reap() == {"done": 0, "requeued": 0, "failed": 0, "resent": 0}
     assert OrganizerJob.objects.get(pk=job.pk).status == "running"
     with pytest.raises(jobs.InvalidState, match="is running"):
         rescore_all_start(competition=competition, user=organizer)
+
+
+@pytest.mark.django_db
+def test_a_job_queued_too_long_is_sent_again_and_stops_blocking_meanwhile(
+    settings, competition, organizer, django_capture_on_commit_callbacks
+):
+    _v2(competition)
+    job = version_switch_start(competition=competition, user=organizer, number=2)
+    lost = timezone.now() - timedelta(seconds=settings.HELDOUT_RESEND_AFTER_S + 5)
+    OrganizerJob.objects.filter(pk=job.pk).update(queued_at=lost)  # its message was lost
+    fresh = rescore_all_start(competition=competition, user=organizer)  # not blocked by it
+
+    with django_capture_on_commit_callbacks() as sent:
+        assert organizer_jobs_reap() == {"done": 0, "requeued": 0, "failed": 0, "resent": 1}
+
+    assert len(sent) == 1
+    job.refresh_from_db()
+    assert job.status == "queued"
+    assert job.queued_at > lost
+    assert OrganizerJob.objects.get(pk=fresh.pk).queued_at < job.queued_at
 
 
 @pytest.mark.django_db
