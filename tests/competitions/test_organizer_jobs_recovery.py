@@ -32,6 +32,7 @@ from scoring.sandbox import OWNER_LABEL
 from scoring.scorers import InProcessScorer
 from scoring.services import submission_score
 from tests import factories
+from tests.conftest import client_for
 from tests.worker_process import beat_process, worker_process
 
 TRUTH_V2 = factories.truth_csv().replace("id0,0,", "id0,1,")
@@ -110,6 +111,8 @@ def test_a_dead_job_that_committed_nothing_runs_again_and_finishes(
     assert organizer_job_run(job_id=job.pk) is True
     job.refresh_from_db()
     assert (job.status, job.attempts, job.interruptions) == ("done", 2, 1)
+    shown = client_for(organizer).get(f"/api/v1/jobs/{job.pk}/").json()
+    assert (shown["status"], shown["interruptions"]) == ("done", 1)
     assert job.result == {"number": 2, "rescore": False, "queued": 0}
     competition.task.refresh_from_db()
     assert competition.task.version == 2
