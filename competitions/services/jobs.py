@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 Kind = OrganizerJob.Kind
 Status = OrganizerJob.Status
 UNFINISHED = [Status.QUEUED, Status.RUNNING]
+FINISHED = [Status.DONE, Status.FAILED]
 
 
 def organizer_job_create(
@@ -160,10 +161,15 @@ def organizer_job_run(*, job_id: int, runner: object | None = None) -> bool:
     else:
         _finish(job, Status.DONE, "", result)
     finally:
-        if job.file:
-            job.file.delete(save=False)
-            OrganizerJob.objects.filter(pk=job_id).update(file="")
+        # Kept while the job may still run: the reaper may have sent it again meanwhile.
+        if job.file and OrganizerJob.objects.filter(pk=job_id, status__in=FINISHED).exists():
+            _drop_file(job)
     return True
+
+
+def _drop_file(job: OrganizerJob) -> None:
+    job.file.delete(save=False)
+    OrganizerJob.objects.filter(pk=job.pk).update(file="")
 
 
 def _finish(job: OrganizerJob, status: str, message: str, result: dict) -> None:
@@ -197,15 +203,7 @@ def organizer_jobs_reap(*, now: datetime | None = None) -> dict[str, int]:
         status=Status.DONE, finished_at=now, progress_done=F("progress_total")
     )
     uncommitted = dead.exclude(result__has_key="committed")
-    failed = uncommitted.filter(interruptions__gte=settings.HELDOUT_MAX_ATTEMPTS - 1).update(
-        status=Status.FAILED,
-        message=(
-            f"Its worker stopped {settings.HELDOUT_MAX_ATTEMPTS} times before it was done; "
-            "nothing was changed. Start it again."
-        ),
-        interruptions=F("interruptions") + 1,
-        finished_at=now,
-    )
+    failed = _give_up(uncommitted, now)
     resend_before = now - timedelta(seconds=settings.HELDOUT_RESEND_AFTER_S)
     with transaction.atomic():
         again = list(_locked(uncommitted).values_list("pk", flat=True))
@@ -222,6 +220,26 @@ def organizer_jobs_reap(*, now: datetime | None = None) -> dict[str, int]:
         for pk in again + resent:
             _enqueue_on_commit(pk)
     return {"done": done, "requeued": len(again), "failed": failed, "resent": len(resent)}
+
+
+def _give_up(dead: QuerySet, now: datetime) -> int:
+    """Fail the dead jobs interrupted HELDOUT_MAX_ATTEMPTS times; their work never committed."""
+    failed = 0
+    for job in dead.filter(interruptions__gte=settings.HELDOUT_MAX_ATTEMPTS - 1):
+        # One by one (a few at most), each conditional on still being dead.
+        if dead.filter(pk=job.pk).update(
+            status=Status.FAILED,
+            message=(
+                f"Its worker stopped {settings.HELDOUT_MAX_ATTEMPTS} times before it was done; "
+                "nothing was changed. Start it again."
+            ),
+            interruptions=F("interruptions") + 1,
+            finished_at=now,
+        ):
+            failed += 1
+            if job.file:
+                _drop_file(job)  # the program a dry run never finished with
+    return failed
 
 
 def _locked(jobs: QuerySet) -> QuerySet:

@@ -176,6 +176,37 @@ def test_a_job_queued_too_long_is_sent_again_and_stops_blocking_meanwhile(
 
 
 @pytest.mark.django_db
+def test_a_dry_run_taken_back_keeps_its_program_for_the_next_attempt_until_it_fails(
+    settings, competition, organizer, monkeypatch
+):
+    job = task_scorer_set(
+        task=competition.task,
+        uploaded_file=SimpleUploadedFile("score.py", SLOW_PROGRAM.encode()),
+        user=organizer,
+    )
+    assert job is not None
+
+    def taken_back(job_, runner):  # the reaper sent it again while this attempt ran
+        OrganizerJob.objects.filter(pk=job_.pk).update(status="queued", heartbeat_at=None)
+        return {}
+
+    monkeypatch.setitem(jobs._HANDLERS, OrganizerJob.Kind.DRY_RUN, taken_back)
+    assert organizer_job_run(job_id=job.pk) is True
+    job.refresh_from_db()
+    name = job.file.name
+    assert job.status == "queued"
+    assert name
+    assert job.file.storage.exists(name)
+
+    _died(job, settings)
+    OrganizerJob.objects.filter(pk=job.pk).update(interruptions=settings.HELDOUT_MAX_ATTEMPTS - 1)
+    assert organizer_jobs_reap()["failed"] == 1
+    job.refresh_from_db()
+    assert (job.status, job.file.name) == ("failed", "")
+    assert not job.file.storage.exists(name)
+
+
+@pytest.mark.django_db
 def test_a_rescore_all_that_fails_commits_nothing_and_is_not_marked_committed(
     competition, organizer, participant, monkeypatch
 ):
