@@ -1,5 +1,5 @@
 """Faults with real processes: a worker SIGKILLed mid-scoring, a worker whose database
-connection is cut. Real Celery workers and `celery beat` on the test database and broker,
+connection is cut, a worker whose Docker engine goes away for a few seconds. Real Celery workers and `celery beat` on the test database and broker,
 a real Docker engine running an organizer's scoring program that takes a few seconds.
 
 Recovery settings are shrunk so each test takes seconds: heartbeat every 1 s, recovery
