@@ -29,7 +29,7 @@ def recovery_settings_check(app_configs: Any = None, **kwargs: Any) -> list[Erro
                 f"HELDOUT_RECOVER_AFTER_S ({recover:g}) must be more than twice "
                 f"HELDOUT_HEARTBEAT_S ({beat:g}), itself above 0: otherwise one late "
                 "heartbeat gets live work requeued.",
-                hint="Keep the defaults (15 s and 120 s) or scale them together.",
+                hint="Keep the defaults (15 s and 90 s) or scale them together.",
                 id="heldout.E001",
             )
         )

@@ -1,6 +1,7 @@
 """The reaper: recover work whose worker died, and resend work whose message was lost.
 
-Sent by celery beat every HELDOUT_REAP_EVERY_S. For submissions and replications alike:
+Sent by celery beat every HELDOUT_REAP_EVERY_S (scoring.tasks, which also reaps organizers' jobs:
+competitions.services.jobs.organizer_jobs_reap). For submissions and replications alike:
 - RUNNING with a heartbeat older than HELDOUT_RECOVER_AFTER_S: its worker died (a live
   worker beats every HELDOUT_HEARTBEAT_S whatever its time limits). It counts one
   interruption and goes back to the queue, or fails once it was interrupted

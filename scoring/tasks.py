@@ -39,10 +39,12 @@ def replication_run_task(replication_id: int) -> bool:
 
 @shared_task
 def submissions_reap_task() -> dict[str, int]:
+    from competitions.services.jobs import organizer_jobs_reap
     from scoring.reaper import replications_reap, submissions_reap
 
     reaped = submissions_reap()
-    return reaped | {f"replications_{k}": v for k, v in replications_reap().items()}
+    reaped |= {f"replications_{k}": v for k, v in replications_reap().items()}
+    return reaped | {f"jobs_{k}": v for k, v in organizer_jobs_reap().items()}
 
 
 @shared_task

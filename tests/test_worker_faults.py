@@ -1,5 +1,5 @@
 """Faults with real processes: a worker SIGKILLed mid-scoring, a worker whose database
-connection is cut. Real Celery workers and `celery beat` on the test database and broker,
+connection is cut, a worker whose Docker engine goes away for a few seconds. Real Celery workers and `celery beat` on the test database and broker,
 a real Docker engine running an organizer's scoring program that takes a few seconds.
 
 Recovery settings are shrunk so each test takes seconds: heartbeat every 1 s, recovery
@@ -159,9 +159,10 @@ def test_a_sigkilled_workers_submission_is_scored_by_another_within_the_recovery
 
 
 class CuttableProxy:
-    """A TCP proxy on loopback to PostgreSQL whose connections can be cut for a while."""
+    """A TCP proxy on loopback whose connections can be cut for a while: in front of
+    PostgreSQL (`target` a host and port) or the Docker engine (`target` a unix socket)."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int] | str) -> None:
         self.target = target
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
@@ -180,10 +181,17 @@ class CuttableProxy:
             if not self.up.is_set():
                 client.close()
                 continue
-            upstream = socket.create_connection(self.target)
+            upstream = self._connect()
             with self.lock:
                 self.sockets += [client, upstream]
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _connect(self) -> socket.socket:
+        if isinstance(self.target, tuple):
+            return socket.create_connection(self.target)
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        upstream.connect(self.target)
+        return upstream
 
     def _pump(self, a: socket.socket, b: socket.socket) -> None:
         with suppress(OSError, ValueError):
@@ -250,3 +258,52 @@ def test_the_worker_refuses_to_start_with_contradictory_settings(tmp_path):
     assert "heldout.E001" in log.read_text()
     assert settings.HELDOUT_RECOVER_AFTER_S > 2 * settings.HELDOUT_HEARTBEAT_S  # ours unchanged
     assert os.environ.get("HELDOUT_RECOVER_AFTER_S") is None
+
+
+def _quota(participant, competition) -> dict:
+    from tests.conftest import client_for
+
+    response = client_for(participant).get(f"/api/v1/competitions/{competition.slug}/quota/")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+@pytest.mark.docker
+def test_a_docker_engine_outage_during_scoring_costs_no_submission_its_allowance_or_quota(
+    tmp_path, engine, organizer, participant
+):
+    # The machine's dockerd is shared: the worker reaches it through a proxy that is cut
+    # for a few seconds instead, as a restart of the engine looks to its clients.
+    competition = _competition(organizer, participant, program_seconds=3)
+    proxy = CuttableProxy("/var/run/docker.sock")
+    log = tmp_path / "worker.log"
+    env = {**RECOVERY, "DOCKER_HOST": f"tcp://127.0.0.1:{proxy.port}"}
+    try:
+        with worker_process(log, env) as worker:
+            submissions = [_submit(competition, participant) for _ in range(2)]
+            before = _quota(participant, competition)
+            assert before["total"]["used"] == 2
+            _until(
+                lambda: bool(_containers(engine, submissions[0], worker, status="running")),
+                "the scoring container's start",
+                60,
+                [log],
+            )
+            proxy.cut(4.0)
+            for submission in submissions:
+                _until(
+                    lambda s=submission: _status(s) in ("scored", "failed"), "scoring", 90, [log]
+                )
+            for submission in submissions:  # the first attempt's container, cut off
+                for container in _containers(engine, submission, worker, every=True):
+                    container.remove(force=True)
+    finally:
+        proxy.close()
+    assert "goes back to the queue" in log.read_text()
+    for submission in submissions:
+        submission.refresh_from_db()
+        assert (submission.status, submission.failure) == ("scored", ""), submission.error_message
+        assert submission.interruptions == 0
+        assert Score.objects.filter(submission=submission).count() == 4
+    assert submissions[0].attempts >= 2  # given back at least once, no allowance used
+    assert _quota(participant, competition) == before

@@ -29,6 +29,8 @@ class OrganizerJobOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField()
+    heartbeat_at = serializers.DateTimeField(help_text="The running worker's latest heartbeat")
+    interruptions = serializers.IntegerField(help_text="Times its worker stopped mid-run")
 
     def get_url(self, job: OrganizerJob) -> str:
         return reverse("api:job-detail", args=[job.pk], request=self.context.get("request"))

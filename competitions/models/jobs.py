@@ -42,6 +42,13 @@ class OrganizerJob(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Claims, like a submission's: the running worker beats (scoring.heartbeat); the reaper
+    # runs a job again, or fails it, once its heartbeat is HELDOUT_RECOVER_AFTER_S old.
+    attempts = models.PositiveIntegerField(default=0)
+    interruptions = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When it was last sent to a worker: one queued for HELDOUT_RESEND_AFTER_S is sent again.
+    queued_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -2,8 +2,9 @@
 
 The archive (docs/reproducibility.md) holds the competition bundle (docs/bundle.md), every
 task version with its ground truth, the teams, every submission with its files, every
-score under every version, every manifest, sandbox run and replication, and the boards as
-they stood. Importing recreates all of it and recomputes the boards, which must come out
+score under every version, every manifest, sandbox run and replication, the finalize and
+reopen events, the claims once on a public board (ClaimRecord), and the boards as they
+stood. Importing recreates all of it and recomputes the boards, which must come out
 the same; people are not carried over unless asked (see _users in archive_import.py).
 """
 
@@ -21,7 +22,9 @@ from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from competitions.models import (
+    ClaimRecord,
     Competition,
+    CompetitionEvent,
     Membership,
     Replication,
     SandboxRun,
@@ -116,14 +119,29 @@ def _competition_data(competition: Competition, zf: zipfile.ZipFile) -> dict[str
     return {
         **_fields(
             competition,
-            ["finalized_at", "labels_published", "replicate_top_n", "max_team_size", "created_at"],
+            [
+                "finalized_at",
+                "reopened_at",
+                "reopen_reason",
+                "labels_published",
+                "replicate_top_n",
+                "max_team_size",
+                "created_at",
+            ],
         ),
+        "events": [_event_data(e) for e in competition.events.order_by("at", "pk")],
         "task": _fields(task, TASK_FIELDS) | {"version": task.version, "scorer_program": program},
         "phases": [
             _fields(phase, ["name", "submission_kind", "allow_build_context"])
             for phase in competition.phases.order_by("start_at")
         ],
     }
+
+
+def _event_data(event: CompetitionEvent) -> dict[str, Any]:
+    """A finalize or reopen; `by` is a username (the import maps it like the members)."""
+    by = event.by.get_username() if event.by is not None else None
+    return _fields(event, ["kind", "reason", "ended_phases", "at"]) | {"by": by}
 
 
 def _team_data(team: Team) -> dict[str, Any]:
@@ -178,6 +196,11 @@ def _history(competition: Competition) -> dict[str, list[dict[str, Any]]]:
                 "new_run": r.new_run_id,
             }
             for r in Replication.objects.filter(**of).order_by("pk")
+        ],
+        # Rows once on a public board: their claim pages stay visible (services.claims).
+        "claims": [
+            _fields(c, ["split", "task_version", "recorded_at"]) | {"submission": c.submission_id}
+            for c in ClaimRecord.objects.filter(**of).order_by("pk")
         ],
     }
 

@@ -19,7 +19,9 @@ from django.utils.dateparse import parse_datetime
 
 from competitions.bundles import BUNDLE_YAML
 from competitions.models import (
+    ClaimRecord,
     Competition,
+    CompetitionEvent,
     Membership,
     Replication,
     SandboxRun,
@@ -104,13 +106,54 @@ def _restore(
     users = _users(zf, competition, keep_users=keep_users)
     teams = _restore_teams(competition, _get(zf, "teams.json"), users)
     ids = _restore_submissions(zf, competition, _get(zf, "submissions.json"), teams, users, stored)
-    _restore_history(_get(zf, "history.json"), ids)
+    history = _get(zf, "history.json")
+    _restore_history(history, ids)
     leaderboard_rebuild(competition=competition)
     _check_boards(competition, _get(zf, "leaderboards.json"), ids)
-    Competition.objects.filter(pk=competition.pk).update(
-        **{k: _value(Competition, k, data[k]) for k in ("finalized_at", "created_at")}
-    )
+    _restore_lifecycle(competition, data, history.get("claims", []), ids, keep_users=keep_users)
     competition.refresh_from_db()
+
+
+def _restore_lifecycle(
+    competition: Competition,
+    data: dict,
+    claims: list[dict],
+    ids: dict[int, int],
+    *,
+    keep_users: bool,
+) -> None:
+    """The freeze, the reopens and the claims. Archives made before these were kept lack
+    them: they import without. An event's author is kept only with `keep_users`."""
+    lifecycle = {k: data[k] for k in ("finalized_at", "created_at")}
+    lifecycle |= {
+        "reopened_at": data.get("reopened_at"),
+        "reopen_reason": data.get("reopen_reason", ""),
+    }
+    Competition.objects.filter(pk=competition.pk).update(
+        **{k: _value(Competition, k, v) for k, v in lifecycle.items()}
+    )
+    authors = {}
+    if keep_users:
+        names = {e["by"] for e in data.get("events", []) if e.get("by")}
+        authors = {u.get_username(): u for u in User.objects.filter(username__in=names)}
+    CompetitionEvent.objects.bulk_create(
+        CompetitionEvent(
+            competition=competition,
+            by=authors.get(event.get("by") or ""),
+            **_values(CompetitionEvent, event, exclude={"by"}),
+        )
+        for event in data.get("events", [])
+    )
+    ClaimRecord.objects.bulk_create(
+        (
+            ClaimRecord(
+                submission_id=ids[c["submission"]],
+                **_values(ClaimRecord, c, exclude={"submission"}),
+            )
+            for c in claims
+        ),
+        ignore_conflicts=True,  # the rebuild may have remembered a row already
+    )
 
 
 def _restore_settings(

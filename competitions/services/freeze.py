@@ -15,6 +15,10 @@ from django.db import connection
 from competitions.errors import FinalizedError
 from competitions.models import Competition
 
+# The refusals of organizers' actions that would change how the final board is scored.
+VERSION_FROZEN = "The competition is finalized; its ranked version can't change."
+SCORER_FROZEN = "The competition is finalized; its scorer can't change."
+
 
 def competition_is_final(*, competition_id: int) -> bool:
     """Whether the competition is finalized now; holds a share lock on its row until the

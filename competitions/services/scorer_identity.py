@@ -20,9 +20,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from competitions.errors import InvalidState
+from competitions.errors import FinalizedError, InvalidState
 from competitions.models import ScorerMismatchReport, Task, TaskVersion
 from competitions.selectors import scorer_mismatches_recent
+from competitions.services.freeze import SCORER_FROZEN
 from competitions.services.versions import (
     task_version_activate,
     task_version_create,
@@ -109,10 +110,10 @@ def task_scorer_adopt(*, task: Task, by: User, identity: str | None = None) -> T
     `identity` defaults to the one most recently reported by a worker that left this
     task's submissions (ScorerMismatchReport); with no report, the version records no
     scorer and the first scoring under it decides. Raises InvalidState when there is
-    nothing to adopt or the competition is finalized.
+    nothing to adopt, FinalizedError when the competition is finalized.
     """
     if task.competition.is_finalized:
-        raise InvalidState("The competition is finalized; its scorer can't change.")
+        raise FinalizedError(SCORER_FROZEN)
     ranked = task_version_ensure(task=task)
     if identity is None:
         reports = scorer_mismatches_recent(task=task)

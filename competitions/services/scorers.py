@@ -19,8 +19,9 @@ from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
-from competitions.errors import ApplicationError
+from competitions.errors import ApplicationError, FinalizedError
 from competitions.models import OrganizerJob, Submission, Task, TaskFile, TaskVersion
+from competitions.services.freeze import SCORER_FROZEN
 from competitions.services.jobs import organizer_job_create
 from scoring.program_scorer import MAX_PROGRAM_BYTES, ProgramScorer, program_unpack
 from scoring.sandbox import SandboxError, SandboxRunner, SandboxUnavailable
@@ -50,8 +51,9 @@ def task_scorer_set(
     """Accept an uploaded score.py (or a zip holding one) for a dry run in the sandbox on
     the task's sample submission, run by a worker (task_scorer_dry_run). Returns the job.
 
-    What can be checked at once is (ScorerRejected): a finalized competition, an unknown
-    image, the size, a missing sample, a zip that can't be unpacked. The task keeps the
+    What can be checked at once is: a finalized competition (FinalizedError, 409 like
+    every action the freeze refuses), and (ScorerRejected) an unknown image, the size, a
+    missing sample, a zip that can't be unpacked. The task keeps the
     scorer it had until the dry run succeeds.
 
     The same bytes as the stored program, on the same image, change nothing but
@@ -64,7 +66,7 @@ def task_scorer_set(
             task.save(update_fields=["scorer_program_public"])
         return None
     if task.competition.is_finalized:
-        raise ScorerRejected("The competition is finalized; its scorer can't change.")
+        raise FinalizedError(SCORER_FROZEN)
     image = image or task.scorer_image or settings.HELDOUT_SCORER_IMAGE
     if image not in settings.HELDOUT_SCORER_IMAGES:
         known = ", ".join(settings.HELDOUT_SCORER_IMAGES)
@@ -94,7 +96,7 @@ def task_scorer_dry_run(*, job: OrganizerJob, runner: SandboxRunner | None = Non
     tail in extra["dry_run"]) and the task keeps the scorer it had."""
     task = Task.objects.select_related("competition").get(competition_id=job.competition_id)
     if task.competition.is_finalized:
-        raise ScorerRejected("The competition is finalized; its scorer can't change.")
+        raise FinalizedError(SCORER_FROZEN)
     sample = task.files.filter(kind=TaskFile.Kind.SAMPLE).first()
     if sample is None:
         raise ScorerRejected("The task has no sample submission to try the program on.")

@@ -20,11 +20,12 @@ from django.core.files import File
 from django.db import transaction
 from django.db.models import Max
 
-from competitions.errors import ApplicationError, InvalidState
+from competitions.errors import ApplicationError, FinalizedError
 from competitions.models import LeaderboardEntry, Task, TaskVersion
 from competitions.permissions import NotFound
 from competitions.services.bundles import file_sha256
 from competitions.services.claims import claims_remember
+from competitions.services.freeze import VERSION_FROZEN
 from competitions.services.leaderboard import leaderboard_rebuild
 from scoring.cli import truth_summary
 from scoring.evaluate import load_truth
@@ -119,7 +120,7 @@ def task_version_activate(*, task: Task, number: int, rescore: bool = False) -> 
             raise NotFound(f"Version {number} does not exist.")
         competition = task.competition
         if competition.is_finalized:
-            raise InvalidState("The competition is finalized; its ranked version can't change.")
+            raise FinalizedError(VERSION_FROZEN)
         size = version.ground_truth.size
         # The board's rows stay citable under the version they were made on.
         claims_remember(entries=LeaderboardEntry.objects.filter(competition=competition))

@@ -156,11 +156,14 @@ def test_after_finalize_every_action_that_could_move_the_board_is_refused_by_the
         FINAL_BAN,
     )
     activate = api(organizer).post(f"/api/v1/competitions/{slug}/versions/1/activate/")
-    _refused(
-        activate,
-        "The competition is finalized; its ranked version can't change.",
-        code="invalid_state",
+    _refused(activate, "The competition is finalized; its ranked version can't change.")
+    program = factories.upload(b"print('x')", "score.py")
+    scorer = api(organizer).post(
+        f"/api/v1/competitions/{slug}/scorer/", {"program": program}, format="multipart"
     )
+    _refused(scorer, "The competition is finalized; its scorer can't change.")
+    adopt = api(organizer).post(f"/api/v1/competitions/{slug}/scorer/adopt/")
+    _refused(adopt, "The competition is finalized; its scorer can't change.")
     again = api(organizer).post(f"/api/v1/competitions/{slug}/finalize/")
     _refused(again, "The competition is already finalized.", code="invalid_state")
 

@@ -84,7 +84,7 @@ def test_a_switch_refused_when_it_runs_fails_with_the_reason_and_changes_nothing
 
     assert job.status == "failed"
     assert job.message == "The competition is finalized; its ranked version can't change."
-    assert job.result == {"code": "invalid_state"}
+    assert job.result == {"code": "finalized"}
     competition.task.refresh_from_db()
     assert competition.task.version == 1
     assert set(LeaderboardEntry.objects.values_list("task_version", flat=True)) == {1}

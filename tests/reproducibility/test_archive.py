@@ -12,7 +12,9 @@ from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 
 from competitions.models import (
+    ClaimRecord,
     Competition,
+    CompetitionEvent,
     Membership,
     Replication,
     Score,
@@ -25,7 +27,7 @@ from competitions.services.archive import (
     competition_archive_export,
     competition_archive_import,
 )
-from competitions.services.lifecycle import competition_finalize
+from competitions.services.lifecycle import competition_finalize, competition_reopen
 from competitions.services.submissions import (
     submission_create,
     submission_set_selected,
@@ -150,6 +152,74 @@ def test_an_archive_round_trip_keeps_the_boards_scores_versions_manifests_and_fi
     card = Submission.objects.get(competition=copy, method_name="GBM")
     assert card.hardware_declared == "1 GPU"
     assert Submission.objects.filter(competition=copy, is_selected=True).count() == 1
+
+
+def _events(competition: Competition) -> list[tuple]:
+    events = CompetitionEvent.objects.filter(competition=competition).order_by("at", "pk")
+    return [
+        (e.kind, e.reason, e.ended_phases, e.at, e.by.username if e.by else None) for e in events
+    ]
+
+
+def _claims(competition: Competition) -> set[tuple]:
+    return set(
+        ClaimRecord.objects.filter(submission__competition=competition).values_list(
+            "submission__team__name",
+            "submission__created_at",
+            "split",
+            "task_version",
+            "recorded_at",
+        )
+    )
+
+
+def test_an_archive_round_trip_keeps_the_finalize_and_reopen_history_and_the_claims(
+    history, tmp_path, organizer
+):
+    competition_reopen(competition=history, by=organizer, reason="A label was wrong")
+    competition_finalize(competition=history, by=organizer)
+    history.refresh_from_db()
+    assert len(_events(history)) == 3
+    assert _claims(history)  # version 1's public rows, remembered when version 2 was ranked
+    archive = competition_archive_export(competition=history, dest=tmp_path / "a.zip")
+
+    restored = competition_archive_import(
+        source=archive, organizer=None, slug="restored", keep_users=True
+    )
+    copy = competition_archive_import(source=archive, organizer=None, slug="copy")
+
+    for imported in (restored, copy):
+        assert (imported.finalized_at, imported.reopened_at, imported.reopen_reason) == (
+            history.finalized_at,
+            history.reopened_at,
+            "A label was wrong",
+        )
+        assert _claims(imported) == _claims(history)
+    assert _events(restored) == _events(history)
+    assert [e[-1] for e in _events(restored)] == [None, "orga", "orga"]
+    # People are not carried over unless asked: the authors are unknown here.
+    assert _events(copy) == [(*e[:-1], None) for e in _events(history)]
+
+
+def test_an_archive_made_before_events_and_claims_were_kept_still_imports(history, tmp_path):
+    archive = competition_archive_export(competition=history, dest=tmp_path / "a.zip")
+    older = tmp_path / "older.zip"
+    with zipfile.ZipFile(archive) as src, zipfile.ZipFile(older, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename in ("competition.json", "history.json"):
+                document = json.loads(data)
+                for key in ("events", "reopened_at", "reopen_reason", "claims"):
+                    document.pop(key, None)
+                data = json.dumps(document).encode()
+            dst.writestr(info, data)
+
+    copy = competition_archive_import(source=older, organizer=None, slug="older")
+
+    assert copy.finalized_at == history.finalized_at
+    assert (copy.reopened_at, copy.reopen_reason) == (None, "")
+    assert not CompetitionEvent.objects.filter(competition=copy).exists()
+    assert _board(copy, "private") == _board(history, "private")
 
 
 def test_people_become_inactive_accounts_unless_kept(history, tmp_path, participant):

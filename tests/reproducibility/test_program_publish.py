@@ -10,8 +10,9 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from competitions.errors import FinalizedError
 from competitions.models import Competition, OrganizerJob, Submission, TaskVersion
-from competitions.services.scorers import ScorerRejected, task_scorer_dry_run, task_scorer_set
+from competitions.services.scorers import task_scorer_dry_run, task_scorer_set
 from competitions.services.submissions import submission_create
 from scoring.scorers import InProcessScorer
 from scoring.services import submission_score
@@ -157,7 +158,7 @@ def test_a_finalized_competition_may_publish_its_program_but_not_change_it(with_
     task.refresh_from_db()
 
     task_scorer_set(task=task, uploaded_file=_upload(), public=True)
-    with pytest.raises(ScorerRejected, match="finalized"):
+    with pytest.raises(FinalizedError, match="finalized"):
         task_scorer_set(task=task, uploaded_file=_upload(PROGRAM + b"\n"))
 
     task.refresh_from_db()

@@ -144,7 +144,7 @@ def test_a_version_can_not_be_activated_once_finalized(api, competition, organiz
     response = api(organizer).post(f"/api/v1/competitions/{competition.slug}/versions/2/activate/")
 
     assert response.status_code == 409
-    assert response.json()["code"] == "invalid_state"
+    assert response.json()["code"] == "finalized"
     task.refresh_from_db()
     assert task.version == 1
 

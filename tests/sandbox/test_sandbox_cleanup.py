@@ -297,7 +297,7 @@ def test_an_attempt_work_dir_is_private(tmp_path, settings):
 @pytest.mark.docker
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
-def test_every_worker_runs_the_cleanup_periodically(
+def test_every_worker_runs_the_cleanup_periodically_and_spares_another_deployments_containers(
     docker_client, scorer_image, containers, tmp_path, monkeypatch
 ):
     work = tmp_path / "work"
@@ -306,6 +306,8 @@ def test_every_worker_runs_the_cleanup_periodically(
     monkeypatch.setenv("HELDOUT_SANDBOX_CLEANUP_GRACE_S", "0")
     deadline = time.time() + 6  # past the worker's start-up, so a later round kills it
     leftover = containers(_labels(settings.HELDOUT_DEPLOYMENT_ID, deadline), scorer_image)
+    # Another deployment's, long past its deadline, on the same engine: not this worker's.
+    theirs = containers(_labels(f"{settings.HELDOUT_DEPLOYMENT_ID}-other", 1.0), scorer_image)
     dead = _folder(work, SCORE, 123_456, 1, _dead_pid(), socket.gethostname())
     log = tmp_path / "worker.log"
 
@@ -316,6 +318,7 @@ def test_every_worker_runs_the_cleanup_periodically(
         gone_at = time.time()
 
     assert not _exists(docker_client, leftover), log.read_text()[-3000:]
+    assert _exists(docker_client, theirs)  # the rounds that removed ours left it
     # Killed at the first round past its deadline, however slow the worker's start.
     assert deadline - 1 <= gone_at < deadline + 20, log.read_text()[-3000:]
     assert not dead.exists()
