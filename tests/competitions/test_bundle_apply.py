@@ -40,7 +40,8 @@ def bundle(tmp_path) -> Path:
 @pytest.fixture
 def applied(bundle, organizer) -> Competition:
     diff = bundle_apply(source=bundle, organizer=organizer, dry_run=False)
-    assert diff.created and diff.applied
+    assert diff.created
+    assert diff.applied
     return Competition.objects.get(slug="tiny-bundle")
 
 
@@ -53,7 +54,8 @@ def submit(competition: Competition, user) -> Submission:
 
 def test_applying_a_new_slug_creates_the_competition_which_the_user_organizes(bundle, organizer):
     dry = bundle_apply(source=bundle, organizer=organizer, dry_run=True)
-    assert dry.created and not dry.applied
+    assert dry.created
+    assert not dry.applied
     assert FieldChange("title", None, "A tiny bundle") in dry.changes
     assert {f.path for f in dry.files} == {
         "task.ground_truth",
@@ -71,7 +73,9 @@ def test_applying_a_new_slug_creates_the_competition_which_the_user_organizes(bu
 def test_applying_the_same_bundle_again_changes_nothing(bundle, organizer, applied):
     diff = bundle_apply(source=bundle, organizer=organizer, dry_run=False)
 
-    assert diff.empty and diff.applied and not diff.created
+    assert diff.empty
+    assert diff.applied
+    assert not diff.created
     assert (diff.refusals, diff.version) == ([], None)
     assert applied.task.versions.count() == 1
 
@@ -105,7 +109,8 @@ def test_a_dry_run_lists_each_change_and_writes_nothing(bundle, organizer, appli
         "task.files[train.csv]": ("changed", old_train, file_sha256(bundle / "train.csv")),
         "task.files[test.csv]": ("removed", applied.task.files.get(name="test.csv").sha256, ""),
     }
-    assert not diff.applied and diff.refusals == []
+    assert not diff.applied
+    assert diff.refusals == []
     applied.refresh_from_db()
     assert (applied.title, applied.phases.count(), applied.task.files.count()) == (
         "A tiny bundle",
@@ -128,7 +133,8 @@ def test_apply_updates_settings_phases_and_files(bundle, organizer, applied):
 
     diff = bundle_apply(source=bundle, organizer=organizer, dry_run=False)
 
-    assert diff.applied and not diff.empty
+    assert diff.applied
+    assert not diff.empty
     applied.refresh_from_db()
     assert (applied.title, applied.labels_published) == ("Renamed", True)
     task = applied.task
@@ -153,7 +159,8 @@ def test_a_new_ground_truth_makes_a_version_that_is_not_ranked(bundle, organizer
 
     task = applied.task
     task.refresh_from_db()
-    assert diff.version == 2 and task.version == 1
+    assert diff.version == 2
+    assert task.version == 1
     assert task.ground_truth.open("rb").read().decode() == TRUTH  # version 1 is untouched
     new = TaskVersion.objects.get(task=task, number=2)
     assert new.ground_truth_sha256 == file_sha256(bundle / "solution.csv")
@@ -162,7 +169,8 @@ def test_a_new_ground_truth_makes_a_version_that_is_not_ranked(bundle, organizer
 
     again = bundle_apply(source=bundle, organizer=organizer, dry_run=False)
 
-    assert again.empty and again.version is None
+    assert again.empty
+    assert again.version is None
     assert "version 2 holds this ground truth" in again.notes[0]
     assert task.versions.count() == 2
 
@@ -184,11 +192,13 @@ def test_activate_ranks_a_version_that_already_holds_the_ground_truth(bundle, or
     rewrite(bundle, lambda doc: doc["task"].update(activate=True))
 
     diff = bundle_apply(source=bundle, organizer=organizer, dry_run=True)
-    assert diff.changes == [FieldChange("task.version", 1, 2)] and diff.files == []
+    assert diff.changes == [FieldChange("task.version", 1, 2)]
+    assert diff.files == []
     bundle_apply(source=bundle, organizer=organizer, dry_run=False)
 
     applied.task.refresh_from_db()
-    assert applied.task.version == 2 and applied.task.versions.count() == 2
+    assert applied.task.version == 2
+    assert applied.task.versions.count() == 2
 
 
 def test_a_new_scoring_program_with_scored_submissions_goes_through_a_new_ranked_version(
@@ -208,7 +218,8 @@ def test_a_new_scoring_program_with_scored_submissions_goes_through_a_new_ranked
     task = applied.task
     task.refresh_from_db()
     assert [f.path for f in diff.files] == ["task.scorer_program"]
-    assert task.version == 2 and task.scorer_program_sha256 == file_sha256(bundle / "score.py")
+    assert task.version == 2
+    assert task.scorer_program_sha256 == file_sha256(bundle / "score.py")
     assert task.versions.get(number=2).scorer_program_sha256 == task.scorer_program_sha256
     assert task.versions.get(number=1).scorer_program_sha256 == ""
 
@@ -235,7 +246,9 @@ def test_its_own_export_still_applies_after_finalize(organizer, applied, tmp_pat
 
     diff = bundle_apply(source=exported, organizer=organizer, dry_run=False)
 
-    assert diff.empty and diff.applied and diff.refusals == []
+    assert diff.empty
+    assert diff.applied
+    assert diff.refusals == []
 
 
 def test_it_refuses_removing_or_renaming_a_phase_with_submissions(
