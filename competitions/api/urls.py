@@ -2,7 +2,15 @@ from django.urls import path
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.throttling import ScopedRateThrottle
 
-from competitions.api import competitions, jobs, organizer, reproducibility, scorers, submissions
+from competitions.api import (
+    bundles,
+    competitions,
+    jobs,
+    organizer,
+    reproducibility,
+    scorers,
+    submissions,
+)
 from competitions.api import uploads as tus_uploads
 from competitions.api.routing import slash_optional
 
@@ -20,6 +28,7 @@ urlpatterns = [
     path("auth/token/", TokenApi.as_view(), name="token"),
     path("competitions/", competitions.CompetitionListApi.as_view(), name="competition-list"),
     path("competitions/import/", organizer.BundleImportApi.as_view(), name="bundle-import"),
+    path("competitions/apply/", bundles.BundleApplyApi.as_view(), name="bundle-apply"),
     path(
         "competitions/<slug:slug>/",
         competitions.CompetitionDetailApi.as_view(),
