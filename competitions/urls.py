@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from competitions import views_entries
-from competitions.views import accounts, organizer, pages, submit, teams, versions
+from competitions.views import accounts, bundles, organizer, pages, submit, teams, versions
 
 urlpatterns = [
     path("", pages.competition_list, name="competition-list"),
@@ -71,6 +71,7 @@ urlpatterns = [
     path("c/<slug:slug>/team/invitations/<str:token>/", teams.invitation, name="invitation"),
     # Organizers.
     path("organize/import/", organizer.bundle_upload, name="bundle-upload"),
+    path("organize/apply/", bundles.bundle_apply_page, name="bundle-apply"),
     path("c/<slug:slug>/organize/", organizer.dashboard, name="organize"),
     path("c/<slug:slug>/organize/data/", organizer.data, name="organize-data"),
     path(
