@@ -66,10 +66,9 @@ def bundle_diff(*, bundle: Bundle, competition: Competition | None) -> BundleDif
     old = {} if competition is None else _competition_values(competition)
     _compare(diff, old, _bundle_values(bundle))
     _compare_files(diff, competition, bundle)
-    if competition is None:
-        return diff
     _compare_phases(diff, competition, bundle)
-    _refusals(diff, competition)
+    if competition is not None:
+        _refusals(diff, competition)
     return diff
 
 
@@ -164,8 +163,8 @@ def _prefixed(name: str, values: dict[str, Any]) -> dict[str, Any]:
     return {f"phases[{name}].{key}": value for key, value in values.items()}
 
 
-def _compare_phases(diff: BundleDiff, competition: Competition, bundle: Bundle) -> None:
-    current = {p.name: p for p in competition.phases.all()}
+def _compare_phases(diff: BundleDiff, competition: Competition | None, bundle: Bundle) -> None:
+    current = {} if competition is None else {p.name: p for p in competition.phases.all()}
     wanted = {p.name: p for p in bundle.phases}
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}

@@ -57,6 +57,7 @@ def test_applying_a_new_slug_creates_the_competition_which_the_user_organizes(bu
     assert dry.created
     assert not dry.applied
     assert FieldChange("title", None, "A tiny bundle") in dry.changes
+    assert FieldChange("phases[Main].daily_limit", None, 5) in dry.changes
     assert {f.path for f in dry.files} == {
         "task.ground_truth",
         "task.files[train.csv]",
