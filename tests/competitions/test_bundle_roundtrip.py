@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import time
 import zipfile
+from pathlib import Path
 from unittest import mock
 
 import pytest
 import yaml
+from django.core.files.storage import storages
 
 from competitions.bundles import BundleInvalid
 from competitions.models import Competition
+from competitions.services.archive import competition_archive_export
+from competitions.services.archive_import import competition_archive_import
 from competitions.services.bundles import bundle_export, bundle_import
 from tests.competitions.test_bundles import bundle_yaml, write_bundle
 
@@ -156,3 +160,24 @@ def test_a_zip_program_without_score_py_is_refused(tmp_path):
     assert excinfo.value.problems == [
         "task.scorer_program: cannot be used: the zip has no score.py at its root."
     ]
+
+
+def test_an_archive_from_a_site_with_another_scorer_image_imports_with_its_program(
+    tmp_path, settings
+):
+    settings.HELDOUT_SCORER_IMAGES = [*settings.HELDOUT_SCORER_IMAGES, "theirs/scorer:1"]
+    document = settings_yaml()
+    document["task"]["scorer_image"] = "theirs/scorer:1"
+    source = write_bundle(tmp_path / "b", document, files={"score.py": PROGRAM})
+    archive = competition_archive_export(
+        competition=bundle_import(source=source, organizer=None), dest=tmp_path / "a.zip"
+    )
+    settings.HELDOUT_SCORER_IMAGES = settings.HELDOUT_SCORER_IMAGES[:-1]
+    private = Path(storages["private"].path(""))
+    before = set(private.rglob("score*.py"))
+
+    copy = competition_archive_import(source=archive, slug="copy", organizer=None)
+
+    assert copy.task.scorer_image == "theirs/scorer:1"  # restored as it was, as before
+    assert copy.task.scorer_program.open("rb").read().decode() == PROGRAM
+    assert len(set(private.rglob("score*.py")) - before) == 1  # stored once, not twice
