@@ -15,6 +15,7 @@ from competitions.bundles import BundleInvalid
 from competitions.models import Competition
 from competitions.services.archive import competition_archive_export
 from competitions.services.archive_import import competition_archive_import
+from competitions.services.bundle_apply import bundle_apply
 from competitions.services.bundles import bundle_export, bundle_import
 from tests.competitions.test_bundles import bundle_yaml, write_bundle
 
@@ -181,3 +182,15 @@ def test_an_archive_from_a_site_with_another_scorer_image_imports_with_its_progr
     assert copy.task.scorer_image == "theirs/scorer:1"  # restored as it was, as before
     assert copy.task.scorer_program.open("rb").read().decode() == PROGRAM
     assert len(set(private.rglob("score*.py")) - before) == 1  # stored once, not twice
+
+
+def test_applying_a_competitions_own_export_changes_nothing(tmp_path, organizer):
+    source = write_bundle(tmp_path / "b", settings_yaml(), files={"score.py": PROGRAM})
+    bundle_apply(source=source, organizer=organizer, dry_run=False)
+    exported = bundle_export(competition=Competition.objects.get(), dest=tmp_path / "e.zip")
+
+    diff = bundle_apply(source=exported, organizer=organizer, dry_run=True)
+
+    assert diff.changes == []
+    assert diff.files == []
+    assert diff.notes == []
