@@ -27,7 +27,7 @@ from django.core.files import File
 from django.db import transaction
 from django.db.models.fields.files import FieldFile
 
-from competitions.bundles import Bundle, bundle_open, bundle_read
+from competitions.bundles import Bundle, BundlePhase, bundle_open, bundle_read
 from competitions.errors import ApplicationError
 from competitions.models import Competition, Phase, Task, TaskFile
 from competitions.permissions import Forbidden, access_competition
@@ -181,12 +181,23 @@ def _phases_write(competition: Competition, bundle: Bundle) -> None:
     # Phases with submissions were refused by the diff; removing first leaves room for
     # the phases that replace them.
     Phase.objects.filter(competition=competition).exclude(name__in=wanted).delete()
-    for item in sorted(bundle.phases, key=lambda p: p.start_at):
+    for item in _write_order(bundle.phases, current):
         phase = current.get(item.name) or Phase(competition=competition)
         for key, value in phase_fields(item).items():
             setattr(phase, key, value)
         phase.full_clean()
         phase.save()
+
+
+def _write_order(items: list[BundlePhase], current: dict[str, Phase]) -> list[BundlePhase]:
+    """Phases moving later go first, the latest first, then the rest earliest first, so a
+    shift of consecutive phases never overlaps a phase not yet moved (a rule full_clean
+    or a database constraint may check one phase at a time)."""
+    later = [p for p in items if p.name in current and p.start_at > current[p.name].start_at]
+    rest = [p for p in items if p not in later]
+    return sorted(later, key=lambda p: p.start_at, reverse=True) + sorted(
+        rest, key=lambda p: p.start_at
+    )
 
 
 def _versions_write(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from django.core.exceptions import ValidationError
 from django.core.files.storage import storages
 
 from competitions.models import Competition, Phase, Submission, TaskVersion
@@ -337,3 +338,43 @@ def test_a_participant_cannot_create_a_competition_by_applying(bundle, participa
         bundle_apply(source=bundle, organizer=participant, dry_run=False)
 
     assert not Competition.objects.filter(slug="tiny-bundle").exists()
+
+
+def _no_overlap_with_saved_phases(phase, *args, **kwargs):
+    """Stands for a rule checking one phase against the others as saved."""
+    others = Phase.objects.filter(competition_id=phase.competition_id).exclude(pk=phase.pk)
+    for other in others:
+        if (other.end_at is None or phase.start_at < other.end_at) and (
+            phase.end_at is None or other.start_at < phase.end_at
+        ):
+            raise ValidationError(f"{phase.name} overlaps {other.name}")
+
+
+def test_shifting_consecutive_phases_never_overlaps_on_the_way(
+    bundle, organizer, applied, monkeypatch
+):
+    def two(doc, offset: int):
+        doc["phases"] = [
+            {
+                "name": "A",
+                "start": f"{2026 + offset}-01-01T00:00:00Z",
+                "end": f"{2026 + offset}-06-01T00:00:00Z",
+            },
+            {
+                "name": "B",
+                "start": f"{2026 + offset}-06-01T00:00:00Z",
+                "end": f"{2027 + offset}-01-01T00:00:00Z",
+            },
+        ]
+
+    rewrite(bundle, lambda doc: two(doc, 0))
+    bundle_apply(source=bundle, organizer=organizer, dry_run=False)
+    monkeypatch.setattr(Phase, "full_clean", _no_overlap_with_saved_phases)
+
+    rewrite(bundle, lambda doc: two(doc, 1))  # both a year later: A's new dates overlap B's old
+    bundle_apply(source=bundle, organizer=organizer, dry_run=False)
+    rewrite(bundle, lambda doc: two(doc, 0))  # and back
+    bundle_apply(source=bundle, organizer=organizer, dry_run=False)
+
+    starts = dict(applied.phases.values_list("name", "start_at__year"))
+    assert starts == {"A": 2026, "B": 2026}
