@@ -353,28 +353,18 @@ def _no_overlap_with_saved_phases(phase, *args, **kwargs):
 def test_shifting_consecutive_phases_never_overlaps_on_the_way(
     bundle, organizer, applied, monkeypatch
 ):
-    def two(doc, offset: int):
-        doc["phases"] = [
-            {
-                "name": "A",
-                "start": f"{2026 + offset}-01-01T00:00:00Z",
-                "end": f"{2026 + offset}-06-01T00:00:00Z",
-            },
-            {
-                "name": "B",
-                "start": f"{2026 + offset}-06-01T00:00:00Z",
-                "end": f"{2027 + offset}-01-01T00:00:00Z",
-            },
-        ]
+    def two(doc, month: int):
+        a, b, c = (f"2026-{m:02d}-01T00:00:00Z" for m in (month, month + 4, month + 8))
+        doc["phases"] = [{"name": "A", "start": a, "end": b}, {"name": "B", "start": b, "end": c}]
 
-    rewrite(bundle, lambda doc: two(doc, 0))
+    rewrite(bundle, lambda doc: two(doc, 1))
     bundle_apply(source=bundle, organizer=organizer, dry_run=False)
     monkeypatch.setattr(Phase, "full_clean", _no_overlap_with_saved_phases)
 
-    rewrite(bundle, lambda doc: two(doc, 1))  # both a year later: A's new dates overlap B's old
+    rewrite(bundle, lambda doc: two(doc, 3))  # both two months later: A's new end overlaps B
     bundle_apply(source=bundle, organizer=organizer, dry_run=False)
-    rewrite(bundle, lambda doc: two(doc, 0))  # and back
+    rewrite(bundle, lambda doc: two(doc, 1))  # and back: B's new start overlaps A
     bundle_apply(source=bundle, organizer=organizer, dry_run=False)
 
-    starts = dict(applied.phases.values_list("name", "start_at__year"))
-    assert starts == {"A": 2026, "B": 2026}
+    starts = dict(applied.phases.values_list("name", "start_at__month"))
+    assert starts == {"A": 1, "B": 5}
