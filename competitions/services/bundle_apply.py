@@ -33,13 +33,13 @@ from competitions.models import Competition, Phase, Task, TaskFile
 from competitions.permissions import Forbidden, access_competition
 from competitions.services.bundle_diff import FROZEN, BundleDiff, bundle_diff
 from competitions.services.bundles import (
-    _competition_create,
-    _delete_files,
-    _store,
+    competition_create_from_bundle,
     competition_settings_fields,
+    field_file_store,
     file_sha256,
     phase_fields,
     scorer_name,
+    stored_files_delete,
     task_settings_fields,
 )
 from competitions.services.freeze import competition_require_not_final
@@ -68,7 +68,7 @@ def bundle_apply(*, source: Path, organizer: User, dry_run: bool) -> BundleDiff:
         if competition is None:
             diff = bundle_diff(bundle=bundle, competition=None)
             with transaction.atomic(durable=True):
-                _competition_create(bundle=bundle, organizer=organizer)
+                competition_create_from_bundle(bundle=bundle, organizer=organizer)
             diff.applied = True
             return diff
         return _update(bundle=bundle, competition_id=competition.pk)
@@ -90,7 +90,7 @@ def _update(*, bundle: Bundle, competition_id: int) -> BundleDiff:
                 _write(competition, bundle, diff, stored)
             diff.applied = True
     except BaseException:
-        _delete_files(stored)
+        stored_files_delete(stored)
         raise
     return diff
 
@@ -140,7 +140,7 @@ def _task_write(task: Task, bundle: Bundle, stored: list[FieldFile]) -> bool:
     elif file_sha256(program) != before[0]:
         # The earlier program's file is kept: versions scored with it name its sha256.
         name = f"{task.competition.slug}/{scorer_name(program)}"
-        task.scorer_program_sha256, _ = _store(task.scorer_program, program, name)
+        task.scorer_program_sha256, _ = field_file_store(task.scorer_program, program, name)
         stored.append(task.scorer_program)
     task.full_clean()
     task.save()
@@ -160,7 +160,7 @@ def _files_write(task: Task, bundle: Bundle, stored: list[FieldFile]) -> None:
             if task_file.pk is not None:
                 gone.append(task_file.file.name)
             name = f"{task.competition.slug}/{item.name}"
-            task_file.sha256, task_file.size = _store(task_file.file, item.path, name)
+            task_file.sha256, task_file.size = field_file_store(task_file.file, item.path, name)
             stored.append(task_file.file)
         task_file.full_clean()
         task_file.save()

@@ -42,10 +42,10 @@ def bundle_import(*, source: Path, organizer: User | None) -> Competition:
     with tempfile.TemporaryDirectory(prefix="heldout-bundle-") as workdir:
         root = bundle_open(Path(source), workdir=Path(workdir))
         bundle = bundle_read(root)
-        return _competition_create(bundle=bundle, organizer=organizer)
+        return competition_create_from_bundle(bundle=bundle, organizer=organizer)
 
 
-def _competition_create(*, bundle: Bundle, organizer: User | None) -> Competition:
+def competition_create_from_bundle(*, bundle: Bundle, organizer: User | None) -> Competition:
     # Files are written before the transaction commits; on any failure they are removed
     # again, so a rejected import leaves neither rows nor orphan files behind.
     stored: list[FieldFile] = []
@@ -70,13 +70,13 @@ def _competition_create(*, bundle: Bundle, organizer: User | None) -> Competitio
             if organizer is not None:
                 competition.organizers.add(organizer)
     except IntegrityError:
-        _delete_files(stored)
+        stored_files_delete(stored)
         # Only the slug is unique among what we insert; another import just took it.
         raise BundleInvalid(
             [f'slug: a competition named "{bundle.slug}" already exists.']
         ) from None
     except BaseException:
-        _delete_files(stored)
+        stored_files_delete(stored)
         raise
     return competition
 
@@ -95,13 +95,13 @@ def _task_create(*, competition: Competition, bundle: Bundle, stored: list[Field
     )
     program = bundle.task_settings.scorer_program
     if program is not None:
-        task.scorer_program_sha256, _ = _store(
+        task.scorer_program_sha256, _ = field_file_store(
             task.scorer_program, program, f"{competition.slug}/{scorer_name(program)}"
         )
         stored.append(task.scorer_program)
     # The ground truth goes to the private storage (the field's storage); it never gets a URL.
     name = f"{competition.slug}/{bundle.ground_truth.name}"
-    task.ground_truth_sha256, task.ground_truth_size = _store(
+    task.ground_truth_sha256, task.ground_truth_size = field_file_store(
         task.ground_truth, bundle.ground_truth, name
     )
     stored.append(task.ground_truth)
@@ -114,7 +114,7 @@ def _task_create(*, competition: Competition, bundle: Bundle, stored: list[Field
         task_file = TaskFile(
             task=task, kind=item.kind, name=item.name, description=item.description
         )
-        task_file.sha256, task_file.size = _store(
+        task_file.sha256, task_file.size = field_file_store(
             task_file.file, item.path, f"{competition.slug}/{item.name}"
         )
         stored.append(task_file.file)
@@ -162,7 +162,7 @@ def scorer_name(program: Path) -> str:
     return f"score{program.suffix}"
 
 
-def _store(field_file: FieldFile, path: Path, name: str) -> tuple[str, int]:
+def field_file_store(field_file: FieldFile, path: Path, name: str) -> tuple[str, int]:
     """Copy `path` into the field's storage; return its sha256 and size."""
     with open(path, "rb") as source:
         field_file.save(name, File(source), save=False)
@@ -177,7 +177,7 @@ def file_sha256(path: Path) -> str:
     return sha.hexdigest()
 
 
-def _delete_files(stored: list[FieldFile]) -> None:
+def stored_files_delete(stored: list[FieldFile]) -> None:
     for field_file in stored:
         if field_file.name:
             field_file.storage.delete(field_file.name)
