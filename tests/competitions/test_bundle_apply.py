@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -368,3 +369,33 @@ def test_shifting_consecutive_phases_never_overlaps_on_the_way(
 
     starts = dict(applied.phases.values_list("name", "start_at__month"))
     assert starts == {"A": 1, "B": 5}
+
+
+def test_a_failing_apply_changes_nothing_and_leaves_no_file(
+    bundle, organizer, applied, monkeypatch
+):
+    def change(doc):
+        doc["title"] = "Renamed"
+        doc["task"]["files"].append({"path": "extra.csv", "kind": "other"})
+        doc["phases"][0]["daily_limit"] = 9
+        doc["task"]["activate"] = True
+
+    (bundle / "extra.csv").write_text("a,b\n1,2\n")
+    (bundle / "solution.csv").write_text(FLIPPED)
+    rewrite(bundle, change)
+    storage_roots = [Path(storages[name].path("")) for name in ("default", "private")]
+    before = {p for root in storage_roots for p in root.rglob("*")}
+    # The last step fails: the new version's ground truth and the new file are stored by then.
+    boom = mock.Mock(side_effect=RuntimeError("boom"))
+    monkeypatch.setattr("competitions.services.versions.task_version_activate", boom)
+
+    with pytest.raises(RuntimeError):
+        bundle_apply(source=bundle, organizer=organizer, dry_run=False)
+
+    applied.refresh_from_db()
+    assert applied.title == "A tiny bundle"
+    assert not applied.task.files.filter(name="extra.csv").exists()
+    assert boom.called
+    assert applied.task.versions.count() == 1
+    assert applied.phases.get().daily_limit == 5
+    assert {p for root in storage_roots for p in root.rglob("*") if p.is_file()} - before == set()
