@@ -399,3 +399,42 @@ def test_a_failing_apply_changes_nothing_and_leaves_no_file(
     assert applied.task.versions.count() == 1
     assert applied.phases.get().daily_limit == 5
     assert {p for root in storage_roots for p in root.rglob("*") if p.is_file()} - before == set()
+
+
+def test_a_new_program_and_ground_truth_together_rank_one_new_version(
+    bundle, organizer, participant, applied
+):
+    team = competition_join(competition=applied, user=participant, accept_rules=True).team
+    factories.scored_submission(
+        team,
+        {"public": {"roc_auc": 0.5}, "private": {"roc_auc": 0.5}},
+        created_at=applied.created_at,
+    )
+    (bundle / "score.py").write_text(PROGRAM)
+    (bundle / "solution.csv").write_text(FLIPPED)
+    rewrite(bundle, lambda doc: doc["task"].update(scorer_program="score.py"))
+
+    diff = bundle_apply(source=bundle, organizer=organizer, dry_run=False)
+
+    task = applied.task
+    task.refresh_from_db()
+    assert diff.version == 2
+    assert task.version == 2  # the program in place scores the ranked version
+    assert list(task.versions.values_list("number", flat=True)) == [1, 2]
+    ranked = task.versions.get(number=2)
+    assert ranked.ground_truth_sha256 == file_sha256(bundle / "solution.csv")
+    assert ranked.scorer_program_sha256 == file_sha256(bundle / "score.py")
+
+
+def test_a_bundle_without_a_program_removes_the_tasks_program(bundle, organizer, applied):
+    (bundle / "score.py").write_text(PROGRAM)
+    rewrite(bundle, lambda doc: doc["task"].update(scorer_program="score.py"))
+    bundle_apply(source=bundle, organizer=organizer, dry_run=False)
+    rewrite(bundle, lambda doc: doc["task"].update(scorer_program=None))
+
+    diff = bundle_apply(source=bundle, organizer=organizer, dry_run=False)
+
+    assert [(f.path, f.change) for f in diff.files] == [("task.scorer_program", "removed")]
+    applied.task.refresh_from_db()
+    assert not applied.task.scorer_program
+    assert applied.task.scorer_program_sha256 == ""
