@@ -22,6 +22,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files import File
 from django.db import transaction
@@ -125,7 +126,7 @@ def _competition_fields(bundle: Bundle) -> dict:
 def _task_write(task: Task, bundle: Bundle, stored: list[FieldFile]) -> bool:
     """Write the task's spec and settings; returns whether the scorer (program, image) changed."""
     spec = bundle.spec
-    before = (task.scorer_program_sha256 if task.scorer_program else "", task.scorer_image)
+    before = (task.scorer_program_sha256 if task.scorer_program else "", _image(task))
     task.task_type = spec.task_type
     task.id_column = spec.id_column
     task.target_columns = list(spec.target_columns)
@@ -144,7 +145,12 @@ def _task_write(task: Task, bundle: Bundle, stored: list[FieldFile]) -> bool:
         stored.append(task.scorer_program)
     task.full_clean()
     task.save()
-    return before != (task.scorer_program_sha256, task.scorer_image)
+    return before != (task.scorer_program_sha256, _image(task))
+
+
+def _image(task: Task) -> str:
+    # "" means the site's default: naming the default explicitly changes no scorer.
+    return task.scorer_image or settings.HELDOUT_SCORER_IMAGE
 
 
 def _files_write(task: Task, bundle: Bundle, stored: list[FieldFile]) -> None:

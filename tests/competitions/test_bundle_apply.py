@@ -438,3 +438,23 @@ def test_a_bundle_without_a_program_removes_the_tasks_program(bundle, organizer,
     applied.task.refresh_from_db()
     assert not applied.task.scorer_program
     assert applied.task.scorer_program_sha256 == ""
+
+
+def test_naming_the_default_scorer_image_changes_no_scorer(
+    bundle, organizer, participant, applied, settings
+):
+    team = competition_join(competition=applied, user=participant, accept_rules=True).team
+    factories.scored_submission(
+        team,
+        {"public": {"roc_auc": 0.5}, "private": {"roc_auc": 0.5}},
+        created_at=applied.created_at,
+    )
+    default = settings.HELDOUT_SCORER_IMAGE
+    rewrite(bundle, lambda doc: doc["task"].update(scorer_image=default))
+
+    diff = bundle_apply(source=bundle, organizer=organizer, dry_run=False)
+
+    assert diff.changes == [FieldChange("task.scorer_image", "", default)]
+    applied.task.refresh_from_db()
+    assert applied.task.version == 1
+    assert applied.task.versions.count() == 1
