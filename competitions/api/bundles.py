@@ -50,8 +50,17 @@ class BundleDiffOutput(serializers.Serializer):
     )
     notes = serializers.ListField(child=serializers.CharField())
     version = serializers.IntegerField(
-        allow_null=True, help_text="The task version a new ground truth made"
+        allow_null=True,
+        help_text="The task version holding the bundle's new ground truth (made, or ranked)",
     )
+    job = serializers.SerializerMethodField(
+        help_text="The background job (version switch and rescore) that ranks a version"
+    )
+
+    def get_job(self, diff) -> str | None:
+        if diff.job is None:
+            return None
+        return reverse("api:job-detail", args=[diff.job], request=self.context["request"])
 
     def get_url(self, diff) -> str | None:
         if diff.created and not diff.applied:

@@ -9,8 +9,10 @@ writes it, or raises BundleRefused listing what would rewrite history. Rules
 - nothing changes in a finalized competition;
 - a new ground truth makes a new task version (never overwrites one), ranked only with
   `task.activate: true`; a ground truth a version already holds makes none;
-- a new scorer program or image goes through a new version at once, as a scorer upload
-  does (services/scorers.py), since the task holds one program;
+- a new scorer program or image goes through a new version at once when submissions were
+  scored, as a scorer upload does (services/scorers.py), since the task holds one program;
+- ranking a version is the version switch's background job (services/jobs.py), queued
+  once the apply commits;
 - a phase with submissions is never removed or renamed, nor its kind changed; the
   task's scoring spec does not change once there are submissions.
 
@@ -30,7 +32,7 @@ from django.db.models.fields.files import FieldFile
 
 from competitions.bundles import Bundle, BundlePhase, bundle_open, bundle_read
 from competitions.errors import ApplicationError
-from competitions.models import Competition, Phase, Task, TaskFile
+from competitions.models import Competition, Phase, Submission, Task, TaskFile, TaskVersion
 from competitions.permissions import Forbidden, access_competition
 from competitions.services.bundle_diff import FROZEN, BundleDiff, bundle_diff
 from competitions.services.bundles import (
@@ -72,10 +74,10 @@ def bundle_apply(*, source: Path, organizer: User, dry_run: bool) -> BundleDiff:
                 competition_create_from_bundle(bundle=bundle, organizer=organizer)
             diff.applied = True
             return diff
-        return _update(bundle=bundle, competition_id=competition.pk)
+        return _update(bundle=bundle, competition_id=competition.pk, user=organizer)
 
 
-def _update(*, bundle: Bundle, competition_id: int) -> BundleDiff:
+def _update(*, bundle: Bundle, competition_id: int, user: User) -> BundleDiff:
     stored: list[FieldFile] = []
     try:
         with transaction.atomic(durable=True):
@@ -88,7 +90,7 @@ def _update(*, bundle: Bundle, competition_id: int) -> BundleDiff:
                 )
             if not diff.empty:
                 competition_require_not_final(competition_id=competition.pk, refusal=FROZEN)
-                _write(competition, bundle, diff, stored)
+                _write(competition, bundle, diff, stored, user)
             diff.applied = True
     except BaseException:
         stored_files_delete(stored)
@@ -97,7 +99,11 @@ def _update(*, bundle: Bundle, competition_id: int) -> BundleDiff:
 
 
 def _write(
-    competition: Competition, bundle: Bundle, diff: BundleDiff, stored: list[FieldFile]
+    competition: Competition,
+    bundle: Bundle,
+    diff: BundleDiff,
+    stored: list[FieldFile],
+    user: User,
 ) -> None:
     for key, value in _competition_fields(bundle).items():
         setattr(competition, key, value)
@@ -107,7 +113,7 @@ def _write(
     scorer_changed = _task_write(task, bundle, stored)
     _files_write(task, bundle, stored)
     _phases_write(competition, bundle)
-    diff.version = _versions_write(task, bundle, diff, stored, scorer_changed=scorer_changed)
+    _versions_write(task, bundle, diff, stored, scorer_changed=scorer_changed, user=user)
 
 
 def _competition_fields(bundle: Bundle) -> dict:
@@ -207,27 +213,54 @@ def _write_order(items: list[BundlePhase], current: dict[str, Phase]) -> list[Bu
 
 
 def _versions_write(
-    task: Task, bundle: Bundle, diff: BundleDiff, stored: list[FieldFile], *, scorer_changed: bool
-) -> int | None:
-    """A new ground truth makes a new version; returns its number (None: none made)."""
-    from competitions.services.scorers import _version_for_new_scorer
-    from competitions.services.versions import task_version_activate, task_version_create
+    task: Task,
+    bundle: Bundle,
+    diff: BundleDiff,
+    stored: list[FieldFile],
+    *,
+    scorer_changed: bool,
+    user: User,
+) -> None:
+    """A new ground truth makes a new version (diff.version); ranking a version is a
+    background job (diff.job), as the organizer pages' version switch is."""
+    from competitions.services.versions import task_version_create
 
     activate = bundle.task_settings.activate
-    number = None
     if any(f.path == "task.ground_truth" for f in diff.files):
         with bundle.ground_truth.open("rb") as truth:
             version = task_version_create(
                 task=task, ground_truth=File(truth, name=bundle.ground_truth.name), note="bundle"
             )
         stored.append(version.ground_truth)
-        number = version.number
-    else:
-        held = next((c.new for c in diff.changes if c.field == "task.version"), None)
-        number = held if activate else None
-    if number is not None and (activate or scorer_changed):
+        diff.version = version.number
+    elif activate:
+        diff.version = next((c.new for c in diff.changes if c.field == "task.version"), None)
+    if diff.version is not None and (activate or scorer_changed):
         # The task holds one program: with a new one, the new truth must be what it scores.
-        task_version_activate(task=task, number=number, rescore=True)
+        diff.job = _switch(task, diff.version, user)
     elif scorer_changed:
-        _version_for_new_scorer(task)
-    return number
+        diff.job = _scorer_version(task, user)
+
+
+def _scorer_version(task: Task, user: User) -> int | None:
+    """Scores name the scorer that made them (services/scorers.py): a new program starts a
+    new version, ranked with everything rescored, unless nothing was scored yet."""
+    from competitions.services.versions import task_version_create
+
+    scored = Submission.objects.filter(
+        competition_id=task.competition_id, status=Submission.Status.SCORED
+    )
+    if not scored.exists():
+        TaskVersion.objects.filter(task=task, number=task.version).update(
+            scorer_program_sha256=task.scorer_program_sha256, scorer_image_digest=""
+        )
+        return None
+    version = task_version_create(task=task, note="scoring program changed (bundle)")
+    return _switch(task, version.number, user)
+
+
+def _switch(task: Task, number: int, user: User) -> int:
+    from competitions.services.jobs import version_switch_start
+
+    job = version_switch_start(competition=task.competition, user=user, number=number, rescore=True)
+    return job.pk

@@ -45,8 +45,10 @@ class BundleDiff:
     files: list[FileChange] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    # Set by apply: the task version a new ground truth made, and whether it is ranked.
+    # Set by apply: the task version holding the bundle's new ground truth (made, or to be
+    # ranked), and the background job (OrganizerJob) that ranks a version, if any.
     version: int | None = None
+    job: int | None = None
     applied: bool = False
 
     @property

@@ -10,7 +10,7 @@ import pytest
 from competitions.models import Competition
 from competitions.services.teams import competition_join
 from tests import factories
-from tests.competitions.test_bundle_apply import rewrite
+from tests.competitions.test_bundle_apply import FLIPPED, rewrite
 from tests.competitions.test_bundles import write_bundle, zip_folder
 
 pytestmark = pytest.mark.django_db
@@ -126,3 +126,18 @@ def test_signing_in_is_required(api, bundle):
 
     assert response.status_code in (401, 403)
     assert not Competition.objects.filter(slug="tiny-bundle").exists()
+
+
+def test_activating_a_new_ground_truth_answers_the_switch_job(api, organizer, bundle, applied):
+    (bundle / "solution.csv").write_text(FLIPPED)
+    rewrite(bundle, lambda doc: doc["task"].update(activate=True))
+
+    body = post(api, organizer, bundle).json()
+
+    assert body["version"] == 2
+    job = api(organizer).get(body["job"]).json()
+    assert (job["kind"], job["status"], job["params"]) == (
+        "version_switch",
+        "queued",
+        {"number": 2, "rescore": True},
+    )

@@ -20,6 +20,7 @@ from competitions.services.teams import competition_join
 from tests import factories
 from tests.competitions.test_bundle_roundtrip import PROGRAM
 from tests.competitions.test_bundles import TRUTH, write_bundle
+from tests.jobs import run_queued_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -183,7 +184,11 @@ def test_activate_ranks_the_new_ground_truth(bundle, organizer, applied):
     rewrite(bundle, lambda doc: doc["task"].update(activate=True))
 
     diff = bundle_apply(source=bundle, organizer=organizer, dry_run=False)
+    applied.task.refresh_from_db()
+    assert applied.task.version == 1  # ranking is the version switch's background job
+    (job,) = run_queued_jobs()
 
+    assert (job.pk, job.kind, job.status) == (diff.job, "version_switch", "done")
     applied.task.refresh_from_db()
     assert diff.version == applied.task.version == 2
     assert applied.task.ground_truth_sha256 == file_sha256(bundle / "solution.csv")
@@ -198,6 +203,7 @@ def test_activate_ranks_a_version_that_already_holds_the_ground_truth(bundle, or
     assert diff.changes == [FieldChange("task.version", 1, 2)]
     assert diff.files == []
     bundle_apply(source=bundle, organizer=organizer, dry_run=False)
+    run_queued_jobs()
 
     applied.task.refresh_from_db()
     assert applied.task.version == 2
@@ -217,6 +223,7 @@ def test_a_new_scoring_program_with_scored_submissions_goes_through_a_new_ranked
     rewrite(bundle, lambda doc: doc["task"].update(scorer_program="score.py"))
 
     diff = bundle_apply(source=bundle, organizer=organizer, dry_run=False)
+    run_queued_jobs()
 
     task = applied.task
     task.refresh_from_db()
@@ -387,7 +394,7 @@ def test_a_failing_apply_changes_nothing_and_leaves_no_file(
     before = {p for root in storage_roots for p in root.rglob("*")}
     # The last step fails: the new version's ground truth and the new file are stored by then.
     boom = mock.Mock(side_effect=RuntimeError("boom"))
-    monkeypatch.setattr("competitions.services.versions.task_version_activate", boom)
+    monkeypatch.setattr("competitions.services.jobs.version_switch_start", boom)
 
     with pytest.raises(RuntimeError):
         bundle_apply(source=bundle, organizer=organizer, dry_run=False)
@@ -415,6 +422,7 @@ def test_a_new_program_and_ground_truth_together_rank_one_new_version(
     rewrite(bundle, lambda doc: doc["task"].update(scorer_program="score.py"))
 
     diff = bundle_apply(source=bundle, organizer=organizer, dry_run=False)
+    run_queued_jobs()
 
     task = applied.task
     task.refresh_from_db()

@@ -97,6 +97,8 @@ def _text(diff: BundleDiff) -> str:
     lines += [f"  REFUSED: {r}" for r in diff.refusals]
     if diff.version is not None:
         lines.append(f"  task version {diff.version} holds the new ground truth")
+    if diff.job is not None:
+        lines.append(f"  job {diff.job} ranks it and rescores every submission (a worker runs it)")
     return "\n".join(lines)
 
 
