@@ -74,7 +74,8 @@ def _confirm(request: AuthenticatedRequest, context: dict) -> HttpResponse:
     private().delete(staged["name"])
     del request.session[STAGED]
     verb = "created" if diff.created else "updated"
-    messages.success(request, f"{diff.slug} is {verb} from the bundle.")
+    ranked = f" A background job ranks version {diff.version}." if diff.job else ""
+    messages.success(request, f"{diff.slug} is {verb} from the bundle.{ranked}")
     return redirect("organize", diff.slug)
 
 
