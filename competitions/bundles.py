@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -19,6 +19,17 @@ import yaml
 from django.conf import settings
 
 from competitions import rules
+from competitions.bundle_settings import (
+    COMPETITION_SETTING_KEYS,
+    PHASE_SETTING_KEYS,
+    TASK_SETTING_KEYS,
+    CompetitionSettings,
+    PhaseSettings,
+    TaskSettings,
+    read_competition_settings,
+    read_phase_settings,
+    read_task_settings,
+)
 from competitions.errors import BundleInvalid
 from competitions.models import Competition, TaskFile
 from competitions.zips import unzip_bundle
@@ -32,11 +43,12 @@ MARKDOWN_SUFFIXES = (".md", ".markdown", ".txt")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 TOP_KEYS = {"slug", "title", "description", "rules", "visibility", "start", "end"}
-TOP_KEYS |= {"selection_limit", "task", "phases"}
+TOP_KEYS |= {"selection_limit", "task", "phases"} | COMPETITION_SETTING_KEYS
 TASK_KEYS = {"type", "id_column", "target_columns", "classes", "primary_metric"}
-TASK_KEYS |= {"secondary_metrics", "ground_truth", "files"}
+TASK_KEYS |= {"secondary_metrics", "ground_truth", "files"} | TASK_SETTING_KEYS
 FILE_KEYS = {"path", "kind", "name", "description"}
 PHASE_KEYS = {"name", "start", "end", "daily_limit", "total_limit", "late_submissions_scored"}
+PHASE_KEYS |= PHASE_SETTING_KEYS
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,7 @@ class BundlePhase:
     daily_limit: int
     total_limit: int | None
     late_submissions_scored: bool
+    settings: PhaseSettings = field(default_factory=PhaseSettings)
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,8 @@ class Bundle:
     ground_truth: Path
     files: list[BundleFile]
     phases: list[BundlePhase]
+    settings: CompetitionSettings = field(default_factory=CompetitionSettings)
+    task_settings: TaskSettings = field(default_factory=TaskSettings)
 
 
 def bundle_open(source: Path, *, workdir: Path) -> Path:
@@ -258,8 +273,11 @@ def _show(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def bundle_read(root: Path) -> Bundle:
-    """Parse and check competition.yaml and every file it names; raise with all problems."""
+def bundle_read(root: Path, *, existing_ok: bool = False) -> Bundle:
+    """Parse and check competition.yaml and every file it names; raise with all problems.
+
+    An existing slug is a problem unless `existing_ok` (applying a bundle updates it).
+    """
     reader = _Reader(root)
     try:
         data = yaml.safe_load((root / BUNDLE_YAML).read_text(encoding="utf-8"))
@@ -268,7 +286,7 @@ def bundle_read(root: Path) -> Bundle:
     data = reader.mapping(data, "", TOP_KEYS)
     if not data:
         raise BundleInvalid(reader.problems or [f"{BUNDLE_YAML} is empty."])
-    bundle = _read_top(reader, data)
+    bundle = _read_top(reader, data, existing_ok=existing_ok)
     if reader.problems or bundle is None:
         raise BundleInvalid(reader.problems)
     problems = _data_problems(bundle)
@@ -277,13 +295,13 @@ def bundle_read(root: Path) -> Bundle:
     return bundle
 
 
-def _read_top(reader: _Reader, data: dict) -> Bundle | None:
+def _read_top(reader: _Reader, data: dict, *, existing_ok: bool) -> Bundle | None:
     slug = reader.text(data, "slug", max_length=80)
     if slug and not SLUG_RE.match(slug):
         reader.problem(
             "slug", f'"{slug}" may hold only lowercase letters, digits and single hyphens.'
         )
-    elif slug and Competition.objects.filter(slug=slug).exists():
+    elif not existing_ok and slug and Competition.objects.filter(slug=slug).exists():
         reader.problem("slug", f'a competition named "{slug}" already exists; choose another slug.')
     start_at = reader.when(data, "start")
     end_at = reader.when(data, "end")
@@ -295,11 +313,12 @@ def _read_top(reader: _Reader, data: dict) -> Bundle | None:
     visibilities = list(Competition.Visibility.values)
     visibility = reader.choice(data, "visibility", visibilities, default="public")
     selection_limit = reader.integer(data, "selection_limit", default=2, minimum=1) or 1
+    competition_settings = read_competition_settings(reader, data)
     task = _read_task(reader, data.get("task"))
     phases = _read_phases(reader, data.get("phases"), default_start=start_at)
     if task is None:
         return None
-    spec, ground_truth, files = task
+    spec, ground_truth, files, task_settings = task
     return Bundle(
         slug=slug,
         title=title,
@@ -313,10 +332,14 @@ def _read_top(reader: _Reader, data: dict) -> Bundle | None:
         ground_truth=ground_truth,
         files=files,
         phases=phases,
+        settings=competition_settings,
+        task_settings=task_settings,
     )
 
 
-def _read_task(reader: _Reader, value: Any) -> tuple[TaskSpec, Path, list[BundleFile]] | None:
+def _read_task(
+    reader: _Reader, value: Any
+) -> tuple[TaskSpec, Path, list[BundleFile], TaskSettings] | None:
     data = reader.mapping(value, "task", TASK_KEYS)
     if not data:
         if isinstance(value, dict):
@@ -344,6 +367,7 @@ def _read_task(reader: _Reader, value: Any) -> tuple[TaskSpec, Path, list[Bundle
             )
     ground_truth = reader.path(data.get("ground_truth"), "task.ground_truth")
     files = _read_files(reader, data.get("files"), ground_truth)
+    task_settings = read_task_settings(reader, data)
     if len(reader.problems) > before or ground_truth is None:
         return None
     try:
@@ -358,7 +382,7 @@ def _read_task(reader: _Reader, value: Any) -> tuple[TaskSpec, Path, list[Bundle
     except ValueError as exc:
         reader.problem("task", str(exc).removeprefix("Invalid task spec: "))
         return None
-    return spec, ground_truth, files
+    return spec, ground_truth, files, task_settings
 
 
 def _read_files(reader: _Reader, value: Any, ground_truth: Path | None) -> list[BundleFile]:
@@ -411,6 +435,7 @@ def _read_phases(
             late_submissions_scored=reader.boolean(
                 data, "late_submissions_scored", p, default=False
             ),
+            settings=read_phase_settings(reader, data, p),
         )
         if start_at is None:
             reader.problem(p + "start", "is required (or give the competition a start).")

@@ -3,7 +3,16 @@ from django.urls import path
 
 from competitions import views_entries
 from competitions.throttles import AUTH, throttle
-from competitions.views import accounts, organizer, pages, submit, teams, versions, webhooks
+from competitions.views import (
+    accounts,
+    bundles,
+    organizer,
+    pages,
+    submit,
+    teams,
+    versions,
+    webhooks,
+)
 
 urlpatterns = [
     path("", pages.competition_list, name="competition-list"),
@@ -83,6 +92,7 @@ urlpatterns = [
     path("c/<slug:slug>/team/invitations/<str:token>/", teams.invitation, name="invitation"),
     # Organizers.
     path("organize/import/", organizer.bundle_upload, name="bundle-upload"),
+    path("organize/apply/", bundles.bundle_apply_page, name="bundle-apply"),
     path("c/<slug:slug>/organize/", organizer.dashboard, name="organize"),
     path("c/<slug:slug>/organize/data/", organizer.data, name="organize-data"),
     path(

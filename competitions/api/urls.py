@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.authtoken.views import ObtainAuthToken
 
 from competitions.api import (
+    bundles,
     competitions,
     jobs,
     organizer,
@@ -28,6 +29,7 @@ urlpatterns = [
     path("auth/token/", TokenApi.as_view(), name="token"),
     path("competitions/", competitions.CompetitionListApi.as_view(), name="competition-list"),
     path("competitions/import/", organizer.BundleImportApi.as_view(), name="bundle-import"),
+    path("competitions/apply/", bundles.BundleApplyApi.as_view(), name="bundle-apply"),
     path(
         "competitions/<slug:slug>/",
         competitions.CompetitionDetailApi.as_view(),

@@ -80,18 +80,20 @@ def competition_archive_import(
 
 
 def _bundle(zf: zipfile.ZipFile, tmp: Path, slug: str) -> Path:
-    """The archive's bundle zip, renamed to `slug` if given."""
+    """The archive's bundle zip, renamed to `slug` if given. Its scorer image is restored
+    from competition.json: an archive from another site may name an image this site's
+    bundle check does not know."""
     path = tmp / "bundle.zip"
     path.write_bytes(_read(zf, "bundle.zip"))
-    if not slug:
-        return path
     renamed = tmp / "renamed.zip"
     with zipfile.ZipFile(path) as old, zipfile.ZipFile(renamed, "w", zipfile.ZIP_DEFLATED) as new:
         for info in old.infolist():
             data = old.read(info)
             if info.filename == BUNDLE_YAML:
                 document = yaml.safe_load(data)
-                document["slug"] = slug
+                document["slug"] = slug or document.get("slug")
+                if isinstance(document.get("task"), dict):
+                    document["task"].pop("scorer_image", None)
                 data = yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode()
             new.writestr(info, data)
     return renamed
@@ -165,7 +167,7 @@ def _restore_settings(
     task = competition.task
     for key in TASK_FIELDS:
         setattr(task, key, data["task"][key])
-    if data["task"]["scorer_program"]:
+    if data["task"]["scorer_program"] and not task.scorer_program:  # older bundles lack it
         name = data["task"]["scorer_program"]
         task.scorer_program.save(
             f"{competition.slug}/{PurePosixPath(name).name}", File(zf.open(name)), save=False

@@ -20,7 +20,14 @@ from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.db.models.fields.files import FieldFile
 
-from competitions.bundles import BUNDLE_YAML, Bundle, BundleInvalid, bundle_open, bundle_read
+from competitions.bundles import (
+    BUNDLE_YAML,
+    Bundle,
+    BundleInvalid,
+    BundlePhase,
+    bundle_open,
+    bundle_read,
+)
 from competitions.models import Competition, Phase, Task, TaskFile
 from competitions.zips import zip_written_atomically
 
@@ -35,10 +42,10 @@ def bundle_import(*, source: Path, organizer: User | None) -> Competition:
     with tempfile.TemporaryDirectory(prefix="heldout-bundle-") as workdir:
         root = bundle_open(Path(source), workdir=Path(workdir))
         bundle = bundle_read(root)
-        return _competition_create(bundle=bundle, organizer=organizer)
+        return competition_create_from_bundle(bundle=bundle, organizer=organizer)
 
 
-def _competition_create(*, bundle: Bundle, organizer: User | None) -> Competition:
+def competition_create_from_bundle(*, bundle: Bundle, organizer: User | None) -> Competition:
     # Files are written before the transaction commits; on any failure they are removed
     # again, so a rejected import leaves neither rows nor orphan files behind.
     stored: list[FieldFile] = []
@@ -53,30 +60,23 @@ def _competition_create(*, bundle: Bundle, organizer: User | None) -> Competitio
                 start_at=bundle.start_at,
                 end_at=bundle.end_at,
                 selection_limit=bundle.selection_limit,
+                **competition_settings_fields(bundle),
             )
             _task_create(competition=competition, bundle=bundle, stored=stored)
-            Phase.objects.bulk_create(
-                Phase(
-                    competition=competition,
-                    name=phase.name,
-                    start_at=phase.start_at,
-                    end_at=phase.end_at,
-                    daily_limit=phase.daily_limit,
-                    total_limit=phase.total_limit,
-                    late_submissions_scored=phase.late_submissions_scored,
-                )
-                for phase in bundle.phases
-            )
+            for item in bundle.phases:
+                phase = Phase(competition=competition, **phase_fields(item))
+                phase.full_clean()
+                phase.save()
             if organizer is not None:
                 competition.organizers.add(organizer)
     except IntegrityError:
-        _delete_files(stored)
+        stored_files_delete(stored)
         # Only the slug is unique among what we insert; another import just took it.
         raise BundleInvalid(
             [f'slug: a competition named "{bundle.slug}" already exists.']
         ) from None
     except BaseException:
-        _delete_files(stored)
+        stored_files_delete(stored)
         raise
     return competition
 
@@ -91,10 +91,17 @@ def _task_create(*, competition: Competition, bundle: Bundle, stored: list[Field
         classes=list(spec.classes),
         primary_metric=spec.primary_metric,
         secondary_metrics=list(spec.secondary_metrics),
+        **task_settings_fields(bundle),
     )
+    program = bundle.task_settings.scorer_program
+    if program is not None:
+        task.scorer_program_sha256, _ = field_file_store(
+            task.scorer_program, program, f"{competition.slug}/{scorer_name(program)}"
+        )
+        stored.append(task.scorer_program)
     # The ground truth goes to the private storage (the field's storage); it never gets a URL.
     name = f"{competition.slug}/{bundle.ground_truth.name}"
-    task.ground_truth_sha256, task.ground_truth_size = _store(
+    task.ground_truth_sha256, task.ground_truth_size = field_file_store(
         task.ground_truth, bundle.ground_truth, name
     )
     stored.append(task.ground_truth)
@@ -107,7 +114,7 @@ def _task_create(*, competition: Competition, bundle: Bundle, stored: list[Field
         task_file = TaskFile(
             task=task, kind=item.kind, name=item.name, description=item.description
         )
-        task_file.sha256, task_file.size = _store(
+        task_file.sha256, task_file.size = field_file_store(
             task_file.file, item.path, f"{competition.slug}/{item.name}"
         )
         stored.append(task_file.file)
@@ -115,7 +122,47 @@ def _task_create(*, competition: Competition, bundle: Bundle, stored: list[Field
     return task
 
 
-def _store(field_file: FieldFile, path: Path, name: str) -> tuple[str, int]:
+def competition_settings_fields(bundle: Bundle) -> dict[str, Any]:
+    """The Competition fields a bundle's settings set (docs/bundle.md)."""
+    return {
+        "max_team_size": bundle.settings.max_team_size,
+        "labels_published": bundle.settings.labels_published,
+        "replicate_top_n": bundle.settings.replicate_top_n,
+    }
+
+
+def task_settings_fields(bundle: Bundle) -> dict[str, Any]:
+    """The Task fields a bundle's settings set, apart from the scoring program's file."""
+    ts = bundle.task_settings
+    return {
+        "queue": ts.queue,
+        "limits": dict(ts.limits),
+        "inference_limits": dict(ts.inference_limits),
+        "scorer_image": ts.scorer_image,
+        "scorer_logs_visible": ts.scorer_logs_visible,
+        "scorer_program_public": ts.scorer_program_public,
+    }
+
+
+def phase_fields(phase: BundlePhase) -> dict[str, Any]:
+    return {
+        "name": phase.name,
+        "start_at": phase.start_at,
+        "end_at": phase.end_at,
+        "daily_limit": phase.daily_limit,
+        "total_limit": phase.total_limit,
+        "late_submissions_scored": phase.late_submissions_scored,
+        "submission_kind": phase.settings.kind,
+        "allow_build_context": phase.settings.allow_build_context,
+    }
+
+
+def scorer_name(program: Path) -> str:
+    # The name the scorer upload gives it too (services/scorers.py).
+    return f"score{program.suffix}"
+
+
+def field_file_store(field_file: FieldFile, path: Path, name: str) -> tuple[str, int]:
     """Copy `path` into the field's storage; return its sha256 and size."""
     with open(path, "rb") as source:
         field_file.save(name, File(source), save=False)
@@ -130,7 +177,7 @@ def file_sha256(path: Path) -> str:
     return sha.hexdigest()
 
 
-def _delete_files(stored: list[FieldFile]) -> None:
+def stored_files_delete(stored: list[FieldFile]) -> None:
     for field_file in stored:
         if field_file.name:
             field_file.storage.delete(field_file.name)
@@ -140,21 +187,37 @@ def bundle_export(*, competition: Competition, dest: Path) -> Path:
     """Write the competition as a bundle zip that bundle_import accepts; returns `dest`.
 
     The zip holds the ground truth, so it is for the competition's organizers only.
-    Organizers, teams and submissions are not part of a bundle.
+    Organizers, teams and submissions are not part of a bundle. The same competition
+    always exports to the same bytes (fixed entry times and order), so an exported bundle
+    kept in git changes only when the competition does.
     """
     task = competition.task
     files = list(task.files.order_by("id"))
     truth_name = "private/solution" + (PurePosixPath(task.ground_truth.name or "").suffix or ".csv")
-    document = _bundle_document(competition, task, files, truth_name)
+    program_name = None
+    if task.scorer_program:
+        program_name = "scorer/" + scorer_name(Path(task.scorer_program.name or "score.py"))
+    document = _bundle_document(competition, task, files, truth_name, program_name)
     dest = Path(dest)
     with zip_written_atomically(dest, prefix=".export-") as zf:
-        zf.writestr(BUNDLE_YAML, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
-        zf.writestr("description.md", competition.description)
-        zf.writestr("rules.md", competition.rules)
+        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+        zf.writestr(_entry(BUNDLE_YAML), text)
+        zf.writestr(_entry("description.md"), competition.description)
+        zf.writestr(_entry("rules.md"), competition.rules)
         _zip_copy(zf, task.ground_truth, truth_name)
+        if program_name is not None:
+            _zip_copy(zf, task.scorer_program, program_name)
         for task_file in files:
             _zip_copy(zf, task_file.file, f"data/{task_file.name}")
     return dest
+
+
+def _entry(arcname: str) -> zipfile.ZipInfo:
+    """A zip entry with a fixed time: the zip's bytes depend on the competition only."""
+    info = zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
 
 
 def bundle_export_file(*, competition: Competition) -> BinaryIO:
@@ -169,12 +232,16 @@ def bundle_export_file(*, competition: Competition) -> BinaryIO:
 
 
 def _zip_copy(zf: zipfile.ZipFile, field_file: FieldFile, arcname: str) -> None:
-    with field_file.open("rb") as source, zf.open(arcname, "w") as out:
+    with field_file.open("rb") as source, zf.open(_entry(arcname), "w") as out:
         shutil.copyfileobj(source, out, 1 << 20)
 
 
 def _bundle_document(
-    competition: Competition, task: Task, files: list[TaskFile], truth_name: str
+    competition: Competition,
+    task: Task,
+    files: list[TaskFile],
+    truth_name: str,
+    program_name: str | None,
 ) -> dict[str, Any]:
     return {
         "slug": competition.slug,
@@ -185,6 +252,9 @@ def _bundle_document(
         "start": _iso(competition.start_at),
         "end": _iso(competition.end_at),
         "selection_limit": competition.selection_limit,
+        "max_team_size": competition.max_team_size,
+        "labels_published": competition.labels_published,
+        "replicate_top_n": competition.replicate_top_n,
         "task": {
             "type": task.task_type,
             "id_column": task.id_column,
@@ -197,6 +267,13 @@ def _bundle_document(
                 {"path": f"data/{f.name}", "kind": f.kind, "description": f.description}
                 for f in files
             ],
+            "queue": task.queue,
+            "limits": dict(task.limits),
+            "inference_limits": dict(task.inference_limits),
+            "scorer_image": task.scorer_image,
+            "scorer_logs_visible": task.scorer_logs_visible,
+            "scorer_program": program_name,
+            "scorer_program_public": task.scorer_program_public,
         },
         "phases": [
             {
@@ -206,6 +283,8 @@ def _bundle_document(
                 "daily_limit": phase.daily_limit,
                 "total_limit": phase.total_limit,
                 "late_submissions_scored": phase.late_submissions_scored,
+                "kind": phase.submission_kind,
+                "allow_build_context": phase.allow_build_context,
             }
             for phase in competition.phases.order_by("start_at")
         ],

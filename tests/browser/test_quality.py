@@ -107,6 +107,7 @@ ORGANIZER_PAGES = [
     ("organize-submissions", "/c/tiny/organize/submissions/"),
     ("organize-teams", "/c/tiny/organize/teams/"),
     ("organize-import", "/organize/import/"),
+    ("organize-apply", "/organize/apply/"),
 ]
 
 

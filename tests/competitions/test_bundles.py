@@ -329,7 +329,7 @@ def test_it_leaves_nothing_behind_when_the_import_fails(tmp_path):
     before = set(private.rglob("*")) if private.exists() else set()
 
     with (
-        mock.patch.object(Phase.objects, "bulk_create", side_effect=RuntimeError("boom")),
+        mock.patch.object(Phase, "full_clean", side_effect=RuntimeError("boom")),
         pytest.raises(RuntimeError),
     ):
         bundle_import(source=write_bundle(tmp_path / "b"), organizer=None)

@@ -1,0 +1,129 @@
+"""The settings part of a bundle: everything an organizer can change besides the task's data.
+
+competitions/bundles.py reads the data (ground truth, files, phases' dates); this module
+reads the keys that make a code competition rebuildable from its bundle: team size and
+publication settings, how and where the task is scored (queue, sandbox limits, scorer
+image and program), and each phase's kind. Defaults are the models' defaults, so a bundle
+written before these keys existed imports as it did. docs/bundle.md lists them.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from scoring.program_scorer import MAX_PROGRAM_BYTES, program_unpack
+
+if TYPE_CHECKING:
+    from competitions.bundles import _Reader
+
+COMPETITION_SETTING_KEYS = {"max_team_size", "labels_published", "replicate_top_n"}
+TASK_SETTING_KEYS = {"queue", "limits", "inference_limits", "scorer_image"}
+TASK_SETTING_KEYS |= {"scorer_logs_visible", "scorer_program", "scorer_program_public", "activate"}
+PHASE_SETTING_KEYS = {"kind", "allow_build_context"}
+PHASE_KINDS = ["predictions", "container"]
+QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class CompetitionSettings:
+    max_team_size: int = 5
+    labels_published: bool = False
+    replicate_top_n: int = 0
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    queue: str = "cpu"
+    limits: dict[str, Any] = field(default_factory=dict)
+    inference_limits: dict[str, Any] = field(default_factory=dict)
+    scorer_image: str = ""
+    scorer_logs_visible: bool = False
+    scorer_program: Path | None = None
+    scorer_program_public: bool = False
+    # Apply only: rank a new ground truth at once (docs/bundle.md, "Applying a bundle").
+    activate: bool = False
+
+
+@dataclass(frozen=True)
+class PhaseSettings:
+    kind: str = "predictions"
+    allow_build_context: bool = False
+
+
+def read_competition_settings(reader: _Reader, data: dict) -> CompetitionSettings:
+    return CompetitionSettings(
+        max_team_size=reader.integer(data, "max_team_size", default=5, minimum=1) or 1,
+        labels_published=reader.boolean(data, "labels_published", default=False),
+        replicate_top_n=reader.integer(data, "replicate_top_n", default=0, minimum=0) or 0,
+    )
+
+
+def read_task_settings(reader: _Reader, data: dict) -> TaskSettings:
+    p = "task."
+    queue = data.get("queue", "cpu")
+    if not isinstance(queue, str) or not QUEUE_RE.match(queue):
+        reader.problem(p + "queue", "must be a queue name: letters, digits, _ . - (at most 40).")
+        queue = "cpu"
+    image = data.get("scorer_image") or ""
+    if not isinstance(image, str) or (image and image not in settings.HELDOUT_SCORER_IMAGES):
+        known = ", ".join(settings.HELDOUT_SCORER_IMAGES)
+        reader.problem(p + "scorer_image", f"{image!r} is not a scorer image here ({known}).")
+        image = ""
+    program = None
+    if data.get("scorer_program") is not None:
+        program = reader.path(data.get("scorer_program"), p + "scorer_program")
+        if program is not None:
+            _check_program(reader, program)
+    return TaskSettings(
+        queue=queue,
+        limits=_limits(reader, data, "limits"),
+        inference_limits=_limits(reader, data, "inference_limits"),
+        scorer_image=image,
+        scorer_logs_visible=reader.boolean(data, "scorer_logs_visible", p, default=False),
+        scorer_program=program,
+        scorer_program_public=reader.boolean(data, "scorer_program_public", p, default=False),
+        activate=reader.boolean(data, "activate", p, default=False),
+    )
+
+
+def _limits(reader: _Reader, data: dict, key: str) -> dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        reader.problem(f"task.{key}", "must be a mapping such as {memory_mb: 1024, timeout_s: 60}.")
+        return {}
+    # Imported here: scoring.services imports competition services (no import cycle).
+    from scoring.services import sandbox_limits
+
+    try:
+        sandbox_limits(overrides=value)
+    except ValueError as exc:
+        reader.problem(f"task.{key}", f"{exc}.")
+        return {}
+    return dict(value)
+
+
+def _check_program(reader: _Reader, program: Path) -> None:
+    key = "task.scorer_program"
+    if program.suffix not in (".py", ".zip"):
+        reader.problem(key, "must be a score.py or a zip holding one (.py or .zip).")
+    elif program.stat().st_size > MAX_PROGRAM_BYTES:
+        reader.problem(key, f"is larger than {MAX_PROGRAM_BYTES >> 20} MiB.")
+    else:
+        with tempfile.TemporaryDirectory(prefix="heldout-program-") as tmp:
+            try:
+                program_unpack(program, Path(tmp) / "program")
+            except ValueError as exc:
+                reader.problem(key, f"cannot be used: {exc}.")
+
+
+def read_phase_settings(reader: _Reader, data: dict, prefix: str) -> PhaseSettings:
+    return PhaseSettings(
+        kind=reader.choice(data, "kind", PHASE_KINDS, prefix, default="predictions"),
+        allow_build_context=reader.boolean(data, "allow_build_context", prefix, default=False),
+    )
