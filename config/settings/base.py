@@ -317,8 +317,9 @@ SPECTACULAR_SETTINGS = {
         "competitions.api.schema.add_error_responses",
         "competitions.api.schema.one_request_media_type",
     ],
-    # Output fields without a default are always present: a generated client needs no Unset.
-    "COMPONENT_NO_READ_ONLY_REQUIRED": False,
+    # Request bodies get their own components (files as binary), so a generated client
+    # sends a file as a multipart part, not as a JSON string.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 LOGGING = {
