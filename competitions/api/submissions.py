@@ -188,6 +188,12 @@ class SubmissionCreateInput(serializers.Serializer):
     )
 
     def validate(self, attrs: dict) -> dict:
+        # A form may repeat a part; DRF would keep the last one silently.
+        sent: list = getattr(self.initial_data, "getlist", lambda _: [])("file")
+        if len(sent) > 1:
+            raise serializers.ValidationError(
+                {"file": f"Send one file; this request has {len(sent)} `file` parts."}
+            )
         if ("file" in attrs) == ("upload" in attrs):
             raise serializers.ValidationError(
                 {"file": "Send the file, or instead `upload`: a complete upload of yours."}
