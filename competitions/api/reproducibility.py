@@ -91,7 +91,20 @@ MANIFEST_SCHEMA: dict[str, Any] = {
     }
     | {
         part: {"type": "object", "additionalProperties": {}}
-        for part in ["platform", "competition", "submission", "predictions", "task", "ground_truth", "scorer", "validation", "stages", "timing", "random_seeds", "host"]
+        for part in [
+            "platform",
+            "competition",
+            "submission",
+            "predictions",
+            "task",
+            "ground_truth",
+            "scorer",
+            "validation",
+            "stages",
+            "timing",
+            "random_seeds",
+            "host",
+        ]
     },
     "additionalProperties": {},
 }
