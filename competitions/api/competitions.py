@@ -29,8 +29,8 @@ class CompetitionOutput(serializers.Serializer):
     slug = serializers.CharField()
     title = serializers.CharField()
     visibility = serializers.CharField()
-    start_at = serializers.DateTimeField()
-    end_at = serializers.DateTimeField()
+    start_at = serializers.DateTimeField(allow_null=True)
+    end_at = serializers.DateTimeField(allow_null=True)
     is_finalized = serializers.BooleanField()
     url = serializers.SerializerMethodField()
 
@@ -45,6 +45,57 @@ class CompetitionListApi(APIView):
         return Response(CompetitionOutput(qs, many=True, context={"request": request}).data)
 
 
+class TeamRefOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class ReopenedOutput(serializers.Serializer):
+    at = serializers.DateTimeField()
+    reason = serializers.CharField()
+
+
+class CompetitionDetailOutput(CompetitionOutput):
+    class TaskOutput(serializers.Serializer):
+        type = serializers.CharField()
+        id_column = serializers.CharField()
+        target_columns = serializers.ListField(child=serializers.CharField())
+        classes = serializers.ListField(child=serializers.CharField())
+        primary_metric = serializers.CharField()
+        secondary_metrics = serializers.ListField(child=serializers.CharField())
+        version = serializers.IntegerField()
+
+    class FileOutput(serializers.Serializer):
+        name = serializers.CharField()
+        kind = serializers.CharField()
+        description = serializers.CharField()
+        size = serializers.IntegerField()
+        sha256 = serializers.CharField()
+        url = serializers.URLField()
+
+    class PhaseOutput(serializers.Serializer):
+        name = serializers.CharField()
+        start_at = serializers.DateTimeField()
+        end_at = serializers.DateTimeField(allow_null=True)
+        daily_limit = serializers.IntegerField()
+        total_limit = serializers.IntegerField(allow_null=True)
+        late_submissions_scored = serializers.BooleanField()
+
+    url = serializers.URLField()  # type: ignore[assignment]  # made by CompetitionOutput
+    description = serializers.CharField()
+    rules = serializers.CharField()
+    selection_limit = serializers.IntegerField()
+    finalized_at = serializers.DateTimeField(allow_null=True)
+    reopened = ReopenedOutput(allow_null=True, help_text="The latest reopen, if any")
+    task = TaskOutput()
+    files = FileOutput(many=True)
+    phases = PhaseOutput(many=True)
+    my_team = TeamRefOutput(allow_null=True, help_text="null: not a member")
+    leaderboard_url = serializers.URLField()
+    submissions_url = serializers.URLField()
+    quota_url = serializers.URLField()
+
+
 def _file_info(request: Request, slug: str, f) -> dict:
     return {
         "name": f.name,
@@ -57,13 +108,13 @@ def _file_info(request: Request, slug: str, f) -> dict:
 
 
 class CompetitionDetailApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=CompetitionDetailOutput)
     def get(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug)
         task = competition.task
         membership = membership_for(request.user, competition)
-        data = CompetitionOutput(competition, context={"request": request}).data
-        data |= {
+        data = {
+            **CompetitionOutput(competition, context={"request": request}).data,
             "description": competition.description,
             "rules": competition.rules,
             "selection_limit": competition.selection_limit,
@@ -97,7 +148,7 @@ class CompetitionDetailApi(APIView):
             "submissions_url": reverse("api:submission-list", args=[slug], request=request),
             "quota_url": reverse("api:quota", args=[slug], request=request),
         }
-        return Response(data)
+        return Response(CompetitionDetailOutput(data, context={"request": request}).data)
 
 
 class JoinApi(APIView):
@@ -106,7 +157,10 @@ class JoinApi(APIView):
     class JoinInput(serializers.Serializer):
         accept_rules = serializers.BooleanField()
 
-    @extend_schema(request=JoinInput, responses=OpenApiTypes.OBJECT)
+    class JoinOutput(serializers.Serializer):
+        team = TeamRefOutput()
+
+    @extend_schema(request=JoinInput, responses=JoinOutput)
     def post(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug)
         data = self.JoinInput(data=request.data)
@@ -116,7 +170,8 @@ class JoinApi(APIView):
             user=signed_in(request.user),
             accept_rules=data.validated_data["accept_rules"],
         )
-        return Response({"team": {"id": membership.team_id, "name": membership.team.name}})
+        team = {"id": membership.team_id, "name": membership.team.name}
+        return Response(self.JoinOutput({"team": team}).data)
 
 
 class FileDownloadApi(APIView):
@@ -147,6 +202,38 @@ class GroundTruthDownloadApi(APIView):
         )
 
 
+class LeaderboardRowOutput(serializers.Serializer):
+    rank = serializers.IntegerField()
+    team = serializers.CharField()
+    team_id = serializers.IntegerField()
+    submission_id = serializers.IntegerField()
+    score = serializers.FloatField(help_text="The primary metric")
+    scores = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    submitted_at = serializers.DateTimeField()
+    entries = serializers.IntegerField()
+    last_submission_at = serializers.DateTimeField()
+    replication = serializers.CharField(
+        allow_null=True, help_text="The latest finished replication's outcome"
+    )
+    entry_url = serializers.URLField(help_text="The entry's claim page")
+
+
+class LeaderboardOutput(serializers.Serializer):
+    task_version = serializers.IntegerField(help_text="The task version whose scores are ranked")
+    finalized_at = serializers.DateTimeField(allow_null=True)
+    reopened = ReopenedOutput(allow_null=True)
+    split = serializers.ChoiceField(choices=["public", "private"])
+    metric = serializers.CharField()
+    higher_is_better = serializers.BooleanField()
+    secondary_metrics = serializers.ListField(child=serializers.CharField())
+    count = serializers.IntegerField()
+    page = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = LeaderboardRowOutput(many=True)
+
+
 class LeaderboardApi(APIView):
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
     throttle_classes: list = []
@@ -158,7 +245,12 @@ class LeaderboardApi(APIView):
             OpenApiParameter("page_size", int),
         ]
     )
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        responses={
+            (200, "application/json"): LeaderboardOutput,
+            (200, "text/csv"): OpenApiTypes.STR,
+        }
+    )
     def get(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug)
         split = request.query_params.get("split", "public")
@@ -192,7 +284,7 @@ class LeaderboardApi(APIView):
         body |= page_links(request, page=page, page_size=page_size, count=board.count)
         for row in body["results"]:  # each row's claim page (manifest, bundle)
             row["entry_url"] = reverse("entry", args=[slug, row["submission_id"]], request=request)
-        return Response(body)
+        return Response(LeaderboardOutput(body).data)
 
 
 def _reopened(competition) -> dict | None:

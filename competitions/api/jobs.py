@@ -20,16 +20,18 @@ class OrganizerJobOutput(serializers.Serializer):
     competition = serializers.CharField(source="competition.slug")
     kind = serializers.CharField()
     status = serializers.CharField()
-    params = serializers.JSONField()
+    params = serializers.DictField(help_text="What the job was asked to do")
     progress_done = serializers.IntegerField()
     progress_total = serializers.IntegerField()
     message = serializers.CharField()
-    result = serializers.JSONField()
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    result = serializers.DictField(help_text="What the job did, once finished")
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     created_at = serializers.DateTimeField()
-    started_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField()
-    heartbeat_at = serializers.DateTimeField(help_text="The running worker's latest heartbeat")
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    heartbeat_at = serializers.DateTimeField(
+        allow_null=True, help_text="The running worker's latest heartbeat"
+    )
     interruptions = serializers.IntegerField(help_text="Times its worker stopped mid-run")
 
     def get_url(self, job: OrganizerJob) -> str:

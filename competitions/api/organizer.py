@@ -46,7 +46,11 @@ class BundleImportApi(APIView):
     class BundleImportInput(serializers.Serializer):
         bundle = serializers.FileField(help_text="A zip holding competition.yaml and its files")
 
-    @extend_schema(request=BundleImportInput, responses=OpenApiTypes.OBJECT)
+    class BundleImportOutput(serializers.Serializer):
+        slug = serializers.CharField()
+        url = serializers.URLField()
+
+    @extend_schema(request=BundleImportInput, responses={201: BundleImportOutput})
     def post(self, request: Request) -> Response:
         from competitions.services.bundles import bundle_import
 
@@ -62,9 +66,8 @@ class BundleImportApi(APIView):
                     out.write(chunk)
             competition = bundle_import(source=path, organizer=request.user)
         url = reverse("api:competition-detail", args=[competition.slug], request=request)
-        return Response(
-            {"slug": competition.slug, "url": url}, status=201, headers={"Location": url}
-        )
+        body = self.BundleImportOutput({"slug": competition.slug, "url": url}).data
+        return Response(body, status=201, headers={"Location": url})
 
 
 class BundleExportApi(APIView):
@@ -95,11 +98,15 @@ class RescoreAllApi(APIView):
 class SubmissionRescoreApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    class SubmissionRescoreOutput(serializers.Serializer):
+        id = serializers.IntegerField()
+        status = serializers.CharField()
+
+    @extend_schema(request=None, responses={202: SubmissionRescoreOutput})
     def post(self, request: Request, submission_id: int) -> Response:
         submission = _organized_submission(request, submission_id)
         submission = submission_services.submission_rescore(submission=submission)
-        return Response({"id": submission.pk, "status": submission.status}, status=202)
+        return Response(self.SubmissionRescoreOutput(submission).data, status=202)
 
 
 class SubmissionDisqualifyApi(APIView):
@@ -109,7 +116,11 @@ class SubmissionDisqualifyApi(APIView):
         disqualified = serializers.BooleanField(default=True)
         reason = serializers.CharField(max_length=300, allow_blank=True, default="")
 
-    @extend_schema(request=SubmissionDisqualifyInput, responses=OpenApiTypes.OBJECT)
+    class SubmissionDisqualifyOutput(serializers.Serializer):
+        id = serializers.IntegerField()
+        is_disqualified = serializers.BooleanField()
+
+    @extend_schema(request=SubmissionDisqualifyInput, responses=SubmissionDisqualifyOutput)
     def post(self, request: Request, submission_id: int) -> Response:
         submission = _organized_submission(request, submission_id)
         data = self.SubmissionDisqualifyInput(data=request.data)
@@ -117,7 +128,7 @@ class SubmissionDisqualifyApi(APIView):
         submission = submission_services.submission_set_disqualified(
             submission=submission, **data.validated_data
         )
-        return Response({"id": submission.pk, "is_disqualified": submission.is_disqualified})
+        return Response(self.SubmissionDisqualifyOutput(submission).data)
 
 
 class TeamBanApi(APIView):
@@ -127,7 +138,11 @@ class TeamBanApi(APIView):
         banned = serializers.BooleanField(default=True)
         reason = serializers.CharField(max_length=300, allow_blank=True, default="")
 
-    @extend_schema(request=TeamBanInput, responses=OpenApiTypes.OBJECT)
+    class TeamBanOutput(serializers.Serializer):
+        id = serializers.IntegerField()
+        is_banned = serializers.BooleanField()
+
+    @extend_schema(request=TeamBanInput, responses=TeamBanOutput)
     def post(self, request: Request, slug: str, team_id: int) -> Response:
         competition = access_competition(request.user, slug, organize=True)
         team = Team.objects.filter(competition=competition, pk=team_id).first()
@@ -136,7 +151,7 @@ class TeamBanApi(APIView):
         data = self.TeamBanInput(data=request.data)
         data.is_valid(raise_exception=True)
         team = team_set_banned(team=team, **data.validated_data)
-        return Response({"id": team.pk, "is_banned": team.is_banned})
+        return Response(self.TeamBanOutput(team).data)
 
 
 class LifecycleOutput(serializers.Serializer):

@@ -41,6 +41,97 @@ from competitions.services.versions import task_version_create
 from scoring.manifest import manifest_for_viewer, scoring_run_for_claim
 
 
+class TaskVersionOutput(serializers.Serializer):
+    number = serializers.IntegerField()
+    ranked = serializers.BooleanField(help_text="The leaderboard ranks this version's scores")
+    note = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    ground_truth_sha256 = serializers.CharField()
+    split_sha256 = serializers.CharField()
+    scorer_program_sha256 = serializers.CharField()
+    scorer_image_digest = serializers.CharField()
+
+
+class TaskVersionListOutput(serializers.Serializer):
+    ranked = serializers.IntegerField(help_text="The ranked version's number")
+    results = TaskVersionOutput(many=True)
+
+
+class ReplicationOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    submission = serializers.IntegerField()
+    status = serializers.CharField()
+    outcome = serializers.CharField(allow_null=True)
+    queue = serializers.CharField()
+    tolerance = serializers.FloatField()
+    differences = serializers.DictField(help_text="Scores and stages that differ (docs)")
+    error_message = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    queued_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    cancelled_at = serializers.DateTimeField(allow_null=True)
+    original_run = serializers.IntegerField(allow_null=True)
+    new_run = serializers.IntegerField(allow_null=True)
+
+
+class ReplicationListOutput(serializers.Serializer):
+    results = ReplicationOutput(many=True)
+
+
+# A scoring manifest (docs/manifest.md, docs/manifest.schema.json): its top-level parts.
+MANIFEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A scoring manifest (docs/manifest.md)",
+    "properties": {
+        "schema_version": {"type": "string"},
+        "kind": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "scores": {"type": "object", "additionalProperties": {"type": "object"}},
+        "withheld": {"type": "array", "items": {"type": "string"}},
+    }
+    | {
+        part: {"type": "object", "additionalProperties": {}}
+        for part in [
+            "platform",
+            "competition",
+            "submission",
+            "predictions",
+            "task",
+            "ground_truth",
+            "scorer",
+            "validation",
+            "stages",
+            "timing",
+            "random_seeds",
+            "host",
+        ]
+    },
+    "additionalProperties": {},
+}
+
+# Hugging Face model-index metadata: the key has a hyphen, so a raw schema, not a serializer.
+MODEL_INDEX_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "model-index": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "results": {
+                        "type": "array",
+                        "items": {"type": "object", "additionalProperties": {}},
+                    },
+                },
+                "required": ["name", "results"],
+            },
+        }
+    },
+    "required": ["model-index"],
+}
+
+
 def _version_data(version: TaskVersion, *, ranked: int) -> dict[str, Any]:
     return {
         "number": version.number,
@@ -68,19 +159,18 @@ class TaskVersionListCreateApi(APIView):
         )
         note = serializers.CharField(max_length=300, required=False, allow_blank=True)
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=TaskVersionListOutput)
     def get(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug)
         task = competition.task
         versions = TaskVersion.objects.filter(task=task).order_by("number")
-        return Response(
-            {
-                "ranked": task.version,
-                "results": [_version_data(v, ranked=task.version) for v in versions],
-            }
-        )
+        body = {
+            "ranked": task.version,
+            "results": [_version_data(v, ranked=task.version) for v in versions],
+        }
+        return Response(TaskVersionListOutput(body).data)
 
-    @extend_schema(request=VersionCreateInput, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=VersionCreateInput, responses={201: TaskVersionOutput})
     def post(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug, organize=True)
         data = self.VersionCreateInput(data=request.data)
@@ -90,7 +180,8 @@ class TaskVersionListCreateApi(APIView):
             ground_truth=data.validated_data.get("ground_truth"),
             note=data.validated_data.get("note", ""),
         )
-        return Response(_version_data(version, ranked=competition.task.version), status=201)
+        body = _version_data(version, ranked=competition.task.version)
+        return Response(TaskVersionOutput(body).data, status=201)
 
 
 class TaskVersionActivateApi(APIView):
@@ -116,40 +207,46 @@ class TaskVersionActivateApi(APIView):
         return job_accepted(job, request)
 
 
+class ScorerReportOutput(serializers.ModelSerializer):
+    class Meta:
+        model = ScorerMismatchReport
+        fields = [
+            "worker",
+            "identity",
+            "expected",
+            "version",
+            "image",
+            "last_submission_id",
+            "count",
+            "first_at",
+            "last_at",
+        ]
+
+
+class ScorerWorkersOutput(serializers.Serializer):
+    ranked_version = serializers.IntegerField()
+    ranked_identity = serializers.CharField()
+    mismatches = ScorerReportOutput(many=True)
+
+
 class ScorerWorkersApi(APIView):
     """Organizers: the workers that lately left this task's submissions because their
     scorer differs from the ranked version's (the health signal of docs/scorers.md)."""
 
     permission_classes = [IsAuthenticated]
 
-    class ScorerReportOutput(serializers.ModelSerializer):
-        class Meta:
-            model = ScorerMismatchReport
-            fields = [
-                "worker",
-                "identity",
-                "expected",
-                "version",
-                "image",
-                "last_submission_id",
-                "count",
-                "first_at",
-                "last_at",
-            ]
-
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=ScorerWorkersOutput)
     def get(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug, organize=True)
         task = competition.task
         ranked = TaskVersion.objects.filter(task=task, number=task.version).first()
         reports = scorer_mismatches_recent(task=task)
-        return Response(
-            {
-                "ranked_version": task.version,
-                "ranked_identity": ranked.scorer_image_digest if ranked else "",
-                "mismatches": self.ScorerReportOutput(reports, many=True).data,
-            }
-        )
+        body = {
+            "ranked_version": task.version,
+            "ranked_identity": ranked.scorer_image_digest if ranked else "",
+            "mismatches": reports,
+        }
+        return Response(ScorerWorkersOutput(body).data)
 
 
 class ScorerAdoptApi(APIView):
@@ -165,7 +262,7 @@ class ScorerAdoptApi(APIView):
             help_text="The scorer to adopt (default: the one workers lately reported)",
         )
 
-    @extend_schema(request=ScorerAdoptInput, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=ScorerAdoptInput, responses={201: TaskVersionOutput})
     def post(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug, organize=True)
         data = self.ScorerAdoptInput(data=request.data)
@@ -174,7 +271,8 @@ class ScorerAdoptApi(APIView):
         version = task_scorer_adopt(
             task=competition.task, by=user, identity=data.validated_data.get("identity")
         )
-        return Response(_version_data(version, ranked=version.number), status=201)
+        body = _version_data(version, ranked=version.number)
+        return Response(TaskVersionOutput(body).data, status=201)
 
 
 class SubmissionManifestApi(APIView):
@@ -188,7 +286,7 @@ class SubmissionManifestApi(APIView):
                 description="Task version (default: the ranked one, else the latest scored)",
             )
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses={200: MANIFEST_SCHEMA},
     )
     def get(self, request: Request, submission_id: int) -> Response:
         submission = access_entry(request.user, submission_id)
@@ -242,7 +340,12 @@ class ModelIndexApi(APIView):
 
     renderer_classes = [JSONRenderer, YAMLRenderer, BrowsableAPIRenderer]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        responses={
+            (200, "application/json"): MODEL_INDEX_SCHEMA,
+            (200, "application/yaml"): MODEL_INDEX_SCHEMA,
+        }
+    )
     def get(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug)
         # Scheme and host only: the sources are claim pages, never this URL or its query.
@@ -290,14 +393,13 @@ class SubmissionReplicationListApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=ReplicationListOutput)
     def get(self, request: Request, submission_id: int) -> Response:
         submission = access_submission(request.user, submission_id)
         private = private_split_visible(request.user, submission.competition)
         replications = Replication.objects.filter(submission=submission).order_by("-created_at")
-        return Response(
-            {"results": [_replication_data(r, private_visible=private) for r in replications]}
-        )
+        body = {"results": [_replication_data(r, private_visible=private) for r in replications]}
+        return Response(ReplicationListOutput(body).data)
 
 
 class SubmissionReplicateApi(APIView):
@@ -314,7 +416,7 @@ class SubmissionReplicateApi(APIView):
             required=False, min_value=0, help_text="Largest absolute score difference accepted"
         )
 
-    @extend_schema(request=ReplicateInput, responses={202: OpenApiTypes.OBJECT})
+    @extend_schema(request=ReplicateInput, responses={202: ReplicationOutput})
     def post(self, request: Request, submission_id: int) -> Response:
         from scoring.replication import replication_request
 
@@ -325,7 +427,8 @@ class SubmissionReplicateApi(APIView):
         data.is_valid(raise_exception=True)
         user = request.user if isinstance(request.user, User) else None
         replication = replication_request(submission=submission, user=user, **data.validated_data)
-        return Response(_replication_data(replication, private_visible=True), status=202)
+        body = _replication_data(replication, private_visible=True)
+        return Response(ReplicationOutput(body).data, status=202)
 
 
 class ReplicationCancelApi(APIView):
@@ -334,7 +437,7 @@ class ReplicationCancelApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses=ReplicationOutput)
     def post(self, request: Request, replication_id: int) -> Response:
         from scoring.replication import replication_cancel
 
@@ -346,4 +449,6 @@ class ReplicationCancelApi(APIView):
             raise Forbidden("Only this competition's organizers can do that.")
         user = request.user if isinstance(request.user, User) else None
         replication = replication_cancel(replication=replication, user=user)
-        return Response(_replication_data(replication, private_visible=True))
+        return Response(
+            ReplicationOutput(_replication_data(replication, private_visible=True)).data
+        )

@@ -1,7 +1,6 @@
 """Organizer endpoint: a competition's scoring program (docs/scorers.md)."""
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
@@ -10,11 +9,23 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from competitions.api.jobs import OrganizerJobOutput, job_accepted, job_data
+from competitions.api.jobs import OrganizerJobOutput, job_accepted
 from competitions.models import OrganizerJob, Task
 from competitions.permissions import access_competition, signed_in
 from competitions.selectors import organizer_job_latest
 from competitions.services.scorers import task_scorer_set
+
+
+class TaskScorerOutput(serializers.Serializer):
+    program = serializers.BooleanField(help_text="An uploaded scoring program is in use")
+    program_sha256 = serializers.CharField(allow_null=True)
+    image = serializers.CharField()
+    images = serializers.ListField(child=serializers.CharField(), help_text="Images allowed")
+    logs_visible_to_participants = serializers.BooleanField()
+    public = serializers.BooleanField()
+    task_version = serializers.IntegerField()
+    dry_run = serializers.DictField(allow_null=True, help_text="The last dry run's outcome")
+    dry_run_job = OrganizerJobOutput(allow_null=True)
 
 
 def _scorer_data(task: Task) -> dict:
@@ -30,9 +41,8 @@ def _scorer_data(task: Task) -> dict:
     }
 
 
-def _dry_run_job(task: Task, request: Request) -> dict | None:
-    job = organizer_job_latest(competition=task.competition, kind=OrganizerJob.Kind.DRY_RUN)
-    return job_data(job, request) if job is not None else None
+def _dry_run_job(task: Task) -> OrganizerJob | None:
+    return organizer_job_latest(competition=task.competition, kind=OrganizerJob.Kind.DRY_RUN)
 
 
 class TaskScorerApi(APIView):
@@ -53,13 +63,16 @@ class TaskScorerApi(APIView):
             help_text="Include the program in every submission's reproducibility bundle",
         )
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=TaskScorerOutput)
     def get(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug, organize=True)
         task = competition.task
-        return Response(_scorer_data(task) | {"dry_run_job": _dry_run_job(task, request)})
+        body = _scorer_data(task) | {"dry_run_job": _dry_run_job(task)}
+        return Response(TaskScorerOutput(body, context={"request": request}).data)
 
-    @extend_schema(request=TaskScorerSetInput, responses={202: OrganizerJobOutput, 200: None})
+    @extend_schema(
+        request=TaskScorerSetInput, responses={202: OrganizerJobOutput, 200: TaskScorerOutput}
+    )
     def post(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug, organize=True)
         data = self.TaskScorerSetInput(data=request.data)
@@ -73,5 +86,6 @@ class TaskScorerApi(APIView):
         )
         if job is None:  # the same program: only `public` changed, nothing to run
             task = competition.task
-            return Response(_scorer_data(task) | {"dry_run_job": _dry_run_job(task, request)})
+            body = _scorer_data(task) | {"dry_run_job": _dry_run_job(task)}
+            return Response(TaskScorerOutput(body, context={"request": request}).data)
         return job_accepted(job, request)

@@ -51,10 +51,84 @@ def _scorer_data(submission: Submission) -> dict | None:
     }
 
 
+class ScorerInfoOutput(serializers.Serializer):
+    name = serializers.CharField()
+    image = serializers.CharField(allow_null=True)
+    sandboxed = serializers.BooleanField()
+    note = serializers.CharField(allow_null=True)
+
+
+class SandboxRunOutput(serializers.Serializer):
+    stage = serializers.CharField()
+    attempt = serializers.IntegerField()
+    image = serializers.CharField()
+    image_digest = serializers.CharField()
+    limits = serializers.DictField()
+    exit_code = serializers.IntegerField(allow_null=True)
+    timed_out = serializers.BooleanField()
+    oom_killed = serializers.BooleanField()
+    duration_s = serializers.FloatField(allow_null=True)
+    peak_memory_bytes = serializers.IntegerField(allow_null=True)
+    failure_reason = serializers.CharField(allow_null=True)
+    log_visible = serializers.BooleanField()
+    log = serializers.CharField(allow_null=True)
+    log_truncated = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class SubmissionOutput(serializers.Serializer):
+    """One submission as its team and the organizers see it (submission_data builds it)."""
+
+    id = serializers.IntegerField()
+    url = serializers.URLField()
+    competition = serializers.CharField()
+    team = serializers.CharField()
+    submitter = serializers.CharField()
+    kind = serializers.CharField()
+    file_name = serializers.CharField()
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+    method_name = serializers.CharField()
+    description = serializers.CharField()
+    paper_url = serializers.CharField()
+    code_url = serializers.CharField()
+    hardware_declared = serializers.CharField()
+    status = serializers.CharField(help_text="queued, running, scored, invalid or error")
+    failure = serializers.CharField(allow_null=True)
+    error_message = serializers.CharField()
+    problems = serializers.ListField(
+        child=serializers.DictField(), help_text="The first problems found in the file"
+    )
+    total_problems = serializers.IntegerField()
+    scores = serializers.DictField(
+        child=serializers.DictField(child=serializers.FloatField(allow_null=True)),
+        help_text="Per split (public, private when visible): metric -> value",
+    )
+    is_late = serializers.BooleanField()
+    is_disqualified = serializers.BooleanField()
+    is_selected = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_s = serializers.FloatField(allow_null=True)
+    task_version = serializers.IntegerField(allow_null=True)
+    scorer = ScorerInfoOutput(allow_null=True)
+    runs = SandboxRunOutput(many=True)
+    container_image_digest = serializers.CharField(allow_null=True)
+    has_predictions = serializers.BooleanField()
+
+
+class SubmissionPageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = SubmissionOutput(many=True)
+
+
 def submission_data(
     request: Request, submission: Submission, scores: dict, runs: list | None = None
 ) -> dict:
-    return {
+    data = {
         "id": submission.pk,
         "url": reverse("api:submission-detail", args=[submission.pk], request=request),
         "competition": submission.competition.slug,
@@ -91,6 +165,7 @@ def submission_data(
         "container_image_digest": submission.container_image_digest or None,
         "has_predictions": bool(submission.predictions),
     }
+    return dict(SubmissionOutput(data).data)
 
 
 class SubmissionCreateInput(serializers.Serializer):
@@ -140,7 +215,7 @@ class SubmissionListCreateApi(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
-        responses=OpenApiTypes.OBJECT,
+        responses=SubmissionPageOutput,
     )
     def get(self, request: Request, slug: str) -> Response:
         """Newest first, a page at a time (`next` is null on the last page)."""
@@ -169,9 +244,9 @@ class SubmissionListCreateApi(APIView):
             current = {split: m for (v, split), m in mine.items() if v == s.task_version}
             results.append(submission_data(request, s, current, runs.get(s.pk)))
         links = page_links(request, page=page, page_size=page_size, count=count)
-        return Response({"count": count, **links, "results": results})
+        return Response(SubmissionPageOutput({"count": count, **links, "results": results}).data)
 
-    @extend_schema(request=SubmissionCreateInput, responses={202: OpenApiTypes.OBJECT})
+    @extend_schema(request=SubmissionCreateInput, responses={202: SubmissionOutput})
     def post(self, request: Request, slug: str) -> Response:
         competition = access_competition(request.user, slug)
         data = SubmissionCreateInput(data=request.data)
@@ -222,7 +297,7 @@ class SubmissionDetailApi(APIView):
                 "says finished, timeout or busy (no wait: the server's waits are all taken)",
             )
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=SubmissionOutput,
     )
     def get(self, request: Request, submission_id: int) -> Response:
         submission = access_submission(request.user, submission_id)
@@ -275,7 +350,11 @@ class SubmissionSelectApi(APIView):
     class SubmissionSelectInput(serializers.Serializer):
         selected = serializers.BooleanField()
 
-    @extend_schema(request=SubmissionSelectInput, responses=OpenApiTypes.OBJECT)
+    class SubmissionSelectOutput(serializers.Serializer):
+        id = serializers.IntegerField()
+        is_selected = serializers.BooleanField()
+
+    @extend_schema(request=SubmissionSelectInput, responses=SubmissionSelectOutput)
     def post(self, request: Request, submission_id: int) -> Response:
         submission = access_submission(request.user, submission_id, team_only=True)
         data = self.SubmissionSelectInput(data=request.data)
@@ -283,7 +362,7 @@ class SubmissionSelectApi(APIView):
         submission = submission_set_selected(
             submission=submission, selected=data.validated_data["selected"]
         )
-        return Response({"id": submission.pk, "is_selected": submission.is_selected})
+        return Response(self.SubmissionSelectOutput(submission).data)
 
 
 class QuotaCountOutput(serializers.Serializer):

@@ -336,6 +336,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Operation ids and tags without the version ("competitions_list", tag "competitions"):
+    # the names a generated client's functions and modules get.
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "competitions.api.schema.add_error_responses",
+        "competitions.api.schema.one_request_media_type",
+    ],
+    # Request bodies get their own components (files as binary), so a generated client
+    # sends a file as a multipart part, not as a JSON string.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 LOGGING = {
