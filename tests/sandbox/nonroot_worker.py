@@ -41,11 +41,11 @@ def run_as_worker(uid: int, arguments: dict[str, Any]) -> dict[str, Any]:
         os.close(read_end)
         try:
             _drop_to(uid, home=arguments["root"])
-            report = attempt(arguments)
+            outcome = attempt(arguments)
         except BaseException:
-            report = {"error": traceback.format_exc()}
+            outcome = {"error": traceback.format_exc()}
         with os.fdopen(write_end, "w") as out:
-            json.dump(report, out)
+            json.dump(outcome, out)
         os._exit(0)
     os.close(write_end)
     with os.fdopen(read_end) as received:

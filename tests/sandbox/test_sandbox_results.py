@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from deploy.seccomp import generate as seccomp_generator
 from scoring.sandbox import (
+    SECCOMP_PROFILE,
     FakeRunner,
     LogTail,
     Mount,
     RunResult,
     SandboxLimits,
     SandboxUnavailable,
+    seccomp_profile,
 )
 from scoring.sandbox_output import PAGE_BYTES, copy_output, tmpfs_options, tmpfs_size
 from tests.sandbox.hostile_images import (
@@ -185,3 +189,15 @@ def test_the_fake_runner_returns_a_scripted_result_or_raises_a_scripted_error(tm
     assert FakeRunner(result=timed_out).run(**args) is timed_out
     with pytest.raises(SandboxUnavailable):
         FakeRunner(error=SandboxUnavailable("engine down")).run(**args)
+
+
+def test_the_shipped_seccomp_profile_is_what_its_generator_writes_and_refuses_ptrace():
+    shipped = json.loads(SECCOMP_PROFILE.read_text())
+    generated = json.loads(json.dumps(seccomp_generator.profile()))
+
+    assert shipped == generated
+    assert shipped["defaultAction"] == "SCMP_ACT_ERRNO"
+    allowed = {name for rule in shipped["syscalls"] for name in rule["names"]}
+    for refused in ("ptrace", "process_vm_readv", "personality", "keyctl", "userfaultfd", "bpf"):
+        assert refused not in allowed
+    assert json.loads(seccomp_profile()) == shipped  # what the runner passes to the engine
