@@ -78,9 +78,10 @@ SECCOMP_PROFILE = Path(__file__).resolve().parent.parent / "deploy" / "seccomp" 
 # only samples a running container, and short runs end between samples), its OOM kills
 # (v2 memory.events, v1 memory.oom_control) and the command's exit status; then it waits
 # on stdin, which stays open and is never written, so /output lives until the runner has
-# copied it. Only the shell's builtins: slim images may have no cat.
+# copied it (the command itself reads an empty stdin). Only the shell's builtins: slim
+# images may have no cat.
 _WRAPPER = f"""
-"$@"
+"$@" < /dev/null
 status=$?
 for f in /sys/fs/cgroup/memory.peak /sys/fs/cgroup/memory/memory.max_usage_in_bytes; do
     if [ -r "$f" ] && read -r peak < "$f"; then echo "{_PEAK_MARKER.decode()}$peak" >&2; break; fi
@@ -336,15 +337,11 @@ class DockerRunner:
         client: docker.DockerClient | None = None,
         *,
         deployment: str = "",
-        poll_s: float = 0.5,
     ):
         if deployment and not re.fullmatch(DEPLOYMENT_PATTERN, deployment):
             raise ValueError(f"{deployment!r} is not a deployment id")
         self._client = client
         self.deployment = deployment
-        # Kept for callers that pass it: completion is noticed at once and the time limit
-        # met to the millisecond without polling, and nothing is measured during the run.
-        self.poll_s = poll_s
 
     @property
     def client(self) -> docker.DockerClient:

@@ -34,6 +34,15 @@ def test_it_removes_the_container_after_the_run(run_python, docker_client, code)
 
 
 @pytest.mark.docker
+def test_the_command_reads_an_empty_stdin_and_is_not_kept_waiting(run_python):
+    # The sandbox's shell waits on its own stdin after the command; the command must not.
+    result = run_python("import sys; print(repr(sys.stdin.read()))")
+
+    assert result.ok
+    assert result.log == "''\n"
+
+
+@pytest.mark.docker
 def test_it_reports_the_image_digest_and_peak_memory(run_python, docker_client, scorer_image):
     result = run_python("bytearray(50 * 1024 * 1024)")
 
