@@ -599,6 +599,8 @@ def _drain(stream: Iterable[bytes], tail: LogTail) -> None:
             tail.feed(chunk)
     except (OSError, requests.exceptions.RequestException):
         pass  # the stream was closed under us after a kill; what we have is the log
+    finally:
+        tail.ended.set()  # the container stopped (or the engine went) without a report
 
 
 def _kill(container: Container) -> None:

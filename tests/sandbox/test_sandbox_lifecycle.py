@@ -19,6 +19,7 @@ from scoring.sandbox import (
     DockerRunner,
     SandboxUnavailable,
 )
+from tests.sandbox.conftest import SMALL_LIMITS
 
 
 @pytest.mark.docker
@@ -40,6 +41,31 @@ def test_the_command_reads_an_empty_stdin_and_is_not_kept_waiting(run_python):
 
     assert result.ok
     assert result.log == "''\n"
+
+
+@pytest.mark.docker
+def test_a_container_stopped_from_outside_ends_the_run_at_once(run_python, docker_client):
+    mine = {"label": [SANDBOX_LABEL, f"{OWNER_LABEL}={socket.gethostname()}:{os.getpid()}"]}
+
+    def kill_it() -> None:
+        for _ in range(100):
+            running = docker_client.containers.list(filters=mine)
+            if running:
+                time.sleep(0.5)
+                running[0].kill()
+                return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_it)
+    killer.start()
+    started = time.monotonic()
+    result = run_python("import time; time.sleep(30)")  # a 20 s time limit
+    killer.join()
+
+    assert time.monotonic() - started < 10
+    assert not result.timed_out
+    assert result.exit_code == 137
+    assert result.failure_reason(SMALL_LIMITS).startswith("exited with code 137")
 
 
 @pytest.mark.docker
