@@ -519,6 +519,14 @@ def _create_args(
 ) -> dict[str, Any]:
     now = time.time()
     threads = str(max(1, math.ceil(limits.cpus)))
+    labels = {
+        **labels,
+        SANDBOX_LABEL: "1",
+        OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}",
+        STARTED_LABEL: f"{now:.0f}",
+        # Set at creation, a moment before the start, so never later than the kill.
+        DEADLINE_LABEL: f"{now + limits.timeout_s:.0f}",
+    }
     return {
         "image": image,
         "command": ["/bin/sh", "-c", _WRAPPER, "sandbox", *command],
@@ -551,21 +559,14 @@ def _create_args(
                 type="volume",
                 no_copy=True,
                 driver_config=DriverConfig("local", output_volume_options(limits.output_bytes)),
-                labels={SANDBOX_LABEL: "1", **labels},
+                labels=labels,
             ),
             *(
                 DockerMount(m.target, str(m.source.resolve()), type="bind", read_only=m.read_only)
                 for m in mounts
             ),
         ],
-        "labels": {
-            **labels,
-            SANDBOX_LABEL: "1",
-            OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}",
-            STARTED_LABEL: f"{now:.0f}",
-            # Set at creation, a moment before the start, so never later than the kill.
-            DEADLINE_LABEL: f"{now + limits.timeout_s:.0f}",
-        },
+        "labels": labels,
         "log_config": LogConfig(type="none"),
         "environment": {
             "HOME": "/tmp",
