@@ -391,8 +391,8 @@ class DockerRunner:
         return {DEPLOYMENT_LABEL: self.deployment} if self.deployment else {}
 
     def cleanup_stale(self, *, grace_s: float = STALE_GRACE_S) -> int:
-        """Kill and remove this deployment's sandbox containers left by a dead worker.
-        Returns how many went.
+        """Kill and remove this deployment's sandbox containers left by a dead worker, and
+        their /output volumes. Returns how many containers went.
 
         A container is stale once `grace_s` past its deadline label (its own worker kills
         it at the deadline), or when it is not running and older than `grace_s`: a live
@@ -414,7 +414,18 @@ class DockerRunner:
                     removed += 1
                 except docker.errors.NotFound:
                     pass  # its own worker removed it meanwhile
+            self._remove_orphan_volumes(mine, now, grace_s)
         return removed
+
+    def _remove_orphan_volumes(self, mine: list[str], now: float, grace_s: float) -> None:
+        """/output volumes no container uses any more (their container was removed without
+        them, or the engine stopped mid-removal). Past the grace only: a volume is made a
+        moment before its container is."""
+        orphans = self.client.volumes.list(filters={"label": mine, "dangling": True})
+        for volume in orphans:
+            if _is_stale(volume.attrs.get("Labels") or {}, "exited", now, grace_s):
+                with suppress(docker.errors.NotFound, docker.errors.APIError):
+                    volume.remove()
 
     def _run_created(
         self, container: Container, image: str, digest: str, output_dir: Path, limits: SandboxLimits

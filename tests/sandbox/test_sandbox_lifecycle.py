@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
 import time
 import uuid
 
+import docker.errors
 import pytest
 
 from scoring.sandbox import (
@@ -116,6 +118,30 @@ def test_cleanup_stale_removes_a_leftover_of_a_dead_worker(docker_client, scorer
         still_running.remove(force=True)
         if past_deadline.id in [c.id for c in docker_client.containers.list(all=True)]:
             past_deadline.remove(force=True)
+
+
+@pytest.mark.docker
+def test_cleanup_stale_removes_an_old_orphaned_output_volume_only(docker_client):
+    now = time.time()
+    deployment = f"test-{uuid.uuid4().hex[:12]}"
+    labels = {SANDBOX_LABEL: "1", DEPLOYMENT_LABEL: deployment}
+    old = docker_client.volumes.create(
+        labels={**labels, STARTED_LABEL: f"{now - 700:.0f}", DEADLINE_LABEL: f"{now - 100:.0f}"}
+    )
+    # Its container is about to be created: it must stay.
+    new = docker_client.volumes.create(
+        labels={**labels, STARTED_LABEL: f"{now:.0f}", DEADLINE_LABEL: f"{now + 600:.0f}"}
+    )
+    try:
+        DockerRunner(docker_client, deployment=deployment).cleanup_stale()
+
+        remaining = {v.name for v in docker_client.volumes.list(filters={"label": SANDBOX_LABEL})}
+        assert old.name not in remaining
+        assert new.name in remaining
+    finally:
+        for volume in (old, new):
+            with contextlib.suppress(docker.errors.NotFound):
+                volume.remove()
 
 
 @pytest.mark.docker
