@@ -216,7 +216,10 @@ def _rows(path: Path) -> np.ndarray | None:
         return None
     try:
         rows = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
+    except OSError as exc:
+        # strerror only: the exception's text names the worker's own folder.
+        raise ValueError(f"{ROWS_NAME} is unreadable: {exc.strerror or 'cannot be read'}") from exc
+    except (ValueError, EOFError) as exc:
         raise ValueError(f"{ROWS_NAME} is unreadable: {exc}") from exc
     if rows.ndim != 1 or rows.dtype.kind != "f":
         raise ValueError(f"{ROWS_NAME} is not a vector of floats")

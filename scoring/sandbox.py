@@ -4,9 +4,16 @@ Services receive a SandboxRunner: DockerRunner in production, FakeRunner in test
 here imports Django; limits and the image come in as arguments.
 
 Every DockerRunner container has no network (network_mode="none"), a read-only root, a
-size-capped /tmp, no capabilities, no-new-privileges, the nobody user (65534), fixed
+size-capped /tmp and /output (tmpfs owned by the sandbox user: the kernel enforces the
+sizes, whatever the image's folders or the worker's uid; see scoring.sandbox_output), no
+capabilities, no-new-privileges, the platform's seccomp profile (deploy/seccomp: Docker's
+default without ptrace and other kernel attack surface), the nobody user (65534), fixed
 memory (no swap), CPU and process limits, and a per-file size cap. The wall-clock limit is
-enforced by killing the container, and the container is always removed.
+enforced by killing the container, and the container and its volume are always removed.
+
+The command runs under a small shell wrapper that, when the command ends, reports its exit
+status, peak memory and OOM kills on stderr and then waits on stdin: the container (and so
+its /output tmpfs) stays alive until the runner has frozen it and copied /output out.
 
 Every container is labelled with its deployment (DEPLOYMENT_LABEL, when the runner has one)
 and its absolute wall-clock deadline (DEADLINE_LABEL: creation time plus the time limit),
@@ -16,6 +23,7 @@ without touching another deployment's containers on a shared engine.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -23,6 +31,7 @@ import os
 import re
 import socket
 import stat
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -35,8 +44,10 @@ import docker
 import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
-from docker.types import LogConfig, Ulimit
+from docker.types import DriverConfig, LogConfig, Ulimit
 from docker.types import Mount as DockerMount
+
+from scoring.sandbox_output import copy_output, output_volume_options, tmpfs_options
 
 SANDBOX_LABEL = "heldout.sandbox"
 # Seconds since the epoch at which the run's time limit ends.
@@ -58,17 +69,33 @@ STALE_GRACE_S = 60.0
 # What a deployment id may be: it goes into labels and image repository names.
 DEPLOYMENT_PATTERN = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
 _PEAK_MARKER = b"heldout-sandbox-peak-memory-bytes="
-# Runs the command as a child of a shell, then prints the cgroup's memory high-water mark
-# (cgroup v2 memory.peak or v1 max_usage_in_bytes) on stderr. The engine's stats API
-# cannot give this: it only samples a running container, and short runs end between
-# samples. The figure is informational; nothing is decided on it.
+_OOM_MARKER = b"heldout-sandbox-oom-kills="
+_EXIT_MARKER = b"heldout-sandbox-exit="
+# The seccomp profile every container runs under (deploy/seccomp/generate.py writes it).
+SECCOMP_PROFILE = Path(__file__).resolve().parent.parent / "deploy" / "seccomp" / "heldout.json"
+# Runs the command as a child of a shell, then prints on stderr the cgroup's memory
+# high-water mark (cgroup v2 memory.peak or v1 max_usage_in_bytes: the engine's stats API
+# only samples a running container, and short runs end between samples), its OOM kills
+# (v2 memory.events, v1 memory.oom_control) and the command's exit status; then it waits
+# on stdin, which stays open and is never written, so /output lives until the runner has
+# copied it (the command itself reads an empty stdin). Only the shell's builtins: slim
+# images may have no cat.
 _WRAPPER = f"""
-"$@"
+"$@" < /dev/null
 status=$?
 for f in /sys/fs/cgroup/memory.peak /sys/fs/cgroup/memory/memory.max_usage_in_bytes; do
-    # The shell's own `read`: slim images may have no cat.
     if [ -r "$f" ] && read -r peak < "$f"; then echo "{_PEAK_MARKER.decode()}$peak" >&2; break; fi
 done
+for f in /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control; do
+    if [ -r "$f" ]; then
+        while read -r key value; do
+            [ "$key" = oom_kill ] && echo "{_OOM_MARKER.decode()}$value" >&2
+        done < "$f"
+        break
+    fi
+done
+echo "{_EXIT_MARKER.decode()}$status" >&2
+read -r _ignored
 exit $status
 """
 
@@ -107,7 +134,7 @@ class RunResult:
     duration_s: float
     peak_memory_bytes: int | None
     log: str  # stdout and stderr, interleaved, cut to its tail past limits.log_bytes
-    output_truncated: bool  # the run wrote more than limits.output_bytes
+    output_truncated: bool  # the run filled /output past limits.output_bytes
     image: str
     image_digest: str
 
@@ -127,7 +154,7 @@ class RunResult:
         if self.timed_out:
             return f"exceeded time limit of {format_seconds(limits.timeout_s)}"
         if self.output_truncated:
-            return f"wrote more than {format_bytes(limits.output_bytes)} of output"
+            return f"exceeded the output limit of {format_bytes(limits.output_bytes)}"
         if self.exit_code is None:
             return "stopped without an exit code"
         if self.exit_code != 0:
@@ -166,34 +193,42 @@ def last_lines(log: str, count: int = 5, max_chars: int = 500) -> str:
 
 
 class LogTail:
-    """Keeps the last `limit` bytes of a stream and counts everything that went by."""
+    """Keeps the last `limit` bytes of a stream and counts everything that went by.
+
+    `ended` is set when the wrapper reports the command's exit status (`exit_status`), or
+    when the stream ends (the container stopped without one).
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.total = 0
-        # Room for the peak-memory line, which comes after the command's own output.
-        self._keep = limit + 256
+        # Room for the wrapper's lines, which come after the command's own output.
+        self._keep = limit + 512
         self._tail = bytearray()
+        self.ended = threading.Event()
+        self.exit_status: int | None = None
+        self.oom_kills: int | None = None
 
     def feed(self, chunk: bytes) -> None:
         self.total += len(chunk)
         self._tail += chunk
         if len(self._tail) > self._keep:
             del self._tail[: len(self._tail) - self._keep]
+        if self.exit_status is None:
+            # The marker line may have started in the previous chunk.
+            window = bytes(self._tail[-(len(chunk) + len(_EXIT_MARKER) + 16) :])
+            _rest, status = _take_marker(window, _EXIT_MARKER, complete=True)
+            if status is not None:
+                self.exit_status = status
+                self.ended.set()
 
     def finish(self) -> tuple[str, int | None]:
         """The log text (with a note if it was cut) and the peak memory it reported."""
         data = bytes(self._tail)
-        total = self.total
-        peak = None
-        start = data.rfind(_PEAK_MARKER)
-        if start != -1:
-            end = data.find(b"\n", start)
-            end = len(data) if end == -1 else end
-            digits = data[start + len(_PEAK_MARKER) : end].strip()
-            peak = int(digits) if digits.isdigit() else None
-            data = data[:start] + data[end + 1 :]
-            total -= len(self._tail) - len(data)
+        data, peak = _take_marker(data, _PEAK_MARKER)
+        data, self.oom_kills = _take_marker(data, _OOM_MARKER)
+        data, _status = _take_marker(data, _EXIT_MARKER)
+        total = self.total - (len(self._tail) - len(data))
         if total <= self.limit:
             return data[-self.limit :].decode(errors="replace"), peak
         cut = total - self.limit
@@ -201,31 +236,19 @@ class LogTail:
         return f"[log truncated: {cut} earlier bytes not kept]\n{text}", peak
 
 
-def output_size(directory: Path) -> int:
-    """Bytes in regular files under directory, not following symlinks."""
-    total = 0
-    for root, _dirs, files in os.walk(directory):
-        for name in files:
-            info = os.lstat(os.path.join(root, name))
-            if stat.S_ISREG(info.st_mode):
-                total += info.st_size
-    return total
-
-
-def sanitise_output(directory: Path) -> None:
-    """Make what the sandbox wrote safe for the host to read and keep.
-
-    Symlinks, fifos and devices are deleted: the host must never follow a link the sandbox
-    made to one of its own files. Setuid and setgid bits are cleared.
-    """
-    for root, dirs, files in os.walk(directory):
-        for name in [*files, *dirs]:
-            path = os.path.join(root, name)
-            mode = os.lstat(path).st_mode
-            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                os.unlink(path)
-            elif mode & (stat.S_ISUID | stat.S_ISGID):
-                os.chmod(path, stat.S_IMODE(mode) & ~(stat.S_ISUID | stat.S_ISGID))
+def _take_marker(data: bytes, marker: bytes, *, complete: bool = False) -> tuple[bytes, int | None]:
+    """data without the last `marker<digits>` line, and those digits' value. With
+    `complete`, a line whose newline has not come yet is not taken."""
+    start = data.rfind(marker)
+    if start == -1:
+        return data, None
+    end = data.find(b"\n", start)
+    if end == -1:
+        if complete:
+            return data, None
+        end = len(data)
+    digits = data[start + len(marker) : end].strip()
+    return data[:start] + data[end + 1 :], int(digits) if digits.isdigit() else None
 
 
 def check_readable_by_sandbox(mount: Mount) -> None:
@@ -314,15 +337,11 @@ class DockerRunner:
         client: docker.DockerClient | None = None,
         *,
         deployment: str = "",
-        poll_s: float = 0.5,
     ):
         if deployment and not re.fullmatch(DEPLOYMENT_PATTERN, deployment):
             raise ValueError(f"{deployment!r} is not a deployment id")
         self._client = client
         self.deployment = deployment
-        # How often the output folder is measured while the container runs. Completion is
-        # noticed at once whatever this is, and the time limit is met to the millisecond.
-        self.poll_s = poll_s
 
     @property
     def client(self) -> docker.DockerClient:
@@ -359,20 +378,21 @@ class DockerRunner:
         with _engine_errors(image):
             digest = self.image_digest(image)
             container = self.client.containers.create(
-                **_create_args(image, command, mounts, output_dir, limits, labels)
+                **_create_args(image, command, mounts, limits, labels)
             )
             try:
                 return self._run_created(container, image, digest, output_dir, limits)
             finally:
-                container.remove(force=True)
+                # v=True: the anonymous /output volume goes with it.
+                container.remove(force=True, v=True)
 
     def own_labels(self) -> dict[str, str]:
         """The labels that mark a container as this deployment's."""
         return {DEPLOYMENT_LABEL: self.deployment} if self.deployment else {}
 
     def cleanup_stale(self, *, grace_s: float = STALE_GRACE_S) -> int:
-        """Kill and remove this deployment's sandbox containers left by a dead worker.
-        Returns how many went.
+        """Kill and remove this deployment's sandbox containers left by a dead worker, and
+        their /output volumes. Returns how many containers went.
 
         A container is stale once `grace_s` past its deadline label (its own worker kills
         it at the deadline), or when it is not running and older than `grace_s`: a live
@@ -390,11 +410,22 @@ class DockerRunner:
                 if not _is_stale(container.labels, container.status, now, grace_s):
                     continue
                 try:
-                    container.remove(force=True)
+                    container.remove(force=True, v=True)
                     removed += 1
                 except docker.errors.NotFound:
                     pass  # its own worker removed it meanwhile
+            self._remove_orphan_volumes(mine, now, grace_s)
         return removed
+
+    def _remove_orphan_volumes(self, mine: list[str], now: float, grace_s: float) -> None:
+        """/output volumes no container uses any more (their container was removed without
+        them, or the engine stopped mid-removal). Past the grace only: a volume is made a
+        moment before its container is."""
+        orphans = self.client.volumes.list(filters={"label": mine, "dangling": True})
+        for volume in orphans:
+            if _is_stale(volume.attrs.get("Labels") or {}, "exited", now, grace_s):
+                with suppress(docker.errors.NotFound, docker.errors.APIError):
+                    volume.remove()
 
     def _run_created(
         self, container: Container, image: str, digest: str, output_dir: Path, limits: SandboxLimits
@@ -407,21 +438,32 @@ class DockerRunner:
         reader.start()
         started = time.monotonic()
         container.start()
-        timed_out, too_much_output = self._wait(container, started, output_dir, limits)
+        timed_out = not tail.ended.wait(timeout=limits.timeout_s)
         duration = time.monotonic() - started
-        reader.join(timeout=5)
-        stream.close()
+        too_much_output = False
+        if timed_out:
+            _kill(container)
+        elif tail.exit_status is not None:
+            # The command is over and the wrapper waits: freeze what is left (background
+            # processes) so /output holds still while it is copied.
+            with suppress(docker.errors.APIError):  # the wrapper was gone already
+                container.pause()
+            too_much_output = self._copy_output(container, output_dir, limits)
+        else:
+            container.wait(timeout=30)  # stopped without reporting: killed, or no shell
         container.reload()
         state = container.attrs["State"]
-        sanitise_output(output_dir)
-        too_much_output = too_much_output or output_size(output_dir) > limits.output_bytes
+        reader.join(timeout=0 if tail.exit_status is not None else 5)
         log, peak = tail.finish()
-        if peak is None and state["OOMKilled"]:
+        oom_killed = bool(state["OOMKilled"]) or bool(tail.oom_kills)
+        if peak is None and oom_killed:
             peak = limits.memory_bytes  # the cgroup reached its limit: that was the peak
+        exit_code = tail.exit_status if tail.exit_status is not None else state["ExitCode"]
+        stream.close()
         return RunResult(
-            exit_code=state["ExitCode"],
+            exit_code=exit_code,
             timed_out=timed_out,
-            oom_killed=bool(state["OOMKilled"]),
+            oom_killed=oom_killed,
             duration_s=duration,
             peak_memory_bytes=peak,
             log=log,
@@ -430,29 +472,15 @@ class DockerRunner:
             image_digest=digest,
         )
 
-    def _wait(
-        self, container: Container, started: float, output_dir: Path, limits: SandboxLimits
-    ) -> tuple[bool, bool]:
-        """Wait for the exit, killing at the time limit or on too much output.
-
-        Returns (timed_out, too_much_output).
-        """
-        deadline = started + limits.timeout_s
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                _kill(container)
-                return True, False
-            try:
-                container.wait(timeout=min(remaining, self.poll_s))
-                return False, False
-            except (requests.exceptions.ConnectionError, requests.exceptions.ReadTimeout):
-                # Still running. (On the engine's unix socket the SDK reports a read
-                # timeout as a ConnectionError; a real connection failure fails the ping.)
-                self.client.ping()
-            if output_size(output_dir) > limits.output_bytes:
-                _kill(container)
-                return False, True
+    def _copy_output(self, container: Container, output_dir: Path, limits: SandboxLimits) -> bool:
+        """Copy /output out of the (frozen) container; True when it is over the limit."""
+        chunks, _stat = container.get_archive(OUTPUT_TARGET)
+        try:
+            return copy_output(chunks, output_dir, limits.output_bytes)
+        except tarfile.TarError as exc:
+            raise SandboxUnavailable(
+                "the Docker engine sent an unreadable copy of /output"
+            ) from exc
 
 
 def scorer_identity_of(attrs: Mapping[str, Any]) -> str:
@@ -479,25 +507,48 @@ def scorer_identity_of(attrs: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(encoded).hexdigest()
 
 
+@functools.cache
+def seccomp_profile() -> str:
+    """The seccomp profile's JSON (the engine wants the content, not a path). A missing
+    profile is an error: the runner never falls back to a weaker sandbox."""
+    try:
+        text = SECCOMP_PROFILE.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SandboxUnavailable(
+            "the seccomp profile deploy/seccomp/heldout.json is missing"
+            " (deploy/seccomp/generate.py writes it)"
+        ) from exc
+    return json.dumps(json.loads(text), separators=(",", ":"))
+
+
 def _create_args(
     image: str,
     command: list[str],
     mounts: list[Mount],
-    output_dir: Path,
     limits: SandboxLimits,
     labels: dict[str, str],
 ) -> dict[str, Any]:
     now = time.time()
     threads = str(max(1, math.ceil(limits.cpus)))
+    labels = {
+        **labels,
+        SANDBOX_LABEL: "1",
+        OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}",
+        STARTED_LABEL: f"{now:.0f}",
+        # Set at creation, a moment before the start, so never later than the kill.
+        DEADLINE_LABEL: f"{now + limits.timeout_s:.0f}",
+    }
     return {
         "image": image,
         "command": ["/bin/sh", "-c", _WRAPPER, "sandbox", *command],
         "network_mode": "none",
         "read_only": True,
-        "tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={limits.tmpfs_bytes},mode=1777"},
+        "tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,{tmpfs_options(limits.tmpfs_bytes)}"},
         "user": SANDBOX_USER,
         "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges"],
+        "security_opt": ["no-new-privileges", f"seccomp={seccomp_profile()}"],
+        # Open and never written: the wrapper waits on it once the command is over.
+        "stdin_open": True,
         "mem_limit": limits.memory_bytes,
         "memswap_limit": limits.memory_bytes,  # equal: no swap
         "nano_cpus": int(limits.cpus * 1e9),
@@ -509,20 +560,24 @@ def _create_args(
             Ulimit(name="core", soft=0, hard=0),
         ],
         "mounts": [
-            DockerMount(OUTPUT_TARGET, str(output_dir.resolve()), type="bind", read_only=False),
+            # An anonymous tmpfs volume: unlike a `tmpfs` mount it is visible to the
+            # archive API, so it can be copied out after the command; and unlike a host
+            # folder it is capped by the kernel and the sandbox cannot leave files the
+            # worker cannot delete.
+            DockerMount(
+                OUTPUT_TARGET,
+                None,
+                type="volume",
+                no_copy=True,
+                driver_config=DriverConfig("local", output_volume_options(limits.output_bytes)),
+                labels=labels,
+            ),
             *(
                 DockerMount(m.target, str(m.source.resolve()), type="bind", read_only=m.read_only)
                 for m in mounts
             ),
         ],
-        "labels": {
-            **labels,
-            SANDBOX_LABEL: "1",
-            OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}",
-            STARTED_LABEL: f"{now:.0f}",
-            # Set at creation, a moment before the start, so never later than the kill.
-            DEADLINE_LABEL: f"{now + limits.timeout_s:.0f}",
-        },
+        "labels": labels,
         "log_config": LogConfig(type="none"),
         "environment": {
             "HOME": "/tmp",
@@ -546,11 +601,8 @@ def _check_mount(mount: Mount) -> None:
 
 
 def _prepare_output_dir(output_dir: Path) -> None:
-    # The sandbox user (65534) owns nothing on the host. A world-writable folder is the
-    # one way it can write here without the worker being root; keep the folder inside a
-    # private (0700) work dir so nobody else on the host can reach it.
+    # Only the worker writes here (copy_output): the sandbox never sees this folder.
     output_dir.mkdir(parents=True, exist_ok=True)
-    output_dir.chmod(0o777)
 
 
 def _drain(stream: Iterable[bytes], tail: LogTail) -> None:
@@ -559,6 +611,8 @@ def _drain(stream: Iterable[bytes], tail: LogTail) -> None:
             tail.feed(chunk)
     except (OSError, requests.exceptions.RequestException):
         pass  # the stream was closed under us after a kill; what we have is the log
+    finally:
+        tail.ended.set()  # the container stopped (or the engine went) without a report
 
 
 def _kill(container: Container) -> None:

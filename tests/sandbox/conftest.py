@@ -69,7 +69,7 @@ def runner(docker_client: docker.DockerClient) -> DockerRunner:
 
 @pytest.fixture(autouse=True)
 def no_sandbox_container_is_left(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every run removes its container, whatever happened in it."""
+    """Every run removes its container and volume, whatever happened in it."""
     yield
     if request.node.get_closest_marker("docker") is None:
         return
@@ -78,6 +78,9 @@ def no_sandbox_container_is_left(request: pytest.FixtureRequest) -> Iterator[Non
     mine = f"{OWNER_LABEL}={socket.gethostname()}:{os.getpid()}"
     left = client.containers.list(all=True, filters={"label": [SANDBOX_LABEL, mine]})
     assert left == [], f"sandbox containers left behind: {[c.name for c in left]}"
+    # Nor the /output volumes that went with them.
+    volumes = client.volumes.list(filters={"label": [SANDBOX_LABEL, mine]})
+    assert volumes == [], f"sandbox volumes left behind: {[v.name for v in volumes]}"
 
 
 @pytest.fixture

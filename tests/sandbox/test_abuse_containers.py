@@ -192,7 +192,7 @@ def test_a_flood_of_stdout_keeps_only_the_logs_tail(run_hostile, archives):
 def test_a_huge_output_file_is_stopped_at_the_output_limit(run_hostile, archives):
     submission, run = run_hostile(archives("output-flood", h.HUGE_OUTPUT_FILE))
 
-    assert_failed(submission, "Your container wrote more than 1 MiB of output")
+    assert_failed(submission, "Your container exceeded the output limit of 1 MiB")
     assert run.duration_s < LIMITS["timeout_s"]  # stopped by the file size cap, not the clock
 
 

@@ -261,7 +261,7 @@ HOSTILE = {
     ),
     "a huge output file": (
         "open('/output/big', 'wb').write(b'x' * (10 << 20))\n" + write_scores(VALID_SCORES),
-        r"^wrote more than 1 MiB of output$",
+        r"^exceeded the output limit of 1 MiB$",
     ),
     "never ends": ("import time\ntime.sleep(3600)\n", r"^exceeded time limit of 8 s$"),
     "NaN": (

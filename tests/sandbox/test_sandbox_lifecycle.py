@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
 import time
 import uuid
 
+import docker.errors
 import pytest
 
 from scoring.sandbox import (
@@ -19,6 +21,7 @@ from scoring.sandbox import (
     DockerRunner,
     SandboxUnavailable,
 )
+from tests.sandbox.conftest import SMALL_LIMITS
 
 
 @pytest.mark.docker
@@ -31,6 +34,40 @@ def test_it_removes_the_container_after_the_run(run_python, docker_client, code)
     mine = f"{OWNER_LABEL}={socket.gethostname()}:{os.getpid()}"
     leftovers = docker_client.containers.list(all=True, filters={"label": [SANDBOX_LABEL, mine]})
     assert leftovers == []
+
+
+@pytest.mark.docker
+def test_the_command_reads_an_empty_stdin_and_is_not_kept_waiting(run_python):
+    # The sandbox's shell waits on its own stdin after the command; the command must not.
+    result = run_python("import sys; print(repr(sys.stdin.read()))")
+
+    assert result.ok
+    assert result.log == "''\n"
+
+
+@pytest.mark.docker
+def test_a_container_stopped_from_outside_ends_the_run_at_once(run_python, docker_client):
+    mine = {"label": [SANDBOX_LABEL, f"{OWNER_LABEL}={socket.gethostname()}:{os.getpid()}"]}
+
+    def kill_it() -> None:
+        for _ in range(100):
+            running = docker_client.containers.list(filters=mine)
+            if running:
+                time.sleep(0.5)
+                running[0].kill()
+                return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_it)
+    killer.start()
+    started = time.monotonic()
+    result = run_python("import time; time.sleep(30)")  # a 20 s time limit
+    killer.join()
+
+    assert time.monotonic() - started < 10
+    assert not result.timed_out
+    assert result.exit_code == 137
+    assert result.failure_reason(SMALL_LIMITS).startswith("exited with code 137")
 
 
 @pytest.mark.docker
@@ -81,6 +118,30 @@ def test_cleanup_stale_removes_a_leftover_of_a_dead_worker(docker_client, scorer
         still_running.remove(force=True)
         if past_deadline.id in [c.id for c in docker_client.containers.list(all=True)]:
             past_deadline.remove(force=True)
+
+
+@pytest.mark.docker
+def test_cleanup_stale_removes_an_old_orphaned_output_volume_only(docker_client):
+    now = time.time()
+    deployment = f"test-{uuid.uuid4().hex[:12]}"
+    labels = {SANDBOX_LABEL: "1", DEPLOYMENT_LABEL: deployment}
+    old = docker_client.volumes.create(
+        labels={**labels, STARTED_LABEL: f"{now - 700:.0f}", DEADLINE_LABEL: f"{now - 100:.0f}"}
+    )
+    # Its container is about to be created: it must stay.
+    new = docker_client.volumes.create(
+        labels={**labels, STARTED_LABEL: f"{now:.0f}", DEADLINE_LABEL: f"{now + 600:.0f}"}
+    )
+    try:
+        DockerRunner(docker_client, deployment=deployment).cleanup_stale()
+
+        remaining = {v.name for v in docker_client.volumes.list(filters={"label": SANDBOX_LABEL})}
+        assert old.name not in remaining
+        assert new.name in remaining
+    finally:
+        for volume in (old, new):
+            with contextlib.suppress(docker.errors.NotFound):
+                volume.remove()
 
 
 @pytest.mark.docker

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-import os
+import json
+import subprocess
+import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from scoring.sandbox import (
+    SECCOMP_PROFILE,
     FakeRunner,
     LogTail,
     Mount,
     RunResult,
     SandboxLimits,
     SandboxUnavailable,
-    output_size,
-    sanitise_output,
+    seccomp_profile,
+)
+from scoring.sandbox_output import PAGE_BYTES, copy_output, tmpfs_options, tmpfs_size
+from tests.sandbox.hostile_images import (
+    dir_entry,
+    file_entry,
+    link_entry,
+    special_entry,
+    tar_bytes,
 )
 
 LIMITS = SandboxLimits()
@@ -42,7 +53,7 @@ def result(**changes) -> RunResult:
         ({}, None),
         ({"oom_killed": True, "exit_code": 137}, "exceeded memory limit of 2 GiB"),
         ({"timed_out": True, "exit_code": 137}, "exceeded time limit of 600 s"),
-        ({"output_truncated": True}, "wrote more than 64 MiB of output"),
+        ({"output_truncated": True}, "exceeded the output limit of 64 MiB"),
         (
             {"exit_code": 1, "log": "a\n\nb\nValueError: bad\n"},
             "exited with code 1: a\nb\nValueError: bad",
@@ -103,36 +114,52 @@ def test_the_log_tail_survives_a_cut_in_the_middle_of_a_character():
     assert peak is None
 
 
-def test_output_size_counts_regular_files_only(tmp_path):
-    (tmp_path / "a").write_bytes(b"x" * 10)
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "b").write_bytes(b"x" * 5)
-    (tmp_path / "link").symlink_to("/etc/passwd")
-
-    assert output_size(tmp_path) == 15
+def output_tar(*entries: tuple[tarfile.TarInfo, bytes | None]) -> list[bytes]:
+    """A tar like the engine's archive of /output, in small chunks."""
+    data = tar_bytes([dir_entry("output"), *entries])
+    return [data[i : i + 1000] for i in range(0, len(data), 1000)]
 
 
-def test_links_and_special_files_are_removed_from_the_output(tmp_path):
-    (tmp_path / "result.json").write_text("{}")
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "secret").symlink_to("/etc/shadow")
-    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
-    (tmp_path / "linked-dir").symlink_to("/etc")
-    os.mkfifo(tmp_path / "pipe")
+def test_copied_output_keeps_files_and_folders_and_drops_links_and_special_files(tmp_path):
+    chunks = output_tar(
+        file_entry("output/result.json", b"{}", mode=0o6700),
+        dir_entry("output/sub"),
+        file_entry("output/sub/rows.csv", b"a\n", mode=0o000),
+        link_entry("output/secret", "/etc/shadow"),
+        link_entry("output/hard", "/etc/passwd", hard=True),
+        special_entry("output/device"),
+        file_entry("output/../escaped", b"x"),
+    )
 
-    sanitise_output(tmp_path)
+    over = copy_output(chunks, tmp_path / "out", 1024**2)
 
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["result.json", "sub"]
+    assert not over
+    files = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*"))
+    assert files == ["result.json", "sub", "sub/rows.csv"]
+    # Readable and deletable by the worker whatever modes the sandbox gave them.
+    assert (tmp_path / "out" / "result.json").stat().st_mode & 0o7777 == 0o644
+    assert (tmp_path / "out" / "sub" / "rows.csv").read_bytes() == b"a\n"
+    assert not (tmp_path / "escaped").exists()
 
 
-def test_setuid_and_setgid_bits_are_cleared_in_the_output(tmp_path):
-    program = tmp_path / "program"
-    program.write_text("#!/bin/sh\n")
-    program.chmod(0o6755)
+def test_copied_output_over_the_limit_is_reported_and_not_read_to_the_end(tmp_path):
+    big = [file_entry(f"output/part{i}", b"x" * 400_000) for i in range(4)]
 
-    sanitise_output(tmp_path)
+    assert copy_output(output_tar(*big), tmp_path / "out", 1024**2)
 
-    assert program.stat().st_mode & 0o7777 == 0o755
+
+def test_copied_output_counts_files_in_tmpfs_pages(tmp_path):
+    # 300 one-byte files use 300 pages of the tmpfs, far more than their 300 bytes.
+    tiny = [file_entry(f"output/f{i}", b"x") for i in range(300)]
+
+    assert copy_output(output_tar(*tiny), tmp_path / "out", 1024**2 // 4)
+    assert not copy_output(output_tar(*tiny), tmp_path / "out2", 300 * PAGE_BYTES)
+
+
+def test_a_sandbox_tmpfs_is_one_page_over_its_limit_and_owned_by_the_sandbox_user():
+    assert tmpfs_size(1024**2) == 1024**2 + PAGE_BYTES
+    assert tmpfs_size(1000) == 2 * PAGE_BYTES
+    assert tmpfs_options(1024**2) == f"size={1024**2 + PAGE_BYTES},uid=65534,gid=65534"
 
 
 def test_the_fake_runner_records_calls_and_runs_its_behaviour(tmp_path):
@@ -163,3 +190,18 @@ def test_the_fake_runner_returns_a_scripted_result_or_raises_a_scripted_error(tm
     assert FakeRunner(result=timed_out).run(**args) is timed_out
     with pytest.raises(SandboxUnavailable):
         FakeRunner(error=SandboxUnavailable("engine down")).run(**args)
+
+
+def test_the_shipped_seccomp_profile_is_what_its_generator_writes_and_refuses_ptrace():
+    generator = SECCOMP_PROFILE.with_name("generate.py")
+    check = subprocess.run(
+        [sys.executable, str(generator), "--check"], capture_output=True, text=True, timeout=60
+    )
+    shipped = json.loads(SECCOMP_PROFILE.read_text())
+
+    assert check.returncode == 0, check.stderr
+    assert shipped["defaultAction"] == "SCMP_ACT_ERRNO"
+    allowed = {name for rule in shipped["syscalls"] for name in rule["names"]}
+    for refused in ("ptrace", "process_vm_readv", "personality", "keyctl", "userfaultfd", "bpf"):
+        assert refused not in allowed
+    assert json.loads(seccomp_profile()) == shipped  # what the runner passes to the engine

@@ -262,7 +262,7 @@ def test_every_container_run_is_recorded_with_its_limits_image_and_outcome(
     [
         (failed_run(oom_killed=True, exit_code=137), "exceeded memory limit of 2 GiB"),
         (failed_run(timed_out=True, exit_code=137), "exceeded time limit of 600 s"),
-        (failed_run(output_truncated=True, exit_code=0), "wrote more than 64 MiB of output"),
+        (failed_run(output_truncated=True, exit_code=0), "exceeded the output limit of 64 MiB"),
     ],
 )
 def test_a_failed_run_fails_the_submission_with_its_reason(
