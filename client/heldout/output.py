@@ -18,8 +18,8 @@ from rich.table import Table
 
 from heldout.models import Submission
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, markup=False)
 
 
 def table(*columns: str) -> Table:
