@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from heldout import config
@@ -22,6 +21,15 @@ from heldout.http import HeldoutError
 from heldout.images import image_archive
 from heldout.models import Submission
 from heldout.output import err, human_size, out, print_submission, scores_text, table, transfer_bar
+
+# typer raises click's exceptions, or since 0.2x those of its own copy of click: found
+# through BadParameter's bases, whichever it is.
+_UsageError: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+)
+_ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
 
 EXIT_ERROR, EXIT_INVALID, EXIT_FAILED, EXIT_PENDING, EXIT_USAGE = 1, 2, 3, 4, 64
 
@@ -372,14 +380,14 @@ register_organizer(app, client)
 def main() -> None:
     try:
         code = app(standalone_mode=False)
-    except click.UsageError as exc:
-        exc.show()
+    except _UsageError as exc:
+        exc.show()  # type: ignore[attr-defined]
         sys.exit(EXIT_USAGE)
-    except click.Abort:
+    except typer.Abort:
         err.print("Aborted.")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except _ClickException as exc:
+        exc.show()  # type: ignore[attr-defined]
         sys.exit(EXIT_ERROR)
     except HeldoutError as exc:
         err.print(f"error: {exc}", markup=False)
