@@ -1,0 +1,106 @@
+"""heldout.Client, the Python API: retries honouring Retry-After (against httpx's mock
+transport: a real throttle that answers 429 with a short Retry-After is not configured in
+tests), and resumable uploads that go on from the server's offset (against a live site)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import httpx
+import pytest
+from heldout import Client, HeldoutError
+from heldout.transfer import TUS, send_from
+
+from tests import factories
+from tests.client.conftest import token_of
+
+
+def _scripted(*answers: httpx.Response) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return queue.pop(0)
+
+    return httpx.MockTransport(handler), seen
+
+
+def test_a_429_is_retried_after_its_retry_after_and_the_token_is_sent():
+    transport, seen = _scripted(
+        httpx.Response(429, headers={"Retry-After": "1"}, json={"code": "throttled"}),
+        httpx.Response(503, headers={"Retry-After": "0"}),
+        httpx.Response(200, json=[{"slug": "tiny", "title": "Tiny"}]),
+    )
+    client = Client("http://heldout.test", "secret", transport=transport)
+    started = time.monotonic()
+    assert [c.slug for c in client.competitions()] == ["tiny"]
+    assert time.monotonic() - started >= 1.0
+    assert len(seen) == 3
+    assert {r.headers["Authorization"] for r in seen} == {"Token secret"}
+    assert seen[0].url == "http://heldout.test/api/v1/competitions/"
+
+
+def test_a_429_that_says_tomorrow_is_an_error_at_once():
+    transport, seen = _scripted(
+        httpx.Response(
+            429,
+            headers={"Retry-After": "40000"},
+            json={"detail": "Daily limit reached.", "code": "quota_exceeded"},
+        )
+    )
+    client = Client("http://heldout.test", "secret", transport=transport)
+    with pytest.raises(HeldoutError) as refused:
+        client.submit_upload("tiny", "http://heldout.test/api/v1/uploads/x/")
+    assert (refused.value.status, refused.value.code) == (429, "quota_exceeded")
+    assert refused.value.retry_after == 40000
+    assert len(seen) == 1
+
+
+def test_a_post_is_not_sent_twice_after_a_broken_connection():
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("connection reset", request=request)
+
+    calls = []
+    transport = httpx.MockTransport(lambda r: calls.append(r) or handler(r))
+    client = Client("http://heldout.test", "secret", transport=transport, attempts=3)
+    with pytest.raises(HeldoutError, match="Cannot reach"):
+        client.join("tiny")
+    assert len(calls) == 1
+    calls.clear()
+    with pytest.raises(HeldoutError):
+        client.competitions()
+    assert len(calls) == 3  # a GET is retried
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_resumes_from_the_bytes_the_server_already_has(
+    site, competition, participant, tmp_path
+):
+    client = Client(site, token_of(participant))
+    content = factories.perfect_predictions()
+    created = client.http.request(
+        "POST", "uploads/", headers={**TUS, "Upload-Length": str(len(content))}
+    )
+    url = created.headers["Location"]
+    half = len(content) // 2
+    client.http.request(
+        "PATCH",
+        url,
+        content=content[:half],
+        headers={
+            **TUS,
+            "Upload-Offset": "0",
+            "Content-Type": "application/offset+octet-stream",
+        },
+    )
+
+    path = tmp_path / "predictions.csv"
+    path.write_bytes(content)
+    # Started from 0, the client is told 409 (the server has `half`), asks, and goes on.
+    offset = send_from(client.http, url, path, size=len(content), offset=0, progress=None)
+    assert offset == len(content)
+    submission = client.submit_upload("tiny", url, description="resumed")
+    assert submission.sha256 == hashlib.sha256(content).hexdigest()
+    assert client.submission(submission.id).description == "resumed"
