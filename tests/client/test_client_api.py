@@ -59,11 +59,13 @@ def test_a_429_that_says_tomorrow_is_an_error_at_once():
 
 
 def test_a_post_is_not_sent_twice_after_a_broken_connection():
+    calls: list[httpx.Request] = []
+
     def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
         raise httpx.ReadError("connection reset", request=request)
 
-    calls = []
-    transport = httpx.MockTransport(lambda r: calls.append(r) or handler(r))
+    transport = httpx.MockTransport(handler)
     client = Client("http://heldout.test", "secret", transport=transport, attempts=3)
     with pytest.raises(HeldoutError, match="Cannot reach"):
         client.join("tiny")
