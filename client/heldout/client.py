@@ -11,6 +11,7 @@ Every error is a HeldoutError (`detail`, `status`, `code` from the server's JSON
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,11 +138,34 @@ class Client:
         **fields: str,
     ) -> Submission:
         """Upload the file (resumably) and submit it; `fields`: paper_url, code_url,
-        hardware_declared. On a container phase the file is a `docker save` archive."""
+        hardware_declared. On a container phase the file is a `docker save` archive.
+
+        A used-up quota is refused before any byte is sent; an upload the server then
+        refuses to submit is deleted (it would count against your unfinished uploads)."""
+        self._check_quota(slug)
         upload = self.upload(path, competition=slug, progress=progress)
-        return self.submit_upload(
-            slug, upload.url, description=description, method_name=method_name, **fields
-        )
+        try:
+            return self.submit_upload(
+                slug, upload.url, description=description, method_name=method_name, **fields
+            )
+        except HeldoutError:
+            with contextlib.suppress(HeldoutError):
+                self.http.request("DELETE", upload.url, headers=transfer.TUS)
+            raise
+
+    def _check_quota(self, slug: str) -> None:
+        try:
+            quota = self.quota(slug)
+        except HeldoutError:
+            return  # not joined, no open phase...: the submission itself says so
+        if quota.remaining <= 0:
+            total_used_up = quota.total_limit is not None and quota.total_used >= quota.total_limit
+            when = "" if total_used_up else f"; today's allowance resets at {quota.resets_at}"
+            raise HeldoutError(
+                f"Your team has no submissions left in phase {quota.phase}{when}",
+                status=429,
+                code="quota_exceeded",
+            )
 
     def submit_upload(self, slug: str, upload: str, **fields: str) -> Submission:
         body = {"upload": upload} | {k: v for k, v in fields.items() if v}

@@ -4,12 +4,15 @@ worker: submission states are set in the database)."""
 from __future__ import annotations
 
 import hashlib
+import re
 import stat
 import tomllib
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from competitions.models import Submission
+from competitions.models import Phase, Submission, Upload
 from tests import factories
 from tests.client.conftest import explain, token_of
 
@@ -139,8 +142,30 @@ def test_a_used_up_quota_answers_at_once_with_the_servers_message(
     predictions.write_bytes(factories.perfect_predictions())
 
     refused = heldout("submit", "once", str(predictions), env=env)
-    # The 429's Retry-After (next midnight) is too far to wait for: an error, not a retry.
+    # Refused before a byte is sent: no upload was even created.
     assert refused.code == 1, explain(refused)
+    assert "no submissions left in phase Main; today's allowance resets at" in refused.err
     assert "(429 quota_exceeded)" in refused.err
+    assert not Upload.objects.exists()
     quota = heldout("quota", "once", env=env)
     assert "remaining: 0" in quota.out
+
+
+def test_an_upload_the_server_refuses_to_submit_is_deleted(
+    heldout, env, home, competition, tmp_path
+):
+    Phase.objects.filter(competition=competition).update(
+        end_at=timezone.now() - timedelta(hours=1), late_submissions_scored=False
+    )
+    predictions = home / "p.csv"
+    predictions.write_bytes(factories.perfect_predictions())
+
+    refused = heldout("submit", "tiny", str(predictions), env=env)
+
+    assert refused.code == 1, explain(refused)
+    assert "403" in refused.err
+    assert not Upload.objects.exists()
+    assert not Submission.objects.exists()
+    access = (tmp_path / "gunicorn.log").read_text()  # the site fixture's log
+    assert re.search(r'"POST /api/v1/uploads/ HTTP/1.1" 201', access), access
+    assert re.search(r'"DELETE /api/v1/uploads/[0-9a-f-]+/ HTTP/1.1" 204', access), access
