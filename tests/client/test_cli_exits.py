@@ -169,3 +169,18 @@ def test_an_upload_the_server_refuses_to_submit_is_deleted(
     access = (tmp_path / "gunicorn.log").read_text()  # the site fixture's log
     assert re.search(r'"POST /api/v1/uploads/ HTTP/1.1" 201', access), access
     assert re.search(r'"DELETE /api/v1/uploads/[0-9a-f-]+/ HTTP/1.1" 204', access), access
+
+
+def test_join_shows_the_rules_and_joins_only_once_they_are_accepted(
+    heldout, site, competition, outsider
+):
+    env = {"HELDOUT_URL": site, "HELDOUT_TOKEN": token_of(outsider)}
+    declined = heldout("join", "tiny", env=env, input="n\n")
+    assert declined.code == 1, explain(declined)
+    assert "Be nice." in declined.out
+    assert not competition.teams.filter(members=outsider).exists()
+
+    accepted = heldout("join", "tiny", env=env, input="y\n")
+    assert accepted.code == 0, explain(accepted)
+    assert "Joined tiny as team charlie" in accepted.out
+    assert competition.teams.filter(members=outsider).exists()

@@ -60,9 +60,16 @@ def test_a_participant_goes_from_login_to_the_leaderboard_in_a_few_commands(
     assert "tiny" in listed.out
     assert "Competition tiny" in listed.out
 
+    shown = heldout("competitions", "show", "tiny")
+    assert shown.code == 0, explain(shown)
+    assert "metric: roc_auc" in shown.out
+    assert "team: (not joined: heldout join tiny)" in shown.out
+
     joined = heldout("join", "tiny", "--accept-rules")
     assert joined.code == 0, explain(joined)
     assert "as team dana" in joined.out
+
+    assert "team: dana" in heldout("competitions", "show", "tiny").out
 
     files = heldout("files", "tiny")
     assert files.code == 0, explain(files)
