@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,6 +69,8 @@ def upload_offset(http: Http, url: str) -> int:
 def send_from(
     http: Http, url: str, path: Path, *, size: int, offset: int, progress: Progress | None
 ) -> int:
+    """PATCH the file from `offset` on; after a failed piece (a broken connection, 409
+    offset mismatch, 423 locked), wait a little, ask the server its offset and go on."""
     failures = 0
     with path.open("rb") as f:
         while offset < size:
@@ -88,13 +91,18 @@ def send_from(
                 failures = 0
             except HeldoutError as exc:
                 failures += 1
-                # 409: we were behind or ahead of the server; a broken connection: unknown.
                 if failures >= PATCH_ATTEMPTS or (exc.status and exc.status not in (409, 423)):
                     raise
-                offset = upload_offset(http, url)
+                offset = _offset_after_failure(http, url, failures)
             if progress:
                 progress(offset, size)
     return offset
+
+
+def _offset_after_failure(http: Http, url: str, failures: int) -> int:
+    if failures > 1:  # the first retry at once (a 409 needs no wait), then backing off
+        time.sleep(min(2 ** (failures - 2), 10))
+    return upload_offset(http, url)
 
 
 def download_file(

@@ -4,12 +4,16 @@ tests), and resumable uploads that go on from the server's offset (against a liv
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import socket
+import threading
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from heldout import Client, HeldoutError
+from heldout import Client, HeldoutError, transfer
 from heldout.transfer import TUS, send_from
 
 from tests import factories
@@ -106,3 +110,79 @@ def test_an_upload_resumes_from_the_bytes_the_server_already_has(
     submission = client.submit_upload("tiny", url, description="resumed")
     assert submission.sha256 == hashlib.sha256(content).hexdigest()
     assert client.submission(submission.id).description == "resumed"
+
+
+class CuttingProxy:
+    """A TCP proxy to the site that drops the connection carrying the client's bytes once,
+    after `cut_after` bytes from the client: an upload's connection breaking mid-PATCH."""
+
+    def __init__(self, upstream: str, cut_after: int) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname, parts.port)
+        self.cut_after = cut_after
+        self.sent = 0
+        self.cut = False
+        self.lock = threading.Lock()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
+        try:
+            while data := source.recv(16384):
+                if from_client:
+                    with self.lock:
+                        self.sent += len(data)
+                        cut = not self.cut and self.sent > self.cut_after
+                        self.cut = self.cut or cut
+                    if cut:
+                        sink.sendall(data[: len(data) // 2])
+                        break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for s in (source, sink):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_whose_connection_breaks_mid_piece_goes_on_from_the_servers_offset(
+    site, competition, participant, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(transfer, "CHUNK", 64 * 1024)
+    # ~300 KB, sent in 64 KiB pieces; the proxy cuts the connection inside the third.
+    content = factories.perfect_predictions() + b"\n" * 300_000
+    path = tmp_path / "predictions.csv"
+    path.write_bytes(content)
+    proxy = CuttingProxy(site, cut_after=150_000)
+    offsets: list[int] = []
+    try:
+        client = Client(proxy.url, token_of(participant))
+        upload = client.upload(path, competition="tiny", progress=lambda d, t: offsets.append(d))
+    finally:
+        proxy.close()
+
+    assert proxy.cut
+    assert upload.offset == len(content)
+    assert offsets == sorted(offsets), offsets  # never back to an earlier byte
+    assert offsets[-1] == len(content)
+    assert proxy.sent < len(content) + 100_000  # the cut piece's remainder only, not a restart
+    direct = Client(site, token_of(participant))
+    got = direct.http.json("GET", upload.url, headers=TUS)
+    assert got["complete"] is True
+    assert got["sha256"] == hashlib.sha256(content).hexdigest()
