@@ -9,6 +9,7 @@ scoring failed or it was cancelled; 4 not finished yet (`status` without `--wait
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -234,7 +235,7 @@ def submit(
     """Upload a file (resumably) and submit it."""
     if (file is None) == (image is None):
         raise typer.BadParameter("give FILE, or --image for a container phase")
-    with client() as api, image_archive(image, err) if image else _nothing() as archive:
+    with client() as api, image_archive(image, err) if image else nullcontext() as archive:
         path = archive or file
         assert path is not None
         with transfer_bar("upload") as bar:
@@ -277,14 +278,6 @@ def _finish(api: Client, submission_id: int, timeout: float | None) -> None:
         raise typer.Exit(EXIT_PENDING) from None
     print_submission(submission)
     raise typer.Exit(exit_code(submission))
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 @app.command()
