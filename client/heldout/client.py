@@ -173,9 +173,11 @@ class Client:
             self.http.json("POST", f"competitions/{slug}/submissions/", json=body)
         )
 
-    def submissions(self, slug: str) -> list[Submission]:
-        """Your team's submissions, newest first (every page)."""
-        return [Submission.from_json(s) for s in self._pages(f"competitions/{slug}/submissions/")]
+    def submissions(self, slug: str, *, page_size: int | None = None) -> list[Submission]:
+        """Your team's submissions, newest first: every page, following `next`."""
+        params = {"page_size": page_size} if page_size else {}
+        first = self.http.json("GET", f"competitions/{slug}/submissions/", params=params)
+        return [Submission.from_json(s) for s in self._pages_from(first)]
 
     def submission(self, submission_id: int) -> Submission:
         return Submission.from_json(self.http.json("GET", f"submissions/{submission_id}/"))
@@ -206,13 +208,17 @@ class Client:
 
     # Leaderboard
 
-    def leaderboard(self, slug: str, *, private: bool = False) -> Leaderboard:
-        """The whole board (every page)."""
-        split = "private" if private else "public"
-        first = self.http.json("GET", f"competitions/{slug}/leaderboard/", params={"split": split})
+    def leaderboard(
+        self, slug: str, *, private: bool = False, page_size: int | None = None
+    ) -> Leaderboard:
+        """The whole board: every page, following `next`."""
+        params: dict[str, str | int] = {"split": "private" if private else "public"}
+        if page_size:
+            params["page_size"] = page_size
+        first = self.http.json("GET", f"competitions/{slug}/leaderboard/", params=params)
         rows = [LeaderboardRow.from_json(r) for r in self._pages_from(first)]
         return Leaderboard(
-            split=first.get("split", split),
+            split=first.get("split", params["split"]),
             metric=first.get("metric", ""),
             higher_is_better=bool(first.get("higher_is_better", True)),
             rows=tuple(rows),
@@ -290,9 +296,6 @@ class Client:
             interval = min(interval * 1.5, 10.0)
 
     # Paging
-
-    def _pages(self, path: str) -> Iterator[dict[str, Any]]:
-        yield from self._pages_from(self.http.json("GET", path))
 
     def _pages_from(self, page: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The results of `page` and of every page after it (`next` until null)."""

@@ -9,10 +9,12 @@ import hashlib
 import socket
 import threading
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from django.utils import timezone
 from heldout import Client, HeldoutError, transfer
 from heldout.transfer import TUS, send_from
 
@@ -186,3 +188,24 @@ def test_an_upload_whose_connection_breaks_mid_piece_goes_on_from_the_servers_of
     got = direct.http.json("GET", upload.url, headers=TUS)
     assert got["complete"] is True
     assert got["sha256"] == hashlib.sha256(content).hexdigest()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_leaderboard_and_the_submissions_are_read_to_their_last_page(
+    site, competition, participant
+):
+    start = timezone.now() - timedelta(hours=1)
+    for i in range(5):
+        team = factories.team_for(competition, f"team{i}")
+        factories.scored_submission(
+            team, {"public": {"roc_auc": 0.5 + i / 10}}, created_at=start + timedelta(minutes=i)
+        )
+    alice = competition.teams.get(members=participant)
+    for _ in range(3):
+        factories.submission_row(alice, status="queued").save()
+    client = Client(site, token_of(participant))
+
+    board = client.leaderboard("tiny", page_size=2)
+    assert [row.team for row in board.rows] == [f"team{i}" for i in (4, 3, 2, 1, 0)]
+    assert [row.rank for row in board.rows] == [1, 2, 3, 4, 5]
+    assert len(client.submissions("tiny", page_size=2)) == 3
