@@ -8,6 +8,7 @@ scoring failed or it was cancelled; 4 not finished yet (`status` without `--wait
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -98,7 +99,7 @@ def login(
     """Store the server and your API token in the profile (config.toml, mode 0600)."""
     name = config.profile_name(State.profile)
     stored = config.read_profiles().get(name, {})
-    url = url or stored.get("url") or typer.prompt("Server URL")
+    url = url or os.environ.get("HELDOUT_URL") or stored.get("url") or typer.prompt("Server URL")
     with Client(url) as anonymous:
         if username:
             password = password or typer.prompt("Password", hide_input=True)

@@ -7,8 +7,9 @@ with mode 0600 since it holds API tokens:
     token = "..."
     username = "alice"
 
-HELDOUT_URL and HELDOUT_TOKEN override the profile's values; HELDOUT_PROFILE picks the
-profile when `--profile` is not given.
+HELDOUT_URL and HELDOUT_TOKEN override the profile's values (a HELDOUT_URL naming another
+server than the profile's drops the profile's token: it is never sent elsewhere);
+HELDOUT_PROFILE picks the profile when `--profile` is not given.
 """
 
 from __future__ import annotations
@@ -55,14 +56,22 @@ def resolve(profile: str | None = None, path: Path | None = None) -> Settings:
     stored = read_profiles(path).get(name, {})
     env_url, env_token = os.environ.get("HELDOUT_URL"), os.environ.get("HELDOUT_TOKEN")
     token = env_token or stored.get("token")
+    if env_url and not env_token and _same_server(env_url, stored.get("url")) is False:
+        token = None  # the profile's token is for its own server: never send it elsewhere
     source = "HELDOUT_TOKEN" if env_token else (str(path or config_path()) if token else "none")
     return Settings(
         profile=name,
         url=env_url or stored.get("url"),
         token=token,
-        username=None if env_token else stored.get("username"),
+        username=None if env_token or not token else stored.get("username"),
         source=source,
     )
+
+
+def _same_server(url: str, stored: str | None) -> bool | None:
+    if stored is None:
+        return None
+    return url.rstrip("/") == stored.rstrip("/")
 
 
 def save_profile(name: str, values: dict[str, str], path: Path | None = None) -> Path:

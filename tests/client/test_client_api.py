@@ -16,6 +16,7 @@ import httpx
 import pytest
 from django.utils import timezone
 from heldout import Client, HeldoutError, transfer
+from heldout.config import resolve, save_profile
 from heldout.transfer import TUS, send_from
 
 from tests import factories
@@ -209,3 +210,23 @@ def test_the_leaderboard_and_the_submissions_are_read_to_their_last_page(
     assert [row.team for row in board.rows] == [f"team{i}" for i in (4, 3, 2, 1, 0)]
     assert [row.rank for row in board.rows] == [1, 2, 3, 4, 5]
     assert len(client.submissions("tiny", page_size=2)) == 3
+
+
+def test_the_profiles_token_is_never_sent_to_another_server_named_by_heldout_url(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "config.toml"
+    save_profile("default", {"url": "https://a.example", "token": "t-a", "username": "al"}, path)
+    monkeypatch.delenv("HELDOUT_TOKEN", raising=False)
+
+    monkeypatch.setenv("HELDOUT_URL", "https://a.example/")
+    same = resolve(None, path)
+    assert (same.url, same.token, same.username) == ("https://a.example/", "t-a", "al")
+
+    monkeypatch.setenv("HELDOUT_URL", "https://b.example")
+    other = resolve(None, path)
+    assert (other.url, other.token, other.source) == ("https://b.example", None, "none")
+
+    monkeypatch.setenv("HELDOUT_TOKEN", "t-b")
+    explicit = resolve(None, path)
+    assert (explicit.url, explicit.token, explicit.username) == ("https://b.example", "t-b", None)
