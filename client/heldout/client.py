@@ -36,6 +36,9 @@ from heldout.models import (
 )
 from heldout.transfer import Progress
 
+# Seconds a status request asks the server to hold it (its maximum is 60).
+LONG_POLL_S = 30
+
 
 class Client:
     def __init__(
@@ -185,15 +188,25 @@ class Client:
     def wait(
         self, submission_id: int, *, timeout: float | None = None, interval: float = 1.0
     ) -> Submission:
-        """Poll until the submission is scored, failed or cancelled (backing off to 10 s);
-        TimeoutError after `timeout` seconds."""
+        """Until the submission is scored, failed or cancelled; TimeoutError after `timeout`
+        seconds. Each request asks the server to hold it until then (`?wait=`, at most
+        LONG_POLL_S); a server that answers at once (busy, or without the long-poll) is
+        asked again after a pause backing off to 10 s."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            submission = self.submission(submission_id)
+            hold = LONG_POLL_S
+            if deadline is not None:
+                hold = max(0, min(LONG_POLL_S, int(deadline - time.monotonic())))
+            response = self.http.request(
+                "GET", f"submissions/{submission_id}/", params={"wait": hold}
+            )
+            submission = Submission.from_json(response.json())
             if submission.done:
                 return submission
             if deadline is not None and time.monotonic() + interval > deadline:
                 raise TimeoutError(f"Submission {submission_id} is still {submission.status}")
+            if response.headers.get("Heldout-Wait") == "timeout":
+                continue  # the server held the request the whole time: ask again at once
             time.sleep(interval)
             interval = min(interval * 1.5, 10.0)
 

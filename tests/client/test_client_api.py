@@ -230,3 +230,34 @@ def test_the_profiles_token_is_never_sent_to_another_server_named_by_heldout_url
     monkeypatch.setenv("HELDOUT_TOKEN", "t-b")
     explicit = resolve(None, path)
     assert (explicit.url, explicit.token, explicit.username) == ("https://b.example", "t-b", None)
+
+
+def _detail(status: str, **headers: str) -> httpx.Response:
+    return httpx.Response(200, headers=headers, json={"id": 7, "status": status})
+
+
+def test_wait_asks_the_server_to_hold_the_request_and_asks_again_at_once_after_its_timeout():
+    transport, seen = _scripted(
+        _detail("queued", **{"Heldout-Wait": "timeout"}),
+        _detail("running", **{"Heldout-Wait": "timeout"}),
+        _detail("scored", **{"Heldout-Wait": "finished"}),
+    )
+    client = Client("http://heldout.test", "secret", transport=transport)
+    started = time.monotonic()
+    assert client.wait(7).status == "scored"
+    assert time.monotonic() - started < 0.5  # no pause between held requests
+    assert [r.url.params["wait"] for r in seen] == ["30", "30", "30"]
+
+
+def test_wait_pauses_between_answers_given_at_once_and_never_holds_past_its_timeout():
+    transport, seen = _scripted(
+        _detail("queued", **{"Heldout-Wait": "busy"}),
+        _detail("queued"),  # a server without the long-poll ignores ?wait=
+        _detail("queued"),
+    )
+    client = Client("http://heldout.test", "secret", transport=transport)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="Submission 7 is still queued"):
+        client.wait(7, timeout=2.6, interval=1.0)
+    assert 2.0 <= time.monotonic() - started < 2.6
+    assert [int(r.url.params["wait"]) for r in seen] == [2, 1, 0]
