@@ -46,15 +46,17 @@ help:
 
 venv: $(STAMP)
 
-$(STAMP): requirements.lock
+$(STAMP): requirements.lock client/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
 	    echo "Heldout needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version 2>&1)." >&2
 	    echo "Run again with PYTHON=/path/to/python3.11." >&2
 	    exit 1
 	}
-	echo "+ $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install -r requirements.lock"
+	echo "+ $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install -r requirements.lock && pip install --no-deps -e client/"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -r requirements.lock
+	# The heldout client (client/): its dependencies are in the lock; tests run its command.
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off --no-deps -e client/
 	touch $(STAMP)
 
 demo: venv
