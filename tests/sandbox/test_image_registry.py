@@ -1,0 +1,175 @@
+"""Scorer images by registry digest, through Debian's docker-registry on loopback: pushed
+once, pulled by every worker host that lacks them, identified by that digest everywhere,
+and a registry that is down costs no submission anything (docs/production.md)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import suppress
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+from django.core.files.base import ContentFile
+
+from competitions.models import ScoringRun, Submission, TaskVersion
+from competitions.services.submissions import enqueue_on_commit
+from scoring.sandbox import SCORER_CONTENT_LABEL, DockerRunner, SandboxUnavailable
+from tests import factories
+from tests.registry_server import free_port, registry_server
+from tests.worker_process import worker_process
+
+ROOT = Path(__file__).resolve().parents[2]
+PUSH = ROOT / "deploy" / "scorer-image" / "push.sh"
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Iterator[dict[str, object]]:
+    folder = tmp_path_factory.mktemp("registry")
+    storage = folder / "storage"
+    with registry_server(storage, free_port(), folder / "registry.log") as address:
+        yield {"address": address, "storage": storage, "folder": folder}
+
+
+def _untag(client: docker.DockerClient, reference: str) -> None:
+    """Remove one reference (a tag or repo@digest) this test made; the image stays under
+    its other names (never forced)."""
+    with suppress(docker.errors.ImageNotFound):
+        client.images.remove(reference)
+
+
+@pytest.fixture(scope="session")
+def pushed_scorer(docker_client, scorer_image, registry) -> Iterator[str]:
+    """The scorer image pushed by deploy/scorer-image/push.sh: its repo@sha256 reference."""
+    prefix = f"{registry['address']}/heldout"
+    done = subprocess.run(
+        ["bash", str(PUSH), scorer_image],
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HELDOUT_IMAGE_REGISTRY": prefix},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    reference = done.stdout.strip().splitlines()[-1]
+    yield reference
+    _untag(docker_client, f"{prefix}/scorer:{scorer_image.rpartition(':')[2]}")
+    _untag(docker_client, reference)
+
+
+@pytest.mark.docker
+def test_push_prints_a_digest_reference_that_identifies_the_scorer(
+    docker_client, scorer_image, registry, pushed_scorer
+):
+    repository, _, digest = pushed_scorer.partition("@")
+    assert repository == f"{registry['address']}/heldout/scorer"
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
+    runner = DockerRunner(docker_client)
+
+    assert runner.scorer_identity(pushed_scorer) == digest
+    # The same image run by its local tag keeps the build's content label.
+    label = docker_client.images.get(scorer_image).labels[SCORER_CONTENT_LABEL]
+    assert runner.scorer_identity(scorer_image) == label != digest
+    assert runner.image_digest(pushed_scorer) == runner.image_digest(scorer_image)
+
+
+@pytest.mark.docker
+def test_a_digest_reference_on_a_registry_that_is_down_is_unavailable_not_an_error(
+    docker_client, pushed_scorer
+):
+    digest = pushed_scorer.partition("@")[2]
+    nowhere = f"127.0.0.1:{free_port()}/heldout/scorer@{digest}"
+
+    with pytest.raises(SandboxUnavailable, match=f"could not pull {re.escape(nowhere)}"):
+        DockerRunner(docker_client).scorer_identity(nowhere)
+
+
+def _worker_env(image: str) -> dict[str, str]:
+    return {
+        "HELDOUT_SCORER": "docker",
+        "HELDOUT_SCORER_IMAGE": image,
+        "HELDOUT_SCORER_IMAGES": image,
+    }
+
+
+def _queued_submission(organizer) -> int:
+    competition = factories.make_competition(organizers=[organizer])
+    submission = factories.submission_row(factories.team_for(competition, "pullers"))
+    submission.file.save("p.csv", ContentFile(factories.perfect_predictions()), save=False)
+    submission.save()
+    enqueue_on_commit(submission.pk)  # sent at once: these tests run in autocommit
+    return submission.pk
+
+
+def _wait(condition, what: str, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what}\n{log.read_text()[-3000:]}")
+
+
+def _scored(pk: int) -> bool:
+    return Submission.objects.filter(pk=pk, status="scored").exists()
+
+
+def _assert_scored_under(pk: int, digest: str) -> None:
+    submission = Submission.objects.get(pk=pk)
+    assert (submission.failure, submission.interruptions) == ("", 0), submission.error_message
+    version = TaskVersion.objects.get(task=submission.competition.task)
+    assert version.scorer_image_digest == digest
+    run = ScoringRun.objects.get(submission=submission)
+    assert run.manifest["scorer"]["identity"] == digest
+
+
+@pytest.mark.docker
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_without_the_image_pulls_it_by_digest_and_records_that_digest(
+    tmp_path, organizer, docker_client, pushed_scorer
+):
+    digest = pushed_scorer.partition("@")[2]
+    _untag(docker_client, pushed_scorer)  # as on a host that never had it
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(pushed_scorer)
+    pk = _queued_submission(organizer)
+    log = tmp_path / "worker.log"
+
+    with worker_process(log, _worker_env(pushed_scorer)):
+        _wait(lambda: _scored(pk), "the worker to pull the scorer and score", log)
+
+    _assert_scored_under(pk, digest)
+    assert docker_client.images.get(pushed_scorer).id  # pulled, and kept for the next run
+
+
+@pytest.mark.docker
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_registry_outage_gives_the_submission_back_and_it_is_scored_once_it_returns(
+    tmp_path, organizer, docker_client, registry, pushed_scorer
+):
+    digest = pushed_scorer.partition("@")[2]
+    port = free_port()
+    # A second server on the same storage, not started yet: the registry is down.
+    reference = f"127.0.0.1:{port}/heldout/scorer@{digest}"
+    pk = _queued_submission(organizer)
+    log = tmp_path / "worker.log"
+    try:
+        with worker_process(log, _worker_env(reference)):
+            _wait(lambda: "goes back to the queue" in log.read_text(), "a give-back", log)
+            assert f"could not pull {reference}" in log.read_text()
+            submission = Submission.objects.get(pk=pk)
+            assert submission.status in ("queued", "running")
+            assert submission.failure == ""
+
+            with registry_server(registry["storage"], port, tmp_path / "again.log"):
+                _wait(lambda: _scored(pk), "scoring once the registry is back", log)
+    finally:
+        _untag(docker_client, reference)
+
+    _assert_scored_under(pk, digest)
