@@ -18,12 +18,20 @@ from django.core.files.base import ContentFile
 
 from competitions.models import ScoringRun, Submission, TaskVersion
 from competitions.services.submissions import enqueue_on_commit
+from scoring.images import DockerImages
+from scoring.inference import inference_run
 from scoring.sandbox import SCORER_CONTENT_LABEL, DockerRunner, SandboxUnavailable
+from scoring.scorers import InProcessScorer
+from scoring.services import submission_score
 from tests import factories
 from tests.registry_server import free_port, registry_server
+from tests.sandbox import hostile_images as h
+from tests.sandbox.hostile_setup import TEST_CSV, make_container_phase, submit_archive, truth_probe
 from tests.worker_process import worker_process
 
 ROOT = Path(__file__).resolve().parents[2]
+# The test files the predicting image (hostile_images.PREDICT) reads.
+FILES = {"test.csv": TEST_CSV.encode(), "probe.txt": truth_probe()}
 PUSH = ROOT / "deploy" / "scorer-image" / "push.sh"
 
 
@@ -173,3 +181,80 @@ def test_a_registry_outage_gives_the_submission_back_and_it_is_scored_once_it_re
         _untag(docker_client, reference)
 
     _assert_scored_under(pk, digest)
+
+
+# --- Container submissions -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def predict_archive(docker_client, scorer_image, tmp_path_factory) -> Path:
+    base = h.slim_python_image(docker_client, scorer_image)
+    tag = h.script_image(docker_client, base, "predict", h.PREDICT)
+    return h.save_image(docker_client, tag, tmp_path_factory.mktemp("predict") / "predict.tar")
+
+
+def _registry_names(client: docker.DockerClient, image_id: str, address: str) -> list[str]:
+    attrs = client.images.get(image_id).attrs
+    names = [*attrs.get("RepoTags", []), *attrs.get("RepoDigests", [])]
+    return [n for n in names if n.startswith(address)]
+
+
+@pytest.mark.docker
+def test_a_container_submission_loaded_on_one_host_is_pulled_by_digest_on_another(
+    participant, competition, runner, predict_archive, registry, settings, tmp_path, monkeypatch
+):
+    settings.HELDOUT_IMAGE_REGISTRY = f"{registry['address']}/heldout"
+    make_container_phase(competition, files=FILES)
+    submission = submit_archive(competition, participant, predict_archive)
+    client = runner.client
+
+    try:
+        scored = submission_score(
+            submission_id=submission.pk, runner=runner, scorer=InProcessScorer(max_problems=10)
+        )
+        assert scored
+        submission.refresh_from_db()
+        assert submission.status == Submission.Status.SCORED, submission.error_message
+        pushed = submission.container_image_pushed
+        assert re.fullmatch(
+            rf"{re.escape(registry['address'])}/heldout/submissions@sha256:[0-9a-f]{{64}}", pushed
+        )
+        image_id = submission.container_image_digest
+        # Only the submission's own tag stays on the engine: collection works as before.
+        assert _registry_names(client, image_id, registry["address"]) == []
+
+        # Another host: no image under the submission's tag, and no archive to load.
+        client.images.remove(submission.container_image)
+        monkeypatch.setattr(
+            DockerImages, "_from_archive", lambda *a: pytest.fail("the archive was loaded")
+        )
+        inference_run(submission=submission, runner=runner, workdir=tmp_path)
+
+        assert client.images.get(submission.container_image).id == image_id
+        assert _registry_names(client, image_id, registry["address"]) == []
+        submission.refresh_from_db()
+        assert (submission.container_image_pushed, submission.container_image_digest) == (
+            pushed,
+            image_id,
+        )
+    finally:
+        with suppress(docker.errors.ImageNotFound):
+            client.images.remove(submission.container_image)
+
+
+@pytest.mark.docker
+def test_a_container_submission_whose_registry_is_down_is_loaded_from_its_archive(
+    participant, competition, runner, predict_archive, settings, tmp_path
+):
+    settings.HELDOUT_IMAGE_REGISTRY = f"127.0.0.1:{free_port()}/heldout"
+    make_container_phase(competition, files=FILES)
+    submission = submit_archive(competition, participant, predict_archive)
+
+    try:
+        inference_run(submission=submission, runner=runner, workdir=tmp_path)
+        submission.refresh_from_db()
+        assert submission.container_image_pushed == ""  # not pushed; nothing lost
+        assert (tmp_path / "inference-output" / "predictions.csv").exists()
+    finally:
+        with suppress(docker.errors.ImageNotFound):
+            runner.client.images.remove(submission.container_image)
