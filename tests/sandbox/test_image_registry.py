@@ -22,7 +22,7 @@ from scoring.images import DockerImages
 from scoring.inference import inference_run
 from scoring.sandbox import SCORER_CONTENT_LABEL, DockerRunner, SandboxUnavailable
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
+from scoring.services import docker_available, submission_score
 from tests import factories
 from tests.registry_server import free_port, registry_server
 from tests.sandbox import hostile_images as h
@@ -94,6 +94,35 @@ def test_a_digest_reference_on_a_registry_that_is_down_is_unavailable_not_an_err
 
     with pytest.raises(SandboxUnavailable, match=f"could not pull {re.escape(nowhere)}"):
         DockerRunner(docker_client).scorer_identity(nowhere)
+
+
+def test_push_without_a_registry_setting_refuses_with_a_sentence():
+    done = subprocess.run(
+        ["bash", str(PUSH), "heldout-scorer:latest"],
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert "HELDOUT_IMAGE_REGISTRY is not set" in done.stderr
+
+
+@pytest.mark.docker
+def test_auto_mode_takes_a_digest_reference_it_does_not_have_yet_for_the_sandbox(
+    settings, pushed_scorer
+):
+    digest = pushed_scorer.partition("@")[2]
+    settings.HELDOUT_SCORER_IMAGE = f"127.0.0.1:{free_port()}/heldout/scorer@{digest}"
+    docker_available.cache_clear()
+    try:
+        # Not pulled yet (its registry is even down): the runner pulls it when it scores.
+        assert docker_available()
+    finally:
+        docker_available.cache_clear()
 
 
 def _worker_env(image: str) -> dict[str, str]:
