@@ -344,6 +344,16 @@ class DockerRunner:
         with _engine_errors(image):
             return scorer_identity_of(self._image(image).attrs, reference=image)
 
+    def scorer_aliases(self, image: str) -> list[str]:
+        """For an image run by registry digest, its content label (when it has one): the
+        identity versions recorded while workers ran local builds of the same inputs."""
+        if not DIGEST_REFERENCE.fullmatch(image):
+            return []
+        with _engine_errors(image):
+            labels = (self._image(image).attrs.get("Config") or {}).get("Labels") or {}
+        label = labels.get(SCORER_CONTENT_LABEL)
+        return [str(label)] if label else []
+
     def _image(self, image: str) -> Any:
         """The engine's image `image`; a digest reference missing here is pulled first (once:
         the engine keeps it). A registry that fails makes SandboxUnavailable, retried later."""

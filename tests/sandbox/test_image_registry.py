@@ -16,8 +16,9 @@ import docker.errors
 import pytest
 from django.core.files.base import ContentFile
 
-from competitions.models import ScoringRun, Submission, TaskVersion
+from competitions.models import ScorerMismatchReport, ScoringRun, Submission, TaskVersion
 from competitions.services.submissions import enqueue_on_commit
+from competitions.services.versions import task_version_ensure
 from scoring.images import DockerImages
 from scoring.inference import inference_run
 from scoring.sandbox import SCORER_CONTENT_LABEL, DockerRunner, SandboxUnavailable
@@ -210,6 +211,35 @@ def test_a_registry_outage_gives_the_submission_back_and_it_is_scored_once_it_re
         _untag(docker_client, reference)
 
     _assert_scored_under(pk, digest)
+
+
+@pytest.mark.docker
+def test_a_version_recorded_by_local_builds_is_scored_under_by_the_same_scorer_by_digest(
+    organizer, docker_client, scorer_image, pushed_scorer, settings
+):
+    settings.HELDOUT_SCORER = "docker"
+    settings.HELDOUT_SCORER_IMAGE = pushed_scorer
+    label = docker_client.images.get(scorer_image).labels[SCORER_CONTENT_LABEL]
+    competition = factories.make_competition(organizers=[organizer])
+    version = task_version_ensure(task=competition.task)
+    TaskVersion.objects.filter(pk=version.pk).update(scorer_image_digest=label)
+    submission = factories.submission_row(factories.team_for(competition, "switchers"))
+    submission.file.save("p.csv", ContentFile(factories.perfect_predictions()), save=False)
+    submission.save()
+
+    assert submission_score(submission_id=submission.pk, runner=DockerRunner(docker_client))
+
+    submission.refresh_from_db()
+    assert submission.status == Submission.Status.SCORED, submission.error_message
+    # The same build inputs: no mismatch, no new version; the manifest names the digest.
+    assert list(
+        TaskVersion.objects.filter(task=competition.task).values_list(
+            "number", "scorer_image_digest"
+        )
+    ) == [(version.number, label)]
+    assert not ScorerMismatchReport.objects.exists()
+    run = ScoringRun.objects.get(submission=submission)
+    assert run.manifest["scorer"]["identity"] == pushed_scorer.partition("@")[2]
 
 
 # --- Container submissions -------------------------------------------------------------------
