@@ -35,6 +35,7 @@ from scoring.image_registry import image_pull, image_push
 from scoring.image_untag import archive_untagged
 from scoring.sandbox import (
     DEPLOYMENT_LABEL,
+    DIGEST_REFERENCE,
     SANDBOX_LABEL,
     STARTED_LABEL,
     SandboxError,
@@ -349,7 +350,11 @@ class DockerImages:
         """Build a checked context: no network, nothing pulled, nothing run (no RUN)."""
         for base in report.bases:
             if _get(self.client, base) is None:
-                raise SandboxUnavailable(f"the base image {base} is not on this Docker engine")
+                if not DIGEST_REFERENCE.fullmatch(base):
+                    raise SandboxUnavailable(f"the base image {base} is not on this Docker engine")
+                # A platform image named by registry digest: pulled here once, like the
+                # scorer (a registry that fails is retried, as an engine failure).
+                self.client.images.pull(base)
         f.seek(0)
         try:
             image, _log = self.client.images.build(

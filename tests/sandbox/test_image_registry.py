@@ -317,3 +317,40 @@ def test_a_container_submission_whose_registry_is_down_is_loaded_from_its_archiv
     finally:
         with suppress(docker.errors.ImageNotFound):
             runner.client.images.remove(submission.container_image)
+
+
+@pytest.mark.docker
+def test_a_build_context_from_a_platform_image_named_by_digest_pulls_that_base(
+    participant, competition, runner, docker_client, pushed_scorer, settings, tmp_path
+):
+    settings.HELDOUT_SCORER_IMAGES = [pushed_scorer]
+    make_container_phase(competition, files=FILES)
+    phase = competition.phases.get()
+    phase.allow_build_context = True
+    phase.save()
+    _untag(docker_client, pushed_scorer)  # as on a host that never scored with it
+    dockerfile = (
+        f'FROM {pushed_scorer}\nCOPY run.py /app/\nWORKDIR /app\nCMD ["python", "run.py"]\n'
+    )
+    context = tmp_path / "context.tar.gz"
+    context.write_bytes(
+        h.tar_bytes(
+            [
+                h.file_entry("Dockerfile", dockerfile.encode()),
+                h.file_entry("run.py", h.PREDICT_ONLY.encode()),
+            ],
+            gz=True,
+        )
+    )
+    submission = submit_archive(competition, participant, context)
+
+    try:
+        assert submission_score(
+            submission_id=submission.pk, runner=runner, scorer=InProcessScorer(max_problems=10)
+        )
+        submission.refresh_from_db()
+        assert submission.status == Submission.Status.SCORED, submission.error_message
+        assert docker_client.images.get(pushed_scorer).id
+    finally:
+        with suppress(docker.errors.ImageNotFound):
+            docker_client.images.remove(Submission.objects.get(pk=submission.pk).container_image)
