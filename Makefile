@@ -11,7 +11,7 @@ ARGS ?=
 # auto: make test prepares Docker (dockerd + scorer image) when Docker is installed or
 # CI is set; skip: it doesn't (tests marked `docker` then fail; they never skip).
 DOCKER ?= auto
-SCORER_IMAGE_BUILD := bash deploy/scorer-image/build.sh
+SCORER_IMAGE_BUILD := bash deploy/scorer-image/build-and-push.sh
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -40,7 +40,7 @@ help:
 	@echo "make demo          set up and serve the demo site and a worker on http://127.0.0.1:8000"
 	@echo "make test          the whole test suite (ARGS=... goes to pytest; DOCKER=skip skips Docker set-up)"
 	@echo "make lint          ruff check, ruff format --check, mypy"
-	@echo "make scorer-image  build the sandbox scorer image (prints its reference last)"
+	@echo "make scorer-image  build the scorer image, push it when HELDOUT_IMAGE_REGISTRY is set (prints its reference last)"
 	@echo "make bench         run the benchmarks in bench/"
 	@echo "make venv          create .venv from requirements.lock"
 

@@ -14,6 +14,7 @@ carry the heldout.deployment label.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import time
@@ -30,9 +31,11 @@ from django.core.files import File
 
 from competitions.errors import ApplicationError
 from scoring.image_archive import ArchiveReport, archive_check
+from scoring.image_registry import image_pull, image_push
 from scoring.image_untag import archive_untagged
 from scoring.sandbox import (
     DEPLOYMENT_LABEL,
+    DIGEST_REFERENCE,
     SANDBOX_LABEL,
     STARTED_LABEL,
     SandboxError,
@@ -51,6 +54,8 @@ class LoadedImage:
     size: int
     command: list[str] = field(default_factory=list)
     working_dir: str = "/"
+    # Where other worker hosts pull it (repo@sha256:...), when pushed to a registry.
+    pushed: str = ""
 
 
 class ImageStore(Protocol):
@@ -61,6 +66,7 @@ class ImageStore(Protocol):
         archive: Path,
         digest: str = "",
         build_bases: Collection[str] | None = None,
+        pushed: str = "",
     ) -> LoadedImage: ...
 
 
@@ -259,10 +265,17 @@ class DockerImages:
     """ImageStore on a Docker engine: checks an archive, loads it untagged, tags it."""
 
     def __init__(
-        self, client: docker.DockerClient, *, max_bytes: int, deployment: str = ""
+        self,
+        client: docker.DockerClient,
+        *,
+        max_bytes: int,
+        deployment: str = "",
+        registry: str = "",
     ) -> None:
         self.client = client
         self.max_bytes = max_bytes
+        # HELDOUT_IMAGE_REGISTRY: where loaded images are pushed and pulled (image_registry).
+        self.registry = registry
         # Labels what it builds and the containers it makes.
         self.labels = {DEPLOYMENT_LABEL: deployment} if deployment else {}
 
@@ -273,32 +286,27 @@ class DockerImages:
         archive: Path,
         digest: str = "",
         build_bases: Collection[str] | None = None,
+        pushed: str = "",
     ) -> LoadedImage:
         """The image `tag`, loaded from `archive` unless already there with `digest`.
 
         With `build_bases`, the archive may instead be a build context, built offline
-        FROM one of them. Raises SandboxError when the archive is refused (the
-        participant's to fix), and SandboxUnavailable when the engine fails (to retry).
+        FROM one of them. With a registry, `pushed` (the reference another host recorded)
+        is pulled instead of loading the archive, and an image this call loads is pushed;
+        the result's `pushed` says where. Raises SandboxError when the archive is refused
+        (the participant's to fix), and SandboxUnavailable when the engine fails (to retry).
         """
         with _engine_errors():
             existing = _get(self.client, tag)
-            if existing is not None and (not digest or existing.id == digest):
-                return _loaded(tag, existing)
-            with archive.open("rb") as f:
-                report = archive_check(
-                    f,
-                    max_bytes=self.max_bytes,
-                    architecture=engine_architecture(),
-                    accept_build_context=build_bases is not None,
+            if existing is None and self.registry and pushed and digest:
+                arch = engine_architecture()
+                pulled = image_pull(
+                    self.client, reference=pushed, image_id=digest, architecture=arch, tag=tag
                 )
-                if report.ok and report.kind == "build_context":
-                    dockerfile_check(report, bases=build_bases or ())
-                if not report.ok:
-                    raise ImageRefused(report)
-                if report.kind == "build_context":
-                    image = self._build(f, report)
-                else:
-                    image = self._load(f, report.image_id)
+                existing = self.client.images.get(tag) if pulled else None
+            if existing is not None and (not digest or existing.id == digest):
+                return self._with_push(_loaded(tag, existing), pushed)
+            image = self._from_archive(archive, build_bases)
             try:
                 _check_shell(self.client, image.id, self.labels)
             except SandboxError:
@@ -310,13 +318,43 @@ class DockerImages:
                 raise
             # Tagged last: a tag found on the engine names an image that passed every check.
             image.tag(*tag.split(":", 1))
-            return _loaded(tag, self.client.images.get(tag))
+            return self._with_push(_loaded(tag, self.client.images.get(tag)), "")
+
+    def _from_archive(self, archive: Path, build_bases: Collection[str] | None):
+        """The image the checked archive loads (or builds); raises ImageRefused."""
+        with archive.open("rb") as f:
+            report = archive_check(
+                f,
+                max_bytes=self.max_bytes,
+                architecture=engine_architecture(),
+                accept_build_context=build_bases is not None,
+            )
+            if report.ok and report.kind == "build_context":
+                dockerfile_check(report, bases=build_bases or ())
+            if not report.ok:
+                raise ImageRefused(report)
+            if report.kind == "build_context":
+                return self._build(f, report)
+            return self._load(f, report.image_id)
+
+    def _with_push(self, image: LoadedImage, pushed: str) -> LoadedImage:
+        """`image`, pushed to the registry unless it is there already (`pushed`)."""
+        if not self.registry or pushed:
+            return dataclasses.replace(image, pushed=pushed)
+        reference = image_push(
+            self.client, image_id=image.digest, registry=self.registry, tag=image.tag
+        )
+        return dataclasses.replace(image, pushed=reference)
 
     def _build(self, f, report: ArchiveReport):
         """Build a checked context: no network, nothing pulled, nothing run (no RUN)."""
         for base in report.bases:
             if _get(self.client, base) is None:
-                raise SandboxUnavailable(f"the base image {base} is not on this Docker engine")
+                if not DIGEST_REFERENCE.fullmatch(base):
+                    raise SandboxUnavailable(f"the base image {base} is not on this Docker engine")
+                # A platform image named by registry digest: pulled here once, like the
+                # scorer (a registry that fails is retried, as an engine failure).
+                self.client.images.pull(base)
         f.seek(0)
         try:
             image, _log = self.client.images.build(
@@ -476,6 +514,7 @@ class FakeImages:
         archive: Path,
         digest: str = "",
         build_bases: Collection[str] | None = None,
+        pushed: str = "",
     ) -> LoadedImage:
         self.calls.append((tag, archive, digest))
         self.build_bases = build_bases

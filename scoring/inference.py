@@ -65,11 +65,13 @@ def inference_run(
         build_bases=settings.HELDOUT_SCORER_IMAGES
         if submission.phase.allow_build_context
         else None,
+        pushed=submission.container_image_pushed,
     )
     Submission.objects.filter(pk=submission.pk).update(
         container_image=image.tag[:200],
         container_image_digest=image.digest[:100],
         container_image_size=image.size,
+        container_image_pushed=image.pushed[:300],
     )
     output_dir = workdir / "inference-output"
     result = runner.run(
@@ -101,6 +103,7 @@ def _engine_images(runner: SandboxRunner) -> ImageStore:
         inner.client,
         max_bytes=settings.HELDOUT_MAX_IMAGE_BYTES,
         deployment=settings.HELDOUT_DEPLOYMENT_ID,
+        registry=settings.HELDOUT_IMAGE_REGISTRY,
     )
 
 

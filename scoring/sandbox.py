@@ -68,6 +68,8 @@ OUTPUT_TARGET = "/output"
 STALE_GRACE_S = 60.0
 # What a deployment id may be: it goes into labels and image repository names.
 DEPLOYMENT_PATTERN = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
+# An image named by its registry digest, repo@sha256:<64 hex>: the same bytes on every host.
+DIGEST_REFERENCE = re.compile(r"(?P<repository>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})")
 _PEAK_MARKER = b"heldout-sandbox-peak-memory-bytes="
 _OOM_MARKER = b"heldout-sandbox-oom-kills="
 _EXIT_MARKER = b"heldout-sandbox-exit="
@@ -353,13 +355,36 @@ class DockerRunner:
     def image_digest(self, image: str) -> str:
         """The image's content id (sha256:...), recorded with every score."""
         with _engine_errors(image):
-            return str(self.client.images.get(image).id)
+            return str(self._image(image).id)
 
     def scorer_identity(self, image: str) -> str:
         """The scorer's identity (scorer_identity_of): equal on every host for the same
         scorer, unlike the local image id."""
         with _engine_errors(image):
-            return scorer_identity_of(self.client.images.get(image).attrs)
+            return scorer_identity_of(self._image(image).attrs, reference=image)
+
+    def scorer_aliases(self, image: str) -> list[str]:
+        """For an image run by registry digest, its content label (when it has one): the
+        identity versions recorded while workers ran local builds of the same inputs."""
+        if not DIGEST_REFERENCE.fullmatch(image):
+            return []
+        with _engine_errors(image):
+            labels = (self._image(image).attrs.get("Config") or {}).get("Labels") or {}
+        label = labels.get(SCORER_CONTENT_LABEL)
+        return [str(label)] if label else []
+
+    def _image(self, image: str) -> Any:
+        """The engine's image `image`; a digest reference missing here is pulled first (once:
+        the engine keeps it). A registry that fails makes SandboxUnavailable, retried later."""
+        try:
+            return self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            if not DIGEST_REFERENCE.fullmatch(image):
+                raise
+        try:
+            return self.client.images.pull(image)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise SandboxUnavailable(f"could not pull {image} from its registry: {exc}") from exc
 
     def run(
         self,
@@ -376,7 +401,7 @@ class DockerRunner:
         _prepare_output_dir(output_dir)
         labels = {**(labels or {}), **self.own_labels()}
         with _engine_errors(image):
-            digest = self.image_digest(image)
+            digest = str(self._image(image).id)
             container = self.client.containers.create(
                 **_create_args(image, command, mounts, limits, labels)
             )
@@ -483,15 +508,20 @@ class DockerRunner:
             ) from exc
 
 
-def scorer_identity_of(attrs: Mapping[str, Any]) -> str:
+def scorer_identity_of(attrs: Mapping[str, Any], *, reference: str = "") -> str:
     """A scorer image's identity from its `docker image inspect` attributes: the same on
     every host for the same scorer, never the local image id (each build of the same
     inputs gets its own id, since the build stamps the time).
 
-    In order: the content digest the platform's build records as a label; else the
-    registry digest (the image was pulled); else a sha256 over the filesystem layers'
-    diff ids and the config fields that change behaviour.
+    An image run by its registry digest (`reference` is repo@sha256:...) is that digest:
+    every host pulls those very bytes. Otherwise, in order: the content digest the
+    platform's build records as a label; else the registry digest (the image was pulled);
+    else a sha256 over the filesystem layers' diff ids and the config fields that change
+    behaviour. docs/scorers.md says why the first two never disagree across hosts.
     """
+    pinned = DIGEST_REFERENCE.fullmatch(reference)
+    if pinned:
+        return pinned.group("digest")
     config = attrs.get("Config") or {}
     label = (config.get("Labels") or {}).get(SCORER_CONTENT_LABEL)
     if label:

@@ -43,6 +43,7 @@ from scoring.images import ImageRefused
 from scoring.manifest import scoring_run_record
 from scoring.program_scorer import ProgramScorer
 from scoring.sandbox import (
+    DIGEST_REFERENCE,
     DockerRunner,
     Mount,
     RunResult,
@@ -117,7 +118,10 @@ def docker_available() -> bool:
         client = docker.from_env(timeout=10)
         try:
             client.ping()
-            client.images.get(image)
+            # An image named by its registry digest is the operator's choice of the sandbox:
+            # the runner pulls it at the first scoring (retrying while the registry is down).
+            if not DIGEST_REFERENCE.fullmatch(image):
+                client.images.get(image)
         finally:
             client.close()
     except docker.errors.ImageNotFound:
@@ -288,9 +292,9 @@ def _score_claimed(
     try:
         chosen = scorer or scorer_default(task=task, runner=recorder)
         truth_path = _readable(Path(task.ground_truth.path), "reading the ground truth")
-        identity, image_id = _scorer_identity(chosen, runner or sandbox_runner())
+        identity, also = _scorer_identity(chosen, runner or sandbox_runner())
         # An explicit `scorer` (tests) is not checked against the version.
-        version = _version_for(task, identity if scorer is None else "", image_id)
+        version = _version_for(task, identity if scorer is None else "", also)
         with attempt_work_dir(kind=SCORE, object_id=submission_id, attempt=attempt) as workdir:
             outcome = chosen.score(
                 predictions_path=_predictions_path(submission, workdir, recorder),
@@ -343,21 +347,24 @@ def _readable(path: Path, what: str) -> Path:
     return path
 
 
-def _scorer_identity(scorer: Scorer, runner: SandboxRunner) -> tuple[str, str]:
-    """(identity, local image id) of the scorer about to run; ("", "") when the engine
-    cannot say (a test's fake engine)."""
+def _scorer_identity(scorer: Scorer, runner: SandboxRunner) -> tuple[str, tuple[str, ...]]:
+    """(identity, what else a recorded version may name it by: its local image id, and
+    its content label when it runs by registry digest) of the scorer about to run;
+    ("", ()) when the engine cannot say (a test's fake engine)."""
     if scorer.name == InProcessScorer.name:
-        return IN_PROCESS, ""
+        return IN_PROCESS, ()
     image = getattr(scorer, "image", "")
     if not image or not isinstance(runner, DockerRunner):
-        return "", ""
-    return runner.scorer_identity(image), runner.image_digest(image)
+        return "", ()
+    also = (runner.image_digest(image), *runner.scorer_aliases(image))
+    return runner.scorer_identity(image), also
 
 
-def _version_for(task: Task, identity: str, image_id: str) -> int:
+def _version_for(task: Task, identity: str, also: tuple[str, ...]) -> int:
     """The task version these scores will belong to: the ranked one, if this scorer is the
     one it records (raises ScorerMismatch otherwise; workers never make versions)."""
-    return version_for_scorer(task=task, identity=identity, image_id=image_id)
+    image_id, aliases = (also[0], also[1:]) if also else ("", ())
+    return version_for_scorer(task=task, identity=identity, image_id=image_id, aliases=aliases)
 
 
 def _give_back(submission: Submission, attempt: int, mismatch: ScorerMismatch, image: str) -> None:

@@ -351,6 +351,9 @@ class Submission(models.Model):
     container_image = models.CharField(max_length=200, blank=True)
     container_image_digest = models.CharField(max_length=100, blank=True)
     container_image_size = models.BigIntegerField(null=True, blank=True)
+    # Where other worker hosts pull the loaded image (<registry>/submissions@sha256:...),
+    # once pushed to HELDOUT_IMAGE_REGISTRY; a cache, like the image: the archive is the truth.
+    container_image_pushed = models.CharField(max_length=300, blank=True, default="")
     predictions = models.FileField(
         storage=_private_storage, upload_to="predictions/", blank=True, max_length=300
     )

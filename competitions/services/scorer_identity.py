@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Collection
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
@@ -46,14 +47,21 @@ class ScorerMismatch(Exception):
         )
 
 
-def scorer_matches(*, recorded: str, identity: str, image_id: str = "") -> bool:
+def scorer_matches(
+    *, recorded: str, identity: str, image_id: str = "", aliases: Collection[str] = ()
+) -> bool:
     """Whether a scorer of `identity` (local image id `image_id`) may score under a version
     that recorded `recorded`. Versions made before identities recorded the local image id,
-    which still matches on the host that has that very image."""
-    return recorded in (identity, image_id) if image_id else recorded == identity
+    which still matches on the host that has that very image. `aliases`: the scorer's
+    content label when it runs by registry digest, which versions recorded while the
+    workers ran local builds of the same inputs."""
+    names = {identity, *aliases, *([image_id] if image_id else [])}
+    return recorded in names
 
 
-def version_for_scorer(*, task: Task, identity: str, image_id: str = "") -> int:
+def version_for_scorer(
+    *, task: Task, identity: str, image_id: str = "", aliases: Collection[str] = ()
+) -> int:
     """The number of the ranked version the scores of this scorer go under.
 
     A version that records no scorer yet records this one (the first scoring under it
@@ -69,7 +77,7 @@ def version_for_scorer(*, task: Task, identity: str, image_id: str = "") -> int:
         )
         version.refresh_from_db(fields=["scorer_image_digest"])
     recorded = version.scorer_image_digest
-    if not scorer_matches(recorded=recorded, identity=identity, image_id=image_id):
+    if not scorer_matches(recorded=recorded, identity=identity, image_id=image_id, aliases=aliases):
         raise ScorerMismatch(identity=identity, expected=recorded, version=version.number)
     return version.number
 

@@ -151,6 +151,12 @@ if HELDOUT_SCORER not in ("auto", "docker", "in-process"):
         f"HELDOUT_SCORER={HELDOUT_SCORER!r}: use auto, docker or in-process."
     )
 HELDOUT_SCORER_IMAGE = env_str("HELDOUT_SCORER_IMAGE", "heldout-scorer:latest")
+# An OCI registry and path prefix (e.g. registry.example.org/heldout, 127.0.0.1:5000/heldout)
+# for worker hosts that share nothing: a container submission's image, once loaded from its
+# archive, is pushed there as <registry>/submissions:<id> and other hosts pull it by digest.
+# Empty (the default, one machine): every worker loads archives itself. The scorer image is
+# pushed by `make scorer-image` and named by digest in HELDOUT_SCORER_IMAGE.
+HELDOUT_IMAGE_REGISTRY = env_str("HELDOUT_IMAGE_REGISTRY", "").rstrip("/")
 # The images an organizer may choose for an uploaded scoring program.
 HELDOUT_SCORER_IMAGES = env_list("HELDOUT_SCORER_IMAGES", [HELDOUT_SCORER_IMAGE])
 # Sandbox limits of every scoring container; a task's `limits` overrides them.
