@@ -5,12 +5,17 @@
 - other_participant: joined `competition` in another team
 - outsider: signed in, nothing to do with `competition`
 - other_organizer: organizes `other_competition` only
+- submission: the participant's unscored submission to `competition`
+
+`persona_user(request, name)` gives a persona by name (None for "anonymous") in a
+parametrized test, with what makes it that persona (other_organizer's competition).
 """
 
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from competitions.services.submissions import submission_create
 from competitions.services.teams import competition_join
 from tests import factories
 
@@ -51,6 +56,23 @@ def competition(organizer, participant, other_participant):
 @pytest.fixture
 def other_competition(other_organizer):
     return factories.make_competition(slug="other", organizers=[other_organizer])
+
+
+@pytest.fixture
+def submission(competition, participant):
+    return submission_create(
+        competition=competition,
+        user=participant,
+        uploaded_file=factories.upload(factories.perfect_predictions()),
+    )
+
+
+def persona_user(request, persona: str):
+    if persona == "anonymous":
+        return None
+    if persona == "other_organizer":
+        request.getfixturevalue("other_competition")
+    return request.getfixturevalue(persona)
 
 
 def client_for(user) -> APIClient:
