@@ -13,7 +13,6 @@ from pathlib import Path
 
 import docker
 import pytest
-from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
@@ -26,32 +25,13 @@ from competitions.services.jobs import (
     version_switch_start,
 )
 from competitions.services.scorers import task_scorer_set
-from competitions.services.submissions import submission_create
-from competitions.services.versions import task_version_create
 from scoring.sandbox import OWNER_LABEL
-from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 from tests.conftest import client_for
+from tests.jobs import add_version, scored
 from tests.worker_process import beat_process, worker_process
 
 TRUTH_V2 = factories.truth_csv().replace("id0,0,", "id0,1,")
-
-
-def _scored(competition, user) -> Submission:
-    submission = submission_create(
-        competition=competition,
-        user=user,
-        uploaded_file=factories.upload(factories.perfect_predictions()),
-    )
-    submission_score(submission_id=submission.pk, scorer=InProcessScorer())
-    return submission
-
-
-def _v2(competition) -> None:
-    task_version_create(
-        task=competition.task, ground_truth=ContentFile(TRUTH_V2.encode(), name="t.csv")
-    )
 
 
 def _died(job: OrganizerJob, settings, *, result: dict | None = None) -> None:
@@ -70,8 +50,8 @@ def _died(job: OrganizerJob, settings, *, result: dict | None = None) -> None:
 def test_a_dead_switch_that_committed_is_recorded_done_and_not_run_again(
     settings, competition, organizer, participant, django_capture_on_commit_callbacks
 ):
-    _scored(competition, participant)
-    _v2(competition)
+    scored(competition, participant)
+    add_version(competition, TRUTH_V2)
     job = version_switch_start(competition=competition, user=organizer, number=2)
     # The worker switched (one transaction, which records `committed`) and died after.
     with django_capture_on_commit_callbacks():
@@ -94,8 +74,8 @@ def test_a_dead_switch_that_committed_is_recorded_done_and_not_run_again(
 def test_a_dead_job_that_committed_nothing_runs_again_and_finishes(
     settings, competition, organizer, participant, django_capture_on_commit_callbacks
 ):
-    _scored(competition, participant)
-    _v2(competition)
+    scored(competition, participant)
+    add_version(competition, TRUTH_V2)
     job = version_switch_start(competition=competition, user=organizer, number=2)
     _died(job, settings)
 
@@ -120,7 +100,7 @@ def test_a_dead_job_that_committed_nothing_runs_again_and_finishes(
 
 @pytest.mark.django_db
 def test_a_job_whose_workers_died_too_often_fails_with_the_reason(settings, competition, organizer):
-    _v2(competition)
+    add_version(competition, TRUTH_V2)
     job = version_switch_start(competition=competition, user=organizer, number=2)
     _died(job, settings)
     OrganizerJob.objects.filter(pk=job.pk).update(interruptions=settings.HELDOUT_MAX_ATTEMPTS - 1)
@@ -141,7 +121,7 @@ def test_a_job_whose_workers_died_too_often_fails_with_the_reason(settings, comp
 def test_a_job_with_a_recent_heartbeat_is_left_alone_and_still_blocks(
     settings, competition, organizer
 ):
-    _v2(competition)
+    add_version(competition, TRUTH_V2)
     job = version_switch_start(competition=competition, user=organizer, number=2)
     # Started long ago (a long rescore), but its worker beats.
     long_ago = timezone.now() - timedelta(seconds=settings.HELDOUT_RESEND_AFTER_S + 5)
@@ -159,7 +139,7 @@ def test_a_job_with_a_recent_heartbeat_is_left_alone_and_still_blocks(
 def test_a_job_queued_too_long_is_sent_again_and_stops_blocking_meanwhile(
     settings, competition, organizer, django_capture_on_commit_callbacks
 ):
-    _v2(competition)
+    add_version(competition, TRUTH_V2)
     job = version_switch_start(competition=competition, user=organizer, number=2)
     lost = timezone.now() - timedelta(seconds=settings.HELDOUT_RESEND_AFTER_S + 5)
     OrganizerJob.objects.filter(pk=job.pk).update(queued_at=lost)  # its message was lost
@@ -210,7 +190,7 @@ def test_a_dry_run_taken_back_keeps_its_program_for_the_next_attempt_until_it_fa
 def test_a_rescore_all_that_fails_commits_nothing_and_is_not_marked_committed(
     competition, organizer, participant, monkeypatch
 ):
-    submission = _scored(competition, participant)
+    submission = scored(competition, participant)
     job = rescore_all_start(competition=competition, user=organizer)
 
     def broken(job_, queued):  # the commit marker fails: the rescore goes with it
@@ -231,7 +211,7 @@ def test_a_running_job_heartbeats_and_a_late_finish_of_a_reaped_claim_changes_no
 ):
     settings.HELDOUT_HEARTBEAT_S = 0.2
     competition = factories.make_competition(organizers=[organizer])
-    _v2(competition)
+    add_version(competition, TRUTH_V2)
     job = version_switch_start(competition=competition, user=organizer, number=2)
     beats: list = []
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from django.core.files.base import ContentFile
 
-from competitions.models import LeaderboardEntry, Score, Submission, TaskVersion
+from competitions.models import LeaderboardEntry, Score, TaskVersion
 from competitions.services.bundles import bundle_export, bundle_import
-from competitions.services.submissions import submission_create, submissions_rescore_all
+from competitions.services.submissions import submissions_rescore_all
 from competitions.services.versions import (
     InvalidGroundTruth,
     task_version_activate,
@@ -19,7 +19,7 @@ from competitions.services.versions import (
 from scoring.scorers import InProcessScorer
 from scoring.services import submission_score
 from tests import factories
-from tests.jobs import run_queued_jobs
+from tests.jobs import run_queued_jobs, scored
 
 pytestmark = pytest.mark.django_db
 
@@ -40,16 +40,6 @@ def _split_sha256(text: str) -> str:
     # The definition in docs/manifest.md, written out independently of the code.
     lines = [line.split(",") for line in text.splitlines()[1:]]
     return hashlib.sha256("".join(f"{i}\t{u.lower()}\n" for i, _, u in lines).encode()).hexdigest()
-
-
-def _scored(competition, user) -> Submission:
-    submission = submission_create(
-        competition=competition,
-        user=user,
-        uploaded_file=factories.upload(factories.perfect_predictions()),
-    )
-    submission_score(submission_id=submission.pk, scorer=InProcessScorer())
-    return submission
 
 
 def _board(competition) -> dict[str, tuple[float, int]]:
@@ -111,7 +101,7 @@ def test_an_invalid_ground_truth_makes_no_version_and_leaves_no_file(competition
 def test_rescoring_under_a_new_version_adds_scores_and_switching_back_restores_the_board(
     competition, participant, django_capture_on_commit_callbacks
 ):
-    submission = _scored(competition, participant)
+    submission = scored(competition, participant)
     v1_scores = set(Score.objects.values_list("task_version", "split", "metric", "value"))
     assert _board(competition) == {"public": (1.0, 1), "private": (1.0, 1)}
     task = competition.task
@@ -152,7 +142,7 @@ def test_a_version_can_not_be_activated_once_finalized(api, competition, organiz
 def test_the_organizer_adds_and_activates_a_version_over_the_api(
     api, competition, organizer, participant, django_capture_on_commit_callbacks
 ):
-    _scored(competition, participant)
+    scored(competition, participant)
     url = f"/api/v1/competitions/{competition.slug}/versions/"
 
     created = api(organizer).post(
