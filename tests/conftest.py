@@ -83,6 +83,17 @@ def client_for(user) -> APIClient:
     return client
 
 
+def api_submit(client: APIClient, slug: str, content: bytes) -> int:
+    """Upload predictions to the competition through the API (accepted: 202); the id."""
+    response = client.post(
+        f"/api/v1/competitions/{slug}/submissions/",
+        {"file": factories.upload(content)},
+        format="multipart",
+    )
+    assert response.status_code == 202, response.content
+    return response.json()["id"]
+
+
 @pytest.fixture
 def api():
     """`api(user)` gives a REST client authenticated by the user's token (None: anonymous)."""
