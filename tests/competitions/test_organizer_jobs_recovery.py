@@ -9,7 +9,6 @@ import socket
 import time
 from contextlib import ExitStack
 from datetime import timedelta
-from pathlib import Path
 
 import docker
 import pytest
@@ -29,7 +28,7 @@ from scoring.sandbox import OWNER_LABEL
 from tests import factories
 from tests.conftest import client_for
 from tests.jobs import add_version, scored
-from tests.worker_process import beat_process, worker_process
+from tests.worker_process import beat_process, until, worker_process
 
 TRUTH_V2 = factories.truth_csv().replace("id0,0,", "id0,1,")
 
@@ -246,16 +245,6 @@ SCORES = (
 SLOW_PROGRAM = f"import time\ntime.sleep(5)\nopen('/output/scores.json', 'w').write({SCORES!r})\n"
 
 
-def _until(condition, what: str, timeout: float, logs: list[Path]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    tails = "\n".join(f"--- {log.name}\n{log.read_text()[-2500:]}" for log in logs if log.exists())
-    pytest.fail(f"{what} did not happen within {timeout}s\n{tails}")
-
-
 @pytest.mark.docker
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
@@ -282,11 +271,11 @@ def test_a_dry_run_whose_worker_is_sigkilled_is_run_again_by_another_worker(tmp_
                 return False
             return beat > claimed
 
-        _until(beating, "the dry run's first heartbeat", 60, logs)
+        until(beating, "the dry run's first heartbeat", 60, logs)
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=10)
         stack.enter_context(worker_process(logs[1], RECOVERY))
-        _until(
+        until(
             lambda: OrganizerJob.objects.get(pk=job.pk).status in ("done", "failed"),
             "the dry run's second attempt",
             90,
