@@ -15,7 +15,6 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from competitions.services.submissions import submission_create
 from competitions.services.teams import competition_join
 from tests import factories
 
@@ -60,11 +59,7 @@ def other_competition(other_organizer):
 
 @pytest.fixture
 def submission(competition, participant):
-    return submission_create(
-        competition=competition,
-        user=participant,
-        uploaded_file=factories.upload(factories.perfect_predictions()),
-    )
+    return factories.submitted(competition, participant)
 
 
 def persona_user(request, persona: str):

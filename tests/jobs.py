@@ -6,7 +6,6 @@ from django.core.files.base import ContentFile
 
 from competitions.models import Competition, OrganizerJob, Submission
 from competitions.services.jobs import organizer_job_run
-from competitions.services.submissions import submission_create
 from competitions.services.versions import task_version_create
 from scoring.scorers import InProcessScorer
 from scoring.services import submission_score
@@ -15,11 +14,7 @@ from tests import factories
 
 def scored(competition: Competition, user) -> Submission:
     """The user's perfect predictions, submitted and scored in-process under the task's version."""
-    submission = submission_create(
-        competition=competition,
-        user=user,
-        uploaded_file=factories.upload(factories.perfect_predictions()),
-    )
+    submission = factories.submitted(competition, user)
     submission_score(submission_id=submission.pk, scorer=InProcessScorer())
     return submission
 

@@ -24,7 +24,6 @@ from django.core.files.base import ContentFile
 from django.db import connection
 
 from competitions.models import SandboxRun, Score, ScoringRun, Submission, Task
-from competitions.services.submissions import submission_create
 from competitions.services.teams import competition_join
 from scoring.sandbox import OWNER_LABEL
 from scoring.services import SUBMISSION_LABEL
@@ -68,14 +67,6 @@ def _competition(organizer, participant, program_seconds: float):
     return competition
 
 
-def _submit(competition, participant) -> Submission:
-    return submission_create(
-        competition=competition,
-        user=participant,
-        uploaded_file=factories.upload(factories.perfect_predictions()),
-    )
-
-
 def _containers(engine, submission: Submission, worker, *, every: bool = False, **filters) -> list:
     """The sandbox containers `worker` started for `submission`: other test runs may share
     the engine, and their submission ids may be ours."""
@@ -114,7 +105,7 @@ def test_a_sigkilled_workers_submission_is_scored_by_another_within_the_recovery
         workers = [stack.enter_context(worker_process(log, RECOVERY)) for log in logs[:2]]
         for log in logs[:2]:
             until(lambda log=log: " ready." in log.read_text(), "a worker's start", 60, logs)
-        submission = _submit(competition, participant)
+        submission = factories.submitted(competition, participant)
 
         def scoring_worker():
             running = [w for w in workers if _containers(engine, submission, w, status="running")]
@@ -221,7 +212,7 @@ def test_a_worker_that_loses_the_database_for_a_second_gives_back_and_scores(
     log = tmp_path / "worker.log"
     try:
         with worker_process(log, {**RECOVERY, "DATABASE_URL": proxied}) as worker:
-            submission = _submit(competition, participant)
+            submission = factories.submitted(competition, participant)
             until(
                 lambda: bool(_containers(engine, submission, worker, status="running")),
                 "the scoring container's start",
@@ -268,7 +259,7 @@ def test_a_docker_engine_outage_during_scoring_costs_no_submission_its_allowance
     env = {**RECOVERY, "DOCKER_HOST": f"tcp://127.0.0.1:{proxy.port}"}
     try:
         with worker_process(log, env) as worker:
-            submissions = [_submit(competition, participant) for _ in range(2)]
+            submissions = [factories.submitted(competition, participant) for _ in range(2)]
             before = _quota(participant, competition)
             assert before["total"]["used"] == 2
             until(
