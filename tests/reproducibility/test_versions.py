@@ -19,6 +19,7 @@ from competitions.services.versions import (
 from scoring.scorers import InProcessScorer
 from scoring.services import submission_score
 from tests import factories
+from tests.conftest import persona_user
 from tests.jobs import run_queued_jobs, scored
 
 pytestmark = pytest.mark.django_db
@@ -26,14 +27,6 @@ pytestmark = pytest.mark.django_db
 # Version 2 corrects two labels: id0 becomes positive (public) and id9 negative (private).
 TRUTH_V2 = factories.truth_csv().replace("id0,0,", "id0,1,").replace("id9,1,", "id9,0,")
 PERSONAS = ["anonymous", "outsider", "participant", "other_participant", "other_organizer"]
-
-
-def _user(request, persona):
-    if persona == "anonymous":
-        return None
-    if persona == "other_organizer":
-        request.getfixturevalue("other_competition")
-    return request.getfixturevalue(persona)
 
 
 def _split_sha256(text: str) -> str:
@@ -192,7 +185,7 @@ def test_an_invalid_ground_truth_is_refused_over_the_api_with_its_problems(
 
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_only_organizers_add_or_activate_versions(request, api, competition, persona):
-    user = _user(request, persona)
+    user = persona_user(request, persona)
     url = f"/api/v1/competitions/{competition.slug}/versions/"
     task_version_create(
         task=competition.task, ground_truth=ContentFile(TRUTH_V2.encode(), name="t.csv")
@@ -215,7 +208,7 @@ def test_only_organizers_add_or_activate_versions(request, api, competition, per
 def test_versions_of_an_invite_only_competition_are_not_found_by_strangers(
     request, api, organizer, persona
 ):
-    user = _user(request, persona)
+    user = persona_user(request, persona)
     hidden = factories.make_competition(
         slug="hidden", organizers=[organizer], visibility="invite_only"
     )
