@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from competitions.models import Competition
+    from collections.abc import Callable
+
+    from competitions.models import Competition, Submission, Team
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -51,16 +53,20 @@ def _setup_django() -> None:
     call_command("migrate", verbosity=0)
 
 
-def _populate(teams: int, per_team: int) -> Competition:
+def _teams_and_submissions(
+    competition: Competition,
+    teams: int,
+    per_team: int,
+    rng: random.Random,
+    selected: Callable[[int], bool] = lambda k: False,
+) -> tuple[list[Team], list[Submission]]:
+    """`teams` one-person teams in the competition, each with `per_team` scored submissions
+    (their k-th one selected if selected(k)) made at random times, in bulk."""
     from django.contrib.auth.models import User
     from django.utils import timezone
 
-    from competitions.models import Membership, Score, Submission, Team
-    from competitions.services.leaderboard import leaderboard_refresh_team
-    from tests import factories
+    from competitions.models import Membership, Submission, Team
 
-    organizer = User.objects.create_user("organizer")
-    competition = factories.make_competition(slug="bench", organizers=[organizer])
     phase = competition.phases.get()
     now = timezone.now()
     users = User.objects.bulk_create([User(username=f"user{i:05d}") for i in range(teams)])
@@ -73,7 +79,6 @@ def _populate(teams: int, per_team: int) -> Competition:
             for t, u in zip(team_objs, users, strict=True)
         ]
     )
-    rng = random.Random(7)
     subs = Submission.objects.bulk_create(
         [
             Submission(
@@ -87,6 +92,7 @@ def _populate(teams: int, per_team: int) -> Competition:
                 size=100,
                 status=Submission.Status.SCORED,
                 task_version=1,
+                is_selected=selected(k),
                 created_at=now - timedelta(minutes=rng.randrange(100_000)),
             )
             for t, u in zip(team_objs, users, strict=True)
@@ -94,6 +100,20 @@ def _populate(teams: int, per_team: int) -> Competition:
         ],
         batch_size=5000,
     )
+    return team_objs, subs
+
+
+def _populate(teams: int, per_team: int) -> Competition:
+    from django.contrib.auth.models import User
+
+    from competitions.models import Score
+    from competitions.services.leaderboard import leaderboard_refresh_team
+    from tests import factories
+
+    organizer = User.objects.create_user("organizer")
+    competition = factories.make_competition(slug="bench", organizers=[organizer])
+    rng = random.Random(7)
+    team_objs, subs = _teams_and_submissions(competition, teams, per_team, rng)
     scores = []
     for s in subs:
         # Rounded so that many teams tie, as they do on real boards.

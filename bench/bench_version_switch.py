@@ -20,12 +20,11 @@ import random
 import statistics
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_leaderboard import _recreate_database, _setup_django
+from bench_leaderboard import _recreate_database, _setup_django, _teams_and_submissions
 
 if TYPE_CHECKING:
     from competitions.models import Competition, Task
@@ -33,9 +32,8 @@ if TYPE_CHECKING:
 
 def _populate(teams: int, per_team: int) -> Competition:
     from django.contrib.auth.models import User
-    from django.utils import timezone
 
-    from competitions.models import Membership, Score, Submission, Team
+    from competitions.models import Score
     from competitions.services.versions import task_version_create, task_version_ensure
     from tests import factories
 
@@ -44,39 +42,9 @@ def _populate(teams: int, per_team: int) -> Competition:
     competition = factories.make_competition(slug="bench", organizers=[organizer])
     task_version_ensure(task=competition.task)
     task_version_create(task=competition.task, note="bench: version 2")
-    phase = competition.phases.get()
-    now = timezone.now()
-    users = User.objects.bulk_create([User(username=f"user{i:05d}") for i in range(teams)])
-    team_objs = Team.objects.bulk_create(
-        [Team(competition=competition, name=f"team{i:05d}") for i in range(teams)]
-    )
-    Membership.objects.bulk_create(
-        [
-            Membership(competition=competition, team=t, user=u, accepted_rules_at=now)
-            for t, u in zip(team_objs, users, strict=True)
-        ]
-    )
     rng = random.Random(7)
-    subs = Submission.objects.bulk_create(
-        [
-            Submission(
-                competition=competition,
-                phase=phase,
-                team=t,
-                submitter=u,
-                file=f"submissions/x/{t.pk}-{k}.csv",
-                original_name="p.csv",
-                sha256="0" * 64,
-                size=100,
-                status=Submission.Status.SCORED,
-                task_version=1,
-                is_selected=k == 0 and rng.random() < 0.2,
-                created_at=now - timedelta(minutes=rng.randrange(100_000)),
-            )
-            for t, u in zip(team_objs, users, strict=True)
-            for k in range(per_team)
-        ],
-        batch_size=5000,
+    _, subs = _teams_and_submissions(
+        competition, teams, per_team, rng, selected=lambda k: k == 0 and rng.random() < 0.2
     )
     scores: list[Score] = []
     for s in subs:

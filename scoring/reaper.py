@@ -15,7 +15,9 @@ meanwhile is left alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -48,69 +50,64 @@ def _interrupted_message(kind: str) -> str:
     )
 
 
-def submissions_reap(*, now: datetime | None = None) -> dict[str, int]:
-    """Requeue submissions whose worker died, fail them after too many interruptions, and
-    resend those queued for too long. Returns how many of each."""
-    now = now or timezone.now()
+def _reap(
+    model: type[Submission] | type[Replication],
+    *,
+    now: datetime,
+    failed_fields: dict[str, Any],
+    lock: Callable[[QuerySet], QuerySet],
+    enqueue: Callable[[Any], None],
+) -> dict[str, int]:
+    """The reap of the module docstring for one model: `failed_fields` are also set on those
+    that fail, `lock` selects rows for update (skipping locked ones), `enqueue` sends a row."""
     silent = now - timedelta(seconds=settings.HELDOUT_RECOVER_AFTER_S)
-    dead = _dead(Submission.objects.all(), silent)
-    last_chance = settings.HELDOUT_MAX_ATTEMPTS - 1
-    gave_up = dead.filter(interruptions__gte=last_chance).update(
-        status=Submission.Status.FAILED,
-        failure=Submission.Failure.PLATFORM,
-        error_message=_interrupted_message("rescore it"),
+    dead = _dead(model.objects.all(), silent)
+    gave_up = dead.filter(interruptions__gte=settings.HELDOUT_MAX_ATTEMPTS - 1).update(
+        status=model.Status.FAILED,
         interruptions=F("interruptions") + 1,
         finished_at=now,
+        **failed_fields,
     )
     resend_before = now - timedelta(seconds=settings.HELDOUT_RESEND_AFTER_S)
     with transaction.atomic():
-        requeue_ids = list(dead.select_for_update(skip_locked=True).values_list("pk", flat=True))
-        Submission.objects.filter(pk__in=requeue_ids).update(
-            status=Submission.Status.QUEUED,
+        requeue = list(lock(dead))
+        model.objects.filter(pk__in=[row.pk for row in requeue]).update(
+            status=model.Status.QUEUED,
             queued_at=now,
             heartbeat_at=None,
             interruptions=F("interruptions") + 1,
         )
-        lost = Submission.objects.filter(
-            status=Submission.Status.QUEUED, queued_at__lt=resend_before
-        )
-        lost_ids = list(lost.select_for_update(skip_locked=True).values_list("pk", flat=True))
-        Submission.objects.filter(pk__in=lost_ids).update(queued_at=now)
-        for pk in requeue_ids + lost_ids:
-            enqueue_on_commit(pk)
-    return {"failed": gave_up, "requeued": len(requeue_ids), "resent": len(lost_ids)}
+        queued = model.objects.filter(status=model.Status.QUEUED, queued_at__lt=resend_before)
+        lost = list(lock(queued))
+        model.objects.filter(pk__in=[row.pk for row in lost]).update(queued_at=now)
+        for row in requeue + lost:
+            enqueue(row)
+    return {"failed": gave_up, "requeued": len(requeue), "resent": len(lost)}
+
+
+def submissions_reap(*, now: datetime | None = None) -> dict[str, int]:
+    """Requeue submissions whose worker died, fail them after too many interruptions, and
+    resend those queued for too long. Returns how many of each."""
+    return _reap(
+        Submission,
+        now=now or timezone.now(),
+        failed_fields={
+            "failure": Submission.Failure.PLATFORM,
+            "error_message": _interrupted_message("rescore it"),
+        },
+        lock=lambda rows: rows.select_for_update(skip_locked=True).only("pk"),
+        enqueue=lambda submission: enqueue_on_commit(submission.pk),
+    )
 
 
 def replications_reap(*, now: datetime | None = None) -> dict[str, int]:
     """submissions_reap for replications."""
     from scoring.replication import replication_enqueue_on_commit
 
-    now = now or timezone.now()
-    silent = now - timedelta(seconds=settings.HELDOUT_RECOVER_AFTER_S)
-    dead = _dead(Replication.objects.all(), silent)
-    gave_up = dead.filter(interruptions__gte=settings.HELDOUT_MAX_ATTEMPTS - 1).update(
-        status=Replication.Status.FAILED,
-        error_message=_interrupted_message("ask for it again"),
-        interruptions=F("interruptions") + 1,
-        finished_at=now,
+    return _reap(
+        Replication,
+        now=now or timezone.now(),
+        failed_fields={"error_message": _interrupted_message("ask for it again")},
+        lock=_for_enqueue,
+        enqueue=replication_enqueue_on_commit,
     )
-    resend_before = now - timedelta(seconds=settings.HELDOUT_RESEND_AFTER_S)
-    with transaction.atomic():
-        requeue = list(_for_enqueue(dead))
-        Replication.objects.filter(pk__in=[r.pk for r in requeue]).update(
-            status=Replication.Status.QUEUED,
-            queued_at=now,
-            heartbeat_at=None,
-            interruptions=F("interruptions") + 1,
-        )
-        lost = list(
-            _for_enqueue(
-                Replication.objects.filter(
-                    status=Replication.Status.QUEUED, queued_at__lt=resend_before
-                )
-            )
-        )
-        Replication.objects.filter(pk__in=[r.pk for r in lost]).update(queued_at=now)
-        for replication in requeue + lost:
-            replication_enqueue_on_commit(replication)
-    return {"failed": gave_up, "requeued": len(requeue), "resent": len(lost)}

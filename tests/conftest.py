@@ -5,6 +5,10 @@
 - other_participant: joined `competition` in another team
 - outsider: signed in, nothing to do with `competition`
 - other_organizer: organizes `other_competition` only
+- submission: the participant's unscored submission to `competition`
+
+`persona_user(request, name)` gives a persona by name (None for "anonymous") in a
+parametrized test, with what makes it that persona (other_organizer's competition).
 """
 
 import pytest
@@ -53,12 +57,36 @@ def other_competition(other_organizer):
     return factories.make_competition(slug="other", organizers=[other_organizer])
 
 
+@pytest.fixture
+def submission(competition, participant):
+    return factories.submitted(competition, participant)
+
+
+def persona_user(request, persona: str):
+    if persona == "anonymous":
+        return None
+    if persona == "other_organizer":
+        request.getfixturevalue("other_competition")
+    return request.getfixturevalue(persona)
+
+
 def client_for(user) -> APIClient:
     client = APIClient()
     if user is not None:
         token, _ = Token.objects.get_or_create(user=user)
         client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
+
+
+def api_submit(client: APIClient, slug: str, content: bytes) -> int:
+    """Upload predictions to the competition through the API (accepted: 202); the id."""
+    response = client.post(
+        f"/api/v1/competitions/{slug}/submissions/",
+        {"file": factories.upload(content)},
+        format="multipart",
+    )
+    assert response.status_code == 202, response.content
+    return response.json()["id"]
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from competitions.models import Competition, Phase, Score, Submission, Task, TaskFile, Team
 from competitions.services.leaderboard import leaderboard_refresh_team
+from competitions.services.submissions import submission_create
 from competitions.services.teams import competition_join
 
 # A tiny binary task: 10 rows, positives are ids 5..9; 6 public rows, 4 private.
@@ -36,6 +37,13 @@ def perfect_predictions() -> bytes:
 
 def upload(content: bytes, name: str = "predictions.csv") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, content, content_type="text/csv")
+
+
+def submitted(competition: Competition, user: User) -> Submission:
+    """The user's perfect predictions, submitted through the service (queued, not scored)."""
+    return submission_create(
+        competition=competition, user=user, uploaded_file=upload(perfect_predictions())
+    )
 
 
 def make_user(username: str, *, staff: bool = False) -> User:

@@ -1,9 +1,29 @@
-"""Running organizers' background jobs in tests that don't start a worker."""
+"""Setting up and running organizers' background jobs in tests that don't start a worker."""
 
 from __future__ import annotations
 
-from competitions.models import OrganizerJob
+from django.core.files.base import ContentFile
+
+from competitions.models import Competition, OrganizerJob, Submission
 from competitions.services.jobs import organizer_job_run
+from competitions.services.versions import task_version_create
+from scoring.scorers import InProcessScorer
+from scoring.services import submission_score
+from tests import factories
+
+
+def scored(competition: Competition, user) -> Submission:
+    """The user's perfect predictions, submitted and scored in-process under the task's version."""
+    submission = factories.submitted(competition, user)
+    submission_score(submission_id=submission.pk, scorer=InProcessScorer())
+    return submission
+
+
+def add_version(competition: Competition, truth: str) -> None:
+    """A new task version whose ground truth is `truth` (not switched to)."""
+    task_version_create(
+        task=competition.task, ground_truth=ContentFile(truth.encode(), name="t.csv")
+    )
 
 
 def run_queued_jobs(**kwargs) -> list[OrganizerJob]:

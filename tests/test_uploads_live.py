@@ -96,6 +96,19 @@ def _offset_once_settled(url: str, headers: dict, expected: int, timeout: float 
     return offset
 
 
+def _submit_upload(server: str, url: str, headers: dict, content: bytes) -> dict:
+    """Submit the finished upload at `url` (accepted: 202, with the content's sha256)."""
+    created = requests.post(
+        f"{server}/api/v1/competitions/tiny/submissions/",
+        json={"upload": url},
+        headers=headers,
+        timeout=10,
+    )
+    assert created.status_code == 202, created.text
+    assert created.json()["sha256"] == hashlib.sha256(content).hexdigest()
+    return created.json()
+
+
 def test_an_upload_cut_at_half_resumes_from_the_server_offset_and_is_scored(
     server, competition, participant, settings
 ):
@@ -124,17 +137,10 @@ def test_an_upload_cut_at_half_resumes_from_the_server_offset_and_is_scored(
     assert resumed.status_code == 204, resumed.text
     assert resumed.headers["Upload-Offset"] == str(len(content))
 
-    created = requests.post(
-        f"{server}/api/v1/competitions/tiny/submissions/",
-        json={"upload": url},
-        headers=headers,
-        timeout=10,
-    )
-    assert created.status_code == 202, created.text
-    assert created.json()["sha256"] == hashlib.sha256(content).hexdigest()
+    created = _submit_upload(server, url, headers, content)
 
     settings.HELDOUT_SCORER = "in-process"
-    submission_id = created.json()["id"]
+    submission_id = created["id"]
     assert submission_score(submission_id=submission_id) is True
     submission = Submission.objects.get(pk=submission_id)
     assert submission.status == Submission.Status.SCORED
@@ -210,11 +216,4 @@ def test_the_client_in_docs_uploads_md_uploads_a_file_that_can_be_submitted(
 
     url = namespace["upload"](server, headers["Authorization"].split()[1], str(path), "tiny")
 
-    created = requests.post(
-        f"{server}/api/v1/competitions/tiny/submissions/",
-        json={"upload": url},
-        headers=headers,
-        timeout=10,
-    )
-    assert created.status_code == 202, created.text
-    assert created.json()["sha256"] == hashlib.sha256(content).hexdigest()
+    _submit_upload(server, url, headers, content)

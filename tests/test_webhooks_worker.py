@@ -13,6 +13,7 @@ import pytest
 from competitions.models import WebhookDelivery
 from tests import factories
 from tests.competitions.test_webhooks import verify
+from tests.conftest import api_submit
 from tests.webhook_server import Endpoint, webhook_endpoint
 from tests.worker_process import _process, wait_for_status, worker_process
 
@@ -37,16 +38,6 @@ def _register(api, user, endpoint: Endpoint, events: list[str]) -> dict:
     return response.json()
 
 
-def _submit(api, user, slug: str, content: bytes) -> int:
-    response = api(user).post(
-        f"/api/v1/competitions/{slug}/submissions/",
-        {"file": factories.upload(content)},
-        format="multipart",
-    )
-    assert response.status_code == 202, response.content
-    return response.json()["id"]
-
-
 def _event(received) -> dict:
     return json.loads(received.body)
 
@@ -62,19 +53,16 @@ def _delivery_finished(delivery_id: int, log, timeout: float = 60) -> WebhookDel
 
 
 def test_each_team_hears_of_its_own_outcomes_and_everyone_of_the_finalize(
-    worker, organizer, participant, other_participant, api
+    worker, competition, organizer, participant, other_participant, api
 ):
     proc, log = worker
-    competition = factories.make_competition(organizers=[organizer])
-    for user in (participant, other_participant):
-        api(user).post(f"/api/v1/competitions/{competition.slug}/join/", {"accept_rules": True})
     events = ["submission.scored", "submission.failed", "competition.finalized"]
     with webhook_endpoint() as alice, webhook_endpoint() as bob, webhook_endpoint() as orga:
         alice_hook = _register(api, participant, alice, events)
         bob_hook = _register(api, other_participant, bob, events)
         orga_hook = _register(api, organizer, orga, ["competition.finalized"])
 
-        scored = _submit(api, participant, competition.slug, factories.perfect_predictions())
+        scored = api_submit(api(participant), competition.slug, factories.perfect_predictions())
         assert wait_for_status(scored, {"scored", "failed"}, proc, log) == "scored"
         [received] = alice.wait_for(1)
         assert verify(alice_hook["secret"], received.headers["Heldout-Signature"], received.body)
@@ -85,7 +73,7 @@ def test_each_team_hears_of_its_own_outcomes_and_everyone_of_the_finalize(
             "public": {"roc_auc": 1.0, "accuracy": 1.0}
         }
 
-        failed = _submit(api, other_participant, competition.slug, b"id,label\nid0,banana\n")
+        failed = api_submit(api(other_participant), competition.slug, b"id,label\nid0,banana\n")
         assert wait_for_status(failed, {"scored", "failed"}, proc, log) == "failed"
         [received] = bob.wait_for(1)
         assert verify(bob_hook["secret"], received.headers["Heldout-Signature"], received.body)

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, suppress
-from pathlib import Path
 
 import docker
 import pytest
@@ -25,12 +24,11 @@ from django.core.files.base import ContentFile
 from django.db import connection
 
 from competitions.models import SandboxRun, Score, ScoringRun, Submission, Task
-from competitions.services.submissions import submission_create
 from competitions.services.teams import competition_join
 from scoring.sandbox import OWNER_LABEL
 from scoring.services import SUBMISSION_LABEL
 from tests import factories
-from tests.worker_process import beat_process, database_url, worker_process
+from tests.worker_process import beat_process, database_url, until, worker_process
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
@@ -67,25 +65,6 @@ def _competition(organizer, participant, program_seconds: float):
     task = Task.objects.get(competition=competition)
     task.scorer_program.save("slow.py", ContentFile(_slow_program(program_seconds).encode()))
     return competition
-
-
-def _submit(competition, participant) -> Submission:
-    return submission_create(
-        competition=competition,
-        user=participant,
-        uploaded_file=factories.upload(factories.perfect_predictions()),
-    )
-
-
-def _until(condition, what: str, timeout: float, logs: list[Path]) -> float:
-    """Wait for `condition()`; return when it held (monotonic). Fails with the logs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return time.monotonic()
-        time.sleep(0.1)
-    tails = "\n".join(f"--- {log.name}\n{log.read_text()[-2500:]}" for log in logs if log.exists())
-    pytest.fail(f"{what} did not happen within {timeout}s\n{tails}")
 
 
 def _containers(engine, submission: Submission, worker, *, every: bool = False, **filters) -> list:
@@ -125,14 +104,14 @@ def test_a_sigkilled_workers_submission_is_scored_by_another_within_the_recovery
         # must not count in the recovery time measured.
         workers = [stack.enter_context(worker_process(log, RECOVERY)) for log in logs[:2]]
         for log in logs[:2]:
-            _until(lambda log=log: " ready." in log.read_text(), "a worker's start", 60, logs)
-        submission = _submit(competition, participant)
+            until(lambda log=log: " ready." in log.read_text(), "a worker's start", 60, logs)
+        submission = factories.submitted(competition, participant)
 
         def scoring_worker():
             running = [w for w in workers if _containers(engine, submission, w, status="running")]
             return running[0] if running else None
 
-        _until(lambda: scoring_worker() is not None, "the scoring container's start", 30, logs)
+        until(lambda: scoring_worker() is not None, "the scoring container's start", 30, logs)
         doomed = scoring_worker()
         assert doomed is not None
         assert _status(submission) == "running"
@@ -140,13 +119,13 @@ def test_a_sigkilled_workers_submission_is_scored_by_another_within_the_recovery
         doomed.wait(timeout=10)
         killed = time.monotonic()
 
-        requeued = _until(
+        requeued = until(
             lambda: Submission.objects.filter(pk=submission.pk, interruptions=1).exists(),
             "the requeue",
             RECOVER_AFTER_S + 8,
             logs,
         )
-        done = _until(lambda: _status(submission) in ("scored", "failed"), "scoring", 30, logs)
+        done = until(lambda: _status(submission) in ("scored", "failed"), "scoring", 30, logs)
         for container in _containers(engine, submission, doomed, every=True):
             container.remove(force=True)  # the dead worker's, left to run out
     # Back in the queue within the recovery time plus a reaper period or two, never earlier
@@ -233,15 +212,15 @@ def test_a_worker_that_loses_the_database_for_a_second_gives_back_and_scores(
     log = tmp_path / "worker.log"
     try:
         with worker_process(log, {**RECOVERY, "DATABASE_URL": proxied}) as worker:
-            submission = _submit(competition, participant)
-            _until(
+            submission = factories.submitted(competition, participant)
+            until(
                 lambda: bool(_containers(engine, submission, worker, status="running")),
                 "the scoring container's start",
                 60,
                 [log],
             )
             proxy.cut(1.0)
-            _until(lambda: _status(submission) in ("scored", "failed"), "scoring", 30, [log])
+            until(lambda: _status(submission) in ("scored", "failed"), "scoring", 30, [log])
     finally:
         proxy.close()
     _scored_once(submission)
@@ -280,10 +259,10 @@ def test_a_docker_engine_outage_during_scoring_costs_no_submission_its_allowance
     env = {**RECOVERY, "DOCKER_HOST": f"tcp://127.0.0.1:{proxy.port}"}
     try:
         with worker_process(log, env) as worker:
-            submissions = [_submit(competition, participant) for _ in range(2)]
+            submissions = [factories.submitted(competition, participant) for _ in range(2)]
             before = _quota(participant, competition)
             assert before["total"]["used"] == 2
-            _until(
+            until(
                 lambda: bool(_containers(engine, submissions[0], worker, status="running")),
                 "the scoring container's start",
                 60,
@@ -291,9 +270,7 @@ def test_a_docker_engine_outage_during_scoring_costs_no_submission_its_allowance
             )
             proxy.cut(4.0)
             for submission in submissions:
-                _until(
-                    lambda s=submission: _status(s) in ("scored", "failed"), "scoring", 90, [log]
-                )
+                until(lambda s=submission: _status(s) in ("scored", "failed"), "scoring", 90, [log])
             for submission in submissions:  # the first attempt's container, cut off
                 for container in _containers(engine, submission, worker, every=True):
                     container.remove(force=True)

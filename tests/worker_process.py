@@ -102,3 +102,14 @@ def wait_for_status(
     pytest.fail(
         f"submission still {status} after {timeout}s; worker log:\n{log.read_text()[-3000:]}"
     )
+
+
+def until(condition, what: str, timeout: float, logs: list[Path]) -> float:
+    """Wait for `condition()`; return when it held (monotonic). Fails with the logs' tails."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return time.monotonic()
+        time.sleep(0.1)
+    tails = "\n".join(f"--- {log.name}\n{log.read_text()[-2500:]}" for log in logs if log.exists())
+    pytest.fail(f"{what} did not happen within {timeout}s\n{tails}")

@@ -3,35 +3,18 @@
 import pytest
 
 from competitions.models import Submission
-from competitions.services.submissions import submission_create
 from tests import factories
+from tests.conftest import persona_user
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def submission(competition, participant):
-    return submission_create(
-        competition=competition,
-        user=participant,
-        uploaded_file=factories.upload(factories.perfect_predictions()),
-    )
 
 
 PERSONAS = ["anonymous", "outsider", "other_participant", "other_organizer"]
 
 
-def _user(request, persona):
-    if persona == "anonymous":
-        return None
-    if persona == "other_organizer":
-        request.getfixturevalue("other_competition")
-    return request.getfixturevalue(persona)
-
-
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_only_the_team_and_organizers_can_read_a_submission(request, api, submission, persona):
-    user = _user(request, persona)
+    user = persona_user(request, persona)
     for url in (
         f"/api/v1/submissions/{submission.pk}/",
         f"/api/v1/submissions/{submission.pk}/file/",
@@ -53,7 +36,7 @@ def test_the_team_and_the_organizer_can_read_a_submission(api, submission, parti
     "persona", ["anonymous", "outsider", "participant", "other_participant", "other_organizer"]
 )
 def test_nobody_but_organizers_can_download_the_ground_truth(request, api, competition, persona):
-    user = _user(request, persona) if persona != "participant" else request.getfixturevalue(persona)
+    user = persona_user(request, persona)
     response = api(user).get(f"/api/v1/competitions/{competition.slug}/ground-truth/")
     assert response.status_code == 404
 
@@ -91,7 +74,7 @@ def test_public_files_download_for_anyone_who_can_see_the_competition(api, compe
     ["rescore/", "finalize/", "export/"],
 )
 def test_organizer_actions_are_refused_to_everyone_else(request, api, competition, persona, path):
-    user = _user(request, persona) if persona != "participant" else request.getfixturevalue(persona)
+    user = persona_user(request, persona)
     client = api(user)
     url = f"/api/v1/competitions/{competition.slug}/{path}"
     response = client.get(url) if path == "export/" else client.post(url)
@@ -104,7 +87,7 @@ def test_organizer_actions_are_refused_to_everyone_else(request, api, competitio
 def test_submission_organizer_actions_are_refused_to_everyone_else(
     request, api, submission, persona
 ):
-    user = _user(request, persona) if persona != "participant" else request.getfixturevalue(persona)
+    user = persona_user(request, persona)
     for action in ("rescore/", "disqualify/"):
         response = api(user).post(f"/api/v1/submissions/{submission.pk}/{action}")
         assert response.status_code in (401, 403, 404), (persona, action)
@@ -116,7 +99,7 @@ def test_submission_organizer_actions_are_refused_to_everyone_else(
 def test_banning_a_team_is_refused_to_everyone_else(
     request, api, competition, participant, persona
 ):
-    user = _user(request, persona) if persona != "participant" else request.getfixturevalue(persona)
+    user = persona_user(request, persona)
     team = participant.teams.get()
     response = api(user).post(
         f"/api/v1/competitions/{competition.slug}/teams/{team.pk}/ban/", {"reason": "x"}
@@ -145,7 +128,7 @@ def test_an_invite_only_competition_is_invisible_to_outsiders(api, organizer, ou
 
 @pytest.mark.parametrize("persona", ["anonymous", "outsider", "participant", "other_organizer"])
 def test_the_private_leaderboard_is_hidden_until_finalized(request, api, competition, persona):
-    user = _user(request, persona) if persona != "participant" else request.getfixturevalue(persona)
+    user = persona_user(request, persona)
     response = api(user).get(f"/api/v1/competitions/{competition.slug}/leaderboard/?split=private")
     assert response.status_code == 403
     assert response.json()["code"] == "not_finalized"

@@ -19,8 +19,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from competitions.models import Competition, Submission
-from competitions.services.submissions import submission_create
 from tests import factories
+from tests.conftest import persona_user
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -43,15 +43,6 @@ def _concrete(route: str, slug: str, submission_id: int) -> str:
     values["uuid"] = "00000000-0000-4000-8000-000000000000"
     url = re.sub(r"<(\w+):\w+>", lambda m: values.get(m[1], "x"), route)
     return "/" + re.sub(r"<\w+>", "x", url)
-
-
-@pytest.fixture
-def submission(competition, participant):
-    return submission_create(
-        competition=competition,
-        user=participant,
-        uploaded_file=factories.upload(factories.perfect_predictions()),
-    )
 
 
 def test_the_urlconf_has_the_api_routes_the_walk_checks():
@@ -338,7 +329,7 @@ def test_each_participant_sees_only_their_own_teams_quota(
     ],
 )
 def test_only_participants_have_a_quota(request, api, competition, persona, status, code):
-    user = None if persona == "anonymous" else request.getfixturevalue(persona)
+    user = persona_user(request, persona)
     response = api(user).get(f"/api/v1/competitions/{competition.slug}/quota/")
     assert (response.status_code, response.json()["code"]) == (status, code)
 

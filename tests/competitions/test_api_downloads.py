@@ -10,21 +10,12 @@ import pytest
 from rest_framework.test import APIClient
 
 from competitions.downloads import Unsatisfiable, parse_range
-from competitions.services.submissions import submission_create
 from scoring.scorers import InProcessScorer
 from scoring.services import submission_score
 from tests import factories
+from tests.conftest import persona_user
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def submission(competition, participant):
-    return submission_create(
-        competition=competition,
-        user=participant,
-        uploaded_file=factories.upload(factories.perfect_predictions()),
-    )
 
 
 @pytest.mark.parametrize(
@@ -171,9 +162,7 @@ def test_a_download_a_persona_may_not_see_stays_hidden_whatever_the_headers(
     request, api, competition, submission
 ):
     for persona in ("outsider", "other_participant", "other_organizer"):
-        if persona == "other_organizer":
-            request.getfixturevalue("other_competition")
-        user = request.getfixturevalue(persona)
+        user = persona_user(request, persona)
         for url in (
             f"/api/v1/submissions/{submission.pk}/file/",
             f"/api/v1/competitions/{competition.slug}/ground-truth/",

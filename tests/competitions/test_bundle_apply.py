@@ -210,15 +210,20 @@ def test_activate_ranks_a_version_that_already_holds_the_ground_truth(bundle, or
     assert applied.task.versions.count() == 2
 
 
-def test_a_new_scoring_program_with_scored_submissions_goes_through_a_new_ranked_version(
-    bundle, organizer, participant, applied
-):
-    team = competition_join(competition=applied, user=participant, accept_rules=True).team
+def _joined_with_a_scored_submission(competition: Competition, user) -> None:
+    """The user joins and has one submission scored (under the current version)."""
+    team = competition_join(competition=competition, user=user, accept_rules=True).team
     factories.scored_submission(
         team,
         {"public": {"roc_auc": 0.5}, "private": {"roc_auc": 0.5}},
-        created_at=applied.created_at,
+        created_at=competition.created_at,
     )
+
+
+def test_a_new_scoring_program_with_scored_submissions_goes_through_a_new_ranked_version(
+    bundle, organizer, participant, applied
+):
+    _joined_with_a_scored_submission(applied, participant)
     (bundle / "score.py").write_text(PROGRAM)
     rewrite(bundle, lambda doc: doc["task"].update(scorer_program="score.py"))
 
@@ -411,12 +416,7 @@ def test_a_failing_apply_changes_nothing_and_leaves_no_file(
 def test_a_new_program_and_ground_truth_together_rank_one_new_version(
     bundle, organizer, participant, applied
 ):
-    team = competition_join(competition=applied, user=participant, accept_rules=True).team
-    factories.scored_submission(
-        team,
-        {"public": {"roc_auc": 0.5}, "private": {"roc_auc": 0.5}},
-        created_at=applied.created_at,
-    )
+    _joined_with_a_scored_submission(applied, participant)
     (bundle / "score.py").write_text(PROGRAM)
     (bundle / "solution.csv").write_text(FLIPPED)
     rewrite(bundle, lambda doc: doc["task"].update(scorer_program="score.py"))
@@ -451,12 +451,7 @@ def test_a_bundle_without_a_program_removes_the_tasks_program(bundle, organizer,
 def test_naming_the_default_scorer_image_changes_no_scorer(
     bundle, organizer, participant, applied, settings
 ):
-    team = competition_join(competition=applied, user=participant, accept_rules=True).team
-    factories.scored_submission(
-        team,
-        {"public": {"roc_auc": 0.5}, "private": {"roc_auc": 0.5}},
-        created_at=applied.created_at,
-    )
+    _joined_with_a_scored_submission(applied, participant)
     default = settings.HELDOUT_SCORER_IMAGE
     rewrite(bundle, lambda doc: doc["task"].update(scorer_image=default))
 

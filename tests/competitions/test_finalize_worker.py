@@ -5,19 +5,10 @@ organizer reopens the competition."""
 import pytest
 
 from tests import factories
+from tests.conftest import api_submit
 from tests.worker_process import wait_for_status, worker_process
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
-
-
-def _upload(api, user, slug: str, content: bytes) -> int:
-    response = api(user).post(
-        f"/api/v1/competitions/{slug}/submissions/",
-        {"file": factories.upload(content)},
-        format="multipart",
-    )
-    assert response.status_code == 202, response.content
-    return response.json()["id"]
 
 
 def _boards(api, slug: str) -> list[bytes]:
@@ -30,20 +21,17 @@ def _boards(api, slug: str) -> list[bytes]:
 
 
 def test_a_submission_queued_before_finalize_and_scored_after_it_leaves_the_final_board_alone(
-    tmp_path, api, organizer, participant, other_participant
+    tmp_path, api, competition, organizer, participant, other_participant
 ):
-    competition = factories.make_competition(organizers=[organizer])
     slug = competition.slug
-    for user in (participant, other_participant):
-        api(user).post(f"/api/v1/competitions/{slug}/join/", {"accept_rules": True})
     log = tmp_path / "worker.log"
     with worker_process(log) as proc:
-        alice = _upload(api, participant, slug, factories.perfect_predictions())
-        bob = _upload(api, other_participant, slug, factories.predictions_csv(default=0.5))
+        alice = api_submit(api(participant), slug, factories.perfect_predictions())
+        bob = api_submit(api(other_participant), slug, factories.predictions_csv(default=0.5))
         for pk in (alice, bob):
             assert wait_for_status(pk, {"scored", "failed"}, proc, log) == "scored"
     # Accepted while no worker runs, so it is still queued when the competition is finalized.
-    late_best = _upload(api, other_participant, slug, factories.perfect_predictions())
+    late_best = api_submit(api(other_participant), slug, factories.perfect_predictions())
     finalized = api(organizer).post(f"/api/v1/competitions/{slug}/finalize/")
     assert finalized.status_code == 200
     final = _boards(api, slug)

@@ -7,7 +7,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.core.files.base import ContentFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -18,12 +17,9 @@ from competitions.services.jobs import (
     rescore_all_start,
     version_switch_start,
 )
-from competitions.services.submissions import submission_create, submissions_rescore_all
-from competitions.services.versions import task_version_create
-from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
+from competitions.services.submissions import submissions_rescore_all
 from tests import factories
-from tests.jobs import run_queued_jobs
+from tests.jobs import add_version, run_queued_jobs, scored
 from tests.worker_process import wait_for_status, worker_process
 
 # Version 2 corrects two labels: id0 becomes positive (public) and id9 negative (private).
@@ -31,29 +27,13 @@ TRUTH_V2 = factories.truth_csv().replace("id0,0,", "id0,1,").replace("id9,1,", "
 STRANGERS = ["participant", "other_participant", "outsider", "other_organizer"]
 
 
-def _scored(competition, user) -> Submission:
-    submission = submission_create(
-        competition=competition,
-        user=user,
-        uploaded_file=factories.upload(factories.perfect_predictions()),
-    )
-    submission_score(submission_id=submission.pk, scorer=InProcessScorer())
-    return submission
-
-
-def _v2(competition) -> None:
-    task_version_create(
-        task=competition.task, ground_truth=ContentFile(TRUTH_V2.encode(), name="t.csv")
-    )
-
-
 # --- the services, on PostgreSQL --------------------------------------------------------------
 
 
 @pytest.mark.django_db
 def test_a_redelivered_job_does_nothing(competition, organizer, participant):
-    _scored(competition, participant)
-    _v2(competition)
+    scored(competition, participant)
+    add_version(competition, TRUTH_V2)
     job = version_switch_start(competition=competition, user=organizer, number=2)
 
     assert organizer_job_run(job_id=job.pk) is True
@@ -74,8 +54,8 @@ def test_a_redelivered_job_does_nothing(competition, organizer, participant):
 def test_a_switch_refused_when_it_runs_fails_with_the_reason_and_changes_nothing(
     competition, organizer, participant
 ):
-    _scored(competition, participant)
-    _v2(competition)
+    scored(competition, participant)
+    add_version(competition, TRUTH_V2)
     job = version_switch_start(competition=competition, user=organizer, number=2)
     # Finalized between the request and the worker.
     Competition.objects.filter(pk=competition.pk).update(finalized_at=timezone.now())
@@ -97,7 +77,7 @@ def test_a_missing_version_or_a_finalized_competition_is_refused_at_once(competi
 
     with pytest.raises(NotFound, match="Version 5 does not exist"):
         version_switch_start(competition=competition, user=organizer, number=5)
-    _v2(competition)
+    add_version(competition, TRUTH_V2)
     Competition.objects.filter(pk=competition.pk).update(finalized_at=timezone.now())
     competition.refresh_from_db()
     with pytest.raises(InvalidState, match="finalized"):
@@ -111,7 +91,7 @@ def test_one_switch_or_rescore_at_a_time_unless_the_earlier_one_is_stale(
 ):
     from competitions.errors import InvalidState
 
-    _v2(competition)
+    add_version(competition, TRUTH_V2)
     first = version_switch_start(competition=competition, user=organizer, number=2)
 
     with pytest.raises(InvalidState, match=f"Version switch #{first.pk} is queued"):
@@ -129,7 +109,7 @@ def test_rescore_all_is_one_update_and_its_job_counts_the_submissions_queued(
     competition, organizer, participant, other_participant, django_capture_on_commit_callbacks
 ):
     for user in (participant, other_participant, participant):
-        _scored(competition, user)
+        scored(competition, user)
     job = rescore_all_start(competition=competition, user=organizer)
     assert job.progress_total == 3
 
@@ -188,7 +168,7 @@ def test_only_the_competitions_organizers_start_or_see_its_jobs(
     request, api, competition, other_competition, organizer, persona
 ):
     user = request.getfixturevalue(persona)
-    _v2(competition)
+    add_version(competition, TRUTH_V2)
     job = rescore_all_start(competition=competition, user=organizer)
 
     assert _post_actions(api(user), competition.slug) == [403, 403, 403]

@@ -9,11 +9,9 @@ import socket
 import time
 from contextlib import ExitStack
 from datetime import timedelta
-from pathlib import Path
 
 import docker
 import pytest
-from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
@@ -26,32 +24,13 @@ from competitions.services.jobs import (
     version_switch_start,
 )
 from competitions.services.scorers import task_scorer_set
-from competitions.services.submissions import submission_create
-from competitions.services.versions import task_version_create
 from scoring.sandbox import OWNER_LABEL
-from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 from tests.conftest import client_for
-from tests.worker_process import beat_process, worker_process
+from tests.jobs import add_version, scored
+from tests.worker_process import beat_process, until, worker_process
 
 TRUTH_V2 = factories.truth_csv().replace("id0,0,", "id0,1,")
-
-
-def _scored(competition, user) -> Submission:
-    submission = submission_create(
-        competition=competition,
-        user=user,
-        uploaded_file=factories.upload(factories.perfect_predictions()),
-    )
-    submission_score(submission_id=submission.pk, scorer=InProcessScorer())
-    return submission
-
-
-def _v2(competition) -> None:
-    task_version_create(
-        task=competition.task, ground_truth=ContentFile(TRUTH_V2.encode(), name="t.csv")
-    )
 
 
 def _died(job: OrganizerJob, settings, *, result: dict | None = None) -> None:
@@ -70,8 +49,8 @@ def _died(job: OrganizerJob, settings, *, result: dict | None = None) -> None:
 def test_a_dead_switch_that_committed_is_recorded_done_and_not_run_again(
     settings, competition, organizer, participant, django_capture_on_commit_callbacks
 ):
-    _scored(competition, participant)
-    _v2(competition)
+    scored(competition, participant)
+    add_version(competition, TRUTH_V2)
     job = version_switch_start(competition=competition, user=organizer, number=2)
     # The worker switched (one transaction, which records `committed`) and died after.
     with django_capture_on_commit_callbacks():
@@ -94,8 +73,8 @@ def test_a_dead_switch_that_committed_is_recorded_done_and_not_run_again(
 def test_a_dead_job_that_committed_nothing_runs_again_and_finishes(
     settings, competition, organizer, participant, django_capture_on_commit_callbacks
 ):
-    _scored(competition, participant)
-    _v2(competition)
+    scored(competition, participant)
+    add_version(competition, TRUTH_V2)
     job = version_switch_start(competition=competition, user=organizer, number=2)
     _died(job, settings)
 
@@ -120,7 +99,7 @@ def test_a_dead_job_that_committed_nothing_runs_again_and_finishes(
 
 @pytest.mark.django_db
 def test_a_job_whose_workers_died_too_often_fails_with_the_reason(settings, competition, organizer):
-    _v2(competition)
+    add_version(competition, TRUTH_V2)
     job = version_switch_start(competition=competition, user=organizer, number=2)
     _died(job, settings)
     OrganizerJob.objects.filter(pk=job.pk).update(interruptions=settings.HELDOUT_MAX_ATTEMPTS - 1)
@@ -141,7 +120,7 @@ def test_a_job_whose_workers_died_too_often_fails_with_the_reason(settings, comp
 def test_a_job_with_a_recent_heartbeat_is_left_alone_and_still_blocks(
     settings, competition, organizer
 ):
-    _v2(competition)
+    add_version(competition, TRUTH_V2)
     job = version_switch_start(competition=competition, user=organizer, number=2)
     # Started long ago (a long rescore), but its worker beats.
     long_ago = timezone.now() - timedelta(seconds=settings.HELDOUT_RESEND_AFTER_S + 5)
@@ -159,7 +138,7 @@ def test_a_job_with_a_recent_heartbeat_is_left_alone_and_still_blocks(
 def test_a_job_queued_too_long_is_sent_again_and_stops_blocking_meanwhile(
     settings, competition, organizer, django_capture_on_commit_callbacks
 ):
-    _v2(competition)
+    add_version(competition, TRUTH_V2)
     job = version_switch_start(competition=competition, user=organizer, number=2)
     lost = timezone.now() - timedelta(seconds=settings.HELDOUT_RESEND_AFTER_S + 5)
     OrganizerJob.objects.filter(pk=job.pk).update(queued_at=lost)  # its message was lost
@@ -210,7 +189,7 @@ def test_a_dry_run_taken_back_keeps_its_program_for_the_next_attempt_until_it_fa
 def test_a_rescore_all_that_fails_commits_nothing_and_is_not_marked_committed(
     competition, organizer, participant, monkeypatch
 ):
-    submission = _scored(competition, participant)
+    submission = scored(competition, participant)
     job = rescore_all_start(competition=competition, user=organizer)
 
     def broken(job_, queued):  # the commit marker fails: the rescore goes with it
@@ -231,7 +210,7 @@ def test_a_running_job_heartbeats_and_a_late_finish_of_a_reaped_claim_changes_no
 ):
     settings.HELDOUT_HEARTBEAT_S = 0.2
     competition = factories.make_competition(organizers=[organizer])
-    _v2(competition)
+    add_version(competition, TRUTH_V2)
     job = version_switch_start(competition=competition, user=organizer, number=2)
     beats: list = []
 
@@ -266,16 +245,6 @@ SCORES = (
 SLOW_PROGRAM = f"import time\ntime.sleep(5)\nopen('/output/scores.json', 'w').write({SCORES!r})\n"
 
 
-def _until(condition, what: str, timeout: float, logs: list[Path]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    tails = "\n".join(f"--- {log.name}\n{log.read_text()[-2500:]}" for log in logs if log.exists())
-    pytest.fail(f"{what} did not happen within {timeout}s\n{tails}")
-
-
 @pytest.mark.docker
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
@@ -302,11 +271,11 @@ def test_a_dry_run_whose_worker_is_sigkilled_is_run_again_by_another_worker(tmp_
                 return False
             return beat > claimed
 
-        _until(beating, "the dry run's first heartbeat", 60, logs)
+        until(beating, "the dry run's first heartbeat", 60, logs)
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=10)
         stack.enter_context(worker_process(logs[1], RECOVERY))
-        _until(
+        until(
             lambda: OrganizerJob.objects.get(pk=job.pk).status in ("done", "failed"),
             "the dry run's second attempt",
             90,

@@ -16,6 +16,7 @@ from competitions.services.submissions import submission_create
 from scoring.scorers import InProcessScorer
 from scoring.services import submission_score
 from tests import factories
+from tests.conftest import persona_user
 
 pytestmark = pytest.mark.django_db
 
@@ -27,14 +28,6 @@ SPLIT_APART = {f"id{i}": 1.0 if i >= 5 else 0.0 for i in range(10)} | {
     "id3": 0.9,
     "id4": 0.8,
 }
-
-
-def _user(request, persona):
-    if persona == "anonymous":
-        return None
-    if persona == "other_organizer":
-        request.getfixturevalue("other_competition")
-    return request.getfixturevalue(persona)
 
 
 def _scored(competition, user, content: bytes, **fields) -> Submission:
@@ -122,7 +115,7 @@ def test_the_team_sees_the_link_to_its_file_on_its_claim_page(
 def test_strangers_see_leaderboard_rows_but_not_other_submissions(
     request, client, competition, entry, off_board, persona
 ):
-    user = _user(request, persona)
+    user = persona_user(request, persona)
     if user is not None:
         client.force_login(user)
 
@@ -145,7 +138,7 @@ def test_entries_of_an_invite_only_competition_are_not_found_by_strangers(
     request, client, api, competition, entry, persona
 ):
     Competition.objects.filter(pk=competition.pk).update(visibility="invite_only")
-    user = _user(request, persona)
+    user = persona_user(request, persona)
     if user is not None:
         client.force_login(user)
 
@@ -161,7 +154,7 @@ def test_entries_of_an_invite_only_competition_are_not_found_by_strangers(
 def test_strangers_read_the_manifest_without_the_private_split_before_finalize(
     request, api, competition, organizer, entry, off_board, persona
 ):
-    user = _user(request, persona)
+    user = persona_user(request, persona)
 
     before = api(user).get(f"/api/v1/submissions/{entry.pk}/manifest/")
     hidden = api(user).get(f"/api/v1/submissions/{off_board.pk}/manifest/")
@@ -191,7 +184,7 @@ def test_the_organizer_reads_the_private_split_in_the_manifest_before_finalize(
 def test_a_strangers_bundle_has_the_manifest_and_replay_but_no_file_or_logs(
     request, api, entry, off_board, persona
 ):
-    user = _user(request, persona)
+    user = persona_user(request, persona)
 
     bundle = _bundle(api, user, entry)
 
@@ -258,7 +251,7 @@ def test_no_one_but_the_organizers_gets_a_private_scoring_program(
 ):
     _give_program(competition, public=False)
 
-    bundle = _bundle(api, _user(request, persona), entry)
+    bundle = _bundle(api, persona_user(request, persona), entry)
 
     assert not [n for n in bundle.namelist() if n.startswith("scorer/")]
     assert not [n for n in bundle.namelist() if PROGRAM in bundle.read(n)]
@@ -269,7 +262,7 @@ def test_no_one_but_the_organizers_gets_a_private_scoring_program(
 def test_a_public_scoring_program_is_in_everyones_bundle(request, api, competition, entry, persona):
     _give_program(competition, public=True)
 
-    bundle = _bundle(api, _user(request, persona), entry)
+    bundle = _bundle(api, persona_user(request, persona), entry)
 
     assert bundle.read("scorer/score.py") == PROGRAM
     assert b"private: for the organizers only" not in bundle.read("README.txt")
@@ -281,7 +274,7 @@ def test_a_public_scoring_program_is_in_everyones_bundle(request, api, competiti
 def test_published_labels_go_into_bundles_and_download_for_everyone(
     request, api, competition, entry, persona
 ):
-    user = _user(request, persona)
+    user = persona_user(request, persona)
     url = f"/api/v1/competitions/{competition.slug}/ground-truth/"
     assert api(user).get(url).status_code == 404
     Competition.objects.filter(pk=competition.pk).update(labels_published=True)
@@ -303,7 +296,7 @@ def test_published_labels_of_an_invite_only_competition_stay_hidden_from_strange
     Competition.objects.filter(pk=competition.pk).update(
         labels_published=True, visibility="invite_only"
     )
-    user = _user(request, persona)
+    user = persona_user(request, persona)
 
     response = api(user).get(f"/api/v1/competitions/{competition.slug}/ground-truth/")
 
@@ -407,7 +400,7 @@ def test_the_model_index_of_an_invite_only_competition_is_not_found_by_strangers
 ):
     Competition.objects.filter(pk=competition.pk).update(visibility="invite_only")
 
-    response = api(_user(request, persona)).get(
+    response = api(persona_user(request, persona)).get(
         f"/api/v1/competitions/{competition.slug}/model-index/"
     )
 

@@ -24,6 +24,7 @@ from scoring.sandbox import DockerRunner
 from scoring.scorers import InProcessScorer
 from scoring.services import submission_score
 from tests import factories
+from tests.conftest import persona_user
 from tests.sandbox import hostile_images as images
 
 pytestmark = pytest.mark.django_db
@@ -45,14 +46,6 @@ CLOCK = DETERMINISTIC.replace(
     "float(row['x']) * 0.8 + 0.1", "float(row['x']) * 0.8 + 0.05 + (time.time_ns() % 10**6) / 1e8"
 ).replace("import csv", "import csv, time")
 STRANGERS = ["anonymous", "outsider", "other_participant", "other_organizer"]
-
-
-def _user(request, persona):
-    if persona == "anonymous":
-        return None
-    if persona == "other_organizer":
-        request.getfixturevalue("other_competition")
-    return request.getfixturevalue(persona)
 
 
 def _container_phase(competition: Competition, scorer_image_id: str) -> None:
@@ -220,7 +213,7 @@ def test_a_prediction_file_is_not_replicated(api, competition, participant, orga
 
 @pytest.mark.parametrize("persona", [*STRANGERS, "participant"])
 def test_only_organizers_ask_for_replications(request, api, scored_container, persona):
-    user = _user(request, persona)
+    user = persona_user(request, persona)
 
     response = api(user).post(f"/api/v1/submissions/{scored_container.pk}/replicate/")
 
@@ -231,7 +224,7 @@ def test_only_organizers_ask_for_replications(request, api, scored_container, pe
 
 @pytest.mark.parametrize("persona", STRANGERS)
 def test_strangers_do_not_see_a_submissions_replications(request, api, scored_container, persona):
-    response = api(_user(request, persona)).get(
+    response = api(persona_user(request, persona)).get(
         f"/api/v1/submissions/{scored_container.pk}/replications/"
     )
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import signal
 import socket
-import time
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +18,7 @@ from scoring.services import submission_score
 from tests import factories
 from tests.reproducibility.test_replication import DETERMINISTIC, _container_phase, _submit_image
 from tests.sandbox import hostile_images as images
-from tests.worker_process import beat_process, worker_process
+from tests.worker_process import beat_process, until, worker_process
 
 pytestmark = [
     pytest.mark.docker,
@@ -36,16 +34,6 @@ RECOVERY = {
 }
 # Takes a few seconds, so the worker can be killed while it runs.
 SLOW = DETERMINISTIC.replace("import csv", "import csv, time\ntime.sleep(4)")
-
-
-def _until(condition, what: str, timeout: float, logs: list[Path]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    tails = "\n".join(f"--- {log.name}\n{log.read_text()[-2500:]}" for log in logs if log.exists())
-    pytest.fail(f"{what} did not happen within {timeout}s\n{tails}")
 
 
 def test_a_replication_whose_worker_is_sigkilled_is_replicated_by_another(
@@ -74,11 +62,11 @@ def test_a_replication_whose_worker_is_sigkilled_is_replicated_by_another(
             status = Replication.objects.values_list("status", flat=True).get(pk=replication.pk)
             return status == "running" and bool(containers)
 
-        _until(running, "the replication's container", 90, logs)
+        until(running, "the replication's container", 90, logs)
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=10)
         stack.enter_context(worker_process(logs[1], RECOVERY))
-        _until(
+        until(
             lambda: Replication.objects.get(pk=replication.pk).status in ("done", "failed"),
             "the replication by the second worker",
             120,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from django.core.files.base import ContentFile
 
-from competitions.models import LeaderboardEntry, Score, Submission, TaskVersion
+from competitions.models import LeaderboardEntry, Score, TaskVersion
 from competitions.services.bundles import bundle_export, bundle_import
-from competitions.services.submissions import submission_create, submissions_rescore_all
+from competitions.services.submissions import submissions_rescore_all
 from competitions.services.versions import (
     InvalidGroundTruth,
     task_version_activate,
@@ -19,7 +19,8 @@ from competitions.services.versions import (
 from scoring.scorers import InProcessScorer
 from scoring.services import submission_score
 from tests import factories
-from tests.jobs import run_queued_jobs
+from tests.conftest import persona_user
+from tests.jobs import run_queued_jobs, scored
 
 pytestmark = pytest.mark.django_db
 
@@ -28,28 +29,10 @@ TRUTH_V2 = factories.truth_csv().replace("id0,0,", "id0,1,").replace("id9,1,", "
 PERSONAS = ["anonymous", "outsider", "participant", "other_participant", "other_organizer"]
 
 
-def _user(request, persona):
-    if persona == "anonymous":
-        return None
-    if persona == "other_organizer":
-        request.getfixturevalue("other_competition")
-    return request.getfixturevalue(persona)
-
-
 def _split_sha256(text: str) -> str:
     # The definition in docs/manifest.md, written out independently of the code.
     lines = [line.split(",") for line in text.splitlines()[1:]]
     return hashlib.sha256("".join(f"{i}\t{u.lower()}\n" for i, _, u in lines).encode()).hexdigest()
-
-
-def _scored(competition, user) -> Submission:
-    submission = submission_create(
-        competition=competition,
-        user=user,
-        uploaded_file=factories.upload(factories.perfect_predictions()),
-    )
-    submission_score(submission_id=submission.pk, scorer=InProcessScorer())
-    return submission
 
 
 def _board(competition) -> dict[str, tuple[float, int]]:
@@ -111,7 +94,7 @@ def test_an_invalid_ground_truth_makes_no_version_and_leaves_no_file(competition
 def test_rescoring_under_a_new_version_adds_scores_and_switching_back_restores_the_board(
     competition, participant, django_capture_on_commit_callbacks
 ):
-    submission = _scored(competition, participant)
+    submission = scored(competition, participant)
     v1_scores = set(Score.objects.values_list("task_version", "split", "metric", "value"))
     assert _board(competition) == {"public": (1.0, 1), "private": (1.0, 1)}
     task = competition.task
@@ -152,7 +135,7 @@ def test_a_version_can_not_be_activated_once_finalized(api, competition, organiz
 def test_the_organizer_adds_and_activates_a_version_over_the_api(
     api, competition, organizer, participant, django_capture_on_commit_callbacks
 ):
-    _scored(competition, participant)
+    scored(competition, participant)
     url = f"/api/v1/competitions/{competition.slug}/versions/"
 
     created = api(organizer).post(
@@ -202,7 +185,7 @@ def test_an_invalid_ground_truth_is_refused_over_the_api_with_its_problems(
 
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_only_organizers_add_or_activate_versions(request, api, competition, persona):
-    user = _user(request, persona)
+    user = persona_user(request, persona)
     url = f"/api/v1/competitions/{competition.slug}/versions/"
     task_version_create(
         task=competition.task, ground_truth=ContentFile(TRUTH_V2.encode(), name="t.csv")
@@ -225,7 +208,7 @@ def test_only_organizers_add_or_activate_versions(request, api, competition, per
 def test_versions_of_an_invite_only_competition_are_not_found_by_strangers(
     request, api, organizer, persona
 ):
-    user = _user(request, persona)
+    user = persona_user(request, persona)
     hidden = factories.make_competition(
         slug="hidden", organizers=[organizer], visibility="invite_only"
     )

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from competitions.models import Submission, Task
-from competitions.services.submissions import submission_create, submission_rescore
+from competitions.services.submissions import submission_rescore
 from competitions.services.teams import competition_join
 from config.celery_app import app as celery_app
 from scoring.reaper import submissions_reap
@@ -62,14 +62,6 @@ def _with_queue(competition, queue: str):
     return competition
 
 
-def _submit(competition, user) -> Submission:
-    return submission_create(
-        competition=competition,
-        user=user,
-        uploaded_file=factories.upload(factories.perfect_predictions()),
-    )
-
-
 @pytest.mark.django_db
 def test_a_submission_is_sent_to_its_tasks_queue_and_no_other(
     competition, participant, django_capture_on_commit_callbacks
@@ -79,7 +71,7 @@ def test_a_submission_is_sent_to_its_tasks_queue_and_no_other(
     _with_queue(competition, gpu)
 
     with django_capture_on_commit_callbacks(execute=True):
-        submission = _submit(competition, participant)
+        submission = factories.submitted(competition, participant)
 
     assert _drain(gpu) == [submission.pk]
     assert submission.pk not in _drain(settings.CELERY_TASK_DEFAULT_QUEUE)
@@ -92,7 +84,7 @@ def test_a_rescore_and_the_reaper_send_to_the_tasks_queue_too(
     large = _queue_name("large-memory")
     _with_queue(competition, large)
     with django_capture_on_commit_callbacks(execute=False):
-        submission = _submit(competition, participant)
+        submission = factories.submitted(competition, participant)
     submission_score(submission_id=submission.pk, scorer=InProcessScorer())
     submission.refresh_from_db()
 
@@ -175,8 +167,8 @@ def test_a_worker_serves_only_the_queue_it_was_started_with(start_worker, organi
     )
     for competition in (on_gpu, on_cpu):
         competition_join(competition=competition, user=participant, accept_rules=True)
-    cpu_submission = _submit(on_cpu, participant)  # committed: sent at once
-    gpu_submission = _submit(on_gpu, participant)
+    cpu_submission = factories.submitted(on_cpu, participant)  # committed: sent at once
+    gpu_submission = factories.submitted(on_gpu, participant)
 
     proc, log = start_worker(gpu)
     _wait_until_scored(gpu_submission.pk, proc, log)

@@ -20,7 +20,6 @@ from django.utils import timezone
 from competitions.errors import InvalidState, QuotaExceeded
 from competitions.models import Competition, Phase, Replication, Submission
 from competitions.services.lifecycle import competition_finalize
-from competitions.services.submissions import submission_create
 from scoring.checks import recovery_settings_check
 from scoring.reaper import replications_reap, submissions_reap
 from scoring.replication import (
@@ -44,14 +43,6 @@ def recovery(settings):
     settings.HELDOUT_RESEND_AFTER_S = 900
     settings.HELDOUT_MAX_ATTEMPTS = 3
     return settings
-
-
-def _submit(competition, user) -> Submission:
-    return submission_create(
-        competition=competition,
-        user=user,
-        uploaded_file=factories.upload(factories.perfect_predictions()),
-    )
 
 
 def _running(submission: Submission, *, started_s_ago: float, beat_s_ago: float, **extra) -> None:
@@ -91,7 +82,7 @@ def test_the_reaper_leaves_a_job_with_a_fresh_heartbeat_alone_however_long_it_ha
     competition, participant, recovery, django_capture_on_commit_callbacks
 ):
     # Started 3 hours ago: longer than any stage limits added up; its worker still beats.
-    submission = _submit(competition, participant)
+    submission = factories.submitted(competition, participant)
     _running(submission, started_s_ago=3 * 3600, beat_s_ago=10)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -106,9 +97,9 @@ def test_the_reaper_leaves_a_job_with_a_fresh_heartbeat_alone_however_long_it_ha
 def test_the_reaper_requeues_a_job_whose_heartbeat_stopped_past_the_recovery_time(
     competition, participant, recovery, django_capture_on_commit_callbacks
 ):
-    dead = _submit(competition, participant)
+    dead = factories.submitted(competition, participant)
     _running(dead, started_s_ago=130, beat_s_ago=121)
-    late = _submit(competition, participant)
+    late = factories.submitted(competition, participant)
     _running(late, started_s_ago=130, beat_s_ago=110)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -129,7 +120,7 @@ def test_the_reaper_requeues_a_job_whose_heartbeat_stopped_past_the_recovery_tim
 def test_a_job_claimed_before_heartbeats_existed_is_judged_by_its_start(
     competition, participant, recovery, django_capture_on_commit_callbacks
 ):
-    submission = _submit(competition, participant)
+    submission = factories.submitted(competition, participant)
     _running(submission, started_s_ago=600, beat_s_ago=0)
     Submission.objects.filter(pk=submission.pk).update(heartbeat_at=None)
 
@@ -164,7 +155,7 @@ def test_a_running_job_beats_from_its_own_thread_and_stops_when_it_ends(
     competition, participant, recovery
 ):
     recovery.HELDOUT_HEARTBEAT_S = 0.2
-    submission = _submit(competition, participant)
+    submission = factories.submitted(competition, participant)
     scorer = BeatWatchingScorer(submission.pk, seconds=1.2)
 
     assert submission_score(submission_id=submission.pk, scorer=scorer) is True
@@ -194,7 +185,7 @@ class ReapingScorer:
 @pytest.mark.django_db(transaction=True)
 def test_a_heartbeat_never_revives_a_job_that_was_taken_back(competition, participant, recovery):
     recovery.HELDOUT_HEARTBEAT_S = 0.1
-    submission = _submit(competition, participant)
+    submission = factories.submitted(competition, participant)
 
     with mock.patch("competitions.services.submissions.enqueue_on_commit"):
         submission_score(submission_id=submission.pk, scorer=ReapingScorer())
@@ -220,7 +211,7 @@ def test_a_heartbeat_never_revives_a_job_that_was_taken_back(competition, partic
 def test_an_infrastructure_fault_gives_the_submission_back_with_its_allowance_and_quota_untouched(
     competition, participant, recovery, fault, django_capture_on_commit_callbacks
 ):
-    submission = _submit(competition, participant)
+    submission = factories.submitted(competition, participant)
     counted = _counted_today(competition, participant)
 
     # More faults than the interruption allowance: none of them counts.
@@ -247,7 +238,7 @@ def test_an_infrastructure_fault_gives_the_submission_back_with_its_allowance_an
 def test_a_storage_fault_reading_the_ground_truth_gives_the_submission_back(
     competition, participant, recovery
 ):
-    submission = _submit(competition, participant)
+    submission = factories.submitted(competition, participant)
     truth = Path(competition.task.ground_truth.path)
     hidden = truth.with_suffix(".away")
     truth.rename(hidden)
@@ -273,9 +264,9 @@ def test_a_submission_failed_by_the_platform_does_not_count_against_the_quota(
     competition, participant, recovery, django_capture_on_commit_callbacks
 ):
     Phase.objects.filter(competition=competition).update(daily_limit=1)
-    submission = _submit(competition, participant)
+    submission = factories.submitted(competition, participant)
     with pytest.raises(QuotaExceeded):
-        _submit(competition, participant)
+        factories.submitted(competition, participant)
     _running(submission, started_s_ago=300, beat_s_ago=300, interruptions=2)
 
     with django_capture_on_commit_callbacks(execute=False):
@@ -286,7 +277,7 @@ def test_a_submission_failed_by_the_platform_does_not_count_against_the_quota(
     assert "does not count against the team's quota" in submission.error_message
     assert not submission.counts_against_quota
     # The slot it held is free again.
-    assert _submit(competition, participant).status == Status.QUEUED
+    assert factories.submitted(competition, participant).status == Status.QUEUED
 
 
 @pytest.mark.django_db
@@ -311,7 +302,7 @@ def test_any_time_limit_is_accepted_now_that_running_work_heartbeats():
 @pytest.fixture
 def container_entry(competition, participant) -> Submission:
     """A scored submission marked as a container one, at the top of the private board."""
-    submission = _submit(competition, participant)
+    submission = factories.submitted(competition, participant)
     submission_score(submission_id=submission.pk, scorer=InProcessScorer())
     Submission.objects.filter(pk=submission.pk).update(kind="container")
     Competition.objects.filter(pk=competition.pk).update(replicate_top_n=1)
