@@ -47,10 +47,12 @@ def _drain(queue: str) -> list[int]:
                     message = waiting.get(block=True, timeout=1.5)
                 except waiting.Empty:
                     break
-                assert message.headers["task"] == "scoring.tasks.submission_score_task"
+                message.ack()
+                # Periodic tasks an earlier test's beat left on the broker are not ours.
+                if message.headers["task"] != "scoring.tasks.submission_score_task":
+                    continue
                 args, _kwargs, _embed = message.decode()
                 ids.extend(args)
-                message.ack()
         finally:
             waiting.close()
     return ids
