@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 from heldout.bundles import BundleDiff, BundleShapeError
 from heldout.client import Client
@@ -61,37 +62,33 @@ def _value(value: Any) -> str:
     return text if len(text) <= 70 else text[:69] + "…"
 
 
-def print_diff(diff: BundleDiff) -> None:
-    """The diff as tables on stdout: settings, then files, then refusals and notes."""
+def print_diff(diff: BundleDiff, console: Console = out) -> None:
+    """The diff as tables (stdout by default): settings, files, then refusals and notes."""
     if diff.empty:
-        out.print(f"{diff.slug}: no change")
+        console.print(f"{diff.slug}: no change")
     else:
         action = "create" if diff.created else "update"
-        out.print(f"{diff.slug}: {action} ({len(diff.changes)} settings, {len(diff.files)} files)")
+        console.print(
+            f"{diff.slug}: {action} ({len(diff.changes)} settings, {len(diff.files)} files)"
+        )
     if diff.changes:
         grid = table("setting", "old", "new")
         for change in diff.changes:
             grid.add_row(change.field, _value(change.old), _value(change.new))
-        out.print(grid)
+        console.print(grid)
     if diff.files:
         grid = table("file", "change", "old sha256", "new sha256")
         for f in diff.files:
             grid.add_row(f.path, f.change, f.old_sha256[:12] or "-", f.new_sha256[:12] or "-")
-        out.print(grid)
+        console.print(grid)
     for refusal in diff.refusals:
-        out.print(f"refused: {refusal}")
+        console.print(f"refused: {refusal}")
     for note in diff.notes:
-        out.print(f"note: {note}")
+        console.print(f"note: {note}")
 
 
-def _dry_run(api: Client, path: Path, as_json: bool) -> BundleDiff:
-    with _refusals_as_exit_codes():
-        diff = api.apply_bundle(path, dry_run=True)
-    if as_json:
-        sys.stdout.write(json.dumps(diff.raw, indent=2) + "\n")
-    else:
-        print_diff(diff)
-    return diff
+def _print_json(diff: BundleDiff) -> None:
+    sys.stdout.write(json.dumps(diff.raw, indent=2) + "\n")
 
 
 def register(bundle_app: typer.Typer, client: Callable[[], Client]) -> None:
@@ -109,8 +106,12 @@ def register(bundle_app: typer.Typer, client: Callable[[], Client]) -> None:
     @bundle_app.command("diff")
     def bundle_diff(path: BundlePath, as_json: AsJson = False) -> None:
         """What applying the bundle would change on the server (a dry run)."""
-        with client() as api:
-            diff = _dry_run(api, path, as_json)
+        with client() as api, _refusals_as_exit_codes():
+            diff = api.apply_bundle(path, dry_run=True)
+        if as_json:
+            _print_json(diff)
+        else:
+            print_diff(diff)
         if diff.refusals:
             raise typer.Exit(EXIT_REFUSED)
 
@@ -120,19 +121,23 @@ def register(bundle_app: typer.Typer, client: Callable[[], Client]) -> None:
         yes: Annotated[bool, typer.Option("--yes", "-y", help="Don't ask")] = False,
         as_json: AsJson = False,
     ) -> None:
-        """Create or update the competition the bundle names: shows the diff, asks, applies."""
+        """Create or update the competition the bundle names: shows the diff, asks, applies.
+        `--json`: the diff goes to stderr, and the applied diff (or the dry run's, when
+        nothing was applied) to stdout as JSON."""
         with client() as api:
-            diff = _dry_run(api, path, as_json)
-            if diff.refusals:
-                raise typer.Exit(EXIT_REFUSED)
-            if diff.empty:
-                return
+            with _refusals_as_exit_codes():
+                diff = api.apply_bundle(path, dry_run=True)
+            print_diff(diff, err if as_json else out)
+            if diff.refusals or diff.empty:
+                if as_json:
+                    _print_json(diff)
+                raise typer.Exit(EXIT_REFUSED if diff.refusals else 0)
             if not yes and not typer.confirm(f"Apply these changes to {diff.slug}?", err=True):
                 raise typer.Exit(EXIT_ERROR)
             with _refusals_as_exit_codes():
                 applied = api.apply_bundle(path)
         if as_json:
-            sys.stdout.write(json.dumps(applied.raw, indent=2) + "\n")
+            _print_json(applied)
         verb = "created" if applied.created else "updated"
         extra = f"; task version {applied.version}" if applied.version else ""
         extra += f"; job {applied.job}" if applied.job else ""

@@ -7,12 +7,14 @@ is invalid (exit 2)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import zipfile
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
+from heldout.bundles import zip_folder
 
 from competitions.models import Competition, TaskFile
 from competitions.services.bundles import file_sha256
@@ -95,6 +97,31 @@ def test_an_organizer_diffs_and_applies_an_edited_export(site, heldout, home, ti
     assert tiny.phases.get().daily_limit == 3
     sample = TaskFile.objects.get(task__competition=tiny, name="sample_submission.csv")
     assert sample.file.read().endswith(b"\n\n")
+
+    yaml_path = folder / "competition.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("slug: tiny", "slug: tiny-copy"))
+    created = heldout("bundle", "apply", str(folder), "--yes", "--json", env=env)
+    assert created.code == 0, explain(created)
+    assert created.err.startswith("tiny-copy: create ("), explain(created)
+    assert created.err.rstrip().endswith("created tiny-copy"), explain(created)
+    body = json.loads(created.out)
+    assert (body["slug"], body["created"], body["applied"]) == ("tiny-copy", True, True)
+    assert Competition.objects.get(slug="tiny-copy").organizers.get() == organizer
+
+
+def test_a_folder_is_zipped_the_same_way_every_time_without_its_hidden_files(tmp_path):
+    folder = tmp_path / "bundle"
+    (folder / "data").mkdir(parents=True)
+    (folder / ".git").mkdir()
+    (folder / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (folder / "competition.yaml").write_text("slug: x\n")
+    (folder / "data" / "train.csv").write_text("id,label\n1,0\n")
+    first = zip_folder(folder, tmp_path / "first.zip").read_bytes()
+    os.utime(folder / "competition.yaml", (0, 0))
+    second = zip_folder(folder, tmp_path / "second.zip").read_bytes()
+    assert first == second
+    with zipfile.ZipFile(tmp_path / "first.zip") as archive:
+        assert archive.namelist() == ["competition.yaml", "data/train.csv"]
 
 
 def test_apply_is_refused_to_outsiders_to_a_finalized_competition_and_for_broken_bundles(
