@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from heldout.bundles import BundleDiff
 from heldout.client import Client
 from heldout.http import HeldoutError
 from heldout.models import (
@@ -20,6 +21,7 @@ from heldout.models import (
 )
 
 __all__ = [
+    "BundleDiff",
     "Client",
     "Competition",
     "CompetitionDetail",

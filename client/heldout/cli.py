@@ -3,7 +3,8 @@
 Exit codes: 0 done (a submission scored); 1 an error (the server's message is printed);
 2 the submission failed validation (its problems are printed with their lines); 3 its
 scoring failed or it was cancelled; 4 not finished yet (`status` without `--wait`, or
-`--timeout` passed); 64 a usage error (a wrong option or argument).
+`--timeout` passed); 5 a bundle the server refuses to apply (cli_bundle.py; 2 there: an
+invalid bundle); 64 a usage error (a wrong option or argument).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Organizer commands of `heldout`: bundle export and import, rescore, finalize, scorer
+"""Organizer commands of `heldout`: bundle export and import (validate, diff and apply:
+cli_bundle.py), rescore, finalize, scorer
 upload. The server decides who may: these answer 403 for anyone but the competition's
 organizers (bundle import: organizer accounts)."""
 
@@ -10,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from heldout.cli_bundle import register as register_bundle
 from heldout.client import Client
 from heldout.models import Job
 from heldout.output import err, out, transfer_bar
@@ -36,6 +38,7 @@ def register(app: typer.Typer, client: Callable[[], Client]) -> None:
     scorer_app = typer.Typer(help="Organizers: the scoring program.", no_args_is_help=True)
     app.add_typer(bundle_app, name="bundle")
     app.add_typer(scorer_app, name="scorer")
+    register_bundle(bundle_app, client)
 
     @bundle_app.command("export")
     def bundle_export(

@@ -12,6 +12,7 @@ Every error is a HeldoutError (`detail`, `status`, `code` from the server's JSON
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 
 from heldout import transfer
+from heldout.bundles import BundleDiff, check_shape, zip_folder
 from heldout.http import HeldoutError, Http
 from heldout.models import (
     Competition,
@@ -264,6 +266,26 @@ class Client:
                 "POST", "competitions/import/", files={"bundle": (Path(path).name, f)}
             )
         return str(data["slug"])
+
+    def apply_bundle(self, path: str | Path, *, dry_run: bool = False) -> BundleDiff:
+        """Apply a bundle (a folder, zipped on the fly, or a zip): create or update the
+        competition it names. `dry_run`: the diff only, nothing changes. An invalid bundle
+        raises HeldoutError 400 (`body["problems"]`), a refused one 409 `bundle_refused`;
+        a path that is no bundle at all raises BundleShapeError before anything is sent."""
+        source = Path(path)
+        check_shape(source)
+        params = {"dry_run": "1"} if dry_run else {}
+        with tempfile.TemporaryDirectory(prefix="heldout-bundle-") as tmp:
+            if source.is_dir():
+                source = zip_folder(source, Path(tmp) / "bundle.zip")
+            with source.open("rb") as f:
+                data = self.http.json(
+                    "POST",
+                    "competitions/apply/",
+                    params=params,
+                    files={"bundle": ("bundle.zip", f, "application/zip")},
+                )
+        return BundleDiff.from_json(data)
 
     def rescore(self, slug: str) -> Job:
         return Job.from_json(self.http.json("POST", f"competitions/{slug}/rescore/"))
