@@ -260,6 +260,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
+HELDOUT_OUTBOX_SWEEP_S = env_float("HELDOUT_OUTBOX_SWEEP_S", 5.0)
+HELDOUT_OUTBOX_KEEP_S = env_float("HELDOUT_OUTBOX_KEEP_S", 7 * 86400.0)
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-submissions": {
         "task": "scoring.tasks.submissions_reap_task",
@@ -273,6 +275,18 @@ CELERY_BEAT_SCHEDULE = {
     "resend-webhook-deliveries": {
         "task": "competitions.tasks.webhook_deliveries_resend_task",
         "schedule": 300.0,
+    },
+    # The transactional outbox (competitions/services/outbox.py): messages the broker did not
+    # take at commit are sent within seconds of its return. A sweep that waited longer than
+    # its period is dropped: the next one does its work.
+    "sweep-outbox": {
+        "task": "competitions.tasks.outbox_sweep_task",
+        "schedule": HELDOUT_OUTBOX_SWEEP_S,
+        "options": {"expires": HELDOUT_OUTBOX_SWEEP_S},
+    },
+    "purge-outbox": {
+        "task": "competitions.tasks.outbox_purge_task",
+        "schedule": 3600.0,
     },
     # Resumable uploads expire 24 h after their last byte (docs/uploads.md).
     "delete-expired-uploads": {
