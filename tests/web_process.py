@@ -27,9 +27,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def web_process(log: Path, *options: str) -> Iterator[str]:
-    """Start gunicorn with config/gunicorn.py (and `options` over it); yields its base URL,
-    stops it on exit."""
+def web_process(log: Path, *options: str, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start gunicorn with config/gunicorn.py (and `options` over it; `extra_env` adds or
+    overrides its environment); yields its base URL, stops it on exit."""
     port = free_port()
     env = {
         **os.environ,
@@ -39,6 +39,7 @@ def web_process(log: Path, *options: str) -> Iterator[str]:
         # Jobs it queues go to a broker folder under the test data dir, consumed by nobody:
         # these tests score in their own process.
         "CELERY_BROKER_URL": "filesystem://",
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "config/gunicorn.py"]
     command += ["--bind", f"127.0.0.1:{port}", "--access-logfile", "-", *options]
