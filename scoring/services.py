@@ -263,6 +263,7 @@ def submission_score(
     attempt = submission_claim(submission_id=submission_id)
     if attempt is None:
         return False
+    log.info("scoring attempt %s of submission %s", attempt, submission_id)
     with beating(Submission, submission_id, attempt):
         try:
             finished = _score_claimed(submission_id, attempt, scorer, runner)
@@ -271,6 +272,7 @@ def submission_score(
             give_back(Submission, submission_id, attempt)
             raise
     if finished:  # the outcome is committed: scored or failed (webhooks; never raises)
+        log.info("submission %s finished (attempt %s)", submission_id, attempt)
         submission_outcome_emit(submission_id=submission_id, attempt=attempt)
     return finished
 

@@ -94,5 +94,10 @@ def test_an_upload_accepted_while_the_broker_is_down_is_scored_within_seconds_of
             assert scored - restored < 10
             message.refresh_from_db()
             assert message.sent_at is not None
+        # The worker logs as the web does: its scoring lines name the submission.
+        worker_lines = logs[1].read_text().splitlines()
+        attempt = [line for line in worker_lines if "scoring attempt" in line]
+        assert attempt
+        assert f"submission={submission_id}]" in attempt[0]
     finally:
         proxy.close()
