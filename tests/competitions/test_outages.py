@@ -71,3 +71,23 @@ def test_an_outage_is_recognised_through_the_errors_raised_from_it():
     assert outage_of(redis.exceptions.ConnectionError()) == CACHE
     assert outage_of(ConnectionResetError()) == STORAGE
     assert outage_of(KeyError("x")) is None
+
+
+def test_json_log_lines_carry_the_submission_and_request_ids():
+    import json
+    import logging
+
+    from competitions.ops.logs import ContextFilter, JsonFormatter, log_context, request_id
+
+    record = logging.LogRecord("scoring", logging.INFO, __file__, 1, "scored %s", (7,), None)
+    token = request_id.set("req-1")
+    try:
+        with log_context(submission=7):
+            ContextFilter().filter(record)
+    finally:
+        request_id.reset(token)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "scored 7"
+    assert line["level"] == "INFO"
+    assert (line["request_id"], line["submission_id"]) == ("req-1", "7")
+    assert line["time"]
