@@ -14,7 +14,7 @@ import requests
 from django.db import connection
 from django.test import override_settings
 
-from competitions.models import OutboxMessage
+from competitions.models import OrganizerJob, OutboxMessage
 from competitions.services import outbox
 from competitions.services.submissions import submission_create
 from tests import factories
@@ -125,6 +125,7 @@ def test_metrics_need_the_token_and_report_queues_failures_and_the_outbox(
         user=participant,
         uploaded_file=factories.upload(factories.perfect_predictions()),
     )
+    OrganizerJob.objects.create(competition=competition, kind="rescore_all", status="running")
     OutboxMessage.objects.create(
         task="competitions.tasks.organizer_job_task", args=[1], queue="cpu"
     )
@@ -140,7 +141,8 @@ def test_metrics_need_the_token_and_report_queues_failures_and_the_outbox(
     scraped = requests.get(f"{base}/metrics", headers=right, timeout=30)
     assert scraped.status_code == 200
     text = scraped.text
-    assert 'heldout_queue_depth{queue="cpu",status="queued"} 1.0' in text
+    assert 'heldout_queue_depth{kind="submission",queue="cpu",status="queued"} 1.0' in text
+    assert 'heldout_queue_depth{kind="job",queue="cpu",status="running"} 1.0' in text
     assert "heldout_outbox_backlog 1.0" in text
     assert "heldout_scoring_duration_seconds_bucket" in text
     assert "heldout_oldest_heartbeat_age_seconds 0.0" in text

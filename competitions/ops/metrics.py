@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Min
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -32,21 +32,31 @@ DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
 
 
 def _queue_depth() -> Metric:
-    from competitions.models import Submission
+    from competitions.models import OrganizerJob, Replication, Submission
 
     family = GaugeMetricFamily(
         "heldout_queue_depth",
-        "Submissions waiting or being scored, by the worker queue of their task.",
-        labels=["queue", "status"],
+        "Work waiting or running, by kind (submission, replication, job) and worker queue.",
+        labels=["queue", "status", "kind"],
     )
-    rows = (
-        Submission.objects.filter(status__in=["queued", "running"])
-        .values("competition__task__queue", "status")
-        .annotate(n=Count("pk"))
-    )
-    for row in rows:
-        queue = row["competition__task__queue"] or settings.CELERY_TASK_DEFAULT_QUEUE
-        family.add_metric([queue, row["status"]], row["n"])
+    waiting = ["queued", "running"]
+    # Where each kind's queue is read, first non-empty wins (then the default queue), as
+    # the code that sends them decides (scoring.replication.replication_queue).
+    sources: list[tuple[str, QuerySet, list[str]]] = [
+        ("submission", Submission.objects.all(), ["competition__task__queue"]),
+        (
+            "replication",
+            Replication.objects.all(),
+            ["queue", "submission__competition__task__queue"],
+        ),
+        ("job", OrganizerJob.objects.all(), []),
+    ]
+    for kind, rows, queue_fields in sources:
+        counted = rows.filter(status__in=waiting).values("status", *queue_fields)
+        for row in counted.annotate(n=Count("pk")):
+            chosen = [row[f] for f in queue_fields if row[f]]
+            queue = chosen[0] if chosen else settings.CELERY_TASK_DEFAULT_QUEUE
+            family.add_metric([queue, row["status"], kind], row["n"])
     return family
 
 
