@@ -36,3 +36,22 @@ def webhook_deliveries_resend_task() -> int:
     from competitions.services.webhooks import webhook_deliveries_resend
 
     return webhook_deliveries_resend()
+
+
+@shared_task
+def outbox_sweep_task() -> int:
+    """Periodic (CELERY_BEAT_SCHEDULE, every HELDOUT_OUTBOX_SWEEP_S): send the messages the
+    broker did not take when their work was committed."""
+    from competitions.services.outbox import outbox_sweep
+
+    return outbox_sweep()
+
+
+@shared_task
+def outbox_purge_task() -> int:
+    """Periodic: forget messages sent more than HELDOUT_OUTBOX_KEEP_S ago."""
+    from django.conf import settings
+
+    from competitions.services.outbox import outbox_purge
+
+    return outbox_purge(older_than_s=settings.HELDOUT_OUTBOX_KEEP_S)

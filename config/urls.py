@@ -3,9 +3,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from competitions.api.routing import slash_optional
+from competitions.ops.health import healthz, readyz
+from competitions.ops.metrics import metrics
 from competitions.throttles import AUTH, throttle
 
 urlpatterns = [
+    # For balancers, orchestrators and Prometheus (docs/production.md#health-checks-and-metrics).
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     # The admin's log in counts in the API's "auth" throttle too; this route shadows the
     # admin's own, which `admin:login` still names.
     path("admin/login/", throttle(AUTH)(admin.site.login)),

@@ -33,6 +33,7 @@ from competitions.models import (
     Submission,
     TaskVersion,
 )
+from competitions.services.outbox import enqueue
 from scoring.cleanup import REPLICATE, attempt_work_dir
 from scoring.heartbeat import INFRASTRUCTURE_ERRORS, beating, give_back
 from scoring.inference import inference_run
@@ -95,12 +96,7 @@ def replication_queue(replication: Replication) -> str:
 def replication_enqueue_on_commit(replication: Replication) -> None:
     target = replication_queue(replication)
 
-    def enqueue() -> None:
-        from scoring.tasks import replication_run_task
-
-        replication_run_task.apply_async(args=[replication.pk], queue=target)
-
-    transaction.on_commit(enqueue, robust=True)
+    enqueue("scoring.tasks.replication_run_task", [replication.pk], queue=target)
 
 
 def replication_claim(*, replication_id: int) -> int | None:

@@ -30,6 +30,7 @@ from competitions.models import SandboxRun, Score, Submission, Task
 from competitions.selectors import run_reason_for_participants
 from competitions.services.events import submission_outcome_emit
 from competitions.services.leaderboard import leaderboard_refresh_team
+from competitions.services.outbox import enqueue
 from competitions.services.scorer_identity import (
     IN_PROCESS,
     ScorerMismatch,
@@ -266,6 +267,7 @@ def submission_score(
     attempt = submission_claim(submission_id=submission_id)
     if attempt is None:
         return False
+    log.info("scoring attempt %s of submission %s", attempt, submission_id)
     with beating(Submission, submission_id, attempt):
         try:
             finished = _score_claimed(submission_id, attempt, scorer, runner)
@@ -274,6 +276,7 @@ def submission_score(
             give_back(Submission, submission_id, attempt)
             raise
     if finished:  # the outcome is committed: scored or failed (webhooks; never raises)
+        log.info("submission %s finished (attempt %s)", submission_id, attempt)
         submission_outcome_emit(submission_id=submission_id, attempt=attempt)
     return finished
 
@@ -370,8 +373,6 @@ def _version_for(task: Task, identity: str, also: tuple[str, ...]) -> int:
 def _give_back(submission: Submission, attempt: int, mismatch: ScorerMismatch, image: str) -> None:
     """Leave the submission to a worker whose scorer matches: queued again, this attempt
     not counted, re-sent to the task's queue after HELDOUT_SCORER_MISMATCH_RETRY_S."""
-    from scoring.tasks import submission_score_task
-
     task = submission.competition.task
     returned = Submission.objects.filter(
         pk=submission.pk, status=Status.RUNNING, attempts=attempt
@@ -380,15 +381,12 @@ def _give_back(submission: Submission, attempt: int, mismatch: ScorerMismatch, i
     if not returned:
         return
 
-    def resend() -> None:
-        submission_score_task.apply_async(
-            args=[submission.pk],
-            queue=task.queue or settings.CELERY_TASK_DEFAULT_QUEUE,
-            countdown=settings.HELDOUT_SCORER_MISMATCH_RETRY_S,
-        )
-
-    # Robust, as enqueue_on_commit: with the broker down the reaper re-sends it.
-    transaction.on_commit(resend, robust=True)
+    enqueue(
+        "scoring.tasks.submission_score_task",
+        [submission.pk],
+        queue=task.queue or "",
+        countdown=int(settings.HELDOUT_SCORER_MISMATCH_RETRY_S),
+    )
 
 
 def _predictions_path(submission: Submission, workdir: Path, runner: SandboxRunner) -> Path:

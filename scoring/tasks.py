@@ -19,9 +19,11 @@ from scoring.heartbeat import INFRASTRUCTURE_ERRORS
     max_retries=8,
 )
 def submission_score_task(submission_id: int) -> bool:
+    from competitions.ops.logs import log_context
     from scoring.services import submission_score
 
-    return submission_score(submission_id=submission_id)
+    with log_context(submission=submission_id):
+        return submission_score(submission_id=submission_id)
 
 
 @shared_task(

@@ -179,6 +179,13 @@ EXPECTED: dict[str, dict[str, set[int]]] = {
     "api:bundle-apply POST": row(401, 400, 400, 400, 400),
     "bundle-apply GET": row(302, 403, 403, 200, 200),
     "bundle-apply POST": row(302, 403, 403, 200, 200),
+    # Operations: health for everyone; metrics exist only with a token setting (none here).
+    "healthz GET": row(200, 200, 200, 200, 200),
+    "healthz POST": row(405, 405, 405, 405, 405),
+    "readyz GET": row(200, 200, 200, 200, 200),
+    "readyz POST": row(405, 405, 405, 405, 405),
+    "metrics GET": row(404, 404, 404, 404, 404),
+    "metrics POST": row(405, 405, 405, 405, 405),
 }
 
 

@@ -6,10 +6,14 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from competitions.errors import ApplicationError, retry_after_headers
+from competitions.outages import outage_body, outage_headers, outage_of
 from competitions.permissions import Forbidden, NotFound
 
 
 def exception_handler(exc, context):
+    service = outage_of(exc)
+    if service is not None:
+        return Response(outage_body(service), status=503, headers=outage_headers())
     if isinstance(exc, ApplicationError):
         body = {"detail": exc.message, "code": exc.code, **exc.extra}
         return Response(body, status=exc.status, headers=retry_after_headers(exc))

@@ -3,7 +3,8 @@ leaderboard rows; runs: sandbox runs, task versions, manifests, replications, in
 workers: what workers report (scorer mismatches) and the claims once on a board;lifecycle: finalize and reopen events;
 uploads: resumable (tus) uploads;
 
-jobs: organizers' background jobs; webhooks: users' signed endpoints and their deliveries."""
+jobs: organizers' background jobs; webhooks: users' signed endpoints and their deliveries;
+outbox: the Celery messages to send (the transactional outbox)."""
 
 from competitions.models.core import (
     Competition,
@@ -20,6 +21,7 @@ from competitions.models.core import (
 )
 from competitions.models.jobs import OrganizerJob
 from competitions.models.lifecycle import CompetitionEvent
+from competitions.models.outbox import OutboxMessage
 from competitions.models.runs import (
     Replication,
     SandboxRun,
@@ -38,6 +40,7 @@ __all__ = [
     "LeaderboardEntry",
     "Membership",
     "OrganizerJob",
+    "OutboxMessage",
     "Phase",
     "Replication",
     "SandboxRun",

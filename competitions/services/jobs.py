@@ -72,12 +72,9 @@ def organizer_job_create(
 
 
 def _enqueue_on_commit(job_id: int) -> None:
-    def enqueue_job() -> None:  # named: Django logs a robust callback's __qualname__
-        from competitions.tasks import organizer_job_task
+    from competitions.services.outbox import enqueue
 
-        organizer_job_task.apply_async(args=[job_id], queue=settings.CELERY_TASK_DEFAULT_QUEUE)
-
-    transaction.on_commit(enqueue_job, robust=True)
+    enqueue("competitions.tasks.organizer_job_task", [job_id])
 
 
 def version_switch_start(

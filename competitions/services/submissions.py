@@ -27,6 +27,7 @@ from competitions.models import Competition, Phase, Submission, Team
 from competitions.selectors import team_quota
 from competitions.services.freeze import competition_require_not_final
 from competitions.services.leaderboard import leaderboard_refresh_team
+from competitions.services.outbox import enqueue, enqueue_many
 from competitions.uploads import upload_sha256
 
 log = logging.getLogger(__name__)
@@ -34,32 +35,20 @@ CLOSED_BY_FINALIZE = "The competition is finalized: it no longer takes submissio
 SAFE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
-def _enqueue(submission_id: int) -> None:
-    """Send the scoring job to the task's queue (its resource class: cpu, gpu, ...), which
-    only the workers started with `-Q <queue>` consume."""
-    from scoring.tasks import submission_score_task
+SCORE_TASK = "scoring.tasks.submission_score_task"
 
+
+def enqueue_on_commit(submission_id: int) -> None:
+    """Queue scoring to the task's queue (its resource class: cpu, gpu, ...) through the
+    outbox: the message is written in this transaction and sent once it commits, so the
+    worker always finds the row; with the broker down the outbox's sweep sends it within
+    seconds of its return (competitions/services/outbox.py)."""
     queue = (
         Submission.objects.filter(pk=submission_id)
         .values_list("competition__task__queue", flat=True)
         .first()
     )
-    submission_score_task.apply_async(
-        args=[submission_id], queue=queue or settings.CELERY_TASK_DEFAULT_QUEUE
-    )
-
-
-def enqueue_on_commit(submission_id: int) -> None:
-    """Queue scoring only once the row is committed, so the worker always finds it.
-
-    Robust: if the broker is down the error is logged, not raised after the commit (the
-    submission is stored and counted); the reaper re-sends jobs left queued too long.
-    """
-
-    def enqueue() -> None:  # a named function: Django logs a robust callback's __qualname__
-        _enqueue(submission_id)
-
-    transaction.on_commit(enqueue, robust=True)
+    enqueue(SCORE_TASK, [submission_id], queue=queue or "")
 
 
 def current_phase(competition: Competition, now: datetime) -> tuple[Phase, bool] | None:
@@ -252,25 +241,11 @@ def submissions_rescore_all(
             .order_by("pk")
             .values_list("pk", flat=True)
         )
-        queue = competition.task.queue or settings.CELERY_TASK_DEFAULT_QUEUE
+        queue = competition.task.queue or ""
         for start in range(0, len(ids), RESCORE_CHUNK):
             chunk = ids[start : start + RESCORE_CHUNK]
-            _enqueue_chunk_on_commit(chunk, queue, on_enqueued)
+            enqueue_many(SCORE_TASK, [[pk] for pk in chunk], queue=queue, on_sent=on_enqueued)
     return len(ids)
-
-
-def _enqueue_chunk_on_commit(
-    ids: list[int], queue: str, on_enqueued: Callable[[int], None] | None
-) -> None:
-    def enqueue_chunk() -> None:  # named: Django logs a robust callback's __qualname__
-        from scoring.tasks import submission_score_task
-
-        for submission_id in ids:
-            submission_score_task.apply_async(args=[submission_id], queue=queue)
-        if on_enqueued is not None:
-            on_enqueued(len(ids))
-
-    transaction.on_commit(enqueue_chunk, robust=True)
 
 
 @transaction.atomic

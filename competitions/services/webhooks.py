@@ -20,7 +20,6 @@ import secrets
 import time
 import uuid
 from datetime import timedelta
-from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -96,18 +95,18 @@ def webhook_delete(*, webhook: Webhook) -> None:
 
 
 def delivery_send(delivery_id: int) -> None:
-    """Send a delivery's task to HELDOUT_WEBHOOK_QUEUE (its retries stay there)."""
-    from competitions.tasks import webhook_deliver_task
+    """Send a delivery's task to HELDOUT_WEBHOOK_QUEUE (its retries stay there), through
+    the outbox (sent once the current transaction commits)."""
+    from competitions.services.outbox import enqueue
 
     queue = settings.HELDOUT_WEBHOOK_QUEUE or settings.CELERY_TASK_DEFAULT_QUEUE
-    webhook_deliver_task.apply_async(args=[delivery_id], queue=queue)
+    enqueue("competitions.tasks.webhook_deliver_task", [delivery_id], queue=queue)
 
 
 def deliveries_enqueue(delivery_ids: list[int]) -> None:
     """Send each delivery from a task, once the transaction that made it commits."""
     for delivery_id in delivery_ids:
-        # Robust: with the broker down the periodic resend picks the delivery up.
-        transaction.on_commit(partial(delivery_send, delivery_id), robust=True)
+        delivery_send(delivery_id)
 
 
 def webhook_ping(*, webhook: Webhook) -> WebhookDelivery:

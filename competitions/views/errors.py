@@ -2,9 +2,13 @@
 understands, or under /api/ JSON in the API's shape, `{"detail": ..., "code": ...}`
 (competitions/api/errors.py), so a script never has to parse HTML."""
 
+import sys
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views import csrf, defaults
+
+from competitions.outages import outage_of, outage_response
 
 
 def _message(exception: Exception | None) -> str:
@@ -42,6 +46,11 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    # Django calls this inside its `except`: an outage anywhere (a middleware's query
+    # included) is a 503 with Retry-After, not a 500.
+    service = outage_of(sys.exc_info()[1])
+    if service is not None:
+        return outage_response(service, api=_is_api(request))
     if _is_api(request):
         return _json("A server error occurred; it has been logged.", "server_error", 500)
     # No request context: the failure may be in what a context processor needs.

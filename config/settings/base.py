@@ -9,6 +9,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from competitions.ops.logs import logging_config
+from competitions.ops.sentry import sentry_init
 from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "competitions.ops.logs.RequestIdMiddleware",  # first: every log line has the request's id
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "competitions.middleware.UploadSizeLimitMiddleware",
@@ -266,6 +269,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
+# During an outage (database, broker, cache or storage unreachable) requests are answered 503
+# with this Retry-After (competitions/outages.py).
+HELDOUT_OUTAGE_RETRY_AFTER_S = env_int("HELDOUT_OUTAGE_RETRY_AFTER_S", 30)
+HELDOUT_OUTBOX_SWEEP_S = env_float("HELDOUT_OUTBOX_SWEEP_S", 5.0)
+HELDOUT_OUTBOX_KEEP_S = env_float("HELDOUT_OUTBOX_KEEP_S", 7 * 86400.0)
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-submissions": {
         "task": "scoring.tasks.submissions_reap_task",
@@ -279,6 +287,18 @@ CELERY_BEAT_SCHEDULE = {
     "resend-webhook-deliveries": {
         "task": "competitions.tasks.webhook_deliveries_resend_task",
         "schedule": 300.0,
+    },
+    # The transactional outbox (competitions/services/outbox.py): messages the broker did not
+    # take at commit are sent within seconds of its return. A sweep that waited longer than
+    # its period is dropped: the next one does its work.
+    "sweep-outbox": {
+        "task": "competitions.tasks.outbox_sweep_task",
+        "schedule": HELDOUT_OUTBOX_SWEEP_S,
+        "options": {"expires": HELDOUT_OUTBOX_SWEEP_S},
+    },
+    "purge-outbox": {
+        "task": "competitions.tasks.outbox_purge_task",
+        "schedule": 3600.0,
     },
     # Resumable uploads expire 24 h after their last byte (docs/uploads.md).
     "delete-expired-uploads": {
@@ -355,9 +375,14 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
-}
+# Time, level, logger, request and submission ids on every line; one JSON object a line with
+# HELDOUT_LOG_JSON=1 (competitions/ops/logs.py). Celery's workers use it too (config/celery_app.py).
+LOGGING = logging_config(
+    level=env_str("DJANGO_LOG_LEVEL", "INFO"), json_lines=env_bool("HELDOUT_LOG_JSON", False)
+)
+# /metrics answers only requests with `Authorization: Bearer <this>`; empty: no /metrics.
+HELDOUT_METRICS_TOKEN = env_str("HELDOUT_METRICS_TOKEN", "")
+# Error reporting to Sentry when set (needs the `sentry` extra: pip install sentry-sdk).
+HELDOUT_SENTRY_DSN = env_str("HELDOUT_SENTRY_DSN", "")
+if HELDOUT_SENTRY_DSN:
+    sentry_init(dsn=HELDOUT_SENTRY_DSN)

@@ -16,6 +16,7 @@ from django.db import connections
 
 from competitions.errors import QuotaExceeded
 from competitions.models import Submission
+from competitions.services import outbox
 from competitions.services import submissions as submission_services
 from competitions.services.submissions import submission_create, submission_set_selected
 from tests import factories
@@ -59,11 +60,12 @@ def broker_messages(monkeypatch):
     sent_ids: list[int] = []
     lock = threading.Lock()
 
-    def record(submission_id: int) -> None:
-        with lock:
-            sent_ids.append(submission_id)
+    def record(message) -> None:
+        if message.task == submission_services.SCORE_TASK:
+            with lock:
+                sent_ids.append(message.args[0])
 
-    monkeypatch.setattr(submission_services, "_enqueue", record)
+    monkeypatch.setattr(outbox, "publish", record)
     return lambda: list(sent_ids)
 
 

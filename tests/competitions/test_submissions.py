@@ -535,11 +535,17 @@ def test_an_accepted_submission_gets_202_even_when_its_job_cannot_be_queued(
     api, competition, participant, broker_down, caplog
 ):
     # The row and file are committed before the job is sent; a broker outage must not turn
-    # that into a 500 (the client would retry and pay twice). The reaper re-sends it later.
+    # that into a 500 (the client would retry and pay twice). The outbox keeps the message
+    # for its sweep (tests/competitions/test_outbox.py).
+    from competitions.models import OutboxMessage
+
     response = _post(api(participant), competition, factories.perfect_predictions())
 
     assert response.status_code == 202, response.content
     submission = Submission.objects.get()
     assert response.json()["id"] == submission.pk
     assert submission.status == Submission.Status.QUEUED
-    assert any(r.levelname == "ERROR" and "on_commit" in r.getMessage() for r in caplog.records)
+    message = OutboxMessage.objects.get(args=[submission.pk])
+    assert message.sent_at is None
+    assert "Connection refused" in message.last_error
+    assert any(r.levelname == "WARNING" and "not sent" in r.getMessage() for r in caplog.records)

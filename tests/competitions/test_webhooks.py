@@ -437,7 +437,7 @@ def test_a_broken_event_never_undoes_the_score(competition, participant, monkeyp
 
 
 def test_the_periodic_resend_picks_up_only_deliveries_whose_message_was_lost(
-    participant, monkeypatch
+    participant, monkeypatch, django_capture_on_commit_callbacks
 ):
     from competitions.services.webhooks import webhook_deliveries_resend, webhook_ping
     from competitions.tasks import webhook_deliver_task
@@ -456,7 +456,9 @@ def test_the_periodic_resend_picks_up_only_deliveries_whose_message_was_lost(
     WebhookDelivery.objects.filter(pk=delivered.pk).update(
         status="succeeded", finished_at=long_ago, next_try_at=long_ago
     )
-    assert webhook_deliveries_resend() == 1
+    # Sent through the outbox, once the (test's) transaction commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert webhook_deliveries_resend() == 1
     assert sent == [([lost.pk], "cpu")]
 
 

@@ -1,0 +1,155 @@
+"""Operating a real gunicorn: /healthz and /readyz, 503 with Retry-After when the database
+goes away (its connections go through a loopback proxy the test cuts), /metrics behind its
+token, and the request id in the response header and the log lines."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from contextlib import suppress
+
+import pytest
+import requests
+from django.db import connection
+from django.test import override_settings
+
+from competitions.models import OrganizerJob, OutboxMessage
+from competitions.services import outbox
+from competitions.services.submissions import submission_create
+from tests import factories
+from tests.test_worker_faults import CuttableProxy
+from tests.web_process import web_process
+from tests.worker_process import database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+TOKEN = "metrics-test-token"
+
+
+class HeldProxy(CuttableProxy):
+    def hold(self) -> None:
+        """Drop every connection and refuse new ones until `restore()`."""
+        self.up.clear()
+        with self.lock:
+            for s in self.sockets:
+                with suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            self.sockets.clear()
+
+    def restore(self) -> None:
+        self.up.set()
+
+
+@pytest.fixture
+def site(tmp_path) -> Iterator[tuple[str, HeldProxy, object]]:
+    """A gunicorn whose database connections go through a cuttable proxy."""
+    db = connection.settings_dict
+    port = int(db.get("PORT") or 5432)
+    proxy = HeldProxy((db.get("HOST") or "127.0.0.1", port))
+    proxied = database_url().replace(f":{port}/", f":{proxy.port}/")
+    assert str(proxy.port) in proxied
+    log = tmp_path / "gunicorn.log"
+    env = {"DATABASE_URL": proxied, "HELDOUT_METRICS_TOKEN": TOKEN}
+    try:
+        with web_process(log, extra_env=env) as base:
+            yield base, proxy, log
+    finally:
+        proxy.close()
+
+
+def test_readyz_reports_each_dependency_and_names_the_database_when_it_is_gone(site):
+    base, proxy, _ = site
+    ready = requests.get(f"{base}/readyz", timeout=30)
+    assert ready.status_code == 200, ready.text
+    checks = ready.json()["checks"]
+    assert set(checks) == {"database", "broker", "storage", "cache"}
+    assert all(check["status"] == "ok" for check in checks.values())
+    assert all(isinstance(check["latency_ms"], float) for check in checks.values())
+    proxy.hold()
+    try:
+        gone = requests.get(f"{base}/readyz", timeout=30)
+        assert gone.status_code == 503
+        assert gone.json()["checks"]["database"]["status"] == "unavailable"
+        assert gone.json()["checks"]["storage"]["status"] == "ok"
+        assert "database" in gone.json()["detail"]
+        alive = requests.get(f"{base}/healthz", timeout=30)  # liveness needs no database
+        assert alive.status_code == 200
+        assert alive.json() == {"status": "ok"}
+    finally:
+        proxy.restore()
+    assert requests.get(f"{base}/readyz", timeout=30).status_code == 200
+
+
+def test_losing_the_database_answers_503_with_retry_after_never_a_500_page(site, competition):
+    base, proxy, _ = site
+    assert requests.get(f"{base}/api/v1/competitions/", timeout=30).status_code == 200
+    proxy.hold()
+    try:
+        api = requests.get(f"{base}/api/v1/competitions/", timeout=30)
+        page = requests.get(f"{base}/c/{competition.slug}/", timeout=30)
+    finally:
+        proxy.restore()
+    assert api.status_code == 503
+    assert api.headers["Retry-After"] == "30"
+    assert api.json()["code"] == "service_unavailable"
+    assert "the database" in api.json()["detail"]
+    assert page.status_code == 503
+    assert page.headers["Retry-After"] == "30"
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "cannot reach the database" in page.text
+    assert requests.get(f"{base}/api/v1/competitions/", timeout=30).status_code == 200
+
+
+def test_the_request_id_is_returned_and_on_the_requests_log_line(site):
+    base, _, log = site
+    given = requests.get(f"{base}/no-such-page", headers={"X-Request-ID": "trace-42"}, timeout=30)
+    assert given.status_code == 404
+    assert given.headers["X-Request-ID"] == "trace-42"
+    made = requests.get(f"{base}/healthz", timeout=30).headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", made)
+    odd = requests.get(f"{base}/healthz", headers={"X-Request-ID": "a b\tc"}, timeout=30)
+    assert re.fullmatch(r"[0-9a-f]{32}", odd.headers["X-Request-ID"])  # not echoed as given
+    lines = [line for line in log.read_text().splitlines() if "Not Found: /no-such-page" in line]
+    assert lines
+    assert "request=trace-42" in lines[0]
+    assert "WARNING" in lines[0]
+
+
+def test_metrics_need_the_token_and_report_queues_failures_and_the_outbox(
+    site, competition, participant, organizer, monkeypatch
+):
+    base, _, _ = site
+    monkeypatch.setattr(outbox, "publish", lambda message: None)  # no worker here
+    submission_create(
+        competition=competition,
+        user=participant,
+        uploaded_file=factories.upload(factories.perfect_predictions()),
+    )
+    OrganizerJob.objects.create(competition=competition, kind="rescore_all", status="running")
+    OutboxMessage.objects.create(
+        task="competitions.tasks.organizer_job_task", args=[1], queue="cpu"
+    )
+    assert requests.get(f"{base}/metrics", timeout=30).status_code == 403
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert requests.get(f"{base}/metrics", headers=wrong, timeout=30).status_code == 403
+    session = requests.Session()  # a signed-in organizer is no scraper
+    session.post(
+        f"{base}/accounts/login/", data={"username": "orga", "password": "pw-orga"}, timeout=30
+    )
+    assert session.get(f"{base}/metrics", timeout=30).status_code == 403
+    right = {"Authorization": f"Bearer {TOKEN}"}
+    scraped = requests.get(f"{base}/metrics", headers=right, timeout=30)
+    assert scraped.status_code == 200
+    text = scraped.text
+    assert 'heldout_queue_depth{kind="submission",queue="cpu",status="queued"} 1.0' in text
+    assert 'heldout_queue_depth{kind="job",queue="cpu",status="running"} 1.0' in text
+    assert "heldout_outbox_backlog 1.0" in text
+    assert "heldout_scoring_duration_seconds_bucket" in text
+    assert "heldout_oldest_heartbeat_age_seconds 0.0" in text
+    assert "# TYPE heldout_submissions_failed gauge" in text
+
+
+def test_metrics_do_not_exist_without_a_token_setting(client):
+    with override_settings(HELDOUT_METRICS_TOKEN=""):
+        response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer ")
+    assert response.status_code == 404
