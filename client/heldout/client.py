@@ -80,8 +80,11 @@ class Client:
 
     # Competitions
 
-    def competitions(self) -> list[Competition]:
-        return [Competition.from_json(c) for c in self.http.json("GET", "competitions/")]
+    def competitions(self, *, page_size: int | None = None) -> list[Competition]:
+        """The competitions you can see, newest first: every page, following `next`."""
+        params = {"page_size": page_size} if page_size else {}
+        first = self.http.json("GET", "competitions/", params=params)
+        return [Competition.from_json(c) for c in self._pages_from(first)]
 
     def competition(self, slug: str) -> CompetitionDetail:
         return CompetitionDetail.from_json(self.http.json("GET", f"competitions/{slug}/"))

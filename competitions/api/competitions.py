@@ -12,7 +12,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from competitions import selectors
-from competitions.api.pagination import page_links, page_params
+from competitions.api.pagination import PAGE_PARAMETERS, page_links, page_of, page_params
 from competitions.api.renderers import CSVRenderer, DownloadNegotiation
 from competitions.downloads import file_download
 from competitions.permissions import (
@@ -38,11 +38,28 @@ class CompetitionOutput(serializers.Serializer):
         return reverse("api:competition-detail", args=[obj.slug], request=self.context["request"])
 
 
+class CompetitionPageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = CompetitionOutput(many=True)
+
+
 class CompetitionListApi(APIView):
-    @extend_schema(responses=CompetitionOutput(many=True))
+    @extend_schema(
+        operation_id="competitions_list",
+        parameters=PAGE_PARAMETERS,
+        responses=CompetitionPageOutput,
+    )
     def get(self, request: Request) -> Response:
-        qs = selectors.competition_list_for_user(request.user).order_by("-created_at")
-        return Response(CompetitionOutput(qs, many=True, context={"request": request}).data)
+        """Newest first, a page at a time (100 by default, at most 1000)."""
+        qs = selectors.competition_list_for_user(request.user)
+        # A total order, so pages neither skip nor repeat.
+        rows, envelope = page_of(
+            request, qs.order_by("-created_at", "-pk"), default_size=100, max_size=1000
+        )
+        body = envelope | {"results": rows}
+        return Response(CompetitionPageOutput(body, context={"request": request}).data)
 
 
 class TeamRefOutput(serializers.Serializer):

@@ -5,6 +5,11 @@ PageNumberPagination, so a client follows `next` until it is null."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
@@ -33,8 +38,30 @@ def page_links(request: Request, *, page: int, page_size: int, count: int) -> di
     }
 
 
+def page_of(
+    request: Request, rows: QuerySet | Sequence[Any], *, default_size: int, max_size: int
+) -> tuple[list[Any], dict]:
+    """The requested page's rows (a queryset is sliced in SQL: one COUNT, one page query)
+    and the envelope without `results`: `count`, `next`, `previous`."""
+    page, page_size = page_params(request, default_size=default_size, max_size=max_size)
+    count = rows.count() if isinstance(rows, QuerySet) else len(rows)
+    offset = (page - 1) * page_size
+    items = list(rows[offset : offset + page_size])
+    return items, {
+        "count": count,
+        **page_links(request, page=page, page_size=page_size, count=count),
+    }
+
+
 def _int(raw, default: int, low: int, high: int) -> int:
     try:
         return min(max(int(raw), low), high)
     except (TypeError, ValueError):
         return default
+
+
+# The query parameters of every paged list, for its OpenAPI operation.
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", int, description="The page, from 1"),
+    OpenApiParameter("page_size", int, description="Rows a page (clamped to the list's maximum)"),
+]

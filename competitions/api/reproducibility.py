@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from competitions.api.jobs import OrganizerJobOutput, job_accepted
+from competitions.api.pagination import PAGE_PARAMETERS, page_of
 from competitions.api.renderers import DownloadNegotiation
 from competitions.downloads import file_download
 from competitions.models import Replication, ScorerMismatchReport, TaskVersion
@@ -54,6 +55,9 @@ class TaskVersionOutput(serializers.Serializer):
 
 class TaskVersionListOutput(serializers.Serializer):
     ranked = serializers.IntegerField(help_text="The ranked version's number")
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
     results = TaskVersionOutput(many=True)
 
 
@@ -75,6 +79,9 @@ class ReplicationOutput(serializers.Serializer):
 
 
 class ReplicationListOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
     results = ReplicationOutput(many=True)
 
 
@@ -159,15 +166,15 @@ class TaskVersionListCreateApi(APIView):
         )
         note = serializers.CharField(max_length=300, required=False, allow_blank=True)
 
-    @extend_schema(responses=TaskVersionListOutput)
+    @extend_schema(parameters=PAGE_PARAMETERS, responses=TaskVersionListOutput)
     def get(self, request: Request, slug: str) -> Response:
+        """Oldest first, a page at a time (100 by default, at most 1000)."""
         competition = access_competition(request.user, slug)
         task = competition.task
         versions = TaskVersion.objects.filter(task=task).order_by("number")
-        body = {
-            "ranked": task.version,
-            "results": [_version_data(v, ranked=task.version) for v in versions],
-        }
+        rows, envelope = page_of(request, versions, default_size=100, max_size=1000)
+        body = {"ranked": task.version} | envelope
+        body["results"] = [_version_data(v, ranked=task.version) for v in rows]
         return Response(TaskVersionListOutput(body).data)
 
     @extend_schema(request=VersionCreateInput, responses={201: TaskVersionOutput})
@@ -393,12 +400,17 @@ class SubmissionReplicationListApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=ReplicationListOutput)
+    @extend_schema(parameters=PAGE_PARAMETERS, responses=ReplicationListOutput)
     def get(self, request: Request, submission_id: int) -> Response:
+        """Newest first, a page at a time (100 by default, at most 1000)."""
         submission = access_submission(request.user, submission_id)
         private = private_split_visible(request.user, submission.competition)
-        replications = Replication.objects.filter(submission=submission).order_by("-created_at")
-        body = {"results": [_replication_data(r, private_visible=private) for r in replications]}
+        replications = Replication.objects.filter(submission=submission)
+        # A total order, so pages neither skip nor repeat.
+        rows, envelope = page_of(
+            request, replications.order_by("-created_at", "-pk"), default_size=100, max_size=1000
+        )
+        body = envelope | {"results": [_replication_data(r, private_visible=private) for r in rows]}
         return Response(ReplicationListOutput(body).data)
 
 

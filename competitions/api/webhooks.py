@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from competitions.api.pagination import page_links, page_params
+from competitions.api.pagination import PAGE_PARAMETERS, page_of
 from competitions.models import Webhook, WebhookDelivery
 from competitions.permissions import signed_in
 from competitions.selectors_webhooks import (
@@ -70,6 +70,20 @@ class DeliveryOutput(serializers.Serializer):
         return json.loads(delivery.body)
 
 
+class WebhookPageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = WebhookOutput(many=True)
+
+
+class DeliveryPageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = DeliveryOutput(many=True)
+
+
 class WebhookCreateInput(serializers.Serializer):
     url = serializers.URLField(max_length=500, help_text="http:// or https://")
     events = serializers.ListField(
@@ -87,10 +101,15 @@ class WebhookUpdateInput(serializers.Serializer):
 class WebhookListCreateApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=WebhookOutput(many=True))
+    @extend_schema(
+        operation_id="webhooks_list", parameters=PAGE_PARAMETERS, responses=WebhookPageOutput
+    )
     def get(self, request: Request) -> Response:
+        """Newest first, paged like every list (a user has at most 20 hooks: one page)."""
         hooks = webhook_list_for_user(user=signed_in(request.user))
-        return Response(WebhookOutput(hooks, many=True, context={"request": request}).data)
+        rows, envelope = page_of(request, hooks, default_size=50, max_size=200)
+        body = envelope | {"results": rows}
+        return Response(WebhookPageOutput(body, context={"request": request}).data)
 
     @extend_schema(request=WebhookCreateInput, responses={201: WebhookCreatedOutput})
     def post(self, request: Request) -> Response:
@@ -135,19 +154,17 @@ class WebhookDeliveryListApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
-        responses=DeliveryOutput(many=True),
+        operation_id="webhooks_deliveries_list",
+        parameters=PAGE_PARAMETERS,
+        responses=DeliveryPageOutput,
     )
     def get(self, request: Request, webhook_id: int) -> Response:
         """Newest first, a page at a time: each delivery's status, attempts and last answer."""
         hook = access_webhook(request.user, webhook_id)
-        page, page_size = page_params(request, default_size=50, max_size=200)
-        qs = delivery_list(webhook=hook)
-        count = qs.count()
-        rows = qs[(page - 1) * page_size : page * page_size]
-        links = page_links(request, page=page, page_size=page_size, count=count)
-        results = DeliveryOutput(rows, many=True).data
-        return Response({"count": count, **links, "results": results})
+        rows, envelope = page_of(
+            request, delivery_list(webhook=hook), default_size=50, max_size=200
+        )
+        return Response(DeliveryPageOutput(envelope | {"results": rows}).data)
 
 
 class WebhookPingApi(APIView):

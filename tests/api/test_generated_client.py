@@ -128,8 +128,10 @@ def test_the_generated_client_runs_the_participant_flow(generated, settings, org
     )
 
     listed = _module("api.competitions.competitions_list").sync(client=client)
-    assert [c.slug for c in listed] == ["tiny"]
-    assert listed[0].end_at is None
+    assert isinstance(listed, models.CompetitionPageOutput), listed
+    assert (listed.count, listed.next_, listed.previous) == (1, None, None)
+    assert [c.slug for c in listed.results] == ["tiny"]
+    assert listed.results[0].end_at is None
 
     join = _module("api.competitions.competitions_join_create")
     joined = join.sync("tiny", client=client, body=models.JoinInputRequest(accept_rules=True))

@@ -38,7 +38,9 @@ def test_a_429_is_retried_after_its_retry_after_and_the_token_is_sent():
     transport, seen = _scripted(
         httpx.Response(429, headers={"Retry-After": "1"}, json={"code": "throttled"}),
         httpx.Response(503, headers={"Retry-After": "0"}),
-        httpx.Response(200, json=[{"slug": "tiny", "title": "Tiny"}]),
+        httpx.Response(
+            200, json={"count": 1, "next": None, "results": [{"slug": "tiny", "title": "Tiny"}]}
+        ),
     )
     client = Client("http://heldout.test", "secret", transport=transport)
     started = time.monotonic()
@@ -192,7 +194,7 @@ def test_an_upload_whose_connection_breaks_mid_piece_goes_on_from_the_servers_of
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_leaderboard_and_the_submissions_are_read_to_their_last_page(
+def test_the_leaderboard_the_submissions_and_the_competitions_are_read_to_their_last_page(
     site, competition, participant
 ):
     start = timezone.now() - timedelta(hours=1)
@@ -210,6 +212,10 @@ def test_the_leaderboard_and_the_submissions_are_read_to_their_last_page(
     assert [row.team for row in board.rows] == [f"team{i}" for i in (4, 3, 2, 1, 0)]
     assert [row.rank for row in board.rows] == [1, 2, 3, 4, 5]
     assert len(client.submissions("tiny", page_size=2)) == 3
+    for i in range(4):
+        factories.make_competition(slug=f"more{i}", organizers=[])
+    listed = {c.slug for c in client.competitions(page_size=2)}
+    assert listed == {"tiny", "more0", "more1", "more2", "more3"}
 
 
 def test_the_profiles_token_is_never_sent_to_another_server_named_by_heldout_url(

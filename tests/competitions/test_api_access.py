@@ -121,7 +121,7 @@ def test_an_invite_only_competition_is_invisible_to_outsiders(api, organizer, ou
     for user in (None, outsider):
         assert api(user).get("/api/v1/competitions/secret/").status_code == 404
         assert api(user).get("/api/v1/competitions/secret/leaderboard/").status_code == 404
-        slugs = [c["slug"] for c in api(user).get("/api/v1/competitions/").json()]
+        slugs = [c["slug"] for c in api(user).get("/api/v1/competitions/").json()["results"]]
         assert "secret" not in slugs
     assert api(organizer).get("/api/v1/competitions/secret/").status_code == 200
 

@@ -87,8 +87,9 @@ def test_a_user_registers_a_hook_and_sees_its_secret_only_once(participant, comp
     assert created["events"] == ["submission.scored"]
     assert response["Location"] == created["url"]
     listed = api(participant).get("/api/v1/webhooks/").json()
-    assert [h["id"] for h in listed] == [created["id"]]
-    assert "secret" not in listed[0]
+    assert (listed["count"], listed["next"], listed["previous"]) == (1, None, None)
+    assert [h["id"] for h in listed["results"]] == [created["id"]]
+    assert "secret" not in listed["results"][0]
     assert "secret" not in api(participant).get(created["url"]).json()
     assert Webhook.objects.get().secret == created["secret"]
 
@@ -200,7 +201,7 @@ def test_every_webhook_url_is_its_owners_alone(
         for method, url in calls:
             response = getattr(api(user), method)(url, {"active": False}, format="json")
             assert response.status_code == 404, (user, method, url)
-        assert api(user).get("/api/v1/webhooks/").json() == []
+        assert api(user).get("/api/v1/webhooks/").json()["results"] == []
     for method, url in [*calls, ("get", "/api/v1/webhooks/"), ("post", "/api/v1/webhooks/")]:
         assert getattr(api(None), method)(url).status_code == 401, (method, url)
     hook.refresh_from_db()
