@@ -10,6 +10,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.storages import storages_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -121,17 +122,14 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Heldout <heldout@localhost>"
 # Uploaded files are never served from a public URL: every download goes through a view
 # that checks permissions. Public task files and private ones (ground truth, submissions)
 # live in separate roots so a misconfigured web server can expose neither by accident.
+# The file system by default; an S3-protocol store with HELDOUT_S3_BUCKET (config/storages.py).
 STORAGES = {
-    "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(DATA_DIR / "files" / "public")},
-    },
-    "private": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(DATA_DIR / "files" / "private")},
-    },
+    **storages_from_env(DATA_DIR),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Downloads of stored files redirect to a short-lived presigned URL (S3 backends only).
+HELDOUT_STORAGE_PRESIGNED_DOWNLOADS = env_bool("HELDOUT_STORAGE_PRESIGNED_DOWNLOADS", False)
+HELDOUT_STORAGE_PRESIGNED_TTL_S = env_int("HELDOUT_STORAGE_PRESIGNED_TTL_S", 300)
 FILE_UPLOAD_TEMP_DIR = env_str("HELDOUT_UPLOAD_TEMP_DIR", "") or None
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_HANDLERS = ["competitions.uploads.HashingUploadHandler"]
