@@ -289,6 +289,8 @@ def _score_claimed(
     )
     try:
         chosen = scorer or scorer_default(task=task, runner=recorder)
+        # Before the version is looked up (which may read it): a storage fault is retried.
+        _reachable(task.ground_truth, "reading the ground truth")
         identity, image_id = _scorer_identity(chosen, runner or sandbox_runner())
         # An explicit `scorer` (tests) is not checked against the version.
         version = _version_for(task, identity if scorer is None else "", image_id)
@@ -336,6 +338,11 @@ def _score_claimed(
         scorer=chosen,
     )
     return True
+
+
+def _reachable(field_file: FieldFile, what: str) -> None:
+    with storage_errors(what):
+        field_file.storage.size(field_file.name)  # a stat or a HEAD, not the bytes
 
 
 def _fetched(field_file: FieldFile, dest_dir: Path, what: str) -> Path:

@@ -130,6 +130,11 @@ STORAGES = {
 # Downloads of stored files redirect to a short-lived presigned URL (S3 backends only).
 HELDOUT_STORAGE_PRESIGNED_DOWNLOADS = env_bool("HELDOUT_STORAGE_PRESIGNED_DOWNLOADS", False)
 HELDOUT_STORAGE_PRESIGNED_TTL_S = env_int("HELDOUT_STORAGE_PRESIGNED_TTL_S", 300)
+# Unfinished resumable (tus) uploads, on the web host's disk; the default is the file-system
+# private storage's folder, where they always were (competitions/services/uploads.py).
+HELDOUT_UPLOAD_STAGING_DIR = env_str(
+    "HELDOUT_UPLOAD_STAGING_DIR", str(DATA_DIR / "files" / "private")
+)
 FILE_UPLOAD_TEMP_DIR = env_str("HELDOUT_UPLOAD_TEMP_DIR", "") or None
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_HANDLERS = ["competitions.uploads.HashingUploadHandler"]
