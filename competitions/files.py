@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from django.core.files.storage import FileSystemStorage, Storage
 from django.db.models.fields.files import FieldFile
@@ -38,7 +39,7 @@ def local_copy(field_file: FieldFile, dest_dir: Path, name: str | None = None) -
     """Stream the stored file into `dest_dir` (as `name`, or its own base name); the path."""
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / (name or os.path.basename(field_file.name or "file"))
-    with field_file.storage.open(field_file.name, "rb") as source, open(target, "wb") as out:
+    with field_file.storage.open(_name(field_file), "rb") as source, open(target, "wb") as out:
         while chunk := source.read(CHUNK):
             out.write(chunk)
     return target
@@ -61,7 +62,7 @@ def local_file(field_file: FieldFile) -> Iterator[Path]:
 def sha256_of(field_file: FieldFile) -> str:
     """The sha256 of the stored bytes, read in chunks from the storage."""
     sha = hashlib.sha256()
-    with field_file.storage.open(field_file.name, "rb") as source:
+    with field_file.storage.open(_name(field_file), "rb") as source:
         while chunk := source.read(CHUNK):
             sha.update(chunk)
     return sha.hexdigest()
@@ -76,9 +77,9 @@ def fsync_stored(field_file: FieldFile) -> None:
     """On a file-system storage, flush the saved bytes to the disk before the row commits;
     an object store has them durable once `save` returned."""
     storage = field_file.storage
-    if not is_file_system(storage):
+    if not isinstance(storage, FileSystemStorage):
         return
-    fd = os.open(safe_join(storage.location, field_file.name or ""), os.O_RDONLY)
+    fd = os.open(safe_join(storage.location, _name(field_file)), os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -88,8 +89,19 @@ def fsync_stored(field_file: FieldFile) -> None:
 def presigned_url(field_file: FieldFile, *, filename: str, expire_s: int = 300) -> str | None:
     """A short-lived URL the client downloads from directly, when the backend signs URLs
     (S3-style storages); None on a file system."""
-    storage = field_file.storage
+    storage: Any = field_file.storage
     if is_file_system(storage) or not hasattr(storage, "bucket_name"):
         return None
     params = {"ResponseContentDisposition": f'attachment; filename="{filename}"'}
-    return str(storage.url(field_file.name, parameters=params, expire=expire_s))
+    return str(storage.url(_name(field_file), parameters=params, expire=expire_s))
+
+
+def stored_size(field_file: FieldFile) -> int:
+    """The stored file's size, asked of the storage (a stat, or a HEAD: not the bytes)."""
+    return int(field_file.storage.size(_name(field_file)))
+
+
+def _name(field_file: FieldFile) -> str:
+    if not field_file.name:
+        raise ValueError("the field holds no file")
+    return field_file.name

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
-from competitions.files import local_file, sha256_of
+from competitions.files import local_file, sha256_of, stored_size
 from competitions.models import SandboxRun, ScoringRun, Submission, Task, TaskVersion
 from competitions.services.bundles import file_sha256
 from scoring.cli import library_versions, truth_summary
@@ -206,7 +206,7 @@ def _predictions_part(submission: Submission, predictions: Path | None) -> dict[
         return {
             "source": "inference",
             "sha256": sha256_of(stored),
-            "size": stored.storage.size(stored.name),
+            "size": stored_size(stored),
         }
     return {"source": "upload", "sha256": submission.sha256, "size": submission.size}
 
@@ -472,7 +472,7 @@ def platform_version() -> str:
 def _stored_key(field_file: FieldFile) -> tuple[str, int]:
     # Stored names are never reused for other bytes (the storages don't overwrite), so a
     # name and its size identify the content without reading it.
-    return (field_file.name or "", field_file.storage.size(field_file.name))
+    return (field_file.name or "", stored_size(field_file))
 
 
 @functools.lru_cache(maxsize=32)

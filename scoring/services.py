@@ -27,7 +27,7 @@ from django.db.models import F
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
-from competitions.files import local_copy
+from competitions.files import local_copy, stored_size
 from competitions.models import SandboxRun, Score, Submission, Task
 from competitions.selectors import run_reason_for_participants
 from competitions.services.events import submission_outcome_emit
@@ -342,7 +342,7 @@ def _score_claimed(
 
 def _reachable(field_file: FieldFile, what: str) -> None:
     with storage_errors(what):
-        field_file.storage.size(field_file.name)  # a stat or a HEAD, not the bytes
+        stored_size(field_file)
 
 
 def _fetched(field_file: FieldFile, dest_dir: Path, what: str) -> Path:
