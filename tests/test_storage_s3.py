@@ -56,9 +56,16 @@ def worker_host(on_s3, tmp_path):
         yield proc, log, host_dir
 
 
-def _media_files(settings) -> list[Path]:
+def _media_files(settings) -> set[Path]:
     files = Path(settings.DATA_DIR) / "files"
-    return [p for p in files.rglob("*") if p.is_file()] if files.exists() else []
+    return {p for p in files.rglob("*") if p.is_file()} if files.exists() else set()
+
+
+@pytest.fixture
+def new_media_files(on_s3, settings):
+    """The files this test added to the web's media folder (earlier tests' stay there)."""
+    before = _media_files(settings)
+    return lambda: sorted(_media_files(settings) - before)
 
 
 def _manifest_once_recorded(client, submission_id: int):
@@ -79,7 +86,7 @@ def _joined_competition(api, organizer, participant):
 
 
 def test_a_submission_is_stored_in_the_bucket_scored_by_another_host_and_ranked(
-    worker_host, on_s3, settings, api, organizer, participant
+    worker_host, on_s3, new_media_files, api, organizer, participant
 ):
     proc, log, host_dir = worker_host
     competition = _joined_competition(api, organizer, participant)
@@ -92,7 +99,7 @@ def test_a_submission_is_stored_in_the_bucket_scored_by_another_host_and_ranked(
     submission = Submission.objects.get(pk=response.json()["id"])
 
     assert submission.file.name in on_s3.keys(on_s3.private_bucket)
-    assert _media_files(settings) == []
+    assert new_media_files() == []
     assert wait_for_status(submission.pk, {"scored", "failed"}, proc, log) == "scored"
     board = api(None).get(f"/api/v1/competitions/{competition.slug}/leaderboard/").json()
     assert [(r["rank"], r["team"], r["score"]) for r in board["results"]] == [(1, "alice", 1.0)]
@@ -110,7 +117,7 @@ def test_a_submission_is_stored_in_the_bucket_scored_by_another_host_and_ranked(
     assert "manifest.json" in names
     download = api(participant).get(f"/api/v1/submissions/{submission.pk}/file/")
     assert b"".join(download.streaming_content) == factories.perfect_predictions()
-    assert _media_files(settings) == []
+    assert new_media_files() == []
 
 
 def test_a_download_redirects_to_a_presigned_url_of_the_bucket_when_enabled(
@@ -131,7 +138,7 @@ def test_a_download_redirects_to_a_presigned_url_of_the_bucket_when_enabled(
 
 
 def test_a_ground_truth_version_uploaded_over_the_api_is_stored_in_the_private_bucket(
-    on_s3, settings, api, organizer, participant
+    on_s3, new_media_files, api, organizer, participant
 ):
     competition = _joined_competition(api, organizer, participant)
     first, *rest = factories.TRUTH_ROWS
@@ -150,11 +157,11 @@ def test_a_ground_truth_version_uploaded_over_the_api_is_stored_in_the_private_b
     )
     stored = on_s3.client().get_object(Bucket=on_s3.private_bucket, Key=version.ground_truth.name)
     assert stored["Body"].read() == truth
-    assert _media_files(settings) == []
+    assert new_media_files() == []
 
 
 def test_a_tus_upload_completed_into_a_submission_lands_in_the_bucket(
-    worker_host, on_s3, settings, api, organizer, participant
+    worker_host, on_s3, new_media_files, api, organizer, participant
 ):
     proc, log, _ = worker_host
     competition = _joined_competition(api, organizer, participant)
@@ -188,5 +195,18 @@ def test_a_tus_upload_completed_into_a_submission_lands_in_the_bucket(
     stored = on_s3.client().get_object(Bucket=on_s3.private_bucket, Key=submission.file.name)
     assert stored["Body"].read() == content
     # The staged bytes are gone from the web host once the submission holds them.
-    assert _media_files(settings) == []
+    assert new_media_files() == []
     assert wait_for_status(submission.pk, {"scored", "failed"}, proc, log) == "scored"
+
+
+def test_on_the_file_system_a_download_is_streamed_even_with_presigned_downloads_on(
+    settings, api, organizer, participant
+):
+    settings.HELDOUT_STORAGE_PRESIGNED_DOWNLOADS = True
+    competition = _joined_competition(api, organizer, participant)
+    response = api(participant).get(
+        f"/api/v1/competitions/{competition.slug}/files/sample_submission.csv"
+    )
+
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == factories.predictions_csv()
