@@ -92,7 +92,8 @@ def presigned_url(field_file: FieldFile, *, filename: str, expire_s: int = 300) 
     storage: Any = field_file.storage
     if is_file_system(storage) or not hasattr(storage, "bucket_name"):
         return None
-    params = {"ResponseContentDisposition": f'attachment; filename="{filename}"'}
+    quoted = "".join(ch for ch in filename if ch not in '"\\\r\n')
+    params = {"ResponseContentDisposition": f'attachment; filename="{quoted}"'}
     return str(storage.url(_name(field_file), parameters=params, expire=expire_s))
 
 
