@@ -9,6 +9,11 @@ Every download view answers through `file_download`:
   `Content-Range`; a range outside the file or malformed answers 416 with
   `Content-Range: bytes */size`. Several ranges, or another unit, get the whole file (RFC
   9110 lets a server ignore Range). `If-Range` with another ETag gets the whole file too.
+
+`stored_download` serves a stored file (any storage backend): with
+HELDOUT_STORAGE_PRESIGNED_DOWNLOADS and a backend that signs URLs (S3 and its kin) the
+client is redirected (302) to a short-lived URL and the bytes never pass through the web
+process; otherwise they are streamed from the storage through `file_download`.
 """
 
 from __future__ import annotations
@@ -18,15 +23,20 @@ import os
 import re
 from typing import IO
 
+from django.conf import settings
+from django.db.models.fields.files import FieldFile
 from django.http import (
     FileResponse,
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
     HttpResponseNotModified,
+    HttpResponseRedirect,
     JsonResponse,
 )
 from django.utils.http import parse_etags
+
+from competitions.files import presigned_url
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 1 << 20
@@ -67,6 +77,24 @@ def file_download(
     response["ETag"] = etag
     response["Accept-Ranges"] = "bytes"
     return response
+
+
+def stored_download(
+    request: HttpRequest, field_file: FieldFile, *, filename: str, sha256: str = ""
+) -> HttpResponseBase:
+    """A stored file as an attachment: redirected to a presigned URL when enabled and the
+    backend signs URLs, else streamed from the storage (see the module docstring)."""
+    if settings.HELDOUT_STORAGE_PRESIGNED_DOWNLOADS and request.method == "GET":
+        if sha256 and _none_match_fails(request, f'"{sha256}"'):
+            not_modified = HttpResponseNotModified()
+            not_modified["ETag"] = f'"{sha256}"'
+            return not_modified
+        url = presigned_url(
+            field_file, filename=filename, expire_s=settings.HELDOUT_STORAGE_PRESIGNED_TTL_S
+        )
+        if url is not None:
+            return HttpResponseRedirect(url)
+    return file_download(request, field_file.open("rb"), filename=filename, sha256=sha256)
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:

@@ -10,6 +10,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from competitions.files import local_copy, scratch_dir
 from competitions.models import (
     Competition,
     LeaderboardEntry,
@@ -182,11 +183,13 @@ def sample_validation(*, competition: Competition) -> list[tuple[str, Validation
     """
     task = competition.task
     spec = task.spec()
-    truth = check_ground_truth(task.ground_truth.path, spec=spec)
-    if not truth.result.ok or truth.ids is None:
-        return [("ground truth", truth.result)]
-    results = []
-    for task_file in task.files.filter(kind="sample"):
-        result = validate_predictions(task_file.file.path, spec=spec, truth_ids=truth.ids)
-        results.append((task_file.name, result))
+    with scratch_dir() as tmp:
+        truth = check_ground_truth(local_copy(task.ground_truth, tmp / "truth"), spec=spec)
+        if not truth.result.ok or truth.ids is None:
+            return [("ground truth", truth.result)]
+        results = []
+        for task_file in task.files.filter(kind="sample"):
+            sample = local_copy(task_file.file, tmp / f"sample-{task_file.pk}")
+            result = validate_predictions(sample, spec=spec, truth_ids=truth.ids)
+            results.append((task_file.name, result))
     return results

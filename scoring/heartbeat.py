@@ -28,6 +28,7 @@ from django.db.models import Model
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
+from competitions.files import STORAGE_ERRORS
 from scoring.sandbox import SandboxUnavailable
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,11 @@ GIVE_BACK_DELAYS = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 @contextmanager
 def storage_errors(what: str) -> Iterator[None]:
-    """Report an OSError of the platform's storage as StorageUnavailable (retried)."""
+    """Report a failure of the platform's storage (an OSError, or an object store's
+    client error) as StorageUnavailable (retried)."""
     try:
         yield
-    except OSError as exc:
+    except STORAGE_ERRORS as exc:
         raise StorageUnavailable(f"storage failed {what}: {exc}") from exc
 
 

@@ -10,13 +10,14 @@ file. docs/containers.md is the participant's side of this contract.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
+from django.db.models.fields.files import FieldFile
 
+from competitions.files import local_copy
 from competitions.models import SandboxRun, Submission, Task, TaskFile
 from scoring.images import DockerImages, ImageStore, submission_image_tag
 from scoring.sandbox import Mount, SandboxError, SandboxLimits, SandboxRunner
@@ -60,7 +61,8 @@ def inference_run(
     images = images or _engine_images(runner)
     image = images.ensure(
         tag=submission_image_tag(submission_id=submission.pk, sha256=submission.sha256),
-        archive=Path(submission.file.path),
+        # Worker hosts share no disk with the web: the archive comes from the storage.
+        archive=local_copy(submission.file, workdir / "archive"),
         digest=submission.container_image_digest,
         build_bases=settings.HELDOUT_SCORER_IMAGES
         if submission.phase.allow_build_context
@@ -110,7 +112,6 @@ def _engine_images(runner: SandboxRunner) -> ImageStore:
 def inference_mounts(task: Task, workdir: Path) -> list[Mount]:
     """The task's test files, each read-only at /input/test/<name>; never the ground truth."""
     files = list(task.files.filter(kind=TaskFile.Kind.TEST))
-    truth = Path(task.ground_truth.path).resolve() if task.ground_truth else None
     if not files:
         empty = workdir / "no-test-files"
         empty.mkdir(mode=0o755, exist_ok=True)
@@ -120,23 +121,23 @@ def inference_mounts(task: Task, workdir: Path) -> list[Mount]:
         name = os.path.basename(task_file.name)
         if not name or name.startswith(".") or name != task_file.name:
             raise ValueError(f"test file name {task_file.name!r} cannot be mounted")
-        source = _world_readable(Path(task_file.file.path), workdir / f"test-{task_file.pk}")
         same_bytes = bool(task.ground_truth_sha256) and task_file.sha256 == task.ground_truth_sha256
-        if same_bytes or (truth is not None and source.resolve() == truth):
+        same_file = bool(task.ground_truth) and task_file.file.name == task.ground_truth.name
+        if same_bytes or same_file:
             # An organizer's mistake, caught before the labels reach a participant's code.
             raise ValueError(f"test file {name} is the ground truth; it is never mounted")
+        source = _world_readable(task_file.file, workdir / f"test-{task_file.pk}")
         mounts.append(Mount(source, f"{TEST_TARGET}/{name}"))
     return mounts
 
 
-def _world_readable(path: Path, copy_to: Path) -> Path:
-    # The sandbox user owns nothing on the host; a private file is handed over as a copy
-    # inside the worker's private work dir.
-    if path.stat().st_mode & stat.S_IROTH:
-        return path
-    shutil.copyfile(path, copy_to)
-    copy_to.chmod(0o644)
-    return copy_to
+def _world_readable(field_file: FieldFile, copy_to: Path) -> Path:
+    # The sandbox user owns nothing on the host: the stored file is handed over as a
+    # readable copy inside the worker's private work dir (removed with it).
+    copy = local_copy(field_file, copy_to)
+    copy.chmod(0o644)
+    copy_to.chmod(0o755)
+    return copy
 
 
 def _predictions_in(output_dir: Path) -> Path | None:

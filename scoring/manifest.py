@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
+from competitions.files import local_file, sha256_of, stored_size
 from competitions.models import SandboxRun, ScoringRun, Submission, Task, TaskVersion
 from competitions.services.bundles import file_sha256
 from scoring.cli import library_versions, truth_summary
@@ -94,7 +96,7 @@ def manifest_build(
     number = task_version or task.version
     version = _task_version(task, number)
     evaluation = outcome.evaluation
-    truth_path = Path((version.ground_truth if version else task.ground_truth).path)
+    truth = version.ground_truth if version else task.ground_truth
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": kind,
@@ -105,7 +107,7 @@ def manifest_build(
         "predictions": _predictions_part(submission, predictions),
         "container": _container_part(submission),
         "task": _task_part(task, number),
-        "ground_truth": _truth_part(truth_path, task.spec(), evaluation.provenance),
+        "ground_truth": _truth_part(truth, task.spec(), evaluation.provenance),
         "scorer": _scorer_part(outcome, task),
         "metrics": [_metric_part(name) for name in task.spec().metrics],
         "libraries": _libraries_part(outcome),
@@ -200,8 +202,12 @@ def _predictions_part(submission: Submission, predictions: Path | None) -> dict[
             "size": predictions.stat().st_size,
         }
     if submission.kind == "container" and submission.predictions:
-        path = Path(submission.predictions.path)
-        return {"source": "inference", "sha256": file_sha256(path), "size": path.stat().st_size}
+        stored = submission.predictions
+        return {
+            "source": "inference",
+            "sha256": sha256_of(stored),
+            "size": stored_size(stored),
+        }
     return {"source": "upload", "sha256": submission.sha256, "size": submission.size}
 
 
@@ -219,13 +225,14 @@ def _task_part(task: Task, number: int) -> dict[str, Any]:
     return {"version": number, "ranked_version": task.version, "spec": task.spec().to_dict()}
 
 
-def _truth_part(path: Path, spec: TaskSpec, provenance: dict[str, Any]) -> dict[str, Any]:
+def _truth_part(truth: FieldFile, spec: TaskSpec, provenance: dict[str, Any]) -> dict[str, Any]:
     # The scorer container reports the split it read; in process it is derived here, once
     # per file content and process.
-    summary = provenance.get("truth") or _truth_summary(str(path), _file_key(path), spec)
+    key = _stored_key(truth)
+    summary = provenance.get("truth") or _truth_summary(key, truth, spec)
     return {
-        "sha256": _cached_sha256(str(path), _file_key(path)),
-        "size": path.stat().st_size,
+        "sha256": _cached_sha256(key, truth),
+        "size": key[1],
         "split_sha256": summary["split_sha256"],
         "rows": summary["rows"],
     }
@@ -237,8 +244,8 @@ def _scorer_part(outcome: ScoringOutcome, task: Task) -> dict[str, Any]:
     program_sha256 = None
     if organizer and task.scorer_program:
         # The file that ran, hashed (once per content) rather than trusted from the version.
-        path = Path(task.scorer_program.path)
-        program_sha256 = _cached_sha256(str(path), _file_key(path))
+        program = task.scorer_program
+        program_sha256 = _cached_sha256(_stored_key(program), program)
     return {
         "name": outcome.scorer_name,
         "image": image or None,
@@ -462,19 +469,21 @@ def platform_version() -> str:
 # --- Files -----------------------------------------------------------------------------------
 
 
-def _file_key(path: Path) -> tuple[int, int, int]:
-    info = path.stat()
-    return (info.st_ino, info.st_size, info.st_mtime_ns)
+def _stored_key(field_file: FieldFile) -> tuple[str, int]:
+    # Stored names are never reused for other bytes (the storages don't overwrite), so a
+    # name and its size identify the content without reading it.
+    return (field_file.name or "", stored_size(field_file))
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_sha256(path: str, key: tuple[int, int, int]) -> str:
-    return file_sha256(Path(path))
+def _cached_sha256(key: tuple[str, int], field_file: FieldFile) -> str:
+    return sha256_of(field_file)
 
 
 @functools.lru_cache(maxsize=8)
-def _truth_summary(path: str, key: tuple[int, int, int], spec: TaskSpec) -> dict[str, Any]:
-    return truth_summary(load_truth(path, spec))
+def _truth_summary(key: tuple[str, int], field_file: FieldFile, spec: TaskSpec) -> dict[str, Any]:
+    with local_file(field_file) as path:
+        return truth_summary(load_truth(path, spec))
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -20,6 +20,7 @@ import math
 import shutil
 import stat
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -50,8 +51,14 @@ class ProgramScorer:
     name = "program"
 
     def __init__(
-        self, runner: SandboxRunner, image: str, limits: SandboxLimits, program_path: Path
+        self,
+        runner: SandboxRunner,
+        image: str,
+        limits: SandboxLimits,
+        program_path: Path | Callable[[Path], Path],
     ) -> None:
+        # A callable fetches the program into the folder it is given (a worker copies it
+        # from object storage into the attempt's work folder).
         self.runner = runner
         self.image = image
         self.limits = limits
@@ -63,8 +70,11 @@ class ProgramScorer:
         """Run the program on one submission. Raises SandboxError saying why when the run
         or its output fails, and SandboxUnavailable (from the runner) without an engine."""
         program_dir = workdir / "program"
+        source = self.program_path
+        if callable(source):
+            source = source(workdir / "program-source")
         try:
-            program_unpack(self.program_path, program_dir)
+            program_unpack(source, program_dir)
         except ValueError as exc:
             raise SandboxError(f"the scoring program cannot be used: {exc}") from exc
         return sandboxed_score(

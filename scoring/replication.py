@@ -25,6 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from competitions.errors import InvalidState
+from competitions.files import local_copy
 from competitions.models import (
     Competition,
     LeaderboardEntry,
@@ -194,7 +195,8 @@ def _rerun(
     assert replication.original_run is not None
     number = replication.original_run.task_version
     version = TaskVersion.objects.filter(task=task, number=number).first()
-    truth = Path((version.ground_truth if version else task.ground_truth).path)
+    stored_truth = version.ground_truth if version else task.ground_truth
+    truth = local_copy(stored_truth, workdir / "truth")
     with _predictions_kept(submission, workdir):
         written = inference_run(submission=submission, runner=runner, workdir=workdir)
         predictions = workdir / "replicated-predictions"

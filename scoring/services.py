@@ -24,8 +24,10 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import F
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
+from competitions.files import local_copy, stored_size
 from competitions.models import SandboxRun, Score, Submission, Task
 from competitions.selectors import run_reason_for_participants
 from competitions.services.events import submission_outcome_emit
@@ -161,8 +163,8 @@ def scorer_default(*, task: Task | None = None, runner: SandboxRunner | None = N
     limits = sandbox_limits(overrides=task.limits if task is not None else None)
     image = (task.scorer_image if task is not None else "") or settings.HELDOUT_SCORER_IMAGE
     if task is not None and program:
-        program_path = Path(task.scorer_program.path)
-        return ProgramScorer(runner=runner, image=image, limits=limits, program_path=program_path)
+        fetch = functools.partial(local_copy, task.scorer_program)
+        return ProgramScorer(runner=runner, image=image, limits=limits, program_path=fetch)
     return DockerScorer(
         runner=runner, image=image, limits=limits, max_problems=settings.HELDOUT_MAX_PROBLEMS
     )
@@ -294,11 +296,13 @@ def _score_claimed(
     )
     try:
         chosen = scorer or scorer_default(task=task, runner=recorder)
-        truth_path = _readable(Path(task.ground_truth.path), "reading the ground truth")
+        # Before the version is looked up (which may read it): a storage fault is retried.
+        _reachable(task.ground_truth, "reading the ground truth")
         identity, also = _scorer_identity(chosen, runner or sandbox_runner())
         # An explicit `scorer` (tests) is not checked against the version.
         version = _version_for(task, identity if scorer is None else "", also)
         with attempt_work_dir(kind=SCORE, object_id=submission_id, attempt=attempt) as workdir:
+            truth_path = _fetched(task.ground_truth, workdir / "truth", "reading the ground truth")
             outcome = chosen.score(
                 predictions_path=_predictions_path(submission, workdir, recorder),
                 truth_path=truth_path,
@@ -343,11 +347,16 @@ def _score_claimed(
     return True
 
 
-def _readable(path: Path, what: str) -> Path:
-    """`path`, once one byte of it was read: a storage that fails is the platform's fault."""
-    with storage_errors(what), path.open("rb") as f:
-        f.read(1)
-    return path
+def _reachable(field_file: FieldFile, what: str) -> None:
+    with storage_errors(what):
+        stored_size(field_file)
+
+
+def _fetched(field_file: FieldFile, dest_dir: Path, what: str) -> Path:
+    """A local copy of a stored file in the attempt's work folder: a storage that fails
+    is the platform's fault (retried), not the submission's."""
+    with storage_errors(what):
+        return local_copy(field_file, dest_dir)
 
 
 def _scorer_identity(scorer: Scorer, runner: SandboxRunner) -> tuple[str, tuple[str, ...]]:
@@ -400,7 +409,7 @@ def _predictions_path(submission: Submission, workdir: Path, runner: SandboxRunn
         from scoring.inference import inference_run
 
         return inference_run(submission=submission, runner=runner, workdir=workdir)
-    return _readable(Path(submission.file.path), "reading the submission")
+    return _fetched(submission.file, workdir / "submission", "reading the submission")
 
 
 def _finish_failed(submission_id: int, attempt: int, failure: str, message: str, **extra) -> None:

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from competitions import selectors
 from competitions.api.pagination import PAGE_PARAMETERS, page_links, page_of, page_params
 from competitions.api.renderers import CSVRenderer, DownloadNegotiation
-from competitions.downloads import file_download
+from competitions.downloads import stored_download
 from competitions.permissions import (
     access_competition,
     access_ground_truth,
@@ -197,8 +197,8 @@ class FileDownloadApi(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, slug: str, name: str) -> HttpResponseBase:
         task_file = access_task_file(request.user, slug, name)
-        return file_download(
-            request, task_file.file.open("rb"), filename=task_file.name, sha256=task_file.sha256
+        return stored_download(
+            request, task_file.file, filename=task_file.name, sha256=task_file.sha256
         )
 
 
@@ -211,9 +211,9 @@ class GroundTruthDownloadApi(APIView):
     def get(self, request: Request, slug: str) -> HttpResponseBase:
         competition = access_ground_truth(request.user, slug)
         task = competition.task
-        return file_download(
+        return stored_download(
             request,
-            task.ground_truth.open("rb"),
+            task.ground_truth,
             filename="ground_truth.csv",
             sha256=task.ground_truth_sha256,
         )

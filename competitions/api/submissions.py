@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from competitions import selectors
 from competitions.api.pagination import page_links, page_params
 from competitions.api.renderers import DownloadNegotiation
-from competitions.downloads import file_download
+from competitions.downloads import stored_download
 from competitions.errors import ApplicationError, NotJoined, PhaseClosed
 from competitions.models import Score, Submission
 from competitions.permissions import (
@@ -335,10 +335,10 @@ class SubmissionFileApi(APIView):
             if not submission.predictions:
                 raise NotFound("This submission has no predictions from a container.")
             name = (submission.predictions.name or "predictions.csv").rsplit("/", 1)[-1]
-            return file_download(request, submission.predictions.open("rb"), filename=name)
-        return file_download(
+            return stored_download(request, submission.predictions, filename=name)
+        return stored_download(
             request,
-            submission.file.open("rb"),
+            submission.file,
             filename=submission.original_name,
             sha256=submission.sha256,
         )

@@ -20,6 +20,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
 from competitions.errors import ApplicationError, FinalizedError
+from competitions.files import local_copy
 from competitions.models import OrganizerJob, Submission, Task, TaskFile, TaskVersion
 from competitions.services.freeze import SCORER_FROZEN
 from competitions.services.jobs import organizer_job_create
@@ -205,8 +206,8 @@ def _dry_run(
     workdir.mkdir(mode=0o700)
     try:
         outcome = scorer.score(
-            predictions_path=Path(sample.file.path),
-            truth_path=Path(task.ground_truth.path),
+            predictions_path=local_copy(sample.file, folder / "sample"),
+            truth_path=local_copy(task.ground_truth, folder / "truth"),
             spec=task.spec(),
             workdir=workdir,
         )

@@ -23,6 +23,7 @@ from competitions.errors import (
     QuotaExceeded,
     TeamBanned,
 )
+from competitions.files import fsync_stored
 from competitions.models import Competition, Phase, Submission, Team
 from competitions.selectors import team_quota
 from competitions.services.freeze import competition_require_not_final
@@ -130,7 +131,8 @@ def submission_create(
             queued_at=now,
         )
         submission.file.save(submission.original_name, uploaded_file, save=False)
-        _fsync(submission.file.path)
+        # The row is committed (and the job queued) only after the bytes are durable.
+        fsync_stored(submission.file)
         submission.save()
         enqueue_on_commit(submission.pk)
     return submission
@@ -160,15 +162,6 @@ def _safe_name(name: str) -> str:
     base = os.path.basename(name.replace("\\", "/"))
     cleaned = "".join(ch if ch in SAFE_NAME_CHARS else "_" for ch in base)[:200]
     return cleaned.lstrip(".") or "predictions.csv"
-
-
-def _fsync(path: str) -> None:
-    # The row is committed (and the job queued) only after the bytes reach the disk.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 RESCORE_REFUSED = (

@@ -2,8 +2,13 @@
 complete upload into a submission.
 
 Contracts:
-- an upload's bytes live in the private storage at `Upload.file`; `offset` bytes of it are
-  valid (a dead writer may have left more on disk: the next append truncates them);
+- an unfinished upload's bytes live in the web host's staging folder
+  (HELDOUT_UPLOAD_STAGING_DIR, at `Upload.file`'s name): appends seek and truncate, which an
+  object store can't do. `offset` bytes of it are valid (a dead writer may have left more
+  on disk: the next append truncates them). Once complete and submitted, the bytes are
+  saved into the private storage (any backend) through the storage API. With several web
+  hosts, a PATCH must reach the host that holds the upload (sticky routing or a shared
+  staging folder; docs/production.md);
 - one writer at a time: `upload_append` claims the row with a conditional UPDATE on
   (offset, lock) and refreshes the lock as data arrives; a lock older than LOCK_STALE is
   free again;
@@ -13,6 +18,7 @@ Contracts:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -30,6 +36,7 @@ from django.core.files import File
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils._os import safe_join
 
 from competitions import tus
 from competitions.middleware import submission_upload_limit
@@ -84,7 +91,7 @@ def upload_create(
     )
     upload.file.name = f"uploads/{upload.pk}.part"
     upload.full_clean()
-    path = upload.file.path
+    path = staging_path(upload)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "xb"):
         pass
@@ -120,7 +127,7 @@ def upload_append(*, upload: Upload, offset: int, length: int, stream: Readable)
         upload_id=upload.pk, token=token, at=offset, sha=_hashes.resume(upload.pk, offset)
     )
     try:
-        with open(upload.file.path, "r+b") as out:
+        with open(staging_path(upload), "r+b") as out:
             out.seek(offset)
             out.truncate()
             writer.copy(stream=stream, out=out, length=length)
@@ -133,7 +140,9 @@ def upload_append(*, upload: Upload, offset: int, length: int, stream: Readable)
             _hashes.keep(upload.pk, writer.at, writer.sha)
     upload.refresh_from_db()
     if upload.is_complete and not upload.sha256:
-        upload.sha256 = _hashes.digest(upload.pk, upload.length) or _file_sha256(upload.file.path)
+        upload.sha256 = _hashes.digest(upload.pk, upload.length) or _file_sha256(
+            staging_path(upload)
+        )
         upload.save(update_fields=["sha256"])
     return upload
 
@@ -256,11 +265,10 @@ def _file_sha256(path: str) -> str:
 
 def upload_delete(*, upload: Upload) -> None:
     """Termination: the row and the bytes go."""
-    name = upload.file.name
-    storage = upload.file.storage
+    path = staging_path(upload) if upload.file.name else None
     upload.delete()
-    if name:
-        storage.delete(name)
+    if path is not None:
+        _unlink_quietly(path)
 
 
 def uploads_delete_expired(*, now: datetime | None = None) -> int:
@@ -277,13 +285,24 @@ class StoredUpload(File):
     """A complete upload as submission_create takes it: moved into place, hash known."""
 
     def __init__(self, upload: Upload):
-        super().__init__(open(upload.file.path, "rb"), name=upload.filename)  # noqa: SIM115
+        super().__init__(open(staging_path(upload), "rb"), name=upload.filename)  # noqa: SIM115
         self.size = upload.length
         self.sha256 = upload.sha256
-        self._path = upload.file.path
+        self._path = staging_path(upload)
 
     def temporary_file_path(self) -> str:
+        # A file-system storage moves the staged file into place; others read it.
         return self._path
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def staging_path(upload: Upload) -> str:
+    """Where this web host keeps the upload's bytes until it is submitted."""
+    return safe_join(settings.HELDOUT_UPLOAD_STAGING_DIR, upload.file.name or "")
 
 
 def submission_create_from_upload(
@@ -309,5 +328,8 @@ def submission_create_from_upload(
             )
         finally:
             stored.close()
-        upload.delete()  # its file now is the submission's
+        staged = staging_path(upload)
+        upload.delete()  # its bytes now are the submission's
+        # Moved into place by a file-system storage; copied by any other: remove the copy.
+        transaction.on_commit(lambda: _unlink_quietly(staged))
     return submission

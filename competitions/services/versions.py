@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from competitions.errors import ApplicationError, FinalizedError
+from competitions.files import local_file, sha256_of
 from competitions.models import LeaderboardEntry, Task, TaskVersion
 from competitions.permissions import NotFound
 from competitions.services.bundles import file_sha256
@@ -69,10 +70,10 @@ def task_version_create(
             )
             version.ground_truth.save(name, ground_truth, save=False)
             try:
-                path = Path(version.ground_truth.path)
-                _check(path, task.spec())
-                version.ground_truth_sha256 = file_sha256(path)
-                version.split_sha256 = split_sha256(path, task.spec())
+                with local_file(version.ground_truth) as path:
+                    _check(path, task.spec())
+                    version.ground_truth_sha256 = file_sha256(path)
+                    version.split_sha256 = split_sha256(path, task.spec())
             except BaseException:
                 version.ground_truth.delete(save=False)
                 raise
@@ -90,14 +91,16 @@ def task_version_ensure(*, task: Task) -> TaskVersion:
     version = TaskVersion.objects.filter(task=task, number=task.version).first()
     if version is not None:
         return version
-    path = Path(task.ground_truth.path)
+    with local_file(task.ground_truth) as path:
+        truth_sha256 = task.ground_truth_sha256 or file_sha256(path)
+        split = split_sha256(path, task.spec())
     version, _ = TaskVersion.objects.get_or_create(
         task=task,
         number=task.version,
         defaults={
             "ground_truth": task.ground_truth.name,
-            "ground_truth_sha256": task.ground_truth_sha256 or file_sha256(path),
-            "split_sha256": split_sha256(path, task.spec()),
+            "ground_truth_sha256": truth_sha256,
+            "split_sha256": split,
             "scorer_program_sha256": _scorer_program_sha256(task),
             # Not known until something scores under it (docs/scorers.md).
             "scorer_image_digest": "",
@@ -148,7 +151,7 @@ def split_sha256(path: Path, spec: TaskSpec) -> str:
 def _scorer_program_sha256(task: Task) -> str:
     if not task.scorer_program:
         return ""
-    return task.scorer_program_sha256 or file_sha256(Path(task.scorer_program.path))
+    return task.scorer_program_sha256 or sha256_of(task.scorer_program)
 
 
 def _check(path: Path, spec: TaskSpec) -> None:

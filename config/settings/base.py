@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from competitions.ops.logs import logging_config
 from competitions.ops.sentry import sentry_init
 from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.storages import storages_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -124,17 +125,19 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Heldout <heldout@localhost>"
 # Uploaded files are never served from a public URL: every download goes through a view
 # that checks permissions. Public task files and private ones (ground truth, submissions)
 # live in separate roots so a misconfigured web server can expose neither by accident.
+# The file system by default; an S3-protocol store with HELDOUT_S3_BUCKET (config/storages.py).
 STORAGES = {
-    "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(DATA_DIR / "files" / "public")},
-    },
-    "private": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(DATA_DIR / "files" / "private")},
-    },
+    **storages_from_env(DATA_DIR),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Downloads of stored files redirect to a short-lived presigned URL (S3 backends only).
+HELDOUT_STORAGE_PRESIGNED_DOWNLOADS = env_bool("HELDOUT_STORAGE_PRESIGNED_DOWNLOADS", False)
+HELDOUT_STORAGE_PRESIGNED_TTL_S = env_int("HELDOUT_STORAGE_PRESIGNED_TTL_S", 300)
+# Unfinished resumable (tus) uploads, on the web host's disk; the default is the file-system
+# private storage's folder, where they always were (competitions/services/uploads.py).
+HELDOUT_UPLOAD_STAGING_DIR = env_str(
+    "HELDOUT_UPLOAD_STAGING_DIR", str(DATA_DIR / "files" / "private")
+)
 FILE_UPLOAD_TEMP_DIR = env_str("HELDOUT_UPLOAD_TEMP_DIR", "") or None
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_HANDLERS = ["competitions.uploads.HashingUploadHandler"]

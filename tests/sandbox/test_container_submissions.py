@@ -297,7 +297,9 @@ def test_inference_keeps_the_predictions_and_records_the_image(submission, tmp_p
     assert submission.container_image_size == 123
     ((tag, archive, digest),) = images.calls
     assert tag == submission_image_tag(submission_id=submission.pk, sha256=submission.sha256)
-    assert archive == Path(submission.file.path)
+    # A copy from the storage in the attempt's work folder (workers share no disk with the web).
+    assert archive.is_relative_to(tmp_path)
+    assert archive.read_bytes() == submission.file.open("rb").read()
     assert digest == ""  # nothing recorded yet: any image under the tag must be reloaded
 
 
