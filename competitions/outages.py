@@ -15,6 +15,8 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from competitions.errors import ApplicationError
+
 DATABASE = "the database"
 BROKER = "the job queue"
 CACHE = "the cache"
@@ -51,7 +53,13 @@ def _kinds() -> list[tuple[tuple[type[BaseException], ...], str]]:
 
 
 def outage_of(exc: BaseException | None) -> str | None:
-    """The unavailable service `exc` (or an exception it was raised from) reports."""
+    """The unavailable service `exc` (or an exception it was raised from) reports.
+
+    Our own refusals (ApplicationError: a sentence for the user, such as a body that stalled
+    before its Content-Length) are never outages, whatever they were raised from; a context
+    suppressed with `raise ... from None` is not followed either."""
+    if isinstance(exc, ApplicationError):
+        return None
     kinds = _kinds()
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
@@ -59,7 +67,7 @@ def outage_of(exc: BaseException | None) -> str | None:
         for classes, service in kinds:
             if isinstance(exc, classes):
                 return service
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     return None
 
 
