@@ -5,9 +5,7 @@ token, and the request id in the response header and the log lines."""
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
-from contextlib import suppress
 
 import pytest
 import requests
@@ -18,26 +16,12 @@ from competitions.models import OrganizerJob, OutboxMessage
 from competitions.services import outbox
 from competitions.services.submissions import submission_create
 from tests import factories
-from tests.test_worker_faults import CuttableProxy
+from tests.test_worker_faults import HeldProxy
 from tests.web_process import web_process
 from tests.worker_process import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TOKEN = "metrics-test-token"
-
-
-class HeldProxy(CuttableProxy):
-    def hold(self) -> None:
-        """Drop every connection and refuse new ones until `restore()`."""
-        self.up.clear()
-        with self.lock:
-            for s in self.sockets:
-                with suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-            self.sockets.clear()
-
-    def restore(self) -> None:
-        self.up.set()
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ is a loopback proxy in front of Redis that the test cuts, and a real worker and 
 
 from __future__ import annotations
 
-import socket
 import time
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,26 +16,11 @@ from rest_framework.authtoken.models import Token
 
 from competitions.models import OutboxMessage, Submission
 from tests import factories
-from tests.test_worker_faults import CuttableProxy
+from tests.test_worker_faults import HeldProxy
 from tests.web_process import web_process
 from tests.worker_process import beat_process, worker_process
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
-
-
-class HeldProxy(CuttableProxy):
-    """A CuttableProxy that stays cut until `restore()`."""
-
-    def hold(self) -> None:
-        self.up.clear()
-        with self.lock:
-            for s in self.sockets:
-                with suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-            self.sockets.clear()
-
-    def restore(self) -> None:
-        self.up.set()
 
 
 def _wait(condition, what: str, timeout: float, logs) -> float:

@@ -200,6 +200,23 @@ class CuttableProxy:
         self.server.close()
 
 
+class HeldProxy(CuttableProxy):
+    """A CuttableProxy that stays cut until `restore()` (tests/test_ops_live.py,
+    tests/test_outbox_live.py)."""
+
+    def hold(self) -> None:
+        """Drop every connection and refuse new ones until `restore()`."""
+        self.up.clear()
+        with self.lock:
+            for s in self.sockets:
+                with suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            self.sockets.clear()
+
+    def restore(self) -> None:
+        self.up.set()
+
+
 @pytest.mark.docker
 def test_a_worker_that_loses_the_database_for_a_second_gives_back_and_scores(
     tmp_path, engine, organizer, participant
