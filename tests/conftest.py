@@ -9,14 +9,34 @@
 
 `persona_user(request, name)` gives a persona by name (None for "anonymous") in a
 parametrized test, with what makes it that persona (other_organizer's competition).
+
+Real servers shared by several test modules: `s3` (moto's S3 server) and `on_s3` (this
+process storing its files there), `docker_client` and `scorer_image` (failing, never
+skipping, without them), `registry` (Debian's docker-registry on loopback) and
+`pushed_scorer` (the scorer image pushed there once a run: its digest reference).
 """
 
+import os
+import subprocess
+from pathlib import Path
+
+import docker
+import docker.errors
 import pytest
+from django.apps import apps
+from django.core.files.storage import storages
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from competitions.models import _private_storage
 from competitions.services.teams import competition_join
+from config.storages import storages_from_env
 from tests import factories
+from tests.registry_server import free_port, registry_server, untag
+from tests.s3_server import S3Server, s3_server
+
+ROOT = Path(__file__).resolve().parent.parent
+PUSH = ROOT / "deploy" / "scorer-image" / "push.sh"
 
 
 @pytest.fixture
@@ -104,3 +124,77 @@ def submission_images_collected_at_the_end():
     from scoring.images import images_gc
 
     images_gc(keep=set())  # without an engine: nothing to collect
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    with s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as server:
+        yield server
+
+
+@pytest.fixture
+def on_s3(s3: S3Server, settings, monkeypatch) -> S3Server:
+    """This (web) process stores its files in the S3 server, as production would."""
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    settings.STORAGES = {**settings.STORAGES, **storages_from_env(Path(settings.DATA_DIR))}
+    private = storages["private"]
+    # Fields on the private storage built it at import time, from the file-system settings.
+    for model in apps.get_models():
+        for field in model._meta.get_fields():
+            if getattr(field, "_storage_callable", None) is _private_storage:
+                monkeypatch.setattr(field, "storage", private)
+    return s3
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(
+            f"No Docker engine is reachable ({exc}). Start one with deploy/dockerd.sh.",
+            pytrace=False,
+        )
+    return client
+
+
+@pytest.fixture(scope="session")
+def scorer_image(docker_client: docker.DockerClient) -> str:
+    image = os.environ.get("HELDOUT_SCORER_IMAGE", "heldout-scorer:latest")
+    try:
+        docker_client.images.get(image)
+    except docker.errors.ImageNotFound:
+        pytest.fail(
+            f"The scorer image {image} is missing. Build it with deploy/scorer-image/build.sh.",
+            pytrace=False,
+        )
+    return image
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("registry")
+    storage = folder / "storage"
+    with registry_server(storage, free_port(), folder / "registry.log") as address:
+        yield {"address": address, "storage": storage, "folder": folder}
+
+
+@pytest.fixture(scope="session")
+def pushed_scorer(docker_client, scorer_image, registry):
+    """The scorer image pushed by deploy/scorer-image/push.sh: its repo@sha256 reference."""
+    prefix = f"{registry['address']}/heldout"
+    done = subprocess.run(
+        ["bash", str(PUSH), scorer_image],
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HELDOUT_IMAGE_REGISTRY": prefix},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    reference = done.stdout.strip().splitlines()[-1]
+    yield reference
+    untag(docker_client, f"{prefix}/scorer:{scorer_image.rpartition(':')[2]}")
+    untag(docker_client, reference)

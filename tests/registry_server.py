@@ -13,12 +13,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import docker
+import docker.errors
 import pytest
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
+
+
+def untag(client: docker.DockerClient, reference: str) -> None:
+    """Remove one reference (a tag or repo@digest) a test made; the image stays under
+    its other names (never forced)."""
+    with suppress(docker.errors.ImageNotFound):
+        client.images.remove(reference)
 
 
 def free_port() -> int:

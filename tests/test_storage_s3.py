@@ -12,37 +12,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from django.apps import apps
-from django.core.files.storage import storages
 
-from competitions.models import Submission, TaskVersion, _private_storage
-from config.storages import storages_from_env
+from competitions.models import Submission, TaskVersion
 from tests import factories
-from tests.s3_server import S3Server, s3_server
 from tests.worker_process import wait_for_status, worker_process
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    with s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as server:
-        yield server
-
-
-@pytest.fixture
-def on_s3(s3: S3Server, settings, monkeypatch) -> S3Server:
-    """This (web) process stores its files in the S3 server, as production would."""
-    for name, value in s3.env().items():
-        monkeypatch.setenv(name, value)
-    settings.STORAGES = {**settings.STORAGES, **storages_from_env(Path(settings.DATA_DIR))}
-    private = storages["private"]
-    # Fields on the private storage built it at import time, from the file-system settings.
-    for model in apps.get_models():
-        for field in model._meta.get_fields():
-            if getattr(field, "_storage_callable", None) is _private_storage:
-                monkeypatch.setattr(field, "storage", private)
-    return s3
 
 
 @pytest.fixture

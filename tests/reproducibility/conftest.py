@@ -1,4 +1,5 @@
-"""The sandbox tests' Docker fixtures (they fail, never skip, without an engine or image),
+"""The sandbox tests' Docker fixtures (they fail, never skip, without an engine or image;
+docker_client and scorer_image come from tests/conftest.py),
 and a submission scored in Docker with its organizer's bundle unzipped, for replay.py."""
 
 from pathlib import Path
@@ -13,17 +14,15 @@ from scoring.services import submission_score
 from tests import factories
 from tests.reproducibility.replaying import PREDICTIONS, unzip_bundle
 from tests.sandbox.conftest import (  # noqa: F401
-    docker_client,
     no_sandbox_container_is_left,
     runner,
-    scorer_image,
 )
 
 REPLAY_LIMITS = SandboxLimits(memory_bytes=512 * 1024**2, timeout_s=60)
 
 
 @pytest.fixture
-def scored(competition, participant, docker_client, scorer_image) -> Submission:  # noqa: F811
+def scored(competition, participant, docker_client, scorer_image) -> Submission:
     submission = submission_create(
         competition=competition,
         user=participant,

@@ -37,32 +37,6 @@ SMALL_LIMITS = SandboxLimits(
 
 
 @pytest.fixture(scope="session")
-def docker_client() -> docker.DockerClient:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(
-            f"No Docker engine is reachable ({exc}). Start one with deploy/dockerd.sh.",
-            pytrace=False,
-        )
-    return client
-
-
-@pytest.fixture(scope="session")
-def scorer_image(docker_client: docker.DockerClient) -> str:
-    image = os.environ.get("HELDOUT_SCORER_IMAGE", "heldout-scorer:latest")
-    try:
-        docker_client.images.get(image)
-    except docker.errors.ImageNotFound:
-        pytest.fail(
-            f"The scorer image {image} is missing. Build it with deploy/scorer-image/build.sh.",
-            pytrace=False,
-        )
-    return image
-
-
-@pytest.fixture(scope="session")
 def runner(docker_client: docker.DockerClient) -> DockerRunner:
     return DockerRunner(docker_client)
 

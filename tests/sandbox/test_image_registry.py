@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from scoring.sandbox import SCORER_CONTENT_LABEL, DockerRunner, SandboxUnavailab
 from scoring.scorers import InProcessScorer
 from scoring.services import docker_available, submission_score
 from tests import factories
-from tests.registry_server import free_port, registry_server
+from tests.registry_server import free_port, registry_server, untag
 from tests.sandbox import hostile_images as h
 from tests.sandbox.hostile_setup import TEST_CSV, make_container_phase, submit_archive, truth_probe
 from tests.worker_process import worker_process
@@ -34,40 +33,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # The test files the predicting image (hostile_images.PREDICT) reads.
 FILES = {"test.csv": TEST_CSV.encode(), "probe.txt": truth_probe()}
 PUSH = ROOT / "deploy" / "scorer-image" / "push.sh"
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory) -> Iterator[dict[str, object]]:
-    folder = tmp_path_factory.mktemp("registry")
-    storage = folder / "storage"
-    with registry_server(storage, free_port(), folder / "registry.log") as address:
-        yield {"address": address, "storage": storage, "folder": folder}
-
-
-def _untag(client: docker.DockerClient, reference: str) -> None:
-    """Remove one reference (a tag or repo@digest) this test made; the image stays under
-    its other names (never forced)."""
-    with suppress(docker.errors.ImageNotFound):
-        client.images.remove(reference)
-
-
-@pytest.fixture(scope="session")
-def pushed_scorer(docker_client, scorer_image, registry) -> Iterator[str]:
-    """The scorer image pushed by deploy/scorer-image/push.sh: its repo@sha256 reference."""
-    prefix = f"{registry['address']}/heldout"
-    done = subprocess.run(
-        ["bash", str(PUSH), scorer_image],
-        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HELDOUT_IMAGE_REGISTRY": prefix},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    reference = done.stdout.strip().splitlines()[-1]
-    yield reference
-    _untag(docker_client, f"{prefix}/scorer:{scorer_image.rpartition(':')[2]}")
-    _untag(docker_client, reference)
 
 
 @pytest.mark.docker
@@ -172,7 +137,7 @@ def test_a_worker_without_the_image_pulls_it_by_digest_and_records_that_digest(
     tmp_path, organizer, docker_client, pushed_scorer
 ):
     digest = pushed_scorer.partition("@")[2]
-    _untag(docker_client, pushed_scorer)  # as on a host that never had it
+    untag(docker_client, pushed_scorer)  # as on a host that never had it
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(pushed_scorer)
     pk = _queued_submission(organizer)
@@ -208,7 +173,7 @@ def test_a_registry_outage_gives_the_submission_back_and_it_is_scored_once_it_re
             with registry_server(registry["storage"], port, tmp_path / "again.log"):
                 _wait(lambda: _scored(pk), "scoring once the registry is back", log)
     finally:
-        _untag(docker_client, reference)
+        untag(docker_client, reference)
 
     _assert_scored_under(pk, digest)
 
@@ -328,7 +293,7 @@ def test_a_build_context_from_a_platform_image_named_by_digest_pulls_that_base(
     phase = competition.phases.get()
     phase.allow_build_context = True
     phase.save()
-    _untag(docker_client, pushed_scorer)  # as on a host that never scored with it
+    untag(docker_client, pushed_scorer)  # as on a host that never scored with it
     dockerfile = (
         f'FROM {pushed_scorer}\nCOPY run.py /app/\nWORKDIR /app\nCMD ["python", "run.py"]\n'
     )
