@@ -15,6 +15,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from tests.host_process import host_command
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -45,12 +47,16 @@ def process_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
 
 @contextmanager
 def worker_process(
-    log: Path, extra_env: dict[str, str] | None = None
+    log: Path, extra_env: dict[str, str] | None = None, *, host: str = ""
 ) -> Iterator[subprocess.Popen]:
-    """Start `celery worker -Q cpu` (solo pool) writing to `log`; stop it on exit."""
+    """Start `celery worker -Q cpu` (solo pool) writing to `log`; stop it on exit. With
+    `host`, on a host of that name that cannot see this process's data folder
+    (tests/host_process.py; `extra_env` then gives it folders of its own)."""
     command = [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "-Q", "cpu"]
     command += ["--pool", "solo", "--without-heartbeat", "--without-mingle", "--without-gossip"]
     command += ["-l", "INFO"]
+    if host:
+        command = host_command(host, Path(settings.DATA_DIR), command)
     with _process(command, log, extra_env) as proc:
         yield proc
 
