@@ -1,6 +1,9 @@
+import logging
 import os
+from typing import Any
 
 from celery import Celery
+from celery.beat import PersistentScheduler, ScheduleEntry
 from celery.signals import setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -19,3 +22,33 @@ def _django_logging(**kwargs) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+log = logging.getLogger(__name__)
+# The option of a CELERY_BEAT_SCHEDULE entry that the scheduler runs itself.
+IN_SCHEDULER = "heldout_in_scheduler"
+
+
+class Scheduler(PersistentScheduler):
+    """`celery beat`'s scheduler (CELERY_BEAT_SCHEDULER). It runs the entries whose options
+    say IN_SCHEDULER (the reaper, the outbox's sweep) in its own process instead of sending
+    them: in a worker's queue they would wait behind the whole backlog of scorings, or for a
+    free slot among long ones, and a dead worker's job would come back long after
+    HELDOUT_RECOVER_AFTER_S. The other entries are sent to the workers as usual."""
+
+    def apply_async(
+        self, entry: ScheduleEntry, producer: Any = None, advance: bool = True, **kwargs: Any
+    ) -> Any:
+        if not entry.options.get(IN_SCHEDULER):
+            return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+        from django.db import close_old_connections
+
+        entry = self.reserve(entry) if advance else entry
+        close_old_connections()  # as a worker does around each task
+        try:
+            result = self.app.tasks[entry.task].apply(entry.args, entry.kwargs)
+        finally:
+            close_old_connections()
+        if result.failed():
+            log.error("%s failed: %r", entry.name, result.result, exc_info=result.result)
+        return result

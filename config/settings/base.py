@@ -270,6 +270,10 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A scoring keeps running through a broker restart (its claim, not its message, decides
+# what happens to it; the message it can no longer acknowledge is harmless), as Celery 5
+# does; said explicitly since Celery 6 would cancel it.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # During an outage (database, broker, cache or storage unreachable) requests are answered 503
@@ -277,10 +281,14 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 HELDOUT_OUTAGE_RETRY_AFTER_S = env_int("HELDOUT_OUTAGE_RETRY_AFTER_S", 30)
 HELDOUT_OUTBOX_SWEEP_S = env_float("HELDOUT_OUTBOX_SWEEP_S", 5.0)
 HELDOUT_OUTBOX_KEEP_S = env_float("HELDOUT_OUTBOX_KEEP_S", 7 * 86400.0)
+# `celery beat` runs the entries marked "heldout_in_scheduler" itself, so that they never
+# wait behind the workers' backlog of scorings; it sends the others (config/celery_app.py).
+CELERY_BEAT_SCHEDULER = "config.celery_app:Scheduler"
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-submissions": {
         "task": "scoring.tasks.submissions_reap_task",
         "schedule": env_float("HELDOUT_REAP_EVERY_S", 30.0),
+        "options": {"heldout_in_scheduler": True},
     },
     "collect-submission-images": {
         "task": "scoring.tasks.images_gc_task",
@@ -292,12 +300,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300.0,
     },
     # The transactional outbox (competitions/services/outbox.py): messages the broker did not
-    # take at commit are sent within seconds of its return. A sweep that waited longer than
-    # its period is dropped: the next one does its work.
+    # take at commit are sent within seconds of its return.
     "sweep-outbox": {
         "task": "competitions.tasks.outbox_sweep_task",
         "schedule": HELDOUT_OUTBOX_SWEEP_S,
-        "options": {"expires": HELDOUT_OUTBOX_SWEEP_S},
+        "options": {"heldout_in_scheduler": True},
     },
     "purge-outbox": {
         "task": "competitions.tasks.outbox_purge_task",
