@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 import requests
@@ -16,6 +17,8 @@ from competitions.models import OrganizerJob, OutboxMessage
 from competitions.services import outbox
 from competitions.services.submissions import submission_create
 from tests import factories
+from tests.registry_server import free_port, registry_server
+from tests.s3_server import s3_server
 from tests.test_worker_faults import HeldProxy
 from tests.web_process import web_process
 from tests.worker_process import database_url
@@ -46,7 +49,7 @@ def test_readyz_reports_each_dependency_and_names_the_database_when_it_is_gone(s
     ready = requests.get(f"{base}/readyz", timeout=30)
     assert ready.status_code == 200, ready.text
     checks = ready.json()["checks"]
-    assert set(checks) == {"database", "broker", "storage", "cache"}
+    assert set(checks) == {"database", "broker", "storage", "private_storage", "cache"}
     assert all(check["status"] == "ok" for check in checks.values())
     assert all(isinstance(check["latency_ms"], float) for check in checks.values())
     proxy.hold()
@@ -62,6 +65,42 @@ def test_readyz_reports_each_dependency_and_names_the_database_when_it_is_gone(s
     finally:
         proxy.restore()
     assert requests.get(f"{base}/readyz", timeout=30).status_code == 200
+
+
+def test_readyz_checks_both_buckets_and_the_registry_and_names_each_that_goes(tmp_path):
+    """moto's S3 server and Debian's docker-registry on loopback, then each stopped."""
+    with ExitStack() as servers:
+        s3 = servers.enter_context(s3_server(tmp_path / "moto.log"))
+        registry = servers.enter_context(
+            registry_server(tmp_path / "registry", free_port(), tmp_path / "registry.log")
+        )
+        env = {**s3.env(), "HELDOUT_IMAGE_REGISTRY": f"{registry}/heldout"}
+        with web_process(tmp_path / "gunicorn.log", extra_env=env) as base:
+            ready = requests.get(f"{base}/readyz", timeout=60)
+            assert ready.status_code == 200, ready.text
+            checks = ready.json()["checks"]
+            assert checks.keys() == {
+                "database",
+                "broker",
+                "storage",
+                "private_storage",
+                "cache",
+                "registry",
+            }
+            assert s3.keys(s3.bucket) == []  # the probes were deleted again
+            assert s3.keys(s3.private_bucket) == []
+            s3.client().delete_bucket(Bucket=s3.private_bucket)
+            gone = requests.get(f"{base}/readyz", timeout=60)
+            assert gone.status_code == 503
+            assert gone.json()["checks"]["private_storage"]["status"] == "unavailable"
+            assert gone.json()["checks"]["storage"]["status"] == "ok"
+            assert gone.json()["checks"]["registry"]["status"] == "ok"
+            servers.close()  # both servers stop; gunicorn stays
+            down = requests.get(f"{base}/readyz", timeout=120).json()
+            assert down["checks"]["registry"]["status"] == "unavailable"
+            assert down["checks"]["storage"]["status"] == "unavailable"
+            assert down["checks"]["database"]["status"] == "ok"
+            assert down["detail"] == ("Not ready: storage, private_storage, registry unavailable.")
 
 
 def test_losing_the_database_answers_503_with_retry_after_never_a_500_page(site, competition):
@@ -129,7 +168,7 @@ def test_metrics_need_the_token_and_report_queues_failures_and_the_outbox(
     assert 'heldout_queue_depth{kind="job",queue="cpu",status="running"} 1.0' in text
     assert "heldout_outbox_backlog 1.0" in text
     assert "heldout_scoring_duration_seconds_bucket" in text
-    assert "heldout_oldest_heartbeat_age_seconds 0.0" in text
+    assert 'heldout_oldest_heartbeat_age_seconds{kind="submission"} 0.0' in text
     assert "# TYPE heldout_submissions_failed gauge" in text
 
 
