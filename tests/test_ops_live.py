@@ -4,9 +4,14 @@ token, and the request id in the response header and the log lines."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import datetime
+from logging.config import dictConfig
 
 import pytest
 import requests
@@ -14,6 +19,7 @@ from django.db import connection
 from django.test import override_settings
 
 from competitions.models import OrganizerJob, OutboxMessage
+from competitions.ops.logs import log_context, logging_config
 from competitions.services import outbox
 from competitions.services.submissions import submission_create
 from tests import factories
@@ -176,3 +182,39 @@ def test_metrics_do_not_exist_without_a_token_setting(client):
     with override_settings(HELDOUT_METRICS_TOKEN=""):
         response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer ")
     assert response.status_code == 404
+
+
+def test_json_logs_carry_time_level_and_the_request_id_on_every_django_line(tmp_path):
+    log = tmp_path / "gunicorn.log"
+    with web_process(log, extra_env={"HELDOUT_LOG_JSON": "1"}) as base:
+        answer = requests.get(
+            f"{base}/no-such-page", headers={"X-Request-ID": "json-7"}, timeout=30
+        )
+        assert answer.status_code == 404
+    lines = [line for line in log.read_text().splitlines() if "Not Found: /no-such-page" in line]
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["level"] == "WARNING"
+    assert record["logger"] == "django.request"
+    assert record["request_id"] == "json-7"
+    assert record["submission_id"] == "-"
+    assert datetime.strptime(record["time"], "%Y-%m-%dT%H:%M:%S%z").tzinfo is not None
+
+
+def test_a_json_line_written_within_a_submissions_work_names_it():
+    stream = io.StringIO()
+    config = logging_config(level="INFO", json_lines=True)
+    config["handlers"]["console"]["stream"] = stream
+    # The settings' handler, filter and formatter on a logger of this test's own.
+    del config["root"]
+    config["loggers"] = {"heldout-test-json": {"handlers": ["console"], "propagate": False}}
+    dictConfig(config)
+    logger = logging.getLogger("heldout-test-json")
+    logger.setLevel(logging.INFO)
+    with log_context(submission=42):
+        logger.info("scored")
+    logger.info("idle")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert (first["message"], first["submission_id"], first["level"]) == ("scored", "42", "INFO")
+    assert first["request_id"] == "-"
+    assert second["submission_id"] == "-"
