@@ -69,7 +69,7 @@ def normalized(name: str) -> str:
 
 # Runs in a process of its own: argv[1] is the production lock's names, as JSON.
 _ONLY_THE_PRODUCTION_LOCK = r"""
-import importlib, importlib.abc, importlib.metadata, json, pkgutil, re, sys
+import importlib, importlib.abc, importlib.metadata, importlib.util, json, pkgutil, re, sys
 
 allowed = set(json.loads(sys.argv[1]))
 owners = importlib.metadata.packages_distributions()
