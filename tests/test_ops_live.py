@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import datetime
@@ -25,9 +26,10 @@ from competitions.services.submissions import submission_create
 from tests import factories
 from tests.registry_server import free_port, registry_server
 from tests.s3_server import s3_server
+from tests.test_ops_metrics import scrape, worker_ages
 from tests.test_worker_faults import HeldProxy
 from tests.web_process import web_process
-from tests.worker_process import database_url
+from tests.worker_process import database_url, worker_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TOKEN = "metrics-test-token"
@@ -218,3 +220,42 @@ def test_a_json_line_written_within_a_submissions_work_names_it():
     assert (first["message"], first["submission_id"], first["level"]) == ("scored", "42", "INFO")
     assert first["request_id"] == "-"
     assert second["submission_id"] == "-"
+
+
+def _worker_series(client, recover_after_s: float) -> tuple[dict[str, float], float]:
+    samples = scrape(client, recover_after_s=recover_after_s)
+    return worker_ages(samples), samples[("heldout_workers_alive", ())]
+
+
+def _wait_for_a_beat(client, proc, log) -> str:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        ages, _ = _worker_series(client, recover_after_s=90)
+        if ages:
+            (name,) = ages
+            return name
+        time.sleep(0.5)
+    pytest.fail(f"the worker never beat:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.celery_worker
+def test_a_real_worker_beats_leaves_when_stopped_and_ages_when_killed(client, tmp_path):
+    log = tmp_path / "worker.log"
+    with worker_process(log, extra_env={"HELDOUT_HEARTBEAT_S": "0.5"}) as proc:
+        name = _wait_for_a_beat(client, proc, log)
+        assert name.startswith("celery@")
+        ages, alive = _worker_series(client, recover_after_s=90)
+        assert ages[name] < 10
+        assert alive == 1
+    # Stopped cleanly (SIGTERM, a warm shutdown): its series is gone at once.
+    assert proc.returncode is not None
+    assert _worker_series(client, recover_after_s=90) == ({}, 0)
+    with worker_process(log, extra_env={"HELDOUT_HEARTBEAT_S": "0.5"}) as proc:
+        name = _wait_for_a_beat(client, proc, log)
+        proc.kill()  # dies without a word
+        proc.wait(timeout=20)
+        time.sleep(3)
+        ages, alive = _worker_series(client, recover_after_s=2)
+        assert ages[name] >= 2.5
+        assert alive == 0

@@ -4,23 +4,29 @@ the scoring-duration histogram, failures by reason and the heartbeats of running
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.core.cache import cache
 from django.test import override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from competitions.models import OrganizerJob, Replication
+from competitions.ops.workers import worker_beat, worker_forget
 from tests import factories
 
 pytestmark = pytest.mark.django_db
 TOKEN = "metrics-values-token"
 
 
-def scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape(
+    client, recover_after_s: float = 90
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of one scrape, by (sample name, sorted labels)."""
-    with override_settings(HELDOUT_METRICS_TOKEN=TOKEN, HELDOUT_RECOVER_AFTER_S=90):
+    with override_settings(HELDOUT_METRICS_TOKEN=TOKEN, HELDOUT_RECOVER_AFTER_S=recover_after_s):
         response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert response.status_code == 200, response.content
     return {
@@ -141,3 +147,36 @@ def test_queue_depth_is_reported_per_queue_status_and_kind(client, competition, 
         ("replication", "big", "queued"): 1,
         ("replication", "gpu", "queued"): 1,
     }
+
+
+def worker_ages(samples: dict) -> dict[str, float]:
+    return {
+        dict(labels)["worker"]: value
+        for (name, labels), value in samples.items()
+        if name == "heldout_worker_heartbeat_age_seconds"
+    }
+
+
+def test_each_workers_heartbeat_age_is_reported_and_the_live_ones_counted(client):
+    now = time.time()
+    worker_beat(hostname="celery@busy", at=now - 5)
+    worker_beat(hostname="celery@silent", at=now - 200)
+    samples = scrape(client)
+    ages = worker_ages(samples)
+    assert ages.keys() == {"celery@busy", "celery@silent"}
+    assert 5 <= ages["celery@busy"] < 60
+    assert 200 <= ages["celery@silent"] < 260
+    assert samples[("heldout_workers_alive", ())] == 1
+    worker_forget(hostname="celery@busy")  # stopped cleanly
+    samples = scrape(client)
+    assert worker_ages(samples).keys() == {"celery@silent"}
+    assert samples[("heldout_workers_alive", ())] == 0
+
+
+def test_a_new_worker_drops_the_forgotten_ones_from_the_index(client):
+    worker_beat(hostname="celery@old")
+    worker_forget(hostname="celery@old")
+    worker_beat(hostname="celery@new")
+    index = cache.get(f"heldout:workers:{settings.HELDOUT_DEPLOYMENT_ID}")
+    assert index == ["celery@new"]
+    assert worker_ages(scrape(client)).keys() == {"celery@new"}

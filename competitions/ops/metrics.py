@@ -1,6 +1,7 @@
-"""Prometheus metrics at /metrics, read from the database at each scrape, so one web process
-reports the whole platform (workers on other hosts included) and nothing is lost when a
-process restarts.
+"""Prometheus metrics at /metrics, read from the database (and the workers' beats from the
+shared cache, competitions/ops/workers.py) at each scrape, so one web process reports the
+whole platform (workers on other hosts included) and nothing is lost when a process
+restarts.
 
 Protected by a bearer token: with HELDOUT_METRICS_TOKEN empty /metrics does not exist
 (404); otherwise a scrape must send `Authorization: Bearer <token>` (403 if not).
@@ -9,6 +10,7 @@ Protected by a bearer token: with HELDOUT_METRICS_TOKEN empty /metrics does not 
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -142,6 +144,27 @@ def _heartbeats() -> Iterator[Metric]:
     yield stale
 
 
+def _workers() -> Iterator[Metric]:
+    from competitions.ops.workers import worker_beats
+
+    now = time.time()
+    ages = {name: max(0.0, now - at) for name, at in worker_beats().items()}
+    family = GaugeMetricFamily(
+        "heldout_worker_heartbeat_age_seconds",
+        "Seconds since each Celery worker's last beat (every HELDOUT_HEARTBEAT_S while it "
+        "runs); a worker silent for an hour is no longer listed.",
+        labels=["worker"],
+    )
+    for name, age in sorted(ages.items()):
+        family.add_metric([name], age)
+    yield family
+    yield GaugeMetricFamily(
+        "heldout_workers_alive",
+        "Celery workers whose last beat is younger than HELDOUT_RECOVER_AFTER_S.",
+        value=sum(1 for age in ages.values() if age < settings.HELDOUT_RECOVER_AFTER_S),
+    )
+
+
 def _outbox() -> Iterator[Metric]:
     from competitions.models import OutboxMessage
 
@@ -162,6 +185,7 @@ class DatabaseCollector:
         yield _durations()
         yield _failures()
         yield from _heartbeats()
+        yield from _workers()
         yield from _outbox()
 
 
