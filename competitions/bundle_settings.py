@@ -97,8 +97,8 @@ def _limits(reader: _Reader, data: dict, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         reader.problem(f"task.{key}", "must be a mapping such as {memory_mb: 1024, timeout_s: 60}.")
         return {}
-    # Imported here: scoring.services imports competition services (no import cycle).
-    from scoring.services import sandbox_limits
+    # Imported here: judging.services imports competition services (no import cycle).
+    from judging.services import sandbox_limits
 
     try:
         sandbox_limits(overrides=value)

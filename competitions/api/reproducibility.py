@@ -39,7 +39,7 @@ from competitions.services.jobs import version_switch_start
 from competitions.services.reproducibility import model_index, submission_bundle_write
 from competitions.services.scorer_identity import task_scorer_adopt
 from competitions.services.versions import task_version_create
-from scoring.manifest import manifest_for_viewer, scoring_run_for_claim
+from judging.manifest import manifest_for_viewer, scoring_run_for_claim
 
 
 class TaskVersionOutput(serializers.Serializer):
@@ -430,7 +430,7 @@ class SubmissionReplicateApi(APIView):
 
     @extend_schema(request=ReplicateInput, responses={202: ReplicationOutput})
     def post(self, request: Request, submission_id: int) -> Response:
-        from scoring.replication import replication_request
+        from judging.replication import replication_request
 
         submission = access_submission(request.user, submission_id)
         if not is_organizer(request.user, submission.competition):
@@ -451,7 +451,7 @@ class ReplicationCancelApi(APIView):
 
     @extend_schema(request=None, responses=ReplicationOutput)
     def post(self, request: Request, replication_id: int) -> Response:
-        from scoring.replication import replication_cancel
+        from judging.replication import replication_cancel
 
         replication = Replication.objects.filter(pk=replication_id).first()
         if replication is None:

@@ -31,7 +31,7 @@ def competition_finalize(*, competition: Competition, by: User | None = None) ->
     them. Refused while the top entries wait for their replication.
     """
     # scoring imports the services
-    from scoring.replication import replications_missing, replications_missing_reasons
+    from judging.replication import replications_missing, replications_missing_reasons
 
     with transaction.atomic(durable=True):
         locked = (

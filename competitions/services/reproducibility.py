@@ -32,7 +32,7 @@ from competitions.models import (
 )
 from competitions.permissions import is_organizer
 from competitions.selectors import private_split_visible
-from scoring.manifest import manifest_for_viewer, scoring_run_latest
+from judging.manifest import manifest_for_viewer, scoring_run_latest
 from scoring.metrics import metric_get
 
 STORE_ABOVE = 64 << 20  # bytes

@@ -97,7 +97,7 @@ def submission_create(
     if membership is None:
         raise NotJoined("Join the competition (and accept its rules) before submitting.")
     if phase.submission_kind == "container":
-        from scoring.images import image_upload_check
+        from judging.images import image_upload_check
 
         # 400 with every problem of the archive (or of the build context, where allowed).
         bases = settings.HELDOUT_SCORER_IMAGES if phase.allow_build_context else None

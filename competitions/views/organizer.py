@@ -76,7 +76,7 @@ def _act(request: HttpRequest, slug: str, action: Callable[[], str], to: str) ->
 
 @login_required
 def dashboard(request: AuthenticatedRequest, slug: str) -> HttpResponse:
-    from scoring.replication import replications_pending
+    from judging.replication import replications_pending
 
     context = _organizer_page(request, slug, "dashboard")
     board = stats.dashboard(competition=context["competition"])
@@ -250,7 +250,7 @@ def reopen(request: AuthenticatedRequest, slug: str) -> HttpResponse:
 def replication_cancel(
     request: AuthenticatedRequest, slug: str, replication_id: int
 ) -> HttpResponse:
-    from scoring.replication import replication_cancel as cancel
+    from judging.replication import replication_cancel as cancel
 
     competition = competition_for(request, slug, organize=True)
     replication = Replication.objects.filter(

@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from competitions.models import LeaderboardEntry, Submission
 from competitions.selectors import leaderboard_page
+from judging.services import submission_score
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 
 pytestmark = pytest.mark.django_db

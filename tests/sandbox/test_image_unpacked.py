@@ -14,11 +14,12 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from competitions.models import Submission
-from scoring import image_layers, inference
+from judging import inference
+from judging.images import FakeImages, ImageRefused, engine_architecture, worker_platform
+from judging.services import submission_score
+from scoring import image_layers
 from scoring.image_archive import ArchiveReport, archive_check
-from scoring.images import FakeImages, ImageRefused, engine_architecture, worker_platform
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests.sandbox import hostile_images as h
 from tests.sandbox.hostile_setup import make_container_phase
 

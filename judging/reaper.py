@@ -1,6 +1,6 @@
 """The reaper: recover work whose worker died, and resend work whose message was lost.
 
-Sent by celery beat every HELDOUT_REAP_EVERY_S (scoring.tasks, which also reaps organizers' jobs:
+Sent by celery beat every HELDOUT_REAP_EVERY_S (judging.tasks, which also reaps organizers' jobs:
 competitions.services.jobs.organizer_jobs_reap). For submissions and replications alike:
 - RUNNING with a heartbeat older than HELDOUT_RECOVER_AFTER_S: its worker died (a live
   worker beats every HELDOUT_HEARTBEAT_S whatever its time limits). It counts one
@@ -102,7 +102,7 @@ def submissions_reap(*, now: datetime | None = None) -> dict[str, int]:
 
 def replications_reap(*, now: datetime | None = None) -> dict[str, int]:
     """submissions_reap for replications."""
-    from scoring.replication import replication_enqueue_on_commit
+    from judging.replication import replication_enqueue_on_commit
 
     return _reap(
         Replication,

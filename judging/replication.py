@@ -35,19 +35,19 @@ from competitions.models import (
     TaskVersion,
 )
 from competitions.services.outbox import enqueue
-from scoring.cleanup import REPLICATE, attempt_work_dir
-from scoring.heartbeat import INFRASTRUCTURE_ERRORS, beating, give_back
-from scoring.inference import inference_run
-from scoring.manifest import manifest_build, scoring_run_latest
-from scoring.replay import compare
-from scoring.sandbox import SandboxRunner
-from scoring.services import (
+from judging.cleanup import REPLICATE, attempt_work_dir
+from judging.heartbeat import INFRASTRUCTURE_ERRORS, beating, give_back
+from judging.inference import inference_run
+from judging.manifest import manifest_build, scoring_run_latest
+from judging.services import (
     SUBMISSION_LABEL,
     RecordingRunner,
     sandbox_runner,
     sandbox_runs_save,
     scorer_default,
 )
+from scoring.replay import compare
+from scoring.sandbox import SandboxRunner
 
 log = logging.getLogger(__name__)
 Status = Replication.Status

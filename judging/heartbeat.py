@@ -5,7 +5,7 @@ Contract:
   row, RUNNING with `attempts == attempt`). A daemon thread writes `heartbeat_at = now`
   every HELDOUT_HEARTBEAT_S through its own database connection, which it closes when the
   block ends. It writes only while the row is still RUNNING with that attempt, so a beat
-  never revives work the reaper or an organizer took back. The reaper (scoring.reaper)
+  never revives work the reaper or an organizer took back. The reaper (judging.reaper)
   requeues running work whose heartbeat is older than HELDOUT_RECOVER_AFTER_S: a live job is
   never requeued, whatever its stages' time limits add up to.
 - INFRASTRUCTURE_ERRORS are faults of the platform (Docker engine, database, broker,

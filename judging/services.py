@@ -39,11 +39,11 @@ from competitions.services.scorer_identity import (
     scorer_mismatch_report,
     version_for_scorer,
 )
-from scoring.cleanup import SCORE, attempt_work_dir
+from judging.cleanup import SCORE, attempt_work_dir
+from judging.heartbeat import INFRASTRUCTURE_ERRORS, beating, give_back, storage_errors
+from judging.images import ImageRefused
+from judging.manifest import scoring_run_record
 from scoring.docker_scorer import DockerScorer
-from scoring.heartbeat import INFRASTRUCTURE_ERRORS, beating, give_back, storage_errors
-from scoring.images import ImageRefused
-from scoring.manifest import scoring_run_record
 from scoring.program_scorer import ProgramScorer
 from scoring.sandbox import (
     DIGEST_REFERENCE,
@@ -85,7 +85,7 @@ def sandbox_limits(*, overrides: Mapping[str, object] | None = None) -> SandboxL
     """The platform's limits (the HELDOUT_SANDBOX_* settings) with a task's overrides.
 
     Raises ValueError for an unknown key or a value below its minimum. (Any time limit is
-    safe from the reaper: running work heartbeats, see scoring.heartbeat.)
+    safe from the reaper: running work heartbeats, see judging.heartbeat.)
     """
     values = {
         key: float(getattr(settings, f"HELDOUT_SANDBOX_{key.upper()}")) for key in LIMIT_MINIMUMS
@@ -262,7 +262,7 @@ def submission_score(
 
     `scorer` replaces the task's scorer (tests); `runner` the Docker engine. Every
     container run is saved as a SandboxRun, whatever happens next. While it runs the claim
-    heartbeats; an infrastructure fault (scoring.heartbeat.INFRASTRUCTURE_ERRORS) gives the
+    heartbeats; an infrastructure fault (judging.heartbeat.INFRASTRUCTURE_ERRORS) gives the
     submission back to the queue, its allowances untouched, and is raised for the task's
     retry.
     """
@@ -406,7 +406,7 @@ def _predictions_path(submission: Submission, workdir: Path, runner: SandboxRunn
     a prediction-file submission is its own predictions.
     """
     if submission.kind == "container":
-        from scoring.inference import inference_run
+        from judging.inference import inference_run
 
         return inference_run(submission=submission, runner=runner, workdir=workdir)
     return _fetched(submission.file, workdir / "submission", "reading the submission")
@@ -522,7 +522,7 @@ def sandbox_cleanup_stale(*, runner: DockerRunner | None = None) -> int:
     """Kill and remove the sandbox containers that this deployment's dead workers left on
     this host's engine, HELDOUT_SANDBOX_CLEANUP_GRACE_S past their deadline.
 
-    Run by each worker's clean-up timer (scoring.cleanup). The submissions they were
+    Run by each worker's clean-up timer (judging.cleanup). The submissions they were
     scoring are still RUNNING; the reaper requeues them once their heartbeat is
     HELDOUT_RECOVER_AFTER_S old. Returns how many containers went; 0 without an engine.
     """
