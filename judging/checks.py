@@ -76,7 +76,7 @@ def _broker_check() -> list[Error]:
 
 
 def _limits_check() -> list[Error]:
-    from judging.services import sandbox_limits
+    from competitions.sandboxes import sandbox_limits
 
     try:
         sandbox_limits()

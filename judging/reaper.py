@@ -25,6 +25,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from competitions.models import Replication, Submission
+from competitions.services.replications import replication_enqueue_on_commit
 from competitions.services.submissions import enqueue_on_commit
 
 
@@ -102,8 +103,6 @@ def submissions_reap(*, now: datetime | None = None) -> dict[str, int]:
 
 def replications_reap(*, now: datetime | None = None) -> dict[str, int]:
     """submissions_reap for replications."""
-    from judging.replication import replication_enqueue_on_commit
-
     return _reap(
         Replication,
         now=now or timezone.now(),

@@ -46,7 +46,7 @@ from competitions.services.archive_format import (
 from competitions.services.archive_import import competition_archive_import
 from competitions.services.bundles import bundle_export
 from competitions.zips import zip_written_atomically
-from judging.manifest import platform_version
+from scoring.manifest import platform_version
 
 __all__ = ["ArchiveInvalid", "competition_archive_export", "competition_archive_import"]
 

@@ -429,7 +429,9 @@ def test_a_refused_finalize_leaves_the_phases_open(api, competition, organizer, 
     main = competition.phases.get()
     end_at = main.end_at
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("judging.replication.replications_missing", lambda competition: [41])
+        patch.setattr(
+            "competitions.services.lifecycle.replications_missing", lambda competition: [41]
+        )
         response = api(organizer).post(f"/api/v1/competitions/{competition.slug}/finalize/")
     main.refresh_from_db()
     assert response.status_code == 409

@@ -17,10 +17,11 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from competitions.models import Competition, Replication, ScoringRun, Submission, TaskFile
+from competitions.services.replications import replication_request
 from competitions.services.submissions import submission_create
-from judging.manifest import SCHEMA_PATH
-from judging.replication import replication_request, replication_run
+from judging.replication import replication_run
 from judging.services import submission_score
+from scoring.manifest import SCHEMA_PATH
 from scoring.sandbox import DockerRunner
 from scoring.scorers import InProcessScorer
 from tests import factories

@@ -11,8 +11,8 @@ from contextlib import ExitStack
 import pytest
 
 from competitions.models import Replication, Submission
+from competitions.services.replications import replication_request
 from competitions.services.teams import competition_join
-from judging.replication import replication_request
 from judging.services import submission_score
 from scoring.sandbox import OWNER_LABEL, DockerRunner
 from tests import factories

@@ -16,8 +16,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from judging.images import DockerImages, dockerfile_check, images_gc
+from judging.images import DockerImages, images_gc
 from scoring.image_archive import ArchiveReport, archive_check
+from scoring.image_checks import dockerfile_check
 from scoring.image_untag import archive_untagged
 from scoring.sandbox import SandboxError, SandboxUnavailable
 from tests.sandbox import hostile_images as h

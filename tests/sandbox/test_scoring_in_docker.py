@@ -23,6 +23,7 @@ from django.db import connection
 from django.utils import timezone
 
 from competitions.models import SandboxRun, Submission, Task
+from competitions.sandboxes import sandbox_limits
 from competitions.services.submissions import submission_create
 from competitions.services.teams import competition_join
 from judging.reaper import submissions_reap
@@ -30,7 +31,6 @@ from judging.services import (
     SUBMISSION_LABEL,
     docker_available,
     sandbox_cleanup_stale,
-    sandbox_limits,
     scorer_default,
     submission_score,
 )

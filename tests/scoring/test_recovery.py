@@ -19,15 +19,14 @@ from django.utils import timezone
 
 from competitions.errors import InvalidState, QuotaExceeded
 from competitions.models import Competition, Phase, Replication, Submission
+from competitions.sandboxes import sandbox_limits
+from competitions.selectors_runs import replications_missing
 from competitions.services.lifecycle import competition_finalize
+from competitions.services.replications import replication_cancel
 from judging.checks import recovery_settings_check
 from judging.reaper import replications_reap, submissions_reap
-from judging.replication import (
-    replication_cancel,
-    replication_run,
-    replications_missing,
-)
-from judging.services import sandbox_limits, submission_score
+from judging.replication import replication_run
+from judging.services import submission_score
 from scoring.sandbox import SandboxUnavailable
 from scoring.scorers import InProcessScorer
 from tests import factories
