@@ -39,6 +39,7 @@ from competitions.services.scorer_identity import (
     scorer_mismatch_report,
     version_for_scorer,
 )
+from competitions.services.submissions import SCORE_TASK
 from judging.cleanup import SCORE, attempt_work_dir
 from judging.heartbeat import INFRASTRUCTURE_ERRORS, storage_errors
 from judging.images import ImageRefused
@@ -294,7 +295,7 @@ def _give_back(submission: Submission, attempt: int, mismatch: ScorerMismatch, i
         return
 
     enqueue(
-        "scoring.tasks.submission_score_task",
+        SCORE_TASK,
         [submission.pk],
         queue=task.queue or "",
         countdown=int(settings.HELDOUT_SCORER_MISMATCH_RETRY_S),

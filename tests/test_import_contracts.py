@@ -86,6 +86,22 @@ def test_each_forbidden_import_breaks_its_contract(tmp_path):
     assert re.search(r"competitions\.services -> judging\.tasks \(l\.1\)", done.stdout)
 
 
+def test_every_task_the_domain_enqueues_by_name_is_a_registered_task():
+    from django.conf import settings
+
+    from competitions.services.replications import REPLICATION_TASK
+    from competitions.services.submissions import SCORE_TASK
+    from config.celery_app import app
+
+    app.loader.import_default_modules()  # the installed apps' tasks modules, as a worker does
+    beat = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    named = {SCORE_TASK, REPLICATION_TASK, *beat}
+    assert named - set(app.tasks) == set()
+    # Messages already queued, and outbox rows, name judging's tasks as they always were.
+    assert app.tasks[SCORE_TASK].__module__ == "judging.tasks"
+    assert app.tasks[REPLICATION_TASK].__module__ == "judging.tasks"
+
+
 def image_modules() -> tuple[set[str], set[str]]:
     """The engine modules build.sh copies into the scorer image, and the libraries it installs."""
     text = BUILD_SH.read_text()
