@@ -4,7 +4,7 @@ from typing import Any
 
 from celery import Celery
 from celery.beat import PersistentScheduler, ScheduleEntry
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -22,6 +22,21 @@ def _django_logging(**kwargs) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@worker_ready.connect
+def _worker_beat_start(sender=None, **kwargs) -> None:
+    """Each worker beats into the shared cache, for /metrics (competitions/ops/workers.py)."""
+    from competitions.ops.workers import on_worker_ready
+
+    on_worker_ready(sender=sender)
+
+
+@worker_shutdown.connect
+def _worker_beat_stop(**kwargs) -> None:
+    from competitions.ops.workers import on_worker_shutdown
+
+    on_worker_shutdown()
 
 
 log = logging.getLogger(__name__)
