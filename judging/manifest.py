@@ -1,7 +1,7 @@
 """The manifest of a scoring: everything needed to re-derive its scores (docs/manifest.md).
 
-scoring_run_record writes one ScoringRun row, with its manifest, after every scoring (and
-every replication). The manifest is plain JSON, validated by docs/manifest.schema.json.
+scoring_manifest and scoring_run_save write one ScoringRun row, with its manifest, with the
+outcome of every scoring (judging.replication, of every replication). The manifest is plain JSON, validated by docs/manifest.schema.json.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from django.utils import timezone
 from competitions.files import local_file, sha256_of, stored_size
 from competitions.models import SandboxRun, ScoringRun, Submission, Task, TaskVersion
 from competitions.services.bundles import file_sha256
+from judging.heartbeat import INFRASTRUCTURE_ERRORS, storage_errors
 from scoring.cli import library_versions, truth_summary
 from scoring.evaluate import load_truth
 from scoring.manifest import host_description, platform_version
@@ -32,45 +33,48 @@ NO_SEEDS = (
     "The built-in scoring uses no random numbers: validation and the scikit-learn metrics "
     "are deterministic functions of the two files."
 )
-_FINISHED = (Submission.Status.SCORED, Submission.Status.FAILED)
 
 
-def scoring_run_record(
+def scoring_manifest(
     *,
-    submission: Submission,
+    submission_id: int,
     outcome: ScoringOutcome,
-    attempt: int | None = None,
-    task_version: int | None = None,
-    scorer: object | None = None,
-    kind: str = "scoring",
-) -> ScoringRun | None:
-    """Write the manifest of a scoring that just finished.
+    task_version: int,
+    scorer: object | None,
+    finished_at: datetime,
+) -> dict[str, Any] | None:
+    """The manifest of a scoring about to be committed (judging.services), built before the
+    commit so that the outcome and its ScoringRun (scoring_run_save) are committed together:
+    a fault between the two can no longer leave scores without their manifest.
 
-    Nothing is written when the attempt was taken back by the reaper meanwhile (a newer
-    attempt records its own). A failure here is logged, never raised: the scores are
-    already recorded and stay valid without their manifest.
+    A fault of the database or of the storage is raised: the claim is given back and
+    retried, nothing of it recorded. Any other failure is logged and gives None: the scores
+    stay valid without their manifest.
     """
+    fresh = Submission.objects.select_related("competition__task", "team").get(pk=submission_id)
+    fresh.finished_at = finished_at
     try:
-        fresh = Submission.objects.select_related("competition__task", "team").get(pk=submission.pk)
-        if kind == "scoring" and (
-            fresh.status not in _FINISHED or (attempt is not None and fresh.attempts != attempt)
-        ):
-            return None
-        version = task_version if task_version is not None else fresh.task_version
-        manifest = manifest_build(
-            submission=fresh,
-            outcome=outcome,
-            task_version=version,
-            scorer=scorer,
-            kind=kind,
-            runs_since=fresh.started_at,
-        )
-        return ScoringRun.objects.create(
-            submission=fresh, task_version=manifest["task"]["version"], manifest=manifest
-        )
+        with storage_errors("reading the files the manifest describes"):
+            return manifest_build(
+                submission=fresh,
+                outcome=outcome,
+                task_version=task_version,
+                scorer=scorer,
+                runs_since=fresh.started_at,
+            )
+    except INFRASTRUCTURE_ERRORS:
+        raise
     except Exception:
-        log.exception("the manifest of submission %s could not be recorded", submission.pk)
+        log.exception("the manifest of submission %s could not be made", submission_id)
         return None
+
+
+def scoring_run_save(*, submission_id: int, manifest: dict[str, Any] | None) -> None:
+    """Record a manifest from scoring_manifest, in the transaction that records its outcome."""
+    if manifest is not None:
+        ScoringRun.objects.create(
+            submission_id=submission_id, task_version=manifest["task"]["version"], manifest=manifest
+        )
 
 
 def manifest_build(

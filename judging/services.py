@@ -12,7 +12,9 @@ import functools
 import io
 import logging
 import socket
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -43,7 +45,7 @@ from competitions.services.submissions import SCORE_TASK
 from judging.cleanup import SCORE, attempt_work_dir
 from judging.heartbeat import INFRASTRUCTURE_ERRORS, storage_errors
 from judging.images import ImageRefused
-from judging.manifest import scoring_run_record
+from judging.manifest import scoring_manifest, scoring_run_save
 from scoring.docker_scorer import DockerScorer
 from scoring.program_scorer import ProgramScorer
 from scoring.recording import SUBMISSION_LABEL, RecordedRun, RecordingRunner
@@ -240,14 +242,7 @@ def _score_claimed(
         return True
     finally:
         sandbox_runs_save(submission_id=submission_id, attempt=attempt, runs=recorder.runs)
-    _record(submission, attempt, version, outcome)
-    scoring_run_record(
-        submission=submission,
-        outcome=outcome,
-        attempt=attempt,
-        task_version=version,
-        scorer=chosen,
-    )
+    _record(submission, attempt, version, outcome, chosen)
     return True
 
 
@@ -316,13 +311,24 @@ def _predictions_path(submission: Submission, workdir: Path, runner: SandboxRunn
     return _fetched(submission.file, workdir / "submission", "reading the submission")
 
 
-def _finish_failed(submission_id: int, attempt: int, failure: str, message: str, **extra) -> None:
-    Submission.objects.filter(pk=submission_id, status=Status.RUNNING, attempts=attempt).update(
-        status=Status.FAILED,
-        failure=failure,
-        error_message=message[:10_000],
-        finished_at=timezone.now(),
-        **extra,
+def _finish_failed(
+    submission_id: int,
+    attempt: int,
+    failure: str,
+    message: str,
+    *,
+    finished_at: datetime | None = None,
+    **extra,
+) -> bool:
+    """Fail the claim `attempt`; whether it was still ours to fail."""
+    return bool(
+        Submission.objects.filter(pk=submission_id, status=Status.RUNNING, attempts=attempt).update(
+            status=Status.FAILED,
+            failure=failure,
+            error_message=message[:10_000],
+            finished_at=finished_at or timezone.now(),
+            **extra,
+        )
     )
 
 
@@ -345,7 +351,7 @@ def _finish_failed_in_sandbox(
         error = error[:1].upper() + error[1:]  # e.g. "your container wrote no predictions"
     else:
         error = f"Scoring failed: {error}"
-    extra: dict[str, object] = {"scorer_name": scorer.name[:100]}
+    extra: dict[str, Any] = {"scorer_name": scorer.name[:100]}
     scoring = [run.result for run in runs if run.stage == Stage.SCORING]
     if scoring:
         extra |= {
@@ -357,9 +363,13 @@ def _finish_failed_in_sandbox(
     _finish_failed(submission.pk, attempt, Submission.Failure.ERROR, error, **extra)
 
 
-def _record(submission: Submission, attempt: int, version: int, outcome: ScoringOutcome) -> None:
+def _record(
+    submission: Submission, attempt: int, version: int, outcome: ScoringOutcome, scorer: Scorer
+) -> None:
+    """Commit the outcome with its scores and its manifest, all in one transaction, unless
+    the reaper took the claim back meanwhile (the newer attempt records its own)."""
     evaluation = outcome.evaluation
-    common = {
+    common: dict[str, Any] = {
         "duration_s": outcome.duration_s,
         "peak_memory_bytes": outcome.peak_memory_bytes,
         "scorer_name": outcome.scorer_name[:100],
@@ -367,16 +377,27 @@ def _record(submission: Submission, attempt: int, version: int, outcome: Scoring
         "scorer_log": outcome.log[-20_000:],
         "task_version": version,
     }
+    finished_at = timezone.now()
+    manifest = scoring_manifest(
+        submission_id=submission.pk,
+        outcome=outcome,
+        task_version=version,
+        scorer=scorer,
+        finished_at=finished_at,
+    )
     if not evaluation.ok:
-        _finish_failed(
-            submission.pk,
-            attempt,
-            Submission.Failure.INVALID,
-            f"The file has {evaluation.total_problems} problem(s); nothing was scored.",
-            problems=[p.to_dict() for p in evaluation.problems],
-            total_problems=evaluation.total_problems,
-            **common,
-        )
+        with transaction.atomic():
+            if _finish_failed(
+                submission.pk,
+                attempt,
+                Submission.Failure.INVALID,
+                f"The file has {evaluation.total_problems} problem(s); nothing was scored.",
+                finished_at=finished_at,
+                problems=[p.to_dict() for p in evaluation.problems],
+                total_problems=evaluation.total_problems,
+                **common,
+            ):
+                scoring_run_save(submission_id=submission.pk, manifest=manifest)
         return
     with storage_errors("writing the per-row results"):
         rows_name = _save_rows(submission, evaluation.row_values)
@@ -385,7 +406,7 @@ def _record(submission: Submission, attempt: int, version: int, outcome: Scoring
             pk=submission.pk, status=Status.RUNNING, attempts=attempt
         ).update(
             status=Status.SCORED,
-            finished_at=timezone.now(),
+            finished_at=finished_at,
             problems=[],
             total_problems=0,
             row_values=rows_name,
@@ -393,7 +414,7 @@ def _record(submission: Submission, attempt: int, version: int, outcome: Scoring
             **common,
         )
         if not done:
-            return  # the reaper took it back meanwhile; the newer attempt will record
+            return
         Score.objects.bulk_create(
             [
                 Score(
@@ -411,6 +432,7 @@ def _record(submission: Submission, attempt: int, version: int, outcome: Scoring
             update_fields=["value", "created_at"],
         )
         leaderboard_refresh_team(team=submission.team)
+        scoring_run_save(submission_id=submission.pk, manifest=manifest)
 
 
 def _save_rows(submission: Submission, rows: np.ndarray | None) -> str:

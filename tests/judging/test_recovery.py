@@ -259,6 +259,41 @@ def test_a_storage_fault_reading_the_ground_truth_gives_the_submission_back(
 
 
 @pytest.mark.django_db
+def test_a_database_fault_while_the_manifest_is_made_records_nothing_until_the_retry_records_all(
+    competition, participant, recovery, monkeypatch
+):
+    # The connection dropping between the scores' commit and the manifest's left a scored
+    # submission without its manifest for good: they are committed together now.
+    import judging.manifest
+
+    built = judging.manifest.manifest_build
+    faults = [OperationalError("server closed the connection unexpectedly")]
+
+    def drops_once(**kwargs):
+        if faults:
+            raise faults.pop()
+        return built(**kwargs)
+
+    monkeypatch.setattr(judging.manifest, "manifest_build", drops_once)
+    submission = factories.submitted(competition, participant)
+
+    with pytest.raises(OperationalError):
+        submission_score(submission_id=submission.pk, scorer=InProcessScorer())
+    submission.refresh_from_db()
+    assert (submission.status, submission.interruptions) == (Status.QUEUED, 0)
+    assert not submission.scores.exists()
+    assert submission_score(submission_id=submission.pk, scorer=InProcessScorer()) is True
+
+    submission.refresh_from_db()
+    assert submission.status == Status.SCORED
+    assert submission.scoring_runs.count() == 1
+    run = submission.scoring_runs.get()
+    assert submission.finished_at is not None
+    assert run.manifest["timing"]["finished_at"] == submission.finished_at.isoformat()
+    assert submission.scores.count() == 4
+
+
+@pytest.mark.django_db
 def test_a_submission_failed_by_the_platform_does_not_count_against_the_quota(
     competition, participant, recovery, django_capture_on_commit_callbacks
 ):
