@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
-from competitions.models import Competition, Submission
+from competitions.models import Competition, OutboxMessage, Submission
 from tests import factories
 from tests.fleet import (
     Deployment,
@@ -33,6 +35,8 @@ from tests.fleet import (
     upload,
     upload_all,
 )
+from tests.redis_server import redis_server
+from tests.worker_process import beat_process
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
@@ -156,6 +160,38 @@ def test_ten_sigkilled_workers_lose_no_submission_and_score_none_twice(tmp_path,
     assert_scored_once(ids)
     interrupted = Submission.objects.filter(pk__in=ids, interruptions__gt=0)
     assert {pk for pk, _ in killed} == set(interrupted.values_list("pk", flat=True))
+
+
+def test_beat_requeues_a_dead_workers_job_with_no_worker_free_to_run_the_reaper(
+    tmp_path, organizer
+):
+    # Every worker busy or gone: before, the reaper's message waited in their queue, behind
+    # the backlog, and nothing came back until a worker was free.
+    competition, _ = _competition(organizer, teams=0, per_team=1)
+    team = factories.team_for(competition, "orphans")
+    dead = timezone.now() - timedelta(seconds=RECOVER_AFTER_S + 1)
+    submission = factories.submission_row(
+        team, status="running", attempts=1, started_at=dead, heartbeat_at=dead
+    )
+    submission.save()
+    with redis_server(tmp_path / "broker") as broker:
+        env = {**RECOVERY, "CELERY_BROKER_URL": broker.url()}
+        with beat_process(tmp_path / "beat.log", env):
+            until(
+                lambda: Submission.objects.filter(pk=submission.pk, status="queued").exists(),
+                "the requeue",
+                RECOVERY_TARGET_S + 10,  # beat's own start
+                [tmp_path / "beat.log"],
+            )
+            sent = OutboxMessage.objects.filter(args=[submission.pk])
+            until(
+                lambda: sent.exclude(sent_at=None).exists(),
+                "the new message",
+                10,
+                [tmp_path / "beat.log"],
+            )
+    submission.refresh_from_db()
+    assert (submission.interruptions, submission.heartbeat_at) == (1, None)
 
 
 def _terminate_backends() -> int:
