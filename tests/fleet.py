@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 from django.contrib.auth.models import User
+from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from competitions.models import Competition, Score, ScoringRun, Submission
@@ -163,6 +164,12 @@ def deployment(
 ) -> Iterator[Deployment]:
     """gunicorn, a worker on each of `hosts` and (with `beat`) `celery beat`, all on a
     broker of their own and the settings `env`; every process stopped on exit."""
+    if connection.vendor != "postgresql":
+        pytest.fail(
+            "the multi-host and fault tests need PostgreSQL (DATABASE_URL): worker hosts "
+            "cannot see the web's folder, where SQLite keeps the database",
+            pytrace=False,
+        )
     with ExitStack() as stack:
         broker = stack.enter_context(redis_server(folder / "broker"))
         env = {**env, "CELERY_BROKER_URL": broker.url()}
