@@ -42,7 +42,7 @@ HOSTS = ("host-1", "host-2")
 FAST = {
     "HELDOUT_SCORER": "in-process",
     "HELDOUT_HEARTBEAT_S": "1",
-    "HELDOUT_RECOVER_AFTER_S": "4",
+    "HELDOUT_RECOVER_AFTER_S": "6",
     "HELDOUT_REAP_EVERY_S": "1",
     "HELDOUT_OUTBOX_SWEEP_S": "1",
     "HELDOUT_RESEND_AFTER_S": "6",
