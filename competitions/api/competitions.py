@@ -11,10 +11,11 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from competitions import selectors
+from competitions import boardcache, selectors
 from competitions.api.pagination import PAGE_PARAMETERS, page_links, page_of, page_params
 from competitions.api.renderers import CSVRenderer, DownloadNegotiation
 from competitions.downloads import stored_download
+from competitions.models import Competition
 from competitions.permissions import (
     access_competition,
     access_ground_truth,
@@ -268,7 +269,8 @@ class LeaderboardApi(APIView):
             (200, "text/csv"): OpenApiTypes.STR,
         }
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: Request, slug: str) -> HttpResponseBase:
+        token = boardcache.board_token(slug=slug)  # before the competition: see boardcache
         competition = access_competition(request.user, slug)
         split = request.query_params.get("split", "public")
         if split not in ("public", "private"):
@@ -281,27 +283,48 @@ class LeaderboardApi(APIView):
                 },
                 403,
             )
-        as_csv = request.accepted_renderer.format == "csv"
-        page, page_size = page_params(request, default_size=100, max_size=1000)
-        board = selectors.leaderboard_page(
+        fmt = request.accepted_renderer.format
+        if fmt not in ("json", "csv"):  # the browsable API shows who is signed in
+            return _board(request, competition, split)
+        # Everyone who may see this split sees the same answer; before finalize only the
+        # organizers may see the private one.
+        public = split == "public" or competition.is_finalized
+        key = boardcache.BoardKey(
+            token=token,
             competition=competition,
-            split=split,
-            offset=0 if as_csv else (page - 1) * page_size,
-            limit=None if as_csv else page_size,
+            viewer="public" if public else "organizer",
+            fmt=fmt,
+            # The JSON's links repeat the request's URL, every parameter included.
+            params=(split,) if fmt == "csv" else (request.build_absolute_uri(),),
+            shared=public and competition.visibility == Competition.Visibility.PUBLIC,
         )
-        if as_csv:
-            return Response(_csv(board))
-        # The task version whose scores this board ranks (GET .../versions/ describes it).
-        body = {
-            "task_version": competition.task.version,
-            # Final: the board no longer changes. A reopen (docs/lifecycle.md) says when and why.
-            "finalized_at": competition.finalized_at,
-            "reopened": _reopened(competition),
-        } | _json(board, page, page_size)
-        body |= page_links(request, page=page, page_size=page_size, count=board.count)
-        for row in body["results"]:  # each row's claim page (manifest, bundle)
-            row["entry_url"] = reverse("entry", args=[slug, row["submission_id"]], request=request)
-        return Response(LeaderboardOutput(body).data)
+        return boardcache.board_response(request, key, lambda: _board(request, competition, split))
+
+
+def _board(request: Request, competition: Competition, split: str) -> Response:
+    as_csv = request.accepted_renderer.format == "csv"
+    page, page_size = page_params(request, default_size=100, max_size=1000)
+    board = selectors.leaderboard_page(
+        competition=competition,
+        split=split,
+        offset=0 if as_csv else (page - 1) * page_size,
+        limit=None if as_csv else page_size,
+    )
+    if as_csv:
+        return Response(_csv(board))
+    # The task version whose scores this board ranks (GET .../versions/ describes it).
+    body = {
+        "task_version": competition.task.version,
+        # Final: the board no longer changes. A reopen (docs/lifecycle.md) says when and why.
+        "finalized_at": competition.finalized_at,
+        "reopened": _reopened(competition),
+    } | _json(board, page, page_size)
+    body |= page_links(request, page=page, page_size=page_size, count=board.count)
+    for row in body["results"]:  # each row's claim page (manifest, bundle)
+        row["entry_url"] = reverse(
+            "entry", args=[competition.slug, row["submission_id"]], request=request
+        )
+    return Response(LeaderboardOutput(body).data)
 
 
 def _reopened(competition) -> dict | None:

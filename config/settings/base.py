@@ -316,6 +316,7 @@ CELERY_BEAT_SCHEDULE = {
 # process using that database shares (the demo; `migrate` creates it, competitions/apps.py).
 HELDOUT_CACHE_URL = env_str("HELDOUT_CACHE_URL", "")
 HELDOUT_CACHE_KEY_PREFIX = env_str("HELDOUT_CACHE_KEY_PREFIX", "heldout")
+CACHES: dict[str, dict[str, object]]
 if HELDOUT_CACHE_URL:
     if not HELDOUT_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(
@@ -336,6 +337,24 @@ else:
             "KEY_PREFIX": HELDOUT_CACHE_KEY_PREFIX,
         }
     }
+
+# What each leaderboard version renders (competitions/boardcache.py): in the same Redis when
+# HELDOUT_CACHE_URL is set, so every process on every host renders a version once; otherwise
+# in each process's memory (right too: a version's answer never changes, only its key).
+HELDOUT_BOARD_CACHE = env_bool("HELDOUT_BOARD_CACHE", True)
+CACHES["boards"] = {
+    **(
+        CACHES["default"]
+        if HELDOUT_CACHE_URL
+        else {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "heldout-boards",
+            "OPTIONS": {"MAX_ENTRIES": 1000},
+        }
+    ),
+    # Old versions are never asked for again; a deploy's new templates show within this.
+    "TIMEOUT": 600,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
