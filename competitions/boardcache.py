@@ -2,10 +2,11 @@
 page, the JSON, the CSV) are rendered once per board version and kept in the "boards" cache
 (Redis with HELDOUT_CACHE_URL, else each process's memory), with a strong ETag.
 
-- The version: `board_token` reads, in one query, the counter that the database's triggers
-  count up with every change to what the board shows (migration 0013_board_version) and the
-  task's ranked version. Views read it *before* the competition's row, so whatever they
-  render afterwards is at least as new as the version it is kept under.
+- The version: `with_board_token` reads, with the competition's row and in the same
+  statement, the counter that the database's triggers count up with every change to what
+  the board shows (migration 0013_board_version) and the task's ranked version; whatever is
+  rendered afterwards is at least as new as the version it is kept under. A kept answer
+  costs that one query (and, signed in, the session, the user and the viewer's role).
 - The key (`BoardKey`): competition, viewer class, format and parameters. The viewer class
   holds everything the answer depends on about who asks ("public", "organizer", a signed-in
   user's own pages), and access is checked on every request before the cache is consulted:
@@ -26,13 +27,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotModified
 from django.template.response import SimpleTemplateResponse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import parse_etags
 
-from competitions.models import BoardVersion, Competition, Task
+from competitions.models import BoardVersion, Competition
 
 # Part of every key: change it when what a version renders to changes without a migration.
 FORMAT = "1"
@@ -42,24 +43,29 @@ RENDER_LOCK_S = 10
 KEPT_HEADERS = ("Content-Type", "Content-Disposition")
 
 
+def with_board_token(competitions: QuerySet[Competition]) -> QuerySet[Competition]:
+    """`competitions` read with their task and their board's version in the same statement,
+    so that what is rendered from the row is of the same moment as the version (or newer:
+    the rows rendered come from later statements). `board_token_of` reads the result."""
+    board = BoardVersion.objects.filter(competition_id=OuterRef("pk")).values("version")[:1]
+    return competitions.select_related("task").annotate(board_version=Subquery(board))
+
+
+def board_token_of(competition: Competition) -> str:
+    """The version of what the board shows: the triggers' count, and the ranked task
+    version (a switch to a version with no scores changes no board row)."""
+    return f"{getattr(competition, 'board_version', None) or 0}.{competition.task.version}"
+
+
 def board_token(*, slug: str) -> str | None:
-    """The version of what the board of competition `slug` shows ("board.task version"), or
-    None if there is no such competition. One query."""
-    board = BoardVersion.objects.filter(competition_id=OuterRef("competition_id"))
-    row = (
-        Task.objects.filter(competition__slug=slug)
-        .annotate(board=Subquery(board.values("version")[:1]))
-        .values_list("board", "version")
-        .first()
-    )
-    if row is None:
-        return None
-    return f"{row[0] or 0}.{row[1]}"
+    """The board token of competition `slug`, or None if there is no such competition."""
+    competition = with_board_token(Competition.objects.filter(slug=slug)).first()
+    return None if competition is None else board_token_of(competition)
 
 
 @dataclass(frozen=True)
 class BoardKey:
-    token: str | None  # board_token(), read before the competition
+    token: str | None  # board_token_of() the competition (None: nothing kept)
     competition: Competition
     viewer: str  # the viewer class: everything the answer depends on about who asks
     fmt: str  # html, json or csv

@@ -270,8 +270,8 @@ class LeaderboardApi(APIView):
         }
     )
     def get(self, request: Request, slug: str) -> HttpResponseBase:
-        token = boardcache.board_token(slug=slug)  # before the competition: see boardcache
-        competition = access_competition(request.user, slug)
+        competitions = boardcache.with_board_token(Competition.objects.all())
+        competition = access_competition(request.user, slug, competitions=competitions)
         split = request.query_params.get("split", "public")
         if split not in ("public", "private"):
             return Response({"detail": "split must be public or private.", "code": "invalid"}, 400)
@@ -290,7 +290,7 @@ class LeaderboardApi(APIView):
         # organizers may see the private one.
         public = split == "public" or competition.is_finalized
         key = boardcache.BoardKey(
-            token=token,
+            token=boardcache.board_token_of(competition),
             competition=competition,
             viewer="public" if public else "organizer",
             fmt=fmt,

@@ -147,8 +147,8 @@ def competition_join_view(request: AuthenticatedRequest, slug: str) -> HttpRespo
 def leaderboard(request: HttpRequest, slug: str) -> HttpResponseBase:
     """One page of a board in a fixed number of queries, whatever the board's size; rendered
     once per board version and viewer (competitions/boardcache.py)."""
-    token = boardcache.board_token(slug=slug)  # before the competition: see boardcache
-    competition = competition_for(request, slug)
+    competitions = boardcache.with_board_token(Competition.objects.all())
+    competition = competition_for(request, slug, competitions=competitions)
     viewer = viewer_for(request, competition)
     can_see_private = competition.is_finalized or viewer.is_organizer
     split = request.GET.get("split", "public")
@@ -168,7 +168,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponseBase:
         return render_page()
     status = competition_status(competition)  # moves with the clock, not the board
     key = boardcache.BoardKey(
-        token=token,
+        token=boardcache.board_token_of(competition),
         competition=competition,
         viewer=_viewer_class(request, viewer),
         fmt="html",

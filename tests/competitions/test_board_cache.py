@@ -77,8 +77,8 @@ def test_a_matching_if_none_match_is_answered_304_without_any_board_query(
 ):
     etag = _etag(api(None).get(_api_url(board)))
 
-    # The board version and the competition: nothing of the board itself.
-    with django_assert_num_queries(2):
+    # The competition with its board version: nothing of the board itself.
+    with django_assert_num_queries(1):
         response = api(None).get(_api_url(board), HTTP_IF_NONE_MATCH=etag)
     assert response.status_code == 304
     assert response["ETag"] == etag
@@ -250,30 +250,30 @@ def test_a_change_to_one_board_leaves_the_others_versions_alone(board, other_com
 
 
 @pytest.mark.parametrize("params", [{}, {"format": "csv"}, {"page": 2, "page_size": 1}])
-def test_a_kept_api_answer_costs_two_queries_for_anyone(
+def test_a_kept_api_answer_costs_one_query_for_anyone(
     api, board, django_assert_num_queries, params
 ):
     first = api(None).get(_api_url(board), params)
     assert first.status_code == 200
 
-    with django_assert_num_queries(2):  # the board version and the competition
+    with django_assert_num_queries(1):  # the competition with its board version
         again = api(None).get(_api_url(board), params)
     assert again.content == first.content
     assert again["Content-Type"] == first["Content-Type"]
 
 
-def test_a_kept_page_costs_two_queries_anonymous_and_six_signed_in(
+def test_a_kept_page_costs_one_query_anonymous_and_five_signed_in(
     client, board, participant, django_assert_num_queries
 ):
     first = client.get(_page_url(board))
-    with django_assert_num_queries(2):  # the board version and the competition
+    with django_assert_num_queries(1):  # the competition with its board version
         assert client.get(_page_url(board)).content == first.content
 
     client.force_login(participant)
     client.get(_page_url(board))  # sets the CSRF cookie its log-out form's token comes from
     first = client.get(_page_url(board))
-    # session, user, board version, competition, membership, organizer check
-    with django_assert_num_queries(6):
+    # session, user, competition, membership, organizer check
+    with django_assert_num_queries(5):
         assert client.get(_page_url(board)).content == first.content
 
 
@@ -306,7 +306,7 @@ def test_with_the_cache_off_every_read_renders_and_carries_no_etag(
     settings.HELDOUT_BOARD_CACHE = False
     api(None).get(_api_url(board))
 
-    with django_assert_num_queries(5):  # board version, competition, task, rows, counts
+    with django_assert_num_queries(3):  # the competition (task, version), rows, counts
         response = api(None).get(_api_url(board), HTTP_IF_NONE_MATCH="*")
     assert response.status_code == 200
     assert "ETag" not in response
