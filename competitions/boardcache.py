@@ -12,8 +12,8 @@ page, the JSON, the CSV) are rendered once per board version and kept in the "bo
   user's own pages), and access is checked on every request before the cache is consulted:
   the cache never decides who may see a board.
 - The answer (`board_response`): 304 when If-None-Match holds the key's ETag (no board query
-  at all); the kept answer when its version is current; else the view renders it and it is
-  kept. While one request renders a new version, the others answer the previous one (with
+  at all); the kept answer when its version is current (from this process's memory, the
+  "boards-local" cache, else the shared one); else the view renders it and it is kept. While one request renders a new version, the others answer the previous one (with
   its own ETag) rather than render the same thing at once.
 
 HELDOUT_BOARD_CACHE=false turns all of it off (what bench/bench_board_load.py compares).
@@ -97,25 +97,33 @@ def board_response(
         return render()
     if _etag_matches(request, key.etag):
         return _headed(HttpResponseNotModified(), key, key.etag)
-    cache = caches["boards"]
-    kept = cache.get(key.name)
+    cache, local = caches["boards"], caches["boards-local"]
+    kept = local.get(key.name)
+    if kept is None or kept["token"] != key.token:
+        kept = cache.get(key.name)
+        if kept is not None and kept["token"] == key.token:
+            local.set(key.name, kept)
     if kept is not None and kept["token"] == key.token:
         return _from_kept(kept, key)
     lock = key.name + ":rendering"
-    if not cache.add(lock, key.token, timeout=RENDER_LOCK_S) and kept is not None:
+    mine = cache.add(lock, key.token, timeout=RENDER_LOCK_S)
+    if not mine and kept is not None:
         return _from_kept(kept, key)  # the previous version, until the new one is kept
     try:
         response = render()
     except BaseException:
-        cache.delete(lock)
+        if mine:
+            cache.delete(lock)
         raise
 
     def keep(rendered: HttpResponseBase) -> None:
         if rendered.status_code == 200 and isinstance(rendered, HttpResponse):
             headers = {h: rendered[h] for h in KEPT_HEADERS if h in rendered}
-            body = rendered.content
-            cache.set(key.name, {"token": key.token, "headers": headers, "body": body})
-        cache.delete(lock)
+            answer = {"token": key.token, "headers": headers, "body": rendered.content}
+            cache.set(key.name, answer)
+            local.set(key.name, answer)
+        if mine:
+            cache.delete(lock)
 
     if isinstance(response, SimpleTemplateResponse) and not response.is_rendered:
         response.add_post_render_callback(keep)

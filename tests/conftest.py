@@ -113,3 +113,4 @@ def board_cache_emptied():
     from django.core.cache import caches
 
     caches["boards"].clear()
+    caches["boards-local"].clear()

@@ -277,6 +277,18 @@ def test_a_kept_page_costs_one_query_anonymous_and_five_signed_in(
         assert client.get(_page_url(board)).content == first.content
 
 
+def test_a_process_answers_what_it_kept_itself_without_asking_the_shared_cache(
+    api, board, django_assert_num_queries
+):
+    first = api(None).get(_api_url(board))
+    caches["boards"].clear()  # as if the shared cache had lost it: this process has its own
+
+    with django_assert_num_queries(1):
+        again = api(None).get(_api_url(board))
+    assert again.content == first.content
+    assert again["ETag"] == first["ETag"]
+
+
 def test_while_a_version_renders_the_others_get_the_previous_one(api, board, participant):
     old = api(None).get(_api_url(board))
     _score(participant.teams.get(competition=board), 0.99, minutes=30)
