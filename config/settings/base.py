@@ -385,7 +385,7 @@ LOGGING = logging_config(
 )
 # /metrics answers only requests with `Authorization: Bearer <this>`; empty: no /metrics.
 HELDOUT_METRICS_TOKEN = env_str("HELDOUT_METRICS_TOKEN", "")
-# Error reporting to Sentry when set (needs the `sentry` extra: pip install sentry-sdk).
+# Error reporting to Sentry when set (sentry-sdk: the `sentry` extra, in both locks).
 HELDOUT_SENTRY_DSN = env_str("HELDOUT_SENTRY_DSN", "")
 if HELDOUT_SENTRY_DSN:
     sentry_init(dsn=HELDOUT_SENTRY_DSN)
