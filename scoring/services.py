@@ -39,7 +39,7 @@ from competitions.services.scorer_identity import (
     scorer_mismatch_report,
     version_for_scorer,
 )
-from scoring.cleanup import SCORE, attempt_work_dir
+from scoring.cleanup import SCORE, attempt_work_dir, work_root
 from scoring.docker_scorer import DockerScorer
 from scoring.heartbeat import INFRASTRUCTURE_ERRORS, beating, give_back, storage_errors
 from scoring.images import ImageRefused
@@ -56,6 +56,7 @@ from scoring.sandbox import (
     SandboxUnavailable,
 )
 from scoring.scorers import InProcessScorer, Scorer, ScoringOutcome
+from scoring.warm import WarmDockerRunner
 
 log = logging.getLogger(__name__)
 Status = Submission.Status
@@ -146,8 +147,24 @@ def scoring_mode() -> str:
 @functools.cache
 def sandbox_runner() -> DockerRunner:
     """This process's Docker runner. Its client connects on first use, so in the process
-    that uses it, never in a prefork parent whose connection the children would share."""
+    that uses it, never in a prefork parent whose connection the children would share.
+    With HELDOUT_SANDBOX_WARM it keeps the built-in scorer warm (scoring.warm)."""
+    if settings.HELDOUT_SANDBOX_WARM:
+        return WarmDockerRunner(
+            deployment=settings.HELDOUT_DEPLOYMENT_ID,
+            root=work_root(),
+            idle_s=settings.HELDOUT_SANDBOX_WARM_IDLE_S,
+        )
     return DockerRunner(deployment=settings.HELDOUT_DEPLOYMENT_ID)
+
+
+def sandbox_runner_close() -> None:
+    """Remove this process's warm scorers, if it has any (the worker stops)."""
+    if sandbox_runner.cache_info().currsize:
+        runner = sandbox_runner()
+        if isinstance(runner, WarmDockerRunner):
+            runner.close()
+        sandbox_runner.cache_clear()
 
 
 def scorer_default(*, task: Task | None = None, runner: SandboxRunner | None = None) -> Scorer:
