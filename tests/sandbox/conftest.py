@@ -75,7 +75,7 @@ def no_sandbox_container_is_left(request: pytest.FixtureRequest) -> Iterator[Non
         return
     client = request.getfixturevalue("docker_client")
     # The warm scorers this process's default runner keeps go as a worker's do when it stops.
-    from scoring.services import sandbox_runner_close
+    from competitions.sandboxes import sandbox_runner_close
 
     sandbox_runner_close()
     # Only this process's containers: other test runs or workers may share the engine.
