@@ -4,6 +4,7 @@ killed worker. Real containers of the scorer image (it must hold scoring.warm_se
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -19,11 +20,17 @@ import docker
 import docker.errors
 import pytest
 
+from competitions.models import SandboxRun, Submission
+from competitions.sandboxes import sandbox_runner
+from competitions.services.submissions import submission_create
+from judging.services import docker_available, submission_score
 from scoring.docker_scorer import COMMAND, DockerScorer
 from scoring.sandbox import (
     DEADLINE_LABEL,
+    DEPLOYMENT_LABEL,
     OWNER_LABEL,
     SANDBOX_LABEL,
+    STARTED_LABEL,
     WARM_LABEL,
     DockerRunner,
     Mount,
@@ -33,6 +40,7 @@ from scoring.sandbox import (
 )
 from scoring.spec import TaskSpec
 from scoring.warm import WarmDockerRunner, builtin_request, warm_folders_cleanup
+from tests import factories
 from tests.sandbox import hostile_images as h
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -405,6 +413,63 @@ def test_the_warm_container_of_a_killed_worker_goes_with_it(
     assert _is_stale(labels, "running", time.time(), 30)
     assert warm_folders_cleanup(root) == 1
     assert list(root.iterdir()) == []
+
+
+@pytest.mark.docker
+def test_the_clean_up_removes_a_warm_container_whose_worker_process_is_gone(
+    docker_client, scorer_image
+):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, check=True)  # fmt: skip
+    deployment = f"warm-cleanup-{os.getpid()}"
+    now = time.time()
+    leftover = docker_client.containers.run(
+        scorer_image,
+        ["sleep", "600"],
+        network_mode="none",
+        detach=True,
+        labels={
+            SANDBOX_LABEL: "1",
+            DEPLOYMENT_LABEL: deployment,
+            OWNER_LABEL: f"{socket.gethostname()}:{int(gone.stdout)}",
+            WARM_LABEL: "12345",
+            STARTED_LABEL: f"{now:.0f}",
+            DEADLINE_LABEL: f"{now + 3600:.0f}",  # an hour left: only its owner says stale
+        },
+    )
+    try:
+        assert DockerRunner(docker_client, deployment=deployment).cleanup_stale() == 1
+        with pytest.raises(docker.errors.NotFound):
+            leftover.reload()
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            leftover.remove(force=True)
+
+
+@pytest.mark.docker
+def test_a_worker_scores_submissions_one_after_the_other_in_one_warm_container(
+    docker_client, scorer_image, settings, competition, participant
+):
+    settings.HELDOUT_SCORER = "docker"
+    settings.HELDOUT_SCORER_IMAGE = scorer_image
+    settings.HELDOUT_SANDBOX_WARM = True
+    docker_available.cache_clear()
+    ids = []
+    for _ in range(3):
+        upload = factories.upload(factories.perfect_predictions())
+        submission = submission_create(
+            competition=competition, user=participant, uploaded_file=upload
+        )
+        assert submission_score(submission_id=submission.pk) is True
+        ids.append(submission.pk)
+        runner = sandbox_runner()
+        assert isinstance(runner, WarmDockerRunner)
+        assert runner.warm_containers() == 1
+
+    digest = docker_client.images.get(scorer_image).id
+    rows = Submission.objects.filter(pk__in=ids).values_list("status", "scorer_image")
+    assert set(rows) == {("scored", f"{scorer_image}@{digest}")}
+    assert SandboxRun.objects.filter(submission_id__in=ids).count() == 3  # one run each
 
 
 def test_a_warm_container_of_a_live_owner_is_stale_only_past_its_deadline():
