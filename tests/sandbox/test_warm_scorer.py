@@ -497,3 +497,14 @@ def test_only_the_builtin_scorers_command_is_served_warm(tmp_path):
     extra = [*mounts, Mount(tmp_path, "/program")]
     assert builtin_request(COMMAND, extra) is None
     assert builtin_request([*COMMAND, "--max-problems", "x"], mounts) is None
+
+
+def test_warm_scorers_are_on_by_default_and_a_setting_turns_them_off(settings):
+    sandbox_runner.cache_clear()
+    try:
+        assert isinstance(sandbox_runner(), WarmDockerRunner)
+        settings.HELDOUT_SANDBOX_WARM = False
+        sandbox_runner.cache_clear()
+        assert type(sandbox_runner()) is DockerRunner
+    finally:
+        sandbox_runner.cache_clear()
