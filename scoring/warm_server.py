@@ -40,6 +40,7 @@ import select
 import signal
 import stat
 import sys
+import tempfile
 import time
 import traceback
 from typing import IO, Any
@@ -155,7 +156,8 @@ def _child(rid: str, log: int, max_problems: int, preloaded: Any) -> None:
         scratch = f"/tmp/{rid}"
         os.mkdir(scratch, 0o700)
         os.chdir(scratch)
-        os.environ["TMPDIR"] = scratch
+        tempfile.tempdir = scratch
+        os.environ.update(TMPDIR=scratch)
         from scoring import cli
 
         argv = ["--spec", SPEC, "--predictions", PREDICTIONS, "--truth", TRUTH]
