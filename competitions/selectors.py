@@ -57,6 +57,13 @@ class LeaderboardRow:
     entries: int
     last_submission_at: datetime
     replication: str = ""  # the latest finished replication's outcome, if any
+    # The 95 % bootstrap interval and plausible ranks (services/intervals.py); None until
+    # a worker computed them.
+    ci_low: float | None = None
+    ci_high: float | None = None
+    rank_best: int | None = None
+    rank_worst: int | None = None
+    tied_with_leader: bool = False
 
 
 @dataclass
@@ -68,6 +75,9 @@ class LeaderboardPage:
     secondary_metrics: list[str]
     count: int
     rows: list[LeaderboardRow]
+
+
+INTERVAL_COLUMNS = ("ci_low", "ci_high", "rank_best", "rank_worst", "tied_with_leader")
 
 
 def leaderboard_page(
@@ -105,6 +115,7 @@ def leaderboard_page(
             "entries",
             "last_submission_at",
             "replication",
+            *INTERVAL_COLUMNS,
         )
     )
     window = list(ordered[offset : offset + limit] if limit is not None else ordered[offset:])
@@ -129,6 +140,7 @@ def leaderboard_page(
                 entries=r["entries"],
                 last_submission_at=r["last_submission_at"],
                 replication=r["replication"] or "",
+                **{name: r[name] for name in INTERVAL_COLUMNS},
             )
         )
     return LeaderboardPage(

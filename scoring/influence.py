@@ -13,7 +13,8 @@ variance agree. Pure numpy: no Django, no project app; imported by the scorer sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import io
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +30,7 @@ class RowInfluence:
     values: np.ndarray  # float32 pseudo-values, one per row
     transform: str = "identity"  # "identity" | "sqrt", applied to a resample's mean
     strata: np.ndarray | None = None  # int8 true class per row, for DeLong (binary ROC AUC)
+    metric: str = ""
 
 
 def row_influence(
@@ -41,7 +43,7 @@ def row_influence(
         result = _FUNCTIONS[name](y_true, y_pred, spec)
     if result is None or not np.all(np.isfinite(result.values)):
         return None
-    return result
+    return replace(result, metric=name)
 
 
 def _identity(values: np.ndarray, **kwargs: object) -> RowInfluence:
@@ -208,3 +210,57 @@ _FUNCTIONS = {
     "mae": _mae,
     "r2": _r2,
 }
+
+
+def split_influence(
+    y_true: np.ndarray, y_pred: np.ndarray, masks: dict[str, np.ndarray], spec: TaskSpec
+) -> dict[str, RowInfluence]:
+    """The primary metric's pseudo-values on every split's rows (in ground-truth order);
+    a split where the metric is undefined is left out."""
+    found: dict[str, RowInfluence] = {}
+    for split, mask in masks.items():
+        same = next((s for s in found if np.array_equal(masks[s], mask)), None)
+        if same is not None:
+            found[split] = found[same]
+            continue
+        rows = row_influence(spec.primary_metric, y_true[mask], y_pred[mask], spec)
+        if rows is not None:
+            found[split] = rows
+    return found
+
+
+def influence_dump(splits: dict[str, RowInfluence]) -> bytes:
+    """An .npz of the splits' pseudo-values: float32 "<split>", optional int8
+    "<split>_strata", and "<split>_metric" and "<split>_transform" as strings (nothing
+    pickled), stored uncompressed."""
+    arrays: dict[str, np.ndarray] = {}
+    for split, rows in splits.items():
+        arrays[f"{split}_metric"] = np.array(rows.metric)
+        arrays[split] = rows.values.astype(np.float32, copy=False)
+        arrays[f"{split}_transform"] = np.array(rows.transform)
+        if rows.strata is not None:
+            arrays[f"{split}_strata"] = rows.strata.astype(np.int8, copy=False)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def influence_load(data: bytes) -> dict[str, RowInfluence]:
+    """What influence_dump wrote, by split. Raises ValueError."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"unreadable pseudo-values: {exc}") from exc
+    splits = {}
+    for split in ("public", "private"):
+        if split not in arrays:
+            continue
+        values = arrays[split]
+        if values.dtype != np.float32 or values.ndim != 1:
+            raise ValueError(f"the {split} pseudo-values are not a float32 vector")
+        strata = arrays.get(f"{split}_strata")
+        transform = str(arrays.get(f"{split}_transform", "identity"))
+        metric = str(arrays.get(f"{split}_metric", ""))
+        splits[split] = RowInfluence(values, transform=transform, strata=strata, metric=metric)
+    return splits
