@@ -12,6 +12,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from competitions.models import (
+    BoardStatistics,
     Competition,
     LeaderboardEntry,
     Membership,
@@ -66,6 +67,15 @@ class LeaderboardRow:
     tied_with_leader: bool = False
 
 
+@dataclass(frozen=True)
+class Bootstrap:
+    """How the board's intervals were drawn (models.BoardStatistics)."""
+
+    seed: int
+    resamples: int
+    level: float
+
+
 @dataclass
 class LeaderboardPage:
     split: str
@@ -75,6 +85,7 @@ class LeaderboardPage:
     secondary_metrics: list[str]
     count: int
     rows: list[LeaderboardRow]
+    bootstrap: Bootstrap | None = None  # None until a worker computed the board's intervals
 
 
 INTERVAL_COLUMNS = ("ci_low", "ci_high", "rank_best", "rank_worst", "tied_with_leader")
@@ -101,8 +112,15 @@ def leaderboard_page(
         .order_by("-finished_at", "-pk")
         .values("outcome")[:1]
     )
+    # The bootstrap's parameters ride along with the rows too (evaluated once: uncorrelated).
+    plan = BoardStatistics.objects.filter(competition=competition, split=split)
     ordered = (
-        base.annotate(replication=Subquery(replicated))
+        base.annotate(
+            replication=Subquery(replicated),
+            plan_seed=Subquery(plan.values("seed")[:1]),
+            plan_resamples=Subquery(plan.values("resamples")[:1]),
+            plan_level=Subquery(plan.values("level")[:1]),
+        )
         .order_by("-sort_key", "submitted_at", "team_id")
         .values(
             "sort_key",
@@ -116,6 +134,9 @@ def leaderboard_page(
             "last_submission_at",
             "replication",
             *INTERVAL_COLUMNS,
+            "plan_seed",
+            "plan_resamples",
+            "plan_level",
         )
     )
     window = list(ordered[offset : offset + limit] if limit is not None else ordered[offset:])
@@ -151,6 +172,15 @@ def leaderboard_page(
         secondary_metrics=list(task.secondary_metrics),
         count=counts["total"],
         rows=rows,
+        bootstrap=_bootstrap(window[0]) if window else None,
+    )
+
+
+def _bootstrap(row: dict) -> Bootstrap | None:
+    if row["plan_seed"] is None:
+        return None
+    return Bootstrap(
+        seed=row["plan_seed"], resamples=row["plan_resamples"], level=row["plan_level"]
     )
 
 

@@ -226,9 +226,17 @@ def permutation_test(
     groups = np.arange(n) if n_groups == n else rng.permutation(n) % n_groups
     d = np.bincount(groups, weights=a - b, minlength=n_groups)
     base_a = np.bincount(groups, weights=a, minlength=n_groups).sum()
-    signs = rng.integers(0, 2, size=(permutations, n_groups), dtype=np.int8) * 2 - 1
-    # A's total after swapping: base_a - (sum of d over swapped groups).
-    swapped = (signs < 0).astype(np.float32) @ d.astype(np.float32)
+    # A's total after swapping: base_a - (sum of d over swapped groups); in blocks, to
+    # bound the memory of the random swaps.
+    swapped = np.concatenate(
+        [
+            rng.integers(
+                0, 2, size=(min(1_000, permutations - start), n_groups), dtype=np.int8
+            ).astype(np.float32)
+            @ d.astype(np.float32)
+            for start in range(0, permutations, 1_000)
+        ]
+    ).astype(np.float64)
     perm_a, perm_b = (base_a - swapped) / n, (base_a - d.sum() + swapped) / n
     stats = transformed(perm_a, transform) - transformed(perm_b, transform)
     observed = float(transformed(np.array([np.mean(a, dtype=np.float64)]), transform)[0]) - float(
