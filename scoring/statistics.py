@@ -33,9 +33,10 @@ class BootstrapPlan:
     rows: int
     seed: int = DEFAULT_SEED
     resamples: int = DEFAULT_RESAMPLES
-    groups: np.ndarray = field(init=False, repr=False)  # row -> group, or None when exact
-    counts: np.ndarray = field(init=False, repr=False)  # resamples x groups, float32
+    groups: np.ndarray = field(init=False, repr=False)  # row -> group
+    drawn: np.ndarray = field(init=False, repr=False)  # resamples x groups: the groups drawn
     sizes: np.ndarray = field(init=False, repr=False)  # rows per group
+    weights: np.ndarray = field(init=False, repr=False)  # rows per resample
 
     def __post_init__(self) -> None:
         if self.rows < 1 or self.resamples < 1:
@@ -46,15 +47,23 @@ class BootstrapPlan:
             groups = np.arange(self.rows, dtype=np.int32)
         else:
             groups = (rng.permutation(self.rows) % n_groups).astype(np.int32)
-        drawn = rng.integers(0, n_groups, size=(self.resamples, n_groups), dtype=np.int32)
-        drawn += (np.arange(self.resamples, dtype=np.int32) * n_groups)[:, None]
-        counts = np.bincount(drawn.ravel(), minlength=self.resamples * n_groups)
+        kind = np.int16 if n_groups <= np.iinfo(np.int16).max else np.int32
+        drawn = rng.integers(0, n_groups, size=(self.resamples, n_groups), dtype=kind)
+        sizes = np.bincount(groups, minlength=n_groups).astype(np.float64)
         object.__setattr__(self, "groups", groups)
-        object.__setattr__(
-            self, "counts", counts.reshape(self.resamples, n_groups).astype(np.float32)
-        )
-        object.__setattr__(
-            self, "sizes", np.bincount(groups, minlength=n_groups).astype(np.float64)
+        object.__setattr__(self, "drawn", drawn)
+        object.__setattr__(self, "sizes", sizes)
+        object.__setattr__(self, "weights", self._resampled(sizes))
+
+    def _resampled(self, per_group: np.ndarray) -> np.ndarray:
+        """Sum over each resample's drawn groups of a per-group quantity, in blocks of
+        resamples to bound the gathered temporary."""
+        block = max(1, (1 << 22) // len(self.sizes))
+        return np.concatenate(
+            [
+                per_group[self.drawn[start : start + block]].sum(axis=1)
+                for start in range(0, self.resamples, block)
+            ]
         )
 
     def means(self, values: np.ndarray) -> np.ndarray:
@@ -62,19 +71,19 @@ class BootstrapPlan:
         (and optionally one column per entry); the result one row per resample, float64."""
         if len(values) != self.rows:
             raise ValueError(f"Expected {self.rows} values, got {len(values)}.")
-        # Centred first, so float32 products lose precision on the deviations only.
+        # Centred first, so the sums lose precision on the deviations only.
         centre = np.mean(values, axis=0, dtype=np.float64)
-        sums: np.ndarray
-        if self.rows == len(self.sizes):  # one row per group
-            sums = values - centre
-        elif values.ndim == 1:
+        if values.ndim == 1:
             sums = np.bincount(self.groups, weights=values - centre, minlength=len(self.sizes))
-        else:
-            sums = np.zeros((len(self.sizes), values.shape[1]))
-            np.add.at(sums, self.groups, values - centre)
-        weights = (self.counts @ self.sizes.astype(np.float32)).astype(np.float64)
-        spread = (self.counts @ sums.astype(np.float32)).astype(np.float64)
-        return centre + (spread.T / weights).T
+            return centre + self._resampled(sums) / self.weights
+        # Many entries at once (simulations): as counts of each group per resample.
+        offsets = (np.arange(self.resamples) * len(self.sizes))[:, None]
+        counts = np.bincount(
+            (self.drawn + offsets).ravel(), minlength=self.resamples * len(self.sizes)
+        ).reshape(self.resamples, len(self.sizes))
+        grouped = np.zeros((len(self.sizes), values.shape[1]))
+        np.add.at(grouped, self.groups, values - centre)
+        return centre + (counts @ grouped) / self.weights[:, None]
 
 
 def transformed(means: np.ndarray, transform: str) -> np.ndarray:
