@@ -10,9 +10,9 @@ from competitions.models import BoardStatistics, LeaderboardEntry, OutboxMessage
 from competitions.selectors import leaderboard_page
 from competitions.services.intervals import INTERVALS_TASK, leaderboard_intervals_refresh
 from competitions.services.submissions import submission_create
+from judging.services import submission_score
 from scoring.influence import influence_load
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from scoring.statistics import DEFAULT_RESAMPLES, DEFAULT_SEED
 from tests import factories
 
