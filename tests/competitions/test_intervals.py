@@ -120,3 +120,30 @@ def test_a_new_best_submission_makes_its_rows_interval_stale_until_the_worker_ru
     assert entry.interval_submission_id == better.pk
     assert entry.ci_low is not None
     assert entry.ci_low > 0.8
+
+
+def test_the_json_csv_and_claim_page_carry_the_interval(client, api):
+    competition, labels = board()
+    submission = submit(competition, factories.team_for(competition, "ann"), labels, 0.3, 1)
+    leaderboard_intervals_refresh(competition_id=competition.pk)
+    entry = LeaderboardEntry.objects.get(submission=submission, split="public")
+    url = f"/api/v1/competitions/{competition.slug}/leaderboard/"
+
+    body = api(None).get(url).json()
+    assert body["bootstrap"] == {
+        "seed": DEFAULT_SEED,
+        "resamples": DEFAULT_RESAMPLES,
+        "level": 0.95,
+    }
+    row = body["results"][0]
+    assert (row["ci_low"], row["ci_high"]) == (entry.ci_low, entry.ci_high)
+    assert (row["rank_best"], row["rank_worst"], row["tied_with_leader"]) == (1, 1, True)
+
+    csv_text = api(None).get(url, {"format": "csv"}).content.decode()
+    header, first = csv_text.splitlines()[:2]
+    assert header.endswith("ci_low,ci_high,rank_best,rank_worst,tied_with_leader")
+    assert first.endswith(f"{entry.ci_low},{entry.ci_high},1,1,True")
+
+    page = client.get(f"/c/{competition.slug}/entries/{submission.pk}/").content.decode()
+    assert f"95 % bootstrap interval: {entry.ci_low:.6g} to {entry.ci_high:.6g}" in page
+    assert "statistically tied with the leader" in page
