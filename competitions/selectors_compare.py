@@ -11,11 +11,14 @@ request (two entries among n make n² pairs: too many to precompute), then cache
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 from django.core.cache import cache
 
-from competitions.models import BoardStatistics, Competition, LeaderboardEntry
+from competitions.models import Competition, LeaderboardEntry
+from competitions.selectors import board_statistics_read, plausible_ranks
 from competitions.services.intervals import bootstrap_plan, submission_influence
 from scoring.influence import RowInfluence
 from scoring.metrics import metric_get
@@ -99,24 +102,23 @@ def entries_compare(
     }
     if a_submission_id not in entries or b_submission_id not in entries:
         raise NotOnBoard
-    params = _plan_params(competition, split)
+    stats = board_statistics_read(competition=competition, split=split)
+    params = (
+        (stats["seed"], stats["resamples"], stats["level"])
+        if stats
+        else (DEFAULT_SEED, DEFAULT_RESAMPLES, LEVEL)  # the defaults until a first interval
+    )
     key = f"compare:{competition.pk}:{split}:{competition.task.version}:" + ":".join(
         str(v) for v in (a_submission_id, b_submission_id, *params)
     )
+    a, b = entries[a_submission_id], entries[b_submission_id]
     found = cache.get(key)
     if found is None:
-        a, b = entries[a_submission_id], entries[b_submission_id]
         found = _compute(competition, split, a, b, params)
         cache.set(key, found, CACHE_S)
-    return found
-
-
-def _plan_params(competition: Competition, split: str) -> tuple[int, int, float]:
-    """The board's (seed, resamples, level), the defaults until its first interval."""
-    stats = BoardStatistics.objects.filter(competition=competition, split=split).first()
-    if stats is None:
-        return DEFAULT_SEED, DEFAULT_RESAMPLES, LEVEL
-    return stats.seed, stats.resamples, stats.level
+    # The plausible ranks move with the board: read now, not cached.
+    higher = found.higher_is_better
+    return replace(found, a=_side(a, stats, higher), b=_side(b, stats, higher))
 
 
 def _compute(
@@ -147,8 +149,8 @@ def _compute(
         metric=metric.name,
         metric_label=metric.label,
         higher_is_better=metric.higher_is_better,
-        a=_side(a),
-        b=_side(b),
+        a=_side(a, None, metric.higher_is_better),
+        b=_side(b, None, metric.higher_is_better),
         difference=difference,
         test=test,
         test_label=TEST_NAMES[test.name],
@@ -167,11 +169,14 @@ def _test(metric: str, a: RowInfluence, b: RowInfluence, *, seed: int) -> TestRe
     return permutation_test(a.values, b.values, seed=seed, transform=a.transform)
 
 
-def _side(entry: LeaderboardEntry) -> Side:
+def _side(entry: LeaderboardEntry, stats: Mapping[str, Any] | None, higher: bool) -> Side:
+    current = entry.interval_submission_id == entry.submission_id
+    interval = (entry.ci_low, entry.ci_high) if current else (None, None)
+    best, worst, _tied = plausible_ranks(stats, higher, [interval])[0]
     return Side(
         submission_id=entry.submission_id,
         team=entry.team.name,
         score=entry.score,
-        rank_best=entry.rank_best,
-        rank_worst=entry.rank_worst,
+        rank_best=best,
+        rank_worst=worst,
     )

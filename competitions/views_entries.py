@@ -14,7 +14,7 @@ from django.shortcuts import render
 from competitions.markdown import render_markdown
 from competitions.models import LeaderboardEntry, Membership, Replication, Score, Submission
 from competitions.permissions import NotFound, access_entry, is_organizer
-from competitions.selectors import private_split_visible
+from competitions.selectors import board_statistics_read, plausible_ranks, private_split_visible
 from competitions.selectors_runs import scoring_run_for_claim, scoring_run_latest
 from scoring.manifest import manifest_for_viewer
 from scoring.metrics import metric_get
@@ -134,13 +134,17 @@ def entry_uncertainty(*, submission: Submission, version: int) -> dict[str, str]
         interval_submission_id=submission.pk,
         ci_low__isnull=False,
         ci_high__isnull=False,
-    ).values("split", "ci_low", "ci_high", "rank_best", "rank_worst", "tied_with_leader")
+    ).values("split", "ci_low", "ci_high")
+    higher = metric_get(submission.competition.task.primary_metric).higher_is_better
     sentences = {}
     for row in rows:
+        stats = board_statistics_read(competition=submission.competition, split=row["split"])
+        interval = (row["ci_low"], row["ci_high"])
+        best, worst, tied = plausible_ranks(stats, higher, [interval])[0]
         text = f"95 % bootstrap interval: {row['ci_low']:.6g} to {row['ci_high']:.6g}"
-        if row["rank_best"] is not None:
-            text += f"; plausible rank {row['rank_best']} to {row['rank_worst']}"
-        if row["tied_with_leader"]:
+        if best is not None:
+            text += f"; plausible rank {best} to {worst}"
+        if tied:
             text += "; statistically tied with the leader"
         sentences[row["split"]] = text + "."
     return sentences

@@ -464,15 +464,12 @@ class LeaderboardEntry(models.Model):
     last_submission_at = models.DateTimeField()
     # The board's uncertainty (competitions/services/intervals.py), computed by a worker when
     # the row changes, never on a read: the 95 % bootstrap interval of `score`, for the
-    # submission `interval_submission_id` (a row whose submission differs is stale), and
-    # the plausible ranks it implies. Null until computed, or when the scorer wrote no
-    # per-row values.
+    # submission `interval_submission_id` (a row whose submission differs is stale). Null
+    # until computed, or when the scorer wrote no per-row values. The plausible ranks come
+    # from these and the board's sorted bounds (BoardStatistics.bounds).
     ci_low = models.FloatField(null=True, blank=True)
     ci_high = models.FloatField(null=True, blank=True)
     interval_submission_id = models.BigIntegerField(null=True, blank=True)
-    rank_best = models.PositiveIntegerField(null=True, blank=True)
-    rank_worst = models.PositiveIntegerField(null=True, blank=True)
-    tied_with_leader = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

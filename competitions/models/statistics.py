@@ -8,8 +8,9 @@ from django.utils import timezone
 
 class BoardStatistics(models.Model):
     """The bootstrap behind a board's intervals (scoring.statistics.BootstrapPlan): its seed,
-    number of resamples and number of rows, so anyone can redraw the same resamples. Also
-    the lock that serialises the refreshes of one board's rank intervals."""
+    number of resamples and number of rows, so anyone can redraw the same resamples; and the
+    board's sorted interval bounds, for the plausible ranks. Its row is the lock that
+    serialises the refreshes of one board's bounds."""
 
     competition = models.ForeignKey(
         "competitions.Competition", on_delete=models.CASCADE, related_name="board_statistics"
@@ -20,6 +21,11 @@ class BoardStatistics(models.Model):
     resamples = models.PositiveIntegerField()
     level = models.FloatField(default=0.95)
     rows = models.PositiveIntegerField(null=True, blank=True)  # the split's rows, once known
+    # The current intervals of the board's rows, sorted (scoring.statistics.RankBounds):
+    # what the plausible ranks of any row are read from, rewritten as one value per refresh
+    # (a new entry can move every other row's plausible ranks).
+    bounds = models.BinaryField(default=bytes, blank=True)
+    bounds_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

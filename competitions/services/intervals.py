@@ -4,10 +4,11 @@ Contract: when a board row changes (competitions/services/leaderboard.py), the c
 enqueues `leaderboard_intervals_task(competition_id)` through the outbox; the worker then
 runs `leaderboard_intervals_refresh`, which computes the 95 % paired-bootstrap interval of
 every row whose interval is missing or belongs to another submission (from the submission's
-stored pseudo-values, scoring.influence), then every row's rank interval and "tied with the
-leader" mark (scoring.statistics). Nothing is computed on a page read. Every entry of a board
+stored pseudo-values, scoring.influence), then the board's sorted bounds, from which a page
+reads each row's rank interval and "tied with the leader" mark (scoring.statistics.RankBounds:
+a lookup, not a computation). No interval is computed on a page read. Every entry of a board
 uses the same resamples: the BoardStatistics row records their seed and number. Idempotent:
-a redelivered or duplicate task finds nothing stale and rewrites only changed ranks.
+a redelivered or duplicate task finds nothing stale and writes the same bounds again.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import functools
 import logging
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
+from django.utils import timezone
 
 from competitions.models import BoardStatistics, Competition, LeaderboardEntry, Submission
 from competitions.services.outbox import enqueue
@@ -28,9 +30,8 @@ from scoring.statistics import (
     DEFAULT_SEED,
     LEVEL,
     BootstrapPlan,
+    RankBounds,
     bootstrap_interval,
-    rank_intervals,
-    tied_with_leader,
 )
 
 log = logging.getLogger(__name__)
@@ -118,68 +119,32 @@ def _stale_intervals_compute(competition: Competition, split: str, stats: BoardS
 
 
 def board_ranks_refresh(*, competition: Competition, split: str) -> int:
-    """Every row's rank interval and tie-with-the-leader mark from the rows' intervals, in
-    three queries whatever the board's size; writes only the rows that changed. Returns how
-    many changed. Rows without an interval get no rank interval."""
+    """Store the board's sorted interval bounds (scoring.statistics.RankBounds), from which
+    every row's plausible ranks and tie-with-the-leader mark are read: one read of the rows'
+    intervals and one write, whatever the board's size. Returns the number of rows with an
+    interval."""
     higher = metric_get(competition.task.primary_metric).higher_is_better
     with transaction.atomic():
         # Serialises the refreshes of one board, so an older one never writes last.
-        BoardStatistics.objects.select_for_update().filter(
-            competition=competition, split=split
-        ).first()
-        board = LeaderboardEntry.objects.filter(
-            competition=competition, split=split, task_version=competition.task.version
+        stats = (
+            BoardStatistics.objects.select_for_update()
+            .filter(competition=competition, split=split)
+            .only("pk")
+            .first()
         )
-        rows = list(
-            board.filter(ci_low__isnull=False, ci_high__isnull=False).values_list(
-                "pk", "ci_low", "ci_high", "rank_best", "rank_worst", "tied_with_leader"
-            )
+        if stats is None:
+            stats = board_statistics_get(competition_id=competition.pk, split=split)
+        current = LeaderboardEntry.objects.filter(
+            competition=competition,
+            split=split,
+            task_version=competition.task.version,
+            interval_submission_id=F("submission_id"),
+            ci_low__isnull=False,
+            ci_high__isnull=False,
+        ).values_list("ci_low", "ci_high")
+        bounds = np.array(list(current), dtype=np.float64).reshape(-1, 2)
+        board = RankBounds.of(bounds[:, 0], bounds[:, 1], higher_is_better=higher)
+        BoardStatistics.objects.filter(pk=stats.pk).update(
+            bounds=board.to_bytes(), bounds_at=timezone.now()
         )
-        changed = _changed_ranks(rows, higher)
-        cleared = board.filter(
-            Q(ci_low__isnull=True) | Q(ci_high__isnull=True),
-            Q(rank_best__isnull=False) | Q(tied_with_leader=True),
-        ).update(rank_best=None, rank_worst=None, tied_with_leader=False)
-        _ranks_write(changed)
-    return len(changed) + cleared
-
-
-def _changed_ranks(rows: list[tuple], higher: bool) -> list[tuple[int, int, int, bool]]:
-    if not rows:
-        return []
-    low = np.array([row[1] for row in rows])
-    high = np.array([row[2] for row in rows])
-    best, worst = rank_intervals(low, high, higher_is_better=higher)
-    tied = tied_with_leader(best)
-    return [
-        (row[0], b, w, t)
-        for row, b, w, t in zip(rows, best.tolist(), worst.tolist(), tied.tolist(), strict=True)
-        if (b, w, t) != row[3:]
-    ]
-
-
-def _ranks_write(changed: list[tuple[int, int, int, bool]]) -> None:
-    if not changed:
-        return
-    if connection.vendor != "postgresql":
-        LeaderboardEntry.objects.bulk_update(
-            [
-                LeaderboardEntry(pk=pk, rank_best=b, rank_worst=w, tied_with_leader=t)
-                for pk, b, w, t in changed
-            ],
-            ["rank_best", "rank_worst", "tied_with_leader"],
-            batch_size=1000,
-        )
-        return
-    ids, best, worst, tied = (list(column) for column in zip(*changed, strict=True))
-    table = LeaderboardEntry._meta.db_table
-    with connection.cursor() as cursor:
-        # One statement for any number of rows: the new values as parallel arrays.
-        cursor.execute(
-            f"""UPDATE {table} AS e
-                SET rank_best = v.best, rank_worst = v.worst, tied_with_leader = v.tied
-                FROM unnest(%s::bigint[], %s::integer[], %s::integer[], %s::boolean[])
-                    AS v(id, best, worst, tied)
-                WHERE e.id = v.id""",
-            [ids, best, worst, tied],
-        )
+    return len(bounds)

@@ -213,7 +213,7 @@ def leaderboard_rebuild(*, competition: Competition) -> int:
     return len(teams)
 
 
-INTERVAL_FIELDS = ("ci_low", "ci_high", "interval_submission_id", "rank_best", "rank_worst")
+INTERVAL_FIELDS = ("ci_low", "ci_high", "interval_submission_id")
 
 
 def _intervals_kept(competition: Competition) -> dict[tuple, dict]:
