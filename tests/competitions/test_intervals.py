@@ -115,6 +115,8 @@ def test_a_new_best_submission_makes_its_rows_interval_stale_until_the_worker_ru
     entry = LeaderboardEntry.objects.get(team=team, split="public")
     assert entry.submission_id == better.pk
     assert entry.interval_submission_id != better.pk
+    # The old submission's interval is not shown for the new one.
+    assert leaderboard_page(competition=competition, split="public").rows[0].ci_low is None
     assert leaderboard_intervals_refresh(competition_id=competition.pk) == 2
     entry.refresh_from_db()
     assert entry.interval_submission_id == better.pk
