@@ -12,9 +12,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from competitions.markdown import render_markdown
-from competitions.models import Membership, Replication, Score, Submission
+from competitions.models import LeaderboardEntry, Membership, Replication, Score, Submission
 from competitions.permissions import NotFound, access_entry, is_organizer
-from competitions.selectors import private_split_visible
+from competitions.selectors import board_statistics_read, plausible_ranks, private_split_visible
 from competitions.selectors_runs import scoring_run_for_claim, scoring_run_latest
 from scoring.manifest import manifest_for_viewer
 from scoring.metrics import metric_get
@@ -24,6 +24,7 @@ from scoring.metrics import metric_get
 class Claim:
     split: str
     sentence: str
+    uncertainty: str = ""  # the interval and plausible ranks, once a worker computed them
 
 
 def entry(request: HttpRequest, slug: str, submission_id: int) -> HttpResponse:
@@ -60,8 +61,13 @@ def entry_context(
             metric=task.primary_metric,
         ).values_list("split", "value")
     )
+    uncertainty = entry_uncertainty(submission=submission, version=version)
     claims = [
-        Claim(split, claim_sentence(submission, manifest, split, value, version))
+        Claim(
+            split,
+            claim_sentence(submission, manifest, split, value, version),
+            uncertainty.get(split, ""),
+        )
         for split in splits
         if (value := scores.get(split)) is not None
     ]
@@ -117,6 +123,31 @@ def claim_sentence(
         f"on the {split} split ({size}) of {submission.competition.title} "
         f"(task version {version}), scored by {scored_by}."
     )
+
+
+def entry_uncertainty(*, submission: Submission, version: int) -> dict[str, str]:
+    """By split, a sentence on the entry's interval and plausible ranks, where it is the
+    team's row on the board under `version` and a worker computed them."""
+    rows = LeaderboardEntry.objects.filter(
+        submission=submission,
+        task_version=version,
+        interval_submission_id=submission.pk,
+        ci_low__isnull=False,
+        ci_high__isnull=False,
+    ).values("split", "ci_low", "ci_high")
+    higher = metric_get(submission.competition.task.primary_metric).higher_is_better
+    sentences = {}
+    for row in rows:
+        stats = board_statistics_read(competition=submission.competition, split=row["split"])
+        interval = (row["ci_low"], row["ci_high"])
+        best, worst, tied = plausible_ranks(stats, higher, [interval])[0]
+        text = f"95 % bootstrap interval: {row['ci_low']:.6g} to {row['ci_high']:.6g}"
+        if best is not None:
+            text += f"; plausible rank {best} to {worst}"
+        if tied:
+            text += "; statistically tied with the leader"
+        sentences[row["split"]] = text + "."
+    return sentences
 
 
 def _is_owner(user: User | AnonymousUser, submission: Submission) -> bool:

@@ -184,6 +184,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         my_team_id=viewer.team_id,
         can_see_private=can_see_private,
         csv_url=reverse("api:leaderboard", args=[slug]) + f"?split={split}&format=csv",
+        compare_url=reverse("compare", args=[slug]),
     )
     return render(request, "competitions/leaderboard.html", context)
 
