@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "competitions.middleware.UploadSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "competitions.middleware.CommonMiddleware",  # no slash-appending redirect under /api/
+    "competitions.middleware.SiteNotFoundMiddleware",  # the site's 404 page with DEBUG on too
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
