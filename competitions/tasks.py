@@ -1,4 +1,4 @@
-"""Celery adapters of the competitions app (scoring's are in scoring/tasks.py): take the
+"""Celery adapters of the competitions app (scoring's are in judging/tasks.py): take the
 id, call one service."""
 
 from celery import shared_task

@@ -17,7 +17,7 @@ from competitions.markdown import render_markdown
 from competitions.models import Membership, Replication, Score, Submission
 from competitions.permissions import NotFound, access_entry, is_organizer
 from competitions.selectors import private_split_visible
-from scoring.manifest import scoring_run_for_claim, scoring_run_latest
+from competitions.selectors_runs import scoring_run_for_claim, scoring_run_latest
 from scoring.metrics import metric_get
 
 

@@ -38,7 +38,11 @@ _READ_CALL = re.compile(
 def settings_read_by_code() -> dict[str, str]:
     """Every environment variable read by the platform's code, with how (str, bool, ..., environ)."""
     found: dict[str, str] = {}
-    paths = [p for app in ("config", "competitions", "scoring") for p in (ROOT / app).rglob("*.py")]
+    paths = [
+        p
+        for app in ("config", "competitions", "judging", "scoring")
+        for p in (ROOT / app).rglob("*.py")
+    ]
     for path in sorted(paths):
         for match in _READ_CALL.finditer(path.read_text()):
             # A typed reader says more than a bare os.environ use of the same name.

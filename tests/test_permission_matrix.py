@@ -23,7 +23,7 @@ from rest_framework.authtoken.models import Token
 
 from competitions.models import OrganizerJob, Submission
 from competitions.services.submissions import submission_create
-from scoring.services import submission_score
+from judging.services import submission_score
 from tests import factories
 
 pytestmark = pytest.mark.django_db

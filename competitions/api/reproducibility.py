@@ -36,11 +36,12 @@ from competitions.permissions import (
     signed_in,
 )
 from competitions.selectors import private_split_visible, scorer_mismatches_recent
+from competitions.selectors_runs import scoring_run_for_claim
 from competitions.services.jobs import version_switch_start
+from competitions.services.replications import replication_cancel, replication_request
 from competitions.services.reproducibility import model_index, submission_bundle_write
 from competitions.services.scorer_identity import task_scorer_adopt
 from competitions.services.versions import task_version_create
-from scoring.manifest import scoring_run_for_claim
 
 
 class TaskVersionOutput(serializers.Serializer):
@@ -434,8 +435,6 @@ class SubmissionReplicateApi(APIView):
 
     @extend_schema(request=ReplicateInput, responses={202: ReplicationOutput})
     def post(self, request: Request, submission_id: int) -> Response:
-        from scoring.replication import replication_request
-
         submission = access_submission(request.user, submission_id)
         if not is_organizer(request.user, submission.competition):
             raise Forbidden("Only this competition's organizers can do that.")
@@ -455,8 +454,6 @@ class ReplicationCancelApi(APIView):
 
     @extend_schema(request=None, responses=ReplicationOutput)
     def post(self, request: Request, replication_id: int) -> Response:
-        from scoring.replication import replication_cancel
-
         replication = Replication.objects.filter(pk=replication_id).first()
         if replication is None:
             raise NotFound("No such replication.")

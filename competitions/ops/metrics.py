@@ -41,7 +41,7 @@ def _queue_depth() -> Metric:
     )
     waiting = ["queued", "running"]
     # Where each kind's queue is read, first non-empty wins (then the default queue), as
-    # the code that sends them decides (scoring.replication.replication_queue).
+    # the code that sends them decides (competitions.selectors_runs.replication_queue).
     sources: list[tuple[str, QuerySet, list[str]]] = [
         ("submission", Submission.objects.all(), ["competition__task__queue"]),
         (

@@ -33,7 +33,7 @@ from competitions.models import (
 )
 from competitions.permissions import is_organizer
 from competitions.selectors import private_split_visible
-from scoring.manifest import scoring_run_latest
+from competitions.selectors_runs import scoring_run_latest
 from scoring.metrics import metric_get
 
 STORE_ABOVE = 64 << 20  # bytes

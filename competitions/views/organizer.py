@@ -34,6 +34,7 @@ from competitions.selectors import (
     organizer_jobs_recent,
     scorer_mismatches_recent,
 )
+from competitions.selectors_runs import replications_pending
 from competitions.services import lifecycle
 from competitions.services import submissions as submission_services
 from competitions.services.bundles import bundle_export_file, bundle_import
@@ -91,8 +92,6 @@ def _back(request: HttpRequest) -> str | None:
 
 @login_required
 def dashboard(request: AuthenticatedRequest, slug: str) -> HttpResponse:
-    from scoring.replication import replications_pending
-
     context = _organizer_page(request, slug, "dashboard")
     board = stats.dashboard(competition=context["competition"])
     context["replications"] = replications_pending(competition=context["competition"])
@@ -292,7 +291,7 @@ def reopen(request: AuthenticatedRequest, slug: str) -> HttpResponse:
 def replication_cancel(
     request: AuthenticatedRequest, slug: str, replication_id: int
 ) -> HttpResponse:
-    from scoring.replication import replication_cancel as cancel
+    from competitions.services.replications import replication_cancel as cancel
 
     competition = competition_for(request, slug, organize=True)
     replication = Replication.objects.filter(

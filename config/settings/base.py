@@ -56,7 +56,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "competitions",
-    "scoring",
+    "judging",
 ]
 
 MIDDLEWARE = [
@@ -181,7 +181,7 @@ HELDOUT_SANDBOX_LOG_KB = env_int("HELDOUT_SANDBOX_LOG_KB", 64)
 # requeues running work whose heartbeat is older than HELDOUT_RECOVER_AFTER_S, and fails it
 # (not counted against the quota) once its workers died HELDOUT_MAX_ATTEMPTS times. Work
 # queued longer than HELDOUT_RESEND_AFTER_S (its broker message may be lost) is sent again.
-# scoring.checks refuses values that contradict each other. By default a dead worker's work
+# judging.checks refuses values that contradict each other. By default a dead worker's work
 # is back in the queue within 2 minutes: 90 s of silence plus one 30 s reaper period.
 HELDOUT_HEARTBEAT_S = env_float("HELDOUT_HEARTBEAT_S", 15.0)
 HELDOUT_RECOVER_AFTER_S = env_float("HELDOUT_RECOVER_AFTER_S", 90.0)
@@ -265,7 +265,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     # Redis redelivers an unacknowledged task after this: keep it longer than any job
-    # (inference plus scoring, scoring.checks makes sure).
+    # (inference plus scoring, judging.checks makes sure).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env_int("HELDOUT_BROKER_VISIBILITY_TIMEOUT_S", 3600)
     }

@@ -14,7 +14,7 @@ from competitions.models import Competition
 from competitions.services.lifecycle import competition_finalize
 from competitions.services.submissions import submission_create
 from competitions.services.teams import competition_join
-from scoring.services import submission_score
+from judging.services import submission_score
 from tests import factories
 from tests.browser.conftest import axe_findings, log_in, screenshot
 from tests.pages.builders import failed_invalid, scored, team_for

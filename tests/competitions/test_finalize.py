@@ -25,8 +25,8 @@ from competitions.models import (
 from competitions.services.lifecycle import competition_finalize, competition_reopen
 from competitions.services.teams import team_invite
 from competitions.services.versions import task_version_ensure
+from judging.services import submission_score
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -431,7 +431,9 @@ def test_a_refused_finalize_leaves_the_phases_open(api, competition, organizer, 
     main = competition.phases.get()
     end_at = main.end_at
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("scoring.replication.replications_missing", lambda competition: [41])
+        patch.setattr(
+            "competitions.services.lifecycle.replications_missing", lambda competition: [41]
+        )
         response = api(organizer).post(f"/api/v1/competitions/{competition.slug}/finalize/")
     main.refresh_from_db()
     assert response.status_code == 409

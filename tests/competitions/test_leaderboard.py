@@ -1,7 +1,7 @@
 """Leaderboards: the per-team refresh, the selector, the JSON/CSV API and the HTML page.
 
 Scored submissions are made by inserting Submission and Score rows and refreshing the
-team, as the scoring service does after a real run (tests/scoring covers that path).
+team, as the scoring service does after a real run (tests/judging covers that path).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from competitions.models import LeaderboardEntry, Submission
 from competitions.selectors import leaderboard_page
+from judging.services import submission_score
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 
 pytestmark = pytest.mark.django_db

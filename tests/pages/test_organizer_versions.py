@@ -5,7 +5,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from competitions.models import Score, Submission, TaskVersion
 from competitions.services.submissions import submission_create
-from scoring.services import submission_score
+from judging.services import submission_score
 from tests import factories
 from tests.jobs import run_queued_jobs
 

@@ -1,7 +1,7 @@
 """Each worker host's clean-up after dead workers: this deployment's sandbox containers
 past their deadline, and the work folders of scoring attempts that are over.
 
-Every `celery worker` starts a CleanupTimer in its main process (scoring.signals, on
+Every `celery worker` starts a CleanupTimer in its main process (judging.signals, on
 worker_ready), which runs `cleanup_round` at once and then every
 HELDOUT_SANDBOX_CLEANUP_EVERY_S seconds until the worker stops. A thread in each worker,
 not a beat task: a beat task runs on one host of the cluster, but each host has its own
@@ -129,7 +129,7 @@ def work_dirs_cleanup(*, root: Path | None = None) -> int:
 
 def cleanup_round() -> dict[str, int]:
     """One clean-up of this host: stale containers, then dead attempts' work folders."""
-    from scoring.services import sandbox_cleanup_stale
+    from judging.services import sandbox_cleanup_stale
 
     containers = sandbox_cleanup_stale()
     folders = work_dirs_cleanup()

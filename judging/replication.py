@@ -1,6 +1,6 @@
 """Replication: run a container submission's image again, score it, compare the scores.
 
-An organizer asks (replication_request); a worker, possibly on another queue and so on
+An organizer asks (competitions.services.replications); a worker, possibly on another queue and so on
 other hardware, runs the same image digest through inference and scoring again
 (replication_run) and records the outcome on the entry: reproduced (identical), within
 tolerance (with the difference), or diverged. The original scores and files are never
@@ -17,37 +17,28 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-from django.contrib.auth.models import User
 from django.core.files import File
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from competitions.errors import InvalidState
 from competitions.files import local_copy
+from competitions.heartbeat import beating, give_back
 from competitions.models import (
-    Competition,
-    LeaderboardEntry,
     Replication,
     ScoringRun,
     Submission,
     TaskVersion,
 )
-from competitions.services.outbox import enqueue
-from scoring.cleanup import REPLICATE, attempt_work_dir
-from scoring.heartbeat import INFRASTRUCTURE_ERRORS, beating, give_back
-from scoring.inference import inference_run
-from scoring.manifest import manifest_build, scoring_run_latest
+from competitions.sandboxes import sandbox_runner
+from judging.cleanup import REPLICATE, attempt_work_dir
+from judging.heartbeat import INFRASTRUCTURE_ERRORS
+from judging.inference import inference_run
+from judging.manifest import manifest_build
+from judging.services import sandbox_runs_save, scorer_default
+from scoring.recording import SUBMISSION_LABEL, RecordingRunner
 from scoring.replay import compare
 from scoring.sandbox import SandboxRunner
-from scoring.services import (
-    SUBMISSION_LABEL,
-    RecordingRunner,
-    sandbox_runner,
-    sandbox_runs_save,
-    scorer_default,
-)
 
 log = logging.getLogger(__name__)
 Status = Replication.Status
@@ -56,48 +47,6 @@ OUTCOMES = {
     "within_tolerance": Replication.Outcome.WITHIN_TOLERANCE,
     "not_reproduced": Replication.Outcome.DIVERGED,
 }
-
-
-def replication_request(
-    *, submission: Submission, user: User | None, queue: str = "", tolerance: float = 1e-9
-) -> Replication:
-    """Queue a replication of a scored container submission. Raises InvalidState when it is
-    not one, or when a replication of it is already waiting or running."""
-    if submission.kind != "container":
-        raise InvalidState("Only container submissions can be replicated.")
-    original = None
-    if submission.status == Submission.Status.SCORED and submission.task_version is not None:
-        original = scoring_run_latest(submission=submission, task_version=submission.task_version)
-    if original is None:
-        raise InvalidState("The submission has no recorded scoring to compare a replication with.")
-    with transaction.atomic():
-        Submission.objects.select_for_update().get(pk=submission.pk)
-        pending = Replication.objects.filter(
-            submission=submission, status__in=[Status.QUEUED, Status.RUNNING]
-        )
-        if pending.exists():
-            raise InvalidState("A replication of this submission is already waiting or running.")
-        replication = Replication.objects.create(
-            submission=submission,
-            requested_by=user,
-            queue=queue,
-            tolerance=tolerance,
-            original_run=original,
-        )
-        replication_enqueue_on_commit(replication)
-    return replication
-
-
-def replication_queue(replication: Replication) -> str:
-    """The worker queue a replication is sent to."""
-    task = replication.submission.competition.task
-    return replication.queue or task.queue or settings.CELERY_TASK_DEFAULT_QUEUE
-
-
-def replication_enqueue_on_commit(replication: Replication) -> None:
-    target = replication_queue(replication)
-
-    enqueue("scoring.tasks.replication_run_task", [replication.pk], queue=target)
 
 
 def replication_claim(*, replication_id: int) -> int | None:
@@ -114,27 +63,6 @@ def replication_claim(*, replication_id: int) -> int | None:
     if claimed != 1:
         return None
     return Replication.objects.values_list("attempts", flat=True).get(pk=replication_id)
-
-
-def replication_cancel(*, replication: Replication, user: User | None) -> Replication:
-    """An organizer gives up a queued or running replication: it is no longer required
-    to finalize (replications_missing), and records who cancelled it and when. A worker
-    still running it records nothing (its writes are conditional on RUNNING). Raises
-    InvalidState when it has already ended."""
-    now = timezone.now()
-    cancelled = Replication.objects.filter(
-        pk=replication.pk, status__in=[Status.QUEUED, Status.RUNNING]
-    ).update(
-        status=Status.CANCELLED,
-        cancelled_at=now,
-        cancelled_by=user,
-        finished_at=now,
-        error_message=f"Cancelled by {user.get_username() if user else 'an organizer'}.",
-    )
-    if not cancelled:
-        raise InvalidState("Only a waiting or running replication can be cancelled.")
-    replication.refresh_from_db()
-    return replication
 
 
 def replication_run(*, replication_id: int, runner: SandboxRunner | None = None) -> bool:
@@ -290,70 +218,3 @@ def _finish(replication: Replication, manifest: dict[str, Any], attempt: int) ->
             new_run=new_run,
             finished_at=timezone.now(),
         )
-
-
-def replications_missing(*, competition: Competition) -> list[int]:
-    """Container submissions among the top `replicate_top_n` rows of the private
-    leaderboard without a finished replication: finalizing waits for them."""
-    top_n = competition.replicate_top_n
-    if not top_n:
-        return []
-    rows = (
-        LeaderboardEntry.objects.filter(
-            competition=competition, split="private", task_version=competition.task.version
-        )
-        .order_by("-sort_key", "submitted_at", "team_id")
-        .values_list("submission_id", "submission__kind")[:top_n]
-    )
-    containers = [sub_id for sub_id, kind in rows if kind == "container"]
-    # A cancelled replication is an organizer's explicit waiver (who and when are on it).
-    settled = set(
-        Replication.objects.filter(
-            submission_id__in=containers, status__in=[Status.DONE, Status.CANCELLED]
-        ).values_list("submission_id", flat=True)
-    )
-    return [sub_id for sub_id in containers if sub_id not in settled]
-
-
-def replications_pending(*, competition: Competition) -> list[Replication]:
-    """The competition's waiting and running replications, oldest first, each with its
-    `target_queue`: what the organizer may cancel."""
-    pending = list(
-        Replication.objects.filter(
-            submission__competition=competition, status__in=[Status.QUEUED, Status.RUNNING]
-        )
-        .select_related("submission__competition__task", "submission__team")
-        .order_by("queued_at")
-    )
-    for replication in pending:
-        replication.target_queue = replication_queue(replication)  # type: ignore[attr-defined]
-    return pending
-
-
-def replications_missing_reasons(*, submission_ids: list[int], now=None) -> list[str]:
-    """Why each of these submissions still lacks a replication, as sentences for the
-    organizer: not requested, or waiting (how long, on which queue), running, failed."""
-    now = now or timezone.now()
-    latest: dict[int, Replication] = {}
-    for replication in (
-        Replication.objects.filter(submission_id__in=submission_ids)
-        .select_related("submission__competition__task")
-        .order_by("created_at")
-    ):
-        latest[replication.submission_id] = replication
-    return [_missing_reason(pk, latest.get(pk), now) for pk in submission_ids]
-
-
-def _missing_reason(submission_id: int, replication: Replication | None, now) -> str:
-    if replication is None:
-        return f"#{submission_id}: no replication requested"
-    queue = replication_queue(replication)
-    if replication.status == Status.QUEUED:
-        minutes = (now - replication.queued_at).total_seconds() / 60
-        return (
-            f"#{submission_id}: replication {replication.pk} queued for {minutes:.0f} min "
-            f"on queue {queue!r} (is a worker serving it? it can be cancelled)"
-        )
-    if replication.status == Status.RUNNING:
-        return f"#{submission_id}: replication {replication.pk} running on {replication.worker}"
-    return f"#{submission_id}: replication {replication.pk} {replication.status}"

@@ -23,9 +23,9 @@ from competitions.models import Submission, Task
 from competitions.services.submissions import submission_rescore
 from competitions.services.teams import competition_join
 from config.celery_app import app as celery_app
-from scoring.reaper import submissions_reap
+from judging.reaper import submissions_reap
+from judging.services import submission_score
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import platform
 import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
@@ -27,10 +26,9 @@ from typing import Protocol
 import docker
 import docker.errors
 import requests.exceptions
-from django.core.files import File
 
-from competitions.errors import ApplicationError
 from scoring.image_archive import ArchiveReport, archive_check
+from scoring.image_checks import dockerfile_check, engine_architecture
 from scoring.image_registry import image_pull, image_push
 from scoring.image_untag import archive_untagged
 from scoring.sandbox import (
@@ -44,7 +42,6 @@ from scoring.sandbox import (
 
 log = logging.getLogger(__name__)
 SUBMISSION_REPOSITORY = "heldout-submission"
-_ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
 @dataclass(frozen=True)
@@ -70,13 +67,6 @@ class ImageStore(Protocol):
     ) -> LoadedImage: ...
 
 
-class InvalidImage(ApplicationError):
-    """An uploaded image archive was refused; `problems` lists every reason."""
-
-    status = 400
-    code = "invalid_image"
-
-
 class ImageRefused(SandboxError):
     """The worker refused the archive for a reason of the archive itself (what the upload
     checks too): the submission is invalid, which costs no quota, not failed."""
@@ -84,165 +74,6 @@ class ImageRefused(SandboxError):
     def __init__(self, report: ArchiveReport) -> None:
         super().__init__(f"The image archive was refused: {report.summary()}")
         self.problems = [p.to_dict() for p in report.problems]
-
-
-def worker_platform() -> tuple[str, str]:
-    """(os, architecture) of the workers: HELDOUT_WORKER_PLATFORM, or this host's."""
-    from django.conf import settings
-
-    configured = settings.HELDOUT_WORKER_PLATFORM or engine_architecture()
-    if "/" not in configured:  # an architecture alone: on linux, like every worker
-        configured = f"linux/{configured}"
-    os_name, _, architecture = configured.partition("/")
-    return os_name, architecture.split("/")[0]  # without a variant (arm64/v8)
-
-
-def image_upload_check(*, uploaded_file: File, build_bases: Collection[str] | None = None) -> None:
-    """Refuse a bad archive at upload, before it is stored or counted.
-
-    Reads the tar headers, and the layers' headers, forwards (a gzipped archive or layer is
-    decompressed as it is read), within HELDOUT_IMAGE_CHECK_SECONDS; the image must be for
-    the workers' platform. The worker checks again, for its own architecture, before
-    loading. `build_bases`: the images a build context may start FROM, where the phase
-    accepts build contexts.
-    """
-    from django.conf import settings
-
-    stream = uploaded_file.file
-    assert stream is not None, "an uploaded file always has its data"
-    os_name, architecture = worker_platform()
-    report = archive_check(
-        stream,
-        max_bytes=settings.HELDOUT_MAX_IMAGE_BYTES,
-        architecture=architecture,
-        os=os_name,
-        accept_build_context=build_bases is not None,
-        time_limit_s=settings.HELDOUT_IMAGE_CHECK_SECONDS,
-    )
-    if report.ok and report.kind == "build_context":
-        dockerfile_check(report, bases=build_bases or ())
-    if not report.ok:
-        raise InvalidImage(
-            f"The image archive has {len(report.problems)} problem(s); nothing was stored.",
-            extra={"problems": [p.to_dict() for p in report.problems]},
-        )
-
-
-# What a build context's Dockerfile may not do, and why. Nothing may run at build time:
-# the classic builder runs RUN steps as root with the default capabilities, a weaker
-# sandbox than the one every other container gets.
-_REFUSED = {
-    "RUN": "nothing may run while the image is built; copy your code and files onto one "
-    "of the platform's images, which hold the libraries",
-    "ENTRYPOINT": "put the whole command in CMD",
-    "VOLUME": "the container may write only to /output",
-    "ARG": "build arguments are not supported",
-    "ONBUILD": "ONBUILD is not supported",
-    "SHELL": "SHELL is not supported",
-    "HEALTHCHECK": "HEALTHCHECK is not supported",
-}
-_ALLOWED = {"FROM", "COPY", "ADD", "ENV", "WORKDIR", "CMD", "LABEL", "USER", "EXPOSE"}
-
-
-def dockerfile_check(report: ArchiveReport, *, bases: Collection[str]) -> None:
-    """Add the problems of a build context's Dockerfile to `report`; set report.bases.
-
-    Every stage starts FROM one of `bases` (or an earlier stage), files come from the
-    context only (no URL, no other image), and nothing runs.
-    """
-    allowed = {_normal_image(b) for b in bases}
-    stages: set[str] = set()
-    has_cmd = False
-    instructions = _instructions(report.dockerfile)
-    if not instructions or instructions[0][1] != "FROM":
-        report.add("dockerfile", "The Dockerfile must start with FROM.")
-    for line, word, rest in instructions:
-        if word in _REFUSED:
-            report.add(
-                "dockerfile", f"Dockerfile line {line}: {word} is not allowed: {_REFUSED[word]}."
-            )
-        elif word not in _ALLOWED:
-            report.add("dockerfile", f"Dockerfile line {line}: unknown instruction {word}.")
-        elif word == "FROM":
-            _check_from(report, line, rest.split(), allowed, stages)
-        elif word in ("COPY", "ADD"):
-            _check_copy(report, line, word, rest, stages)
-        has_cmd = has_cmd or word == "CMD"
-    if not has_cmd:
-        report.add(
-            "no_command",
-            "The Dockerfile has no CMD: set the command that writes /output/predictions.csv.",
-        )
-
-
-def _instructions(text: str) -> list[tuple[int, str, str]]:
-    """(line number, INSTRUCTION, arguments), joining continued lines, skipping comments."""
-    found: list[tuple[int, str, str]] = []
-    current, start = "", 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.strip()
-        if stripped.startswith("#") or (not stripped and not current):
-            continue
-        start = start or number
-        if stripped.endswith("\\"):
-            current += stripped[:-1] + " "
-            continue
-        word, _, rest = (current + stripped).partition(" ")
-        found.append((start, word.upper(), rest.strip()))
-        current, start = "", 0
-    if current:
-        word, _, rest = current.partition(" ")
-        found.append((start, word.upper(), rest.strip()))
-    return found
-
-
-def _normal_image(name: str) -> str:
-    last = name.rsplit("/", 1)[-1]
-    return name if ":" in last or "@" in name else f"{name}:latest"
-
-
-def _check_from(
-    report: ArchiveReport, line: int, words: list[str], allowed: set[str], stages: set[str]
-) -> None:
-    if not words or words[0].startswith("--") or "$" in words[0]:
-        report.add(
-            "dockerfile",
-            f"Dockerfile line {line}: write FROM IMAGE [AS NAME], without options or variables.",
-        )
-        return
-    image = words[0]
-    if image.lower() in stages:
-        pass
-    elif _normal_image(image) in allowed:
-        report.bases.append(image)
-    else:
-        report.add(
-            "dockerfile",
-            f"Dockerfile line {line}: FROM {image} is not an image the platform offers "
-            f"(there is no network to pull it); use one of: {', '.join(sorted(allowed))}.",
-        )
-    if len(words) == 3 and words[1].upper() == "AS":
-        stages.add(words[2].lower())
-
-
-def _check_copy(report: ArchiveReport, line: int, word: str, rest: str, stages: set[str]) -> None:
-    words = rest.split()
-    for option in (w for w in words if w.startswith("--")):
-        name, _, value = option[2:].partition("=")
-        if name == "from" and value.lower() not in stages:
-            report.add(
-                "dockerfile",
-                f"Dockerfile line {line}: {word} --from={value} names no earlier stage; only files of the context or an earlier stage may be copied.",
-            )
-        elif name not in ("from", "chown"):
-            report.add(
-                "dockerfile", f"Dockerfile line {line}: {word} option --{name} is not supported."
-            )
-    if word == "ADD" and any("://" in w or w.startswith("git@") for w in words):
-        report.add(
-            "dockerfile",
-            f"Dockerfile line {line}: ADD may not fetch URLs; the build has no network.",
-        )
 
 
 def submission_repository(*, deployment: str | None = None) -> str:
@@ -255,10 +86,6 @@ def submission_repository(*, deployment: str | None = None) -> str:
 def submission_image_tag(*, submission_id: int, sha256: str) -> str:
     """Unique per submission and archive, also across deployments sharing an engine."""
     return f"{submission_repository()}:{submission_id}-{sha256[:16]}"
-
-
-def engine_architecture() -> str:
-    return _ARCHITECTURES.get(platform.machine().lower(), platform.machine().lower())
 
 
 class DockerImages:

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from competitions.models import Submission
 from competitions.services.submissions import submission_create
-from scoring.checks import REAP_ENTRY, recovery_settings_check
-from scoring.reaper import submissions_reap
+from judging.checks import REAP_ENTRY, recovery_settings_check
+from judging.reaper import submissions_reap
 from tests import factories
 
 TARGET_S = 120

@@ -1,17 +1,18 @@
-"""Liveness of claimed work, and what to do when the platform, not the work, fails.
+"""Liveness of claimed work: a row (Submission, Replication, OrganizerJob) RUNNING with
+`attempts == attempt` belongs to the worker that claimed it.
 
 Contract:
-- `beating(model, pk, attempt)` wraps the work of one claim (a Submission or Replication
-  row, RUNNING with `attempts == attempt`). A daemon thread writes `heartbeat_at = now`
-  every HELDOUT_HEARTBEAT_S through its own database connection, which it closes when the
-  block ends. It writes only while the row is still RUNNING with that attempt, so a beat
-  never revives work the reaper or an organizer took back. The reaper (scoring.reaper)
-  requeues running work whose heartbeat is older than HELDOUT_RECOVER_AFTER_S: a live job is
-  never requeued, whatever its stages' time limits add up to.
-- INFRASTRUCTURE_ERRORS are faults of the platform (Docker engine, database, broker,
-  storage). `give_back` returns a claim to the queue without touching any allowance; the
-  Celery task then retries with backoff. A give-back the database refuses (it is down) is
-  retried for a few seconds; past that the heartbeat is stale and the reaper recovers it.
+- `beating(model, pk, attempt)` wraps the work of one claim. A daemon thread writes
+  `heartbeat_at = now` every HELDOUT_HEARTBEAT_S through its own database connection, which
+  it closes when the block ends. It writes only while the row is still RUNNING with that
+  attempt, so a beat never revives work the reaper or an organizer took back. The reapers
+  (judging.reaper, competitions.services.jobs.organizer_jobs_reap) requeue running work whose
+  heartbeat is older than HELDOUT_RECOVER_AFTER_S: a live job is never requeued, whatever its
+  stages' time limits add up to.
+- `give_back` returns a claim to the queue without touching any allowance, after a fault of
+  the platform (judging.heartbeat.INFRASTRUCTURE_ERRORS). A give-back the database refuses
+  (it is down) is retried for a few seconds; past that the heartbeat is stale and the reaper
+  recovers it.
 """
 
 from __future__ import annotations
@@ -23,43 +24,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections
+from django.db import DatabaseError, connection, connections
 from django.db.models import Model
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
-
-from competitions.files import STORAGE_ERRORS
-from scoring.sandbox import SandboxUnavailable
 
 log = logging.getLogger(__name__)
 RUNNING = "running"
 QUEUED = "queued"
-
-
-class StorageUnavailable(Exception):
-    """The platform's file storage failed (reading the ground truth, writing results)."""
-
-
-# Not the work's fault: retried, never counted against it.
-INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
-    SandboxUnavailable,
-    StorageUnavailable,
-    OperationalError,
-    InterfaceError,
-    BrokerError,
-)
 # Seconds between the tries of a give-back the database refuses.
 GIVE_BACK_DELAYS = (0.0, 0.5, 1.0, 2.0, 4.0)
-
-
-@contextmanager
-def storage_errors(what: str) -> Iterator[None]:
-    """Report a failure of the platform's storage (an OSError, or an object store's
-    client error) as StorageUnavailable (retried)."""
-    try:
-        yield
-    except STORAGE_ERRORS as exc:
-        raise StorageUnavailable(f"storage failed {what}: {exc}") from exc
 
 
 def _beat(model: type[Model], pk: int, attempt: int, stop: threading.Event) -> None:

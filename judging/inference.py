@@ -19,12 +19,10 @@ from django.db.models.fields.files import FieldFile
 
 from competitions.files import local_copy
 from competitions.models import SandboxRun, Submission, Task, TaskFile
-from scoring.images import DockerImages, ImageStore, submission_image_tag
+from competitions.sandboxes import sandbox_limits
+from judging.images import DockerImages, ImageStore, submission_image_tag
+from scoring.recording import STAGE_LABEL, SUBMISSION_LABEL
 from scoring.sandbox import Mount, SandboxError, SandboxLimits, SandboxRunner
-
-# The labels submission_score's RecordingRunner reads (scoring.services).
-STAGE_LABEL = "heldout.stage"
-SUBMISSION_LABEL = "heldout.submission"
 
 TEST_TARGET = "/input/test"
 PREDICTIONS_NAMES = ("predictions.csv", "predictions.parquet")
@@ -35,8 +33,6 @@ _IN_WORKDIR = ["/bin/sh", "-c", 'cd "$0" && exec "$@"']
 def inference_limits(task: Task) -> SandboxLimits:
     """The platform's sandbox limits with the task's `inference_limits` over them (the keys
     of a task's scoring `limits`: memory_mb, cpus, pids, timeout_s, ...)."""
-    from scoring.services import sandbox_limits
-
     return sandbox_limits(overrides=task.inference_limits)
 
 

@@ -19,17 +19,16 @@ from django.utils import timezone
 
 from competitions.errors import InvalidState, QuotaExceeded
 from competitions.models import Competition, Phase, Replication, Submission
+from competitions.sandboxes import sandbox_limits
+from competitions.selectors_runs import replications_missing
 from competitions.services.lifecycle import competition_finalize
-from scoring.checks import recovery_settings_check
-from scoring.reaper import replications_reap, submissions_reap
-from scoring.replication import (
-    replication_cancel,
-    replication_run,
-    replications_missing,
-)
+from competitions.services.replications import replication_cancel
+from judging.checks import recovery_settings_check
+from judging.reaper import replications_reap, submissions_reap
+from judging.replication import replication_run
+from judging.services import submission_score
 from scoring.sandbox import SandboxUnavailable
 from scoring.scorers import InProcessScorer
-from scoring.services import sandbox_limits, submission_score
 from tests import factories
 
 Status = Submission.Status
@@ -284,8 +283,8 @@ def test_a_submission_failed_by_the_platform_does_not_count_against_the_quota(
 def test_the_celery_tasks_retry_every_kind_of_infrastructure_fault():
     from kombu.exceptions import OperationalError as BrokerError
 
-    from scoring.heartbeat import StorageUnavailable
-    from scoring.tasks import replication_run_task, submission_score_task
+    from judging.heartbeat import StorageUnavailable
+    from judging.tasks import replication_run_task, submission_score_task
 
     for task in (submission_score_task, replication_run_task):
         retried = set(task.autoretry_for)
@@ -334,7 +333,7 @@ def test_the_reaper_requeues_a_replication_whose_worker_died_and_fails_it_at_the
     )  # fmt: skip
 
     with (
-        mock.patch("scoring.tasks.replication_run_task.apply_async") as send,
+        mock.patch("judging.tasks.replication_run_task.apply_async") as send,
         django_capture_on_commit_callbacks(execute=True),
     ):
         assert replications_reap() == {"failed": 1, "requeued": 1, "resent": 0}
@@ -356,7 +355,7 @@ def test_the_reaper_resends_a_replication_queued_for_too_long_to_its_queue(
     waiting = _replication(container_entry, queue="gpu")
 
     with (
-        mock.patch("scoring.tasks.replication_run_task.apply_async") as send,
+        mock.patch("judging.tasks.replication_run_task.apply_async") as send,
         django_capture_on_commit_callbacks(execute=True),
     ):
         assert replications_reap() == {"failed": 0, "requeued": 0, "resent": 1}
@@ -374,7 +373,7 @@ def test_a_replication_given_back_for_an_engine_fault_is_claimed_again(
     replication = _replication(container_entry, status=RStatus.QUEUED)
 
     with (
-        mock.patch("scoring.replication._rerun", side_effect=SandboxUnavailable("no engine")),
+        mock.patch("judging.replication._rerun", side_effect=SandboxUnavailable("no engine")),
         pytest.raises(SandboxUnavailable),
     ):
         replication_run(replication_id=replication.pk)
@@ -426,7 +425,7 @@ def test_a_running_replication_cancelled_meanwhile_records_nothing(
         replication_cancel(replication=replication, user=organizer)
         raise RuntimeError("the run broke after the cancel")
 
-    with mock.patch("scoring.replication._rerun", side_effect=cancel_then_fail):
+    with mock.patch("judging.replication._rerun", side_effect=cancel_then_fail):
         assert replication_run(replication_id=replication.pk) is True
 
     replication.refresh_from_db()
@@ -564,7 +563,7 @@ def test_sandbox_limits_that_would_fail_every_submission_are_refused():
 
 
 def test_a_worker_refuses_to_start_with_contradictory_settings(settings):
-    from scoring.signals import settings_check_on_worker_init
+    from judging.signals import settings_check_on_worker_init
 
     settings.HELDOUT_RECOVER_AFTER_S = 10
     with pytest.raises(SystemExit, match=r"heldout\.E001"):

@@ -1,14 +1,16 @@
 from django.apps import AppConfig
 
 
-class ScoringConfig(AppConfig):
-    name = "scoring"
+class JudgingConfig(AppConfig):
+    """Runs submissions through scorers on Celery workers: the Django side of scoring/."""
+
+    name = "judging"
 
     def ready(self) -> None:
         from celery.signals import worker_init, worker_ready, worker_shutdown
 
-        from scoring import checks  # noqa: F401  (registers the system checks)
-        from scoring.signals import (
+        from judging import checks  # noqa: F401  (registers the system checks)
+        from judging.signals import (
             sandbox_cleanup_on_worker_ready,
             sandbox_cleanup_on_worker_shutdown,
             settings_check_on_worker_init,

@@ -11,9 +11,7 @@ import dataclasses
 import functools
 import io
 import logging
-import math
 import socket
-from collections.abc import Mapping
 from pathlib import Path
 
 import docker
@@ -28,7 +26,9 @@ from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from competitions.files import local_copy, stored_size
+from competitions.heartbeat import beating, give_back
 from competitions.models import SandboxRun, Score, Submission, Task
+from competitions.sandboxes import sandbox_limits, sandbox_runner
 from competitions.selectors import run_reason_for_participants
 from competitions.services.events import submission_outcome_emit
 from competitions.services.leaderboard import leaderboard_refresh_team
@@ -39,19 +39,18 @@ from competitions.services.scorer_identity import (
     scorer_mismatch_report,
     version_for_scorer,
 )
-from scoring.cleanup import SCORE, attempt_work_dir
+from competitions.services.submissions import SCORE_TASK
+from judging.cleanup import SCORE, attempt_work_dir
+from judging.heartbeat import INFRASTRUCTURE_ERRORS, storage_errors
+from judging.images import ImageRefused
+from judging.manifest import scoring_run_record
 from scoring.docker_scorer import DockerScorer
-from scoring.heartbeat import INFRASTRUCTURE_ERRORS, beating, give_back, storage_errors
-from scoring.images import ImageRefused
-from scoring.manifest import scoring_run_record
 from scoring.program_scorer import ProgramScorer
+from scoring.recording import SUBMISSION_LABEL, RecordedRun, RecordingRunner
 from scoring.sandbox import (
     DIGEST_REFERENCE,
     DockerRunner,
-    Mount,
-    RunResult,
     SandboxError,
-    SandboxLimits,
     SandboxRunner,
     SandboxUnavailable,
 )
@@ -60,54 +59,8 @@ from scoring.scorers import InProcessScorer, Scorer, ScoringOutcome
 log = logging.getLogger(__name__)
 Status = Submission.Status
 Stage = SandboxRun.Stage
-MIB = 1024**2
-# Labels on every sandbox container: whose submission it ran, and which stage.
-SUBMISSION_LABEL = "heldout.submission"
-STAGE_LABEL = "heldout.stage"
 
 # --- Choosing the scorer -----------------------------------------------------------------
-
-# A task's `limits` keys, each the lower-case tail of a HELDOUT_SANDBOX_* setting, with the
-# smallest value the engine accepts and that leaves a scorer a chance (pids_limit=0 would
-# even mean "unlimited").
-LIMIT_MINIMUMS: dict[str, float] = {
-    "memory_mb": 16,
-    "cpus": 0.01,
-    "pids": 8,
-    "timeout_s": 1,
-    "tmpfs_mb": 1,
-    "output_mb": 1,
-    "log_kb": 1,
-}
-
-
-def sandbox_limits(*, overrides: Mapping[str, object] | None = None) -> SandboxLimits:
-    """The platform's limits (the HELDOUT_SANDBOX_* settings) with a task's overrides.
-
-    Raises ValueError for an unknown key or a value below its minimum. (Any time limit is
-    safe from the reaper: running work heartbeats, see scoring.heartbeat.)
-    """
-    values = {
-        key: float(getattr(settings, f"HELDOUT_SANDBOX_{key.upper()}")) for key in LIMIT_MINIMUMS
-    }
-    for key, value in (overrides or {}).items():
-        if key not in LIMIT_MINIMUMS:
-            raise ValueError(f"unknown sandbox limit {key!r} (known: {', '.join(LIMIT_MINIMUMS)})")
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-            raise ValueError(f"the sandbox limit {key} must be a number, not {value!r}")
-        values[key] = float(value)
-    for key, minimum in LIMIT_MINIMUMS.items():
-        if not minimum <= values[key] < math.inf:
-            raise ValueError(f"the sandbox limit {key} must be at least {minimum:g}")
-    return SandboxLimits(
-        memory_bytes=int(values["memory_mb"] * MIB),
-        cpus=values["cpus"],
-        pids=int(values["pids"]),
-        timeout_s=values["timeout_s"],
-        tmpfs_bytes=int(values["tmpfs_mb"] * MIB),
-        output_bytes=int(values["output_mb"] * MIB),
-        log_bytes=int(values["log_kb"] * 1024),
-    )
 
 
 @functools.cache
@@ -143,13 +96,6 @@ def scoring_mode() -> str:
     return settings.HELDOUT_SCORER
 
 
-@functools.cache
-def sandbox_runner() -> DockerRunner:
-    """This process's Docker runner. Its client connects on first use, so in the process
-    that uses it, never in a prefork parent whose connection the children would share."""
-    return DockerRunner(deployment=settings.HELDOUT_DEPLOYMENT_ID)
-
-
 def scorer_default(*, task: Task | None = None, runner: SandboxRunner | None = None) -> Scorer:
     """The scorer for `task` on this worker; `runner` is the engine (default: Docker).
 
@@ -171,48 +117,6 @@ def scorer_default(*, task: Task | None = None, runner: SandboxRunner | None = N
 
 
 # --- Recording sandbox runs ----------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class RecordedRun:
-    stage: str
-    result: RunResult
-    limits: SandboxLimits
-
-
-class RecordingRunner:
-    """A SandboxRunner that keeps each run's result, to be saved as a SandboxRun.
-
-    Its labels go on every container, so a leftover found on an engine says whose it was;
-    a run labelled heldout.stage=inference is recorded as the inference stage.
-    """
-
-    def __init__(self, runner: SandboxRunner, labels: dict[str, str] | None = None) -> None:
-        self.runner = runner
-        self.labels = labels or {}
-        self.runs: list[RecordedRun] = []
-
-    def run(
-        self,
-        *,
-        image: str,
-        command: list[str],
-        mounts: list[Mount],
-        output_dir: Path,
-        limits: SandboxLimits,
-        labels: dict[str, str] | None = None,
-    ) -> RunResult:
-        labels = {**(labels or {}), **self.labels}
-        result = self.runner.run(
-            image=image,
-            command=command,
-            mounts=mounts,
-            output_dir=output_dir,
-            limits=limits,
-            labels=labels,
-        )
-        self.runs.append(RecordedRun(labels.get(STAGE_LABEL, Stage.SCORING), result, limits))
-        return result
 
 
 def sandbox_runs_save(*, submission_id: int, attempt: int, runs: list[RecordedRun]) -> None:
@@ -262,7 +166,7 @@ def submission_score(
 
     `scorer` replaces the task's scorer (tests); `runner` the Docker engine. Every
     container run is saved as a SandboxRun, whatever happens next. While it runs the claim
-    heartbeats; an infrastructure fault (scoring.heartbeat.INFRASTRUCTURE_ERRORS) gives the
+    heartbeats; an infrastructure fault (judging.heartbeat.INFRASTRUCTURE_ERRORS) gives the
     submission back to the queue, its allowances untouched, and is raised for the task's
     retry.
     """
@@ -391,7 +295,7 @@ def _give_back(submission: Submission, attempt: int, mismatch: ScorerMismatch, i
         return
 
     enqueue(
-        "scoring.tasks.submission_score_task",
+        SCORE_TASK,
         [submission.pk],
         queue=task.queue or "",
         countdown=int(settings.HELDOUT_SCORER_MISMATCH_RETRY_S),
@@ -406,7 +310,7 @@ def _predictions_path(submission: Submission, workdir: Path, runner: SandboxRunn
     a prediction-file submission is its own predictions.
     """
     if submission.kind == "container":
-        from scoring.inference import inference_run
+        from judging.inference import inference_run
 
         return inference_run(submission=submission, runner=runner, workdir=workdir)
     return _fetched(submission.file, workdir / "submission", "reading the submission")
@@ -522,7 +426,7 @@ def sandbox_cleanup_stale(*, runner: DockerRunner | None = None) -> int:
     """Kill and remove the sandbox containers that this deployment's dead workers left on
     this host's engine, HELDOUT_SANDBOX_CLEANUP_GRACE_S past their deadline.
 
-    Run by each worker's clean-up timer (scoring.cleanup). The submissions they were
+    Run by each worker's clean-up timer (judging.cleanup). The submissions they were
     scoring are still RUNNING; the reaper requeues them once their heartbeat is
     HELDOUT_RECOVER_AFTER_S old. Returns how many containers went; 0 without an engine.
     """

@@ -1,7 +1,7 @@
 """System checks: settings that contradict each other are refused at start-up.
 
 Run by every management command that checks (migrate, check, runserver) and by each
-Celery worker as it starts (scoring.signals). Ids heldout.E001 and up; docs/settings.md
+Celery worker as it starts (judging.signals). Ids heldout.E001 and up; docs/settings.md
 lists them.
 """
 
@@ -76,7 +76,7 @@ def _broker_check() -> list[Error]:
 
 
 def _limits_check() -> list[Error]:
-    from scoring.services import sandbox_limits
+    from competitions.sandboxes import sandbox_limits
 
     try:
         sandbox_limits()

@@ -1,4 +1,4 @@
-"""Celery signal handlers of the scoring app, connected in scoring.apps."""
+"""Celery signal handlers of the scoring app, connected in judging.apps."""
 
 from __future__ import annotations
 
@@ -7,20 +7,20 @@ from typing import Any
 
 def sandbox_cleanup_on_worker_ready(**kwargs: Any) -> None:
     """A worker that starts runs its host's clean-up now and every
-    HELDOUT_SANDBOX_CLEANUP_EVERY_S seconds (scoring.cleanup)."""
-    from scoring.cleanup import cleanup_timer_start
+    HELDOUT_SANDBOX_CLEANUP_EVERY_S seconds (judging.cleanup)."""
+    from judging.cleanup import cleanup_timer_start
 
     cleanup_timer_start()
 
 
 def sandbox_cleanup_on_worker_shutdown(**kwargs: Any) -> None:
-    from scoring.cleanup import cleanup_timer_stop
+    from judging.cleanup import cleanup_timer_stop
 
     cleanup_timer_stop()
 
 
 def settings_check_on_worker_init(**kwargs: Any) -> None:
-    """A worker does not start with settings that contradict each other (scoring.checks)."""
+    """A worker does not start with settings that contradict each other (judging.checks)."""
     from django.core.checks import run_checks
 
     errors = [e for e in run_checks(tags=["heldout"]) if e.is_serious()]

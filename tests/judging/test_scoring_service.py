@@ -1,4 +1,4 @@
-"""scoring.services: claiming, scoring with the real in-process scorer, failures, the reaper.
+"""judging.services: claiming, scoring with the real in-process scorer, failures, the reaper.
 
 Scoring runs in the test process with the real InProcessScorer on real files; only the
 scorers that must fail are small fakes. Enqueues are on-commit callbacks, captured and
@@ -16,10 +16,10 @@ from django.utils import timezone
 from competitions.errors import QuotaExceeded
 from competitions.models import LeaderboardEntry, Score, Submission
 from competitions.services.submissions import submission_create, submission_rescore
-from scoring.reaper import submissions_reap
+from judging.reaper import submissions_reap
+from judging.services import submission_score
 from scoring.sandbox import SandboxUnavailable
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """The reaper: recover work whose worker died, and resend work whose message was lost.
 
-Sent by celery beat every HELDOUT_REAP_EVERY_S (scoring.tasks, which also reaps organizers' jobs:
+Sent by celery beat every HELDOUT_REAP_EVERY_S (judging.tasks, which also reaps organizers' jobs:
 competitions.services.jobs.organizer_jobs_reap). For submissions and replications alike:
 - RUNNING with a heartbeat older than HELDOUT_RECOVER_AFTER_S: its worker died (a live
   worker beats every HELDOUT_HEARTBEAT_S whatever its time limits). It counts one
@@ -25,6 +25,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from competitions.models import Replication, Submission
+from competitions.services.replications import replication_enqueue_on_commit
 from competitions.services.submissions import enqueue_on_commit
 
 
@@ -102,8 +103,6 @@ def submissions_reap(*, now: datetime | None = None) -> dict[str, int]:
 
 def replications_reap(*, now: datetime | None = None) -> dict[str, int]:
     """submissions_reap for replications."""
-    from scoring.replication import replication_enqueue_on_commit
-
     return _reap(
         Replication,
         now=now or timezone.now(),
