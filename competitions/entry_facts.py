@@ -1,9 +1,9 @@
 """What an entry's page says about its scoring, for a person: the key facts drawn from
 the manifest, and the manifest itself as a reader may see it.
 
-Anonymous visitors get the manifest without the worker host's identifying details (its
-name, kernel, Docker engine and driver versions): nothing a reader needs to judge a
-score, and what an attacker would like to know. Signed-in readers get it whole (less
+Anonymous visitors get the manifest with the worker host's identifying details nulled
+(its name, kernel, Docker engine and driver versions, listed in `withheld`): nothing a
+reader needs to judge a score, and what an attacker would like to know. Signed-in readers get it whole (less
 the private split before it is revealed, scoring.manifest.manifest_for_viewer).
 """
 
@@ -28,8 +28,9 @@ def manifest_for_reader(
     shown = manifest_for_viewer(manifest, private_visible=private_visible)
     if signed_in or "host" not in shown:
         return shown
-    host = {k: v for k, v in shown["host"].items() if k not in HOST_DETAILS_SIGNED_IN_ONLY}
-    withheld = [*shown.get("withheld", []), "host details (sign in to see them)"]
+    # Nulled, not removed: the copy still follows docs/manifest.schema.json.
+    host = {**shown["host"], **dict.fromkeys(HOST_DETAILS_SIGNED_IN_ONLY)}
+    withheld = [*shown.get("withheld", []), *(f"host.{k}" for k in HOST_DETAILS_SIGNED_IN_ONLY)]
     return {**shown, "host": host, "withheld": withheld}
 
 
