@@ -34,7 +34,9 @@ MAX_RESULT_BYTES = 16 << 20  # a result lists at most max_problems problems; far
 LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "scipy")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, preloaded: tuple[TaskSpec, Truth] | None = None) -> int:
+    """`preloaded`: the spec and truth the arguments name, loaded already (a warm scorer,
+    scoring.warm_server, loads them once for all its submissions)."""
     parser = argparse.ArgumentParser(
         prog="python -m scoring.cli", description="Validate and score a submission."
     )
@@ -47,11 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     for option in ("spec", "predictions", "truth"):
         if not getattr(args, option).is_file():
             parser.error(f"--{option}: {getattr(args, option)} is not a file")
-    try:
-        spec = TaskSpec.from_dict(json.loads(args.spec.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError) as exc:
-        parser.error(f"--spec: {exc}")
-    truth = load_truth(args.truth, spec)
+    if preloaded is not None:
+        spec, truth = preloaded
+    else:
+        try:
+            spec = TaskSpec.from_dict(json.loads(args.spec.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            parser.error(f"--spec: {exc}")
+        truth = load_truth(args.truth, spec)
     evaluation = evaluate(
         predictions_path=args.predictions, truth=truth, spec=spec, max_problems=args.max_problems
     )

@@ -175,7 +175,8 @@ def test_the_example_env_sets_only_values_the_readers_accept(code_settings):
 def test_the_image_contains_every_local_package_and_runs_as_a_non_root_user():
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert re.search(r"(?m)^FROM python:3\.11-slim", dockerfile)
-    assert "pip install -r requirements.lock" in dockerfile
+    assert "pip install --require-hashes --no-deps -r requirements.prod.lock" in dockerfile
+    assert not re.search(r"(?m)^COPY .*\brequirements\.lock\b", dockerfile)
     assert "collectstatic --noinput" in dockerfile
     assert re.search(r"(?m)^USER (?!root)\S+", dockerfile)
     assert re.search(r'(?m)^CMD \["gunicorn", "config\.wsgi"', dockerfile)
