@@ -1,5 +1,6 @@
-"""The claim page of a leaderboard entry: one sentence saying what was measured, the
-method card as declared, the manifest beneath, and the reproducibility bundle."""
+"""The claim page of a leaderboard entry: one sentence saying what was measured, the key
+facts (scorer, data version, hardware), the method card as declared, the reproducibility
+bundle, and the manifest behind a disclosure and as a download (competitions/entry_facts.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from competitions.entry_facts import entry_facts, manifest_for_reader
 from competitions.markdown import render_markdown
 from competitions.models import LeaderboardEntry, Membership, Replication, Score, Submission
 from competitions.permissions import NotFound, access_entry, is_organizer
 from competitions.selectors import board_statistics_read, plausible_ranks, private_split_visible
 from competitions.selectors_runs import scoring_run_for_claim, scoring_run_latest
-from scoring.manifest import manifest_for_viewer
 from scoring.metrics import metric_get
 
 
@@ -51,7 +52,13 @@ def entry_context(
     private_visible = private_split_visible(user, competition)
     run = scoring_run_for_claim(submission=submission, ranked=task.version, wanted=wanted)
     version = run.task_version if run else (wanted or task.version)
-    manifest = manifest_for_viewer(run.manifest, private_visible=private_visible) if run else None
+    manifest = (
+        manifest_for_reader(
+            run.manifest, private_visible=private_visible, signed_in=user.is_authenticated
+        )
+        if run
+        else None
+    )
     splits = ["public", "private"] if private_visible else ["public"]
     scores = dict(
         Score.objects.filter(
@@ -83,6 +90,7 @@ def entry_context(
         "claims": claims,
         "description": render_markdown(submission.description) if submission.description else "",
         "manifest_json": json.dumps(manifest, indent=2, sort_keys=True) if manifest else "",
+        "facts": entry_facts(manifest, hardware_declared=submission.hardware_declared),
         "replication": replication,
         "task_version": version,
         "superseded_by": task.version if version != task.version else None,

@@ -190,6 +190,8 @@ EXPECTED: dict[str, dict[str, set[int]]] = {
     "readyz POST": row(405, 405, 405, 405, 405),
     "metrics GET": row(404, 404, 404, 404, 404),
     "metrics POST": row(405, 405, 405, 405, 405),
+    "favicon GET": row(200, 200, 200, 200, 200),
+    "favicon POST": row(405, 405, 405, 405, 405),
 }
 
 

@@ -35,6 +35,11 @@ class Competition(models.Model):
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True, help_text="Markdown")
     rules = models.TextField(blank=True, help_text="Markdown; participants accept them to join")
+    prize = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="What the winners get, in a few words; shown on the competition's card",
+    )
     organizers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, related_name="organized_competitions", blank=True
     )

@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "competitions.middleware.UploadSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "competitions.middleware.CommonMiddleware",  # no slash-appending redirect under /api/
+    "competitions.middleware.SiteNotFoundMiddleware",  # the site's 404 page with DEBUG on too
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -81,6 +82,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # |metric_label and |problem_text in every template, no {% load %} needed.
+            "builtins": ["competitions.templatetags.heldout"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
