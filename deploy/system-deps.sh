@@ -11,6 +11,7 @@
 #   nginx        tests/test_nginx_proxy.py runs deploy/nginx.conf in front of gunicorn
 #   openssl      ... with a self-signed certificate it makes
 #   docker-registry  tests/sandbox/test_image_registry.py pushes and pulls images through it on loopback
+#   npm          the browser tests install axe-core from the npm registry (tests/browser/conftest.py)
 #
 # Idempotent: installs only what is missing, and only as root on a machine with
 # apt-get. Otherwise it says what is missing and exits 0: the tests that need it
@@ -30,13 +31,14 @@ has_command debootstrap || missing+=(debootstrap)
 has_command nginx || missing+=(nginx)
 has_command openssl || missing+=(openssl)
 has_command docker-registry || missing+=(docker-registry)
+has_command npm || missing+=(npm)
 if [ "${1:-}" = bench ]; then
     has_command wrk || missing+=(wrk)
     has_command redis-server || missing+=(redis-server)
 fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
-    say "chromium, docker.io, debootstrap, nginx, openssl and docker-registry${1:+, wrk and redis-server} are installed"
+    say "chromium, docker.io, debootstrap, nginx, openssl, docker-registry and npm${1:+, wrk and redis-server} are installed"
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "competitions.middleware.UploadSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "competitions.middleware.CommonMiddleware",  # no slash-appending redirect under /api/
+    "competitions.middleware.SiteNotFoundMiddleware",  # the site's 404 page with DEBUG on too
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -81,6 +82,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # |metric_label and |problem_text in every template, no {% load %} needed.
+            "builtins": ["competitions.templatetags.heldout"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -225,6 +228,11 @@ HELDOUT_WORK_DIR = Path(
 # container is left to its own worker before the round kills it.
 HELDOUT_SANDBOX_CLEANUP_EVERY_S = env_float("HELDOUT_SANDBOX_CLEANUP_EVERY_S", 30.0)
 HELDOUT_SANDBOX_CLEANUP_GRACE_S = env_float("HELDOUT_SANDBOX_CLEANUP_GRACE_S", 30.0)
+# Warm scorers (scoring.warm): each worker process keeps the built-in scorer running per
+# task between submissions, each scored by a fresh child in the same sandbox; stopped after
+# HELDOUT_SANDBOX_WARM_IDLE_S seconds without a submission.
+HELDOUT_SANDBOX_WARM = env_bool("HELDOUT_SANDBOX_WARM", True)
+HELDOUT_SANDBOX_WARM_IDLE_S = env_float("HELDOUT_SANDBOX_WARM_IDLE_S", 300.0)
 
 # Webhooks (docs/api.md#webhooks): endpoints on private, loopback or reserved addresses are
 # refused unless allowed (tests deliver to a loopback server); a delivery is tried up to
@@ -412,7 +420,7 @@ LOGGING = logging_config(
 )
 # /metrics answers only requests with `Authorization: Bearer <this>`; empty: no /metrics.
 HELDOUT_METRICS_TOKEN = env_str("HELDOUT_METRICS_TOKEN", "")
-# Error reporting to Sentry when set (needs the `sentry` extra: pip install sentry-sdk).
+# Error reporting to Sentry when set (sentry-sdk: the `sentry` extra, in both locks).
 HELDOUT_SENTRY_DSN = env_str("HELDOUT_SENTRY_DSN", "")
 if HELDOUT_SENTRY_DSN:
     sentry_init(dsn=HELDOUT_SENTRY_DSN)

@@ -26,6 +26,7 @@ from competitions.models import (
     Submission,
     Team,
 )
+from competitions.services.intervals import board_ranks_refresh
 from competitions.services.leaderboard import leaderboard_rebuild
 from competitions.services.lifecycle import competition_finalize, competition_reopen
 from competitions.services.teams import competition_join, team_rename, team_set_banned
@@ -140,6 +141,7 @@ CHANGES = {
     "metric": lambda c, o: (
         type(c.task).objects.filter(pk=c.task.pk).update(secondary_metrics=["log_loss"])
     ),
+    "rank intervals": lambda c, o: board_ranks_refresh(competition=c, split="public"),
 }
 
 
@@ -318,7 +320,8 @@ def test_with_the_cache_off_every_read_renders_and_carries_no_etag(
     settings.HELDOUT_BOARD_CACHE = False
     api(None).get(_api_url(board))
 
-    with django_assert_num_queries(3):  # the competition (task, version), rows, counts
+    # the competition (task, version), rows, counts, the board's statistics
+    with django_assert_num_queries(4):
         response = api(None).get(_api_url(board), HTTP_IF_NONE_MATCH="*")
     assert response.status_code == 200
     assert "ETag" not in response

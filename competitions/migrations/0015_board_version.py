@@ -2,9 +2,9 @@
 
 Whatever changes what a leaderboard shows counts its competition's version up in the same
 statement: a leaderboard row written or deleted (scores, rebuilds, version switches, bans,
-disqualifications, deleted teams and submissions), the competition's row changed (finalize,
-reopen, visibility, title, dates), a team renamed, the board's metrics changed, a finished
-replication (the badge). Who may see what is checked on each request, not cached. The task's
+disqualifications, deleted teams and submissions, intervals), the competition's row changed
+(finalize, reopen, visibility, title, dates), a team renamed, the board's metrics changed, a
+finished replication (the badge), the board's statistics (the plausible ranks' bounds). Who may see what is checked on each request, not cached. The task's
 ranked version is read with the board version (competitions/boardcache.py), so a version
 switch needs no trigger on the task's row (whose lock it would take before the teams').
 """
@@ -68,6 +68,19 @@ CREATE TRIGGER heldout_board_task AFTER UPDATE ON competitions_task
                        OR OLD.secondary_metrics IS DISTINCT FROM NEW.secondary_metrics)
     EXECUTE FUNCTION heldout_board_of_row_changed();
 
+CREATE TRIGGER heldout_board_statistics_insert AFTER INSERT ON competitions_boardstatistics
+    FOR EACH ROW EXECUTE FUNCTION heldout_board_of_row_changed();
+CREATE TRIGGER heldout_board_statistics_update AFTER UPDATE ON competitions_boardstatistics
+    FOR EACH ROW WHEN (OLD IS DISTINCT FROM NEW)
+    EXECUTE FUNCTION heldout_board_of_row_changed();
+CREATE FUNCTION heldout_board_of_old_row_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM heldout_board_bump(ARRAY[OLD.competition_id]);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER heldout_board_statistics_delete AFTER DELETE ON competitions_boardstatistics
+    FOR EACH ROW EXECUTE FUNCTION heldout_board_of_old_row_changed();
+
 CREATE FUNCTION heldout_board_replication_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM heldout_board_bump(ARRAY(
@@ -95,12 +108,16 @@ DROP TRIGGER heldout_board_entries_delete ON competitions_leaderboardentry;
 DROP TRIGGER heldout_board_competition ON competitions_competition;
 DROP TRIGGER heldout_board_team ON competitions_team;
 DROP TRIGGER heldout_board_task ON competitions_task;
+DROP TRIGGER heldout_board_statistics_insert ON competitions_boardstatistics;
+DROP TRIGGER heldout_board_statistics_update ON competitions_boardstatistics;
+DROP TRIGGER heldout_board_statistics_delete ON competitions_boardstatistics;
 DROP TRIGGER heldout_board_replication_insert ON competitions_replication;
 DROP TRIGGER heldout_board_replication_update ON competitions_replication;
 DROP TRIGGER heldout_board_replication_delete ON competitions_replication;
 DROP FUNCTION heldout_board_entries_changed();
 DROP FUNCTION heldout_board_competition_changed();
 DROP FUNCTION heldout_board_of_row_changed();
+DROP FUNCTION heldout_board_of_old_row_changed();
 DROP FUNCTION heldout_board_replication_changed();
 DROP FUNCTION heldout_board_bump(bigint[]);
 """
@@ -116,7 +133,7 @@ def _sqlite_bump(competition: str) -> str:
 
 _ENTRY_COLUMNS = (
     "competition_id split team_id submission_id task_version score sort_key scores "
-    "submitted_at entries last_submission_at"
+    "submitted_at entries last_submission_at ci_low ci_high interval_submission_id"
 ).split()
 _REPLICATION_BUMP = (
     "INSERT INTO competitions_boardversion (competition_id, version) "
@@ -140,6 +157,12 @@ SQLITE = {
     "WHEN OLD.primary_metric IS NOT NEW.primary_metric "
     "OR OLD.secondary_metrics IS NOT NEW.secondary_metrics "
     f"BEGIN {_sqlite_bump('NEW.competition_id')} END",
+    "heldout_board_statistics_insert": "AFTER INSERT ON competitions_boardstatistics "
+    f"BEGIN {_sqlite_bump('NEW.competition_id')} END",
+    "heldout_board_statistics_update": "AFTER UPDATE ON competitions_boardstatistics "
+    f"BEGIN {_sqlite_bump('NEW.competition_id')} END",
+    "heldout_board_statistics_delete": "AFTER DELETE ON competitions_boardstatistics "
+    f"BEGIN {_sqlite_bump('OLD.competition_id')} END",
     "heldout_board_replication_insert": "AFTER INSERT ON competitions_replication "
     f"WHEN NEW.status = 'done' BEGIN {_REPLICATION_BUMP.format(row='NEW')} END",
     "heldout_board_replication_update": "AFTER UPDATE ON competitions_replication "
@@ -171,7 +194,7 @@ def uninstall(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("competitions", "0012_merge_outbox"),
+        ("competitions", "0014_merge_prize_intervals"),
     ]
 
     operations = [
