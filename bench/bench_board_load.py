@@ -14,8 +14,9 @@ The load is wrk (Debian's package; `bash deploy/system-deps.sh bench` installs i
 --clients keep-alive connections on 2 threads, each asking in turn for the page (anonymous)
 and the JSON, pages 1 and 2, for --seconds per case. Meanwhile a thread uploads a
 submission every --submit-every seconds through submission_create (the service the API
-calls) and the worker scores it: each score moves the board to a new version, so the cache
-is measured while the board changes, not idle. The cases take turns, round after round
+calls) and the worker scores it: each score moves the board to a new version (and so does
+each interval the worker draws afterwards), so the cache is measured while the board
+changes, not idle. Before the first case the worker draws the populated rows' intervals. The cases take turns, round after round
 (the order alternating), so load from elsewhere on the machine falls on both alike.
 
 Reported per case: the medians over the rounds of requests per second, and of wrk's per-
@@ -177,6 +178,19 @@ def counters() -> tuple[int, int, int]:
     )
 
 
+def quiet_board(timeout: float = 600) -> None:
+    """Wait until the worker has drawn the intervals of every row the bulk population made
+    (one write per row, each a new board version): then only the submissions move it."""
+    deadline = time.monotonic() + timeout
+    last, still = counters()[2], 0
+    while still < 3 and time.monotonic() < deadline:
+        time.sleep(1)
+        version = counters()[2]
+        still = still + 1 if version == last else 0
+        last = version
+    say(f"board quiet at version {last}")
+
+
 def run_wrk(base: str, args: argparse.Namespace, script: Path) -> dict:
     command = ["wrk", "-t2", f"-c{args.clients}", f"-d{args.seconds}s", "--timeout", "10s"]
     command += ["-s", str(script), base + PATHS[0]]
@@ -247,6 +261,7 @@ def measure(
             for path in PATHS:  # every worker imports the app; nothing measured yet
                 for _ in range(4):
                     assert requests.get(base + path, timeout=60).status_code == 200, path
+        quiet_board()
         submitter = Submitter(people, args.submit_every)
         submitter.start()
         results: dict[str, list[dict]] = {case: [] for case in servers}
