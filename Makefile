@@ -39,7 +39,7 @@ endef
 help:
 	@echo "make demo          set up and serve the demo site and a worker on http://127.0.0.1:8000"
 	@echo "make test          the whole test suite (ARGS=... goes to pytest; DOCKER=skip skips Docker set-up)"
-	@echo "make lint          ruff check, ruff format --check, mypy"
+	@echo "make lint          ruff check, ruff format --check, mypy, lint-imports"
 	@echo "make scorer-image  build the scorer image, push it when HELDOUT_IMAGE_REGISTRY is set (prints its reference last)"
 	@echo "make bench         run the benchmarks in bench/"
 	@echo "make venv          create .venv from requirements.lock"
@@ -72,6 +72,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
 
 scorer-image:
 	@$(SCORER_IMAGE_BUILD)

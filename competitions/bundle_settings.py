@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from competitions.sandboxes import sandbox_limits
 from scoring.program_scorer import MAX_PROGRAM_BYTES, program_unpack
 
 if TYPE_CHECKING:
@@ -97,9 +98,6 @@ def _limits(reader: _Reader, data: dict, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         reader.problem(f"task.{key}", "must be a mapping such as {memory_mb: 1024, timeout_s: 60}.")
         return {}
-    # Imported here: scoring.services imports competition services (no import cycle).
-    from scoring.services import sandbox_limits
-
     try:
         sandbox_limits(overrides=value)
     except ValueError as exc:

@@ -31,7 +31,7 @@ def _storage_errors() -> tuple[type[BaseException], ...]:
     return (OSError, BotoCoreError, ClientError)
 
 
-# What a storage raises when it, not the file, is at fault (scoring.heartbeat retries these).
+# What a storage raises when it, not the file, is at fault (judging.heartbeat retries these).
 STORAGE_ERRORS = _storage_errors()
 
 

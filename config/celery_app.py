@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -19,3 +19,18 @@ def _django_logging(**kwargs) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@worker_ready.connect
+def _worker_beat_start(sender=None, **kwargs) -> None:
+    """Each worker beats into the shared cache, for /metrics (competitions/ops/workers.py)."""
+    from competitions.ops.workers import on_worker_ready
+
+    on_worker_ready(sender=sender)
+
+
+@worker_shutdown.connect
+def _worker_beat_stop(**kwargs) -> None:
+    from competitions.ops.workers import on_worker_shutdown
+
+    on_worker_shutdown()

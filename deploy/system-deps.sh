@@ -7,6 +7,7 @@
 #   nginx        tests/test_nginx_proxy.py runs deploy/nginx.conf in front of gunicorn
 #   openssl      ... with a self-signed certificate it makes
 #   docker-registry  tests/sandbox/test_image_registry.py pushes and pulls images through it on loopback
+#   npm          the browser tests install axe-core from the npm registry (tests/browser/conftest.py)
 #
 # Idempotent: installs only what is missing, and only as root on a machine with
 # apt-get. Otherwise it says what is missing and exits 0: the tests that need it
@@ -26,9 +27,10 @@ has_command debootstrap || missing+=(debootstrap)
 has_command nginx || missing+=(nginx)
 has_command openssl || missing+=(openssl)
 has_command docker-registry || missing+=(docker-registry)
+has_command npm || missing+=(npm)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-    say "chromium, docker.io, debootstrap, nginx, openssl and docker-registry are installed"
+    say "chromium, docker.io, debootstrap, nginx, openssl, docker-registry and npm are installed"
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then

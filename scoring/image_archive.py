@@ -74,7 +74,7 @@ class ArchiveReport:
     layers: int = 0
     unpacked_bytes: int = 0
     # "build_context" for a folder with a Dockerfile (only when the caller accepts one);
-    # its Dockerfile is the caller's to check (scoring.images.dockerfile_check).
+    # its Dockerfile is the caller's to check (scoring.image_checks.dockerfile_check).
     kind: str = "image"
     dockerfile: str = ""
     bases: list[str] = field(default_factory=list)  # the platform images it builds FROM

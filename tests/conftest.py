@@ -101,6 +101,6 @@ def submission_images_collected_at_the_end():
     deployment's repository (HELDOUT_DEPLOYMENT_ID is fresh per run), so collecting them
     never touches another run's or deployment's images on a shared engine."""
     yield
-    from scoring.images import images_gc
+    from judging.images import images_gc
 
     images_gc(keep=set())  # without an engine: nothing to collect

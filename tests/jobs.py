@@ -7,8 +7,8 @@ from django.core.files.base import ContentFile
 from competitions.models import Competition, OrganizerJob, Submission
 from competitions.services.jobs import organizer_job_run
 from competitions.services.versions import task_version_create
+from judging.services import submission_score
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 
 

@@ -38,7 +38,11 @@ _READ_CALL = re.compile(
 def settings_read_by_code() -> dict[str, str]:
     """Every environment variable read by the platform's code, with how (str, bool, ..., environ)."""
     found: dict[str, str] = {}
-    paths = [p for app in ("config", "competitions", "scoring") for p in (ROOT / app).rglob("*.py")]
+    paths = [
+        p
+        for app in ("config", "competitions", "judging", "scoring")
+        for p in (ROOT / app).rglob("*.py")
+    ]
     for path in sorted(paths):
         for match in _READ_CALL.finditer(path.read_text()):
             # A typed reader says more than a bare os.environ use of the same name.
@@ -171,7 +175,8 @@ def test_the_example_env_sets_only_values_the_readers_accept(code_settings):
 def test_the_image_contains_every_local_package_and_runs_as_a_non_root_user():
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert re.search(r"(?m)^FROM python:3\.11-slim", dockerfile)
-    assert "pip install -r requirements.lock" in dockerfile
+    assert "pip install --require-hashes --no-deps -r requirements.prod.lock" in dockerfile
+    assert not re.search(r"(?m)^COPY .*\brequirements\.lock\b", dockerfile)
     assert "collectstatic --noinput" in dockerfile
     assert re.search(r"(?m)^USER (?!root)\S+", dockerfile)
     assert re.search(r'(?m)^CMD \["gunicorn", "config\.wsgi"', dockerfile)
@@ -288,3 +293,13 @@ def test_the_demo_launcher_stops_the_web_server_when_the_worker_dies(tmp_path):
     assert launcher.returncode == 3, output
     assert "worker exited with code 3" in output
     assert not _is_running(pid), output
+
+
+def test_the_demo_shows_the_sites_error_pages_unless_debug_is_asked_for(monkeypatch):
+    sys.path.insert(0, str(DEPLOY))
+    import demo
+
+    monkeypatch.delenv("DJANGO_DEBUG", raising=False)
+    assert demo.demo_env()["DJANGO_DEBUG"] == "false"
+    monkeypatch.setenv("DJANGO_DEBUG", "true")
+    assert demo.demo_env()["DJANGO_DEBUG"] == "true"

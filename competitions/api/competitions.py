@@ -1,5 +1,7 @@
 """Competition endpoints: list, detail, join, public files and the leaderboard."""
 
+import dataclasses
+
 from django.http import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -233,6 +235,25 @@ class LeaderboardRowOutput(serializers.Serializer):
         allow_null=True, help_text="The latest finished replication's outcome"
     )
     entry_url = serializers.URLField(help_text="The entry's claim page")
+    ci_low = serializers.FloatField(
+        allow_null=True, help_text="Lower end of the score's 95 % bootstrap interval"
+    )
+    ci_high = serializers.FloatField(allow_null=True, help_text="Upper end of that interval")
+    rank_best = serializers.IntegerField(
+        allow_null=True, help_text="Best plausible rank: 1 + the entries surely better"
+    )
+    rank_worst = serializers.IntegerField(
+        allow_null=True, help_text="Worst plausible rank: the entries not surely worse"
+    )
+    tied_with_leader = serializers.BooleanField(
+        help_text="Statistically indistinguishable from #1 (its best plausible rank is 1)"
+    )
+
+
+class BootstrapOutput(serializers.Serializer):
+    seed = serializers.IntegerField()
+    resamples = serializers.IntegerField()
+    level = serializers.FloatField()
 
 
 class LeaderboardOutput(serializers.Serializer):
@@ -248,6 +269,10 @@ class LeaderboardOutput(serializers.Serializer):
     page_size = serializers.IntegerField()
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
+    bootstrap = BootstrapOutput(
+        allow_null=True,
+        help_text="How the intervals were drawn (paired bootstrap over the split's rows)",
+    )
     results = LeaderboardRowOutput(many=True)
 
 
@@ -320,6 +345,7 @@ def _json(board: selectors.LeaderboardPage, page: int, page_size: int) -> dict:
         "count": board.count,
         "page": page,
         "page_size": page_size,
+        "bootstrap": dataclasses.asdict(board.bootstrap) if board.bootstrap else None,
         "results": [
             {
                 "rank": r.rank,
@@ -332,6 +358,11 @@ def _json(board: selectors.LeaderboardPage, page: int, page_size: int) -> dict:
                 "entries": r.entries,
                 "last_submission_at": r.last_submission_at,
                 "replication": r.replication or None,
+                "ci_low": r.ci_low,
+                "ci_high": r.ci_high,
+                "rank_best": r.rank_best,
+                "rank_worst": r.rank_worst,
+                "tied_with_leader": r.tied_with_leader,
             }
             for r in board.rows
         ],
@@ -341,6 +372,7 @@ def _json(board: selectors.LeaderboardPage, page: int, page_size: int) -> dict:
 def _csv(board: selectors.LeaderboardPage) -> dict:
     columns = ["rank", "team", board.metric, *board.secondary_metrics]
     columns += ["submission_id", "submitted_at", "entries"]
+    columns += ["ci_low", "ci_high", "rank_best", "rank_worst", "tied_with_leader"]
     rows = [
         [
             r.rank,
@@ -350,6 +382,11 @@ def _csv(board: selectors.LeaderboardPage) -> dict:
             r.submission_id,
             r.submitted_at.isoformat(),
             r.entries,
+            r.ci_low,
+            r.ci_high,
+            r.rank_best,
+            r.rank_worst,
+            r.tied_with_leader,
         ]
         for r in board.rows
     ]

@@ -24,6 +24,7 @@ from competitions.api.jobs import OrganizerJobOutput, job_accepted
 from competitions.api.pagination import PAGE_PARAMETERS, page_of
 from competitions.api.renderers import DownloadNegotiation
 from competitions.downloads import file_download
+from competitions.entry_facts import manifest_for_reader
 from competitions.models import Replication, ScorerMismatchReport, TaskVersion
 from competitions.permissions import (
     Forbidden,
@@ -35,11 +36,12 @@ from competitions.permissions import (
     signed_in,
 )
 from competitions.selectors import private_split_visible, scorer_mismatches_recent
+from competitions.selectors_runs import scoring_run_for_claim
 from competitions.services.jobs import version_switch_start
+from competitions.services.replications import replication_cancel, replication_request
 from competitions.services.reproducibility import model_index, submission_bundle_write
 from competitions.services.scorer_identity import task_scorer_adopt
 from competitions.services.versions import task_version_create
-from scoring.manifest import manifest_for_viewer, scoring_run_for_claim
 
 
 class TaskVersionOutput(serializers.Serializer):
@@ -305,7 +307,10 @@ class SubmissionManifestApi(APIView):
         if run is None:
             raise NotFound(f"No manifest of this submission under task version {wanted or ranked}.")
         private = private_split_visible(request.user, submission.competition)
-        response = Response(manifest_for_viewer(run.manifest, private_visible=private))
+        shown = manifest_for_reader(
+            run.manifest, private_visible=private, signed_in=request.user.is_authenticated
+        )
+        response = Response(shown)
         if run.task_version != ranked:
             # The manifest stays as recorded; the header says a later version is ranked.
             response["Heldout-Superseded-By-Version"] = str(ranked)
@@ -430,8 +435,6 @@ class SubmissionReplicateApi(APIView):
 
     @extend_schema(request=ReplicateInput, responses={202: ReplicationOutput})
     def post(self, request: Request, submission_id: int) -> Response:
-        from scoring.replication import replication_request
-
         submission = access_submission(request.user, submission_id)
         if not is_organizer(request.user, submission.competition):
             raise Forbidden("Only this competition's organizers can do that.")
@@ -451,8 +454,6 @@ class ReplicationCancelApi(APIView):
 
     @extend_schema(request=None, responses=ReplicationOutput)
     def post(self, request: Request, replication_id: int) -> Response:
-        from scoring.replication import replication_cancel
-
         replication = Replication.objects.filter(pk=replication_id).first()
         if replication is None:
             raise NotFound("No such replication.")

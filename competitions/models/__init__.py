@@ -4,7 +4,8 @@ workers: what workers report (scorer mismatches) and the claims once on a board;
 uploads: resumable (tus) uploads;
 
 jobs: organizers' background jobs; webhooks: users' signed endpoints and their deliveries;
-outbox: the Celery messages to send (the transactional outbox)."""
+outbox: the Celery messages to send (the transactional outbox); statistics: how each board's
+intervals were drawn."""
 
 from competitions.models.core import (
     Competition,
@@ -29,11 +30,13 @@ from competitions.models.runs import (
     TaskVersion,
     TeamInvitation,
 )
+from competitions.models.statistics import BoardStatistics
 from competitions.models.uploads import Upload
 from competitions.models.webhooks import Webhook, WebhookDelivery
 from competitions.models.workers import ClaimRecord, ScorerMismatchReport
 
 __all__ = [
+    "BoardStatistics",
     "ClaimRecord",
     "Competition",
     "CompetitionEvent",

@@ -35,6 +35,11 @@ class Competition(models.Model):
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True, help_text="Markdown")
     rules = models.TextField(blank=True, help_text="Markdown; participants accept them to join")
+    prize = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="What the winners get, in a few words; shown on the competition's card",
+    )
     organizers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, related_name="organized_competitions", blank=True
     )
@@ -392,6 +397,11 @@ class Submission(models.Model):
         storage=_private_storage, upload_to="rows/", blank=True, max_length=300
     )
     row_kind = models.CharField(max_length=20, blank=True)
+    # The primary metric's per-row pseudo-values on each split (scoring.influence), from
+    # which the board's bootstrap intervals and pairwise comparisons are computed.
+    influence = models.FileField(
+        storage=_private_storage, upload_to="influence/", blank=True, max_length=300
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -457,6 +467,14 @@ class LeaderboardEntry(models.Model):
     submitted_at = models.DateTimeField()
     entries = models.PositiveIntegerField(default=0)
     last_submission_at = models.DateTimeField()
+    # The board's uncertainty (competitions/services/intervals.py), computed by a worker when
+    # the row changes, never on a read: the 95 % bootstrap interval of `score`, for the
+    # submission `interval_submission_id` (a row whose submission differs is stale). Null
+    # until computed, or when the scorer wrote no per-row values. The plausible ranks come
+    # from these and the board's sorted bounds (BoardStatistics.bounds).
+    ci_low = models.FloatField(null=True, blank=True)
+    ci_high = models.FloatField(null=True, blank=True)
+    interval_submission_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -42,7 +42,7 @@ class OrganizerJob(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
-    # Claims, like a submission's: the running worker beats (scoring.heartbeat); the reaper
+    # Claims, like a submission's: the running worker beats (competitions.heartbeat); the reaper
     # runs a job again, or fails it, once its heartbeat is HELDOUT_RECOVER_AFTER_S old.
     attempts = models.PositiveIntegerField(default=0)
     interruptions = models.PositiveIntegerField(default=0)

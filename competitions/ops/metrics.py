@@ -1,6 +1,7 @@
-"""Prometheus metrics at /metrics, read from the database at each scrape, so one web process
-reports the whole platform (workers on other hosts included) and nothing is lost when a
-process restarts.
+"""Prometheus metrics at /metrics, read from the database (and the workers' beats from the
+shared cache, competitions/ops/workers.py) at each scrape, so one web process reports the
+whole platform (workers on other hosts included) and nothing is lost when a process
+restarts.
 
 Protected by a bearer token: with HELDOUT_METRICS_TOKEN empty /metrics does not exist
 (404); otherwise a scrape must send `Authorization: Bearer <token>` (403 if not).
@@ -9,11 +10,13 @@ Protected by a bearer token: with HELDOUT_METRICS_TOKEN empty /metrics does not 
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, QuerySet
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -25,6 +28,7 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     Metric,
 )
+from prometheus_client.utils import floatToGoString
 
 # Scoring durations (seconds) are bucketed over the submissions finished in this window.
 DURATION_WINDOW = timedelta(hours=1)
@@ -41,7 +45,7 @@ def _queue_depth() -> Metric:
     )
     waiting = ["queued", "running"]
     # Where each kind's queue is read, first non-empty wins (then the default queue), as
-    # the code that sends them decides (scoring.replication.replication_queue).
+    # the code that sends them decides (competitions.selectors_runs.replication_queue).
     sources: list[tuple[str, QuerySet, list[str]]] = [
         ("submission", Submission.objects.all(), ["competition__task__queue"]),
         (
@@ -73,7 +77,7 @@ def _durations() -> Metric:
         .values_list("took", flat=True)
         if d is not None
     ]
-    buckets = [(str(b), sum(1 for s in seconds if s <= b)) for b in DURATION_BUCKETS]
+    buckets = [(floatToGoString(b), sum(1 for s in seconds if s <= b)) for b in DURATION_BUCKETS]
     buckets.append(("+Inf", len(seconds)))
     family = GaugeHistogramMetricFamily(
         "heldout_scoring_duration_seconds",
@@ -92,21 +96,72 @@ def _failures() -> Metric:
         labels=["reason"],
     )
     rows = Submission.objects.filter(status="failed").values("failure").annotate(n=Count("pk"))
-    for row in rows:
-        family.add_metric([row["failure"] or "unknown"], row["n"])
+    counts = {row["failure"] or "unknown": row["n"] for row in rows}
+    # Every reason from the first scrape on, so a rate() over a new one starts at zero.
+    for reason in Submission.Failure.values:
+        if reason:
+            counts.setdefault(reason, 0)
+    for reason, n in sorted(counts.items()):
+        family.add_metric([reason], n)
     return family
 
 
-def _heartbeat_age() -> Metric:
-    from competitions.models import Submission
+def _heartbeats() -> Iterator[Metric]:
+    """Per kind of claimed work: the stalest sign of life among the running rows (their
+    heartbeat, or their start before the first beat, as the reaper reads them) and how many
+    are past HELDOUT_RECOVER_AFTER_S, i.e. whose worker died and the reaper has not yet
+    requeued them (a count that stays up means the reaper itself is not running)."""
+    from competitions.models import OrganizerJob, Replication, Submission
 
-    oldest = Submission.objects.filter(status="running").aggregate(at=Min("heartbeat_at"))["at"]
-    age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
-    return GaugeMetricFamily(
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=settings.HELDOUT_RECOVER_AFTER_S)
+    oldest = GaugeMetricFamily(
         "heldout_oldest_heartbeat_age_seconds",
-        "Age of the stalest heartbeat among submissions being scored (0: none running); "
-        "past HELDOUT_RECOVER_AFTER_S its worker is presumed dead.",
-        value=age,
+        "Age of the stalest heartbeat among running work, by kind (0: none running); past "
+        "HELDOUT_RECOVER_AFTER_S its worker is presumed dead.",
+        labels=["kind"],
+    )
+    stale = GaugeMetricFamily(
+        "heldout_stale_heartbeats",
+        "Running work whose heartbeat is older than HELDOUT_RECOVER_AFTER_S, by kind.",
+        labels=["kind"],
+    )
+    kinds: dict[str, QuerySet] = {
+        "submission": Submission.objects.all(),
+        "replication": Replication.objects.all(),
+        "job": OrganizerJob.objects.all(),
+    }
+    for kind, rows in kinds.items():
+        alive = rows.filter(status="running").annotate(
+            alive_at=Coalesce("heartbeat_at", "started_at")
+        )
+        stats = alive.aggregate(
+            at=Min("alive_at"), stale=Count("pk", filter=Q(alive_at__lt=stale_before))
+        )
+        oldest.add_metric([kind], (now - stats["at"]).total_seconds() if stats["at"] else 0.0)
+        stale.add_metric([kind], stats["stale"])
+    yield oldest
+    yield stale
+
+
+def _workers() -> Iterator[Metric]:
+    from competitions.ops.workers import worker_beats
+
+    now = time.time()
+    ages = {name: max(0.0, now - at) for name, at in worker_beats().items()}
+    family = GaugeMetricFamily(
+        "heldout_worker_heartbeat_age_seconds",
+        "Seconds since each Celery worker's last beat (every HELDOUT_HEARTBEAT_S while it "
+        "runs); a worker silent for an hour is no longer listed.",
+        labels=["worker"],
+    )
+    for name, age in sorted(ages.items()):
+        family.add_metric([name], age)
+    yield family
+    yield GaugeMetricFamily(
+        "heldout_workers_alive",
+        "Celery workers whose last beat is younger than HELDOUT_RECOVER_AFTER_S.",
+        value=sum(1 for age in ages.values() if age < settings.HELDOUT_RECOVER_AFTER_S),
     )
 
 
@@ -129,7 +184,8 @@ class DatabaseCollector:
         yield _queue_depth()
         yield _durations()
         yield _failures()
-        yield _heartbeat_age()
+        yield from _heartbeats()
+        yield from _workers()
         yield from _outbox()
 
 

@@ -161,7 +161,7 @@ def _submission_data(zf: zipfile.ZipFile, submission: Submission) -> dict[str, A
         "phase": submission.phase.name,
         "submitter": submission.submitter.get_username(),
     }
-    for field in ("file", "predictions", "row_values"):
+    for field in ("file", "predictions", "row_values", "influence"):
         value: FieldFile = getattr(submission, field)
         data[field] = None
         if value:

@@ -8,7 +8,7 @@ redelivered job does nothing), runs the action and records `done` with its resul
 `failed` with the action's message (and its details in `result`). Progress is
 progress_done of progress_total (teams, or submissions queued).
 
-Crash recovery, as for submissions (scoring.heartbeat, scoring.reaper): the running
+Crash recovery, as for submissions (competitions.heartbeat, judging.reaper): the running
 worker beats; organizer_jobs_reap (sent with the reaper) takes a job whose heartbeat is
 HELDOUT_RECOVER_AFTER_S old. A version switch or a rescore-all commits its work and
 `result["committed"]` in one transaction, so such a job is either recorded `done` (its
@@ -32,11 +32,11 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from competitions.errors import ApplicationError, FinalizedError, InvalidState
+from competitions.heartbeat import beating
 from competitions.models import Competition, OrganizerJob, Submission, TaskVersion, Team
 from competitions.permissions import NotFound
 from competitions.services.freeze import VERSION_FROZEN, competition_is_final
 from competitions.services.submissions import RESCORE_REFUSED
-from scoring.heartbeat import beating
 
 log = logging.getLogger(__name__)
 Kind = OrganizerJob.Kind

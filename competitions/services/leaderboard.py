@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import Count, F, Max
 
 from competitions.models import Competition, LeaderboardEntry, Score, Submission, Task, Team
 from competitions.services.claims import claims_remember
 from competitions.services.freeze import competition_is_final
+from competitions.services.intervals import leaderboard_intervals_enqueue
 from scoring.metrics import metric_get
 
 
@@ -44,7 +45,8 @@ def leaderboard_refresh_team(*, team: Team) -> None:
         competition = team.competition
         claims_remember(entries=LeaderboardEntry.objects.filter(team=team))
         if team.is_banned:
-            LeaderboardEntry.objects.filter(team=team).delete()
+            if LeaderboardEntry.objects.filter(team=team).delete()[0]:
+                leaderboard_intervals_enqueue(competition_id=competition.pk)
             return
         task = competition.task
         # Late submissions are the team's own business: not in the board's counts either.
@@ -60,6 +62,9 @@ def leaderboard_refresh_team(*, team: Team) -> None:
             entries=stats.count(),
             last=agg["last"],
         )
+        before = dict(
+            LeaderboardEntry.objects.filter(team=team).values_list("split", "submission_id")
+        )
         for split in ("public", "private"):
             if split not in rows:
                 LeaderboardEntry.objects.filter(team=team, split=split).delete()
@@ -67,6 +72,9 @@ def leaderboard_refresh_team(*, team: Team) -> None:
             LeaderboardEntry.objects.update_or_create(
                 competition=competition, team=team, split=split, defaults=rows[split]
             )
+        after = {split: fields["submission_id"] for split, fields in rows.items()}
+        if before != after:  # the board's intervals and ranks follow (a worker computes them)
+            leaderboard_intervals_enqueue(competition_id=competition.pk)
 
 
 @dataclass(frozen=True)
@@ -182,20 +190,44 @@ def leaderboard_rebuild(*, competition: Competition) -> int:
             .values("team_id")
             .annotate(n=Count("pk"), last=Max("created_at"))
         }
+        kept = _intervals_kept(competition)
         rows = []
         for team_id, candidates in _candidates_by_team(competition, board.version).items():
             if teams.get(team_id, True):  # banned (or gone): no rows
                 continue
             entries, last = stats.get(team_id, (0, None))
             for split, fields in _team_rows(candidates, board, entries=entries, last=last).items():
+                same = (team_id, split, fields["submission_id"], fields["task_version"])
                 rows.append(
                     LeaderboardEntry(
-                        competition_id=competition.pk, team_id=team_id, split=split, **fields
+                        competition_id=competition.pk,
+                        team_id=team_id,
+                        split=split,
+                        **fields,
+                        **kept.get(same, {}),
                     )
                 )
         LeaderboardEntry.objects.filter(competition_id=competition.pk).delete()
         LeaderboardEntry.objects.bulk_create(rows)
+        leaderboard_intervals_enqueue(competition_id=competition.pk)
     return len(teams)
+
+
+INTERVAL_FIELDS = ("ci_low", "ci_high", "interval_submission_id")
+
+
+def _intervals_kept(competition: Competition) -> dict[tuple, dict]:
+    """The computed intervals of the rows a rebuild will write again unchanged (same team,
+    split, submission and version), so that the worker recomputes only what changed."""
+    rows = LeaderboardEntry.objects.filter(
+        competition_id=competition.pk, interval_submission_id=F("submission_id")
+    ).values("team_id", "split", "submission_id", "task_version", *INTERVAL_FIELDS)
+    return {
+        (r["team_id"], r["split"], r["submission_id"], r["task_version"]): {
+            name: r[name] for name in INTERVAL_FIELDS
+        }
+        for r in rows.iterator(chunk_size=20_000)
+    }
 
 
 def _candidates_by_team(competition: Competition, version: int) -> dict[int, list[_Candidate]]:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from competitions.errors import ApplicationError, InvalidState
 from competitions.models import Competition, CompetitionEvent, Phase
+from competitions.selectors_runs import replications_missing, replications_missing_reasons
 from competitions.services.events import competition_finalized_emit
 from competitions.services.leaderboard import leaderboard_rebuild
 
@@ -30,9 +31,6 @@ def competition_finalize(*, competition: Competition, by: User | None = None) ->
     Phases still open end now (their `end_at` becomes the finalize time): the event lists
     them. Refused while the top entries wait for their replication.
     """
-    # scoring imports the services
-    from scoring.replication import replications_missing, replications_missing_reasons
-
     with transaction.atomic(durable=True):
         locked = (
             Competition.objects.select_for_update(of=("self",))

@@ -22,11 +22,12 @@ from django.utils import timezone
 from competitions.errors import ApplicationError, FinalizedError
 from competitions.files import local_copy
 from competitions.models import OrganizerJob, Submission, Task, TaskFile, TaskVersion
+from competitions.sandboxes import sandbox_limits, sandbox_runner
 from competitions.services.freeze import SCORER_FROZEN
 from competitions.services.jobs import organizer_job_create
 from scoring.program_scorer import MAX_PROGRAM_BYTES, ProgramScorer, program_unpack
+from scoring.recording import RecordingRunner
 from scoring.sandbox import SandboxError, SandboxRunner, SandboxUnavailable
-from scoring.services import RecordingRunner, sandbox_limits, sandbox_runner
 
 LOG_TAIL_CHARS = 4000
 

@@ -24,6 +24,7 @@ from competitions.errors import (
     TeamBanned,
 )
 from competitions.files import fsync_stored
+from competitions.image_uploads import image_upload_check
 from competitions.models import Competition, Phase, Submission, Team
 from competitions.selectors import team_quota
 from competitions.services.freeze import competition_require_not_final
@@ -97,8 +98,6 @@ def submission_create(
     if membership is None:
         raise NotJoined("Join the competition (and accept its rules) before submitting.")
     if phase.submission_kind == "container":
-        from scoring.images import image_upload_check
-
         # 400 with every problem of the archive (or of the build context, where allowed).
         bases = settings.HELDOUT_SCORER_IMAGES if phase.allow_build_context else None
         image_upload_check(uploaded_file=uploaded_file, build_bases=bases)

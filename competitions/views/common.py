@@ -67,6 +67,18 @@ def competition_status(competition: Competition, now: datetime | None = None) ->
     return "open"
 
 
+def deadline_of(competition: Competition, now: datetime | None = None) -> datetime | None:
+    """When submissions stop: the end of the phase open now (None: open-ended), capped by
+    the competition's end; before the first phase opens, the competition's end.
+
+    Reads `competition.phases.all()`, so a list prefetches "phases".
+    """
+    now = now or timezone.now()
+    phase = next((p for p in competition.phases.all() if p.is_open_at(now)), None)
+    ends = [e for e in (phase.end_at if phase else None, competition.end_at) if e is not None]
+    return min(ends) if ends else None
+
+
 def page_context(
     request: HttpRequest, competition: Competition, viewer: Viewer, tab: str, **extra
 ) -> dict:

@@ -7,7 +7,7 @@ import statistics
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -17,17 +17,19 @@ from django.views.decorators.http import require_POST
 from competitions import selectors, stats, svg
 from competitions.errors import ApplicationError
 from competitions.forms import CompetitionFilterForm, JoinForm
-from competitions.markdown import render_markdown
+from competitions.markdown import plain_summary, render_markdown
 from competitions.models import Competition, LeaderboardEntry
 from competitions.services.teams import competition_join
 from competitions.views.common import (
     AuthenticatedRequest,
     competition_for,
+    competition_status,
+    deadline_of,
     page_context,
     page_of,
     viewer_for,
 )
-from competitions.views.plots import progress_plot
+from competitions.views.plots import metric_bounds, progress_plot
 from scoring.metrics import metric_get
 
 PAGE_SIZE = 50
@@ -41,12 +43,18 @@ def competition_list(request: HttpRequest) -> HttpResponse:
         competitions = _filtered(competitions, form.cleaned_data)
     query = request.GET.copy()
     query.pop("page", None)
-    context = {
-        "form": form,
-        "page_obj": page_of(request, competitions.select_related("task"), LIST_PAGE_SIZE),
-        "query": query.urlencode(),
-        "now": timezone.now(),
-    }
+    now = timezone.now()
+    listed = (
+        competitions.select_related("task")
+        .prefetch_related("phases")
+        .annotate(team_count=Count("teams", distinct=True))
+    )
+    page_obj = page_of(request, listed, LIST_PAGE_SIZE)
+    for competition in page_obj:
+        competition.summary = plain_summary(competition.description)  # type: ignore[attr-defined]
+        competition.status = competition_status(competition, now)  # type: ignore[attr-defined]
+        competition.deadline = deadline_of(competition, now)  # type: ignore[attr-defined]
+    context = {"form": form, "page_obj": page_obj, "query": query.urlencode(), "now": now}
     return render(request, "competitions/list.html", context)
 
 
@@ -83,6 +91,7 @@ def competition_detail(request: HttpRequest, slug: str) -> HttpResponse:
         phases=competition.phases.all(),
         description=render_markdown(competition.description),
         now=timezone.now(),
+        deadline=deadline_of(competition),
     )
     return render(request, "competitions/detail.html", context)
 
@@ -147,9 +156,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     competition = competition_for(request, slug)
     viewer = viewer_for(request, competition)
     can_see_private = competition.is_finalized or viewer.is_organizer
-    split = request.GET.get("split", "public")
-    if split not in ("public", "private") or (split == "private" and not can_see_private):
-        split = "public"
+    split = _split(request, competition, can_see_private)
     if request.GET.get("team") == "mine" and viewer.team_id:
         return _redirect_to_team(competition, split, viewer.team_id)
     try:
@@ -184,8 +191,20 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         my_team_id=viewer.team_id,
         can_see_private=can_see_private,
         csv_url=reverse("api:leaderboard", args=[slug]) + f"?split={split}&format=csv",
+        compare_url=reverse("compare", args=[slug]),
+        csv_name=f"{slug}-leaderboard-{split}.csv",
     )
     return render(request, "competitions/leaderboard.html", context)
+
+
+def _split(request: HttpRequest, competition: Competition, can_see_private: bool) -> str:
+    """The board asked for; by default the one that decides: the private board once the
+    competition is finalized, the public one before."""
+    default = "private" if competition.is_finalized else "public"
+    split = request.GET.get("split", default)
+    if split not in ("public", "private") or (split == "private" and not can_see_private):
+        return "public"
+    return split
 
 
 def _redirect_to_team(competition, split: str, team_id: int) -> HttpResponse:
@@ -211,9 +230,7 @@ def competition_stats(request: HttpRequest, slug: str) -> HttpResponse:
     competition = competition_for(request, slug)
     viewer = viewer_for(request, competition)
     can_see_private = competition.is_finalized or viewer.is_organizer
-    split = request.GET.get("split", "public")
-    if split != "private" or not can_see_private:
-        split = "public"
+    split = _split(request, competition, can_see_private)
     task = competition.task
     metric = metric_get(task.primary_metric)
     scores = stats.board_scores(competition=competition, split=split)
@@ -245,6 +262,7 @@ def competition_stats(request: HttpRequest, slug: str) -> HttpResponse:
         x_label=metric.label,
         mark=mine,
         mark_label="your team",
+        bounds=metric_bounds(metric),
     )
     progress = None
     if viewer.membership:

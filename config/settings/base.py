@@ -56,7 +56,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "competitions",
-    "scoring",
+    "judging",
 ]
 
 MIDDLEWARE = [
@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "competitions.middleware.UploadSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "competitions.middleware.CommonMiddleware",  # no slash-appending redirect under /api/
+    "competitions.middleware.SiteNotFoundMiddleware",  # the site's 404 page with DEBUG on too
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -81,6 +82,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # |metric_label and |problem_text in every template, no {% load %} needed.
+            "builtins": ["competitions.templatetags.heldout"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -178,7 +181,7 @@ HELDOUT_SANDBOX_LOG_KB = env_int("HELDOUT_SANDBOX_LOG_KB", 64)
 # requeues running work whose heartbeat is older than HELDOUT_RECOVER_AFTER_S, and fails it
 # (not counted against the quota) once its workers died HELDOUT_MAX_ATTEMPTS times. Work
 # queued longer than HELDOUT_RESEND_AFTER_S (its broker message may be lost) is sent again.
-# scoring.checks refuses values that contradict each other. By default a dead worker's work
+# judging.checks refuses values that contradict each other. By default a dead worker's work
 # is back in the queue within 2 minutes: 90 s of silence plus one 30 s reaper period.
 HELDOUT_HEARTBEAT_S = env_float("HELDOUT_HEARTBEAT_S", 15.0)
 HELDOUT_RECOVER_AFTER_S = env_float("HELDOUT_RECOVER_AFTER_S", 90.0)
@@ -225,6 +228,11 @@ HELDOUT_WORK_DIR = Path(
 # container is left to its own worker before the round kills it.
 HELDOUT_SANDBOX_CLEANUP_EVERY_S = env_float("HELDOUT_SANDBOX_CLEANUP_EVERY_S", 30.0)
 HELDOUT_SANDBOX_CLEANUP_GRACE_S = env_float("HELDOUT_SANDBOX_CLEANUP_GRACE_S", 30.0)
+# Warm scorers (scoring.warm): each worker process keeps the built-in scorer running per
+# task between submissions, each scored by a fresh child in the same sandbox; stopped after
+# HELDOUT_SANDBOX_WARM_IDLE_S seconds without a submission.
+HELDOUT_SANDBOX_WARM = env_bool("HELDOUT_SANDBOX_WARM", True)
+HELDOUT_SANDBOX_WARM_IDLE_S = env_float("HELDOUT_SANDBOX_WARM_IDLE_S", 300.0)
 
 # Webhooks (docs/api.md#webhooks): endpoints on private, loopback or reserved addresses are
 # refused unless allowed (tests deliver to a loopback server); a delivery is tried up to
@@ -262,7 +270,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     # Redis redelivers an unacknowledged task after this: keep it longer than any job
-    # (inference plus scoring, scoring.checks makes sure).
+    # (inference plus scoring, judging.checks makes sure).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env_int("HELDOUT_BROKER_VISIBILITY_TIMEOUT_S", 3600)
     }
@@ -385,7 +393,7 @@ LOGGING = logging_config(
 )
 # /metrics answers only requests with `Authorization: Bearer <this>`; empty: no /metrics.
 HELDOUT_METRICS_TOKEN = env_str("HELDOUT_METRICS_TOKEN", "")
-# Error reporting to Sentry when set (needs the `sentry` extra: pip install sentry-sdk).
+# Error reporting to Sentry when set (sentry-sdk: the `sentry` extra, in both locks).
 HELDOUT_SENTRY_DSN = env_str("HELDOUT_SENTRY_DSN", "")
 if HELDOUT_SENTRY_DSN:
     sentry_init(dsn=HELDOUT_SENTRY_DSN)

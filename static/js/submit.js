@@ -56,6 +56,11 @@
   }
 
   input.addEventListener("change", describe);
+  // The whole zone opens the file picker, not only the small "Choose file" button.
+  zone.addEventListener("click", function (event) {
+    if (event.target === input || event.target.closest("label, a, button")) return;
+    input.click();
+  });
   ["dragenter", "dragover"].forEach(function (type) {
     zone.addEventListener(type, function (event) {
       event.preventDefault();
@@ -288,6 +293,7 @@
     }
     setProgress(0);
     progress.hidden = false;
+    progress.scrollIntoView({ block: "nearest" });
     button.disabled = true;
     upload(file).then(function (url) {
       setProgress(1);

@@ -22,7 +22,7 @@ import requests
 from rest_framework.authtoken.models import Token
 
 from competitions.models import Submission
-from scoring.services import submission_score
+from judging.services import submission_score
 from tests import factories
 from tests.web_process import web_process
 from tests.worker_process import ROOT

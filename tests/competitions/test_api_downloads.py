@@ -10,8 +10,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from competitions.downloads import Unsatisfiable, parse_range
+from judging.services import submission_score
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 from tests.conftest import persona_user
 

@@ -1,7 +1,7 @@
 """Leaderboards: the per-team refresh, the selector, the JSON/CSV API and the HTML page.
 
 Scored submissions are made by inserting Submission and Score rows and refreshing the
-team, as the scoring service does after a real run (tests/scoring covers that path).
+team, as the scoring service does after a real run (tests/judging covers that path).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from competitions.models import LeaderboardEntry, Submission
 from competitions.selectors import leaderboard_page
+from judging.services import submission_score
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -389,10 +389,16 @@ def test_the_csv_has_a_header_and_one_row_per_team(
         "submission_id",
         "submitted_at",
         "entries",
+        "ci_low",
+        "ci_high",
+        "rank_best",
+        "rank_worst",
+        "tied_with_leader",
     ]
+    # No interval yet: a worker computes them (tests/competitions/test_intervals.py).
     assert [r[:5] + r[6:] for r in rows[1:]] == [
-        ["1", "alice", "0.9", "0.75", str(alice_best.pk), "2"],
-        ["2", "bob", "0.8", "0.6", str(bob_best.pk), "1"],
+        ["1", "alice", "0.9", "0.75", str(alice_best.pk), "2", "", "", "", "", "False"],
+        ["2", "bob", "0.8", "0.6", str(bob_best.pk), "1", "", "", "", "", "False"],
     ]
     assert rows[1][5] == alice_best.created_at.isoformat()
 
@@ -445,12 +451,13 @@ def test_the_leaderboard_endpoint_runs_the_same_queries_whatever_its_size(
     client = api(organizer)
     url = f"/api/v1/competitions/{competition.slug}/leaderboard/"
 
-    # token, competition, organizer check (private only), task, rows, counts
-    with django_assert_num_queries(6 if split == "private" else 5):
+    # token, competition, organizer check (private only), task, rows, counts, the board's
+    # statistics (intervals' bounds)
+    with django_assert_num_queries(7 if split == "private" else 6):
         response = client.get(url, {"split": split})
     assert response.status_code == 200
     assert len(response.json()["results"]) == teams
-    with django_assert_num_queries(6 if split == "private" else 5):
+    with django_assert_num_queries(7 if split == "private" else 6):
         response = client.get(url, {"split": split, "format": "csv"})
     assert response.content.decode().count("\n") == teams + 1
 
@@ -462,7 +469,7 @@ def test_the_leaderboard_page_runs_the_same_queries_whatever_its_size(
     _fill_board(competition, teams, per_team)
     client.force_login(participant)
 
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):  # with the board's statistics (intervals' bounds)
         response = client.get(f"/c/{competition.slug}/leaderboard/")
     assert response.status_code == 200
     assert response.content.decode().count("<tr") == teams + 1

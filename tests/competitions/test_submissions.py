@@ -521,7 +521,7 @@ def broker_down(monkeypatch):
     """Sending a job fails as it does when the broker is unreachable."""
     from kombu.exceptions import OperationalError
 
-    from scoring.tasks import submission_score_task
+    from judging.tasks import submission_score_task
 
     def refuse(*args, **kwargs):
         raise OperationalError("Error 111 connecting to the broker. Connection refused.")

@@ -25,8 +25,8 @@ from competitions.services.events import submission_outcome_emit
 from competitions.services.lifecycle import competition_finalize
 from competitions.services.submissions import submission_create
 from competitions.services.webhooks import webhook_create, webhook_delivery_attempt
+from judging.services import submission_score
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 from tests.webhook_server import webhook_endpoint
 

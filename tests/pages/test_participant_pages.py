@@ -278,7 +278,7 @@ def test_a_submission_scored_in_process_says_it_had_no_sandbox(
     client, settings, competition, participant
 ):
     from competitions.services.submissions import submission_create
-    from scoring.services import submission_score
+    from judging.services import submission_score
 
     settings.HELDOUT_SCORER = "in-process"
     submission = submission_create(

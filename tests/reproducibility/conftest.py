@@ -7,9 +7,9 @@ import pytest
 
 from competitions.models import Submission
 from competitions.services.submissions import submission_create
+from judging.services import submission_score
 from scoring.docker_scorer import DockerScorer
 from scoring.sandbox import DockerRunner, SandboxLimits
-from scoring.services import submission_score
 from tests import factories
 from tests.reproducibility.replaying import PREDICTIONS, unzip_bundle
 from tests.sandbox.conftest import (  # noqa: F401

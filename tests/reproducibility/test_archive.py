@@ -34,8 +34,8 @@ from competitions.services.submissions import (
     submissions_rescore_all,
 )
 from competitions.services.versions import task_version_activate, task_version_create
+from judging.services import submission_score
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 
 pytestmark = pytest.mark.django_db

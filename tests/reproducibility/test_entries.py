@@ -13,8 +13,8 @@ from django.core.files.base import ContentFile
 
 from competitions.models import Competition, Submission
 from competitions.services.submissions import submission_create
+from judging.services import submission_score
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 from tests.conftest import persona_user
 

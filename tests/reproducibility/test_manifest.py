@@ -11,13 +11,14 @@ import pytest
 from django.core.files.base import ContentFile
 
 from competitions.models import ScoringRun, Submission
+from competitions.selectors_runs import scoring_run_latest
 from competitions.services.submissions import submission_create
 from competitions.services.versions import task_version_activate, task_version_create
+from judging.services import submission_score
 from scoring.docker_scorer import DockerScorer
-from scoring.manifest import SCHEMA_PATH, manifest_for_viewer, scoring_run_latest
+from scoring.manifest import SCHEMA_PATH, manifest_for_viewer
 from scoring.sandbox import DockerRunner, SandboxLimits
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -14,8 +14,8 @@ from competitions.errors import FinalizedError
 from competitions.models import Competition, OrganizerJob, Submission, TaskVersion
 from competitions.services.scorers import task_scorer_dry_run, task_scorer_set
 from competitions.services.submissions import submission_create
+from judging.services import submission_score
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -17,12 +17,13 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from competitions.models import Competition, Replication, ScoringRun, Submission, TaskFile
+from competitions.services.replications import replication_request
 from competitions.services.submissions import submission_create
+from judging.replication import replication_run
+from judging.services import submission_score
 from scoring.manifest import SCHEMA_PATH
-from scoring.replication import replication_request, replication_run
 from scoring.sandbox import DockerRunner
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 from tests.conftest import persona_user
 from tests.sandbox import hostile_images as images
@@ -184,7 +185,7 @@ def test_the_organizer_asks_for_a_replication_on_another_queue(
     url = f"/api/v1/submissions/{scored_container.pk}/replicate/"
 
     with (
-        mock.patch("scoring.tasks.replication_run_task.apply_async") as send,
+        mock.patch("judging.tasks.replication_run_task.apply_async") as send,
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = api(organizer).post(url, {"queue": "gpu", "tolerance": 1e-6}, format="json")
@@ -296,9 +297,9 @@ def test_finalizing_does_not_wait_for_prediction_files_in_the_top_n(
 
 
 def test_the_task_adapter_calls_the_service(scored_container):
-    from scoring.tasks import replication_run_task
+    from judging.tasks import replication_run_task
 
-    with mock.patch("scoring.replication.replication_run", return_value=True) as run:
+    with mock.patch("judging.replication.replication_run", return_value=True) as run:
         assert replication_run_task(41) is True
     run.assert_called_once_with(replication_id=41)
 
@@ -312,7 +313,7 @@ def test_a_replication_that_cannot_run_fails_with_its_reason(
         replication = replication_request(submission=scored_container, user=organizer)
     runner = FakeRunner(error=SandboxError("exceeded memory limit of 2 GiB"))
 
-    with mock.patch("scoring.replication.inference_run", side_effect=runner.error):
+    with mock.patch("judging.replication.inference_run", side_effect=runner.error):
         assert replication_run(replication_id=replication.pk, runner=runner) is True
     assert replication_run(replication_id=replication.pk, runner=runner) is False  # done
 
@@ -331,4 +332,4 @@ def test_the_leaderboard_page_links_each_row_to_its_claim_and_shows_the_badge(
 
     assert f'href="/c/{competition.slug}/entries/{scored_container.pk}/"' in page
     assert "Reproduced within tolerance" in page
-    assert "Scores under task version 1" in page
+    assert "Click a team to see how its score was measured." in page

@@ -11,10 +11,10 @@ from contextlib import ExitStack
 import pytest
 
 from competitions.models import Replication, Submission
+from competitions.services.replications import replication_request
 from competitions.services.teams import competition_join
-from scoring.replication import replication_request
+from judging.services import submission_score
 from scoring.sandbox import OWNER_LABEL, DockerRunner
-from scoring.services import submission_score
 from tests import factories
 from tests.reproducibility.test_replication import DETERMINISTIC, _container_phase, _submit_image
 from tests.sandbox import hostile_images as images

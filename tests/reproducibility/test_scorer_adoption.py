@@ -15,8 +15,8 @@ from competitions.services.versions import (
     task_version_create,
     task_version_ensure,
 )
+from judging.services import submission_score
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 
 pytestmark = pytest.mark.django_db

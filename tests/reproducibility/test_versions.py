@@ -16,8 +16,8 @@ from competitions.services.versions import (
     task_version_activate,
     task_version_create,
 )
+from judging.services import submission_score
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests import factories
 from tests.conftest import persona_user
 from tests.jobs import run_queued_jobs, scored

@@ -31,10 +31,10 @@ from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from competitions.models import SandboxRun, Submission
-from scoring.images import DockerImages
+from judging.images import DockerImages
+from judging.services import submission_score
 from scoring.sandbox import Mount, SandboxError
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests.sandbox import hostile_images as h
 from tests.sandbox.hostile_setup import TEST_CSV, make_container_phase, submit_archive, truth_probe
 

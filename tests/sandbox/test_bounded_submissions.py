@@ -12,8 +12,8 @@ import pytest
 from competitions.errors import QuotaExceeded
 from competitions.models import SandboxRun, Submission, Task
 from competitions.services.submissions import submission_create
+from judging.services import docker_available, submission_score
 from scoring.scorers import InProcessScorer
-from scoring.services import docker_available, submission_score
 from tests import factories
 
 Status = Submission.Status

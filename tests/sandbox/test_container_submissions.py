@@ -18,18 +18,18 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from competitions.models import SandboxRun, Submission, TaskFile
 from competitions.services.submissions import submission_set_selected
-from scoring import inference
-from scoring.images import (
+from judging import inference
+from judging.images import (
     FakeImages,
     LoadedImage,
     images_to_keep,
     submission_image_tag,
 )
-from scoring.inference import inference_run
+from judging.inference import inference_run
+from judging.services import submission_score
+from judging.tasks import images_gc_task
 from scoring.sandbox import FakeCall, FakeRunner, RunResult, SandboxError
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
-from scoring.tasks import images_gc_task
 from tests import factories
 from tests.sandbox import hostile_images as h
 from tests.sandbox.hostile_setup import (

@@ -1,5 +1,5 @@
 """scoring.image_archive: what a `docker save` archive must be before the engine sees it;
-scoring.images: build contexts, and loading and collecting images on a real engine."""
+judging.images: build contexts, and loading and collecting images on a real engine."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from pathlib import Path
 import docker
 import pytest
 
+from judging.images import DockerImages, images_gc
 from scoring.image_archive import ArchiveReport, archive_check
+from scoring.image_checks import dockerfile_check
 from scoring.image_untag import archive_untagged
-from scoring.images import DockerImages, dockerfile_check, images_gc
 from scoring.sandbox import SandboxError, SandboxUnavailable
 from tests.sandbox import hostile_images as h
 

@@ -19,11 +19,11 @@ from django.core.files.base import ContentFile
 from competitions.models import ScorerMismatchReport, ScoringRun, Submission, TaskVersion
 from competitions.services.submissions import enqueue_on_commit
 from competitions.services.versions import task_version_ensure
-from scoring.images import DockerImages
-from scoring.inference import inference_run
+from judging.images import DockerImages
+from judging.inference import inference_run
+from judging.services import docker_available, submission_score
 from scoring.sandbox import SCORER_CONTENT_LABEL, DockerRunner, SandboxUnavailable
 from scoring.scorers import InProcessScorer
-from scoring.services import docker_available, submission_score
 from tests import factories
 from tests.registry_server import free_port, registry_server
 from tests.sandbox import hostile_images as h

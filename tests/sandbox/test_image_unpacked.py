@@ -13,12 +13,15 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from competitions.image_uploads import worker_platform
 from competitions.models import Submission
-from scoring import image_layers, inference
+from judging import inference
+from judging.images import FakeImages, ImageRefused
+from judging.services import submission_score
+from scoring import image_layers
 from scoring.image_archive import ArchiveReport, archive_check
-from scoring.images import FakeImages, ImageRefused, engine_architecture, worker_platform
+from scoring.image_checks import engine_architecture
 from scoring.scorers import InProcessScorer
-from scoring.services import submission_score
 from tests.sandbox import hostile_images as h
 from tests.sandbox.hostile_setup import make_container_phase
 

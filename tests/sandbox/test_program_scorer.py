@@ -20,10 +20,11 @@ from competitions.admin import organizers_group_sync
 from competitions.models import Competition, OrganizerJob, SandboxRun, Submission, Task
 from competitions.services.scorers import ScorerRejected, task_scorer_set
 from competitions.services.submissions import submission_create
+from judging.services import submission_score
 from scoring.program_scorer import ProgramScorer, program_unpack, read_scores
+from scoring.recording import RecordingRunner
 from scoring.sandbox import SandboxError
 from scoring.scorers import InProcessScorer
-from scoring.services import RecordingRunner, submission_score
 from scoring.spec import TaskSpec
 from tests import factories
 from tests.jobs import run_queued_jobs

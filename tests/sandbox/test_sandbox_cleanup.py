@@ -26,7 +26,7 @@ from django.core.files.base import ContentFile
 from competitions.models import Submission, Task
 from competitions.services.submissions import submission_create
 from competitions.services.teams import competition_join
-from scoring.cleanup import (
+from judging.cleanup import (
     SCORE,
     attempt_work_dir,
     cleanup_timer_start,
@@ -34,7 +34,8 @@ from scoring.cleanup import (
     work_dir_parse,
     work_dirs_cleanup,
 )
-from scoring.images import DockerImages, images_gc, submission_repository
+from judging.images import DockerImages, images_gc, submission_repository
+from judging.services import SUBMISSION_LABEL, submission_score
 from scoring.sandbox import (
     DEADLINE_LABEL,
     DEPLOYMENT_LABEL,
@@ -45,7 +46,6 @@ from scoring.sandbox import (
     FakeRunner,
 )
 from scoring.scorers import InProcessScorer
-from scoring.services import SUBMISSION_LABEL, submission_score
 from tests import factories
 from tests.sandbox import hostile_images as h
 from tests.worker_process import worker_process

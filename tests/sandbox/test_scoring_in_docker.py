@@ -23,12 +23,20 @@ from django.db import connection
 from django.utils import timezone
 
 from competitions.models import SandboxRun, Submission, Task
+from competitions.sandboxes import sandbox_limits
 from competitions.services.submissions import submission_create
 from competitions.services.teams import competition_join
+from judging.reaper import submissions_reap
+from judging.services import (
+    SUBMISSION_LABEL,
+    docker_available,
+    sandbox_cleanup_stale,
+    scorer_default,
+    submission_score,
+)
 from scoring import cli
 from scoring.docker_scorer import DockerScorer
 from scoring.program_scorer import ProgramScorer
-from scoring.reaper import submissions_reap
 from scoring.sandbox import (
     DEADLINE_LABEL,
     DEPLOYMENT_LABEL,
@@ -40,14 +48,6 @@ from scoring.sandbox import (
     SandboxLimits,
 )
 from scoring.scorers import InProcessScorer
-from scoring.services import (
-    SUBMISSION_LABEL,
-    docker_available,
-    sandbox_cleanup_stale,
-    sandbox_limits,
-    scorer_default,
-    submission_score,
-)
 from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]
