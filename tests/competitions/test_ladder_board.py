@@ -10,7 +10,9 @@ from django.core.files.base import ContentFile
 from django.test import Client
 
 from competitions.models import Competition, LeaderboardEntry, Submission
+from competitions.services.intervals import leaderboard_intervals_refresh
 from competitions.services.submissions import submission_create
+from competitions.stats import team_progress
 from judging.services import submission_score
 from scoring.scorers import InProcessScorer
 from tests import factories
@@ -90,6 +92,14 @@ def test_a_ladder_board_shows_only_released_public_scores(api):
     for text in (csv.content.decode(), page, entry, str(listed), str(detail), str(board)):
         assert "0.705" not in text
         assert "0.71" not in text
+    progress = team_progress(competition=competition, team=team, split="public")
+    assert [value for _, value in progress.mine] == [0.7, 0.7]  # the chart: what was told
+
+    # No interval around the exact public score (it would give its digits back).
+    leaderboard_intervals_refresh(competition_id=competition.pk)
+    public.refresh_from_db()
+    private.refresh_from_db()
+    assert (public.ci_low, private.ci_low is not None) == (None, True)
 
     better = _submit(competition, team, list(range(180)), 170)  # public 0.9: far beyond
     better.refresh_from_db()
