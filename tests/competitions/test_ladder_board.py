@@ -77,7 +77,9 @@ def test_a_ladder_board_shows_only_released_public_scores(api):
     assert private.score == held.scores.get(split="private", metric="accuracy").value  # raw
 
     client = api(user)
-    assert client.get(f"/api/v1/competitions/{competition.slug}/").json()["public_board"] == "ladder"
+    assert (
+        client.get(f"/api/v1/competitions/{competition.slug}/").json()["public_board"] == "ladder"
+    )
     rules = client.get(f"/c/{competition.slug}/rules/").content.decode()
     assert "The public leaderboard is a" in rules
     listed = client.get(f"/api/v1/competitions/{competition.slug}/submissions/").json()
