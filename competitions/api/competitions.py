@@ -105,6 +105,11 @@ class CompetitionDetailOutput(CompetitionOutput):
     description = serializers.CharField()
     rules = serializers.CharField()
     selection_limit = serializers.IntegerField()
+    public_board = serializers.ChoiceField(
+        choices=["plain", "ladder"],
+        help_text="ladder: a new public score is shown only when it beats the team's shown "
+        "score by more than the noise (docs/leaderboard.md)",
+    )
     finalized_at = serializers.DateTimeField(allow_null=True)
     reopened = ReopenedOutput(allow_null=True, help_text="The latest reopen, if any")
     task = TaskOutput()
@@ -138,6 +143,7 @@ class CompetitionDetailApi(APIView):
             "description": competition.description,
             "rules": competition.rules,
             "selection_limit": competition.selection_limit,
+            "public_board": competition.public_board,
             "finalized_at": competition.finalized_at,
             "reopened": _reopened(competition),
             "task": {

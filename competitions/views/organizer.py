@@ -39,7 +39,11 @@ from competitions.services import lifecycle
 from competitions.services import submissions as submission_services
 from competitions.services.bundles import bundle_export_file, bundle_import
 from competitions.services.jobs import rescore_all_start
-from competitions.services.organize import competition_limits_update, phase_update
+from competitions.services.organize import (
+    competition_limits_update,
+    competition_public_board_set,
+    phase_update,
+)
 from competitions.services.teams import team_set_banned
 from competitions.views.common import (
     AuthenticatedRequest,
@@ -171,7 +175,11 @@ def _saved_or_refused(request: HttpRequest, form: BaseForm, save: Callable[[], s
 
 
 def _save_limits(competition, form: BaseForm) -> str:
-    competition_limits_update(competition=competition, **form.cleaned_data)
+    data = dict(form.cleaned_data)
+    public_board = data.pop("public_board", "")
+    competition_limits_update(competition=competition, **data)
+    if public_board:  # left out of the post: unchanged
+        competition_public_board_set(competition=competition, public_board=public_board)
     return "The limits are saved."
 
 
