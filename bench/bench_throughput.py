@@ -1,57 +1,102 @@
-"""Benchmark: small submissions scored per minute by two workers, and upload-to-score latency.
+"""Benchmark: small submissions scored per minute by two workers, in-process, sandboxed cold
+and sandboxed warm, and upload-to-score latency; all in one run, taking turns.
 
-    .venv/bin/python bench/bench_throughput.py [--submissions 40] [--scorers docker,in-process]
+    .venv/bin/python bench/bench_throughput.py [--submissions 40] [--rounds 2]
+        [--modes in-process,docker-cold,docker-warm]
 
-Two real Celery worker processes (`--pool solo`, queue cpu) on a Redis broker on loopback
-and a PostgreSQL database, as in production; nothing eager. For each scorer:
+Two real Celery worker processes (`--pool solo`) on a Redis broker on loopback and a
+PostgreSQL database, as in production; nothing eager. Each round runs every mode in turn on
+the same two workers (started again with the mode's settings: HELDOUT_SCORER, and
+HELDOUT_SANDBOX_WARM for the sandbox), so a burst of load from elsewhere on the machine
+hits them all alike. For each mode and round:
 
-1. latency: 5 submissions, one at a time, each waited for: the median time from upload
-   (the row's created_at) to scored (finished_at). Target: within 3 s of upload.
-2. throughput: a burst of --submissions submissions; submissions scored per minute from
-   the first upload to the last score, and the median and 90th percentile latency.
+0. warm-up: one submission per worker and one more, unmeasured (imports; a warm scorer's
+   start, which each worker process pays once per task);
+1. latency: 5 submissions, one at a time, each waited for: the time from upload (the
+   row's created_at) to scored (finished_at);
+2. throughput: a burst of --submissions submissions; scored per minute from the first
+   upload to the last score.
+
+It prints each mode's throughput and median latency over all rounds, then the targets:
+sandboxed (warm) throughput at least 50 % of in-process, and sandboxed upload to scored
+at most 0.5 s at a load average of at most 2 (printed with it: a busy machine is no
+verdict).
 
 The submissions are the 10-row task of tests/factories.py, uploaded through
-submission_create (the service the API calls). The database --database-url is dropped
-and created again, and the Redis database of --broker-url is flushed, at the start.
-Needs PostgreSQL and Redis on loopback, and for the docker scorer a Docker engine and the
-scorer image (--image, else HELDOUT_SCORER_IMAGE, else heldout-scorer:latest).
+submission_create (the service the API calls), one competition per mode (a task version
+records the scorer that first scored it). The run makes its own database (a fresh
+name on the server of --database-url), its own queue on the broker's Redis database and
+its own deployment id (labels on its containers), and drops the database at the end;
+nothing else is flushed or removed. Needs PostgreSQL and Redis on loopback, a Docker engine
+and the scorer image (--image, else HELDOUT_SCORER_IMAGE, else heldout-scorer:latest).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
-from benchlib import recreate_database, say, setup_django
+from benchlib import say, setup_django
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-LATENCY_TARGET_S = 3.0
+LATENCY_TARGET_S = 0.5
+LOAD_FOR_LATENCY = 2.0
+THROUGHPUT_TARGET = 0.5  # sandboxed (warm) per minute over in-process per minute
+MODES = {
+    "in-process": {"HELDOUT_SCORER": "in-process"},
+    "docker-cold": {"HELDOUT_SCORER": "docker", "HELDOUT_SANDBOX_WARM": "false"},
+    "docker-warm": {"HELDOUT_SCORER": "docker", "HELDOUT_SANDBOX_WARM": "true"},
+}
 
 
-def start_workers(count: int, env: dict[str, str], logs: Path) -> list[subprocess.Popen]:
+@dataclass
+class Figures:
+    scored: int = 0
+    elapsed_s: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    burst_waits: list[float] = field(default_factory=list)
+    scorers: set[str] = field(default_factory=set)
+    loads: list[float] = field(default_factory=list)
+
+    @property
+    def per_minute(self) -> float:
+        return self.scored / self.elapsed_s * 60 if self.elapsed_s else 0.0
+
+
+def start_workers(
+    count: int, env: dict[str, str], logs: Path, queue: str, tag: str
+) -> list[subprocess.Popen]:
     workers = []
     for n in range(count):
         command = [
-            sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "-Q", "cpu",
+            sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "-Q", queue,
             "--pool", "solo", "-n", f"bench{n}@%h", "--without-mingle", "--without-gossip",
             "--without-heartbeat", "-l", "INFO",
         ]  # fmt: skip
-        with (logs / f"worker-{n}.log").open("wb") as out:
+        with (logs / f"worker-{tag}-{n}.log").open("wb") as out:
+            # INFO: the worker says "ready." in its log (the same cost in every mode).
             worker = subprocess.Popen(
-                command, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+                command,
+                cwd=ROOT,
+                env={**os.environ, **env, "DJANGO_LOG_LEVEL": "INFO"},
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         workers.append(worker)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     for n, worker in enumerate(workers):
-        log = logs / f"worker-{n}.log"
+        log = logs / f"worker-{tag}-{n}.log"
         while "ready." not in log.read_text(errors="replace"):
             if worker.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"worker {n} did not start:\n{log.read_text()[-3000:]}")
@@ -101,74 +146,150 @@ def wait_done(ids: list[int], timeout: float) -> list[tuple[float, str, str]]:
     raise SystemExit(f"not all {len(ids)} submissions were scored within {timeout:.0f} s")
 
 
-def measure(scorer: str, args: argparse.Namespace, base_env: dict[str, str], logs: Path) -> None:
-    from competitions.services.teams import competition_join
-    from tests import factories
-
-    env = {**base_env, "HELDOUT_SCORER": scorer}
-    slug = f"bench-{scorer}-{int(time.time())}"
-    total = args.submissions + 5
-    organizer = factories.make_user(f"{slug}-orga", staff=True)
-    user = factories.make_user(f"{slug}-user")
-    competition = factories.make_competition(slug=slug, organizers=[organizer], daily_limit=total)
-    competition_join(competition=competition, user=user, accept_rules=True)
-    workers = start_workers(args.workers, env, logs)
+def measure(
+    mode: str, competition, user, figures: Figures, args: argparse.Namespace, env: dict, logs: Path
+) -> None:
+    """One round of `mode` on freshly started workers, added to `figures`."""
+    tag = f"{mode}-{len(figures.loads)}"
+    workers = start_workers(args.workers, {**env, **MODES[mode]}, logs, env["BENCH_QUEUE"], tag)
     try:
+        wait_done([submit(competition, user) for _ in range(args.workers + 1)], 300)
         one_by_one = [wait_done([submit(competition, user)], 120)[0] for _ in range(5)]
         started = time.monotonic()
         ids = [submit(competition, user) for _ in range(args.submissions)]
-        burst = wait_done(ids, 30 + 10 * args.submissions)
+        burst = wait_done(ids, 60 + 10 * args.submissions)
         elapsed = time.monotonic() - started
     finally:
         stop_workers(workers)
-    names = {name for _, _, name in one_by_one + burst}
-    latency = statistics.median(t for t, _, _ in one_by_one)
-    waits = sorted(t for t, _, _ in burst)
-    verdict = "met" if latency < LATENCY_TARGET_S else "NOT met"
-    say(f"\n{scorer} (scorer recorded: {', '.join(sorted(names))}), {args.workers} workers")
+    figures.scored += len(ids)
+    figures.elapsed_s += elapsed
+    figures.latencies += [t for t, _, _ in one_by_one]
+    figures.burst_waits += [t for t, _, _ in burst]
+    figures.scorers |= {name for _, _, name in one_by_one + burst}
+    figures.loads.append(os.getloadavg()[0])
     say(
-        f"  latency, one at a time: median {latency:.2f} s (target < {LATENCY_TARGET_S} s: {verdict})"
+        f"  {mode:<12} round {len(figures.loads)}: {len(ids) / elapsed * 60:7.0f} per minute, "
+        f"latency median {statistics.median(t for t, _, _ in one_by_one):.2f} s, "
+        f"load {figures.loads[-1]:.2f}"
     )
-    say(
-        f"  burst of {args.submissions}: {args.submissions / elapsed * 60:.0f} per minute "
-        f"({elapsed:.1f} s); latency median {statistics.median(waits):.2f} s, "
-        f"p90 {waits[int(0.9 * (len(waits) - 1))]:.2f} s"
-    )
+
+
+def report(results: dict[str, Figures], workers: int) -> None:
+    say(f"\n{'mode':<12} {'per minute':>10} {'latency median':>15} {'burst p50/p90':>15}  scorer")
+    for mode, f in results.items():
+        waits = sorted(f.burst_waits)
+        p90 = waits[int(0.9 * (len(waits) - 1))]
+        say(
+            f"{mode:<12} {f.per_minute:10.0f} {statistics.median(f.latencies):13.2f} s "
+            f"{statistics.median(waits):6.2f}/{p90:5.2f} s  {', '.join(sorted(f.scorers))}"
+        )
+    base = results.get("in-process")
+    if base is None or not base.per_minute:
+        return
+    say("")
+    for mode in ("docker-cold", "docker-warm"):
+        if mode in results:
+            ratio = results[mode].per_minute / base.per_minute
+            verdict = "met" if ratio >= THROUGHPUT_TARGET else "NOT met"
+            say(
+                f"{mode} throughput / in-process: {ratio:.0%} "
+                f"(target >= {THROUGHPUT_TARGET:.0%}: {verdict}), {workers} workers"
+            )
+    warm = results.get("docker-warm")
+    if warm is not None:
+        latency = statistics.median(warm.latencies)
+        load = max(warm.loads)
+        verdict = "met" if latency <= LATENCY_TARGET_S else "NOT met"
+        if load > LOAD_FOR_LATENCY:
+            verdict += f", but at load {load:.1f} > {LOAD_FOR_LATENCY:g}: no verdict"
+        say(
+            f"sandboxed (warm) upload to scored, median: {latency:.2f} s "
+            f"(target <= {LATENCY_TARGET_S} s at load <= {LOAD_FOR_LATENCY:g}: {verdict})"
+        )
+
+
+def own_database(url: str, name: str, *, create: bool) -> None:
+    """Create (or drop) the bench's own database `name` on the server of `url`."""
+    import psycopg
+
+    admin = urlparse(url)._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if create:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        else:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Small submissions per minute, two workers.")
     parser.add_argument("--submissions", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--scorers", default="docker,in-process")
-    parser.add_argument(
-        "--database-url", default="postgres://postgres@127.0.0.1:5432/heldout_bench_throughput"
-    )
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/13")
     parser.add_argument(
         "--image", default=os.environ.get("HELDOUT_SCORER_IMAGE", "heldout-scorer:latest")
     )
     args = parser.parse_args()
-    recreate_database(args.database_url)
-    import redis
+    modes = args.modes.split(",")
+    token = secrets.token_hex(4)
+    name = f"heldout_bench_throughput_{token}"
+    database_url = urlparse(args.database_url)._replace(path=f"/{name}").geturl()
+    own_database(args.database_url, name, create=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
+            env = {
+                "DJANGO_SETTINGS_MODULE": "config.settings.local",
+                "DJANGO_DEBUG": "false",
+                "DJANGO_LOG_LEVEL": "WARNING",
+                "HELDOUT_DATA_DIR": tmp,
+                "DATABASE_URL": database_url,
+                "CELERY_BROKER_URL": args.broker_url,
+                "HELDOUT_SCORER_IMAGE": args.image,
+                "HELDOUT_DEPLOYMENT_ID": f"bench-{token}",
+                "BENCH_QUEUE": f"bench-{token}",
+            }
+            setup_django(env)
+            # One competition per mode: a task version records the scorer that first scored
+            # it, and a worker with another one leaves its submissions alone.
+            competitions = {
+                mode: make_competition(f"{token}-{mode}", env["BENCH_QUEUE"], args)
+                for mode in modes
+            }
+            say(
+                f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; image "
+                f"{args.image}; {args.rounds} round(s) of {', '.join(modes)}"
+            )
+            results = {mode: Figures() for mode in modes}
+            for _round in range(args.rounds):
+                for mode in modes:
+                    competition, user = competitions[mode]
+                    measure(mode, competition, user, results[mode], args, env, Path(tmp))
+            report(results, args.workers)
+            say(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+    finally:
+        from django.db import connections
 
-    redis.Redis.from_url(args.broker_url).flushdb()
-    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
-        env = {
-            "DJANGO_SETTINGS_MODULE": "config.settings.local",
-            "DJANGO_DEBUG": "false",
-            "DJANGO_LOG_LEVEL": "WARNING",
-            "HELDOUT_DATA_DIR": tmp,
-            "DATABASE_URL": args.database_url,
-            "CELERY_BROKER_URL": args.broker_url,
-            "HELDOUT_SCORER_IMAGE": args.image,
-        }
-        setup_django(env)
-        say(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; image {args.image}")
-        for scorer in args.scorers.split(","):
-            measure(scorer, args, env, Path(tmp))
-        say(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+        connections.close_all()
+        own_database(args.database_url, name, create=False)
     return 0
+
+
+def make_competition(token: str, queue: str, args: argparse.Namespace):
+    from competitions.models import Task
+    from competitions.services.teams import competition_join
+    from tests import factories
+
+    per_round = args.workers + 1 + 5 + args.submissions
+    organizer = factories.make_user(f"bench-{token}-orga", staff=True)
+    user = factories.make_user(f"bench-{token}-user")
+    competition = factories.make_competition(
+        slug=f"bench-{token}", organizers=[organizer], daily_limit=per_round * args.rounds
+    )
+    Task.objects.filter(competition=competition).update(queue=queue)
+    competition_join(competition=competition, user=user, accept_rules=True)
+    return competition, user
 
 
 if __name__ == "__main__":

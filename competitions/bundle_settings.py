@@ -23,7 +23,8 @@ from scoring.program_scorer import MAX_PROGRAM_BYTES, program_unpack
 if TYPE_CHECKING:
     from competitions.bundles import _Reader
 
-COMPETITION_SETTING_KEYS = {"max_team_size", "labels_published", "replicate_top_n"}
+COMPETITION_SETTING_KEYS = {"max_team_size", "labels_published", "replicate_top_n", "public_board"}
+PUBLIC_BOARDS = ["plain", "ladder"]
 TASK_SETTING_KEYS = {"queue", "limits", "inference_limits", "scorer_image"}
 TASK_SETTING_KEYS |= {"scorer_logs_visible", "scorer_program", "scorer_program_public", "activate"}
 PHASE_SETTING_KEYS = {"kind", "allow_build_context"}
@@ -36,6 +37,7 @@ class CompetitionSettings:
     max_team_size: int = 5
     labels_published: bool = False
     replicate_top_n: int = 0
+    public_board: str = "plain"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ def read_competition_settings(reader: _Reader, data: dict) -> CompetitionSetting
         max_team_size=reader.integer(data, "max_team_size", default=5, minimum=1) or 1,
         labels_published=reader.boolean(data, "labels_published", default=False),
         replicate_top_n=reader.integer(data, "replicate_top_n", default=0, minimum=0) or 0,
+        public_board=reader.choice(data, "public_board", PUBLIC_BOARDS, default="plain"),
     )
 
 

@@ -1,5 +1,7 @@
 """Markdown rendered safely: organizers write descriptions and rules, participants read them."""
 
+import html
+
 import markdown as md
 import nh3
 from django.utils.safestring import SafeString, mark_safe
@@ -41,3 +43,22 @@ def render_markdown(text: str) -> SafeString:
     html = md.markdown(text or "", extensions=["tables", "fenced_code"])
     # nh3 drops scripts, event handlers and javascript: URLs; only then is the HTML trusted.
     return mark_safe(nh3.clean(html, tags=_ALLOWED_TAGS, link_rel="noopener nofollow"))
+
+
+SUMMARY_CHARS = 200
+
+
+def plain_summary(text: str, limit: int = SUMMARY_CHARS) -> str:
+    """The first paragraph of Markdown that is not a heading, as plain text, cut at a word
+    boundary near `limit` characters: a competition card's summary."""
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        block = block.strip()
+        if not block or block.startswith(("#", "```", "|", "<")):
+            continue
+        # Tags dropped, entities decoded: the template escapes the text again.
+        plain = html.unescape(nh3.clean(md.markdown(block), tags=set()))
+        plain = " ".join(plain.split())
+        if len(plain) <= limit:
+            return plain
+        return plain[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+    return ""

@@ -3,7 +3,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -113,3 +113,32 @@ class CommonMiddleware(DjangoCommonMiddleware):
         if request.path_info.startswith("/api/"):
             return False
         return super().should_redirect_with_slash(request)
+
+
+class SiteNotFoundMiddleware:
+    """The site's 404 page (JSON under /api/) also when DEBUG is on, as in the demo.
+
+    With DEBUG, Django answers a 404 with its technical page, which lists every URL
+    pattern, instead of calling handler404. This answers a view's Http404 with the site's
+    page (process_exception), and an address no pattern matches too (a 404 without a
+    resolved view). Listed after CommonMiddleware, whose slash-appending redirect still
+    sees the 404. Does nothing without DEBUG: handler404 is called then.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if settings.DEBUG and response.status_code == 404 and request.resolver_match is None:
+            from competitions.views.errors import not_found
+
+            return not_found(request)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception):
+        if settings.DEBUG and isinstance(exception, Http404):
+            from competitions.views.errors import not_found
+
+            return not_found(request, exception)
+        return None

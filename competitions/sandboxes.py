@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from pathlib import Path
 
 from django.conf import settings
 
 from scoring.limits import LIMIT_MINIMUMS, sandbox_limits_from
 from scoring.sandbox import DockerRunner, SandboxLimits
+from scoring.warm import WarmDockerRunner
 
 
 def sandbox_limits(*, overrides: Mapping[str, object] | None = None) -> SandboxLimits:
@@ -29,5 +31,22 @@ def sandbox_limits(*, overrides: Mapping[str, object] | None = None) -> SandboxL
 @functools.cache
 def sandbox_runner() -> DockerRunner:
     """This process's Docker runner. Its client connects on first use, so in the process
-    that uses it, never in a prefork parent whose connection the children would share."""
+    that uses it, never in a prefork parent whose connection the children would share.
+    With HELDOUT_SANDBOX_WARM it keeps the built-in scorer warm (scoring.warm), its
+    containers' /input folders in HELDOUT_WORK_DIR."""
+    if settings.HELDOUT_SANDBOX_WARM:
+        return WarmDockerRunner(
+            deployment=settings.HELDOUT_DEPLOYMENT_ID,
+            root=Path(settings.HELDOUT_WORK_DIR),
+            idle_s=settings.HELDOUT_SANDBOX_WARM_IDLE_S,
+        )
     return DockerRunner(deployment=settings.HELDOUT_DEPLOYMENT_ID)
+
+
+def sandbox_runner_close() -> None:
+    """Remove this process's warm scorers, if it has any (the worker stops)."""
+    if sandbox_runner.cache_info().currsize:
+        runner = sandbox_runner()
+        if isinstance(runner, WarmDockerRunner):
+            runner.close()
+        sandbox_runner.cache_clear()

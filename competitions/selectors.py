@@ -3,15 +3,19 @@ so list pages run a fixed number of queries whatever their length."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from competitions.models import (
+    BoardStatistics,
     Competition,
     LeaderboardEntry,
     Membership,
@@ -27,6 +31,7 @@ from competitions.models import (
 )
 from competitions.permissions import is_organizer
 from scoring.metrics import metric_get
+from scoring.statistics import RankBounds
 
 
 def competition_list_for_user(user: User | AnonymousUser) -> QuerySet[Competition]:
@@ -57,6 +62,22 @@ class LeaderboardRow:
     entries: int
     last_submission_at: datetime
     replication: str = ""  # the latest finished replication's outcome, if any
+    # The 95 % bootstrap interval and plausible ranks (services/intervals.py); None until
+    # a worker computed them.
+    ci_low: float | None = None
+    ci_high: float | None = None
+    rank_best: int | None = None
+    rank_worst: int | None = None
+    tied_with_leader: bool = False
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """How the board's intervals were drawn (models.BoardStatistics)."""
+
+    seed: int
+    resamples: int
+    level: float
 
 
 @dataclass
@@ -68,15 +89,22 @@ class LeaderboardPage:
     secondary_metrics: list[str]
     count: int
     rows: list[LeaderboardRow]
+    bootstrap: Bootstrap | None = None  # None until a worker computed the board's intervals
+
+
+INTERVAL_COLUMNS = ("ci_low", "ci_high", "interval_submission_id")
 
 
 def leaderboard_page(
     *, competition: Competition, split: str, offset: int = 0, limit: int | None = 100
 ) -> LeaderboardPage:
-    """One page of a board in 3 queries (task, rows, counts) whatever the number of submissions.
+    """One page of a board in 4 queries (task, rows, counts, the board's statistics)
+    whatever the number of submissions.
 
     Rows come in index order; a row's rank is 1 + the number of rows with a strictly
     better score, so only the page's first rank needs counting: equal scores share a rank.
+    Plausible ranks are looked up in the board's sorted interval bounds (no interval is
+    computed here: a worker did, services/intervals.py).
     """
     task = competition.task
     metric = metric_get(task.primary_metric)
@@ -105,11 +133,15 @@ def leaderboard_page(
             "entries",
             "last_submission_at",
             "replication",
+            *INTERVAL_COLUMNS,
         )
     )
     window = list(ordered[offset : offset + limit] if limit is not None else ordered[offset:])
     first_key = window[0]["sort_key"] if window else float("inf")
     counts = base.aggregate(total=Count("pk"), better=Count("pk", filter=Q(sort_key__gt=first_key)))
+    stats = board_statistics_read(competition=competition, split=split)
+    intervals = [_current_interval(r) for r in window]
+    ranks = plausible_ranks(stats, metric.higher_is_better, intervals)
     rows: list[LeaderboardRow] = []
     for i, r in enumerate(window):
         if i == 0:
@@ -129,6 +161,11 @@ def leaderboard_page(
                 entries=r["entries"],
                 last_submission_at=r["last_submission_at"],
                 replication=r["replication"] or "",
+                ci_low=intervals[i][0],
+                ci_high=intervals[i][1],
+                rank_best=ranks[i][0],
+                rank_worst=ranks[i][1],
+                tied_with_leader=ranks[i][2],
             )
         )
     return LeaderboardPage(
@@ -139,7 +176,48 @@ def leaderboard_page(
         secondary_metrics=list(task.secondary_metrics),
         count=counts["total"],
         rows=rows,
+        bootstrap=Bootstrap(stats["seed"], stats["resamples"], stats["level"]) if stats else None,
     )
+
+
+def board_statistics_read(*, competition: Competition, split: str) -> Mapping[str, Any] | None:
+    """The board's bootstrap parameters and sorted bounds (models.BoardStatistics)."""
+    return (
+        BoardStatistics.objects.filter(competition=competition, split=split)
+        .values("seed", "resamples", "level", "bounds")
+        .first()
+    )
+
+
+def _current_interval(row: dict) -> tuple[float | None, float | None]:
+    """The row's interval, unless it belongs to a submission the row no longer shows."""
+    if row["interval_submission_id"] != row["submission_id"]:
+        return None, None
+    return row["ci_low"], row["ci_high"]
+
+
+def plausible_ranks(
+    stats: Mapping[str, Any] | None,
+    higher_is_better: bool,
+    intervals: list[tuple[float | None, float | None]],
+) -> list[tuple[int | None, int | None, bool]]:
+    """(best, worst, tied with the leader) for each interval, read from the board's sorted
+    bounds in O(log n) each; (None, None, False) without an interval or bounds."""
+    none: tuple[int | None, int | None, bool] = (None, None, False)
+    if not stats or not stats["bounds"]:
+        return [none] * len(intervals)
+    board = RankBounds.from_bytes(bytes(stats["bounds"]), higher_is_better=higher_is_better)
+    known = [i for i, (low, high) in enumerate(intervals) if low is not None and high is not None]
+    found: list[tuple[int | None, int | None, bool]] = [none] * len(intervals)
+    if known:
+        best, worst = board.ranks(
+            np.array([intervals[i][0] for i in known]), np.array([intervals[i][1] for i in known])
+        )
+        for k, i in enumerate(known):
+            # Clipped: a row newer than the bounds may not be among them yet.
+            top = max(len(board.lower), 1)
+            found[i] = (min(int(best[k]), top), min(int(worst[k]), top), int(best[k]) == 1)
+    return found
 
 
 def submission_list_for_user(
@@ -155,10 +233,25 @@ def submission_list_for_user(
     return qs.filter(team_id__in=team_ids)
 
 
+def ladder_masked(
+    *, competition: Competition, submission: Submission, scores: dict[str, dict]
+) -> dict[str, dict]:
+    """Scores by split as a reader may see them: on a Ladder board the public split holds
+    only the score the Ladder told the team after this submission (none: nothing), so no
+    page, JSON or event shows a public score the board did not release."""
+    if competition.public_board != Competition.PublicBoard.LADDER or "public" not in scores:
+        return scores
+    masked = {split: values for split, values in scores.items() if split != "public"}
+    if submission.ladder_public_score is not None:
+        masked["public"] = {competition.task.primary_metric: submission.ladder_public_score}
+    return masked
+
+
 def submission_scores(
     *, submission: Submission, user: User | AnonymousUser
 ) -> dict[str, dict[str, float | None]]:
-    """Scores under the submission's task version; private ones only once revealed."""
+    """Scores under the submission's task version; private ones only once revealed; on a
+    Ladder board, the public one the Ladder told (ladder_masked)."""
     splits = ["public"]
     if private_split_visible(user, submission.competition):
         splits.append("private")
@@ -170,7 +263,7 @@ def submission_scores(
     ).values_list("split", "metric", "value")
     for split, metric, value in rows:
         result.setdefault(split, {})[metric] = value
-    return result
+    return ladder_masked(competition=submission.competition, submission=submission, scores=result)
 
 
 def run_reason_for_participants(reason: str, *, stage: str, scorer_logs_visible: bool) -> str:

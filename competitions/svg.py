@@ -2,7 +2,9 @@
 
 Each plot is an <svg role="img"> labelled by its <title> and <desc>, so a screen reader
 announces what it shows; the desc states the figures a sighted reader would take from it.
-Colours come from classes styled in static/css/heldout.css.
+Colours and text sizes come from classes styled in static/css/heldout.css (larger text
+on a phone, where the picture is scaled down). `bounds` keeps an axis within a metric's
+range: a single ROC AUC of 1 is drawn on an axis ending at 1, not 1.1.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 44
+# Room kept on each side of a time axis, as a share of its span: no dot on the edge.
+TIME_PAD = 0.06
+Bounds = tuple[float | None, float | None]
+NO_BOUNDS: Bounds = (None, None)
 
 
 @dataclass
@@ -29,13 +35,23 @@ class Series:
     line: list[tuple[datetime, float]] | None = None
 
 
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values covering [low, high]: steps of 1, 2 or 5 times a power of ten."""
+def _clamp(value: float, bounds: Bounds) -> float:
+    lowest, highest = bounds
+    if lowest is not None:
+        value = max(value, lowest)
+    if highest is not None:
+        value = min(value, highest)
+    return value
+
+
+def nice_ticks(low: float, high: float, count: int = 5, bounds: Bounds = NO_BOUNDS) -> list[float]:
+    """Round tick values covering [low, high], within `bounds`: steps of 1, 2 or 5 times a
+    power of ten."""
     if not (math.isfinite(low) and math.isfinite(high)):
         return []
     if high == low:
         pad = abs(low) * 0.1 or 1.0
-        low, high = low - pad, high + pad
+        low, high = _clamp(low - pad, bounds), _clamp(high + pad, bounds)
     raw = (high - low) / max(count, 1)
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
@@ -47,7 +63,8 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
         value += step
     if ticks[-1] < high:
         ticks.append(round(value, 12))
-    return ticks
+    inside = [t for t in ticks if _clamp(t, bounds) == t]
+    return inside if len(inside) >= 2 else ticks
 
 
 def count_ticks(high: int) -> list[float]:
@@ -90,8 +107,10 @@ class _Frame:
         )
         for value, label in x_labels:
             x = self.x(value)
+            # Labels at either end grow inwards, so they are never cut at the picture's edge.
+            anchor = "end" if x > WIDTH - RIGHT - 40 else "start" if x < LEFT + 20 else "middle"
             parts.append(
-                f'<text class="tick" x="{x:.1f}" y="{base + 16}" text-anchor="middle">{escape(label)}</text>'
+                f'<text class="tick" x="{x:.1f}" y="{base + 18}" text-anchor="{anchor}">{escape(label)}</text>'
             )
         parts.append(
             f'<text class="axis-label" x="14" y="{(TOP + base) / 2:.1f}" text-anchor="middle" '
@@ -121,26 +140,52 @@ def _time_labels(low: float, high: float, count: int = 5) -> list[tuple[float, s
     return labels
 
 
-def timeline(
-    *, id_prefix: str, series: Sequence[Series], title: str, desc: str, y_label: str
-) -> SafeString:
-    """Scores over time: each series a best-so-far step line, its raw points as dots."""
-    values = [v for s in series for _t, v in s.points if math.isfinite(v)]
+def _time_range(series: Sequence[Series]) -> tuple[float, float]:
+    """From the first dotted series' first point (the viewer's team: a newcomer's points
+    are not squeezed against the edge by a leader's long history) to the last point."""
     times = [t.timestamp() for s in series for t, _v in s.points]
-    if not values:
-        return _svg(id_prefix, title, desc, [_empty_note()])
-    x_low, x_high = min(times), max(times)
+    focus = next((s for s in series if s.dots and s.points), None)
+    x_low = min(t.timestamp() for t, _v in focus.points) if focus else min(times)
+    x_high = max(times)
     if x_high - x_low < 3600:
         # A few minutes of history: centre it in an hour rather than stretch it.
         middle = (x_low + x_high) / 2
-        x_low, x_high = middle - 1800, middle + 1800
-    frame = _Frame(x_low, x_high, nice_ticks(min(values), max(values)))
-    body = frame.axes(_time_labels(frame.x_low, frame.x_high), y_label)
-    legend_items = []
+        return middle - 1800, middle + 1800
+    pad = (x_high - x_low) * TIME_PAD
+    return x_low - pad, x_high + pad
+
+
+def _from(line: list[tuple[float, float]], x_low: float) -> list[tuple[float, float]]:
+    """A step line cut at x_low: what came before starts it at its value then."""
+    before = [p for p in line if p[0] < x_low]
+    after = [p for p in line if p[0] >= x_low]
+    return ([(x_low, before[-1][1])] if before else []) + after
+
+
+def timeline(
+    *,
+    id_prefix: str,
+    series: Sequence[Series],
+    title: str,
+    desc: str,
+    y_label: str,
+    bounds: Bounds = NO_BOUNDS,
+) -> SafeString:
+    """Scores over time: each series a best-so-far step line, its raw points as dots."""
+    if not any(math.isfinite(v) for s in series for _t, v in s.points):
+        return _svg(id_prefix, title, desc, [_empty_note()])
+    x_low, x_high = _time_range(series)
+    drawn = []
     for s in series:
         pts = sorted((t.timestamp(), v) for t, v in s.points if math.isfinite(v))
         line = sorted((t.timestamp(), v) for t, v in (s.line or s.points) if math.isfinite(v))
-        if not pts:
+        drawn.append((s, [p for p in pts if p[0] >= x_low], _from(line, x_low)))
+    shown = [v for _s, pts, line in drawn for _t, v in pts + line]
+    frame = _Frame(x_low, x_high, nice_ticks(min(shown), max(shown), bounds=bounds))
+    body = frame.axes(_time_labels(frame.x_low, frame.x_high), y_label)
+    legend_items = []
+    for s, pts, line in drawn:
+        if not line:
             continue
         path = [f"M{frame.x(line[0][0]):.1f},{frame.y(line[0][1]):.1f}"]
         for x_val, y_val in line[1:]:
@@ -189,6 +234,7 @@ def histogram(
     bins: int = 20,
     mark: float | None = None,
     mark_label: str = "",
+    bounds: Bounds = NO_BOUNDS,
 ) -> SafeString:
     """How many teams scored in each range; `mark` draws a line at one score (the viewer's)."""
     edges, counts = histogram_counts(values, bins)
@@ -196,10 +242,16 @@ def histogram(
         return _svg(id_prefix, title, desc, [_empty_note()])
     x_low, x_high = edges[0], edges[-1]
     if len(counts) == 1:
-        # Every team has the same score: one narrow bar in a range around it.
-        pad = abs(edges[0]) * 0.1 or 0.1
-        x_low, x_high = edges[0] - pad, edges[0] + pad
-        edges = [edges[0] - pad / bins, edges[0] + pad / bins]
+        # Every team has the same score: one narrow bar in a range around it, inside bounds.
+        value = edges[0]
+        pad = abs(value) * 0.1 or 0.1
+        x_low, x_high = _clamp(value - pad, bounds), _clamp(value + pad, bounds)
+        if x_high - x_low < 2 * pad:  # cut by a bound: the room goes to the other side
+            x_low, x_high = (
+                (x_high - 2 * pad, x_high) if x_high < value + pad else (x_low, x_low + 2 * pad)
+            )
+        half = pad / bins
+        edges = [max(value - half, x_low), min(value + half, x_high)]
     frame = _Frame(x_low, x_high, count_ticks(max(counts)))
     x_ticks = nice_ticks(x_low, x_high)
     body = frame.axes([(t, _fmt(t)) for t in x_ticks if x_low <= t <= x_high], "Teams")

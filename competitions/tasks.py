@@ -55,3 +55,11 @@ def outbox_purge_task() -> int:
     from competitions.services.outbox import outbox_purge
 
     return outbox_purge(older_than_s=settings.HELDOUT_OUTBOX_KEEP_S)
+
+
+@shared_task(acks_late=True)
+def leaderboard_intervals_task(competition_id: int) -> int:
+    from competitions.services.intervals import leaderboard_intervals_refresh
+
+    # Idempotent: a duplicate finds no stale interval and no changed rank.
+    return leaderboard_intervals_refresh(competition_id=competition_id)

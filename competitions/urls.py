@@ -6,6 +6,7 @@ from competitions.throttles import AUTH, throttle
 from competitions.views import (
     accounts,
     bundles,
+    compare,
     organizer,
     pages,
     submit,
@@ -66,6 +67,7 @@ urlpatterns = [
     path("c/<slug:slug>/rules/", pages.competition_rules, name="competition-rules"),
     path("c/<slug:slug>/join/", pages.competition_join_view, name="competition-join"),
     path("c/<slug:slug>/leaderboard/", pages.leaderboard, name="leaderboard"),
+    path("c/<slug:slug>/leaderboard/compare/", compare.compare, name="compare"),
     path("c/<slug:slug>/entries/<int:submission_id>/", views_entries.entry, name="entry"),
     path("c/<slug:slug>/statistics/", pages.competition_stats, name="competition-stats"),
     path("c/<slug:slug>/submit/", submit.submit, name="submit"),

@@ -1,5 +1,6 @@
-"""The claim page of a leaderboard entry: one sentence saying what was measured, the
-method card as declared, the manifest beneath, and the reproducibility bundle."""
+"""The claim page of a leaderboard entry: one sentence saying what was measured, the key
+facts (scorer, data version, hardware), the method card as declared, the reproducibility
+bundle, and the manifest behind a disclosure and as a download (competitions/entry_facts.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from competitions.entry_facts import entry_facts, manifest_for_reader
 from competitions.markdown import render_markdown
-from competitions.models import Membership, Replication, Score, Submission
+from competitions.models import LeaderboardEntry, Membership, Replication, Score, Submission
 from competitions.permissions import NotFound, access_entry, is_organizer
-from competitions.selectors import private_split_visible
+from competitions.selectors import board_statistics_read, plausible_ranks, private_split_visible
 from competitions.selectors_runs import scoring_run_for_claim, scoring_run_latest
-from scoring.manifest import manifest_for_viewer
 from scoring.metrics import metric_get
 
 
@@ -24,6 +25,7 @@ from scoring.metrics import metric_get
 class Claim:
     split: str
     sentence: str
+    uncertainty: str = ""  # the interval and plausible ranks, once a worker computed them
 
 
 def entry(request: HttpRequest, slug: str, submission_id: int) -> HttpResponse:
@@ -50,7 +52,17 @@ def entry_context(
     private_visible = private_split_visible(user, competition)
     run = scoring_run_for_claim(submission=submission, ranked=task.version, wanted=wanted)
     version = run.task_version if run else (wanted or task.version)
-    manifest = manifest_for_viewer(run.manifest, private_visible=private_visible) if run else None
+    ladder = competition.public_board == competition.PublicBoard.LADDER
+    manifest = (
+        manifest_for_reader(
+            run.manifest,
+            private_visible=private_visible,
+            signed_in=user.is_authenticated,
+            ladder=ladder,
+        )
+        if run
+        else None
+    )
     splits = ["public", "private"] if private_visible else ["public"]
     scores = dict(
         Score.objects.filter(
@@ -60,8 +72,15 @@ def entry_context(
             metric=task.primary_metric,
         ).values_list("split", "value")
     )
+    if ladder:  # only the score the Ladder told (none: nothing)
+        scores["public"] = submission.ladder_public_score
+    uncertainty = entry_uncertainty(submission=submission, version=version)
     claims = [
-        Claim(split, claim_sentence(submission, manifest, split, value, version))
+        Claim(
+            split,
+            claim_sentence(submission, manifest, split, value, version),
+            uncertainty.get(split, ""),
+        )
         for split in splits
         if (value := scores.get(split)) is not None
     ]
@@ -77,6 +96,7 @@ def entry_context(
         "claims": claims,
         "description": render_markdown(submission.description) if submission.description else "",
         "manifest_json": json.dumps(manifest, indent=2, sort_keys=True) if manifest else "",
+        "facts": entry_facts(manifest, hardware_declared=submission.hardware_declared),
         "replication": replication,
         "task_version": version,
         "superseded_by": task.version if version != task.version else None,
@@ -117,6 +137,31 @@ def claim_sentence(
         f"on the {split} split ({size}) of {submission.competition.title} "
         f"(task version {version}), scored by {scored_by}."
     )
+
+
+def entry_uncertainty(*, submission: Submission, version: int) -> dict[str, str]:
+    """By split, a sentence on the entry's interval and plausible ranks, where it is the
+    team's row on the board under `version` and a worker computed them."""
+    rows = LeaderboardEntry.objects.filter(
+        submission=submission,
+        task_version=version,
+        interval_submission_id=submission.pk,
+        ci_low__isnull=False,
+        ci_high__isnull=False,
+    ).values("split", "ci_low", "ci_high")
+    higher = metric_get(submission.competition.task.primary_metric).higher_is_better
+    sentences = {}
+    for row in rows:
+        stats = board_statistics_read(competition=submission.competition, split=row["split"])
+        interval = (row["ci_low"], row["ci_high"])
+        best, worst, tied = plausible_ranks(stats, higher, [interval])[0]
+        text = f"95 % bootstrap interval: {row['ci_low']:.6g} to {row['ci_high']:.6g}"
+        if best is not None:
+            text += f"; plausible rank {best} to {worst}"
+        if tied:
+            text += "; statistically tied with the leader"
+        sentences[row["split"]] = text + "."
+    return sentences
 
 
 def _is_owner(user: User | AnonymousUser, submission: Submission) -> bool:

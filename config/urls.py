@@ -6,12 +6,14 @@ from competitions.api.routing import slash_optional
 from competitions.ops.health import healthz, readyz
 from competitions.ops.metrics import metrics
 from competitions.throttles import AUTH, throttle
+from competitions.views.site import favicon
 
 urlpatterns = [
     # For balancers, orchestrators and Prometheus (docs/production.md#health-checks-and-metrics).
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),
+    path("favicon.ico", favicon, name="favicon"),
     # The admin's log in counts in the API's "auth" throttle too; this route shadows the
     # admin's own, which `admin:login` still names.
     path("admin/login/", throttle(AUTH)(admin.site.login)),

@@ -41,6 +41,9 @@ def data_dir(env: Mapping[str, str]) -> Path:
 def demo_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    # The demo shows the pages people get (the site's 404 and 500, not Django's debug pages
+    # listing every URL and setting); DJANGO_DEBUG=true in the environment still wins.
+    env.setdefault("DJANGO_DEBUG", "false")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite needs, when they are missing.
+# Install the Debian packages the test suite needs, when they are missing; with the argument
+# `bench`, also what `make bench` needs:
+#
+#   wrk          bench/bench_board_load.py's load generator on loopback
 #
 #   chromium     the browser tests drive /usr/bin/chromium through Playwright
 #   docker.io    the sandbox tests run the scorer image in a real Docker engine
@@ -7,7 +10,9 @@
 #   nginx        tests/test_nginx_proxy.py runs deploy/nginx.conf in front of gunicorn
 #   openssl      ... with a self-signed certificate it makes
 #   docker-registry  tests/sandbox/test_image_registry.py pushes and pulls images through it on loopback
-#   redis-server the fault tests start a private Redis broker and kill it (tests/redis_server.py)
+#   npm          the browser tests install axe-core from the npm registry (tests/browser/conftest.py)
+#   redis-server the fault tests start a private Redis broker and kill it (tests/redis_server.py);
+#                the benches that need Redis start one of their own too (bench/benchlib.py)
 #
 # Idempotent: installs only what is missing, and only as root on a machine with
 # apt-get. Otherwise it says what is missing and exits 0: the tests that need it
@@ -27,10 +32,14 @@ has_command debootstrap || missing+=(debootstrap)
 has_command nginx || missing+=(nginx)
 has_command openssl || missing+=(openssl)
 has_command docker-registry || missing+=(docker-registry)
+has_command npm || missing+=(npm)
 has_command redis-server || missing+=(redis-server)
+if [ "${1:-}" = bench ]; then
+    has_command wrk || missing+=(wrk)
+fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
-    say "chromium, docker.io, debootstrap, nginx, openssl, docker-registry and redis-server are installed"
+    say "installed: chromium, docker.io, debootstrap, nginx, openssl, docker-registry, npm, redis-server${1:+, wrk}"
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then

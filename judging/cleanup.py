@@ -14,7 +14,8 @@ A round
   grace; containers of other deployments on a shared engine are never touched
   (DockerRunner.cleanup_stale);
 - removes the attempt work folders under HELDOUT_WORK_DIR whose process is gone from this
-  host, or whose attempt is no longer running (finished, or requeued by the reaper).
+  host, or whose attempt is no longer running (finished, or requeued by the reaper), and
+  the /input folders of warm scorers whose process is gone (scoring.warm).
 
 `attempt_work_dir` makes those folders: `<kind>-<id>-<attempt>-<random>-<pid>@<host>`.
 """
@@ -130,9 +131,10 @@ def work_dirs_cleanup(*, root: Path | None = None) -> int:
 def cleanup_round() -> dict[str, int]:
     """One clean-up of this host: stale containers, then dead attempts' work folders."""
     from judging.services import sandbox_cleanup_stale
+    from scoring.warm import warm_folders_cleanup
 
     containers = sandbox_cleanup_stale()
-    folders = work_dirs_cleanup()
+    folders = work_dirs_cleanup() + warm_folders_cleanup(work_root())
     if folders:
         log.warning("Clean-up: removed %d work folder(s) of attempts that are over.", folders)
     return {"containers": containers, "work_dirs": folders}

@@ -47,6 +47,7 @@ from judging.heartbeat import INFRASTRUCTURE_ERRORS, storage_errors
 from judging.images import ImageRefused
 from judging.manifest import scoring_manifest, scoring_run_save
 from scoring.docker_scorer import DockerScorer
+from scoring.influence import RowInfluence, influence_dump
 from scoring.program_scorer import ProgramScorer
 from scoring.recording import SUBMISSION_LABEL, RecordedRun, RecordingRunner
 from scoring.sandbox import (
@@ -401,6 +402,7 @@ def _record(
         return
     with storage_errors("writing the per-row results"):
         rows_name = _save_rows(submission, evaluation.row_values)
+        influence_name = _save_influence(submission, evaluation.influence)
     with transaction.atomic():
         done = Submission.objects.filter(
             pk=submission.pk, status=Status.RUNNING, attempts=attempt
@@ -411,6 +413,7 @@ def _record(
             total_problems=0,
             row_values=rows_name,
             row_kind=evaluation.row_kind,
+            influence=influence_name,
             **common,
         )
         if not done:
@@ -442,6 +445,14 @@ def _save_rows(submission: Submission, rows: np.ndarray | None) -> str:
     np.save(buffer, rows.astype(np.float32, copy=False), allow_pickle=False)
     storage = submission.row_values.storage
     return storage.save(f"rows/{submission.pk}.npy", ContentFile(buffer.getvalue()))
+
+
+def _save_influence(submission: Submission, influence: dict[str, RowInfluence]) -> str:
+    if not influence:
+        return ""
+    storage = submission.influence.storage
+    name = f"influence/{submission.pk}.npz"
+    return storage.save(name, ContentFile(influence_dump(influence)))
 
 
 def sandbox_cleanup_stale(*, runner: DockerRunner | None = None) -> int:

@@ -17,6 +17,15 @@ def sandbox_cleanup_on_worker_shutdown(**kwargs: Any) -> None:
     from judging.cleanup import cleanup_timer_stop
 
     cleanup_timer_stop()
+    warm_scorers_stop()
+
+
+def warm_scorers_stop(**kwargs: Any) -> None:
+    """A worker process that stops removes its warm scorers (scoring.warm); sent in each
+    pool process (worker_process_shutdown) and in a solo worker (worker_shutdown)."""
+    from competitions.sandboxes import sandbox_runner_close
+
+    sandbox_runner_close()
 
 
 def settings_check_on_worker_init(**kwargs: Any) -> None:

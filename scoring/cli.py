@@ -3,7 +3,8 @@
     python -m scoring.cli --spec spec.json --predictions FILE --truth FILE --out DIR
 
 writes DIR/result.json and, for a valid submission, DIR/rows.npy (float32 per ground-truth
-row). An invalid submission is a result, not a failure: the exit status is 0 either way,
+row) and DIR/influence.npz (the primary metric's per-row pseudo-values on each split,
+scoring.influence; absent from the output of older images). An invalid submission is a result, not a failure: the exit status is 0 either way,
 2 for bad arguments, and 1 with a traceback for anything unexpected.
 """
 
@@ -16,6 +17,7 @@ import math
 import os
 import platform
 import sys
+import zipfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,18 +25,22 @@ from typing import Any
 import numpy as np
 
 from scoring.evaluate import ROW_KINDS, SPLITS, Evaluation, Truth, evaluate, load_truth
+from scoring.influence import RowInfluence, influence_dump, influence_load
 from scoring.metrics import METRICS
 from scoring.spec import TaskSpec
 from scoring.validation import Problem
 
 RESULT_NAME = "result.json"
 ROWS_NAME = "rows.npy"
+INFLUENCE_NAME = "influence.npz"
 MAX_RESULT_BYTES = 16 << 20  # a result lists at most max_problems problems; far below this
 # The libraries whose versions every result reports (docs/manifest.md).
 LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "scipy")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, preloaded: tuple[TaskSpec, Truth] | None = None) -> int:
+    """`preloaded`: the spec and truth the arguments name, loaded already (a warm scorer,
+    scoring.warm_server, loads them once for all its submissions)."""
     parser = argparse.ArgumentParser(
         prog="python -m scoring.cli", description="Validate and score a submission."
     )
@@ -47,11 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     for option in ("spec", "predictions", "truth"):
         if not getattr(args, option).is_file():
             parser.error(f"--{option}: {getattr(args, option)} is not a file")
-    try:
-        spec = TaskSpec.from_dict(json.loads(args.spec.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError) as exc:
-        parser.error(f"--spec: {exc}")
-    truth = load_truth(args.truth, spec)
+    if preloaded is not None:
+        spec, truth = preloaded
+    else:
+        try:
+            spec = TaskSpec.from_dict(json.loads(args.spec.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            parser.error(f"--spec: {exc}")
+        truth = load_truth(args.truth, spec)
     evaluation = evaluate(
         predictions_path=args.predictions, truth=truth, spec=spec, max_problems=args.max_problems
     )
@@ -93,6 +102,8 @@ def write_result(
     out_dir.mkdir(parents=True, exist_ok=True)
     if evaluation.row_values is not None:
         np.save(out_dir / ROWS_NAME, evaluation.row_values.astype(np.float32), allow_pickle=False)
+    if evaluation.influence:
+        (out_dir / INFLUENCE_NAME).write_bytes(influence_dump(evaluation.influence))
     result = {
         "problems": [p.to_dict() for p in evaluation.problems],
         "total_problems": evaluation.total_problems,
@@ -130,7 +141,8 @@ def read_result(out_dir: Path, *, expected_rows: int | None = None) -> Evaluatio
         return Evaluation(problems, total, {}, None, row_kind, provenance)
     _expect(set(scores) == set(SPLITS), "a valid submission needs public and private scores")
     rows = _rows(Path(out_dir) / ROWS_NAME, expected_rows)
-    return Evaluation([], 0, scores, rows, row_kind, provenance)
+    influence = _influence(Path(out_dir) / INFLUENCE_NAME, len(rows))
+    return Evaluation([], 0, scores, rows, row_kind, provenance, influence=influence)
 
 
 def _reject_constant(name: str) -> Any:
@@ -204,6 +216,29 @@ def _rows(path: Path, expected_rows: int | None) -> np.ndarray:
             len(rows) == expected_rows, f"{ROWS_NAME} has {len(rows)} rows, not {expected_rows}"
         )
     return rows
+
+
+def _influence(path: Path, rows: int) -> dict[str, RowInfluence]:
+    """The optional pseudo-values: at most one float32 and one int8 per row and split,
+    stored uncompressed (a compressed member could expand without bound)."""
+    if not path.is_file():
+        return {}
+    _expect(path.stat().st_size <= 10 * rows + (1 << 16), f"{INFLUENCE_NAME} is too large")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            stored = all(m.compress_type == zipfile.ZIP_STORED for m in archive.infolist())
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{INFLUENCE_NAME} is unreadable: {exc}") from exc
+    _expect(stored, f"{INFLUENCE_NAME} has compressed members")
+    splits = influence_load(path.read_bytes())
+    for split, found in splits.items():
+        _expect(len(found.values) <= rows, f"{INFLUENCE_NAME} has too many {split} rows")
+        _expect(found.transform in ("identity", "sqrt"), f"unknown transform in {INFLUENCE_NAME}")
+        _expect(
+            found.strata is None or len(found.strata) == len(found.values),
+            f"{INFLUENCE_NAME}'s {split} strata do not match its values",
+        )
+    return splits
 
 
 if __name__ == "__main__":

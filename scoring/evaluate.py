@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from scoring.influence import RowInfluence, split_influence
 from scoring.metrics import compute_metric
 from scoring.spec import TaskSpec
 from scoring.validation import (
@@ -45,6 +46,9 @@ class Evaluation:
     # What a scorer container reports about itself (library versions, the split's identity;
     # scoring.cli.library_versions and truth_summary); empty when scored in process.
     provenance: dict[str, Any] = field(default_factory=dict)
+    # The primary metric's per-row pseudo-values on each split, for the leaderboard's
+    # intervals (scoring.influence); empty when invalid or from an older scorer image.
+    influence: dict[str, RowInfluence] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -99,7 +103,9 @@ def evaluate(
     if not result.ok or result.aligned is None:
         return Evaluation(result.problems, result.total_problems, {}, None, kind)
     scores = split_scores(truth, result.aligned, spec)
-    return Evaluation([], 0, scores, row_values(truth.values, result.aligned, spec), kind)
+    rows = row_values(truth.values, result.aligned, spec)
+    influence = split_influence(truth.values, result.aligned, truth.splits, spec)
+    return Evaluation([], 0, scores, rows, kind, influence=influence)
 
 
 def split_scores(

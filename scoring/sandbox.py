@@ -58,6 +58,9 @@ DEPLOYMENT_LABEL = "heldout.deployment"
 # several workers share one engine.
 OWNER_LABEL = "heldout.sandbox.owner"
 STARTED_LABEL = "heldout.sandbox.started"
+# On a warm scorer (scoring.warm): its owner process's start time (process_started), so
+# that a clean-up on the owner's host knows it is gone even when its pid was reused.
+WARM_LABEL = "heldout.sandbox.warm"
 # Set by deploy/scorer-image/build.sh: a sha256 over everything the image was built from.
 SCORER_CONTENT_LABEL = "org.heldout.scorer.content"
 # The parts of an image's config that change what a run does (scorer_identity_of).
@@ -557,7 +560,14 @@ def _create_args(
     mounts: list[Mount],
     limits: SandboxLimits,
     labels: dict[str, str],
+    *,
+    wrapped: bool = True,
+    lifetime_s: float | None = None,
+    output_room: int = 0,
 ) -> dict[str, Any]:
+    """The engine's arguments for a sandbox container. A warm scorer (scoring.warm) runs
+    its server unwrapped, lives up to `lifetime_s` rather than one time limit, and has
+    `output_room` more bytes in /output for its runs' logs."""
     now = time.time()
     threads = str(max(1, math.ceil(limits.cpus)))
     labels = {
@@ -566,11 +576,12 @@ def _create_args(
         OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}",
         STARTED_LABEL: f"{now:.0f}",
         # Set at creation, a moment before the start, so never later than the kill.
-        DEADLINE_LABEL: f"{now + limits.timeout_s:.0f}",
+        DEADLINE_LABEL: f"{now + (lifetime_s or limits.timeout_s):.0f}",
     }
+    output_bytes = limits.output_bytes + output_room
     return {
         "image": image,
-        "command": ["/bin/sh", "-c", _WRAPPER, "sandbox", *command],
+        "command": ["/bin/sh", "-c", _WRAPPER, "sandbox", *command] if wrapped else command,
         "network_mode": "none",
         "read_only": True,
         "tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,{tmpfs_options(limits.tmpfs_bytes)}"},
@@ -599,7 +610,7 @@ def _create_args(
                 None,
                 type="volume",
                 no_copy=True,
-                driver_config=DriverConfig("local", output_volume_options(limits.output_bytes)),
+                driver_config=DriverConfig("local", output_volume_options(output_bytes)),
                 labels=labels,
             ),
             *(
@@ -652,11 +663,35 @@ def _kill(container: Container) -> None:
 
 
 def _is_stale(labels: dict[str, str], status: str, now: float, grace_s: float) -> bool:
+    if WARM_LABEL in labels and _owner_gone(labels):
+        return True  # a warm scorer whose worker process died (it serves no one else)
     deadline = _float_label(labels, DEADLINE_LABEL)
     started = _float_label(labels, STARTED_LABEL)
     if deadline is not None and now > deadline + grace_s:
         return True
     return status != "running" and (started is None or now - started > grace_s)
+
+
+def process_started(pid: int) -> str:
+    """When process `pid` of this host started (clock ticks since boot), "" if unknown."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # The command name (field 2) may hold spaces and parentheses: count after its end.
+    fields = stat_line[stat_line.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _owner_gone(labels: dict[str, str]) -> bool:
+    """Whether the process that owns a warm scorer is known to be gone: it was on this
+    host and its pid is dead or now another process's. Another host's owner: unknown."""
+    host, _sep, pid = labels.get(OWNER_LABEL, "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    started = labels.get(WARM_LABEL, "")
+    now_started = process_started(int(pid))
+    return not now_started or bool(started and now_started != started)
 
 
 def _float_label(labels: dict[str, str], name: str) -> float | None:

@@ -293,3 +293,13 @@ def test_the_demo_launcher_stops_the_web_server_when_the_worker_dies(tmp_path):
     assert launcher.returncode == 3, output
     assert "worker exited with code 3" in output
     assert not _is_running(pid), output
+
+
+def test_the_demo_shows_the_sites_error_pages_unless_debug_is_asked_for(monkeypatch):
+    sys.path.insert(0, str(DEPLOY))
+    import demo
+
+    monkeypatch.delenv("DJANGO_DEBUG", raising=False)
+    assert demo.demo_env()["DJANGO_DEBUG"] == "false"
+    monkeypatch.setenv("DJANGO_DEBUG", "true")
+    assert demo.demo_env()["DJANGO_DEBUG"] == "true"

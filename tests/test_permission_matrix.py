@@ -63,6 +63,8 @@ EXPECTED: dict[str, dict[str, set[int]]] = {
     "api:competition-file": row(200, 200, 200, 200, 200),
     "api:ground-truth": row(404, 404, 404, 200, 404),
     "api:leaderboard": row(200, 200, 200, 200, 200),
+    # Like the board: anyone who may see the competition (no ids given here: 400).
+    "api:leaderboard-compare": row(400, 400, 400, 400, 400),
     "api:version-list GET": row(200, 200, 200, 200, 200),
     "api:version-list POST": row(401, 403, 403, 201, 403),
     "api:version-activate": row(401, 403, 403, 409, 403),
@@ -118,6 +120,8 @@ EXPECTED: dict[str, dict[str, set[int]]] = {
     "competition-join GET": row(302, 405, 405, 405, 405),
     "competition-join POST": row(302, 400, 400, 400, 400),
     "leaderboard": row(200, 200, 200, 200, 200),
+    "compare GET": row(200, 200, 200, 200, 200),
+    "compare POST": row(405, 405, 405, 405, 405),
     "entry": row(200, 200, 200, 200, 200),
     "competition-stats": row(200, 200, 200, 200, 200),
     "submit GET": row(302, 200, 200, 200, 200),
@@ -186,6 +190,8 @@ EXPECTED: dict[str, dict[str, set[int]]] = {
     "readyz POST": row(405, 405, 405, 405, 405),
     "metrics GET": row(404, 404, 404, 404, 404),
     "metrics POST": row(405, 405, 405, 405, 405),
+    "favicon GET": row(200, 200, 200, 200, 200),
+    "favicon POST": row(405, 405, 405, 405, 405),
 }
 
 

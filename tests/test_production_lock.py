@@ -2,8 +2,9 @@
 requirements.lock without the development tools: the same pins and hashes, every runtime
 dependency, and enough to run. The last is checked in a process of the development
 virtualenv that refuses to import any module of a distribution the production lock does
-not pin: it sets Django up with the production settings, imports every module of the
-platform, builds the WSGI handler and the Celery worker, and reaches the test broker.
+not pin: it sets Django up with the production settings (error reporting to Sentry on),
+imports every module of the platform, builds the WSGI handler and the Celery worker, and
+reaches the test broker.
 """
 
 from __future__ import annotations
@@ -53,9 +54,10 @@ def test_every_pin_of_the_production_lock_is_the_development_locks_own():
     assert not differ, f"requirements.prod.lock drifted from requirements.lock: {differ}"
 
 
-def test_the_production_lock_holds_every_runtime_dependency():
+def test_the_production_lock_holds_every_runtime_dependency_and_the_error_reporting():
     with (ROOT / "pyproject.toml").open("rb") as handle:
-        declared = tomllib.load(handle)["project"]["dependencies"]
+        project = tomllib.load(handle)["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["sentry"]
     names = {
         re.split(r"[\[<>=!~ ]", requirement, maxsplit=1)[0].lower() for requirement in declared
     }
@@ -111,7 +113,9 @@ Worker(app=app, hostname="lock-check@localhost", quiet=True)  # loads the broker
 from competitions.ops.health import check_broker
 
 check_broker()
-print(json.dumps({"modules": count}))
+import sentry_sdk
+
+print(json.dumps({"modules": count, "sentry": sentry_sdk.get_client().is_active()}))
 """
 
 
@@ -123,7 +127,8 @@ def test_the_production_lock_is_enough_to_set_up_serve_and_reach_the_broker(tmp_
         "DJANGO_SECRET_KEY": "lock-check-" + "x" * 40,
         "DJANGO_ALLOWED_HOSTS": "heldout.example.org",
         "HELDOUT_DATA_DIR": str(tmp_path),
-        "HELDOUT_SENTRY_DSN": "",  # the optional extra is not in the lock
+        # Sentry's SDK and its Django and Celery integrations load (nothing listens there).
+        "HELDOUT_SENTRY_DSN": "http://lock-check@127.0.0.1:9/1",
     }
     ran = subprocess.run(
         [sys.executable, "-c", _ONLY_THE_PRODUCTION_LOCK, json.dumps(allowed)],
@@ -135,4 +140,6 @@ def test_the_production_lock_is_enough_to_set_up_serve_and_reach_the_broker(tmp_
         check=False,
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
-    assert json.loads(ran.stdout.strip().splitlines()[-1])["modules"] > 100
+    checked = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert checked["modules"] > 100
+    assert checked["sentry"] is True

@@ -1,5 +1,7 @@
 """Competition endpoints: list, detail, join, public files and the leaderboard."""
 
+import dataclasses
+
 from django.http import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -11,10 +13,11 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from competitions import selectors
+from competitions import boardcache, selectors
 from competitions.api.pagination import PAGE_PARAMETERS, page_links, page_of, page_params
 from competitions.api.renderers import CSVRenderer, DownloadNegotiation
 from competitions.downloads import stored_download
+from competitions.models import Competition
 from competitions.permissions import (
     access_competition,
     access_ground_truth,
@@ -102,6 +105,11 @@ class CompetitionDetailOutput(CompetitionOutput):
     description = serializers.CharField()
     rules = serializers.CharField()
     selection_limit = serializers.IntegerField()
+    public_board = serializers.ChoiceField(
+        choices=["plain", "ladder"],
+        help_text="ladder: a new public score is shown only when it beats the team's shown "
+        "score by more than the noise (docs/leaderboard.md)",
+    )
     finalized_at = serializers.DateTimeField(allow_null=True)
     reopened = ReopenedOutput(allow_null=True, help_text="The latest reopen, if any")
     task = TaskOutput()
@@ -135,6 +143,7 @@ class CompetitionDetailApi(APIView):
             "description": competition.description,
             "rules": competition.rules,
             "selection_limit": competition.selection_limit,
+            "public_board": competition.public_board,
             "finalized_at": competition.finalized_at,
             "reopened": _reopened(competition),
             "task": {
@@ -233,6 +242,25 @@ class LeaderboardRowOutput(serializers.Serializer):
         allow_null=True, help_text="The latest finished replication's outcome"
     )
     entry_url = serializers.URLField(help_text="The entry's claim page")
+    ci_low = serializers.FloatField(
+        allow_null=True, help_text="Lower end of the score's 95 % bootstrap interval"
+    )
+    ci_high = serializers.FloatField(allow_null=True, help_text="Upper end of that interval")
+    rank_best = serializers.IntegerField(
+        allow_null=True, help_text="Best plausible rank: 1 + the entries surely better"
+    )
+    rank_worst = serializers.IntegerField(
+        allow_null=True, help_text="Worst plausible rank: the entries not surely worse"
+    )
+    tied_with_leader = serializers.BooleanField(
+        help_text="Statistically indistinguishable from #1 (its best plausible rank is 1)"
+    )
+
+
+class BootstrapOutput(serializers.Serializer):
+    seed = serializers.IntegerField()
+    resamples = serializers.IntegerField()
+    level = serializers.FloatField()
 
 
 class LeaderboardOutput(serializers.Serializer):
@@ -248,6 +276,10 @@ class LeaderboardOutput(serializers.Serializer):
     page_size = serializers.IntegerField()
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
+    bootstrap = BootstrapOutput(
+        allow_null=True,
+        help_text="How the intervals were drawn (paired bootstrap over the split's rows)",
+    )
     results = LeaderboardRowOutput(many=True)
 
 
@@ -268,8 +300,9 @@ class LeaderboardApi(APIView):
             (200, "text/csv"): OpenApiTypes.STR,
         }
     )
-    def get(self, request: Request, slug: str) -> Response:
-        competition = access_competition(request.user, slug)
+    def get(self, request: Request, slug: str) -> HttpResponseBase:
+        competitions = boardcache.with_board_token(Competition.objects.all())
+        competition = access_competition(request.user, slug, competitions=competitions)
         split = request.query_params.get("split", "public")
         if split not in ("public", "private"):
             return Response({"detail": "split must be public or private.", "code": "invalid"}, 400)
@@ -281,27 +314,48 @@ class LeaderboardApi(APIView):
                 },
                 403,
             )
-        as_csv = request.accepted_renderer.format == "csv"
-        page, page_size = page_params(request, default_size=100, max_size=1000)
-        board = selectors.leaderboard_page(
+        fmt = request.accepted_renderer.format
+        if fmt not in ("json", "csv"):  # the browsable API shows who is signed in
+            return _board(request, competition, split)
+        # Everyone who may see this split sees the same answer; before finalize only the
+        # organizers may see the private one.
+        public = split == "public" or competition.is_finalized
+        key = boardcache.BoardKey(
+            token=boardcache.board_token_of(competition),
             competition=competition,
-            split=split,
-            offset=0 if as_csv else (page - 1) * page_size,
-            limit=None if as_csv else page_size,
+            viewer="public" if public else "organizer",
+            fmt=fmt,
+            # The JSON's links repeat the request's URL, every parameter included.
+            params=(split,) if fmt == "csv" else (request.build_absolute_uri(),),
+            shared=public and competition.visibility == Competition.Visibility.PUBLIC,
         )
-        if as_csv:
-            return Response(_csv(board))
-        # The task version whose scores this board ranks (GET .../versions/ describes it).
-        body = {
-            "task_version": competition.task.version,
-            # Final: the board no longer changes. A reopen (docs/lifecycle.md) says when and why.
-            "finalized_at": competition.finalized_at,
-            "reopened": _reopened(competition),
-        } | _json(board, page, page_size)
-        body |= page_links(request, page=page, page_size=page_size, count=board.count)
-        for row in body["results"]:  # each row's claim page (manifest, bundle)
-            row["entry_url"] = reverse("entry", args=[slug, row["submission_id"]], request=request)
-        return Response(LeaderboardOutput(body).data)
+        return boardcache.board_response(request, key, lambda: _board(request, competition, split))
+
+
+def _board(request: Request, competition: Competition, split: str) -> Response:
+    as_csv = request.accepted_renderer.format == "csv"
+    page, page_size = page_params(request, default_size=100, max_size=1000)
+    board = selectors.leaderboard_page(
+        competition=competition,
+        split=split,
+        offset=0 if as_csv else (page - 1) * page_size,
+        limit=None if as_csv else page_size,
+    )
+    if as_csv:
+        return Response(_csv(board))
+    # The task version whose scores this board ranks (GET .../versions/ describes it).
+    body = {
+        "task_version": competition.task.version,
+        # Final: the board no longer changes. A reopen (docs/lifecycle.md) says when and why.
+        "finalized_at": competition.finalized_at,
+        "reopened": _reopened(competition),
+    } | _json(board, page, page_size)
+    body |= page_links(request, page=page, page_size=page_size, count=board.count)
+    for row in body["results"]:  # each row's claim page (manifest, bundle)
+        row["entry_url"] = reverse(
+            "entry", args=[competition.slug, row["submission_id"]], request=request
+        )
+    return Response(LeaderboardOutput(body).data)
 
 
 def _reopened(competition) -> dict | None:
@@ -320,6 +374,7 @@ def _json(board: selectors.LeaderboardPage, page: int, page_size: int) -> dict:
         "count": board.count,
         "page": page,
         "page_size": page_size,
+        "bootstrap": dataclasses.asdict(board.bootstrap) if board.bootstrap else None,
         "results": [
             {
                 "rank": r.rank,
@@ -332,6 +387,11 @@ def _json(board: selectors.LeaderboardPage, page: int, page_size: int) -> dict:
                 "entries": r.entries,
                 "last_submission_at": r.last_submission_at,
                 "replication": r.replication or None,
+                "ci_low": r.ci_low,
+                "ci_high": r.ci_high,
+                "rank_best": r.rank_best,
+                "rank_worst": r.rank_worst,
+                "tied_with_leader": r.tied_with_leader,
             }
             for r in board.rows
         ],
@@ -341,6 +401,7 @@ def _json(board: selectors.LeaderboardPage, page: int, page_size: int) -> dict:
 def _csv(board: selectors.LeaderboardPage) -> dict:
     columns = ["rank", "team", board.metric, *board.secondary_metrics]
     columns += ["submission_id", "submitted_at", "entries"]
+    columns += ["ci_low", "ci_high", "rank_best", "rank_worst", "tied_with_leader"]
     rows = [
         [
             r.rank,
@@ -350,6 +411,11 @@ def _csv(board: selectors.LeaderboardPage) -> dict:
             r.submission_id,
             r.submitted_at.isoformat(),
             r.entries,
+            r.ci_low,
+            r.ci_high,
+            r.rank_best,
+            r.rank_worst,
+            r.tied_with_leader,
         ]
         for r in board.rows
     ]

@@ -24,6 +24,7 @@ from competitions.api.jobs import OrganizerJobOutput, job_accepted
 from competitions.api.pagination import PAGE_PARAMETERS, page_of
 from competitions.api.renderers import DownloadNegotiation
 from competitions.downloads import file_download
+from competitions.entry_facts import manifest_for_reader
 from competitions.models import Replication, ScorerMismatchReport, TaskVersion
 from competitions.permissions import (
     Forbidden,
@@ -41,7 +42,6 @@ from competitions.services.replications import replication_cancel, replication_r
 from competitions.services.reproducibility import model_index, submission_bundle_write
 from competitions.services.scorer_identity import task_scorer_adopt
 from competitions.services.versions import task_version_create
-from scoring.manifest import manifest_for_viewer
 
 
 class TaskVersionOutput(serializers.Serializer):
@@ -307,7 +307,10 @@ class SubmissionManifestApi(APIView):
         if run is None:
             raise NotFound(f"No manifest of this submission under task version {wanted or ranked}.")
         private = private_split_visible(request.user, submission.competition)
-        response = Response(manifest_for_viewer(run.manifest, private_visible=private))
+        shown = manifest_for_reader(
+            run.manifest, private_visible=private, signed_in=request.user.is_authenticated
+        )
+        response = Response(shown)
         if run.task_version != ranked:
             # The manifest stays as recorded; the header says a later version is ranked.
             response["Heldout-Superseded-By-Version"] = str(ranked)

@@ -3,6 +3,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 
 from competitions.api import (
     bundles,
+    compare,
     competitions,
     jobs,
     organizer,
@@ -50,6 +51,11 @@ urlpatterns = [
         "competitions/<slug:slug>/leaderboard/",
         competitions.LeaderboardApi.as_view(),
         name="leaderboard",
+    ),
+    path(
+        "competitions/<slug:slug>/leaderboard/compare/",
+        compare.CompareApi.as_view(),
+        name="leaderboard-compare",
     ),
     path(
         "competitions/<slug:slug>/versions/",

@@ -4,8 +4,10 @@ workers: what workers report (scorer mismatches) and the claims once on a board;
 uploads: resumable (tus) uploads;
 
 jobs: organizers' background jobs; webhooks: users' signed endpoints and their deliveries;
-outbox: the Celery messages to send (the transactional outbox)."""
+outbox: the Celery messages to send (the transactional outbox); statistics: how each board's
+intervals were drawn; boards: the version of what each leaderboard shows."""
 
+from competitions.models.boards import BoardVersion
 from competitions.models.core import (
     Competition,
     LeaderboardEntry,
@@ -29,11 +31,14 @@ from competitions.models.runs import (
     TaskVersion,
     TeamInvitation,
 )
+from competitions.models.statistics import BoardStatistics
 from competitions.models.uploads import Upload
 from competitions.models.webhooks import Webhook, WebhookDelivery
 from competitions.models.workers import ClaimRecord, ScorerMismatchReport
 
 __all__ = [
+    "BoardStatistics",
+    "BoardVersion",
     "ClaimRecord",
     "Competition",
     "CompetitionEvent",

@@ -31,10 +31,19 @@ class Competition(models.Model):
         UNLISTED = "unlisted", "Unlisted"
         INVITE_ONLY = "invite_only", "Invite only"
 
+    class PublicBoard(models.TextChoices):
+        PLAIN = "plain", "Plain: every public score is shown"
+        LADDER = "ladder", "Ladder: a public score is shown only when it beats the noise"
+
     slug = models.SlugField(max_length=80, unique=True)
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True, help_text="Markdown")
     rules = models.TextField(blank=True, help_text="Markdown; participants accept them to join")
+    prize = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="What the winners get, in a few words; shown on the competition's card",
+    )
     organizers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, related_name="organized_competitions", blank=True
     )
@@ -63,10 +72,19 @@ class Competition(models.Model):
         default=0,
         help_text="Container submissions of the top N that must be replicated before finalizing",
     )
+    # The Ladder (Blum & Hardt 2015; competitions/services/ladder.py) against overfitting
+    # the public board by probing it; the private board is unaffected.
+    public_board = models.CharField(
+        max_length=10, choices=PublicBoard.choices, default=PublicBoard.PLAIN
+    )
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
+            models.CheckConstraint(
+                condition=Q(public_board__in=["plain", "ladder"]),
+                name="competition_public_board_known",
+            ),
             models.CheckConstraint(
                 condition=Q(selection_limit__gte=1), name="competition_selection_limit_min"
             ),
@@ -392,6 +410,15 @@ class Submission(models.Model):
         storage=_private_storage, upload_to="rows/", blank=True, max_length=300
     )
     row_kind = models.CharField(max_length=20, blank=True)
+    # The primary metric's per-row pseudo-values on each split (scoring.influence), from
+    # which the board's bootstrap intervals and pairwise comparisons are computed.
+    influence = models.FileField(
+        storage=_private_storage, upload_to="influence/", blank=True, max_length=300
+    )
+    # On a Ladder board, the public score the team was told after this submission (the
+    # old one when this one did not beat it by more than the noise); written by the
+    # leaderboard refresh. Unused on a plain board.
+    ladder_public_score = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -457,6 +484,14 @@ class LeaderboardEntry(models.Model):
     submitted_at = models.DateTimeField()
     entries = models.PositiveIntegerField(default=0)
     last_submission_at = models.DateTimeField()
+    # The board's uncertainty (competitions/services/intervals.py), computed by a worker when
+    # the row changes, never on a read: the 95 % bootstrap interval of `score`, for the
+    # submission `interval_submission_id` (a row whose submission differs is stale). Null
+    # until computed, or when the scorer wrote no per-row values. The plausible ranks come
+    # from these and the board's sorted bounds (BoardStatistics.bounds).
+    ci_low = models.FloatField(null=True, blank=True)
+    ci_high = models.FloatField(null=True, blank=True)
+    interval_submission_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [

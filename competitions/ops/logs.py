@@ -5,7 +5,8 @@ one, keeps it in a context variable for the request's duration, and returns it i
 response's X-Request-ID header. `log_context(submission_id=...)` does the same for the work
 a Celery task does on one submission. `ContextFilter` (installed on the console handler by
 LOGGING) copies both onto every record as `request_id` and `submission_id` ("-" when none);
-`JsonFormatter` writes one JSON object a line (HELDOUT_LOG_JSON=1).
+`JsonFormatter` writes one JSON object a line (HELDOUT_LOG_JSON=1). Both ids also tag what
+is reported to Sentry (competitions/ops/sentry.py), when HELDOUT_SENTRY_DSN is set.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from contextvars import ContextVar
 from django.core.signals import request_finished
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
+
+from competitions.ops.sentry import sentry_tag
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 submission_id: ContextVar[str] = ContextVar("submission_id", default="-")
@@ -40,6 +43,7 @@ class RequestIdMiddleware:
         # Kept past this middleware: Django logs a 4xx/5xx answer after the whole chain
         # returns; request_finished clears it.
         request_id.set(rid)
+        sentry_tag(name="request_id", value=rid)
         response = self.get_response(request)
         response[HEADER] = rid
         return response
@@ -52,8 +56,10 @@ def _request_done(**kwargs) -> None:
 
 @contextmanager
 def log_context(*, submission: int | str) -> Iterator[None]:
-    """Within: every log line names the submission."""
+    """Within: every log line names the submission, and so does an error reported to Sentry
+    (the tag stays on the Celery task's scope: the error is reported after the block)."""
     token = submission_id.set(str(submission))
+    sentry_tag(name="submission_id", value=str(submission))
     try:
         yield
     finally:

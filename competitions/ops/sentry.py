@@ -1,8 +1,14 @@
-"""Error reporting through Sentry's SDK when HELDOUT_SENTRY_DSN is set (optional extra
-`sentry`: the SDK is not in requirements.lock)."""
+"""Error reporting through Sentry's SDK when HELDOUT_SENTRY_DSN is set, and only then (the
+SDK's own SENTRY_DSN is not read). Both locks pin the SDK (the `sentry` extra); a DSN set
+where it is missing stops the process at start-up instead of being ignored.
+
+`sentry_tag` names the request or submission on whatever the current request or Celery
+task reports (the integrations give each its own scope); it does nothing without a DSN.
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -21,3 +27,11 @@ def sentry_init(*, dsn: str) -> None:
         integrations=[DjangoIntegration(), CeleryIntegration()],
         send_default_pii=False,
     )
+
+
+def sentry_tag(*, name: str, value: str) -> None:
+    if not settings.HELDOUT_SENTRY_DSN:
+        return
+    import sentry_sdk  # there: sentry_init ran at start-up, or the process stopped
+
+    sentry_sdk.set_tag(name, value)

@@ -126,6 +126,7 @@ def _competition_data(competition: Competition, zf: zipfile.ZipFile) -> dict[str
                 "labels_published",
                 "replicate_top_n",
                 "max_team_size",
+                "public_board",
                 "created_at",
             ],
         ),
@@ -161,7 +162,7 @@ def _submission_data(zf: zipfile.ZipFile, submission: Submission) -> dict[str, A
         "phase": submission.phase.name,
         "submitter": submission.submitter.get_username(),
     }
-    for field in ("file", "predictions", "row_values"):
+    for field in ("file", "predictions", "row_values", "influence"):
         value: FieldFile = getattr(submission, field)
         data[field] = None
         if value:

@@ -163,6 +163,7 @@ def _restore_settings(
 ) -> None:
     for key in ("labels_published", "replicate_top_n", "max_team_size"):
         setattr(competition, key, data[key])
+    competition.public_board = data.get("public_board", "plain")  # older archives: plain
     competition.save()
     task = competition.task
     for key in TASK_FIELDS:
@@ -274,8 +275,8 @@ def _restore_submissions(
             submitter=users[data["submitter"]],
             **{k: _value(Submission, k, data[k]) for k in SUBMISSION_FIELDS},
         )
-        for field in ("file", "predictions", "row_values"):
-            if data[field]:
+        for field in ("file", "predictions", "row_values", "influence"):
+            if data.get(field):  # an older archive has no "influence"
                 target: FieldFile = getattr(submission, field)
                 target.save(PurePosixPath(data[field]).name, File(zf.open(data[field])), save=False)
                 stored.append(target)

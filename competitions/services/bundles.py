@@ -128,6 +128,7 @@ def competition_settings_fields(bundle: Bundle) -> dict[str, Any]:
         "max_team_size": bundle.settings.max_team_size,
         "labels_published": bundle.settings.labels_published,
         "replicate_top_n": bundle.settings.replicate_top_n,
+        "public_board": bundle.settings.public_board,
     }
 
 
@@ -255,6 +256,7 @@ def _bundle_document(
         "max_team_size": competition.max_team_size,
         "labels_published": competition.labels_published,
         "replicate_top_n": competition.replicate_top_n,
+        "public_board": competition.public_board,
         "task": {
             "type": task.task_type,
             "id_column": task.id_column,

@@ -21,6 +21,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models.fields.files import FieldFile
 from django.urls import reverse
 
+from competitions.entry_facts import manifest_for_reader
 from competitions.models import (
     Competition,
     LeaderboardEntry,
@@ -33,7 +34,6 @@ from competitions.models import (
 from competitions.permissions import is_organizer
 from competitions.selectors import private_split_visible
 from competitions.selectors_runs import scoring_run_latest
-from scoring.manifest import manifest_for_viewer
 from scoring.metrics import metric_get
 
 STORE_ABOVE = 64 << 20  # bytes
@@ -70,16 +70,22 @@ def submission_bundle_write(
     owner = _is_owner(user, submission)
     organizer = is_organizer(user, competition)
     private = private_split_visible(user, competition)
+    signed_in = user.is_authenticated  # anonymous readers get no host-identifying details
+    ladder = competition.public_board == competition.PublicBoard.LADDER
     latest = scoring_run_latest(submission=submission, task_version=task.version)
     if latest is None:
         latest = submission.scoring_runs.order_by("-created_at", "-pk").first()
     members: dict[str, Any] = {}
     if latest is not None:
         members["manifest.json"] = _json(
-            manifest_for_viewer(latest.manifest, private_visible=private)
+            manifest_for_reader(
+                latest.manifest, private_visible=private, signed_in=signed_in, ladder=ladder
+            )
         )
     for run in ScoringRun.objects.filter(submission=submission).order_by("created_at", "pk"):
-        shown = manifest_for_viewer(run.manifest, private_visible=private)
+        shown = manifest_for_reader(
+            run.manifest, private_visible=private, signed_in=signed_in, ladder=ladder
+        )
         members[f"manifests/{run.created_at:%Y%m%dT%H%M%S}-{run.pk}.json"] = _json(shown)
     files: dict[str, FieldFile] = {}
     if owner:

@@ -8,6 +8,7 @@ from datetime import datetime
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -30,10 +31,16 @@ class AuthenticatedRequest(HttpRequest):
     user: User
 
 
-def competition_for(request: HttpRequest, slug: str, *, organize: bool = False) -> Competition:
+def competition_for(
+    request: HttpRequest,
+    slug: str,
+    *,
+    organize: bool = False,
+    competitions: QuerySet[Competition] | None = None,
+) -> Competition:
     """The competition, or the 404/403 page: 404 for what the user may not know exists."""
     try:
-        return access_competition(request.user, slug, organize=organize)
+        return access_competition(request.user, slug, organize=organize, competitions=competitions)
     except NotFound as exc:
         raise Http404(str(exc)) from exc
     except Forbidden as exc:
@@ -65,6 +72,18 @@ def competition_status(competition: Competition, now: datetime | None = None) ->
     if competition.start_at and competition.start_at > now:
         return "upcoming"
     return "open"
+
+
+def deadline_of(competition: Competition, now: datetime | None = None) -> datetime | None:
+    """When submissions stop: the end of the phase open now (None: open-ended), capped by
+    the competition's end; before the first phase opens, the competition's end.
+
+    Reads `competition.phases.all()`, so a list prefetches "phases".
+    """
+    now = now or timezone.now()
+    phase = next((p for p in competition.phases.all() if p.is_open_at(now)), None)
+    ends = [e for e in (phase.end_at if phase else None, competition.end_at) if e is not None]
+    return min(ends) if ends else None
 
 
 def page_context(

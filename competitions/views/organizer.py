@@ -15,8 +15,12 @@ from pathlib import Path
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from competitions import stats, svg
@@ -35,7 +39,11 @@ from competitions.services import lifecycle
 from competitions.services import submissions as submission_services
 from competitions.services.bundles import bundle_export_file, bundle_import
 from competitions.services.jobs import rescore_all_start
-from competitions.services.organize import competition_limits_update, phase_update
+from competitions.services.organize import (
+    competition_limits_update,
+    competition_public_board_set,
+    phase_update,
+)
 from competitions.services.teams import team_set_banned
 from competitions.views.common import (
     AuthenticatedRequest,
@@ -47,6 +55,7 @@ from competitions.views.common import (
 )
 
 ROWS_PER_PAGE = 50
+SUBMISSIONS_PER_PAGE = 25
 
 
 def _organizer_page(request: HttpRequest, slug: str, section: str, **extra) -> dict:
@@ -72,7 +81,17 @@ def _act(request: HttpRequest, slug: str, action: Callable[[], str], to: str) ->
         messages.success(request, action())
     except ApplicationError as exc:
         messages.error(request, exc.message)
-    return redirect(to, slug)
+    return redirect(_back(request) or reverse(to, args=[slug]))
+
+
+def _back(request: HttpRequest) -> str | None:
+    """The page the form was on (its filters and page number), if it is one of ours."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return None
 
 
 @login_required
@@ -132,50 +151,77 @@ def phases(request: AuthenticatedRequest, slug: str) -> HttpResponse:
         for phase in competition.phases.all()
     ]
     status = 200
-    if which == "limits" and limits.is_valid():
-        return _act(
-            request, slug, lambda: _save_limits(competition, limits.cleaned_data), "organize-phases"
-        )
+    save_limits = partial(_save_limits, competition, limits)
+    if which == "limits" and limits.is_valid() and _saved_or_refused(request, limits, save_limits):
+        return redirect("organize-phases", slug)
     for phase, form in forms:
-        if which == str(phase.pk) and form.is_valid():
-            return _act(
-                request, slug, partial(_save_phase, phase, form.cleaned_data), "organize-phases"
-            )
+        chosen = which == str(phase.pk) and form.is_valid()
+        if chosen and _saved_or_refused(request, form, partial(_save_phase, phase, form)):
+            return redirect("organize-phases", slug)
     if which:
         status = 400
     context |= {"limits_form": limits, "phase_forms": forms}
     return render(request, "organize/phases.html", context, status=status)
 
 
-def _save_limits(competition, data: dict) -> str:
+def _saved_or_refused(request: HttpRequest, form: BaseForm, save: Callable[[], str]) -> bool:
+    """Save; a refusal is shown in the form, beside what was typed, not as a banner."""
+    try:
+        messages.success(request, save())
+    except ApplicationError as exc:
+        form.add_error(None, exc.message)
+        return False
+    return True
+
+
+def _save_limits(competition, form: BaseForm) -> str:
+    data = dict(form.cleaned_data)
+    public_board = data.pop("public_board", "")
     competition_limits_update(competition=competition, **data)
+    if public_board:  # left out of the post: unchanged
+        competition_public_board_set(competition=competition, public_board=public_board)
     return "The limits are saved."
 
 
-def _save_phase(phase, data: dict) -> str:
-    phase_update(phase=phase, **data)
+def _save_phase(phase, form: BaseForm) -> str:
+    phase_update(phase=phase, **form.cleaned_data)
     return f"The phase “{phase.name}” is saved."
 
 
 @login_required
 def submissions(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    """Every submission, newest first: by status, and by team, user or id (`q`)."""
     context = _organizer_page(request, slug, "submissions")
     qs = Submission.objects.filter(competition=context["competition"])
     status = request.GET.get("status", "")
     if status in Submission.Status.values:
         qs = qs.filter(status=status)
+    q = request.GET.get("q", "").strip()
+    if q:
+        qs = qs.filter(_search(q))
     qs = qs.select_related("team", "submitter").order_by("-created_at")
-    page_obj = page_of(request, qs, ROWS_PER_PAGE)
+    page_obj = page_of(request, qs, SUBMISSIONS_PER_PAGE)
     task = context["competition"].task
     stats.attach_primary_scores(list(page_obj), task.primary_metric, private=True)
     context |= {
         "page_obj": page_obj,
         "metric": task.primary_metric,
         "status_filter": status,
+        "q": q,
         "statuses": Submission.Status.choices,
-        "query": f"status={status}" if status else "",
+        "query": urlencode({k: v for k, v in (("q", q), ("status", status)) if v}),
+        "here": request.get_full_path(),
     }
     return render(request, "organize/submissions.html", context)
+
+
+def _search(q: str) -> Q:
+    """A submission's id ("123" or "#123"), or part of its team's name or submitter's username."""
+    found = Q(team__name__icontains=q) | Q(submitter__username__icontains=q)
+    number = q.removeprefix("#")
+    if number.isdigit():
+        found |= Q(pk=int(number))
+    return found
 
 
 @login_required
@@ -195,6 +241,10 @@ def rescore_all(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     competition = competition_for(request, slug, organize=True)
 
     def rescore() -> str:
+        if request.POST.get("confirm") != "yes":
+            raise ApplicationError(
+                "Tick the box to confirm: every submission is queued for scoring again."
+            )
         job = rescore_all_start(competition=competition, user=request.user)
         return f"Job #{job.pk} queues {job.progress_total} submission(s) for scoring again."
 

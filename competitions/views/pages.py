@@ -7,27 +7,30 @@ import statistics
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from competitions import selectors, stats, svg
+from competitions import boardcache, selectors, stats, svg
 from competitions.errors import ApplicationError
 from competitions.forms import CompetitionFilterForm, JoinForm
-from competitions.markdown import render_markdown
+from competitions.markdown import plain_summary, render_markdown
 from competitions.models import Competition, LeaderboardEntry
 from competitions.services.teams import competition_join
 from competitions.views.common import (
     AuthenticatedRequest,
+    Viewer,
     competition_for,
+    competition_status,
+    deadline_of,
     page_context,
     page_of,
     viewer_for,
 )
-from competitions.views.plots import progress_plot
+from competitions.views.plots import metric_bounds, progress_plot
 from scoring.metrics import metric_get
 
 PAGE_SIZE = 50
@@ -41,12 +44,18 @@ def competition_list(request: HttpRequest) -> HttpResponse:
         competitions = _filtered(competitions, form.cleaned_data)
     query = request.GET.copy()
     query.pop("page", None)
-    context = {
-        "form": form,
-        "page_obj": page_of(request, competitions.select_related("task"), LIST_PAGE_SIZE),
-        "query": query.urlencode(),
-        "now": timezone.now(),
-    }
+    now = timezone.now()
+    listed = (
+        competitions.select_related("task")
+        .prefetch_related("phases")
+        .annotate(team_count=Count("teams", distinct=True))
+    )
+    page_obj = page_of(request, listed, LIST_PAGE_SIZE)
+    for competition in page_obj:
+        competition.summary = plain_summary(competition.description)  # type: ignore[attr-defined]
+        competition.status = competition_status(competition, now)  # type: ignore[attr-defined]
+        competition.deadline = deadline_of(competition, now)  # type: ignore[attr-defined]
+    context = {"form": form, "page_obj": page_obj, "query": query.urlencode(), "now": now}
     return render(request, "competitions/list.html", context)
 
 
@@ -83,6 +92,7 @@ def competition_detail(request: HttpRequest, slug: str) -> HttpResponse:
         phases=competition.phases.all(),
         description=render_markdown(competition.description),
         now=timezone.now(),
+        deadline=deadline_of(competition),
     )
     return render(request, "competitions/detail.html", context)
 
@@ -142,20 +152,65 @@ def competition_join_view(request: AuthenticatedRequest, slug: str) -> HttpRespo
     return redirect("submit", slug)
 
 
-def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
-    """One page of a board in a fixed number of queries, whatever the board's size."""
-    competition = competition_for(request, slug)
+def leaderboard(request: HttpRequest, slug: str) -> HttpResponseBase:
+    """One page of a board in a fixed number of queries, whatever the board's size; rendered
+    once per board version and viewer (competitions/boardcache.py)."""
+    competitions = boardcache.with_board_token(Competition.objects.all())
+    competition = competition_for(request, slug, competitions=competitions)
     viewer = viewer_for(request, competition)
     can_see_private = competition.is_finalized or viewer.is_organizer
-    split = request.GET.get("split", "public")
-    if split not in ("public", "private") or (split == "private" and not can_see_private):
-        split = "public"
+    split = _split(request, competition, can_see_private)
     if request.GET.get("team") == "mine" and viewer.team_id:
         return _redirect_to_team(competition, split, viewer.team_id)
     try:
         page = max(int(request.GET.get("page", 1)), 1)
     except ValueError:
         page = 1
+
+    def render_page() -> HttpResponse:
+        return _leaderboard_page(request, competition, viewer, split, page, can_see_private)
+
+    if _has_messages(request):  # shown once: this answer is not for keeping
+        return render_page()
+    status = competition_status(competition)  # moves with the clock, not the board
+    key = boardcache.BoardKey(
+        token=boardcache.board_token_of(competition),
+        competition=competition,
+        viewer=_viewer_class(request, viewer),
+        fmt="html",
+        params=(split, str(page), status),
+        shared=not request.user.is_authenticated
+        and competition.visibility == Competition.Visibility.PUBLIC,
+    )
+    return boardcache.board_response(request, key, render_page)
+
+
+def _viewer_class(request: HttpRequest, viewer: Viewer) -> str:
+    """What the page shows differently to whom: the signed-in user's name, team and role,
+    and the CSRF secret their log-out form's token comes from."""
+    if not request.user.is_authenticated:
+        return "anonymous"
+    team = viewer.membership.team_id if viewer.membership else ""
+    csrf = request.META.get("CSRF_COOKIE", "")
+    return (
+        f"user:{request.user.pk}:{request.user.get_username()}:{team}:{viewer.is_organizer}:{csrf}"
+    )
+
+
+def _has_messages(request: HttpRequest) -> bool:
+    storage = getattr(request, "_messages", None)
+    return storage is not None and len(storage) > 0
+
+
+def _leaderboard_page(
+    request: HttpRequest,
+    competition: Competition,
+    viewer: Viewer,
+    split: str,
+    page: int,
+    can_see_private: bool,
+) -> HttpResponse:
+    slug = competition.slug
     offset = (page - 1) * PAGE_SIZE
     # One row more than shown tells whether the last shown row ties with the next page.
     board = selectors.leaderboard_page(
@@ -184,8 +239,20 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         my_team_id=viewer.team_id,
         can_see_private=can_see_private,
         csv_url=reverse("api:leaderboard", args=[slug]) + f"?split={split}&format=csv",
+        compare_url=reverse("compare", args=[slug]),
+        csv_name=f"{slug}-leaderboard-{split}.csv",
     )
     return render(request, "competitions/leaderboard.html", context)
+
+
+def _split(request: HttpRequest, competition: Competition, can_see_private: bool) -> str:
+    """The board asked for; by default the one that decides: the private board once the
+    competition is finalized, the public one before."""
+    default = "private" if competition.is_finalized else "public"
+    split = request.GET.get("split", default)
+    if split not in ("public", "private") or (split == "private" and not can_see_private):
+        return "public"
+    return split
 
 
 def _redirect_to_team(competition, split: str, team_id: int) -> HttpResponse:
@@ -211,9 +278,7 @@ def competition_stats(request: HttpRequest, slug: str) -> HttpResponse:
     competition = competition_for(request, slug)
     viewer = viewer_for(request, competition)
     can_see_private = competition.is_finalized or viewer.is_organizer
-    split = request.GET.get("split", "public")
-    if split != "private" or not can_see_private:
-        split = "public"
+    split = _split(request, competition, can_see_private)
     task = competition.task
     metric = metric_get(task.primary_metric)
     scores = stats.board_scores(competition=competition, split=split)
@@ -245,6 +310,7 @@ def competition_stats(request: HttpRequest, slug: str) -> HttpResponse:
         x_label=metric.label,
         mark=mine,
         mark_label="your team",
+        bounds=metric_bounds(metric),
     )
     progress = None
     if viewer.membership:

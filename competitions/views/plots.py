@@ -8,6 +8,25 @@ from competitions import stats, svg
 from competitions.models import Competition, Team
 from scoring.metrics import Metric
 
+# The range each metric's values can take, for the plots' axes (None: unbounded that way).
+METRIC_BOUNDS: dict[str, svg.Bounds] = {
+    "accuracy": (0.0, 1.0),
+    "balanced_accuracy": (0.0, 1.0),
+    "f1": (0.0, 1.0),
+    "f1_macro": (0.0, 1.0),
+    "roc_auc": (0.0, 1.0),
+    "average_precision": (0.0, 1.0),
+    "log_loss": (0.0, None),
+    "rmse": (0.0, None),
+    "mse": (0.0, None),
+    "mae": (0.0, None),
+    "r2": (None, 1.0),
+}
+
+
+def metric_bounds(metric: Metric) -> svg.Bounds:
+    return METRIC_BOUNDS.get(metric.name, svg.NO_BOUNDS)
+
 
 def progress_plot(
     *, competition: Competition, team: Team, split: str, metric: Metric
@@ -38,4 +57,5 @@ def progress_plot(
         title=f"{metric.label} of your team's submissions over time, against the leader's",
         desc=desc,
         y_label=metric.label,
+        bounds=metric_bounds(metric),
     )

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from competitions.errors import ApplicationError
+from competitions.errors import ApplicationError, FinalizedError
 from competitions.forms import AcceptInvitationForm, InviteForm, TeamNameForm
 from competitions.models import Membership, Submission, TeamInvitation
 from competitions.services import teams as team_services
@@ -29,6 +29,13 @@ from competitions.views.common import (
 
 @login_required
 def team(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    return _team_page(request, slug)
+
+
+def _team_page(
+    request: AuthenticatedRequest, slug: str, invite_form: InviteForm | None = None
+) -> HttpResponse:
+    """The team page; `invite_form` bound and refused shows its error beside the field."""
     competition = competition_for(request, slug)
     viewer = viewer_for(request, competition)
     invitations_for_me = TeamInvitation.objects.filter(
@@ -56,9 +63,9 @@ def team(request: AuthenticatedRequest, slug: str) -> HttpResponse:
             ],
             "submission_count": Submission.objects.filter(team=my_team).count(),
             "name_form": TeamNameForm(initial={"name": my_team.name}),
-            "invite_form": InviteForm(),
+            "invite_form": invite_form or InviteForm(),
         }
-    return render(request, "competitions/team.html", context)
+    return render(request, "competitions/team.html", context, status=400 if invite_form else 200)
 
 
 def _act(request: HttpRequest, slug: str, action: Callable[[], str]) -> HttpResponse:
@@ -100,15 +107,25 @@ def team_rename(request: AuthenticatedRequest, slug: str) -> HttpResponse:
 def team_invite(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     my_team = _my_team(request, slug)
     form = InviteForm(request.POST)
-
-    def invite() -> str:
-        username = form.data.get("username", "").strip() if form.is_valid() else ""
+    username = form.data.get("username", "").strip() if form.is_valid() else ""
+    try:
         invitation = team_services.team_invite(team=my_team, by=request.user, username=username)
-        if invitation.invited_user_id:
-            return f"{username} is invited; they accept on this competition's Team tab."
-        return "Invitation link made: copy it from the list below. It works once."
-
-    return _act(request, slug, invite)
+    except FinalizedError as exc:  # the page shows no invite form then: say it at the top
+        messages.error(request, exc.message)
+        return redirect("team", slug)
+    except ApplicationError as exc:
+        # Beside the field, with the name as typed, to correct it.
+        form.add_error("username", exc.message)
+        return _team_page(request, slug, invite_form=form)
+    if invitation.invited_user_id:
+        messages.success(
+            request, f"{username} is invited; they accept on this competition's Team tab."
+        )
+    else:
+        messages.success(
+            request, "Invitation link made: copy it from the list below. It works once."
+        )
+    return redirect("team", slug)
 
 
 @login_required

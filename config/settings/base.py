@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "competitions.middleware.UploadSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "competitions.middleware.CommonMiddleware",  # no slash-appending redirect under /api/
+    "competitions.middleware.SiteNotFoundMiddleware",  # the site's 404 page with DEBUG on too
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -81,6 +82,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # |metric_label and |problem_text in every template, no {% load %} needed.
+            "builtins": ["competitions.templatetags.heldout"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -225,6 +228,11 @@ HELDOUT_WORK_DIR = Path(
 # container is left to its own worker before the round kills it.
 HELDOUT_SANDBOX_CLEANUP_EVERY_S = env_float("HELDOUT_SANDBOX_CLEANUP_EVERY_S", 30.0)
 HELDOUT_SANDBOX_CLEANUP_GRACE_S = env_float("HELDOUT_SANDBOX_CLEANUP_GRACE_S", 30.0)
+# Warm scorers (scoring.warm): each worker process keeps the built-in scorer running per
+# task between submissions, each scored by a fresh child in the same sandbox; stopped after
+# HELDOUT_SANDBOX_WARM_IDLE_S seconds without a submission.
+HELDOUT_SANDBOX_WARM = env_bool("HELDOUT_SANDBOX_WARM", True)
+HELDOUT_SANDBOX_WARM_IDLE_S = env_float("HELDOUT_SANDBOX_WARM_IDLE_S", 300.0)
 
 # Webhooks (docs/api.md#webhooks): endpoints on private, loopback or reserved addresses are
 # refused unless allowed (tests deliver to a loopback server); a delivery is tried up to
@@ -323,6 +331,7 @@ CELERY_BEAT_SCHEDULE = {
 # process using that database shares (the demo; `migrate` creates it, competitions/apps.py).
 HELDOUT_CACHE_URL = env_str("HELDOUT_CACHE_URL", "")
 HELDOUT_CACHE_KEY_PREFIX = env_str("HELDOUT_CACHE_KEY_PREFIX", "heldout")
+CACHES: dict[str, dict[str, object]]
 if HELDOUT_CACHE_URL:
     if not HELDOUT_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(
@@ -343,6 +352,32 @@ else:
             "KEY_PREFIX": HELDOUT_CACHE_KEY_PREFIX,
         }
     }
+
+# What each leaderboard version renders (competitions/boardcache.py): in the same Redis when
+# HELDOUT_CACHE_URL is set, so every process on every host renders a version once; otherwise
+# in each process's memory (right too: a version's answer never changes, only its key).
+HELDOUT_BOARD_CACHE = env_bool("HELDOUT_BOARD_CACHE", True)
+CACHES["boards"] = {
+    **(
+        CACHES["default"]
+        if HELDOUT_CACHE_URL
+        else {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "heldout-boards",
+            "OPTIONS": {"MAX_ENTRIES": 1000},
+        }
+    ),
+    # Old versions are never asked for again; a deploy's new templates show within this.
+    "TIMEOUT": 600,
+}
+# In front of it, each process's own copies of the answers it gave last: a kept answer then
+# costs no round trip to Redis (right for the same reason).
+CACHES["boards-local"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "heldout-boards-local",
+    "OPTIONS": {"MAX_ENTRIES": 200},
+    "TIMEOUT": 600,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -392,7 +427,7 @@ LOGGING = logging_config(
 )
 # /metrics answers only requests with `Authorization: Bearer <this>`; empty: no /metrics.
 HELDOUT_METRICS_TOKEN = env_str("HELDOUT_METRICS_TOKEN", "")
-# Error reporting to Sentry when set (needs the `sentry` extra: pip install sentry-sdk).
+# Error reporting to Sentry when set (sentry-sdk: the `sentry` extra, in both locks).
 HELDOUT_SENTRY_DSN = env_str("HELDOUT_SENTRY_DSN", "")
 if HELDOUT_SENTRY_DSN:
     sentry_init(dsn=HELDOUT_SENTRY_DSN)

@@ -35,7 +35,7 @@ python_for_pip="${PYTHON:-$repo_root/.venv/bin/python}"
 
 # The libraries the scoring code imports; what they need comes from the lock.
 scoring_libraries=(numpy pandas pyarrow scikit-learn scipy)
-scoring_modules=(spec.py metrics.py tables.py validation.py evaluate.py cli.py)
+scoring_modules=(spec.py metrics.py influence.py tables.py validation.py evaluate.py cli.py warm_server.py)
 venv=/opt/heldout/venv
 # Read by scoring.sandbox.scorer_identity; keep the two in step.
 content_label=org.heldout.scorer.content

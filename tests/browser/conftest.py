@@ -3,11 +3,17 @@ live server, with a real Celery worker where a test needs scoring.
 
 Never `playwright install`: the browser is the system's. A missing chromium fails the
 tests (deploy/system-deps.sh installs it), it never skips them. Screenshots of the pages
-go to test-artifacts/screenshots/ (git-ignored) for a person to look at.
+go to test-artifacts/screenshots/ (git-ignored) for a person to look at; CI keeps that
+folder as an output.
+
+axe-core (the accessibility checker) comes from the npm registry at test setup, into
+var/axe-core/ (git-ignored), never committed: `axe_source` installs it when missing.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,7 +30,11 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+AXE_PACKAGE = "axe-core@4"
+AXE_DIR = REPO / "var" / "axe-core"
+AXE_SCRIPT = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def require_chromium(path: Path = CHROMIUM) -> None:
@@ -100,3 +110,40 @@ def log_in(page, username: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/account/")
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe-core's script, installed from the npm registry on first use (about 1 s)."""
+    if not AXE_SCRIPT.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("npm is missing: install Debian's npm (deploy/system-deps.sh does it).")
+        AXE_DIR.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            [npm, "install", "--prefix", str(AXE_DIR), "--no-audit", "--no-fund", AXE_PACKAGE],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode != 0 or not AXE_SCRIPT.exists():
+            pytest.fail(f"npm could not install {AXE_PACKAGE}: {done.stderr[-2000:]}")
+    return AXE_SCRIPT.read_text()
+
+
+# Serious and critical findings of the WCAG 2 A/AA rules and axe's best practices.
+AXE_RUN = """async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations
+    .filter(v => v.impact === "serious" || v.impact === "critical")
+    .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.slice(0, 5).map(n => n.target.join(" "))}));
+}"""
+
+
+def axe_findings(page, source: str) -> list[dict]:
+    """axe's serious and critical findings on the page as it is now."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        # Evaluated through the DevTools protocol: no script tag, no network.
+        page.evaluate(source)
+    return page.evaluate(AXE_RUN)

@@ -253,7 +253,7 @@ def test_after_finalize_the_pages_refuse_joins_team_changes_selections_and_organ
     assert _flashed(accepted) == [FINAL_TEAMS]
     client.force_login(organizer)
     organizer_posts = [
-        (f"/c/{slug}/organize/rescore/", {}, FINAL_RESCORE),
+        (f"/c/{slug}/organize/rescore/", {"confirm": "yes"}, FINAL_RESCORE),
         (f"/c/{slug}/organize/submissions/{board['bob'].pk}/rescore/", {}, FINAL_RESCORE),
         (
             f"/c/{slug}/organize/submissions/{board['bob'].pk}/disqualify/",
@@ -265,17 +265,19 @@ def test_after_finalize_the_pages_refuse_joins_team_changes_selections_and_organ
             {"banned": "1", "reason": "x"},
             FINAL_BAN,
         ),
-        (
-            f"/c/{slug}/organize/phases/",
-            {"which": "limits", "selection_limit": 3, "max_team_size": 5},
-            "The competition is finalized: its limits can't change unless an organizer reopens it.",
-        ),
     ]
     for user, posts in ((participant, participant_posts), (organizer, organizer_posts)):
         client.force_login(user)
         for url, data, sentence in posts:
             response = client.post(url, data, follow=True)
             assert _flashed(response) == [sentence], url
+    # A refused form is shown again with the refusal in it, and what was typed.
+    limits = {"which": "limits", "selection_limit": 3, "max_team_size": 5}
+    refused = client.post(f"/c/{slug}/organize/phases/", limits)
+    assert refused.status_code == 400
+    assert refused.context["limits_form"].non_field_errors() == [
+        "The competition is finalized: its limits can't change unless an organizer reopens it."
+    ]
 
     assert _snapshot(api, competition) == before
     assert _state(competition) == state

@@ -389,10 +389,16 @@ def test_the_csv_has_a_header_and_one_row_per_team(
         "submission_id",
         "submitted_at",
         "entries",
+        "ci_low",
+        "ci_high",
+        "rank_best",
+        "rank_worst",
+        "tied_with_leader",
     ]
+    # No interval yet: a worker computes them (tests/competitions/test_intervals.py).
     assert [r[:5] + r[6:] for r in rows[1:]] == [
-        ["1", "alice", "0.9", "0.75", str(alice_best.pk), "2"],
-        ["2", "bob", "0.8", "0.6", str(bob_best.pk), "1"],
+        ["1", "alice", "0.9", "0.75", str(alice_best.pk), "2", "", "", "", "", "False"],
+        ["2", "bob", "0.8", "0.6", str(bob_best.pk), "1", "", "", "", "", "False"],
     ]
     assert rows[1][5] == alice_best.created_at.isoformat()
 
@@ -445,7 +451,9 @@ def test_the_leaderboard_endpoint_runs_the_same_queries_whatever_its_size(
     client = api(organizer)
     url = f"/api/v1/competitions/{competition.slug}/leaderboard/"
 
-    # token, competition, organizer check (private only), task, rows, counts
+    # API token, competition (with its task and board version), organizer check (private
+    # only), rows, counts, the board's statistics (intervals' bounds); a kept answer skips
+    # the last three (tests/competitions/test_board_cache.py)
     with django_assert_num_queries(6 if split == "private" else 5):
         response = client.get(url, {"split": split})
     assert response.status_code == 200
@@ -462,7 +470,7 @@ def test_the_leaderboard_page_runs_the_same_queries_whatever_its_size(
     _fill_board(competition, teams, per_team)
     client.force_login(participant)
 
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(8):  # with the board's statistics (intervals' bounds)
         response = client.get(f"/c/{competition.slug}/leaderboard/")
     assert response.status_code == 200
     assert response.content.decode().count("<tr") == teams + 1

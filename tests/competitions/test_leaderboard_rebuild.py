@@ -203,7 +203,8 @@ def test_a_version_switch_takes_the_same_number_of_queries_for_10_and_100_teams(
     large = _switch_queries(100, rescore)
 
     assert small[0] == large[0]
-    assert large[0] <= 20
+    # 22: with the read of the intervals a rebuild keeps, and the worker's task enqueued.
+    assert large[0] <= 22
     if connection.vendor == "postgresql":
         assert small[1] == large[1] == 1
     else:  # SQLite caps a statement's parameters: the rows go in batches of ~90

@@ -168,7 +168,7 @@ def test_the_organizer_pages_answer_only_the_competitions_organizers(
             assert "You can't do that here" in response.content.decode()
 
     posts = [
-        (f"/c/{slug}/organize/rescore/", {}),
+        (f"/c/{slug}/organize/rescore/", {"confirm": "yes"}),
         (
             f"/c/{slug}/organize/submissions/{submission.pk}/disqualify/",
             {"disqualified": "1", "reason": "x"},

@@ -150,7 +150,9 @@ def test_banning_a_team_needs_a_reason(orga_client, competition, participant):
 def test_rescoring_all_queues_every_finished_submission(orga_client, competition, participant):
     scored(participant.teams.get(), 0.9)
     scored(participant.teams.get(), 0.8)
-    response = orga_client.post(f"/c/{competition.slug}/organize/rescore/", follow=True)
+    response = orga_client.post(
+        f"/c/{competition.slug}/organize/rescore/", {"confirm": "yes"}, follow=True
+    )
     assert "queues 2 submission(s) for scoring again." in response.content.decode()
     assert set(Submission.objects.values_list("status", flat=True)) == {"scored"}
 

@@ -3,7 +3,7 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from competitions.models import Score, Submission, TaskVersion
+from competitions.models import OutboxMessage, Score, Submission, TaskVersion
 from competitions.services.submissions import submission_create
 from judging.services import submission_score
 from tests import factories
@@ -58,13 +58,19 @@ def test_switching_versions_rescores_and_keeps_the_old_scores(
     assert competition.task.version == 1  # until a worker runs the job
     assert 'http-equiv="refresh"' in response.content.decode()
 
-    with django_capture_on_commit_callbacks(execute=False) as queued:
+    sent_before = set(OutboxMessage.objects.values_list("pk", flat=True))
+    with django_capture_on_commit_callbacks(execute=False):
         (job,) = run_queued_jobs()
 
     assert job.status == "done", job.message
     competition.task.refresh_from_db()
     assert competition.task.version == 2
-    assert len(queued) == 1  # the rescore of the one submission
+    # The rescore of the one submission, and the refresh of the board's intervals.
+    tasks = sorted(OutboxMessage.objects.exclude(pk__in=sent_before).values_list("task", "args"))
+    assert tasks == [
+        ("competitions.tasks.leaderboard_intervals_task", [competition.pk]),
+        ("scoring.tasks.submission_score_task", [submission.pk]),
+    ]
     submission.refresh_from_db()
     assert submission.status == Submission.Status.QUEUED
     assert Score.objects.filter(submission=submission, task_version=1).count() == 4

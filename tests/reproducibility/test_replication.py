@@ -332,4 +332,4 @@ def test_the_leaderboard_page_links_each_row_to_its_claim_and_shows_the_badge(
 
     assert f'href="/c/{competition.slug}/entries/{scored_container.pk}/"' in page
     assert "Reproduced within tolerance" in page
-    assert "Scores under task version 1" in page
+    assert "Click a team to see how its score was measured." in page

@@ -48,6 +48,10 @@ def no_sandbox_container_is_left(request: pytest.FixtureRequest) -> Iterator[Non
     if request.node.get_closest_marker("docker") is None:
         return
     client = request.getfixturevalue("docker_client")
+    # The warm scorers this process's default runner keeps go as a worker's do when it stops.
+    from competitions.sandboxes import sandbox_runner_close
+
+    sandbox_runner_close()
     # Only this process's containers: other test runs or workers may share the engine.
     mine = f"{OWNER_LABEL}={socket.gethostname()}:{os.getpid()}"
     left = client.containers.list(all=True, filters={"label": [SANDBOX_LABEL, mine]})

@@ -176,3 +176,35 @@ def test_read_result_checks_the_row_values(tmp_path):
     (directory / "rows.npy").unlink()
     with pytest.raises(ValueError, match="missing or unreadable"):
         read_result(directory)
+
+
+def test_the_scorer_writes_the_primary_metrics_pseudo_values_and_the_host_reads_them(inputs):
+    run_cli(inputs)
+
+    evaluation = read_result(inputs / "out", expected_rows=3)
+
+    # Public: two rows, both classes; private: one class only, so no ROC AUC and no values.
+    assert set(evaluation.influence) == {"public"}
+    public = evaluation.influence["public"]
+    assert public.metric == "roc_auc"
+    assert public.values.tolist() == [1.0, 1.0]
+    assert public.strata is not None
+    assert public.strata.tolist() == [1, 0]
+
+
+def test_an_older_images_output_without_pseudo_values_still_reads(inputs):
+    run_cli(inputs)
+    (inputs / "out" / "influence.npz").unlink()
+
+    assert read_result(inputs / "out", expected_rows=3).influence == {}
+
+
+def test_read_result_refuses_compressed_or_oversized_pseudo_values(inputs):
+    run_cli(inputs)
+    path = inputs / "out" / "influence.npz"
+    np.savez_compressed(path, public=np.zeros(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="compressed"):
+        read_result(inputs / "out", expected_rows=3)
+    np.savez(path, public=np.zeros(30_000, dtype=np.float32))
+    with pytest.raises(ValueError, match="too large"):
+        read_result(inputs / "out", expected_rows=3)

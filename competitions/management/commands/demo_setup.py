@@ -118,6 +118,7 @@ def _document() -> dict:
         "start": START,
         "end": None,
         "selection_limit": 2,
+        "max_team_size": 1,  # the rules say "teams of one"
         "task": {
             "type": "binary",
             "id_column": "id",
