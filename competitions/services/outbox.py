@@ -110,10 +110,14 @@ def publish(message: OutboxMessage) -> None:
 
 
 def outbox_send(*, message_id: int) -> bool:
-    """Claim and send one unsent message. Returns whether this call sent it."""
-    if not _claim(message_id):
+    """Claim and send one unsent message. Returns whether this call sent it.
+
+    Read before it is claimed: a database fault after the claim would leave the message
+    claimed, and so unsent, until its lease ran out (OUTBOX_LEASE_S), not until the next
+    sweep."""
+    message = OutboxMessage.objects.filter(pk=message_id, sent_at__isnull=True).first()
+    if message is None or not _claim(message_id):
         return False
-    message = OutboxMessage.objects.get(pk=message_id)
     try:
         publish(message)
     except Exception as exc:  # the broker's errors are many (kombu, redis, amqp, OSError)

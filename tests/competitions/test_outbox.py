@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from django.db import OperationalError as DatabaseOperationalError
 from django.db import connection, transaction
 from kombu.exceptions import OperationalError
 
@@ -90,6 +91,37 @@ def test_a_message_the_broker_refused_at_commit_is_sent_by_the_next_sweep(
     assert message.sent_at is not None
     assert message.last_error == ""
     assert outbox_sweep() == 0
+
+
+def test_a_database_fault_after_a_senders_claim_delays_the_message_no_longer_than_a_sweep(
+    competition, participant, published
+):
+    published.down = True
+    submission_create(
+        competition=competition,
+        user=participant,
+        uploaded_file=factories.upload(factories.perfect_predictions()),
+    )
+    published.down = False
+    claimed: list[str] = []
+
+    def connection_lost_after_the_claim(execute, sql, params, many, context):
+        if claimed:
+            raise DatabaseOperationalError("server closed the connection unexpectedly")
+        if sql.startswith("UPDATE") and "claimed_until" in sql:
+            claimed.append(sql)
+        return execute(sql, params, many, context)
+
+    with (
+        connection.execute_wrapper(connection_lost_after_the_claim),
+        pytest.raises(DatabaseOperationalError),
+    ):
+        outbox_sweep()
+    outbox_sweep()
+
+    assert claimed
+    # Sent by the sweep the fault interrupted (or the next one), not once the lease ran out.
+    assert len(published.sent) == 1
 
 
 def test_two_concurrent_sweepers_never_send_a_message_twice(published):
