@@ -48,6 +48,8 @@ REAP_EVERY_S = 1
 # (docs/production.md), plus two seconds for a loaded machine.
 RECOVERY_TARGET_S = RECOVER_AFTER_S + REAP_EVERY_S + 2
 KILLS = 10
+# Past this after the last fault, work still unfinished is stuck (the backlog included).
+STUCK_AFTER_S = 45
 RECOVERY = {
     "HELDOUT_SCORER": "in-process",
     "HELDOUT_HEARTBEAT_S": str(HEARTBEAT_S),
@@ -247,7 +249,14 @@ def test_postgresql_connections_lost_mid_scoring_cost_no_submission_and_score_no
         finally:
             stop.set()
             uploader.join(timeout=60)
-        until(lambda: not unfinished(list(accepted)), "scoring after the cuts", 120, fleet.logs)
+        # Given back and retried (Celery's first retries wait up to 5 and 10 s), or sent by
+        # the outbox's next sweep: none waits for a lease or a resend (minutes).
+        until(
+            lambda: not unfinished(list(accepted)),
+            "scoring after the cuts",
+            STUCK_AFTER_S,
+            fleet.logs,
+        )
         fleet.alive()
         counts = {token: list(accepted.values()).count(token) for token in tokens}
         assert_counted_once(fleet.base, competition, counts)
