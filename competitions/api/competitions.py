@@ -248,6 +248,17 @@ class LeaderboardRowOutput(serializers.Serializer):
     tied_with_leader = serializers.BooleanField(
         help_text="Statistically indistinguishable from #1 (its best plausible rank is 1)"
     )
+    public_rank = serializers.IntegerField(
+        allow_null=True, help_text="Private board after finalize: the team's public rank"
+    )
+    rank_change = serializers.IntegerField(
+        allow_null=True, help_text="Places gained since the public board (negative: lost)"
+    )
+    beyond_sampling = serializers.BooleanField(
+        allow_null=True,
+        help_text="The change is beyond row sampling: the plausible ranks on the two boards "
+        "do not overlap (null: unknown)",
+    )
 
 
 class BootstrapOutput(serializers.Serializer):
@@ -363,6 +374,9 @@ def _json(board: selectors.LeaderboardPage, page: int, page_size: int) -> dict:
                 "rank_best": r.rank_best,
                 "rank_worst": r.rank_worst,
                 "tied_with_leader": r.tied_with_leader,
+                "public_rank": r.public_rank,
+                "rank_change": r.rank_change,
+                "beyond_sampling": r.beyond_sampling,
             }
             for r in board.rows
         ],
@@ -373,6 +387,9 @@ def _csv(board: selectors.LeaderboardPage) -> dict:
     columns = ["rank", "team", board.metric, *board.secondary_metrics]
     columns += ["submission_id", "submitted_at", "entries"]
     columns += ["ci_low", "ci_high", "rank_best", "rank_worst", "tied_with_leader"]
+    shakeup = board.split == "private"  # filled once the competition is final
+    if shakeup:
+        columns += ["public_rank", "rank_change", "beyond_sampling"]
     rows = [
         [
             r.rank,
@@ -387,6 +404,7 @@ def _csv(board: selectors.LeaderboardPage) -> dict:
             r.rank_best,
             r.rank_worst,
             r.tied_with_leader,
+            *([r.public_rank, r.rank_change, r.beyond_sampling] if shakeup else []),
         ]
         for r in board.rows
     ]

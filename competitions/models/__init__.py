@@ -5,7 +5,7 @@ uploads: resumable (tus) uploads;
 
 jobs: organizers' background jobs; webhooks: users' signed endpoints and their deliveries;
 outbox: the Celery messages to send (the transactional outbox); statistics: how each board's
-intervals were drawn."""
+intervals were drawn, and the shake-up report."""
 
 from competitions.models.core import (
     Competition,
@@ -30,7 +30,7 @@ from competitions.models.runs import (
     TaskVersion,
     TeamInvitation,
 )
-from competitions.models.statistics import BoardStatistics
+from competitions.models.statistics import BoardStatistics, ShakeupEntry
 from competitions.models.uploads import Upload
 from competitions.models.webhooks import Webhook, WebhookDelivery
 from competitions.models.workers import ClaimRecord, ScorerMismatchReport
@@ -50,6 +50,7 @@ __all__ = [
     "Score",
     "ScorerMismatchReport",
     "ScoringRun",
+    "ShakeupEntry",
     "Submission",
     "Task",
     "TaskFile",

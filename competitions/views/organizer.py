@@ -33,6 +33,7 @@ from competitions.selectors import (
     organizer_job_latest,
     organizer_jobs_recent,
     scorer_mismatches_recent,
+    shakeup_report,
 )
 from competitions.selectors_runs import replications_pending
 from competitions.services import lifecycle
@@ -225,6 +226,15 @@ def teams(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     qs = qs.prefetch_related("members")
     context |= {"page_obj": page_of(request, qs, ROWS_PER_PAGE), "q": request.GET.get("q", "")}
     return render(request, "organize/teams.html", context)
+
+
+@login_required
+def shakeup(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    """The shake-up report: every team's public rank, private rank and the change."""
+    context = _organizer_page(request, slug, "shakeup")
+    competition = context["competition"]
+    context["report"] = shakeup_report(competition=competition)
+    return render(request, "organize/shakeup.html", context)
 
 
 @login_required

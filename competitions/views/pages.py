@@ -190,6 +190,8 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         first_rank=offset + 1,
         my_team_id=viewer.team_id,
         can_see_private=can_see_private,
+        # The shake-up column: on the private board once final (services/shakeup.py).
+        show_since_public=split == "private" and competition.is_finalized,
         csv_url=reverse("api:leaderboard", args=[slug]) + f"?split={split}&format=csv",
         compare_url=reverse("compare", args=[slug]),
         csv_name=f"{slug}-leaderboard-{split}.csv",
