@@ -31,6 +31,7 @@ from competitions.models import (
     Team,
 )
 from competitions.permissions import is_organizer
+from competitions.rules import tie_rule_sentence
 from scoring.metrics import metric_get
 from scoring.shakeup import change_label
 from scoring.statistics import RankBounds
@@ -246,6 +247,13 @@ def shakeup_report(*, competition: Competition) -> list[ShakeupRow]:
         )
         for e in rows.select_related("team")
     ]
+
+
+def tie_rule_text(competition: Competition) -> str:
+    """The rules page's sentence on ties for prizes (rules.tie_rule_sentence)."""
+    metric = competition.tie_break_metric
+    label = metric_get(metric).label if metric else ""
+    return tie_rule_sentence(tie_rule=competition.tie_rule, metric_label=label)
 
 
 def board_statistics_read(*, competition: Competition, split: str) -> Mapping[str, Any] | None:

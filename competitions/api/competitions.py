@@ -24,6 +24,7 @@ from competitions.permissions import (
     membership_for,
     signed_in,
 )
+from competitions.rules import TIE_RULE_CHOICES
 from competitions.services.teams import competition_join
 
 
@@ -104,6 +105,13 @@ class CompetitionDetailOutput(CompetitionOutput):
     description = serializers.CharField()
     rules = serializers.CharField()
     selection_limit = serializers.IntegerField()
+    tie_rule = serializers.ChoiceField(
+        choices=TIE_RULE_CHOICES, help_text="How ties are resolved for prizes"
+    )
+    tie_break_metric = serializers.CharField(
+        allow_null=True, help_text="The metric that decides ties, when tie_rule is metric"
+    )
+    tie_rule_text = serializers.CharField(help_text="The rules page's sentence on ties")
     finalized_at = serializers.DateTimeField(allow_null=True)
     reopened = ReopenedOutput(allow_null=True, help_text="The latest reopen, if any")
     task = TaskOutput()
@@ -137,6 +145,9 @@ class CompetitionDetailApi(APIView):
             "description": competition.description,
             "rules": competition.rules,
             "selection_limit": competition.selection_limit,
+            "tie_rule": competition.tie_rule,
+            "tie_break_metric": competition.tie_break_metric or None,
+            "tie_rule_text": selectors.tie_rule_text(competition),
             "finalized_at": competition.finalized_at,
             "reopened": _reopened(competition),
             "task": {

@@ -27,7 +27,14 @@ from competitions import stats, svg
 from competitions.bundles import BundleInvalid, bundle_open, bundle_read
 from competitions.downloads import file_download
 from competitions.errors import ApplicationError
-from competitions.forms import BundleForm, GroundTruthForm, LimitsForm, PhaseForm, ReasonForm
+from competitions.forms import (
+    BundleForm,
+    GroundTruthForm,
+    LimitsForm,
+    PhaseForm,
+    ReasonForm,
+    TieRuleForm,
+)
 from competitions.models import Competition, OrganizerJob, Replication, Submission, Team
 from competitions.selectors import (
     organizer_job_latest,
@@ -40,7 +47,11 @@ from competitions.services import lifecycle
 from competitions.services import submissions as submission_services
 from competitions.services.bundles import bundle_export_file, bundle_import
 from competitions.services.jobs import rescore_all_start
-from competitions.services.organize import competition_limits_update, phase_update
+from competitions.services.organize import (
+    competition_limits_update,
+    competition_tie_rule_update,
+    phase_update,
+)
 from competitions.services.teams import team_set_banned
 from competitions.views.common import (
     AuthenticatedRequest,
@@ -151,13 +162,17 @@ def phases(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     save_limits = partial(_save_limits, competition, limits)
     if which == "limits" and limits.is_valid() and _saved_or_refused(request, limits, save_limits):
         return redirect("organize-phases", slug)
+    ties = TieRuleForm(request.POST if which == "ties" else None, instance=competition)
+    save_ties = partial(_save_ties, competition, ties)
+    if which == "ties" and ties.is_valid() and _saved_or_refused(request, ties, save_ties):
+        return redirect("organize-phases", slug)
     for phase, form in forms:
         chosen = which == str(phase.pk) and form.is_valid()
         if chosen and _saved_or_refused(request, form, partial(_save_phase, phase, form)):
             return redirect("organize-phases", slug)
     if which:
         status = 400
-    context |= {"limits_form": limits, "phase_forms": forms}
+    context |= {"limits_form": limits, "ties_form": ties, "phase_forms": forms}
     return render(request, "organize/phases.html", context, status=status)
 
 
@@ -174,6 +189,11 @@ def _saved_or_refused(request: HttpRequest, form: BaseForm, save: Callable[[], s
 def _save_limits(competition, form: BaseForm) -> str:
     competition_limits_update(competition=competition, **form.cleaned_data)
     return "The limits are saved."
+
+
+def _save_ties(competition, form: BaseForm) -> str:
+    competition_tie_rule_update(competition=competition, **form.cleaned_data)
+    return "The tie rule is saved; the rules page states it."
 
 
 def _save_phase(phase, form: BaseForm) -> str:

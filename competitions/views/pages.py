@@ -128,6 +128,7 @@ def _rules_page(
         viewer,
         "rules",
         rules=render_markdown(competition.rules),
+        tie_rule=selectors.tie_rule_text(competition),
         form=form,
     )
     return render(request, "competitions/rules.html", context, status=status)
