@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 import socket
 import statistics
 import threading
@@ -61,16 +62,25 @@ def _open_patch(url: str, headers: dict, offset: int, length: int) -> socket.soc
     """A PATCH whose headers are sent, announcing `length` body bytes; the caller sends them."""
     parts = urlsplit(url)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
-    lines = [f"PATCH {parts.path} HTTP/1.1", f"Host: {parts.netloc}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    lines += [
-        "Content-Type: application/offset+octet-stream",
-        f"Upload-Offset: {offset}",
-        f"Content-Length: {length}",
-        "Connection: close",
-    ]
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    sock.sendall(_request_head("PATCH", url, headers, offset=offset, length=length, close=True))
     return sock
+
+
+def _request_head(
+    method: str, url: str, headers: dict, *, offset: int = 0, length: int = 0, close: bool
+) -> bytes:
+    parts = urlsplit(url)
+    lines = [f"{method} {parts.path} HTTP/1.1", f"Host: {parts.netloc}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if method == "PATCH":
+        lines += [
+            "Content-Type: application/offset+octet-stream",
+            f"Upload-Offset: {offset}",
+            f"Content-Length: {length}",
+        ]
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 def _status_line(sock: socket.socket) -> str:
@@ -200,6 +210,53 @@ def test_four_slow_uploaders_leave_a_page_answering_within_100_ms(server, compet
     for url in urls:
         head = requests.head(url, headers=headers, timeout=10)
         assert head.headers["Upload-Offset"] == str(int(rate * seconds))
+
+
+def _bodiless_answers(sock: socket.socket, count: int) -> list[tuple[str, dict[str, str]]]:
+    """The status lines and headers of `count` answers without a body (204, HEAD's)."""
+    received = b""
+    while received.count(b"\r\n\r\n") < count:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection after {received!r}"
+        received += chunk
+    answers = []
+    for block in received.split(b"\r\n\r\n")[:count]:
+        status, *lines = block.decode().split("\r\n")
+        answers.append(
+            (status, {k.lower(): v.strip() for k, v in (x.split(":", 1) for x in lines)})
+        )
+    return answers
+
+
+def test_pieces_on_one_kept_alive_connection_leave_it_in_step_with_pipelined_requests(
+    server, competition, participant
+):
+    """A PATCH body is read past gunicorn's own reader (competitions.uploads.SocketBody):
+    the bytes gunicorn read ahead with the headers count, and a request sent right behind
+    the body is answered next, on the same connection."""
+    headers = _headers(participant)
+    content = random.Random(13).randbytes(900_000)
+    url = _create(server, headers, len(content))
+    head = _request_head("HEAD", url, headers, close=False)
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        offset = 0
+        # Small enough to arrive whole with its headers and the HEAD; large, in many reads.
+        for piece in (content[:100], content[100:800_000], content[800_000:]):
+            patch = _request_head(
+                "PATCH", url, headers, offset=offset, length=len(piece), close=False
+            )
+            sock.sendall(patch + piece + head)
+            (patched, patch_headers), (headed, head_headers) = _bodiless_answers(sock, 2)
+            offset += len(piece)
+            assert patched == "HTTP/1.1 204 No Content"
+            assert patch_headers["upload-offset"] == str(offset)
+            assert headed == "HTTP/1.1 200 OK"
+            assert head_headers["upload-offset"] == str(offset)
+
+    got = requests.get(url, headers=headers, timeout=10).json()
+    assert got["complete"] is True
+    assert got["sha256"] == hashlib.sha256(content).hexdigest()
 
 
 def test_the_client_in_docs_uploads_md_uploads_a_file_that_can_be_submitted(

@@ -11,8 +11,9 @@ import base64
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -21,7 +22,12 @@ from heldout.models import DataFile, Download, Upload
 
 Progress = Callable[[int, int], None]
 TUS = {"Tus-Resumable": "1.0.0"}
-CHUNK = 5 * 2**20  # a PATCH body: a few MiB, as docs/uploads.md recommends
+# A PATCH body's size (docs/uploads.md): the first piece and the one after a failure are
+# CHUNK; then pieces follow the link's speed (next_piece).
+CHUNK = 4 * 2**20
+PIECE_MAX = 256 * 2**20
+PIECE_SECONDS = 2.0
+BLOCK = 2**20  # read from the file and handed to the socket at a time
 READ = 2**16
 PATCH_ATTEMPTS = 20  # PATCHes that may fail in a row before the upload gives up
 
@@ -72,31 +78,75 @@ def send_from(
     """PATCH the file from `offset` on; after a failed piece (a broken connection, 409
     offset mismatch, 423 locked), wait a little, ask the server its offset and go on."""
     failures = 0
+    piece, ceiling = CHUNK, PIECE_MAX
     with path.open("rb") as f:
         while offset < size:
-            f.seek(offset)
-            piece = f.read(CHUNK)
+            length = min(piece, size - offset)
+            started = time.monotonic()
             try:
                 response = http.request(
                     "PATCH",
                     url,
-                    content=piece,
+                    content=_Piece(f, offset, length),
                     headers={
                         **TUS,
                         "Upload-Offset": str(offset),
                         "Content-Type": "application/offset+octet-stream",
+                        "Content-Length": str(length),
                     },
                 )
                 offset = int(response.headers["Upload-Offset"])
                 failures = 0
+                piece = min(ceiling, next_piece(length, time.monotonic() - started))
             except HeldoutError as exc:
                 failures += 1
-                if failures >= PATCH_ATTEMPTS or (exc.status and exc.status not in (409, 423)):
+                if failures >= PATCH_ATTEMPTS or not _resumable(exc, length):
                     raise
+                if exc.status == 413:  # larger than the server takes in one request
+                    ceiling = max(CHUNK, length // 2)
+                piece = CHUNK  # a cut costs little while the link is in doubt
                 offset = _offset_after_failure(http, url, failures)
             if progress:
                 progress(offset, size)
     return offset
+
+
+def _resumable(exc: HeldoutError, length: int) -> bool:
+    """A broken connection, 409 (offset mismatch), 423 (locked), or 413 for a piece larger
+    than the server takes in one request: go on from the server's offset."""
+    if exc.status is None:
+        return exc.code != "file_changed"
+    return exc.status in (409, 423) or (exc.status == 413 and length > CHUNK)
+
+
+def next_piece(length: int, seconds: float) -> int:
+    """The next piece's size: about PIECE_SECONDS' worth at the speed the last one went,
+    at most four times the last, between CHUNK and PIECE_MAX. Fast links get large pieces
+    (few requests: each ends with the server's fsync), slow ones small (a cut loses little
+    behind a buffering proxy, which passes on a piece only once it is whole)."""
+    rate = length / max(seconds, 1e-3)
+    return int(max(CHUNK, min(PIECE_MAX, 4 * length, rate * PIECE_SECONDS)))
+
+
+class _Piece:
+    """`length` bytes of the open file from `offset`, read a block at a time while they are
+    sent (the client holds one block, whatever the piece's size). Iterable again, from its
+    start, when the request is sent again."""
+
+    def __init__(self, f: BinaryIO, offset: int, length: int) -> None:
+        self.f, self.offset, self.length = f, offset, length
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.f.seek(self.offset)
+        left = self.length
+        while left > 0:
+            block = self.f.read(min(BLOCK, left))
+            if not block:
+                raise HeldoutError(
+                    f"{self.f.name} became shorter while it was being sent", code="file_changed"
+                )
+            left -= len(block)
+            yield block
 
 
 def _offset_after_failure(http: Http, url: str, failures: int) -> int:

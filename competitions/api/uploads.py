@@ -29,6 +29,7 @@ from competitions.services.uploads import (
     upload_delete,
     upload_for_owner,
 )
+from competitions.uploads import SocketBody
 
 
 class _SignedInExceptOptions(BasePermission):
@@ -181,9 +182,8 @@ class UploadDetailApi(_TusApi):
             raise tus.UnsupportedMediaType(f"Send PATCH bodies as {tus.OFFSET_CONTENT_TYPE}.")
         offset = tus.parse_nonnegative("Upload-Offset", request.headers.get("Upload-Offset"))
         length = tus.parse_nonnegative("Content-Length", request.META.get("CONTENT_LENGTH"))
-        upload = upload_append(
-            upload=upload, offset=offset, length=length, stream=request.stream or _Empty()
-        )
+        stream = SocketBody.of(request.META.get("wsgi.input")) or request.stream or _Empty()
+        upload = upload_append(upload=upload, offset=offset, length=length, stream=stream)
         return Response(status=204, headers=self._headers(upload))
 
     @extend_schema(responses={204: None})

@@ -3,8 +3,9 @@
  *
  * Without this script the form posts normally and the server answers with the
  * submission's page. With it, the file goes to /api/v1/uploads/ with the tus 1.0
- * protocol (docs/uploads.md) in pieces of CHUNK bytes: after a network failure the
- * script asks the server how much it has (HEAD) and goes on from there, and after a
+ * protocol (docs/uploads.md) in pieces of CHUNK bytes at first, then of about
+ * PIECE_SECONDS' worth at the speed the last one went (nextPiece): after a network failure
+ * the script asks the server how much it has (HEAD) and goes on from there, and after a
  * reload it finds the upload again (its URL is kept in localStorage, keyed by the file's
  * name, size and date). Then the form is posted by XMLHttpRequest, with `upload=<id>`
  * instead of the file, asking for JSON, and the page follows the new submission with
@@ -133,6 +134,15 @@
   }
 
   const CHUNK = 5 * 1024 * 1024;
+  const PIECE_MAX = 256 * 1024 * 1024;
+  const PIECE_SECONDS = 2;
+
+  // As the heldout client does (client/heldout/transfer.py): a fast link gets large pieces
+  // (each PATCH ends with the server's fsync), a slow one small (a cut costs little).
+  function nextPiece(length, seconds) {
+    const rate = length / Math.max(seconds, 0.001);
+    return Math.floor(Math.max(CHUNK, Math.min(PIECE_MAX, 4 * length, rate * PIECE_SECONDS)));
+  }
   const RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 15000, 30000];
   const csrf = form.querySelector("[name=csrfmiddlewaretoken]").value;
 
@@ -182,8 +192,8 @@
     return response.headers.get("Location");
   }
 
-  // One PATCH of the piece at `offset`; resolves with the server's new offset.
-  function sendPiece(url, file, offset) {
+  // One PATCH of `size` bytes at `offset`; resolves with the server's new offset.
+  function sendPiece(url, file, offset, size) {
     return new Promise(function (resolve, reject) {
       const xhr = new XMLHttpRequest();
       xhr.open("PATCH", url);
@@ -197,7 +207,7 @@
         else reject(new Refused(xhr.status, xhr.responseText));
       });
       xhr.addEventListener("error", function () { reject(new Refused(0, "")); });
-      xhr.send(file.slice(offset, Math.min(offset + CHUNK, file.size)));
+      xhr.send(file.slice(offset, Math.min(offset + size, file.size)));
     });
   }
 
@@ -220,11 +230,16 @@
       barText.textContent = "Resuming from " + Math.round((offset / file.size) * 100) + "%…";
     }
     let failures = 0;
+    let piece = CHUNK;
     while (offset < file.size) {
+      const started = performance.now();
       try {
-        offset = await sendPiece(url, file, offset);
+        const length = Math.min(piece, file.size - offset);
+        offset = await sendPiece(url, file, offset, length);
+        piece = nextPiece(length, (performance.now() - started) / 1000);
         failures = 0;
       } catch (error) {
+        piece = CHUNK;
         if (!retryable(error) || failures >= RETRY_DELAYS_MS.length) throw error;
         barText.textContent = "Connection lost; retrying…";
         await wait(RETRY_DELAYS_MS[failures]);

@@ -123,3 +123,26 @@ def test_after_a_reload_the_page_resumes_the_upload_from_the_servers_offset(
     expect(page.locator("#status-text")).to_have_text("Scored", timeout=SCORING_TIMEOUT_MS)
     assert offsets == [str(half)], offsets
     assert Submission.objects.get().sha256 == hashlib.sha256(content).hexdigest()
+
+
+def test_on_a_fast_link_the_submit_page_sends_pieces_larger_than_the_first(
+    new_page, organizer, participant
+):
+    competition = factories.make_competition(organizers=[organizer])
+    competition_join(competition=competition, user=participant, accept_rules=True)
+    page = new_page()
+    log_in(page, "alice", "pw-alice")
+    offsets = _patches(page)
+    page.goto(f"/c/{competition.slug}/submit/")
+    content = factories.perfect_predictions() + b"\n" * (20 * 2**20)
+    page.get_by_label("Predictions file").set_input_files(_file(content))
+    page.get_by_role("button", name="Upload and score").click()
+
+    for _ in range(300):  # the upload is done once the form made the submission
+        if Submission.objects.exists():
+            break
+        page.wait_for_timeout(200)
+    assert Submission.objects.get().sha256 == hashlib.sha256(content).hexdigest()
+    assert offsets[:2] == ["0", str(5 * 2**20)], offsets  # the first piece: 5 MiB
+    # 5 MiB pieces would take five requests; on loopback a piece is sized to ~2 s of it.
+    assert len(offsets) < 5, offsets

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import socket
 import threading
 import time
@@ -83,6 +84,75 @@ def test_a_post_is_not_sent_twice_after_a_broken_connection():
     with pytest.raises(HeldoutError):
         client.competitions()
     assert len(calls) == 3  # a GET is retried
+
+
+def test_a_piece_answered_503_is_sent_again_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(transfer, "BLOCK", 1000)  # the piece is read from the file in blocks
+    content = bytes(range(256)) * 40
+    path = tmp_path / "predictions.csv"
+    path.write_bytes(content)
+    done = {**TUS, "Upload-Offset": str(len(content))}
+    transport, seen = _scripted(
+        httpx.Response(503, headers={"Retry-After": "0"}), httpx.Response(204, headers=done)
+    )
+    client = Client("http://heldout.test", "secret", transport=transport)
+    url = "http://heldout.test/api/v1/uploads/x/"
+
+    assert send_from(client.http, url, path, size=len(content), offset=0, progress=None) == len(
+        content
+    )
+    assert [r.content for r in seen] == [content, content]
+    assert {r.headers["Content-Length"] for r in seen} == {str(len(content))}
+
+
+def test_pieces_stay_below_a_size_the_server_refused_with_413(tmp_path, monkeypatch):
+    monkeypatch.setattr(transfer, "CHUNK", 1000)
+    content = bytes(range(256)) * 200
+    path = tmp_path / "image.tar"
+    path.write_bytes(content)
+    received = bytearray()
+    refused: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "HEAD":
+            return httpx.Response(200, headers={**TUS, "Upload-Offset": str(len(received))})
+        if len(request.content) > 5000:  # the server's largest request body
+            refused.append(len(request.content))
+            return httpx.Response(413, json={"detail": "Too large.", "code": "file_too_large"})
+        received.extend(request.content)
+        return httpx.Response(204, headers={**TUS, "Upload-Offset": str(len(received))})
+
+    client = Client("http://heldout.test", "secret", transport=httpx.MockTransport(handler))
+    url = "http://heldout.test/api/v1/uploads/x/"
+
+    assert send_from(client.http, url, path, size=len(content), offset=0, progress=None) == len(
+        content
+    )
+    assert bytes(received) == content
+    assert refused == [16000, 8000]  # then never above 4000 again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pieces_grow_with_a_fast_link_from_the_first_to_the_largest(
+    site, competition, participant, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(transfer, "CHUNK", 64 * 1024)
+    monkeypatch.setattr(transfer, "PIECE_MAX", 1024 * 1024)
+    content = factories.perfect_predictions() + b"\n" * 4_000_000
+    path = tmp_path / "predictions.csv"
+    path.write_bytes(content)
+    offsets: list[int] = [0]
+    client = Client(site, token_of(participant))
+
+    upload = client.upload(path, competition="tiny", progress=lambda d, t: offsets.append(d))
+
+    pieces = [b - a for a, b in itertools.pairwise(offsets)]
+    assert upload.offset == len(content)
+    assert pieces[0] == 64 * 1024
+    assert all(b <= 4 * a for a, b in itertools.pairwise(pieces)), pieces
+    assert max(pieces) == 1024 * 1024  # loopback sends a MiB well within PIECE_SECONDS
+    got = client.http.json("GET", upload.url, headers=TUS)
+    assert got["sha256"] == hashlib.sha256(content).hexdigest()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -170,6 +240,7 @@ def test_an_upload_whose_connection_breaks_mid_piece_goes_on_from_the_servers_of
     site, competition, participant, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(transfer, "CHUNK", 64 * 1024)
+    monkeypatch.setattr(transfer, "PIECE_MAX", 64 * 1024)
     # ~300 KB, sent in 64 KiB pieces; the proxy cuts the connection inside the third.
     content = factories.perfect_predictions() + b"\n" * 300_000
     path = tmp_path / "predictions.csv"
