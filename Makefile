@@ -77,13 +77,21 @@ lint: venv
 scorer-image:
 	@$(SCORER_IMAGE_BUILD)
 
+# Every bench runs, even after one fails; the failures are listed at the end (status 1).
 bench: venv
 	@shopt -s nullglob
 	benches=(bench/bench_*.py)
 	if [ "$${#benches[@]}" -eq 0 ]; then echo "make bench: no bench/bench_*.py yet" >&2; exit 1; fi
+	bash deploy/system-deps.sh bench
 	$(prepare_docker)
 	mkdir -p bench/out
+	failed=()
+	started=$$SECONDS
 	for bench in "$${benches[@]}"; do
 	    echo "== $$bench" >&2
-	    $(BIN)/python "$$bench"
+	    from=$$SECONDS
+	    $(BIN)/python "$$bench" || failed+=("$$bench")
+	    echo "== $$bench: $$((SECONDS - from)) s" >&2
 	done
+	echo "make bench: $${#benches[@]} benches in $$((SECONDS - started)) s" >&2
+	if [ "$${#failed[@]}" -gt 0 ]; then echo "make bench: failed: $${failed[*]}" >&2; exit 1; fi

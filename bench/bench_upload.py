@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_upload.py [--size-mib 1024] [--rounds 5]
 
 gunicorn as in production (config/gunicorn.py: 2 workers x 8 threads) on loopback, a
-PostgreSQL database (--database-url, dropped and created again), a temporary data folder.
+PostgreSQL database of the run's own (bench/benchlib.py, dropped at the end), a temporary
+data folder.
 The upload is the `heldout` client's (client/heldout/transfer.py, from this checkout), as
 `heldout submit` sends it. Measured in one run, against issue 13's targets:
 
@@ -46,7 +47,7 @@ import time
 from pathlib import Path
 
 import requests
-from benchlib import recreate_database, say, setup_django
+from benchlib import say, scratch_database, setup_django
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -271,12 +272,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="A large file through the tus protocol.")
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument(
-        "--database-url", default="postgres://postgres@127.0.0.1:5432/heldout_bench_upload"
-    )
     args = parser.parse_args()
-    recreate_database(args.database_url)
-    with tempfile.TemporaryDirectory(prefix="bench-upload-") as name:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-upload-") as name,
+        scratch_database("upload") as database_url,
+    ):
         tmp = Path(name)
         (tmp / "files").mkdir()
         env = {
@@ -284,7 +284,7 @@ def main() -> int:
             "DJANGO_DEBUG": "false",
             "DJANGO_LOG_LEVEL": "WARNING",
             "HELDOUT_DATA_DIR": str(tmp),
-            "DATABASE_URL": args.database_url,
+            "DATABASE_URL": database_url,
             "CELERY_BROKER_URL": "filesystem://",
             "HELDOUT_MAX_UPLOAD_BYTES": str(args.size_mib * MIB),
         }

@@ -9,8 +9,7 @@ board, and prints the wall time and the queries of one switch.
 
     .venv/bin/python bench/bench_version_switch.py [--teams 10000] [--per-team 10] [--rounds 1]
 
-Uses BENCH_DATABASE_URL (default: postgres://postgres@127.0.0.1:5432/heldout_bench),
-dropped and recreated on each run.
+The database is the run's own (bench/benchlib.py), dropped at the end.
 """
 
 from __future__ import annotations
@@ -24,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_leaderboard import _recreate_database, _setup_django, _teams_and_submissions
+from bench_leaderboard import _setup_django, _teams_and_submissions
+from benchlib import scratch_database
 
 if TYPE_CHECKING:
     from competitions.models import Competition, Task
@@ -129,28 +129,28 @@ def main() -> None:
     parser.add_argument("--per-team", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    _recreate_database()
-    _setup_django()
-    competition = _populate(args.teams, args.per_team)
-    task = competition.task
-    _bulk_switch(task, 1)  # warm-up, and the board of version 1 to start from
+    with scratch_database("version_switch") as database_url:
+        _setup_django(database_url)
+        competition = _populate(args.teams, args.per_team)
+        task = competition.task
+        _bulk_switch(task, 1)  # warm-up, and the board of version 1 to start from
 
-    before, after = "per-team refresh (before)", "leaderboard_rebuild"
-    times: dict[str, list[float]] = {before: [], after: []}
-    queries: dict[str, int] = {}
+        before, after = "per-team refresh (before)", "leaderboard_rebuild"
+        times: dict[str, list[float]] = {before: [], after: []}
+        queries: dict[str, int] = {}
 
-    def switch(name: str, fn, number: int) -> list[tuple]:
-        elapsed, queries[name] = _timed(fn, task, number)
-        times[name].append(elapsed)
-        return _board(competition)
+        def switch(name: str, fn, number: int) -> list[tuple]:
+            elapsed, queries[name] = _timed(fn, task, number)
+            times[name].append(elapsed)
+            return _board(competition)
 
-    for _ in range(args.rounds):
-        # Interleaved: both switch 1 -> 2 from the same board, and must leave the same one.
-        expected = switch(after, _bulk_switch, 2)
-        switch(after, _bulk_switch, 1)
-        got = switch(before, _per_team_switch, 2)
-        assert got == expected, "the two methods left different boards"
-        switch(after, _bulk_switch, 1)
+        for _ in range(args.rounds):
+            # Interleaved: both switch 1 -> 2 from the same board, and must leave the same one.
+            expected = switch(after, _bulk_switch, 2)
+            switch(after, _bulk_switch, 1)
+            got = switch(before, _per_team_switch, 2)
+            assert got == expected, "the two methods left different boards"
+            switch(after, _bulk_switch, 1)
     print(f"{'switch of the ranked version':30} {'median s':>9} {'max s':>7} {'queries':>8}")
     for name, samples in times.items():
         print(f"{name:30} {statistics.median(samples):9.2f} {max(samples):7.2f} {queries[name]:8d}")

@@ -24,7 +24,8 @@ from scoring.program_scorer import MAX_PROGRAM_BYTES, program_unpack
 if TYPE_CHECKING:
     from competitions.bundles import _Reader
 
-COMPETITION_SETTING_KEYS = {"max_team_size", "labels_published", "replicate_top_n"}
+COMPETITION_SETTING_KEYS = {"max_team_size", "labels_published", "replicate_top_n", "public_board"}
+PUBLIC_BOARDS = ["plain", "ladder"]
 COMPETITION_SETTING_KEYS |= {"tie_rule", "tie_break_metric"}
 TASK_SETTING_KEYS = {"queue", "limits", "inference_limits", "scorer_image"}
 TASK_SETTING_KEYS |= {"scorer_logs_visible", "scorer_program", "scorer_program_public", "activate"}
@@ -41,6 +42,7 @@ class CompetitionSettings:
     replicate_top_n: int = 0
     tie_rule: str = TIE_EARLIER
     tie_break_metric: str = ""
+    public_board: str = "plain"
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ def read_competition_settings(reader: _Reader, data: dict) -> CompetitionSetting
         replicate_top_n=reader.integer(data, "replicate_top_n", default=0, minimum=0) or 0,
         tie_rule=reader.choice(data, "tie_rule", TIE_RULES, default=TIE_EARLIER),
         tie_break_metric=str(data.get("tie_break_metric") or ""),
+        public_board=reader.choice(data, "public_board", PUBLIC_BOARDS, default="plain"),
     )
 
 

@@ -23,9 +23,14 @@ HOST_DETAILS_SIGNED_IN_ONLY = (
 
 
 def manifest_for_reader(
-    manifest: dict[str, Any], *, private_visible: bool, signed_in: bool
+    manifest: dict[str, Any], *, private_visible: bool, signed_in: bool, ladder: bool = False
 ) -> dict[str, Any]:
     shown = manifest_for_viewer(manifest, private_visible=private_visible)
+    if ladder and "public" in shown.get("scores", {}):
+        # A Ladder board tells only the scores it releases (competitions/services/ladder.py).
+        scores = {k: v for k, v in shown["scores"].items() if k != "public"}
+        withheld = [*shown.get("withheld", []), "scores.public"]
+        shown = {**shown, "scores": scores, "withheld": withheld}
     if signed_in or "host" not in shown:
         return shown
     # Nulled, not removed: the copy still follows docs/manifest.schema.json.

@@ -117,12 +117,23 @@ class LimitsForm(forms.ModelForm):
 
     class Meta:
         model = Competition
-        fields = ["selection_limit", "max_team_size"]
+        fields = ["selection_limit", "max_team_size", "public_board"]
         labels = {
             "selection_limit": "Submissions a team may select for the private board",
             "max_team_size": "Largest team size",
+            "public_board": "Public leaderboard",
         }
-        help_texts = {"selection_limit": "", "max_team_size": ""}
+        help_texts = {
+            "selection_limit": "",
+            "max_team_size": "",
+            "public_board": "The Ladder shows a team a new public score only when it beats the "
+            "team's shown score by more than the noise of the public rows (docs/leaderboard.md).",
+        }
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        # Left out of a post: the board stays as it is (the model keeps its value).
+        self.fields["public_board"].required = False
 
 
 class TieRuleForm(forms.ModelForm):

@@ -24,6 +24,7 @@ from competitions.models import (
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+    from django.db.models import QuerySet
 
 
 class NotFound(Exception):
@@ -67,10 +68,16 @@ def can_view(user: User | AnonymousUser, competition: Competition) -> bool:
 
 
 def access_competition(
-    user: User | AnonymousUser, slug: str, *, organize: bool = False
+    user: User | AnonymousUser,
+    slug: str,
+    *,
+    organize: bool = False,
+    competitions: QuerySet[Competition] | None = None,
 ) -> Competition:
-    """The competition named `slug` if `user` may view it (and organize it, if asked)."""
-    competition = Competition.objects.filter(slug=slug).first()
+    """The competition named `slug` if `user` may view it (and organize it, if asked), read
+    from `competitions` if given (a queryset that annotates it, say)."""
+    source = Competition.objects.all() if competitions is None else competitions
+    competition = source.filter(slug=slug).first()
     if competition is None or not can_view(user, competition):
         raise NotFound(f"No competition named {slug!r}.")
     if organize and not is_organizer(user, competition):

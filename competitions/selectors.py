@@ -309,10 +309,25 @@ def submission_list_for_user(
     return qs.filter(team_id__in=team_ids)
 
 
+def ladder_masked(
+    *, competition: Competition, submission: Submission, scores: dict[str, dict]
+) -> dict[str, dict]:
+    """Scores by split as a reader may see them: on a Ladder board the public split holds
+    only the score the Ladder told the team after this submission (none: nothing), so no
+    page, JSON or event shows a public score the board did not release."""
+    if competition.public_board != Competition.PublicBoard.LADDER or "public" not in scores:
+        return scores
+    masked = {split: values for split, values in scores.items() if split != "public"}
+    if submission.ladder_public_score is not None:
+        masked["public"] = {competition.task.primary_metric: submission.ladder_public_score}
+    return masked
+
+
 def submission_scores(
     *, submission: Submission, user: User | AnonymousUser
 ) -> dict[str, dict[str, float | None]]:
-    """Scores under the submission's task version; private ones only once revealed."""
+    """Scores under the submission's task version; private ones only once revealed; on a
+    Ladder board, the public one the Ladder told (ladder_masked)."""
     splits = ["public"]
     if private_split_visible(user, submission.competition):
         splits.append("private")
@@ -324,7 +339,7 @@ def submission_scores(
     ).values_list("split", "metric", "value")
     for split, metric, value in rows:
         result.setdefault(split, {})[metric] = value
-    return result
+    return ladder_masked(competition=submission.competition, submission=submission, scores=result)
 
 
 def run_reason_for_participants(reason: str, *, stage: str, scorer_logs_visible: bool) -> str:

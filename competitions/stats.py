@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
@@ -68,6 +70,12 @@ def team_progress(*, competition: Competition, team: Team | None, split: str) ->
         .first()
     )
     team_ids = {t for t in (team.pk if team else None, leader and leader["team_id"]) if t}
+    if split == "public" and competition.public_board == Competition.PublicBoard.LADDER:
+        # Only what the Ladder told, never a public score it held back.
+        told = Submission.objects.filter(
+            team_id__in=team_ids, ladder_public_score__isnull=False
+        ).values_list("team_id", "created_at", "ladder_public_score")
+        return _progress(told.order_by("created_at"), team, leader)
     rows = Score.objects.filter(
         submission__team_id__in=team_ids,
         submission__status=Submission.Status.SCORED,
@@ -78,11 +86,19 @@ def team_progress(*, competition: Competition, team: Team | None, split: str) ->
         metric=task.primary_metric,
         value__isnull=False,
     ).values_list("submission__team_id", "submission__created_at", "value")
+    return _progress(rows.order_by("submission__created_at"), team, leader)
+
+
+def _progress(
+    rows: Iterable[tuple[int, datetime, float | None]],
+    team: Team | None,
+    leader: Mapping[str, Any] | None,
+) -> Progress:
     progress = Progress()
     if leader:
         progress.leader_name = leader["team__name"]
         progress.leader_is_mine = team is not None and leader["team_id"] == team.pk
-    for team_id, created_at, value in rows.order_by("submission__created_at"):
+    for team_id, created_at, value in rows:
         point = (created_at, float(value or 0))  # value__isnull=False above
         if team is not None and team_id == team.pk:
             progress.mine.append(point)
@@ -91,9 +107,12 @@ def team_progress(*, competition: Competition, team: Team | None, split: str) ->
     return progress
 
 
-def attach_primary_scores(submissions: list[Submission], metric: str, *, private: bool) -> None:
+def attach_primary_scores(
+    submissions: list[Submission], metric: str, *, private: bool, ladder: bool = False
+) -> None:
     """Set .public_score and .private_score on each submission (its own task version), in
-    one query; private only when the caller may see it."""
+    one query; private only when the caller may see it; on a Ladder board (`ladder`) the
+    public score is the one the Ladder told the team."""
     splits = ["public", "private"] if private else ["public"]
     rows = Score.objects.filter(submission__in=submissions, metric=metric, split__in=splits)
     found: dict[tuple[int, int | None, str], float | None] = {
@@ -103,7 +122,8 @@ def attach_primary_scores(submissions: list[Submission], metric: str, *, private
         )
     }
     for s in submissions:
-        s.public_score = found.get((s.pk, s.task_version, "public"))  # type: ignore[attr-defined]
+        public = s.ladder_public_score if ladder else found.get((s.pk, s.task_version, "public"))
+        s.public_score = public  # type: ignore[attr-defined]
         s.private_score = found.get((s.pk, s.task_version, "private"))  # type: ignore[attr-defined]
 
 

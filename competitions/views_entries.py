@@ -52,9 +52,13 @@ def entry_context(
     private_visible = private_split_visible(user, competition)
     run = scoring_run_for_claim(submission=submission, ranked=task.version, wanted=wanted)
     version = run.task_version if run else (wanted or task.version)
+    ladder = competition.public_board == competition.PublicBoard.LADDER
     manifest = (
         manifest_for_reader(
-            run.manifest, private_visible=private_visible, signed_in=user.is_authenticated
+            run.manifest,
+            private_visible=private_visible,
+            signed_in=user.is_authenticated,
+            ladder=ladder,
         )
         if run
         else None
@@ -68,6 +72,8 @@ def entry_context(
             metric=task.primary_metric,
         ).values_list("split", "value")
     )
+    if ladder:  # only the score the Ladder told (none: nothing)
+        scores["public"] = submission.ladder_public_score
     uncertainty = entry_uncertainty(submission=submission, version=version)
     claims = [
         Claim(

@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite needs, when they are missing.
+# Install the Debian packages the test suite needs, when they are missing; with the argument
+# `bench`, also what `make bench` needs:
+#
+#   wrk          bench/bench_board_load.py's load generator on loopback
+#   redis-server the benches that need Redis start one of their own (bench/benchlib.py)
 #
 #   chromium     the browser tests drive /usr/bin/chromium through Playwright
 #   docker.io    the sandbox tests run the scorer image in a real Docker engine
@@ -28,9 +32,13 @@ has_command nginx || missing+=(nginx)
 has_command openssl || missing+=(openssl)
 has_command docker-registry || missing+=(docker-registry)
 has_command npm || missing+=(npm)
+if [ "${1:-}" = bench ]; then
+    has_command wrk || missing+=(wrk)
+    has_command redis-server || missing+=(redis-server)
+fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
-    say "chromium, docker.io, debootstrap, nginx, openssl, docker-registry and npm are installed"
+    say "chromium, docker.io, debootstrap, nginx, openssl, docker-registry and npm${1:+, wrk and redis-server} are installed"
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then

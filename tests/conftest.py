@@ -104,3 +104,13 @@ def submission_images_collected_at_the_end():
     from judging.images import images_gc
 
     images_gc(keep=set())  # without an engine: nothing to collect
+
+
+@pytest.fixture(autouse=True)
+def board_cache_emptied():
+    """Each test starts with no kept leaderboard (competitions/boardcache.py): a rolled-back
+    test's versions come again in the next, under ids SQLite hands out again."""
+    from django.core.cache import caches
+
+    caches["boards"].clear()
+    caches["boards-local"].clear()

@@ -13,10 +13,11 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from competitions import selectors
+from competitions import boardcache, selectors
 from competitions.api.pagination import PAGE_PARAMETERS, page_links, page_of, page_params
 from competitions.api.renderers import CSVRenderer, DownloadNegotiation
 from competitions.downloads import stored_download
+from competitions.models import Competition
 from competitions.permissions import (
     access_competition,
     access_ground_truth,
@@ -112,6 +113,11 @@ class CompetitionDetailOutput(CompetitionOutput):
         allow_null=True, help_text="The metric that decides ties, when tie_rule is metric"
     )
     tie_rule_text = serializers.CharField(help_text="The rules page's sentence on ties")
+    public_board = serializers.ChoiceField(
+        choices=["plain", "ladder"],
+        help_text="ladder: a new public score is shown only when it beats the team's shown "
+        "score by more than the noise (docs/leaderboard.md)",
+    )
     finalized_at = serializers.DateTimeField(allow_null=True)
     reopened = ReopenedOutput(allow_null=True, help_text="The latest reopen, if any")
     task = TaskOutput()
@@ -148,6 +154,7 @@ class CompetitionDetailApi(APIView):
             "tie_rule": competition.tie_rule,
             "tie_break_metric": competition.tie_break_metric or None,
             "tie_rule_text": selectors.tie_rule_text(competition),
+            "public_board": competition.public_board,
             "finalized_at": competition.finalized_at,
             "reopened": _reopened(competition),
             "task": {
@@ -315,8 +322,9 @@ class LeaderboardApi(APIView):
             (200, "text/csv"): OpenApiTypes.STR,
         }
     )
-    def get(self, request: Request, slug: str) -> Response:
-        competition = access_competition(request.user, slug)
+    def get(self, request: Request, slug: str) -> HttpResponseBase:
+        competitions = boardcache.with_board_token(Competition.objects.all())
+        competition = access_competition(request.user, slug, competitions=competitions)
         split = request.query_params.get("split", "public")
         if split not in ("public", "private"):
             return Response({"detail": "split must be public or private.", "code": "invalid"}, 400)
@@ -328,27 +336,48 @@ class LeaderboardApi(APIView):
                 },
                 403,
             )
-        as_csv = request.accepted_renderer.format == "csv"
-        page, page_size = page_params(request, default_size=100, max_size=1000)
-        board = selectors.leaderboard_page(
+        fmt = request.accepted_renderer.format
+        if fmt not in ("json", "csv"):  # the browsable API shows who is signed in
+            return _board(request, competition, split)
+        # Everyone who may see this split sees the same answer; before finalize only the
+        # organizers may see the private one.
+        public = split == "public" or competition.is_finalized
+        key = boardcache.BoardKey(
+            token=boardcache.board_token_of(competition),
             competition=competition,
-            split=split,
-            offset=0 if as_csv else (page - 1) * page_size,
-            limit=None if as_csv else page_size,
+            viewer="public" if public else "organizer",
+            fmt=fmt,
+            # The JSON's links repeat the request's URL, every parameter included.
+            params=(split,) if fmt == "csv" else (request.build_absolute_uri(),),
+            shared=public and competition.visibility == Competition.Visibility.PUBLIC,
         )
-        if as_csv:
-            return Response(_csv(board))
-        # The task version whose scores this board ranks (GET .../versions/ describes it).
-        body = {
-            "task_version": competition.task.version,
-            # Final: the board no longer changes. A reopen (docs/lifecycle.md) says when and why.
-            "finalized_at": competition.finalized_at,
-            "reopened": _reopened(competition),
-        } | _json(board, page, page_size)
-        body |= page_links(request, page=page, page_size=page_size, count=board.count)
-        for row in body["results"]:  # each row's claim page (manifest, bundle)
-            row["entry_url"] = reverse("entry", args=[slug, row["submission_id"]], request=request)
-        return Response(LeaderboardOutput(body).data)
+        return boardcache.board_response(request, key, lambda: _board(request, competition, split))
+
+
+def _board(request: Request, competition: Competition, split: str) -> Response:
+    as_csv = request.accepted_renderer.format == "csv"
+    page, page_size = page_params(request, default_size=100, max_size=1000)
+    board = selectors.leaderboard_page(
+        competition=competition,
+        split=split,
+        offset=0 if as_csv else (page - 1) * page_size,
+        limit=None if as_csv else page_size,
+    )
+    if as_csv:
+        return Response(_csv(board))
+    # The task version whose scores this board ranks (GET .../versions/ describes it).
+    body = {
+        "task_version": competition.task.version,
+        # Final: the board no longer changes. A reopen (docs/lifecycle.md) says when and why.
+        "finalized_at": competition.finalized_at,
+        "reopened": _reopened(competition),
+    } | _json(board, page, page_size)
+    body |= page_links(request, page=page, page_size=page_size, count=board.count)
+    for row in body["results"]:  # each row's claim page (manifest, bundle)
+        row["entry_url"] = reverse(
+            "entry", args=[competition.slug, row["submission_id"]], request=request
+        )
+    return Response(LeaderboardOutput(body).data)
 
 
 def _reopened(competition) -> dict | None:

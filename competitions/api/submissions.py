@@ -242,6 +242,7 @@ class SubmissionListCreateApi(APIView):
             s.competition = competition
             mine = scores.get(s.pk, {})
             current = {split: m for (v, split), m in mine.items() if v == s.task_version}
+            current = selectors.ladder_masked(competition=competition, submission=s, scores=current)
             results.append(submission_data(request, s, current, runs.get(s.pk)))
         links = page_links(request, page=page, page_size=page_size, count=count)
         return Response(SubmissionPageOutput({"count": count, **links, "results": results}).data)

@@ -5,8 +5,10 @@ uploads: resumable (tus) uploads;
 
 jobs: organizers' background jobs; webhooks: users' signed endpoints and their deliveries;
 outbox: the Celery messages to send (the transactional outbox); statistics: how each board's
-intervals were drawn, and the shake-up report."""
+intervals were drawn, and the shake-up report; boards: the version of what each
+leaderboard shows."""
 
+from competitions.models.boards import BoardVersion
 from competitions.models.core import (
     Competition,
     LeaderboardEntry,
@@ -37,6 +39,7 @@ from competitions.models.workers import ClaimRecord, ScorerMismatchReport
 
 __all__ = [
     "BoardStatistics",
+    "BoardVersion",
     "ClaimRecord",
     "Competition",
     "CompetitionEvent",

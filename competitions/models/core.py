@@ -32,6 +32,10 @@ class Competition(models.Model):
         UNLISTED = "unlisted", "Unlisted"
         INVITE_ONLY = "invite_only", "Invite only"
 
+    class PublicBoard(models.TextChoices):
+        PLAIN = "plain", "Plain: every public score is shown"
+        LADDER = "ladder", "Ladder: a public score is shown only when it beats the noise"
+
     slug = models.SlugField(max_length=80, unique=True)
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True, help_text="Markdown")
@@ -72,10 +76,19 @@ class Competition(models.Model):
     # How ties are resolved for prizes, stated on the rules page (rules.tie_rule_sentence).
     tie_rule = models.CharField(max_length=16, choices=TIE_RULE_CHOICES, default=TIE_EARLIER)
     tie_break_metric = models.CharField(max_length=40, blank=True)  # with TIE_METRIC
+    # The Ladder (Blum & Hardt 2015; competitions/services/ladder.py) against overfitting
+    # the public board by probing it; the private board is unaffected.
+    public_board = models.CharField(
+        max_length=10, choices=PublicBoard.choices, default=PublicBoard.PLAIN
+    )
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
+            models.CheckConstraint(
+                condition=Q(public_board__in=["plain", "ladder"]),
+                name="competition_public_board_known",
+            ),
             models.CheckConstraint(
                 condition=Q(selection_limit__gte=1), name="competition_selection_limit_min"
             ),
@@ -412,6 +425,10 @@ class Submission(models.Model):
     influence = models.FileField(
         storage=_private_storage, upload_to="influence/", blank=True, max_length=300
     )
+    # On a Ladder board, the public score the team was told after this submission (the
+    # old one when this one did not beat it by more than the noise); written by the
+    # leaderboard refresh. Unused on a plain board.
+    ladder_public_score = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

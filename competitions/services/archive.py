@@ -126,6 +126,7 @@ def _competition_data(competition: Competition, zf: zipfile.ZipFile) -> dict[str
                 "labels_published",
                 "replicate_top_n",
                 "max_team_size",
+                "public_board",
                 "created_at",
             ],
         ),

@@ -163,6 +163,7 @@ def _restore_settings(
 ) -> None:
     for key in ("labels_published", "replicate_top_n", "max_team_size"):
         setattr(competition, key, data[key])
+    competition.public_board = data.get("public_board", "plain")  # older archives: plain
     competition.save()
     task = competition.task
     for key in TASK_FIELDS:

@@ -46,6 +46,7 @@ from competitions.services.bundles import (
     task_settings_fields,
 )
 from competitions.services.freeze import competition_require_not_final
+from competitions.services.leaderboard import leaderboard_rebuild
 
 
 class BundleRefused(ApplicationError):
@@ -105,6 +106,7 @@ def _write(
     stored: list[FieldFile],
     user: User,
 ) -> None:
+    board_before = competition.public_board
     for key, value in _competition_fields(bundle).items():
         setattr(competition, key, value)
     # The tie rule is checked against the metrics the task is about to compute (_task_write).
@@ -116,6 +118,8 @@ def _write(
     _files_write(task, bundle, stored)
     _phases_write(competition, bundle)
     _versions_write(task, bundle, diff, stored, scorer_changed=scorer_changed, user=user)
+    if competition.public_board != board_before:  # plain <-> Ladder: the public rows change
+        leaderboard_rebuild(competition=competition)
 
 
 def _competition_fields(bundle: Bundle) -> dict:

@@ -130,6 +130,7 @@ def competition_settings_fields(bundle: Bundle) -> dict[str, Any]:
         "replicate_top_n": bundle.settings.replicate_top_n,
         "tie_rule": bundle.settings.tie_rule,
         "tie_break_metric": bundle.settings.tie_break_metric,
+        "public_board": bundle.settings.public_board,
     }
 
 
@@ -259,6 +260,7 @@ def _bundle_document(
         "replicate_top_n": competition.replicate_top_n,
         "tie_rule": competition.tie_rule,
         "tie_break_metric": competition.tie_break_metric,
+        "public_board": competition.public_board,
         "task": {
             "type": task.task_type,
             "id_column": task.id_column,

@@ -97,8 +97,11 @@ def _stale_intervals_compute(competition: Competition, split: str, stats: BoardS
         .select_related("submission__competition__task")
     )
     computed = 0
+    # A Ladder board shows public scores rounded to the noise: an interval around the exact
+    # score would tell its digits back, so its public rows get none.
+    withheld = split == "public" and competition.public_board == Competition.PublicBoard.LADDER
     for entry in stale.iterator(chunk_size=200):
-        found = submission_influence(entry.submission, split)
+        found = None if withheld else submission_influence(entry.submission, split)
         low = high = None
         if found is not None:
             plan = bootstrap_plan(len(found.values), stats.seed, stats.resamples)

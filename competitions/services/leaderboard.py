@@ -4,7 +4,10 @@ Only the team whose submission changed is recomputed, from its own submissions, 
 cost of a new score does not grow with the size of the board. A version switch rebuilds
 the whole board at once (leaderboard_rebuild: constant queries, one transaction). Ranks
 are not stored: the selector computes them with a window function at read time. A finalized
-competition's rows do not change (the freeze, competitions/services/freeze.py).
+competition's rows do not change (the freeze, competitions/services/freeze.py). On a Ladder
+board (Competition.public_board) the public row is the one the Ladder released
+(competitions/services/ladder.py), written here and nowhere else, with each submission's
+told score (Submission.ladder_public_score).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from competitions.models import Competition, LeaderboardEntry, Score, Submission
 from competitions.services.claims import claims_remember
 from competitions.services.freeze import competition_is_final
 from competitions.services.intervals import leaderboard_intervals_enqueue
+from competitions.services.ladder import LadderOutcome, LadderSubmission, is_ladder, ladder_outcome
 from scoring.metrics import metric_get
 
 
@@ -28,6 +32,7 @@ class _Candidate:
     created_at: datetime
     is_selected: bool
     scores: dict[str, dict[str, float | None]]
+    influence: str = ""
 
 
 def leaderboard_refresh_team(*, team: Team) -> None:
@@ -56,12 +61,14 @@ def leaderboard_refresh_team(*, team: Team) -> None:
             .exclude(status=Submission.Status.CANCELLED)
         )
         agg = stats.aggregate(last=Max("created_at"))
-        rows = _team_rows(
-            _candidates(team, task.version),
-            _Board(task.primary_metric, competition.selection_limit, task.version),
-            entries=stats.count(),
-            last=agg["last"],
+        board = _Board(
+            task.primary_metric, competition.selection_limit, task.version, is_ladder(competition)
         )
+        candidates = _candidates(team, task.version)
+        ladder = _ladder(candidates, board)
+        rows = _team_rows(candidates, board, entries=stats.count(), last=agg["last"], ladder=ladder)
+        if ladder is not None:
+            _told_save(ladder, Submission.objects.filter(team=team))
         before = dict(
             LeaderboardEntry.objects.filter(team=team).values_list("split", "submission_id")
         )
@@ -82,18 +89,58 @@ class _Board:
     metric: str
     selection_limit: int
     version: int
+    ladder: bool = False
 
     @property
     def higher(self) -> bool:
         return metric_get(self.metric).higher_is_better
 
 
+def _ladder(candidates: list[_Candidate], board: _Board) -> LadderOutcome | None:
+    """On a Ladder board, the Ladder's replay of the team's public scores."""
+    if not board.ladder:
+        return None
+    scored = _ranked(candidates, "public", board.metric, board.higher)  # finite scores only
+    return ladder_outcome(
+        (
+            LadderSubmission(
+                c.submission_id,
+                c.created_at,
+                float(c.scores["public"][board.metric] or 0),
+                c.influence,
+            )
+            for c in scored
+        ),
+        metric=board.metric,
+        higher_is_better=board.higher,
+    )
+
+
+def _told_save(ladder: LadderOutcome, submissions) -> None:  # type: ignore[no-untyped-def]
+    """Store what the Ladder told the team after each submission (None: not on the board)."""
+    current = dict(submissions.values_list("pk", "ladder_public_score"))
+    changed = [
+        Submission(pk=pk, ladder_public_score=ladder.told.get(pk))
+        for pk, value in current.items()
+        if ladder.told.get(pk) != value
+    ]
+    Submission.objects.bulk_update(changed, ["ladder_public_score"], batch_size=2000)
+
+
 def _team_rows(
-    candidates: list[_Candidate], board: _Board, *, entries: int, last: datetime | None
+    candidates: list[_Candidate],
+    board: _Board,
+    *,
+    entries: int,
+    last: datetime | None,
+    ladder: LadderOutcome | None = None,
 ) -> dict[str, dict]:
-    """The team's leaderboard row fields per split it appears on (none: it is not ranked)."""
+    """The team's leaderboard row fields per split it appears on (none: it is not ranked).
+    On a Ladder board the public row is the released submission with its released score."""
     higher = board.higher
     public = _best(candidates, "public", board.metric, higher)
+    if ladder is not None:
+        public = next((c for c in candidates if c.submission_id == ladder.best_id), None)
     selected = _selected(candidates, board.selection_limit, board.metric, higher)
     private = _best(selected, "private", board.metric, higher)
     rows = {}
@@ -101,13 +148,17 @@ def _team_rows(
         if best is None:
             continue
         value = best.scores[split][board.metric]
+        scores = best.scores[split]
+        if split == "public" and ladder is not None:  # only the released score, rounded
+            value = ladder.shown
+            scores = {board.metric: value}
         assert value is not None
         rows[split] = {
             "submission_id": best.submission_id,
             "task_version": board.version,
             "score": value,
             "sort_key": value if higher else -value,
-            "scores": best.scores[split],
+            "scores": scores,
             "submitted_at": best.created_at,
             "entries": entries,
             "last_submission_at": last or best.created_at,
@@ -130,10 +181,11 @@ def _candidates(team: Team, version: int) -> list[_Candidate]:
         "split",
         "metric",
         "value",
+        "submission__influence",
     )
     by_id: dict[int, _Candidate] = {}
-    for sub_id, created_at, selected, split, metric, value in rows:
-        cand = by_id.setdefault(sub_id, _Candidate(sub_id, created_at, selected, {}))
+    for sub_id, created_at, selected, split, metric, value, influence in rows:
+        cand = by_id.setdefault(sub_id, _Candidate(sub_id, created_at, selected, {}, influence))
         cand.scores.setdefault(split, {})[metric] = value
     # In id order, so ties (same score, same time) resolve the same way on every path.
     return [by_id[k] for k in sorted(by_id)]
@@ -175,7 +227,9 @@ def leaderboard_rebuild(*, competition: Competition) -> int:
     leaderboard_refresh_team would write. Returns the number of teams."""
     with transaction.atomic():
         task = Task.objects.get(competition_id=competition.pk)
-        board = _Board(task.primary_metric, competition.selection_limit, task.version)
+        board = _Board(
+            task.primary_metric, competition.selection_limit, task.version, is_ladder(competition)
+        )
         # Locks every team: a concurrent per-team refresh waits, then sees the new version.
         teams = dict(
             Team.objects.select_for_update()
@@ -191,12 +245,17 @@ def leaderboard_rebuild(*, competition: Competition) -> int:
             .annotate(n=Count("pk"), last=Max("created_at"))
         }
         kept = _intervals_kept(competition)
+        told: dict[int, float | None] = {}
         rows = []
         for team_id, candidates in _candidates_by_team(competition, board.version).items():
             if teams.get(team_id, True):  # banned (or gone): no rows
                 continue
             entries, last = stats.get(team_id, (0, None))
-            for split, fields in _team_rows(candidates, board, entries=entries, last=last).items():
+            ladder = _ladder(candidates, board)
+            if ladder is not None:
+                told.update(ladder.told)
+            team_rows = _team_rows(candidates, board, entries=entries, last=last, ladder=ladder)
+            for split, fields in team_rows.items():
                 same = (team_id, split, fields["submission_id"], fields["task_version"])
                 rows.append(
                     LeaderboardEntry(
@@ -209,6 +268,9 @@ def leaderboard_rebuild(*, competition: Competition) -> int:
                 )
         LeaderboardEntry.objects.filter(competition_id=competition.pk).delete()
         LeaderboardEntry.objects.bulk_create(rows)
+        if board.ladder:
+            submissions = Submission.objects.filter(competition_id=competition.pk)
+            _told_save(LadderOutcome(None, None, told), submissions)
         leaderboard_intervals_enqueue(competition_id=competition.pk)
     return len(teams)
 
@@ -240,9 +302,9 @@ def _candidates_by_team(competition: Competition, version: int) -> dict[int, lis
         is_late=False,
     )
     subs = {
-        pk: (team_id, _Candidate(pk, created_at, selected, {}))
-        for pk, team_id, created_at, selected in rankable.values_list(
-            "pk", "team_id", "created_at", "is_selected"
+        pk: (team_id, _Candidate(pk, created_at, selected, {}, influence))
+        for pk, team_id, created_at, selected, influence in rankable.values_list(
+            "pk", "team_id", "created_at", "is_selected", "influence"
         ).iterator(chunk_size=20_000)
     }
     scores = Score.objects.filter(

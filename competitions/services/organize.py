@@ -1,4 +1,5 @@
-"""Organizer writes from the organizer pages: phases, limits and the tie rule.
+"""Organizer writes from the organizer pages: phases, limits, the kind of public board
+and the tie rule.
 
 Their rules are the models' (Competition.clean, Phase.clean and constraints, written once
 in competitions/rules.py), so the pages, the admin and a bundle import refuse alike.
@@ -13,6 +14,7 @@ from django.db import IntegrityError, transaction
 from competitions.errors import ApplicationError, full_clean_or_refuse
 from competitions.models import Competition, Phase
 from competitions.services.freeze import competition_require_not_final
+from competitions.services.leaderboard import leaderboard_rebuild
 
 LIMITS_FROZEN = (
     "The competition is finalized: its limits can't change unless an organizer reopens it."
@@ -50,6 +52,21 @@ def competition_tie_rule_update(
     competition.tie_break_metric = tie_break_metric
     full_clean_or_refuse(competition)
     competition.save(update_fields=["tie_rule", "tie_break_metric"])
+    return competition
+
+
+@transaction.atomic
+def competition_public_board_set(*, competition: Competition, public_board: str) -> Competition:
+    """Make the public board plain or a Ladder (competitions/services/ladder.py); a change
+    rebuilds the board, whose public rows and told scores follow the new kind."""
+    competition_require_not_final(competition_id=competition.pk, refusal=LIMITS_FROZEN)
+    # As stored: a bound ModelForm has already set the instance's fields.
+    stored = Competition.objects.values_list("public_board", flat=True).get(pk=competition.pk)
+    competition.public_board = public_board
+    full_clean_or_refuse(competition)
+    if stored != public_board:
+        competition.save(update_fields=["public_board"])
+        leaderboard_rebuild(competition=competition)
     return competition
 
 

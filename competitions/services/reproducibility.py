@@ -71,16 +71,21 @@ def submission_bundle_write(
     organizer = is_organizer(user, competition)
     private = private_split_visible(user, competition)
     signed_in = user.is_authenticated  # anonymous readers get no host-identifying details
+    ladder = competition.public_board == competition.PublicBoard.LADDER
     latest = scoring_run_latest(submission=submission, task_version=task.version)
     if latest is None:
         latest = submission.scoring_runs.order_by("-created_at", "-pk").first()
     members: dict[str, Any] = {}
     if latest is not None:
         members["manifest.json"] = _json(
-            manifest_for_reader(latest.manifest, private_visible=private, signed_in=signed_in)
+            manifest_for_reader(
+                latest.manifest, private_visible=private, signed_in=signed_in, ladder=ladder
+            )
         )
     for run in ScoringRun.objects.filter(submission=submission).order_by("created_at", "pk"):
-        shown = manifest_for_reader(run.manifest, private_visible=private, signed_in=signed_in)
+        shown = manifest_for_reader(
+            run.manifest, private_visible=private, signed_in=signed_in, ladder=ladder
+        )
         members[f"manifests/{run.created_at:%Y%m%dT%H%M%S}-{run.pk}.json"] = _json(shown)
     files: dict[str, FieldFile] = {}
     if owner:

@@ -8,6 +8,7 @@ from datetime import datetime
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -30,10 +31,16 @@ class AuthenticatedRequest(HttpRequest):
     user: User
 
 
-def competition_for(request: HttpRequest, slug: str, *, organize: bool = False) -> Competition:
+def competition_for(
+    request: HttpRequest,
+    slug: str,
+    *,
+    organize: bool = False,
+    competitions: QuerySet[Competition] | None = None,
+) -> Competition:
     """The competition, or the 404/403 page: 404 for what the user may not know exists."""
     try:
-        return access_competition(request.user, slug, organize=organize)
+        return access_competition(request.user, slug, organize=organize, competitions=competitions)
     except NotFound as exc:
         raise Http404(str(exc)) from exc
     except Forbidden as exc:

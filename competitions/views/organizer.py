@@ -49,6 +49,7 @@ from competitions.services.bundles import bundle_export_file, bundle_import
 from competitions.services.jobs import rescore_all_start
 from competitions.services.organize import (
     competition_limits_update,
+    competition_public_board_set,
     competition_tie_rule_update,
     phase_update,
 )
@@ -187,7 +188,11 @@ def _saved_or_refused(request: HttpRequest, form: BaseForm, save: Callable[[], s
 
 
 def _save_limits(competition, form: BaseForm) -> str:
-    competition_limits_update(competition=competition, **form.cleaned_data)
+    data = dict(form.cleaned_data)
+    public_board = data.pop("public_board", "")
+    competition_limits_update(competition=competition, **data)
+    if public_board:  # left out of the post: unchanged
+        competition_public_board_set(competition=competition, public_board=public_board)
     return "The limits are saved."
 
 

@@ -8,13 +8,13 @@ import statistics
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from competitions import selectors, stats, svg
+from competitions import boardcache, selectors, stats, svg
 from competitions.errors import ApplicationError
 from competitions.forms import CompetitionFilterForm, JoinForm
 from competitions.markdown import plain_summary, render_markdown
@@ -22,6 +22,7 @@ from competitions.models import Competition, LeaderboardEntry
 from competitions.services.teams import competition_join
 from competitions.views.common import (
     AuthenticatedRequest,
+    Viewer,
     competition_for,
     competition_status,
     deadline_of,
@@ -152,9 +153,11 @@ def competition_join_view(request: AuthenticatedRequest, slug: str) -> HttpRespo
     return redirect("submit", slug)
 
 
-def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
-    """One page of a board in a fixed number of queries, whatever the board's size."""
-    competition = competition_for(request, slug)
+def leaderboard(request: HttpRequest, slug: str) -> HttpResponseBase:
+    """One page of a board in a fixed number of queries, whatever the board's size; rendered
+    once per board version and viewer (competitions/boardcache.py)."""
+    competitions = boardcache.with_board_token(Competition.objects.all())
+    competition = competition_for(request, slug, competitions=competitions)
     viewer = viewer_for(request, competition)
     can_see_private = competition.is_finalized or viewer.is_organizer
     split = _split(request, competition, can_see_private)
@@ -164,6 +167,51 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         page = max(int(request.GET.get("page", 1)), 1)
     except ValueError:
         page = 1
+
+    def render_page() -> HttpResponse:
+        return _leaderboard_page(request, competition, viewer, split, page, can_see_private)
+
+    if _has_messages(request):  # shown once: this answer is not for keeping
+        return render_page()
+    status = competition_status(competition)  # moves with the clock, not the board
+    key = boardcache.BoardKey(
+        token=boardcache.board_token_of(competition),
+        competition=competition,
+        viewer=_viewer_class(request, viewer),
+        fmt="html",
+        params=(split, str(page), status),
+        shared=not request.user.is_authenticated
+        and competition.visibility == Competition.Visibility.PUBLIC,
+    )
+    return boardcache.board_response(request, key, render_page)
+
+
+def _viewer_class(request: HttpRequest, viewer: Viewer) -> str:
+    """What the page shows differently to whom: the signed-in user's name, team and role,
+    and the CSRF secret their log-out form's token comes from."""
+    if not request.user.is_authenticated:
+        return "anonymous"
+    team = viewer.membership.team_id if viewer.membership else ""
+    csrf = request.META.get("CSRF_COOKIE", "")
+    return (
+        f"user:{request.user.pk}:{request.user.get_username()}:{team}:{viewer.is_organizer}:{csrf}"
+    )
+
+
+def _has_messages(request: HttpRequest) -> bool:
+    storage = getattr(request, "_messages", None)
+    return storage is not None and len(storage) > 0
+
+
+def _leaderboard_page(
+    request: HttpRequest,
+    competition: Competition,
+    viewer: Viewer,
+    split: str,
+    page: int,
+    can_see_private: bool,
+) -> HttpResponse:
+    slug = competition.slug
     offset = (page - 1) * PAGE_SIZE
     # One row more than shown tells whether the last shown row ties with the next page.
     board = selectors.leaderboard_page(

@@ -152,7 +152,12 @@ def my_submissions(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     qs = Submission.objects.filter(team_id=viewer.membership.team_id).select_related("submitter")
     page_obj = page_of(request, qs.order_by("-created_at"), SUBMISSIONS_PER_PAGE)
     can_see_private = competition.is_finalized or viewer.is_organizer
-    stats.attach_primary_scores(list(page_obj), task.primary_metric, private=can_see_private)
+    stats.attach_primary_scores(
+        list(page_obj),
+        task.primary_metric,
+        private=can_see_private,
+        ladder=competition.public_board == competition.PublicBoard.LADDER,
+    )
     metric = metric_get(task.primary_metric)
     context = page_context(
         request,

@@ -324,6 +324,7 @@ CELERY_BEAT_SCHEDULE = {
 # process using that database shares (the demo; `migrate` creates it, competitions/apps.py).
 HELDOUT_CACHE_URL = env_str("HELDOUT_CACHE_URL", "")
 HELDOUT_CACHE_KEY_PREFIX = env_str("HELDOUT_CACHE_KEY_PREFIX", "heldout")
+CACHES: dict[str, dict[str, object]]
 if HELDOUT_CACHE_URL:
     if not HELDOUT_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(
@@ -344,6 +345,32 @@ else:
             "KEY_PREFIX": HELDOUT_CACHE_KEY_PREFIX,
         }
     }
+
+# What each leaderboard version renders (competitions/boardcache.py): in the same Redis when
+# HELDOUT_CACHE_URL is set, so every process on every host renders a version once; otherwise
+# in each process's memory (right too: a version's answer never changes, only its key).
+HELDOUT_BOARD_CACHE = env_bool("HELDOUT_BOARD_CACHE", True)
+CACHES["boards"] = {
+    **(
+        CACHES["default"]
+        if HELDOUT_CACHE_URL
+        else {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "heldout-boards",
+            "OPTIONS": {"MAX_ENTRIES": 1000},
+        }
+    ),
+    # Old versions are never asked for again; a deploy's new templates show within this.
+    "TIMEOUT": 600,
+}
+# In front of it, each process's own copies of the answers it gave last: a kept answer then
+# costs no round trip to Redis (right for the same reason).
+CACHES["boards-local"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "heldout-boards-local",
+    "OPTIONS": {"MAX_ENTRIES": 200},
+    "TIMEOUT": 600,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

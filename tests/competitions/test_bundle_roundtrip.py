@@ -31,6 +31,7 @@ def settings_yaml(**overrides) -> dict:
     document["end"] = "2026-12-31T00:00:00Z"
     document["visibility"] = "unlisted"
     document["selection_limit"] = 3
+    document["public_board"] = "ladder"
     document["task"].update(
         queue="gpu",
         limits={"memory_mb": 1024, "timeout_s": 60},
@@ -92,6 +93,7 @@ def test_every_setting_survives_the_round_trip(tmp_path):
     assert (competition.replicate_top_n, competition.selection_limit) == (2, 3)
     assert competition.visibility == "unlisted"
     assert (competition.tie_rule, competition.tie_break_metric) == ("metric", "log_loss")
+    assert competition.public_board == "ladder"
     task = competition.task
     assert task.queue == "gpu"
     assert task.limits == {"memory_mb": 1024, "timeout_s": 60}
@@ -114,6 +116,7 @@ def test_a_bundle_without_the_settings_gets_the_defaults(tmp_path):
 
     assert (competition.max_team_size, competition.replicate_top_n) == (5, 0)
     assert (competition.tie_rule, competition.tie_break_metric) == ("earlier", "")
+    assert competition.public_board == "plain"
     assert (competition.task.queue, competition.task.limits, competition.task.scorer_program) == (
         "cpu",
         {},

@@ -11,13 +11,15 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from django.core.files.base import ContentFile
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
-from competitions.models import OutboxMessage, ShakeupEntry, Submission
+from competitions.models import BoardVersion, OutboxMessage, ShakeupEntry, Submission
 from competitions.selectors import leaderboard_page
+from competitions.services.intervals import leaderboard_intervals_refresh
 from competitions.services.lifecycle import competition_finalize, competition_reopen
-from competitions.services.shakeup import SHAKEUP_TASK, shakeup_compute
+from competitions.services.shakeup import SHAKEUP_TASK, shakeup_compute, shakeup_discard
 from competitions.services.submissions import submission_create
 from judging.services import submission_score
 from scoring.scorers import InProcessScorer
@@ -187,3 +189,39 @@ def test_the_organizers_page_lists_every_team_for_the_organizers_only(
         other = Client()
         other.force_login(user)
         assert other.get(url).status_code == 403, user.username
+
+
+def test_a_board_read_before_the_report_shows_it_once_the_worker_wrote_it(organizer):
+    competition = _shaken(organizer)
+    competition_finalize(competition=competition, by=organizer)
+    url = f"/api/v1/competitions/{competition.slug}/leaderboard/"
+    before = client_for(None).get(url, {"split": "private"}).json()["results"]
+    assert {r["public_rank"] for r in before} == {None}  # kept by the board cache
+    shakeup_compute(competition_id=competition.pk)
+    after = client_for(None).get(url, {"split": "private"}).json()["results"]
+    assert {r["team"]: r["public_rank"] for r in after} == {"honest": 2, "overfit": 1, "weak": 3}
+    competition_reopen(competition=competition, by=organizer, reason="a late correction")
+    client = Client()
+    client.force_login(organizer)
+    board = client.get(f"/api/v1/competitions/{competition.slug}/leaderboard/?split=private")
+    assert {r["public_rank"] for r in board.json()["results"]} == {None}
+
+
+def test_writing_or_discarding_the_report_counts_the_board_version_up(organizer):
+    competition = _shaken(organizer)
+    competition_finalize(competition=competition, by=organizer)
+    leaderboard_intervals_refresh(competition_id=competition.pk)
+
+    def version() -> int:
+        found = BoardVersion.objects.filter(competition_id=competition.pk).first()
+        return found.version if found else 0
+
+    before = version()
+    with transaction.atomic():
+        ShakeupEntry.objects.create(
+            competition=competition, team=competition.teams.first(), position=0
+        )
+    written = version()
+    assert written > before
+    shakeup_discard(competition=competition)
+    assert version() > written

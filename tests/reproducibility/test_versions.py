@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.files.base import ContentFile
 
-from competitions.models import LeaderboardEntry, Score, TaskVersion
+from competitions.models import LeaderboardEntry, OutboxMessage, Score, TaskVersion
 from competitions.services.bundles import bundle_export, bundle_import
 from competitions.services.submissions import submissions_rescore_all
 from competitions.services.versions import (
@@ -157,9 +157,15 @@ def test_the_organizer_adds_and_activates_a_version_over_the_api(
     )
     assert activated["Location"] == job["url"]
     assert len(callbacks) == 1  # the job, sent to a worker
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+    sent_before = set(OutboxMessage.objects.values_list("pk", flat=True))
+    with django_capture_on_commit_callbacks(execute=False):
         run_queued_jobs()
-    assert len(callbacks) == 1  # the scored submission is queued under version 2
+    # The scored submission is queued under version 2, and the board's intervals refreshed.
+    queued = OutboxMessage.objects.exclude(pk__in=sent_before).values_list("task", flat=True)
+    assert sorted(queued) == [
+        "competitions.tasks.leaderboard_intervals_task",
+        "scoring.tasks.submission_score_task",
+    ]
     done = api(organizer).get(job["url"]).json()
     assert (done["status"], done["result"]) == ("done", {"number": 2, "rescore": True, "queued": 1})
     board = api(participant).get(f"/api/v1/competitions/{competition.slug}/leaderboard/")
