@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from competitions.rules import TIE_EARLIER, TIE_RULE_CHOICES, tie_rule_problems
 from competitions.sandboxes import sandbox_limits
 from scoring.program_scorer import MAX_PROGRAM_BYTES, program_unpack
 
@@ -25,10 +26,12 @@ if TYPE_CHECKING:
 
 COMPETITION_SETTING_KEYS = {"max_team_size", "labels_published", "replicate_top_n", "public_board"}
 PUBLIC_BOARDS = ["plain", "ladder"]
+COMPETITION_SETTING_KEYS |= {"tie_rule", "tie_break_metric"}
 TASK_SETTING_KEYS = {"queue", "limits", "inference_limits", "scorer_image"}
 TASK_SETTING_KEYS |= {"scorer_logs_visible", "scorer_program", "scorer_program_public", "activate"}
 PHASE_SETTING_KEYS = {"kind", "allow_build_context"}
 PHASE_KINDS = ["predictions", "container"]
+TIE_RULES = [value for value, _ in TIE_RULE_CHOICES]
 QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
 
@@ -37,6 +40,8 @@ class CompetitionSettings:
     max_team_size: int = 5
     labels_published: bool = False
     replicate_top_n: int = 0
+    tie_rule: str = TIE_EARLIER
+    tie_break_metric: str = ""
     public_board: str = "plain"
 
 
@@ -64,8 +69,22 @@ def read_competition_settings(reader: _Reader, data: dict) -> CompetitionSetting
         max_team_size=reader.integer(data, "max_team_size", default=5, minimum=1) or 1,
         labels_published=reader.boolean(data, "labels_published", default=False),
         replicate_top_n=reader.integer(data, "replicate_top_n", default=0, minimum=0) or 0,
+        tie_rule=reader.choice(data, "tie_rule", TIE_RULES, default=TIE_EARLIER),
+        tie_break_metric=str(data.get("tie_break_metric") or ""),
         public_board=reader.choice(data, "public_board", PUBLIC_BOARDS, default="plain"),
     )
+
+
+def check_tie_rule(reader: _Reader, cs: CompetitionSettings, task: Any) -> None:
+    """The tie rule against the secondary metrics the bundle's task lists, even when the
+    task has problems of its own, so every problem is reported at once."""
+    listed = task.get("secondary_metrics", []) if isinstance(task, dict) else []
+    secondary = [str(m) for m in listed] if isinstance(listed, list) else []
+    problems = tie_rule_problems(
+        tie_rule=cs.tie_rule, tie_break_metric=cs.tie_break_metric, computed=secondary
+    )
+    for key, message in problems.items():
+        reader.problem(key, message)
 
 
 def read_task_settings(reader: _Reader, data: dict) -> TaskSettings:

@@ -26,6 +26,7 @@ from competitions.bundle_settings import (
     CompetitionSettings,
     PhaseSettings,
     TaskSettings,
+    check_tie_rule,
     read_competition_settings,
     read_phase_settings,
     read_task_settings,
@@ -315,6 +316,7 @@ def _read_top(reader: _Reader, data: dict, *, existing_ok: bool) -> Bundle | Non
     selection_limit = reader.integer(data, "selection_limit", default=2, minimum=1) or 1
     competition_settings = read_competition_settings(reader, data)
     task = _read_task(reader, data.get("task"))
+    check_tie_rule(reader, competition_settings, data.get("task"))
     phases = _read_phases(reader, data.get("phases"), default_start=start_at)
     if task is None:
         return None

@@ -8,6 +8,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
 
 from competitions.models import Competition, Phase, Task
+from scoring.metrics import metric_get
 
 
 class SignupForm(UserCreationForm):
@@ -133,6 +134,26 @@ class LimitsForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         # Left out of a post: the board stays as it is (the model keeps its value).
         self.fields["public_board"].required = False
+
+
+class TieRuleForm(forms.ModelForm):
+    """How ties are resolved for prizes; the rules are the model's (rules.tie_rule_problems)."""
+
+    class Meta:
+        model = Competition
+        fields = ["tie_rule", "tie_break_metric"]
+        labels = {"tie_rule": "Ties for prizes", "tie_break_metric": "Tie-break metric"}
+        help_texts = {"tie_break_metric": "Only when a tie-break metric decides."}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        metrics = self.instance.task.secondary_metrics  # the ones the task computes
+        self.fields["tie_break_metric"] = forms.ChoiceField(
+            label="Tie-break metric",
+            choices=[("", "none")] + [(m, metric_get(m).label) for m in metrics],
+            required=False,
+            help_text="Only when a tie-break metric decides: one the task computes.",
+        )
 
 
 class PhaseForm(forms.ModelForm):

@@ -82,3 +82,51 @@ def competition_limit_problems(**limits: int | None) -> dict[str, str]:
         for field, value in limits.items()
         if value is not None and value < 1
     }
+
+
+# --- How ties are resolved for prizes (Competition.tie_rule) --------------------------------
+TIE_EARLIER, TIE_SHARED, TIE_METRIC = "earlier", "shared", "metric"
+TIE_RULE_CHOICES = [
+    (TIE_EARLIER, "The earlier submission wins"),
+    (TIE_SHARED, "Tied teams share the place"),
+    (TIE_METRIC, "A tie-break metric decides"),
+]
+TIE_METRIC_REQUIRED = "Name the tie-break metric: one the task computes besides its primary metric."
+TIE_METRIC_UNUSED = "A tie-break metric is named only when it decides ties."
+
+
+def tie_metric_unknown(metric: str, computed: Iterable[str]) -> str:
+    known = ", ".join(computed) or "none: add a secondary metric to the task first"
+    return f"The task does not compute {metric!r}; it computes besides its primary metric: {known}."
+
+
+def tie_rule_problems(
+    *, tie_rule: str, tie_break_metric: str, computed: Iterable[str] | None
+) -> dict[str, str]:
+    """The tie-break metric is named exactly when it decides, and is one of the task's
+    `computed` secondary metrics (None: no task yet, so not checked)."""
+    if tie_rule not in (TIE_EARLIER, TIE_SHARED, TIE_METRIC):
+        return {"tie_rule": f"Choose one of: {', '.join(c for c, _ in TIE_RULE_CHOICES)}."}
+    if tie_rule != TIE_METRIC:
+        return {"tie_break_metric": TIE_METRIC_UNUSED} if tie_break_metric else {}
+    if not tie_break_metric:
+        return {"tie_break_metric": TIE_METRIC_REQUIRED}
+    if computed is not None and tie_break_metric not in list(computed):
+        return {"tie_break_metric": tie_metric_unknown(tie_break_metric, list(computed))}
+    return {}
+
+
+def tie_rule_sentence(*, tie_rule: str, metric_label: str = "") -> str:
+    """What the rules page says about ties for prizes. A statistical tie (plausible ranks
+    that overlap, docs/leaderboard.md) is shown, never a reason to change the order."""
+    exact = {
+        TIE_EARLIER: "the team whose submission came first takes the higher place",
+        TIE_SHARED: "the tied teams share the place and its prize",
+        TIE_METRIC: f"the team with the better {metric_label} takes the higher place, and if "
+        "that is equal too, the team whose submission came first",
+    }[tie_rule]
+    return (
+        f"Prizes follow the private leaderboard. When teams have exactly the same score, {exact}. "
+        "Teams that are only statistically tied (their plausible ranks overlap) keep the order "
+        "of their scores: the leaderboard marks such ties, but they do not change who wins."
+    )

@@ -25,12 +25,15 @@ from competitions.models import (
     SandboxRun,
     Score,
     ScorerMismatchReport,
+    ShakeupEntry,
     Submission,
     Task,
     Team,
 )
 from competitions.permissions import is_organizer
+from competitions.rules import tie_rule_sentence
 from scoring.metrics import metric_get
+from scoring.shakeup import change_label
 from scoring.statistics import RankBounds
 
 
@@ -69,6 +72,15 @@ class LeaderboardRow:
     rank_best: int | None = None
     rank_worst: int | None = None
     tied_with_leader: bool = False
+    # Private board after finalize (services/shakeup.py): the team's public rank, places
+    # gained since it (negative: lost), and whether row sampling alone does not explain it.
+    public_rank: int | None = None
+    rank_change: int | None = None
+    beyond_sampling: bool | None = None
+
+    @property
+    def since_public(self) -> str:
+        return change_label(self.rank_change)
 
 
 @dataclass(frozen=True)
@@ -136,6 +148,8 @@ def leaderboard_page(
             *INTERVAL_COLUMNS,
         )
     )
+    if split == "private":  # the shake-up report, kept only while the competition is final
+        ordered = ordered.annotate(**_shakeup_columns(competition))
     window = list(ordered[offset : offset + limit] if limit is not None else ordered[offset:])
     first_key = window[0]["sort_key"] if window else float("inf")
     counts = base.aggregate(total=Count("pk"), better=Count("pk", filter=Q(sort_key__gt=first_key)))
@@ -166,6 +180,9 @@ def leaderboard_page(
                 rank_best=ranks[i][0],
                 rank_worst=ranks[i][1],
                 tied_with_leader=ranks[i][2],
+                public_rank=r.get("shakeup_public_rank"),
+                rank_change=r.get("shakeup_change"),
+                beyond_sampling=r.get("shakeup_beyond"),
             )
         )
     return LeaderboardPage(
@@ -178,6 +195,65 @@ def leaderboard_page(
         rows=rows,
         bootstrap=Bootstrap(stats["seed"], stats["resamples"], stats["level"]) if stats else None,
     )
+
+
+def _shakeup_columns(competition: Competition) -> dict[str, Subquery]:
+    """The row's shake-up (models.ShakeupEntry) as subqueries, not a query of their own."""
+    mine = ShakeupEntry.objects.filter(competition=competition, team=OuterRef("team_id"))
+    return {
+        f"shakeup_{name}": Subquery(mine.values(column)[:1])
+        for name, column in (
+            ("public_rank", "public_rank"),
+            ("change", "change"),
+            ("beyond", "beyond_sampling"),
+        )
+    }
+
+
+@dataclass(frozen=True)
+class ShakeupRow:
+    team_id: int
+    team: str
+    public_rank: int | None
+    public_best: int | None
+    public_worst: int | None
+    private_rank: int | None
+    private_best: int | None
+    private_worst: int | None
+    change: int | None
+    beyond_sampling: bool | None
+
+    @property
+    def change_label(self) -> str:
+        return change_label(self.change)
+
+
+def shakeup_report(*, competition: Competition) -> list[ShakeupRow]:
+    """The competition's shake-up report in one query, in private rank order; empty until a
+    worker computed it after finalize (services/shakeup.py), and after a reopen."""
+    rows = ShakeupEntry.objects.filter(competition=competition).order_by("position")
+    return [
+        ShakeupRow(
+            team_id=e.team_id,
+            team=e.team.name,
+            public_rank=e.public_rank,
+            public_best=e.public_best,
+            public_worst=e.public_worst,
+            private_rank=e.private_rank,
+            private_best=e.private_best,
+            private_worst=e.private_worst,
+            change=e.change,
+            beyond_sampling=e.beyond_sampling,
+        )
+        for e in rows.select_related("team")
+    ]
+
+
+def tie_rule_text(competition: Competition) -> str:
+    """The rules page's sentence on ties for prizes (rules.tie_rule_sentence)."""
+    metric = competition.tie_break_metric
+    label = metric_get(metric).label if metric else ""
+    return tie_rule_sentence(tie_rule=competition.tie_rule, metric_label=label)
 
 
 def board_statistics_read(*, competition: Competition, split: str) -> Mapping[str, Any] | None:

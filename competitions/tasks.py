@@ -63,3 +63,11 @@ def leaderboard_intervals_task(competition_id: int) -> int:
 
     # Idempotent: a duplicate finds no stale interval and no changed rank.
     return leaderboard_intervals_refresh(competition_id=competition_id)
+
+
+@shared_task(acks_late=True)
+def shakeup_task(competition_id: int) -> int:
+    from competitions.services.shakeup import shakeup_compute
+
+    # Idempotent: a duplicate replaces the report with the same rows.
+    return shakeup_compute(competition_id=competition_id)

@@ -115,6 +115,7 @@ urlpatterns = [
         name="organize-submissions",
     ),
     path("c/<slug:slug>/organize/teams/", organizer.teams, name="organize-teams"),
+    path("c/<slug:slug>/organize/shake-up/", organizer.shakeup, name="organize-shakeup"),
     path("c/<slug:slug>/organize/rescore/", organizer.rescore_all, name="organize-rescore"),
     path("c/<slug:slug>/organize/finalize/", organizer.finalize, name="organize-finalize"),
     path(

@@ -152,6 +152,7 @@ EXPECTED: dict[str, dict[str, set[int]]] = {
     "organize-phases": row(302, 403, 403, 200, 403),
     "organize-submissions": row(302, 403, 403, 200, 403),
     "organize-teams": row(302, 403, 403, 200, 403),
+    "organize-shakeup": row(302, 403, 403, 200, 403),
     "organize-rescore GET": row(302, 405, 405, 405, 405),
     "organize-rescore POST": row(302, 403, 403, 302, 403),
     "organize-finalize GET": row(302, 405, 405, 405, 405),

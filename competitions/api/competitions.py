@@ -25,6 +25,7 @@ from competitions.permissions import (
     membership_for,
     signed_in,
 )
+from competitions.rules import TIE_RULE_CHOICES
 from competitions.services.teams import competition_join
 
 
@@ -105,6 +106,13 @@ class CompetitionDetailOutput(CompetitionOutput):
     description = serializers.CharField()
     rules = serializers.CharField()
     selection_limit = serializers.IntegerField()
+    tie_rule = serializers.ChoiceField(
+        choices=TIE_RULE_CHOICES, help_text="How ties are resolved for prizes"
+    )
+    tie_break_metric = serializers.CharField(
+        allow_null=True, help_text="The metric that decides ties, when tie_rule is metric"
+    )
+    tie_rule_text = serializers.CharField(help_text="The rules page's sentence on ties")
     public_board = serializers.ChoiceField(
         choices=["plain", "ladder"],
         help_text="ladder: a new public score is shown only when it beats the team's shown "
@@ -143,6 +151,9 @@ class CompetitionDetailApi(APIView):
             "description": competition.description,
             "rules": competition.rules,
             "selection_limit": competition.selection_limit,
+            "tie_rule": competition.tie_rule,
+            "tie_break_metric": competition.tie_break_metric or None,
+            "tie_rule_text": selectors.tie_rule_text(competition),
             "public_board": competition.public_board,
             "finalized_at": competition.finalized_at,
             "reopened": _reopened(competition),
@@ -254,6 +265,17 @@ class LeaderboardRowOutput(serializers.Serializer):
     )
     tied_with_leader = serializers.BooleanField(
         help_text="Statistically indistinguishable from #1 (its best plausible rank is 1)"
+    )
+    public_rank = serializers.IntegerField(
+        allow_null=True, help_text="Private board after finalize: the team's public rank"
+    )
+    rank_change = serializers.IntegerField(
+        allow_null=True, help_text="Places gained since the public board (negative: lost)"
+    )
+    beyond_sampling = serializers.BooleanField(
+        allow_null=True,
+        help_text="The change is beyond row sampling: the plausible ranks on the two boards "
+        "do not overlap (null: unknown)",
     )
 
 
@@ -392,6 +414,9 @@ def _json(board: selectors.LeaderboardPage, page: int, page_size: int) -> dict:
                 "rank_best": r.rank_best,
                 "rank_worst": r.rank_worst,
                 "tied_with_leader": r.tied_with_leader,
+                "public_rank": r.public_rank,
+                "rank_change": r.rank_change,
+                "beyond_sampling": r.beyond_sampling,
             }
             for r in board.rows
         ],
@@ -402,6 +427,9 @@ def _csv(board: selectors.LeaderboardPage) -> dict:
     columns = ["rank", "team", board.metric, *board.secondary_metrics]
     columns += ["submission_id", "submitted_at", "entries"]
     columns += ["ci_low", "ci_high", "rank_best", "rank_worst", "tied_with_leader"]
+    shakeup = board.split == "private"  # filled once the competition is final
+    if shakeup:
+        columns += ["public_rank", "rank_change", "beyond_sampling"]
     rows = [
         [
             r.rank,
@@ -416,6 +444,7 @@ def _csv(board: selectors.LeaderboardPage) -> dict:
             r.rank_best,
             r.rank_worst,
             r.tied_with_leader,
+            *([r.public_rank, r.rank_change, r.beyond_sampling] if shakeup else []),
         ]
         for r in board.rows
     ]

@@ -5,7 +5,8 @@ uploads: resumable (tus) uploads;
 
 jobs: organizers' background jobs; webhooks: users' signed endpoints and their deliveries;
 outbox: the Celery messages to send (the transactional outbox); statistics: how each board's
-intervals were drawn; boards: the version of what each leaderboard shows."""
+intervals were drawn, and the shake-up report; boards: the version of what each
+leaderboard shows."""
 
 from competitions.models.boards import BoardVersion
 from competitions.models.core import (
@@ -31,7 +32,7 @@ from competitions.models.runs import (
     TaskVersion,
     TeamInvitation,
 )
-from competitions.models.statistics import BoardStatistics
+from competitions.models.statistics import BoardStatistics, ShakeupEntry
 from competitions.models.uploads import Upload
 from competitions.models.webhooks import Webhook, WebhookDelivery
 from competitions.models.workers import ClaimRecord, ScorerMismatchReport
@@ -52,6 +53,7 @@ __all__ = [
     "Score",
     "ScorerMismatchReport",
     "ScoringRun",
+    "ShakeupEntry",
     "Submission",
     "Task",
     "TaskFile",

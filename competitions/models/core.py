@@ -18,6 +18,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from competitions import rules
+from competitions.rules import TIE_EARLIER, TIE_RULE_CHOICES
 from scoring.spec import TaskSpec
 
 
@@ -72,6 +73,9 @@ class Competition(models.Model):
         default=0,
         help_text="Container submissions of the top N that must be replicated before finalizing",
     )
+    # How ties are resolved for prizes, stated on the rules page (rules.tie_rule_sentence).
+    tie_rule = models.CharField(max_length=16, choices=TIE_RULE_CHOICES, default=TIE_EARLIER)
+    tie_break_metric = models.CharField(max_length=40, blank=True)  # with TIE_METRIC
     # The Ladder (Blum & Hardt 2015; competitions/services/ladder.py) against overfitting
     # the public board by probing it; the private board is unaffected.
     public_board = models.CharField(
@@ -99,6 +103,12 @@ class Competition(models.Model):
     def clean(self) -> None:
         problems = rules.competition_limit_problems(
             selection_limit=self.selection_limit, max_team_size=self.max_team_size
+        )
+        task = getattr(self, "task", None)  # none yet while a bundle is imported
+        problems |= rules.tie_rule_problems(
+            tie_rule=self.tie_rule,
+            tie_break_metric=self.tie_break_metric,
+            computed=task.secondary_metrics if task is not None else None,
         )
         if problems:
             raise ValidationError(problems)

@@ -40,3 +40,34 @@ class BoardStatistics(models.Model):
 
     def __str__(self) -> str:
         return f"{self.competition_id} {self.split}: {self.resamples} resamples, seed {self.seed}"
+
+
+class ShakeupEntry(models.Model):
+    """One team's move from the public to the private board, computed once by a worker when
+    the competition is finalized (competitions/services/shakeup.py), deleted on reopen and
+    computed again at the next finalize. Ranks and plausible ranges as scoring.shakeup
+    gives them; a null means the team is not on that board or has no interval there."""
+
+    competition = models.ForeignKey(
+        "competitions.Competition", on_delete=models.CASCADE, related_name="shakeup_entries"
+    )
+    team = models.ForeignKey("competitions.Team", on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveIntegerField()  # the report's order (private rank first)
+    public_rank = models.PositiveIntegerField(null=True, blank=True)
+    public_best = models.PositiveIntegerField(null=True, blank=True)
+    public_worst = models.PositiveIntegerField(null=True, blank=True)
+    private_rank = models.PositiveIntegerField(null=True, blank=True)
+    private_best = models.PositiveIntegerField(null=True, blank=True)
+    private_worst = models.PositiveIntegerField(null=True, blank=True)
+    change = models.IntegerField(null=True, blank=True)  # places gained; negative: lost
+    beyond_sampling = models.BooleanField(null=True, blank=True)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["competition", "team"], name="shakeup_entry_unique"),
+        ]
+        indexes = [models.Index(fields=["competition", "position"], name="shakeup_entry_order")]
+
+    def __str__(self) -> str:
+        return f"{self.team_id}: {self.public_rank} -> {self.private_rank}"

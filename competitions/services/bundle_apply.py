@@ -109,6 +109,8 @@ def _write(
     board_before = competition.public_board
     for key, value in _competition_fields(bundle).items():
         setattr(competition, key, value)
+    # The tie rule is checked against the metrics the task is about to compute (_task_write).
+    competition.task.secondary_metrics = list(bundle.spec.secondary_metrics)
     competition.full_clean()
     competition.save()
     task = competition.task

@@ -128,6 +128,8 @@ def competition_settings_fields(bundle: Bundle) -> dict[str, Any]:
         "max_team_size": bundle.settings.max_team_size,
         "labels_published": bundle.settings.labels_published,
         "replicate_top_n": bundle.settings.replicate_top_n,
+        "tie_rule": bundle.settings.tie_rule,
+        "tie_break_metric": bundle.settings.tie_break_metric,
         "public_board": bundle.settings.public_board,
     }
 
@@ -256,6 +258,8 @@ def _bundle_document(
         "max_team_size": competition.max_team_size,
         "labels_published": competition.labels_published,
         "replicate_top_n": competition.replicate_top_n,
+        "tie_rule": competition.tie_rule,
+        "tie_break_metric": competition.tie_break_metric,
         "public_board": competition.public_board,
         "task": {
             "type": task.task_type,

@@ -5,7 +5,8 @@ selections, rescores, disqualifications, bans and version switches are refused
 (competitions/services/freeze.py), and scores that arrive for work accepted before finalize
 are recorded without touching the board. Only `competition_reopen`, with a reason that the
 leaderboard shows, lifts the freeze. Both are recorded as CompetitionEvents
-(docs/lifecycle.md).
+(docs/lifecycle.md). Finalize asks a worker for the shake-up report
+(services/shakeup.py); reopen discards it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from competitions.models import Competition, CompetitionEvent, Phase
 from competitions.selectors_runs import replications_missing, replications_missing_reasons
 from competitions.services.events import competition_finalized_emit
 from competitions.services.leaderboard import leaderboard_rebuild
+from competitions.services.shakeup import shakeup_discard, shakeup_enqueue
 
 REASON_MAX = 500
 
@@ -58,6 +60,8 @@ def competition_finalize(*, competition: Competition, by: User | None = None) ->
             ended_phases=ended,
             at=now,
         )
+        # The shake-up report (public rank -> private rank), by a worker after the commit.
+        shakeup_enqueue(competition_id=locked.pk)
     competition.refresh_from_db()
     event.competition = competition
     competition_finalized_emit(competition_id=competition.pk)  # webhooks; never raises
@@ -99,6 +103,7 @@ def competition_reopen(*, competition: Competition, by: User, reason: str) -> Co
             competition=locked, kind=CompetitionEvent.Kind.REOPENED, by=by, reason=reason, at=now
         )
         locked.refresh_from_db()
+        shakeup_discard(competition=locked)  # computed again at the next finalize
         # Scores that arrived during the freeze count from now on.
         leaderboard_rebuild(competition=locked)
     competition.refresh_from_db()

@@ -1,4 +1,5 @@
-"""Organizer writes from the organizer pages: phases, limits and the kind of public board.
+"""Organizer writes from the organizer pages: phases, limits, the kind of public board
+and the tie rule.
 
 Their rules are the models' (Competition.clean, Phase.clean and constraints, written once
 in competitions/rules.py), so the pages, the admin and a bundle import refuse alike.
@@ -19,6 +20,10 @@ LIMITS_FROZEN = (
     "The competition is finalized: its limits can't change unless an organizer reopens it."
 )
 
+TIE_RULE_FROZEN = (
+    "The competition is finalized: its tie rule can't change unless an organizer reopens it."
+)
+
 
 @transaction.atomic
 def competition_limits_update(
@@ -33,6 +38,20 @@ def competition_limits_update(
     competition.max_team_size = max_team_size
     full_clean_or_refuse(competition)
     competition.save(update_fields=["selection_limit", "max_team_size"])
+    return competition
+
+
+@transaction.atomic
+def competition_tie_rule_update(
+    *, competition: Competition, tie_rule: str, tie_break_metric: str
+) -> Competition:
+    """Declare how ties are resolved for prizes (the rules page states it). Frozen from
+    finalize on: the prizes are decided then."""
+    competition_require_not_final(competition_id=competition.pk, refusal=TIE_RULE_FROZEN)
+    competition.tie_rule = tie_rule
+    competition.tie_break_metric = tie_break_metric
+    full_clean_or_refuse(competition)
+    competition.save(update_fields=["tie_rule", "tie_break_metric"])
     return competition
 
 

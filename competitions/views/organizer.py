@@ -27,12 +27,20 @@ from competitions import stats, svg
 from competitions.bundles import BundleInvalid, bundle_open, bundle_read
 from competitions.downloads import file_download
 from competitions.errors import ApplicationError
-from competitions.forms import BundleForm, GroundTruthForm, LimitsForm, PhaseForm, ReasonForm
+from competitions.forms import (
+    BundleForm,
+    GroundTruthForm,
+    LimitsForm,
+    PhaseForm,
+    ReasonForm,
+    TieRuleForm,
+)
 from competitions.models import Competition, OrganizerJob, Replication, Submission, Team
 from competitions.selectors import (
     organizer_job_latest,
     organizer_jobs_recent,
     scorer_mismatches_recent,
+    shakeup_report,
 )
 from competitions.selectors_runs import replications_pending
 from competitions.services import lifecycle
@@ -42,6 +50,7 @@ from competitions.services.jobs import rescore_all_start
 from competitions.services.organize import (
     competition_limits_update,
     competition_public_board_set,
+    competition_tie_rule_update,
     phase_update,
 )
 from competitions.services.teams import team_set_banned
@@ -154,13 +163,17 @@ def phases(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     save_limits = partial(_save_limits, competition, limits)
     if which == "limits" and limits.is_valid() and _saved_or_refused(request, limits, save_limits):
         return redirect("organize-phases", slug)
+    ties = TieRuleForm(request.POST if which == "ties" else None, instance=competition)
+    save_ties = partial(_save_ties, competition, ties)
+    if which == "ties" and ties.is_valid() and _saved_or_refused(request, ties, save_ties):
+        return redirect("organize-phases", slug)
     for phase, form in forms:
         chosen = which == str(phase.pk) and form.is_valid()
         if chosen and _saved_or_refused(request, form, partial(_save_phase, phase, form)):
             return redirect("organize-phases", slug)
     if which:
         status = 400
-    context |= {"limits_form": limits, "phase_forms": forms}
+    context |= {"limits_form": limits, "ties_form": ties, "phase_forms": forms}
     return render(request, "organize/phases.html", context, status=status)
 
 
@@ -181,6 +194,11 @@ def _save_limits(competition, form: BaseForm) -> str:
     if public_board:  # left out of the post: unchanged
         competition_public_board_set(competition=competition, public_board=public_board)
     return "The limits are saved."
+
+
+def _save_ties(competition, form: BaseForm) -> str:
+    competition_tie_rule_update(competition=competition, **form.cleaned_data)
+    return "The tie rule is saved; the rules page states it."
 
 
 def _save_phase(phase, form: BaseForm) -> str:
@@ -233,6 +251,15 @@ def teams(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     qs = qs.prefetch_related("members")
     context |= {"page_obj": page_of(request, qs, ROWS_PER_PAGE), "q": request.GET.get("q", "")}
     return render(request, "organize/teams.html", context)
+
+
+@login_required
+def shakeup(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    """The shake-up report: every team's public rank, private rank and the change."""
+    context = _organizer_page(request, slug, "shakeup")
+    competition = context["competition"]
+    context["report"] = shakeup_report(competition=competition)
+    return render(request, "organize/shakeup.html", context)
 
 
 @login_required

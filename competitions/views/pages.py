@@ -129,6 +129,7 @@ def _rules_page(
         viewer,
         "rules",
         rules=render_markdown(competition.rules),
+        tie_rule=selectors.tie_rule_text(competition),
         form=form,
     )
     return render(request, "competitions/rules.html", context, status=status)
@@ -238,6 +239,8 @@ def _leaderboard_page(
         first_rank=offset + 1,
         my_team_id=viewer.team_id,
         can_see_private=can_see_private,
+        # The shake-up column: on the private board once final (services/shakeup.py).
+        show_since_public=split == "private" and competition.is_finalized,
         csv_url=reverse("api:leaderboard", args=[slug]) + f"?split={split}&format=csv",
         compare_url=reverse("compare", args=[slug]),
         csv_name=f"{slug}-leaderboard-{split}.csv",

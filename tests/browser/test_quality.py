@@ -106,6 +106,7 @@ ORGANIZER_PAGES = [
     ("organize-phases", "/c/tiny/organize/phases/"),
     ("organize-submissions", "/c/tiny/organize/submissions/"),
     ("organize-teams", "/c/tiny/organize/teams/"),
+    ("organize-shakeup", "/c/tiny/organize/shake-up/"),
     ("organize-import", "/organize/import/"),
     ("organize-apply", "/organize/apply/"),
 ]

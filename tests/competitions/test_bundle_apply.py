@@ -461,3 +461,18 @@ def test_naming_the_default_scorer_image_changes_no_scorer(
     applied.task.refresh_from_db()
     assert applied.task.version == 1
     assert applied.task.versions.count() == 1
+
+
+def test_apply_may_name_a_tie_break_metric_the_same_bundle_adds_to_the_task(
+    bundle, organizer, applied
+):
+    def change(doc):
+        doc["task"]["secondary_metrics"] = ["accuracy", "log_loss", "f1"]
+        doc |= {"tie_rule": "metric", "tie_break_metric": "f1"}
+
+    diff = bundle_apply(source=rewrite(bundle, change), organizer=organizer, dry_run=False)
+
+    assert diff.applied
+    applied.refresh_from_db()
+    assert (applied.tie_rule, applied.tie_break_metric) == ("metric", "f1")
+    assert "f1" in applied.task.secondary_metrics

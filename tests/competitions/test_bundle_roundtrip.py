@@ -27,6 +27,7 @@ PROGRAM = "import json\nprint(json.dumps({'public': {}, 'private': {}}))\n"
 def settings_yaml(**overrides) -> dict:
     """A bundle whose every setting differs from the default."""
     document = bundle_yaml(max_team_size=3, labels_published=True, replicate_top_n=2)
+    document |= {"tie_rule": "metric", "tie_break_metric": "log_loss"}
     document["end"] = "2026-12-31T00:00:00Z"
     document["visibility"] = "unlisted"
     document["selection_limit"] = 3
@@ -91,6 +92,7 @@ def test_every_setting_survives_the_round_trip(tmp_path):
     assert (competition.max_team_size, competition.labels_published) == (3, True)
     assert (competition.replicate_top_n, competition.selection_limit) == (2, 3)
     assert competition.visibility == "unlisted"
+    assert (competition.tie_rule, competition.tie_break_metric) == ("metric", "log_loss")
     assert competition.public_board == "ladder"
     task = competition.task
     assert task.queue == "gpu"
@@ -113,6 +115,7 @@ def test_a_bundle_without_the_settings_gets_the_defaults(tmp_path):
     competition = bundle_import(source=write_bundle(tmp_path / "b"), organizer=None)
 
     assert (competition.max_team_size, competition.replicate_top_n) == (5, 0)
+    assert (competition.tie_rule, competition.tie_break_metric) == ("earlier", "")
     assert competition.public_board == "plain"
     assert (competition.task.queue, competition.task.limits, competition.task.scorer_program) == (
         "cpu",
@@ -123,7 +126,7 @@ def test_a_bundle_without_the_settings_gets_the_defaults(tmp_path):
 
 
 def test_it_reports_every_bad_setting_at_once(tmp_path):
-    document = settings_yaml(max_team_size=0)
+    document = settings_yaml(max_team_size=0, tie_break_metric="f1")  # not computed
     document["task"].update(
         queue="no spaces",
         limits={"memory_gb": 1},
@@ -139,6 +142,7 @@ def test_it_reports_every_bad_setting_at_once(tmp_path):
     keys = {p.split(":")[0] for p in excinfo.value.problems}
     assert keys == {
         "max_team_size",
+        "tie_break_metric",
         "task.queue",
         "task.limits",
         "task.inference_limits",

@@ -4,6 +4,8 @@ organizer reopens the competition."""
 
 import pytest
 
+from competitions.models import ShakeupEntry
+from competitions.services.shakeup import shakeup_compute
 from tests import factories
 from tests.conftest import api_submit
 from tests.worker_process import wait_for_status, worker_process
@@ -34,6 +36,9 @@ def test_a_submission_queued_before_finalize_and_scored_after_it_leaves_the_fina
     late_best = api_submit(api(other_participant), slug, factories.perfect_predictions())
     finalized = api(organizer).post(f"/api/v1/competitions/{slug}/finalize/")
     assert finalized.status_code == 200
+    # The shake-up report, as the worker computes it from finalize's message: the board is
+    # final with it, and the worker's duplicate below writes the same rows.
+    assert shakeup_compute(competition_id=competition.pk) == 2
     final = _boards(api, slug)
     private = api(None).get(f"/api/v1/competitions/{slug}/leaderboard/", {"split": "private"})
     assert [(r["rank"], r["team"]) for r in private.json()["results"]] == [(1, "alice"), (2, "bob")]
@@ -46,6 +51,7 @@ def test_a_submission_queued_before_finalize_and_scored_after_it_leaves_the_fina
     assert detail["status"] == "scored"
     assert detail["scores"]["private"]["roc_auc"] == 1.0
     assert _boards(api, slug) == final
+    assert ShakeupEntry.objects.filter(competition=competition).count() == 2
     # Reopened, the score recorded during the freeze counts: Bob ties Alice.
     reopened = api(organizer).post(f"/api/v1/competitions/{slug}/reopen/", {"reason": "recount"})
     assert reopened.status_code == 200
