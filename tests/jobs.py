@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django.core.files.base import ContentFile
+from django.db.models import Max
 
-from competitions.models import Competition, OrganizerJob, Submission
+from competitions.models import Competition, OrganizerJob, OutboxMessage, Submission
 from competitions.services.jobs import organizer_job_run
 from competitions.services.versions import task_version_create
 from judging.services import submission_score
@@ -36,3 +37,17 @@ def run_queued_jobs(**kwargs) -> list[OrganizerJob]:
     for job_id in ids:
         assert organizer_job_run(job_id=job_id, **kwargs)
     return list(OrganizerJob.objects.filter(pk__in=ids).order_by("pk"))
+
+
+class OutboxWatch:
+    """The Celery tasks written to the outbox since this watch began, by name, sorted.
+
+    Tests name what an action queued instead of counting on-commit callbacks, which grow
+    whenever an action gains an unrelated follow-up (a board's interval refresh, say)."""
+
+    def __init__(self) -> None:
+        self.after = OutboxMessage.objects.aggregate(last=Max("pk"))["last"] or 0
+
+    def tasks(self) -> list[str]:
+        rows = OutboxMessage.objects.filter(pk__gt=self.after).values_list("task", flat=True)
+        return sorted(rows)

@@ -78,8 +78,13 @@ def test_a_submission_is_stored_in_the_bucket_scored_by_another_host_and_ranked(
     assert wait_for_status(submission.pk, {"scored", "failed"}, proc, log) == "scored"
     board = api(None).get(f"/api/v1/competitions/{competition.slug}/leaderboard/").json()
     assert [(r["rank"], r["team"], r["score"]) for r in board["results"]] == [(1, "alice", 1.0)]
-    # The worker's own folder holds nothing of the submission once the attempt is over.
-    assert [p for p in host_dir.rglob("*") if p.is_file() and "celery" not in p.name] == []
+    # The worker's own folder holds nothing of the submission once the attempt is over;
+    # a warm scorer keeps only its task's spec and ground truth, for the next submission.
+    left = [p.relative_to(host_dir) for p in host_dir.rglob("*") if p.is_file()]
+    kept = [p for p in left if "celery" not in p.name and not p.parts[0].startswith("warm-")]
+    assert kept == []
+    warm = sorted(p.name for p in left if p.parts[0].startswith("warm-"))
+    assert warm in ([], ["spec.json", "truth"]), warm
 
     manifest = _manifest_once_recorded(api(participant), submission.pk)
     truth = on_s3.client().get_object(

@@ -18,6 +18,7 @@ from competitions.services.versions import (
 from judging.services import submission_score
 from scoring.scorers import InProcessScorer
 from tests import factories
+from tests.jobs import OutboxWatch
 
 pytestmark = pytest.mark.django_db
 IMAGE_SCORER = "sha256:" + "2" * 64
@@ -120,7 +121,8 @@ def test_adopting_the_reported_scorer_ranks_a_new_version_and_rescores_everythin
         task=task, worker="host:1", identity=NEWER_SCORER, expected=IN_PROCESS, version=1
     )
 
-    with django_capture_on_commit_callbacks(execute=False) as queued:
+    outbox = OutboxWatch()
+    with django_capture_on_commit_callbacks(execute=False):
         version = task_scorer_adopt(task=task, by=organizer)
 
     task.refresh_from_db()
@@ -129,7 +131,11 @@ def test_adopting_the_reported_scorer_ranks_a_new_version_and_rescores_everythin
     assert "adopted by orga" in version.note
     submission.refresh_from_db()
     assert submission.status == "queued"
-    assert len(queued) == 1
+    # The rescore of the one submission, and the refresh of the board's intervals.
+    assert outbox.tasks() == [
+        "competitions.tasks.leaderboard_intervals_task",
+        "scoring.tasks.submission_score_task",
+    ]
     assert not ScorerMismatchReport.objects.exists()
 
 

@@ -27,7 +27,7 @@ from scoring.sandbox import SandboxError
 from scoring.scorers import InProcessScorer
 from scoring.spec import TaskSpec
 from tests import factories
-from tests.jobs import run_queued_jobs
+from tests.jobs import OutboxWatch, run_queued_jobs
 from tests.sandbox.conftest import SMALL_LIMITS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -357,7 +357,7 @@ def test_an_uploaded_program_is_dry_run_on_the_sample_and_scores_submissions(
         assert stored.read() == DOC_EXAMPLE.encode()
     page = client.get(f"/c/{competition.slug}/organize/data/").content.decode()
     assert f"The latest upload (job #{pending.pk}) passed its dry run" in page
-    assert "public roc_auc 0.5" in page
+    assert "public ROC AUC 0.5" in page
     assert 'http-equiv="refresh"' not in page
 
     submission = submission_create(
@@ -613,7 +613,8 @@ def test_a_new_scorer_after_scores_exist_starts_a_new_task_version_and_keeps_old
     with django_capture_on_commit_callbacks(execute=False) as queued:
         task_scorer_set(task=task, uploaded_file=program_upload(DOC_EXAMPLE), public=True)
     assert len(queued) == 1  # the dry run, sent to a worker
-    with django_capture_on_commit_callbacks(execute=False) as queued:
+    outbox = OutboxWatch()
+    with django_capture_on_commit_callbacks(execute=False):
         run_queued_jobs()
 
     task.refresh_from_db()
@@ -625,7 +626,10 @@ def test_a_new_scorer_after_scores_exist_starts_a_new_task_version_and_keeps_old
     # Everything is queued for rescoring under v2; v1's scores stay as they were.
     submission.refresh_from_db()
     assert submission.status == Submission.Status.QUEUED
-    assert len(queued) == 1
+    assert outbox.tasks() == [
+        "competitions.tasks.leaderboard_intervals_task",
+        "scoring.tasks.submission_score_task",
+    ]
     assert (
         set(Score.objects.filter(task_version=1).values_list("split", "metric", "value"))
         == old_scores
