@@ -2,6 +2,8 @@
 `attempts == attempt` belongs to the worker that claimed it.
 
 Contract:
+- `claim(model, pk)` moves a QUEUED row to RUNNING with one conditional UPDATE (so a
+  redelivered task finds nothing to claim) and returns the claim's attempt number, or None.
 - `beating(model, pk, attempt)` wraps the work of one claim. A daemon thread writes
   `heartbeat_at = now` every HELDOUT_HEARTBEAT_S through its own database connection, which
   it closes when the block ends. It writes only while the row is still RUNNING with that
@@ -18,6 +20,7 @@ Contract:
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +28,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import DatabaseError, connection, connections
-from django.db.models import Model
+from django.db.models import F, Model
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,23 @@ RUNNING = "running"
 QUEUED = "queued"
 # Seconds between the tries of a give-back the database refuses.
 GIVE_BACK_DELAYS = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+
+def claim(model: type[Model], pk: int) -> int | None:
+    """Move a queued row (a Submission or Replication) to running on this host. Returns the
+    claim's attempt number, which tags every write of this claim, or None if the row is not
+    queued (taken, cancelled, finished)."""
+    now = timezone.now()
+    claimed = model._default_manager.filter(pk=pk, status=QUEUED).update(
+        status=RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
+        worker=socket.gethostname()[:200],
+    )
+    if claimed != 1:
+        return None
+    return model._default_manager.values_list("attempts", flat=True).get(pk=pk)
 
 
 def _beat(model: type[Model], pk: int, attempt: int, stop: threading.Event) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,11 +18,10 @@ from typing import Any
 
 from django.core.files import File
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from competitions.files import local_copy
-from competitions.heartbeat import beating, give_back
+from competitions.heartbeat import beating, claim, give_back
 from competitions.models import (
     Replication,
     ScoringRun,
@@ -52,17 +50,7 @@ OUTCOMES = {
 def replication_claim(*, replication_id: int) -> int | None:
     """Move a queued replication to running. Returns the claim's attempt number, or None
     if it is not queued (taken, cancelled, finished)."""
-    now = timezone.now()
-    claimed = Replication.objects.filter(pk=replication_id, status=Status.QUEUED).update(
-        status=Status.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        attempts=F("attempts") + 1,
-        worker=socket.gethostname()[:200],
-    )
-    if claimed != 1:
-        return None
-    return Replication.objects.values_list("attempts", flat=True).get(pk=replication_id)
+    return claim(Replication, replication_id)
 
 
 def replication_run(*, replication_id: int, runner: SandboxRunner | None = None) -> bool:

@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import io
 import logging
-import socket
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from competitions.files import local_copy, stored_size
-from competitions.heartbeat import beating, give_back
+from competitions.heartbeat import beating, claim, give_back
 from competitions.models import SandboxRun, Score, Submission, Task
 from competitions.sandboxes import sandbox_limits, sandbox_runner
 from competitions.selectors import run_reason_for_participants
@@ -149,17 +148,7 @@ def sandbox_runs_save(*, submission_id: int, attempt: int, runs: list[RecordedRu
 def submission_claim(*, submission_id: int) -> int | None:
     """Move a queued submission to running. Returns the claim's attempt number (which tags
     every write of this claim), or None if the submission is not queued."""
-    now = timezone.now()
-    claimed = Submission.objects.filter(pk=submission_id, status=Status.QUEUED).update(
-        status=Status.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        attempts=F("attempts") + 1,
-        worker=socket.gethostname()[:200],
-    )
-    if claimed != 1:
-        return None
-    return Submission.objects.values_list("attempts", flat=True).get(pk=submission_id)
+    return claim(Submission, submission_id)
 
 
 def submission_score(
