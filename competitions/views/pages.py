@@ -20,6 +20,7 @@ from competitions.forms import CompetitionFilterForm, JoinForm
 from competitions.markdown import plain_summary, render_markdown
 from competitions.models import Competition, LeaderboardEntry
 from competitions.services.teams import competition_join
+from competitions.views import board_rows
 from competitions.views.common import (
     AuthenticatedRequest,
     Viewer,
@@ -226,6 +227,8 @@ def _leaderboard_page(
             or (i == 0 and row.rank <= offset)
         )
     pages = max((board.count + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    show_since_public = split == "private" and competition.is_finalized
+    compare_url = reverse("compare", args=[slug])
     context = page_context(
         request,
         competition,
@@ -233,6 +236,14 @@ def _leaderboard_page(
         "leaderboard",
         board=board,
         rows=rows,
+        rows_html=board_rows.rows_html(
+            rows,
+            slug=slug,
+            split=split,
+            my_team_id=viewer.team_id,
+            show_since_public=show_since_public,
+            compare_url=compare_url,
+        ),
         page=page,
         pages=pages,
         page_numbers=_page_numbers(page, pages),
@@ -240,9 +251,8 @@ def _leaderboard_page(
         my_team_id=viewer.team_id,
         can_see_private=can_see_private,
         # The shake-up column: on the private board once final (services/shakeup.py).
-        show_since_public=split == "private" and competition.is_finalized,
+        show_since_public=show_since_public,
         csv_url=reverse("api:leaderboard", args=[slug]) + f"?split={split}&format=csv",
-        compare_url=reverse("compare", args=[slug]),
         csv_name=f"{slug}-leaderboard-{split}.csv",
     )
     return render(request, "competitions/leaderboard.html", context)
