@@ -354,6 +354,9 @@ class LeaderboardApi(APIView):
         return boardcache.board_response(request, key, lambda: _board(request, competition, split))
 
 
+_ID_MARK = "987654321"
+
+
 def _board(request: Request, competition: Competition, split: str) -> Response:
     as_csv = request.accepted_renderer.format == "csv"
     page, page_size = page_params(request, default_size=100, max_size=1000)
@@ -373,10 +376,12 @@ def _board(request: Request, competition: Competition, split: str) -> Response:
         "reopened": _reopened(competition),
     } | _json(board, page, page_size)
     body |= page_links(request, page=page, page_size=page_size, count=board.count)
-    for row in body["results"]:  # each row's claim page (manifest, bundle)
-        row["entry_url"] = reverse(
-            "entry", args=[competition.slug, row["submission_id"]], request=request
-        )
+    # Each row's claim page (manifest, bundle): reversed once, a stand-in id replaced per row.
+    head, tail = reverse("entry", args=[competition.slug, _ID_MARK], request=request).rsplit(
+        _ID_MARK, 1
+    )
+    for row in body["results"]:
+        row["entry_url"] = f"{head}{row['submission_id']}{tail}"
     return Response(LeaderboardOutput(body).data)
 
 
