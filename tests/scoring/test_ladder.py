@@ -149,8 +149,8 @@ def test_the_boosting_attack_climbs_a_plain_board_but_not_the_ladder() -> None:
     gaps: dict[str, list[float]] = {"plain": [], "ladder": []}
     noises = []
     for seed in range(SEED, SEED + ATTACKS):
-        for name, ladder in (("plain", False), ("ladder", True)):
-            public, private, _, noise = _attack(ladder=ladder, seed=seed)
+        for name, on_ladder in (("plain", False), ("ladder", True)):
+            public, private, _, noise = _attack(ladder=on_ladder, seed=seed)
             gaps[name].append(public - private)
             if noise is not None:
                 noises.append(noise)
