@@ -18,8 +18,8 @@ aggregates, rows sorted best first.
 - `pivot` groups methods by a component tag ("model": "gradient boosting") and aggregates
   each group; `methods_with` lists the methods carrying one tag value.
 
-The rank tests over the board are in scoring.rank_tests (`board.ranks`, `board.normalized`).
-No Django here.
+The constant predictor's score on a task comes from scoring.constant; the rank tests over
+the board are in scoring.rank_tests (`board.ranks`, `board.normalized`). No Django here.
 """
 
 from __future__ import annotations
