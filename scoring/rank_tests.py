@@ -15,7 +15,8 @@ tasks (a suite's normalized scores), since the test ranks differences taken acro
 - `cliques`: the maximal runs of methods, by mean rank, that do not differ: the bars of a
   critical-difference diagram.
 - `holm` and `pairwise_wilcoxon`: the signed-rank test of every pair, zero differences split
-  between the signs (Demšar's rule), p-values adjusted by Holm's step-down procedure.
+  between the signs (Demšar's rule, without dropping one of an odd number: scipy's
+  "zsplit"), p-values adjusted by Holm's step-down procedure.
 """
 
 from __future__ import annotations
