@@ -17,6 +17,10 @@ aggregates, rows sorted best first.
   best score, shared ties included; an imputed cell never wins).
 - `pivot` groups methods by a component tag ("model": "gradient boosting") and aggregates
   each group; `methods_with` lists the methods carrying one tag value.
+- `suite_statistics`: the Friedman test, the Nemenyi critical difference and the groups of
+  methods not significantly different, for the board's methods (scoring.cd_diagram draws
+  them; scoring.rank_tests.pairwise_wilcoxon(board.normalized) tests every pair, its
+  indices those of `board.methods`).
 
 The constant predictor's score on a task comes from scoring.constant; the rank tests over
 the board are in scoring.rank_tests (`board.ranks`, `board.normalized`). No Django here.
@@ -33,6 +37,7 @@ import numpy as np
 from scipy import stats
 
 from scoring.metrics import metric_get
+from scoring.rank_tests import ALPHA, Friedman, cliques, friedman, nemenyi_cd
 
 Status = Literal["scored", "failed", "missing"]
 
@@ -237,6 +242,23 @@ def suite_board(
         )
     rows.sort(key=lambda r: (r.mean_rank, -r.mean_normalized, r.method))
     return SuiteBoard(tasks=tuple(tasks), rows=tuple(rows))
+
+
+@dataclass(frozen=True)
+class SuiteStatistics:
+    friedman: Friedman
+    alpha: float
+    cd: float  # Nemenyi's critical difference at alpha
+    groups: tuple[tuple[str, ...], ...]  # methods not significantly different, best first
+
+
+def suite_statistics(board: SuiteBoard, *, alpha: float = ALPHA) -> SuiteStatistics:
+    """The rank tests over the board (two tasks and two methods at least)."""
+    test = friedman(board.ranks)
+    names = board.methods
+    cd = nemenyi_cd(test.methods, test.tasks, alpha)
+    groups = tuple(tuple(names[i] for i in g) for g in cliques(test.mean_ranks, cd))
+    return SuiteStatistics(friedman=test, alpha=alpha, cd=cd, groups=groups)
 
 
 Components = Mapping[str, Mapping[str, str | Sequence[str]]]  # method -> tag -> value(s)

@@ -21,7 +21,9 @@ from scoring.suites import (
     methods_with,
     pivot,
     suite_board,
+    suite_statistics,
 )
+from tests.scoring.demsar import DEMSAR_RANKED
 
 AUC = SuiteTask(key="churn", metric="roc_auc", constant=0.5)
 RMSE = SuiteTask(key="prices", metric="rmse", constant=10.0)
@@ -322,3 +324,26 @@ def test_a_method_with_several_values_of_a_tag_is_in_each_of_their_groups():
     groups = {g.value: g.methods for g in pivot(pivot_board(), COMPONENTS, "features")}
 
     assert groups == {"scaling": ("xgb", "lgbm"), "target encoding": ("xgb",), None: ("rf", "new")}
+
+
+def test_its_statistics_are_the_rank_tests_on_its_methods():
+    # Demšar's Table 6 as a suite: four C4.5 variants, 14 AUC tasks.
+    names = ["C4.5", "C4.5+m", "C4.5+cf", "C4.5+m+cf"]
+    tasks = [SuiteTask(key=f"d{j}", metric="roc_auc", constant=0.5) for j in range(14)]
+    board = suite_board(
+        names,
+        tasks,
+        {
+            (name, task.key): Cell(score=float(DEMSAR_RANKED[j, i]))
+            for i, name in enumerate(names)
+            for j, task in enumerate(tasks)
+        },
+    )
+
+    result = suite_statistics(board, alpha=0.10)
+
+    assert board.methods == ("C4.5+m+cf", "C4.5+m", "C4.5+cf", "C4.5")
+    assert [round(r, 3) for r in result.friedman.mean_ranks] == [1.964, 2.0, 2.893, 3.143]
+    assert round(result.cd, 2) == 1.12
+    assert result.groups == (("C4.5+m+cf", "C4.5+m", "C4.5+cf"), ("C4.5+cf", "C4.5"))
+    assert suite_statistics(board).groups == (tuple(board.methods),)
