@@ -1,6 +1,6 @@
-"""The leaderboard's rows built in Python (competitions/views/board_rows.py) and the bounds
-a process keeps between reads (selectors.board_statistics_read): what they show is what the
-template and a fresh read showed."""
+"""The leaderboard's rows built in Python (competitions/views/board_rows.py), the bounds a
+process keeps between reads (selectors.board_statistics_read) and the JSON rows' one-pass
+serializer: what they give is what the template, a fresh read and DRF's own loop gave."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from django.template.defaultfilters import floatformat
+from rest_framework import serializers
 
 from competitions import selectors
+from competitions.api.competitions import LeaderboardRowOutput
 from competitions.models import BoardStatistics, LeaderboardEntry
 from competitions.selectors import LeaderboardRow, board_statistics_read
 from competitions.services.intervals import board_ranks_refresh
@@ -152,3 +154,39 @@ def test_the_bounds_are_kept_while_the_board_version_stays_and_read_again_when_i
     moved = bytes(BoardStatistics.objects.get(competition=competition, split="public").bounds)
     assert moved != stored
     assert _bounds_read(competition) == moved
+
+
+# --- The JSON rows ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("nulls", [False, True])
+def test_a_json_row_is_what_the_serializers_own_loop_gives(nulls):
+    when = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
+    row = {
+        "rank": 3,
+        "team": "ann <x>",
+        "team_id": 7,
+        "submission_id": 41,
+        "score": 0.5,
+        "scores": {"roc_auc": 0.5, "accuracy": None},
+        "submitted_at": when,
+        "entries": 2,
+        "last_submission_at": when,
+        "replication": None if nulls else "reproduced",
+        "entry_url": "http://testserver/c/s/entries/41/",
+        "ci_low": None if nulls else 0.4,
+        "ci_high": None if nulls else 0.6,
+        "rank_best": None if nulls else 1,
+        "rank_worst": None if nulls else 4,
+        "tied_with_leader": not nulls,
+        "public_rank": None if nulls else 2,
+        "rank_change": None if nulls else -1,
+        "beyond_sampling": None if nulls else False,
+    }
+    serializer = LeaderboardRowOutput()
+
+    fast = serializer.to_representation(row)
+
+    assert fast == serializers.Serializer.to_representation(serializer, row)
+    assert list(fast) == list(serializer.fields)
+    assert fast["submitted_at"] == "2026-03-04T05:06:07.123456Z"
