@@ -135,7 +135,7 @@ def test_finalize_tells_participants_and_organizers_only(
     competition_finalize(competition=competition)
     assert _told(Kind.COMPETITION_FINALIZED) == {"alice", "bob", "orga"}
     assert len(_emails_queued()) == 3
-    notice = Notification.objects.filter(kind=Kind.COMPETITION_FINALIZED).first()
+    notice = Notification.objects.filter(kind=Kind.COMPETITION_FINALIZED).get(user=organizer)
     assert notice.url == f"/c/{competition.slug}/leaderboard/?split=private"
 
 
