@@ -12,7 +12,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from notifications.forms import PreferencesForm
 from notifications.models import Notification
@@ -29,6 +29,7 @@ class AuthenticatedRequest(HttpRequest):
 
 
 @login_required
+@require_GET
 def notifications_page(request: AuthenticatedRequest) -> HttpResponse:
     page = Paginator(notifications_for(user=request.user), PER_PAGE).get_page(
         request.GET.get("page")
