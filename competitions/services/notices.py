@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from competitions.models import Competition, Membership, Phase, Submission, TeamInvitation
+from competitions.permissions import can_view
 from competitions.selectors import submission_scores
 from competitions.services.outbox import enqueue_many
 from notifications.models import Kind
@@ -87,11 +88,15 @@ def competition_finalized_notify(*, competition: Competition, user_ids: Iterable
 
 
 def invitation_notify(*, invitation: TeamInvitation) -> int:
-    """Tell the invited user (an invitation by name; a link invitation names nobody)."""
-    if invitation.invited_user_id is None:
+    """Tell the invited user (an invitation by name; a link invitation names nobody), if
+    they may see the competition: its page is the invitation's, and its title is no one
+    else's to learn."""
+    if invitation.invited_user is None:
         return 0
     team = invitation.team
     competition = team.competition
+    if not can_view(invitation.invited_user, competition):
+        return 0
     notice = Notice(
         kind=Kind.TEAM_INVITATION,
         title=f"{invitation.created_by.get_username()} invites you to team {team.name}",

@@ -12,11 +12,11 @@ from django.core import mail
 from django.db import transaction
 from django.utils import timezone
 
-from competitions.models import Membership, OutboxMessage, Phase, Submission
+from competitions.models import Competition, Membership, OutboxMessage, Phase, Submission
 from competitions.services.events import competition_finalized_emit, submission_outcome_emit
 from competitions.services.lifecycle import competition_finalize
 from competitions.services.notices import phase_notices_send
-from competitions.services.teams import team_invite
+from competitions.services.teams import competition_join, team_invite
 from notifications.models import Kind, Notification
 from notifications.services import EMAIL_TASK, notification_email_send, preferences_set
 from notifications.tasks import notification_email_task
@@ -115,6 +115,21 @@ def test_a_named_invitation_tells_the_invited_user_only(competition, participant
     assert notice.url == f"/c/{competition.slug}/team/invitations/{invitation.token}/"
     assert "alice" in notice.title
     assert _emails_queued() == [notice.pk]
+
+
+def test_an_invitation_to_a_competition_the_user_cannot_see_tells_them_nothing(
+    organizer, participant, outsider
+):
+    hidden = factories.make_competition(
+        slug="hidden", organizers=[organizer], visibility=Competition.Visibility.INVITE_ONLY
+    )
+    hidden.invited.add(participant)
+    team = competition_join(competition=hidden, user=participant, accept_rules=True).team
+    team_invite(team=team, by=participant, username="charlie")
+    assert not Notification.objects.exists()
+    hidden.invited.add(factories.make_user("erin"))
+    team_invite(team=team, by=participant, username="erin")
+    assert _told(Kind.TEAM_INVITATION) == {"erin"}
 
 
 def test_inviting_again_while_pending_tells_nothing_new(competition, participant, outsider):
