@@ -1,4 +1,4 @@
-"""Reads of notifications: always one user's own (no query here takes another's)."""
+"""Reads of notifications. What the pages read is always the signed-in user's own."""
 
 from __future__ import annotations
 
