@@ -103,7 +103,7 @@ def invitation_notify(*, invitation: TeamInvitation) -> int:
         body=f"In {competition.title}. Accept or ignore it on the invitation's page.",
         url=reverse("invitation", args=[competition.slug, invitation.token]),
     )
-    return notices_deliver(notice=notice, user_ids=[invitation.invited_user_id])
+    return notices_deliver(notice=notice, user_ids=[invitation.invited_user.pk])
 
 
 # --- Phases opening and ending soon (a periodic task, CELERY_BEAT_SCHEDULE) ---------------
