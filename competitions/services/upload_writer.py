@@ -61,17 +61,16 @@ class _Disk:
 
     def __init__(self, path: str) -> None:
         self.fd = os.open(path, os.O_WRONLY)
-        self.direct: int | None = None
-        with contextlib.suppress(OSError, AttributeError):  # tmpfs, macOS: no O_DIRECT
-            self.direct = os.open(path, os.O_WRONLY | os.O_DIRECT)
+        self.direct = _open_direct(path)
+        self._opened = [fd for fd in (self.fd, self.direct) if fd is not None]
         self._cached = 0
         self._lock = threading.Lock()
 
     def write(self, data: memoryview, at: int) -> None:
-        aligned = at % ALIGN == 0 and len(data) % ALIGN == 0
-        if aligned and self.direct is not None:
+        direct = self.direct
+        if direct is not None and at % ALIGN == 0 and len(data) % ALIGN == 0:
             try:
-                _write_all(self.direct, data, at)
+                _write_all(direct, data, at)
                 return
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
@@ -92,9 +91,15 @@ class _Disk:
         os.fsync(self.fd)  # the inode's: the direct writes' blocks and size too
 
     def close(self) -> None:
-        for fd in (self.fd, self.direct):
-            if fd is not None:
-                os.close(fd)
+        for fd in self._opened:
+            os.close(fd)
+
+
+def _open_direct(path: str) -> int | None:
+    try:
+        return os.open(path, os.O_WRONLY | os.O_DIRECT)
+    except (OSError, AttributeError):  # tmpfs, macOS: no O_DIRECT
+        return None
 
 
 def _write_all(fd: int, data: memoryview, at: int) -> None:
@@ -156,7 +161,7 @@ class _Writer:
         try:
             while received < end or chunks:
                 if len(chunks) == BUFFERS or received == end:
-                    self._settle(chunks.popleft())
+                    self._settle(chunks)
                     continue
                 # Chunks end on multiples of CHUNK_BYTES: whole ones are aligned.
                 size = min(tus.CHUNK_BYTES - received % tus.CHUNK_BYTES, end - received)
@@ -177,12 +182,14 @@ class _Writer:
         finally:
             self._finish(chunks, disk, failed=failed)
 
-    def _settle(self, chunk: _Chunk) -> None:
-        """Wait for the oldest chunk: hashed and written, it counts (not yet durable)."""
+    def _settle(self, chunks: deque[_Chunk]) -> None:
+        """Wait for the oldest chunk: hashed and written, it counts (not yet durable) and
+        leaves the queue; one that failed stays first, so nothing after it ever counts."""
+        chunk = chunks[0]
         if chunk.hashed is not None:
             chunk.hashed.result()
         chunk.written.result()
-        self.written += chunk.length
+        self.written += chunks.popleft().length
 
     def _sync(self, disk: _Disk) -> None:
         disk.sync()
@@ -192,7 +199,7 @@ class _Writer:
     def _record(self, chunks: deque[_Chunk], disk: _Disk) -> None:
         """Every chunk in flight settled and fsync'ed, then the offset recorded."""
         while chunks:
-            self._settle(chunks.popleft())
+            self._settle(chunks)
         self._sync(disk)
         refreshed = timezone.now()
         kept = Upload.objects.filter(pk=self.upload_id, locked_at=self.token).update(
@@ -210,7 +217,7 @@ class _Writer:
             self.sha = None
             with contextlib.suppress(Exception):
                 while chunks:
-                    self._settle(chunks.popleft())
+                    self._settle(chunks)
             with contextlib.suppress(OSError):
                 self._sync(disk)
         else:
