@@ -4,7 +4,8 @@ hashes them in order and two write them out.
 
 Contracts:
 - `_Writer.at` is the offset the caller may record and report: every byte before it is on
-  disk and fsync'ed, also when the copy fails half-way (a dead connection, a full disk);
+  disk and fsync'ed, also when the body ends early (the client went away) or the copy
+  fails half-way (a full disk, a lock taken over);
 - `_Writer.sha` covers exactly the bytes before `at`, or is None (then the file is hashed
   again at the end);
 - memory per PATCH is BUFFERS x tus.CHUNK_BYTES, whatever the body's size;
