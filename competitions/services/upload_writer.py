@@ -3,10 +3,10 @@ durable: the body is received into a few page-aligned buffers while, beside it, 
 hashes them in order and two write them out.
 
 Contracts:
-- `_Writer.at` is the offset the caller may record and report: every byte before it is on
+- `PatchWriter.at` is the offset the caller may record and report: every byte before it is on
   disk and fsync'ed, also when the body ends early (the client went away) or the copy
   fails half-way (a full disk, a lock taken over);
-- `_Writer.sha` covers exactly the bytes before `at`, or is None (then the file is hashed
+- `PatchWriter.sha` covers exactly the bytes before `at`, or is None (then the file is hashed
   again at the end);
 - memory per PATCH is BUFFERS x tus.CHUNK_BYTES, whatever the body's size;
 - whole, aligned chunks bypass the page cache (O_DIRECT) where the file system allows it;
@@ -125,7 +125,7 @@ class _Chunk:
 
 
 @dataclass
-class _Writer:
+class PatchWriter:
     """One PATCH's progress: `at` bytes are on disk; `token` is its lock's timestamp."""
 
     upload_id: uuid.UUID

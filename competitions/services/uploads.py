@@ -15,7 +15,7 @@ Contracts:
 - memory per append is a few chunks (competitions/services/upload_writer.py: one received
   while the others are hashed and written), whatever the body's size;
 - the offset recorded, and so reported, only counts bytes on disk and fsync'ed
-  (upload_writer._Writer.at);
+  (upload_writer.PatchWriter.at);
 - the bytes a client sent before its connection broke are kept and counted.
 """
 
@@ -43,7 +43,7 @@ from competitions.middleware import submission_upload_limit
 from competitions.models import Competition, Submission, Upload
 from competitions.permissions import NotFound
 from competitions.services.submissions import _safe_name, submission_create
-from competitions.services.upload_writer import Readable, _Writer
+from competitions.services.upload_writer import PatchWriter, Readable
 
 EXPIRES_AFTER = timedelta(hours=24)
 LOCK_STALE = timedelta(seconds=60)
@@ -116,7 +116,7 @@ def upload_append(*, upload: Upload, offset: int, length: int, stream: Readable)
             f"This upload is {upload.length} bytes; {length} more at {offset} would pass its end."
         )
     token = _claim(upload=upload, offset=offset)
-    writer = _Writer(
+    writer = PatchWriter(
         upload_id=upload.pk, token=token, at=offset, sha=_hashes.resume(upload.pk, offset)
     )
     try:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from competitions import tus
 from competitions.models import Upload
 from competitions.services import upload_writer
-from competitions.services.upload_writer import _Writer
+from competitions.services.upload_writer import PatchWriter
 from competitions.services.uploads import staging_path, upload_create
 
 MIB = tus.CHUNK_BYTES
@@ -80,8 +80,8 @@ def _remember(path: str, opened: dict[int, str]) -> int:
     return fd
 
 
-def _writer(at: int = 0, sha=None) -> _Writer:
-    return _Writer(upload_id=None, token=timezone.now(), at=at, sha=sha)  # type: ignore[arg-type]
+def _writer(at: int = 0, sha=None) -> PatchWriter:
+    return PatchWriter(upload_id=None, token=timezone.now(), at=at, sha=sha)  # type: ignore[arg-type]
 
 
 def test_whole_chunks_bypass_the_page_cache_and_an_unaligned_start_and_end_do_not(staged, routed):
@@ -194,7 +194,7 @@ def test_a_slow_body_records_its_progress_mid_chunk_and_only_bytes_fsynced(
     body.on_read = lambda: seen.append(
         (Upload.objects.get(pk=upload.pk).offset, max(synced, default=0))
     )
-    writer = _Writer(upload_id=upload.pk, token=token, at=0, sha=hashlib.sha256())
+    writer = PatchWriter(upload_id=upload.pk, token=token, at=0, sha=hashlib.sha256())
 
     writer.copy(stream=body, path=staging_path(upload), length=len(content))
 
