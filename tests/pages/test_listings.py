@@ -307,3 +307,39 @@ def test_the_manifest_downloads_as_a_named_attachment(client, competition, parti
     client.force_login(participant)
     page = client.get(f"/c/{competition.slug}/entries/{submission.pk}/").content.decode()
     assert "without the host's name" not in page
+
+
+# --- Metric labels -----------------------------------------------------------------------
+
+PAGES_WITH_SCORES = {
+    "alice": [
+        "/",
+        "/c/tiny/",
+        "/c/tiny/leaderboard/",
+        "/c/tiny/statistics/",
+        "/c/tiny/submissions/",
+        "/c/tiny/submissions/{submission}/",
+        "/c/tiny/entries/{submission}/",
+    ],
+    "orga": [
+        "/c/tiny/leaderboard/?split=private",
+        "/c/tiny/organize/",
+        "/c/tiny/organize/data/",
+        "/c/tiny/organize/submissions/",
+    ],
+}
+
+
+def test_no_page_shows_a_metric_by_its_id(client, competition, organizer, participant):
+    submission = scored(participant.teams.get(), 0.8, 0.7)
+    scored(team_for(competition, "bob2"), 0.9, 0.6)
+    for user, urls in PAGES_WITH_SCORES.items():
+        client.force_login(participant if user == "alice" else organizer)
+        for url in urls:
+            response = client.get(url.format(submission=submission.pk))
+            assert response.status_code == 200, url
+            # The manifest's JSON is data for a program: its ids stay ids.
+            text = re.sub(r"<pre.*?</pre>|<[^>]+>", " ", response.content.decode(), flags=re.S)
+            assert "roc_auc" not in text, url
+            if url not in ("/", "/c/tiny/organize/", "/c/tiny/organize/data/"):
+                assert "ROC AUC" in text, url  # the page does name the metric
