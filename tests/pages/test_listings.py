@@ -213,11 +213,12 @@ def test_a_members_board_runs_the_same_queries_whatever_its_size(
     client.force_login(participant)
     client.get("/")  # sets the CSRF cookie the page's log-out form's token comes from
     # session, user, competition, membership (with its last submission), organizer check,
-    # rows, counts, the board's statistics, the team's best and last; a kept page: the first 5
-    with django_assert_num_queries(9):
+    # the bell's unread count, rows, counts, the board's statistics, the team's best and
+    # last; a kept page: the first 6
+    with django_assert_num_queries(10):
         page = _board(client, competition)
     assert "Your last" in page
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         assert _board(client, competition) == page
 
 
