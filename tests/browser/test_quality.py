@@ -94,6 +94,7 @@ PARTICIPANT_PAGES = [
     ("data", "/c/tiny/data/"),
     ("rules", "/c/tiny/rules/"),
     ("leaderboard", "/c/tiny/leaderboard/"),
+    ("leaderboard-sorted-search", "/c/tiny/leaderboard/?sort=-last&q=a"),
     ("statistics", "/c/tiny/statistics/"),
     ("submit", "/c/tiny/submit/"),
     ("my-submissions", "/c/tiny/submissions/"),
