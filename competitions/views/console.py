@@ -11,6 +11,7 @@ write the log. A refusal is shown beside the field, with what was typed kept.
 from __future__ import annotations
 
 from collections.abc import Callable
+from copy import copy
 from functools import partial
 
 from django.contrib import messages
@@ -100,8 +101,10 @@ def phases(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     limits = LimitsForm(bound("limits"), instance=competition)
     ties = TieRuleForm(bound("ties"), instance=competition)
     new = PhaseForm(bound("new"), instance=Phase(competition=competition), prefix="new")
+    # Each form gets a copy: validating sets its instance's fields, and the page's headings
+    # keep the stored names while a refused change is shown.
     rows = [
-        (phase, PhaseForm(bound(str(phase.pk)), instance=phase, prefix=f"p{phase.pk}"))
+        (phase, PhaseForm(bound(str(phase.pk)), instance=copy(phase), prefix=f"p{phase.pk}"))
         for phase in competition.phases.annotate(submission_count=Count("submissions"))
     ]
     saves: list[tuple[str, BaseForm, Callable[[], str]]] = [
