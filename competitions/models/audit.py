@@ -29,6 +29,8 @@ class OrganizerAction(models.Model):
         SUBMISSION_REQUALIFIED = "submission_requalified", "Ranked a submission again"
         SUBMISSION_RESCORED = "submission_rescored", "Queued a submission for scoring again"
         RESCORE_ALL_STARTED = "rescore_all_started", "Started rescoring every submission"
+        VERSION_SWITCH_STARTED = "version_switch_started", "Started ranking by another version"
+        REPLICATION_CANCELLED = "replication_cancelled", "Cancelled a replication"
         TEAM_BANNED = "team_banned", "Banned a team"
         TEAM_UNBANNED = "team_unbanned", "Lifted a team's ban"
         FINALIZED = "finalized", "Finalized the competition"

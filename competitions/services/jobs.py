@@ -95,13 +95,22 @@ def version_switch_start(
     if competition.is_finalized:
         raise FinalizedError(VERSION_FROZEN)
     _refuse_if_busy(competition)
-    return organizer_job_create(
-        competition=competition,
-        kind=Kind.VERSION_SWITCH,
-        user=user,
-        params={"number": number, "rescore": rescore},
-        total=Team.objects.filter(competition=competition).count(),
-    )
+    with transaction.atomic():
+        job = organizer_job_create(
+            competition=competition,
+            kind=Kind.VERSION_SWITCH,
+            user=user,
+            params={"number": number, "rescore": rescore},
+            total=Team.objects.filter(competition=competition).count(),
+        )
+        organizer_action_record(
+            competition_id=competition.pk,
+            by=user,
+            kind=Logged.VERSION_SWITCH_STARTED,
+            target=f"version {number}",
+            details={"job": job.pk, "rescore": rescore},
+        )
+    return job
 
 
 def rescore_all_start(*, competition: Competition, user: User) -> OrganizerJob:
