@@ -103,11 +103,14 @@ PARTICIPANT_PAGES = [
 ]
 ORGANIZER_PAGES = [
     ("organize", "/c/tiny/organize/"),
+    ("organize-overview", "/c/tiny/organize/overview/"),
     ("organize-data", "/c/tiny/organize/data/"),
     ("organize-phases", "/c/tiny/organize/phases/"),
     ("organize-submissions", "/c/tiny/organize/submissions/"),
     ("organize-teams", "/c/tiny/organize/teams/"),
+    ("organize-people", "/c/tiny/organize/people/"),
     ("organize-shakeup", "/c/tiny/organize/shake-up/"),
+    ("organize-log", "/c/tiny/organize/log/"),
     ("organize-import", "/organize/import/"),
     ("organize-apply", "/organize/apply/"),
 ]
