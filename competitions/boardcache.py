@@ -71,6 +71,9 @@ class BoardKey:
     fmt: str  # html, json or csv
     params: tuple[str, ...]  # whatever else the answer depends on (split, page, URL)
     shared: bool  # whether a shared cache (a proxy) may keep the answer
+    # The competition's status the answer shows (it moves with the clock), when it shows one:
+    # what competitions/boardfast.py checks besides the token.
+    status: str = ""
 
     @property
     def name(self) -> str:
@@ -131,11 +134,21 @@ def board_response(
         keep(response)
     if response.status_code == 200:
         _headed(response, key, key.etag)
+        _mark(response, key, key.token)
     return response
+
+
+# The attribute that tells competitions/boardfast.py which key and token a 200 answers.
+MARK = "heldout_board"
+
+
+def _mark(response: HttpResponseBase, key: BoardKey, token: str) -> None:
+    setattr(response, MARK, (key, token))
 
 
 def _from_kept(kept: dict, key: BoardKey) -> HttpResponseBase:
     response = HttpResponse(kept["body"], headers=kept["headers"])
+    _mark(response, key, kept["token"])
     return _headed(response, key, _etag(key.name, kept["token"]))
 
 

@@ -199,6 +199,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponseBase:
         params=(split, str(page), status, sort, last_submission_token(viewer.membership)),
         shared=not request.user.is_authenticated
         and competition.visibility == Competition.Visibility.PUBLIC,
+        status=status,
     )
     return boardcache.board_response(request, key, render_page)
 

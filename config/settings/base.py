@@ -65,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "competitions.middleware.UploadSizeLimitMiddleware",
+    # Anonymous board reads from their kept copy, before sessions, auth and the view.
+    "competitions.boardfast.BoardFastPathMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "competitions.middleware.CommonMiddleware",  # no slash-appending redirect under /api/
     "competitions.middleware.SiteNotFoundMiddleware",  # the site's 404 page with DEBUG on too
