@@ -31,11 +31,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotModified
 
@@ -89,18 +91,46 @@ def fast_key(request: HttpRequest) -> tuple[str, str] | None:
 
 def _current(slug: str) -> tuple | None:
     """(id, visibility, finalized_at, start_at, end_at, task version, board version) of the
-    competition `slug` now: one statement on its unique slug."""
+    competition `slug` now: one statement on its unique slug. The ORM builds and compiles it
+    once per thread and connection (that is most of this path's cost otherwise); the
+    database's converters still read the values (SQLite's datetimes, say)."""
+    wrapper = connections[DEFAULT_DB_ALIAS]  # this thread's
+    compiled = getattr(_compiled, "query", None)
+    if compiled is None or compiled[0] is not wrapper:
+        compiled = _compiled.query = (wrapper, *_compile(wrapper))
+    _, sql, params, slug_at, converters, compiler = compiled
+    params = [*params[:slug_at], slug, *params[slug_at + 1 :]]
+    # CONN_HEALTH_CHECKS would first send a `SELECT 1` on a reused connection: this
+    # statement is its own check (a failure closes the connection and the normal path
+    # answers on a new one, BoardFastPathMiddleware._from_kept).
+    wrapper.health_check_done = True
+    with wrapper.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if converters:
+        rows = list(compiler.apply_converters(rows, converters))
+    return tuple(rows[0]) if rows else None
+
+
+_compiled = threading.local()
+_SLUG_MARK = "\0heldout-board-fast-path-slug\0"
+
+
+def _compile(wrapper: BaseDatabaseWrapper) -> tuple:
     board = BoardVersion.objects.filter(competition_id=OuterRef("pk")).values("version")[:1]
-    rows = (
-        Competition.objects.filter(slug=slug)
+    query = (
+        Competition.objects.filter(slug=_SLUG_MARK)
         .order_by()
         .annotate(board_version=Subquery(board))
         .values_list(
             "pk", "visibility", "finalized_at", "start_at", "end_at", "task__version",
             "board_version",
         )[:1]
-    )  # fmt: skip
-    return next(iter(rows), None)
+    ).query  # fmt: skip
+    compiler = query.get_compiler(connection=wrapper)
+    sql, params = compiler.as_sql()
+    converters = compiler.get_converters([column[0] for column in compiler.select])
+    return sql, tuple(params), params.index(_SLUG_MARK), converters, compiler
 
 
 def _valid(kept: dict, row: tuple) -> bool:
@@ -213,7 +243,8 @@ class BoardFastPathMiddleware:
         except DatabaseError:
             # A connection broken since its last use (a database restart): closed, so that
             # the normal path opens a new one (or meets the outage, and answers it as one).
-            connection.close()
+            if not connection.in_atomic_block:  # (a test's transaction holds it open)
+                connection.close()
             return None
         except Exception:  # the shared cache unreachable, say: the normal path answers
             logger.debug("board fast path: fell through", exc_info=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import OperationalError
 from django.test import Client
 from django.utils import timezone
 
@@ -245,3 +246,19 @@ def test_with_the_board_cache_off_nothing_is_answered_from_a_copy(client, board,
     client.get(url)
 
     assert not _fast(client.get(url))
+
+
+def test_a_database_error_on_the_fast_path_leaves_the_answer_to_the_normal_path(
+    client, board, monkeypatch
+):
+    url = URLS["json"].format(board.slug)
+    _kept(client, url)
+
+    def broken(slug: str):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("competitions.boardfast._current", broken)
+
+    response = client.get(url)
+    assert response.status_code == 200
+    assert not _fast(response)
