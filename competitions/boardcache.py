@@ -16,6 +16,10 @@ page, the JSON, the CSV) are rendered once per board version and kept in the "bo
   "boards-local" cache, else the shared one); else the view renders it and it is kept. While one request renders a new version, the others answer the previous one (with
   its own ETag) rather than render the same thing at once.
 
+An anonymous read of a kept page or JSON is answered earlier still, before sessions and
+the view (competitions/boardfast.py), from a copy of the answer given here: each 200 from
+`board_response` carries its key and token (`MARK`) for it.
+
 HELDOUT_BOARD_CACHE=false turns all of it off (what bench/bench_board_load.py compares).
 """
 
