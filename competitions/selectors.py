@@ -4,7 +4,7 @@ so list pages run a fixed number of queries whatever their length."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -32,7 +32,7 @@ from competitions.models import (
 )
 from competitions.permissions import is_organizer
 from competitions.rules import tie_rule_sentence
-from scoring.metrics import metric_get
+from scoring.metrics import metric_get, normalized_score
 from scoring.shakeup import change_label
 from scoring.statistics import RankBounds
 
@@ -77,10 +77,40 @@ class LeaderboardRow:
     public_rank: int | None = None
     rank_change: int | None = None
     beyond_sampling: bool | None = None
+    # 0 = the constant predictor's score, 1 = a perfect score (scoring.baselines); None
+    # until the constant predictor of the ranked version is scored.
+    normalized_score: float | None = None
+    is_reference = False
 
     @property
     def since_public(self) -> str:
         return change_label(self.rank_change)
+
+
+@dataclass
+class ReferenceRow:
+    """A reference row of the board (services/references.py): never ranked, never a team.
+    `position` is the number of team rows above it (those with a score at least as good)."""
+
+    kind: str
+    label: str
+    score: float
+    scores: dict[str, float | None]
+    secondary: list[float | None]
+    ci_low: float | None
+    ci_high: float | None
+    normalized_score: float | None
+    reason: str
+    position: int = 0
+    is_reference = True
+
+
+@dataclass(frozen=True)
+class ReferenceMissing:
+    """A reference the task's files did not allow (or that failed), and why."""
+
+    label: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -102,6 +132,26 @@ class LeaderboardPage:
     count: int
     rows: list[LeaderboardRow]
     bootstrap: Bootstrap | None = None  # None until a worker computed the board's intervals
+    # The ranked version's reference rows, best first, wherever they fall (paging aside),
+    # and the references not made, with the reason.
+    references: list[ReferenceRow] = field(default_factory=list)
+    references_missing: list[ReferenceMissing] = field(default_factory=list)
+
+    def with_references(self, rows: list[LeaderboardRow], offset: int) -> list[Any]:
+        """`rows` (the board's rows from `offset` on) with the reference rows that fall
+        among them, each after the team rows at least as good: every reference shows on
+        exactly one page (the last one if it is below every row)."""
+        end = offset + len(rows)
+        last = end >= self.count
+        lines: list[Any] = []
+        pending = [
+            r for r in self.references if offset <= r.position and (r.position < end or last)
+        ]
+        for i, row in enumerate(rows, start=offset):
+            while pending and pending[0].position <= i:
+                lines.append(pending.pop(0))
+            lines.append(row)
+        return lines + pending
 
 
 INTERVAL_COLUMNS = ("ci_low", "ci_high", "interval_submission_id")
@@ -110,8 +160,8 @@ INTERVAL_COLUMNS = ("ci_low", "ci_high", "interval_submission_id")
 def leaderboard_page(
     *, competition: Competition, split: str, offset: int = 0, limit: int | None = 100
 ) -> LeaderboardPage:
-    """One page of a board in 4 queries (task, rows, counts, the board's statistics)
-    whatever the number of submissions.
+    """One page of a board in 4 queries (task, rows, counts, the board's statistics with
+    its reference rows) whatever the number of submissions.
 
     Rows come in index order; a row's rank is 1 + the number of rows with a strictly
     better score, so only the page's first rank needs counting: equal scores share a rank.
@@ -152,8 +202,21 @@ def leaderboard_page(
         ordered = ordered.annotate(**_shakeup_columns(competition))
     window = list(ordered[offset : offset + limit] if limit is not None else ordered[offset:])
     first_key = window[0]["sort_key"] if window else float("inf")
-    counts = base.aggregate(total=Count("pk"), better=Count("pk", filter=Q(sort_key__gt=first_key)))
     stats = board_statistics_read(competition=competition, split=split)
+    references, missing = _references(stats, task)
+    # Each reference's place: the number of rows at least as good, counted with the rest.
+    placed = {
+        f"reference_{i}": Count(
+            "pk", filter=Q(sort_key__gte=_sort_key(r.score, metric.higher_is_better))
+        )
+        for i, r in enumerate(references)
+    }
+    counts = base.aggregate(
+        total=Count("pk"), better=Count("pk", filter=Q(sort_key__gt=first_key)), **placed
+    )
+    for i, reference in enumerate(references):
+        reference.position = counts[f"reference_{i}"]
+    constant = next((r.score for r in references if r.kind == "constant"), None)
     intervals = [_current_interval(r) for r in window]
     ranks = plausible_ranks(stats, metric.higher_is_better, intervals)
     rows: list[LeaderboardRow] = []
@@ -183,6 +246,7 @@ def leaderboard_page(
                 public_rank=r.get("shakeup_public_rank"),
                 rank_change=r.get("shakeup_change"),
                 beyond_sampling=r.get("shakeup_beyond"),
+                normalized_score=normalized_score(metric, r["score"], constant),
             )
         )
     return LeaderboardPage(
@@ -194,7 +258,41 @@ def leaderboard_page(
         count=counts["total"],
         rows=rows,
         bootstrap=Bootstrap(stats["seed"], stats["resamples"], stats["level"]) if stats else None,
+        references=references,
+        references_missing=missing,
     )
+
+
+def _sort_key(score: float, higher_is_better: bool) -> float:
+    return score if higher_is_better else -score
+
+
+def _references(
+    stats: Mapping[str, Any] | None, task: Task
+) -> tuple[list[ReferenceRow], list[ReferenceMissing]]:
+    """The board's reference rows of the ranked version (BoardStatistics.references), best
+    first, and those not made."""
+    metric = metric_get(task.primary_metric)
+    kept = [r for r in (stats or {}).get("references") or [] if r["task_version"] == task.version]
+    scored = [r for r in kept if r["status"] == "scored" and r["score"] is not None]
+    constant = next((r["score"] for r in scored if r["kind"] == "constant"), None)
+    rows = [
+        ReferenceRow(
+            kind=r["kind"],
+            label=r["label"],
+            score=r["score"],
+            scores=r["scores"],
+            secondary=[r["scores"].get(m) for m in task.secondary_metrics],
+            ci_low=r["ci_low"],
+            ci_high=r["ci_high"],
+            normalized_score=normalized_score(metric, r["score"], constant),
+            reason=r["reason"],
+        )
+        for r in scored
+    ]
+    rows.sort(key=lambda r: -_sort_key(r.score, metric.higher_is_better))
+    missing = [ReferenceMissing(r["label"], r["reason"]) for r in kept if r not in scored]
+    return rows, missing
 
 
 def _shakeup_columns(competition: Competition) -> dict[str, Subquery]:
@@ -260,7 +358,7 @@ def board_statistics_read(*, competition: Competition, split: str) -> Mapping[st
     """The board's bootstrap parameters and sorted bounds (models.BoardStatistics)."""
     return (
         BoardStatistics.objects.filter(competition=competition, split=split)
-        .values("seed", "resamples", "level", "bounds")
+        .values("seed", "resamples", "level", "bounds", "references")
         .first()
     )
 

@@ -17,8 +17,8 @@ same scores, per-row values and intervals.
   regression; deterministic (no random state is involved). Without either file, or without
   a usable feature or target, it is skipped with the reason.
 
-`normalized_score` places a score between the constant predictor (0) and a perfect score
-(1), as AMLB reports, whatever the metric's direction.
+`normalized_score` (scoring.metrics) places a score between the constant predictor (0) and
+a perfect score (1), as AMLB reports, whatever the metric's direction.
 """
 
 from __future__ import annotations
@@ -30,28 +30,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scoring.metrics import Metric
+from scoring.metrics import normalized_score
 from scoring.spec import TaskSpec, canonical_label
 
+__all__ = ["normalized_score", "references_make"]
 KINDS = ("constant", "model")
 LABELS = {"constant": "Constant predictor", "model": "Simple model"}
 # A training file larger than this is not read for a reference (the worker's memory).
 MAX_TRAIN_BYTES = 200 << 20
 MAX_TRAIN_ROWS = 500_000
-# The value a perfect prediction gets on each metric (None: no fixed best).
-PERFECT: dict[str, float] = {
-    "accuracy": 1.0,
-    "balanced_accuracy": 1.0,
-    "f1": 1.0,
-    "f1_macro": 1.0,
-    "log_loss": 0.0,
-    "roc_auc": 1.0,
-    "average_precision": 1.0,
-    "rmse": 0.0,
-    "mse": 0.0,
-    "mae": 0.0,
-    "r2": 1.0,
-}
 
 
 @dataclass(frozen=True)
@@ -300,14 +287,3 @@ def prediction_write(table: pd.DataFrame, path: Path) -> Path:
     """Write a reference's predictions as CSV (floats in full precision)."""
     table.to_csv(path, index=False, float_format="%.17g")
     return path
-
-
-def normalized_score(metric: Metric, score: float | None, constant: float | None) -> float | None:
-    """(score - constant) / (perfect - constant): 0 is the constant predictor, 1 perfect,
-    negative worse than the constant. The difference takes the metric's direction, so a
-    lower-is-better metric normalises the same way. None when unknown or when the
-    constant is already perfect."""
-    perfect = PERFECT.get(metric.name)
-    if score is None or constant is None or perfect is None or perfect == constant:
-        return None
-    return (score - constant) / (perfect - constant)

@@ -5,7 +5,8 @@ uploads: resumable (tus) uploads;
 
 jobs: organizers' background jobs; webhooks: users' signed endpoints and their deliveries;
 outbox: the Celery messages to send (the transactional outbox); statistics: how each board's
-intervals were drawn, and the shake-up report; boards: the version of what each
+intervals were drawn, and the shake-up report; references: the platform's reference results
+(constant predictor, simple model); boards: the version of what each
 leaderboard shows."""
 
 from competitions.models.boards import BoardVersion
@@ -25,6 +26,7 @@ from competitions.models.core import (
 from competitions.models.jobs import OrganizerJob
 from competitions.models.lifecycle import CompetitionEvent
 from competitions.models.outbox import OutboxMessage
+from competitions.models.references import ReferenceResult
 from competitions.models.runs import (
     Replication,
     SandboxRun,
@@ -48,6 +50,7 @@ __all__ = [
     "OrganizerJob",
     "OutboxMessage",
     "Phase",
+    "ReferenceResult",
     "Replication",
     "SandboxRun",
     "Score",

@@ -233,6 +233,8 @@ def _leaderboard_page(
         "leaderboard",
         board=board,
         rows=rows,
+        # The rows with the reference rows that fall among them (never numbered).
+        lines=board.with_references(rows, offset),
         page=page,
         pages=pages,
         page_numbers=_page_numbers(page, pages),

@@ -7,12 +7,11 @@ import pytest
 
 from scoring.baselines import (
     constant_values,
-    normalized_score,
     prediction_write,
     references_make,
 )
 from scoring.evaluate import evaluate, load_truth
-from scoring.metrics import metric_get
+from scoring.metrics import metric_get, normalized_score
 from scoring.spec import TaskSpec
 
 BINARY = TaskSpec(

@@ -1,0 +1,251 @@
+"""Reference rows (services/references.py, judging/references.py): made once per task version
+by the worker's service, scored by the real in-process scorer, shown on the board, and never
+a team."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import pytest
+from django.core.files.base import ContentFile
+from django.utils import timezone
+
+from competitions.management.commands.demo_setup import demo_bundle_build
+from competitions.models import (
+    BoardStatistics,
+    BoardVersion,
+    OutboxMessage,
+    ReferenceResult,
+    Team,
+)
+from competitions.selectors import leaderboard_page
+from competitions.services.bundles import bundle_import
+from competitions.services.intervals import leaderboard_intervals_refresh
+from competitions.services.references import REFERENCES_TASK
+from competitions.services.versions import task_version_activate, task_version_create
+from judging.references import references_compute
+from scoring.scorers import InProcessScorer
+from scoring.statistics import RankBounds
+from tests import factories
+from tests.competitions.test_intervals import board, submit
+
+pytestmark = pytest.mark.django_db
+
+
+def _compute(competition) -> int:
+    return references_compute(competition_id=competition.pk, scorer=InProcessScorer())
+
+
+@pytest.fixture
+def demo(tmp_path, organizer):
+    """The demo's bundle (a training file and test inputs), imported."""
+    return bundle_import(source=demo_bundle_build(tmp_path / "bundle"), organizer=organizer)
+
+
+def test_publishing_a_competition_asks_a_worker_for_its_references_once(demo):
+    messages = OutboxMessage.objects.filter(task=REFERENCES_TASK)
+
+    assert list(messages.values_list("args", flat=True)) == [[demo.pk]]
+    assert messages.get().queue == demo.task.queue
+
+
+def test_the_worker_scores_the_constant_and_the_model_once_per_version(demo):
+    assert _compute(demo) == 2
+    assert _compute(demo) == 0  # a redelivered task finds them recorded
+
+    constant = ReferenceResult.objects.get(competition=demo, kind="constant")
+    model = ReferenceResult.objects.get(competition=demo, kind="model")
+    assert (constant.task_version, constant.status) == (1, "scored")
+    assert constant.reason == "learnt from the training file"
+    # A constant probability ranks nothing: its ROC AUC is one half on both splits.
+    assert constant.scores["public"]["roc_auc"] == 0.5
+    assert constant.scores["private"]["roc_auc"] == 0.5
+    assert model.label == "Simple model (logistic regression)"
+    assert model.scores["private"]["roc_auc"] > 0.95
+    low, high = model.intervals["private"]
+    assert low < model.scores["private"]["roc_auc"] <= high
+    assert constant.row_values
+    assert model.influence
+
+
+def test_the_board_shows_the_references_unranked_with_their_intervals(demo):
+    _compute(demo)
+
+    page = leaderboard_page(competition=demo, split="public")
+
+    assert page.count == 0
+    assert page.rows == []
+    assert [r.kind for r in page.references] == ["model", "constant"]
+    model, constant = page.references
+    assert model.ci_low is not None
+    assert model.ci_low <= model.score <= model.ci_high
+    assert constant.normalized_score == 0.0
+    assert model.normalized_score == pytest.approx((model.score - 0.5) / 0.5)
+    assert [r.position for r in page.references] == [0, 0]
+
+
+def test_a_reference_is_never_a_team_nor_a_competitor_for_ranks(demo):
+    _compute(demo)
+    team = factories.team_for(demo, "ann")
+    factories.scored_submission(
+        team,
+        {"public": {"roc_auc": 0.75}, "private": {"roc_auc": 0.7}},
+        created_at=timezone.now(),
+    )
+
+    page = leaderboard_page(competition=demo, split="public")
+
+    assert Team.objects.filter(competition=demo).count() == 1
+    assert page.count == 1
+    assert [(r.rank, r.team) for r in page.rows] == [(1, "ann")]
+    # The model is above the team, the constant below: the team is still #1.
+    assert [r.position for r in page.references] == [0, 1]
+    lines = page.with_references(page.rows, 0)
+    assert [getattr(line, "kind", "team") for line in lines] == ["model", "team", "constant"]
+    assert page.rows[0].normalized_score == pytest.approx(0.5)
+
+
+def test_the_plausible_ranks_and_the_tie_with_the_leader_leave_references_out():
+    competition, labels = board(slug="ranks")
+    submit(competition, factories.team_for(competition, "ann"), labels, 0.3, 1)
+    _compute(competition)
+    leaderboard_intervals_refresh(competition_id=competition.pk)
+
+    page = leaderboard_page(competition=competition, split="public")
+
+    stats = BoardStatistics.objects.get(competition=competition, split="public")
+    bounds = RankBounds.from_bytes(bytes(stats.bounds), higher_is_better=True)
+    assert len(bounds.lower) == 1  # the team's interval only, not the reference's
+    assert page.references[0].ci_low is not None
+    row = page.rows[0]
+    assert (row.rank, row.rank_best, row.rank_worst, row.tied_with_leader) == (1, 1, 1, True)
+
+
+def test_a_new_ranked_version_gets_its_own_references_and_switching_back_shows_the_old(demo):
+    _compute(demo)
+    task = demo.task
+    flipped = _flipped_truth(task)
+    version = task_version_create(task=task, ground_truth=ContentFile(flipped, name="v2.csv"))
+
+    task_version_activate(task=task, number=version.number)
+
+    # Until the worker ran, the new version has no reference rows on the board.
+    assert leaderboard_page(competition=demo, split="public").references == []
+    assert OutboxMessage.objects.filter(task=REFERENCES_TASK).count() == 2
+    assert _compute(demo) == 2
+    page = leaderboard_page(competition=demo, split="public")
+    assert {r.kind for r in page.references} == {"constant", "model"}
+    model_v2 = next(r for r in page.references if r.kind == "model")
+    # Every label flipped: the model trained on the (unflipped) training file is now wrong.
+    assert model_v2.score < 0.1
+    assert ReferenceResult.objects.filter(competition=demo).count() == 4
+
+    task.refresh_from_db()
+    task_version_activate(task=task, number=1)
+
+    model_v1 = next(
+        r
+        for r in leaderboard_page(competition=demo, split="public").references
+        if r.kind == "model"
+    )
+    assert model_v1.score > 0.9
+
+
+def _flipped_truth(task) -> bytes:
+    with task.ground_truth.open("rb") as handle:
+        text = handle.read().decode()
+    swap = {"benign": "malignant", "malignant": "benign"}
+    lines = text.splitlines()
+    out = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split(",")
+        cells[1] = swap[cells[1]]
+        out.append(",".join(cells))
+    return ("\n".join(out) + "\n").encode()
+
+
+def test_publishing_references_counts_the_board_version_up(demo):
+    before = BoardVersion.objects.filter(competition_id=demo.pk).values_list("version", flat=True)
+    start = before.first() or 0
+
+    _compute(demo)
+
+    assert (before.first() or 0) > start
+
+
+def test_without_a_training_file_the_model_is_not_made_and_the_board_says_why():
+    competition = factories.make_competition(slug="notrain")
+
+    assert _compute(competition) == 2
+
+    page = leaderboard_page(competition=competition, split="public")
+    assert [r.label for r in page.references] == ["Constant predictor (class prior)"]
+    assert [m.reason for m in page.references_missing] == ["the task has no public training file"]
+
+
+def test_the_normalized_score_of_a_lower_is_better_metric():
+    competition = factories.make_competition(
+        slug="loss", primary_metric="log_loss", secondary_metrics=()
+    )
+    _compute(competition)  # the ground truth's prior: 5 positives in 10 rows, so p = 0.5
+    team = factories.team_for(competition, "ann")
+    factories.scored_submission(
+        team, {"public": {"log_loss": 0.3}, "private": {"log_loss": 0.9}}, created_at=timezone.now()
+    )
+
+    page = leaderboard_page(competition=competition, split="public")
+
+    constant = page.references[0]
+    assert constant.score == pytest.approx(math.log(2))
+    # (0.3 - ln 2) / (0 - ln 2): lower loss, higher normalized score.
+    assert page.rows[0].normalized_score == pytest.approx(1 - 0.3 / math.log(2))
+    private = leaderboard_page(competition=competition, split="private")
+    # Worse than the constant: below 0.
+    assert private.rows[0].normalized_score == pytest.approx(1 - 0.9 / math.log(2))
+    assert private.rows[0].normalized_score < 0
+    # Below the constant on the private board: the reference is listed above the team.
+    assert private.references[0].position == 0
+
+
+def test_the_api_lists_the_references_and_each_rows_normalized_score(api):
+    competition, labels = board(slug="api-refs")
+    submit(competition, factories.team_for(competition, "ann"), labels, 0.3, 1)
+    _compute(competition)
+
+    body = api(None).get(f"/api/v1/competitions/{competition.slug}/leaderboard/").json()
+
+    assert [r["kind"] for r in body["references"]] == ["constant"]
+    reference = body["references"][0]
+    assert reference["name"] == "Constant predictor (class prior)"
+    assert reference["score"] == 0.5
+    assert reference["normalized_score"] == 0.0
+    assert reference["ci_low"] == reference["ci_high"] == 0.5
+    assert reference["position"] == 1
+    row = body["results"][0]
+    assert row["normalized_score"] == pytest.approx((row["score"] - 0.5) / 0.5)
+    assert body["references_missing"] == [
+        {
+            "name": "Simple model (logistic regression)",
+            "reason": "the task has no public training file",
+        }
+    ]
+
+
+def test_the_csv_has_the_reference_rows_unranked_and_the_normalized_column(api):
+    competition, labels = board(slug="csv-refs")
+    submit(competition, factories.team_for(competition, "ann"), labels, 0.3, 1)
+    _compute(competition)
+
+    response = api(None).get(f"/api/v1/competitions/{competition.slug}/leaderboard/?format=csv")
+
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert [(r["rank"], r["team"], r["reference"]) for r in rows] == [
+        ("1", "ann", ""),
+        ("", "Constant predictor (class prior)", "constant"),
+    ]
+    assert float(rows[1]["normalized_score"]) == 0.0
+    assert rows[1]["submission_id"] == ""
+    assert rows[1]["rank_best"] == ""
+    assert float(rows[0]["normalized_score"]) > 0
