@@ -80,6 +80,7 @@ def test_the_board_shows_the_references_unranked_with_their_intervals(demo):
     assert [r.kind for r in page.references] == ["model", "constant"]
     model, constant = page.references
     assert model.ci_low is not None
+    assert model.ci_high is not None
     assert model.ci_low <= model.score <= model.ci_high
     assert constant.normalized_score == 0.0
     assert model.normalized_score == pytest.approx((model.score - 0.5) / 0.5)
@@ -203,8 +204,10 @@ def test_the_normalized_score_of_a_lower_is_better_metric():
     assert page.rows[0].normalized_score == pytest.approx(1 - 0.3 / math.log(2))
     private = leaderboard_page(competition=competition, split="private")
     # Worse than the constant: below 0.
-    assert private.rows[0].normalized_score == pytest.approx(1 - 0.9 / math.log(2))
-    assert private.rows[0].normalized_score < 0
+    normalized = private.rows[0].normalized_score
+    assert normalized is not None
+    assert normalized == pytest.approx(1 - 0.9 / math.log(2))
+    assert normalized < 0
     # Below the constant on the private board: the reference is listed above the team.
     assert private.references[0].position == 0
 

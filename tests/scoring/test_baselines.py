@@ -61,6 +61,7 @@ def test_the_constant_learns_the_class_prior_from_the_training_file(tmp_path, tr
 
     # 10 of the 40 training rows are "yes" (x > 0), whatever the ground truth's 3 of 4.
     assert constant.reason == "learnt from the training file"
+    assert constant.predictions is not None
     assert constant.predictions["label"].tolist() == pytest.approx([0.25] * 4)
     assert constant.predictions["id"].tolist() == ["t1", "t2", "t3", "t4"]
     assert not model.made
@@ -71,6 +72,7 @@ def test_without_a_training_file_the_constant_uses_the_ground_truth_prior(truth)
     constant, model = references_make(BINARY, truth.ids, truth_values=truth.values)
 
     assert constant.reason == "learnt from the ground truth"
+    assert constant.predictions is not None
     assert constant.predictions["label"].tolist() == pytest.approx([0.75] * 4)
     assert model.reason == "the task has no public training file"
 
@@ -82,6 +84,7 @@ def test_the_model_trains_on_the_training_file_and_predicts_the_test_inputs(tmp_
     _, model = references_make(
         BINARY, truth.ids, truth_values=truth.values, train_path=train_path, test_path=test_path
     )
+    assert model.predictions is not None
     predictions = prediction_write(model.predictions, tmp_path / "model.csv")
     evaluation = evaluate(predictions_path=predictions, truth=truth, spec=BINARY)
 
@@ -157,6 +160,8 @@ def test_a_regression_model_is_ridge_regression_on_the_numeric_columns(tmp_path)
         spec, loaded.ids, truth_values=loaded.values, train_path=train_path, test_path=test_path
     )
 
+    assert constant.predictions is not None
+    assert model.predictions is not None
     assert constant.predictions["y"].tolist() == [20.0, 20.0]  # the training mean
     assert model.label == "Simple model (ridge regression)"
     # y = 2x + 1 on 20 rows; ridge (alpha 1, standardised x) shrinks the slope by 20/21.
