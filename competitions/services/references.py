@@ -125,7 +125,8 @@ def _intervals(
 
 def references_publish(*, competition: Competition) -> int:
     """Copy the ranked version's reference results onto each board's statistics row (what
-    the board shows). Returns how many results were published per board."""
+    the board shows), writing only a board whose rows change. Returns how many results
+    were published per board. Two reads when nothing changes, whatever the board."""
     version = competition.task.version
     primary = competition.task.primary_metric
     results = list(
@@ -133,11 +134,15 @@ def references_publish(*, competition: Competition) -> int:
             "kind"
         )
     )
+    shown = dict(
+        BoardStatistics.objects.filter(competition=competition).values_list("split", "references")
+    )
     for split in SPLITS:
         summary = [_summary(r, split, primary) for r in results]
+        if shown.get(split, []) == summary:  # an unchanged board keeps its version
+            continue
         stats = board_statistics_get(competition_id=competition.pk, split=split)
-        if stats.references != summary:  # an unchanged board keeps its version
-            BoardStatistics.objects.filter(pk=stats.pk).update(references=summary)
+        BoardStatistics.objects.filter(pk=stats.pk).update(references=summary)
     return len(results)
 
 

@@ -131,9 +131,11 @@ def test_adopting_the_reported_scorer_ranks_a_new_version_and_rescores_everythin
     assert "adopted by orga" in version.note
     submission.refresh_from_db()
     assert submission.status == "queued"
-    # The rescore of the one submission, and the refresh of the board's intervals.
+    # The rescore of the one submission, the refresh of the board's intervals, and the new
+    # version's reference rows.
     assert outbox.tasks() == [
         "competitions.tasks.leaderboard_intervals_task",
+        "judging.tasks.references_compute_task",
         "scoring.tasks.submission_score_task",
     ]
     assert not ScorerMismatchReport.objects.exists()
