@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from competitions.files import local_copy, scratch_dir
+from competitions.files import local_copy
 from competitions.models import Competition, ReferenceResult, TaskFile, TaskVersion
 from competitions.services.references import (
     ReferenceOutcome,
     reference_record,
     references_missing,
 )
+from judging.cleanup import REFERENCE, attempt_work_dir
 from judging.heartbeat import INFRASTRUCTURE_ERRORS
 from judging.services import scorer_default
 from scoring.baselines import Reference, prediction_write, references_make
@@ -46,7 +47,8 @@ def references_compute(*, competition_id: int, scorer: Scorer | None = None) -> 
     truth_file = ranked.ground_truth if ranked is not None else task.ground_truth
     spec = task.spec()
     recorded = 0
-    with scratch_dir() as work:
+    # In HELDOUT_WORK_DIR, like a submission's attempt: the sandbox mounts from there.
+    with attempt_work_dir(kind=REFERENCE, object_id=competition_id, attempt=version) as work:
         truth_path = local_copy(truth_file, work / "truth")
         truth = load_truth(truth_path, spec)
         train_path = _public_file(task, TaskFile.Kind.TRAIN, work)

@@ -54,7 +54,7 @@ def test_the_board_shows_intervals_the_leader_tie_and_reference_rows(
     expect(reference.locator(".badge.reference")).to_have_text("Reference")
     expect(reference).to_contain_text("Constant predictor (class prior)")
     expect(reference.locator("td").first).to_have_text("Not ranked")
-    expect(reference.locator("td.interval")).to_have_text("0.50000 – 0.50000")
+    expect(reference.locator("td.interval")).to_have_text("0.50000 \u2013 0.50000")
     expect(reference.locator("td.normalized")).to_have_text("0.000")
     expect(reference.locator("td.plausible-rank")).to_have_text("not ranked")
     expect(reference.locator(".leader-tie")).to_have_count(0)

@@ -7,6 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
+import socket
+import subprocess
 
 import pytest
 from django.core.files.base import ContentFile
@@ -25,6 +28,7 @@ from competitions.services.bundles import bundle_import
 from competitions.services.intervals import leaderboard_intervals_refresh
 from competitions.services.references import REFERENCES_TASK
 from competitions.services.versions import task_version_activate, task_version_create
+from judging.cleanup import work_dirs_cleanup
 from judging.references import references_compute
 from scoring.scorers import InProcessScorer
 from scoring.statistics import RankBounds
@@ -252,3 +256,18 @@ def test_the_csv_has_the_reference_rows_unranked_and_the_normalized_column(api):
     assert rows[1]["submission_id"] == ""
     assert rows[1]["rank_best"] == ""
     assert float(rows[0]["normalized_score"]) > 0
+
+
+def test_a_reference_folder_is_removed_once_its_process_is_gone(tmp_path, settings):
+    settings.HELDOUT_WORK_DIR = tmp_path
+    here = socket.gethostname()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = tmp_path / f"reference-7-1-abc123-{os.getpid()}@{here}"
+    gone = tmp_path / f"reference-7-1-def456-{dead.pid}@{here}"
+    for folder in (live, gone):
+        folder.mkdir()
+
+    assert work_dirs_cleanup() == 1
+
+    assert [p.name for p in tmp_path.iterdir()] == [live.name]
