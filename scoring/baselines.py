@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scoring.constant import constant_predictions
 from scoring.metrics import normalized_score
 from scoring.spec import TaskSpec, canonical_label
 
@@ -126,21 +127,12 @@ def _constant_reference(
 
 
 def constant_values(spec: TaskSpec, targets: np.ndarray) -> np.ndarray:
-    """What the constant predictor predicts for every row, from targets aligned like
-    scoring.validation's (binary: 0/1; multiclass: labels; probabilities: one-hot rows;
-    regression: floats, (n,) or (n, k))."""
+    """What the constant predictor (scoring.constant) predicts for every row, fitted on
+    targets aligned like scoring.validation's (binary: 0/1; multiclass: labels;
+    probabilities: one-hot rows; regression: floats, (n,) or (n, k))."""
     if len(targets) == 0:
         raise ValueError("No targets to learn a constant from.")
-    if spec.task_type == "binary":
-        return np.array(float(np.mean(targets)))
-    if spec.task_type == "multiclass":
-        counts = {c: int(np.sum(targets == c)) for c in spec.classes}
-        # The first of the most frequent classes, in the spec's order: deterministic.
-        return np.array(max(spec.classes, key=lambda c: counts[c]), dtype=object)
-    if spec.task_type == "probabilities":
-        prior = np.asarray(targets, dtype=np.float64).mean(axis=0)
-        return prior / prior.sum()
-    return np.asarray(np.mean(np.asarray(targets, dtype=np.float64), axis=0))
+    return np.asarray(constant_predictions(targets[:1], spec, fit_on=targets)[0])
 
 
 # --- The model ---------------------------------------------------------------------------

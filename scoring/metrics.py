@@ -157,8 +157,9 @@ METRICS: dict[str, Metric] = {
 }
 
 
-# The value a perfect prediction gets on each metric (None: no fixed best).
-PERFECT: dict[str, float] = {
+# Each metric's best possible value: a perfect prediction's score (the 1 of normalized
+# scores: normalized_score here, and a suite's, scoring.suites).
+BEST_POSSIBLE: dict[str, float] = {
     "accuracy": 1.0,
     "balanced_accuracy": 1.0,
     "f1": 1.0,
@@ -178,7 +179,7 @@ def normalized_score(metric: Metric, score: float | None, constant: float | None
     negative worse than the constant. The difference takes the metric's direction, so a
     lower-is-better metric normalises the same way. None when unknown or when the
     constant is already perfect."""
-    perfect = PERFECT.get(metric.name)
+    perfect = BEST_POSSIBLE.get(metric.name)
     if score is None or constant is None or perfect is None or perfect == constant:
         return None
     return (score - constant) / (perfect - constant)
