@@ -38,6 +38,7 @@ from competitions.models import (
     CompetitionEvent,
     Membership,
     Phase,
+    ReferenceResult,
     Score,
     Submission,
     Task,
@@ -63,6 +64,7 @@ ORGANIZER_PERMISSIONS = [
     "add_phase", "view_phase", "change_phase", "delete_phase",
     "view_team", "change_team", "view_membership",
     "view_submission", "change_submission", "view_score",
+    "view_referenceresult",
 ]  # fmt: skip
 
 
@@ -472,3 +474,22 @@ class TeamAdmin(OrganizerScopedAdmin):
         _run_each(
             self, request, queryset, lambda t: team_set_banned(team=t, banned=False), "Unbanned"
         )
+
+
+@admin.register(ReferenceResult)
+class ReferenceResultAdmin(OrganizerScopedAdmin):
+    """The board's reference rows as the worker recorded them, with the full reason of a
+    failure (the board says only that it failed). Read only: a worker writes them."""
+
+    list_display = ["competition", "task_version", "kind", "status", "reason", "computed_at"]
+    list_filter = ["status", "kind", ("competition", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["competition"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -13,8 +13,11 @@ import subprocess
 
 import pytest
 from django.core.files.base import ContentFile
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
+from competitions.admin import organizers_group_sync
 from competitions.management.commands.demo_setup import demo_bundle_build
 from competitions.models import (
     BoardStatistics,
@@ -26,7 +29,11 @@ from competitions.models import (
 from competitions.selectors import leaderboard_page
 from competitions.services.bundles import bundle_import
 from competitions.services.intervals import leaderboard_intervals_refresh
-from competitions.services.references import REFERENCES_TASK
+from competitions.services.references import (
+    REFERENCES_TASK,
+    ReferenceOutcome,
+    reference_record,
+)
 from competitions.services.versions import task_version_activate, task_version_create
 from judging.cleanup import work_dirs_cleanup
 from judging.references import references_compute
@@ -271,3 +278,30 @@ def test_a_reference_folder_is_removed_once_its_process_is_gone(tmp_path, settin
     assert work_dirs_cleanup() == 1
 
     assert [p.name for p in tmp_path.iterdir()] == [live.name]
+
+
+def test_a_failed_reference_tells_the_board_little_and_its_organizers_why(
+    organizer, other_organizer, outsider
+):
+    competition = factories.make_competition(slug="fails", organizers=[organizer])
+    detail = "Its predictions did not validate: line 3 names the test id secret-42"
+    outcome = ReferenceOutcome(kind="model", label="Simple model", status="failed", reason=detail)
+    reference_record(competition=competition, task_version=1, outcome=outcome)
+    for user in (organizer, other_organizer):
+        user.groups.add(organizers_group_sync())
+    url = reverse("admin:competitions_referenceresult_changelist")
+
+    page = leaderboard_page(competition=competition, split="public")
+    # The board: that it failed, not the scorer's words (they may name test ids).
+    assert [(m.label, m.reason) for m in page.references_missing] == [
+        ("Simple model", "it could not be scored")
+    ]
+    assert detail in _admin(organizer).get(url).content.decode()
+    assert detail not in _admin(other_organizer).get(url).content.decode()
+    assert _admin(outsider).get(url).status_code == 302  # not staff: to the log-in page
+
+
+def _admin(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
