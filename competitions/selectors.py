@@ -32,6 +32,12 @@ from competitions.models import (
 )
 from competitions.permissions import is_organizer
 from competitions.rules import tie_rule_sentence
+from competitions.selectors_references import (
+    ReferenceMissing,
+    ReferenceRow,
+    reference_rows,
+    sort_key,
+)
 from scoring.metrics import metric_get, normalized_score
 from scoring.shakeup import change_label
 from scoring.statistics import RankBounds
@@ -85,32 +91,6 @@ class LeaderboardRow:
     @property
     def since_public(self) -> str:
         return change_label(self.rank_change)
-
-
-@dataclass
-class ReferenceRow:
-    """A reference row of the board (services/references.py): never ranked, never a team.
-    `position` is the number of team rows above it (those with a score at least as good)."""
-
-    kind: str
-    label: str
-    score: float
-    scores: dict[str, float | None]
-    secondary: list[float | None]
-    ci_low: float | None
-    ci_high: float | None
-    normalized_score: float | None
-    reason: str
-    position: int = 0
-    is_reference = True
-
-
-@dataclass(frozen=True)
-class ReferenceMissing:
-    """A reference the task's files did not allow (or that failed), and why."""
-
-    label: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -203,11 +183,11 @@ def leaderboard_page(
     window = list(ordered[offset : offset + limit] if limit is not None else ordered[offset:])
     first_key = window[0]["sort_key"] if window else float("inf")
     stats = board_statistics_read(competition=competition, split=split)
-    references, missing = _references(stats, task)
+    references, missing = reference_rows(stats, task)
     # Each reference's place: the number of rows at least as good, counted with the rest.
     placed = {
         f"reference_{i}": Count(
-            "pk", filter=Q(sort_key__gte=_sort_key(r.score, metric.higher_is_better))
+            "pk", filter=Q(sort_key__gte=sort_key(r.score, metric.higher_is_better))
         )
         for i, r in enumerate(references)
     }
@@ -261,38 +241,6 @@ def leaderboard_page(
         references=references,
         references_missing=missing,
     )
-
-
-def _sort_key(score: float, higher_is_better: bool) -> float:
-    return score if higher_is_better else -score
-
-
-def _references(
-    stats: Mapping[str, Any] | None, task: Task
-) -> tuple[list[ReferenceRow], list[ReferenceMissing]]:
-    """The board's reference rows of the ranked version (BoardStatistics.references), best
-    first, and those not made."""
-    metric = metric_get(task.primary_metric)
-    kept = [r for r in (stats or {}).get("references") or [] if r["task_version"] == task.version]
-    scored = [r for r in kept if r["status"] == "scored" and r["score"] is not None]
-    constant = next((r["score"] for r in scored if r["kind"] == "constant"), None)
-    rows = [
-        ReferenceRow(
-            kind=r["kind"],
-            label=r["label"],
-            score=r["score"],
-            scores=r["scores"],
-            secondary=[r["scores"].get(m) for m in task.secondary_metrics],
-            ci_low=r["ci_low"],
-            ci_high=r["ci_high"],
-            normalized_score=normalized_score(metric, r["score"], constant),
-            reason=r["reason"],
-        )
-        for r in scored
-    ]
-    rows.sort(key=lambda r: -_sort_key(r.score, metric.higher_is_better))
-    missing = [ReferenceMissing(r["label"], r["reason"]) for r in kept if r not in scored]
-    return rows, missing
 
 
 def _shakeup_columns(competition: Competition) -> dict[str, Subquery]:
