@@ -10,6 +10,7 @@ import math
 import os
 import socket
 import subprocess
+from typing import Any
 
 import pytest
 from django.core.files.base import ContentFile
@@ -26,7 +27,7 @@ from competitions.models import (
     ReferenceResult,
     Team,
 )
-from competitions.selectors import leaderboard_page
+from competitions.selectors import LeaderboardPage, ReferenceRow, leaderboard_page
 from competitions.services.bundles import bundle_import
 from competitions.services.intervals import leaderboard_intervals_refresh
 from competitions.services.references import (
@@ -305,3 +306,31 @@ def _admin(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+@pytest.mark.parametrize(
+    ("position", "pages"),
+    [
+        (0, [["ref", 0, 1], [2, 3], [4]]),
+        (2, [[0, 1], ["ref", 2, 3], [4]]),  # after the two teams at least as good
+        (4, [[0, 1], [2, 3], ["ref", 4]]),
+        (5, [[0, 1], [2, 3], [4, "ref"]]),  # below every team: on the last page
+    ],
+)
+def test_each_reference_row_shows_on_exactly_one_page_at_its_place(position, pages):
+    reference = ReferenceRow(
+        kind="constant", label="Constant", score=0.5, scores={}, secondary=[],
+        ci_low=None, ci_high=None, normalized_score=0.0, reason="", position=position,
+    )  # fmt: skip
+    board = LeaderboardPage(
+        split="public", metric="roc_auc", metric_label="ROC AUC", higher_is_better=True,
+        secondary_metrics=[], count=5, rows=[], references=[reference],
+    )  # fmt: skip
+    teams: list[Any] = list(range(5))  # stand-ins for the board's rows, in order
+
+    shown = [
+        [line if isinstance(line, int) else "ref" for line in board.with_references(page, offset)]
+        for offset, page in ((0, teams[:2]), (2, teams[2:4]), (4, teams[4:]))
+    ]
+
+    assert shown == pages
