@@ -101,6 +101,8 @@ def reference_record(
             if field:
                 field.delete(save=False)
         return None
+    # The board shows the version ranked now, which may have changed while this was made.
+    competition.task.refresh_from_db(fields=["version"])
     references_publish(competition=competition)
     return result
 

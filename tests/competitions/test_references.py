@@ -23,6 +23,7 @@ from competitions.management.commands.demo_setup import demo_bundle_build
 from competitions.models import (
     BoardStatistics,
     BoardVersion,
+    Competition,
     OutboxMessage,
     ReferenceResult,
     Team,
@@ -334,3 +335,20 @@ def test_each_reference_row_shows_on_exactly_one_page_at_its_place(position, pag
     ]
 
     assert shown == pages
+
+
+def test_a_reference_recorded_for_a_version_no_longer_ranked_leaves_the_board_alone():
+    competition = factories.make_competition(slug="stale")
+    task = competition.task
+    stale = Competition.objects.select_related("task").get(pk=competition.pk)  # version 1
+    task_version_activate(task=task, number=task_version_create(task=task).number)
+    assert _compute(competition) == 2  # version 2's, published
+    outcome = ReferenceOutcome(
+        kind="constant", label="Old constant", status="scored", scores={"public": {"roc_auc": 0.1}}
+    )
+
+    # A worker that started on version 1 finishes after the switch.
+    reference_record(competition=stale, task_version=1, outcome=outcome)
+
+    page = leaderboard_page(competition=competition, split="public")
+    assert [r.label for r in page.references] == ["Constant predictor (class prior)"]
