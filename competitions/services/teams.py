@@ -19,6 +19,7 @@ from competitions.models import Competition, Membership, Submission, Team, TeamI
 from competitions.selectors import team_quota
 from competitions.services.freeze import competition_require_not_final
 from competitions.services.leaderboard import leaderboard_refresh_team
+from competitions.services.notices import invitation_notify
 from competitions.services.submissions import current_phase
 
 
@@ -183,7 +184,9 @@ def team_invite(*, team: Team, by: User, username: str = "") -> TeamInvitation:
         ).first()
         if pending is not None:
             return pending
-    return TeamInvitation.objects.create(team=team, invited_user=invited, created_by=by)
+    invitation = TeamInvitation.objects.create(team=team, invited_user=invited, created_by=by)
+    invitation_notify(invitation=invitation)  # the invited user's bell and e-mail
+    return invitation
 
 
 def invitation_revoke(*, invitation: TeamInvitation, by: User) -> TeamInvitation:

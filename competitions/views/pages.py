@@ -31,6 +31,7 @@ from competitions.views.common import (
     viewer_for,
 )
 from competitions.views.plots import metric_bounds, progress_plot
+from notifications.selectors import notifications_unread_for_request
 from scoring.metrics import metric_get
 
 PAGE_SIZE = 50
@@ -188,13 +189,15 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponseBase:
 
 def _viewer_class(request: HttpRequest, viewer: Viewer) -> str:
     """What the page shows differently to whom: the signed-in user's name, team and role,
-    and the CSRF secret their log-out form's token comes from."""
+    the CSRF secret their log-out form's token comes from, and the header's unread count."""
     if not request.user.is_authenticated:
         return "anonymous"
     team = viewer.membership.team_id if viewer.membership else ""
     csrf = request.META.get("CSRF_COOKIE", "")
+    unread = notifications_unread_for_request(request)
     return (
         f"user:{request.user.pk}:{request.user.get_username()}:{team}:{viewer.is_organizer}:{csrf}"
+        f":{unread}"
     )
 
 
