@@ -1,6 +1,6 @@
 """The domain models. core: competitions, tasks, phases, teams, submissions, scores and
 leaderboard rows; runs: sandbox runs, task versions, manifests, replications, invitations;
-workers: what workers report (scorer mismatches) and the claims once on a board;lifecycle: finalize and reopen events;
+workers: what workers report (scorer mismatches) and the claims once on a board; lifecycle: finalize and reopen events; audit: the organizers' audit log;
 uploads: resumable (tus) uploads;
 
 jobs: organizers' background jobs; webhooks: users' signed endpoints and their deliveries;
@@ -9,6 +9,7 @@ intervals were drawn, and the shake-up report; references: the platform's refere
 (constant predictor, simple model); boards: the version of what each
 leaderboard shows."""
 
+from competitions.models.audit import OrganizerAction
 from competitions.models.boards import BoardVersion
 from competitions.models.core import (
     Competition,
@@ -47,6 +48,7 @@ __all__ = [
     "CompetitionEvent",
     "LeaderboardEntry",
     "Membership",
+    "OrganizerAction",
     "OrganizerJob",
     "OutboxMessage",
     "Phase",

@@ -267,6 +267,32 @@ def test_the_csv_has_the_reference_rows_unranked_and_the_normalized_column(api):
     assert float(rows[0]["normalized_score"]) > 0
 
 
+def test_the_reference_rows_show_in_the_boards_own_order_not_on_a_sorted_or_searched_page(
+    client,
+):
+    competition, labels = board(slug="order-refs")
+    submit(competition, factories.team_for(competition, "ann"), labels, 0.3, 1)
+    submit(competition, factories.team_for(competition, "bob"), labels, 0.5, 2)
+    _compute(competition)
+    url = reverse("leaderboard", args=[competition.slug])
+
+    shown = {
+        query: client.get(url + query).content.decode()
+        for query in ("", "?sort=team", "?q=ann", "?sort=-entries&q=o")
+    }
+
+    reference = '<tr class="reference">'
+    assert shown[""].count(reference) == 1
+    assert shown[""].index(">bob</a>") < shown[""].index(">ann</a>") < shown[""].index(reference)
+    for query in ("?sort=team", "?q=ann", "?sort=-entries&q=o"):
+        assert reference not in shown[query]
+        assert '<td class="num" id="team-' in shown[query]
+    # Their places are counted whatever the order: the API's, and the note above the board.
+    page = leaderboard_page(competition=competition, split="public", sort="team", team_query="b")
+    assert [r.position for r in page.references] == [2]
+    assert "Rows marked" in shown["?sort=team"]
+
+
 def test_a_reference_folder_is_removed_once_its_process_is_gone(tmp_path, settings):
     settings.HELDOUT_WORK_DIR = tmp_path
     here = socket.gethostname()
