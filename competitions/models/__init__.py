@@ -1,5 +1,5 @@
 """The domain models. core: competitions, tasks, phases, teams, submissions, scores and
-leaderboard rows; runs: sandbox runs, task versions, manifests, replications, invitations;
+leaderboard rows; runs: scoring attempts, sandbox runs, task versions, manifests, replications, invitations;
 workers: what workers report (scorer mismatches) and the claims once on a board;lifecycle: finalize and reopen events;
 uploads: resumable (tus) uploads;
 
@@ -26,6 +26,7 @@ from competitions.models.jobs import OrganizerJob
 from competitions.models.lifecycle import CompetitionEvent
 from competitions.models.outbox import OutboxMessage
 from competitions.models.runs import (
+    Attempt,
     Replication,
     SandboxRun,
     ScoringRun,
@@ -38,6 +39,7 @@ from competitions.models.webhooks import Webhook, WebhookDelivery
 from competitions.models.workers import ClaimRecord, ScorerMismatchReport
 
 __all__ = [
+    "Attempt",
     "BoardStatistics",
     "BoardVersion",
     "ClaimRecord",

@@ -22,6 +22,7 @@ from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from competitions.models import (
+    Attempt,
     ClaimRecord,
     Competition,
     CompetitionEvent,
@@ -35,6 +36,7 @@ from competitions.models import (
 )
 from competitions.selectors import leaderboard_page
 from competitions.services.archive_format import (
+    ATTEMPT_FIELDS,
     FORMAT,
     REPLICATION_FIELDS,
     RUN_FIELDS,
@@ -184,6 +186,10 @@ def _history(competition: Competition) -> dict[str, list[dict[str, Any]]]:
             _fields(r, ["task_version", "manifest", "created_at"])
             | {"id": r.pk, "submission": r.submission_id}
             for r in ScoringRun.objects.filter(**of).order_by("pk")
+        ],
+        "attempts": [
+            _fields(a, ATTEMPT_FIELDS) | {"submission": a.submission_id}
+            for a in Attempt.objects.filter(**of).order_by("pk")
         ],
         "sandbox_runs": [
             _fields(r, RUN_FIELDS) | {"submission": r.submission_id}

@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 
 from competitions.bundles import BUNDLE_YAML
 from competitions.models import (
+    Attempt,
     ClaimRecord,
     Competition,
     CompetitionEvent,
@@ -39,6 +40,7 @@ from competitions.services.archive_format import (
     TASK_FIELDS,
     VERSION,
     ArchiveInvalid,
+    legacy_attempt,
 )
 from competitions.services.bundles import bundle_import
 from competitions.services.leaderboard import leaderboard_rebuild
@@ -107,9 +109,10 @@ def _restore(
     _restore_versions(zf, competition.task, _get(zf, "versions.json"), stored)
     users = _users(zf, competition, keep_users=keep_users)
     teams = _restore_teams(competition, _get(zf, "teams.json"), users)
-    ids = _restore_submissions(zf, competition, _get(zf, "submissions.json"), teams, users, stored)
+    submissions = _get(zf, "submissions.json")
+    ids = _restore_submissions(zf, competition, submissions, teams, users, stored)
     history = _get(zf, "history.json")
-    _restore_history(history, ids)
+    _restore_history(history, ids, submissions)
     leaderboard_rebuild(competition=competition)
     _check_boards(competition, _get(zf, "leaderboards.json"), ids)
     _restore_lifecycle(competition, data, history.get("claims", []), ids, keep_users=keep_users)
@@ -285,7 +288,9 @@ def _restore_submissions(
     return ids
 
 
-def _restore_history(history: dict[str, list[dict]], ids: dict[int, int]) -> None:
+def _restore_history(
+    history: dict[str, list[dict]], ids: dict[int, int], submissions: list[dict]
+) -> None:
     Score.objects.bulk_create(
         Score(submission_id=ids[s["submission"]], **_values(Score, s, exclude={"submission"}))
         for s in history["scores"]
@@ -302,6 +307,14 @@ def _restore_history(history: dict[str, list[dict]], ids: dict[int, int]) -> Non
             submission_id=ids[r["submission"]], **_values(SandboxRun, r, exclude={"submission"})
         )
         for r in history["sandbox_runs"]
+    )
+    # An older archive has no attempts: each submission's latest is on the submission.
+    attempts = history.get("attempts")
+    if attempts is None:
+        attempts = [a for data in submissions if (a := legacy_attempt(data)) is not None]
+    Attempt.objects.bulk_create(
+        Attempt(submission_id=ids[a["submission"]], **_values(Attempt, a, exclude={"submission"}))
+        for a in attempts
     )
     for data in history["replications"]:
         Replication.objects.create(

@@ -184,9 +184,6 @@ def submission_rescore(*, submission: Submission) -> Submission:
             failure="",
             error_message="",
             queued_at=timezone.now(),
-            attempts=0,
-            interruptions=0,
-            heartbeat_at=None,
             task_version=submission.competition.task.version,
         )
         if not count:
@@ -219,9 +216,6 @@ def submissions_rescore_all(
             failure="",
             error_message="",
             queued_at=now,
-            attempts=0,
-            interruptions=0,
-            heartbeat_at=None,
             task_version=competition.task.version,
         )
         # The rows this UPDATE queued (they carry its time, and stay locked until commit);
@@ -264,7 +258,7 @@ def submission_set_disqualified(
 def submission_cancel(*, submission: Submission) -> Submission:
     """Cancel work that has not started; a running or finished submission can't be cancelled."""
     count = Submission.objects.filter(pk=submission.pk, status=Submission.Status.QUEUED).update(
-        status=Submission.Status.CANCELLED, finished_at=timezone.now()
+        status=Submission.Status.CANCELLED
     )
     if not count:
         raise InvalidState("Only a queued submission can be cancelled.")
