@@ -5,7 +5,8 @@ may see the board sees) and returns the paired-bootstrap interval of the differe
 scores (A minus B, on the board's resamples: the same rows for both), the probability that A
 beats B across those resamples, and the exact test that fits the metric: McNemar's for
 accuracy, DeLong's for binary ROC AUC, a paired permutation test otherwise. The caller checks
-that the user may see the board and the split. Computed from the two stored per-row files on
+that the user may see the board and the split; the public split of a Ladder board is never
+compared (WithheldByLadder). Computed from the two stored per-row files on
 request (two entries among n make n² pairs: too many to precompute), then cached.
 """
 
@@ -50,6 +51,16 @@ class NotComparable(Exception):
     """The rows have no stored per-row values to compare (e.g. scored by an older image)."""
 
 
+class WithheldByLadder(Exception):
+    """The public split of a Ladder board: the exact difference of two public scores would
+    give back what the Ladder rounds or holds back (docs/leaderboard.md)."""
+
+    message = (
+        "This competition's public leaderboard uses the Ladder, which shows a public score only "
+        "when it beats the noise: its entries are not compared on the public split."
+    )
+
+
 @dataclass(frozen=True)
 class Side:
     submission_id: int
@@ -91,6 +102,8 @@ def board_leader(*, competition: Competition, split: str) -> int | None:
 def entries_compare(
     *, competition: Competition, split: str, a_submission_id: int, b_submission_id: int
 ) -> Comparison:
+    if split == "public" and competition.public_board == Competition.PublicBoard.LADDER:
+        raise WithheldByLadder
     entries = {
         e.submission_id: e
         for e in LeaderboardEntry.objects.filter(

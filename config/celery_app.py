@@ -44,6 +44,12 @@ log = logging.getLogger(__name__)
 IN_SCHEDULER = "heldout_in_scheduler"
 
 
+def _quiet_success(record: logging.LogRecord) -> bool:
+    """Drops Celery's INFO line "Task ... succeeded" for the entries the scheduler runs
+    itself: they run every few seconds and would fill the log; a failure still logs."""
+    return record.levelno > logging.INFO
+
+
 class Scheduler(PersistentScheduler):
     """`celery beat`'s scheduler (CELERY_BEAT_SCHEDULER). It runs the entries whose options
     say IN_SCHEDULER (the reaper, the outbox's sweep) in its own process instead of sending
@@ -60,9 +66,12 @@ class Scheduler(PersistentScheduler):
 
         entry = self.reserve(entry) if advance else entry
         close_old_connections()  # as a worker does around each task
+        trace_log = logging.getLogger("celery.app.trace")
+        trace_log.addFilter(_quiet_success)
         try:
             result = self.app.tasks[entry.task].apply(entry.args, entry.kwargs)
         finally:
+            trace_log.removeFilter(_quiet_success)
             close_old_connections()
         if result.failed():
             log.error("%s failed: %r", entry.name, result.result, exc_info=result.result)

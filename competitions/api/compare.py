@@ -13,6 +13,7 @@ from competitions.permissions import access_competition
 from competitions.selectors_compare import (
     NotComparable,
     NotOnBoard,
+    WithheldByLadder,
     board_leader,
     entries_compare,
 )
@@ -100,6 +101,8 @@ class CompareApi(APIView):
                 {"detail": "These entries have no per-row values to compare.", "code": "conflict"},
                 409,
             )
+        except WithheldByLadder:
+            return Response({"detail": WithheldByLadder.message, "code": "ladder"}, 403)
         body = {
             "split": found.split,
             "metric": found.metric,

@@ -10,6 +10,7 @@ from competitions import selectors
 from competitions.selectors_compare import (
     NotComparable,
     NotOnBoard,
+    WithheldByLadder,
     board_leader,
     entries_compare,
 )
@@ -45,6 +46,8 @@ def compare(request: HttpRequest, slug: str) -> HttpResponse:
             problem, status = "Both entries must be on this leaderboard.", 404
         except NotComparable:
             problem = "These entries were scored without per-row values: no comparison."
+        except WithheldByLadder:
+            problem, status = WithheldByLadder.message, 403
     context = page_context(
         request,
         competition,

@@ -121,3 +121,18 @@ def _predictions(submission) -> np.ndarray:
     with submission.file.open("rb") as handle:
         lines = handle.read().decode().splitlines()[1:]
     return np.array([float(line.split(",")[1]) for line in lines])
+
+
+def test_a_ladder_boards_public_split_is_not_compared(api, client, closed_board, participant):
+    """The exact difference of two public scores would give back what the Ladder holds back."""
+    competition, (a, b) = closed_board
+    competition.public_board = Competition.PublicBoard.LADDER
+    competition.save()
+    response = api(participant).get(_url(competition, a, b))
+    assert response.status_code == 403
+    assert response.json()["code"] == "ladder"
+    assert "estimate" not in response.content.decode()
+    client.force_login(participant)
+    page = client.get(_url(competition, a, b, api=False))
+    assert page.status_code == 403
+    assert "uses the Ladder" in page.content.decode()

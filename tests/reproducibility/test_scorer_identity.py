@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections.abc import Iterator
 
 import docker
@@ -25,8 +26,10 @@ from scoring.sandbox import SCORER_CONTENT_LABEL, DockerRunner, scorer_identity_
 from tests import factories
 from tests.worker_process import worker_process
 
-# Every image these tests make carries this label, so only they are removed.
-TEST_LABEL = "heldout.test=scorerid"
+# Every image this run of these tests makes carries this label and a tag of its own, so another
+# run on a shared engine neither collides with them nor has its images removed by this one.
+RUN = uuid.uuid4().hex[:8]
+TEST_LABEL = f"heldout.test=scorerid-{RUN}"
 OTHER_CONTENT = "sha256:" + "1" * 64
 
 
@@ -37,12 +40,12 @@ def _commit(client: docker.DockerClient, image: str, tag: str, *changes: str) ->
         client.api.commit(
             container.id,
             repository="heldout-scorerid-test",
-            tag=tag,
+            tag=f"{tag}-{RUN}",
             changes=[f"LABEL {TEST_LABEL}", *changes],
         )
     finally:
         container.remove(force=True)
-    return f"heldout-scorerid-test:{tag}"
+    return f"heldout-scorerid-test:{tag}-{RUN}"
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +204,7 @@ def test_two_workers_with_local_builds_of_one_scorer_score_fifty_submissions_in_
             lambda: Submission.objects.filter(pk__in=ids, status="scored").count() == 50,
             "50 scored submissions",
             logs,
+            timeout=240,  # about 1 s each on two quiet cores; what is tested is the version
         )
 
     versions = TaskVersion.objects.filter(task=competition.task)

@@ -137,21 +137,33 @@ def _attack(*, ladder: bool, seed: int = SEED) -> tuple[float, float, int, float
     return shown, private, len(kept), noise
 
 
+ATTACKS = 10  # seeds: one attack's gap is itself a draw, so compare averages
+
+
 def test_the_boosting_attack_climbs_a_plain_board_but_not_the_ladder() -> None:
-    figures = {}
-    for name, ladder in (("plain", False), ("ladder", True)):
-        public, private, kept, noise = _attack(ladder=ladder)
-        figures[name] = public - private
-        print(  # noqa: T201 (the figures are the test's output: pytest -rP shows them)
-            f"\n{name} board, {ROWS} public and {ROWS} private rows, {ATTEMPTS} random "
-            f"submissions ({kept} kept): public {public:.4f}, private {private:.4f}, "
-            f"gap {public - private:+.4f}"
-        )
-    # The noise level: the Ladder's release threshold, s / sqrt(n) of the paired differences.
-    assert noise is not None
-    print(  # noqa: T201
-        f"noise level {noise:.4f}: plain gap {figures['plain'] / noise:+.1f}, "
-        f"ladder gap {figures['ladder'] / noise:+.1f} noise levels"
+    """The noise level is the Ladder's threshold s / sqrt(n); here it is also the standard
+    deviation of the public - private gap of one honest submission (two independent splits of
+    4,000 coin flips), so |gap| < 2 noise levels is what row sampling alone gives 95 % of the
+    time. The Ladder cannot be perfect: picking the best of 700 attempts leaks a little
+    (Blum & Hardt bound it by a term growing with log k), which is why it is an average."""
+    gaps: dict[str, list[float]] = {"plain": [], "ladder": []}
+    noises = []
+    for seed in range(SEED, SEED + ATTACKS):
+        for name, on_ladder in (("plain", False), ("ladder", True)):
+            public, private, _, noise = _attack(ladder=on_ladder, seed=seed)
+            gaps[name].append(public - private)
+            if noise is not None:
+                noises.append(noise)
+    noise = float(np.median(noises))
+    plain, ladder = float(np.mean(gaps["plain"])), float(np.mean(gaps["ladder"]))
+    print(  # noqa: T201 (the figures are the test's output: pytest -rP shows them)
+        f"\n{ATTACKS} attacks, each {ROWS} public and {ROWS} private rows and {ATTEMPTS} random "
+        f"submissions; noise level {noise:.4f}\n"
+        f"plain board: mean gap {plain:+.4f} ({plain / noise:+.1f} noise levels), "
+        f"largest {max(gaps['plain']):+.4f}\n"
+        f"Ladder:      mean gap {ladder:+.4f} ({ladder / noise:+.1f} noise levels), "
+        f"largest {max(gaps['ladder']):+.4f}"
     )
-    assert figures["plain"] > 3 * noise, f"a plain board should climb: {figures}, noise {noise}"
-    assert abs(figures["ladder"]) < 3 * noise, f"the Ladder should not: {figures}, noise {noise}"
+    assert plain > 5 * noise, f"a plain board should climb: {gaps}, noise {noise}"
+    assert abs(ladder) < 2 * noise, f"the Ladder should not: {gaps}, noise {noise}"
+    assert ladder < plain / 4

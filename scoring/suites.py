@@ -1,0 +1,311 @@
+"""A benchmark suite's board: many methods across many tasks, as pure functions.
+
+Contract: `suite_board` takes the methods, the tasks (each with its metric, the constant
+predictor's score on it and, optionally, the score counted as best) and the cells a method
+has on a task (a score with its interval, or a failure); it returns the matrix and the
+aggregates, rows sorted best first.
+
+- A failed cell, and a missing one, counts as the constant predictor's score and is marked
+  ("failed", "missing"). A row is complete when no cell is missing: a failure is a result.
+- Ranks are per task, 1 = best in the metric's direction, ties sharing the average rank.
+- The normalized score is (score - constant) / (best - constant): 0 is the constant
+  predictor, 1 the best possible score (the metric's ideal, e.g. 1 for ROC AUC, 0 for
+  RMSE, unless the task names another), negative worse than the constant predictor. It
+  is oriented (higher is better) whatever the metric's direction, and so comparable
+  across tasks.
+- Aggregates per method: mean rank, mean normalized score, wins (tasks where it has the
+  best score, shared ties included; an imputed cell never wins).
+- `pivot` groups methods by a component tag ("model": "gradient boosting") and aggregates
+  each group; `methods_with` lists the methods carrying one tag value.
+- `suite_statistics`: the Friedman test, the Nemenyi critical difference and the groups of
+  methods not significantly different, for the board's methods (scoring.cd_diagram draws
+  them; scoring.rank_tests.pairwise_wilcoxon(board.normalized) tests every pair, its
+  indices those of `board.methods`).
+
+The constant predictor's score on a task comes from scoring.constant; the rank tests over
+the board are in scoring.rank_tests (`board.ranks`, `board.normalized`). No Django here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+
+from scoring.metrics import metric_get
+from scoring.rank_tests import ALPHA, Friedman, cliques, friedman, nemenyi_cd
+
+Status = Literal["scored", "failed", "missing"]
+
+# Each metric's best possible value (scoring.metrics.METRICS), for normalized scores.
+BEST_POSSIBLE: dict[str, float] = {
+    "accuracy": 1.0,
+    "balanced_accuracy": 1.0,
+    "f1": 1.0,
+    "f1_macro": 1.0,
+    "log_loss": 0.0,
+    "roc_auc": 1.0,
+    "average_precision": 1.0,
+    "rmse": 0.0,
+    "mse": 0.0,
+    "mae": 0.0,
+    "r2": 1.0,
+}
+
+
+@dataclass(frozen=True)
+class SuiteTask:
+    key: str
+    metric: str  # a name in scoring.metrics.METRICS
+    constant: float  # the constant predictor's score on the task
+    best: float | None = None  # the score normalized to 1; None: the metric's best possible
+
+    def __post_init__(self) -> None:
+        metric_get(self.metric)  # unknown metric: KeyError naming the known ones
+        if not math.isfinite(self.constant):
+            raise ValueError(f"Task {self.key!r}: the constant predictor's score is not finite.")
+        if self.best is None and self.metric not in BEST_POSSIBLE:
+            raise ValueError(f"Task {self.key!r}: metric {self.metric!r} has no best value.")
+        if self.top == self.constant:
+            raise ValueError(f"Task {self.key!r}: the constant predictor scores the best score.")
+
+    @property
+    def higher_is_better(self) -> bool:
+        return metric_get(self.metric).higher_is_better
+
+    @property
+    def top(self) -> float:
+        return BEST_POSSIBLE[self.metric] if self.best is None else self.best
+
+    def normalized(self, score: float) -> float:
+        return (score - self.constant) / (self.top - self.constant)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What a method has on a task: a score (its interval when known), or a failure."""
+
+    score: float | None = None
+    low: float | None = None
+    high: float | None = None
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class BoardCell:
+    score: float  # the constant predictor's score unless status is "scored"
+    status: Status
+    rank: float  # 1 = best on the task
+    normalized: float
+    win: bool  # a scored cell with the task's best score (shared or not)
+    low: float | None = None  # the interval, in the metric's units
+    high: float | None = None
+    normalized_low: float | None = None  # the interval, normalized (low <= high)
+    normalized_high: float | None = None
+
+    @property
+    def imputed(self) -> bool:
+        return self.status != "scored"
+
+
+@dataclass(frozen=True)
+class MethodRow:
+    method: str
+    cells: tuple[BoardCell, ...]  # in the board's task order
+    mean_rank: float
+    mean_normalized: float
+    wins: int
+
+    @property
+    def complete(self) -> bool:
+        return all(c.status != "missing" for c in self.cells)
+
+    @property
+    def imputed(self) -> int:
+        return sum(c.imputed for c in self.cells)
+
+
+@dataclass(frozen=True)
+class SuiteBoard:
+    tasks: tuple[SuiteTask, ...]
+    rows: tuple[MethodRow, ...]  # best first: mean rank, then mean normalized score, then name
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(r.method for r in self.rows)
+
+    @property
+    def ranks(self) -> np.ndarray:
+        """Tasks x methods (rows' order): the input of scoring.rank_tests.friedman."""
+        return np.array([[c.rank for c in r.cells] for r in self.rows]).T
+
+    @property
+    def normalized(self) -> np.ndarray:
+        """Tasks x methods (rows' order), higher is better: for pairwise Wilcoxon tests."""
+        return np.array([[c.normalized for c in r.cells] for r in self.rows]).T
+
+
+def _cells(
+    methods: Sequence[str], tasks: Sequence[SuiteTask], cells: Mapping[tuple[str, str], Cell]
+) -> tuple[np.ndarray, list[list[Cell | None]]]:
+    """The scores (constant predictor's where imputed) and the given cells, methods x tasks."""
+    known_methods, known_tasks = set(methods), {t.key for t in tasks}
+    if len(known_methods) != len(methods) or len(known_tasks) != len(tasks):
+        raise ValueError("Methods and tasks must be unique.")
+    for method, task in cells:
+        if method not in known_methods or task not in known_tasks:
+            raise ValueError(f"Cell ({method!r}, {task!r}) names an unknown method or task.")
+    grid = [[cells.get((m, t.key)) for t in tasks] for m in methods]
+    scores = np.empty((len(methods), len(tasks)))
+    for i, row in enumerate(grid):
+        for j, cell in enumerate(row):
+            if cell is not None and not cell.failed and cell.score is not None:
+                if not math.isfinite(cell.score):
+                    raise ValueError(f"Cell ({methods[i]!r}, {tasks[j].key!r}) is not finite.")
+                scores[i, j] = cell.score
+            else:
+                scores[i, j] = tasks[j].constant
+    return scores, grid
+
+
+def _status(cell: Cell | None) -> Status:
+    if cell is None or (cell.score is None and not cell.failed):
+        return "missing"
+    return "failed" if cell.failed else "scored"
+
+
+def _board_cell(
+    task: SuiteTask, score: float, cell: Cell | None, rank: float, *, best: bool
+) -> BoardCell:
+    status = _status(cell)
+    low = high = n_low = n_high = None
+    if status == "scored" and cell is not None and cell.low is not None and cell.high is not None:
+        low, high = cell.low, cell.high
+        n_low, n_high = sorted((task.normalized(low), task.normalized(high)))
+    return BoardCell(
+        score=score,
+        status=status,
+        rank=rank,
+        normalized=task.normalized(score),
+        win=best and status == "scored",
+        low=low,
+        high=high,
+        normalized_low=n_low,
+        normalized_high=n_high,
+    )
+
+
+def suite_board(
+    methods: Sequence[str],
+    tasks: Sequence[SuiteTask],
+    cells: Mapping[tuple[str, str], Cell],
+    *,
+    drop_incomplete: bool = False,
+) -> SuiteBoard:
+    """The board of `methods` x `tasks` from cells keyed (method, task key); see the module
+    docstring. `drop_incomplete` leaves out, before ranking, the methods with a missing cell."""
+    if not tasks:
+        raise ValueError("A suite board needs at least one task.")
+    scores, grid = _cells(methods, tasks, cells)
+    if drop_incomplete:
+        keep = [i for i, row in enumerate(grid) if all(_status(c) != "missing" for c in row)]
+        methods = [methods[i] for i in keep]
+        scores, grid = scores[keep], [grid[i] for i in keep]
+    # Oriented so that higher is better, then ranked per task: 1 = best, ties averaged.
+    oriented = np.where([t.higher_is_better for t in tasks], scores, -scores)
+    ranks = stats.rankdata(-oriented, axis=0) if len(methods) else oriented
+    best = oriented.max(axis=0) if len(methods) else oriented
+    rows = []
+    for i, method in enumerate(methods):
+        board_cells = tuple(
+            _board_cell(
+                task,
+                float(scores[i, j]),
+                grid[i][j],
+                float(ranks[i, j]),
+                best=bool(oriented[i, j] == best[j]),
+            )
+            for j, task in enumerate(tasks)
+        )
+        rows.append(
+            MethodRow(
+                method=method,
+                cells=board_cells,
+                mean_rank=float(np.mean([c.rank for c in board_cells])),
+                mean_normalized=float(np.mean([c.normalized for c in board_cells])),
+                wins=sum(c.win for c in board_cells),
+            )
+        )
+    rows.sort(key=lambda r: (r.mean_rank, -r.mean_normalized, r.method))
+    return SuiteBoard(tasks=tuple(tasks), rows=tuple(rows))
+
+
+@dataclass(frozen=True)
+class SuiteStatistics:
+    friedman: Friedman
+    alpha: float
+    cd: float  # Nemenyi's critical difference at alpha
+    groups: tuple[tuple[str, ...], ...]  # methods not significantly different, best first
+
+
+def suite_statistics(board: SuiteBoard, *, alpha: float = ALPHA) -> SuiteStatistics:
+    """The rank tests over the board (two tasks and two methods at least)."""
+    test = friedman(board.ranks)
+    names = board.methods
+    cd = nemenyi_cd(test.methods, test.tasks, alpha)
+    groups = tuple(tuple(names[i] for i in g) for g in cliques(test.mean_ranks, cd))
+    return SuiteStatistics(friedman=test, alpha=alpha, cd=cd, groups=groups)
+
+
+Components = Mapping[str, Mapping[str, str | Sequence[str]]]  # method -> tag -> value(s)
+
+
+def _values(components: Components, method: str, tag: str) -> tuple[str, ...]:
+    value = components.get(method, {}).get(tag)
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def methods_with(methods: Sequence[str], components: Components, tag: str, value: str) -> list[str]:
+    """The methods, in the given order, whose `tag` component is (or includes) `value`."""
+    return [m for m in methods if value in _values(components, m, tag)]
+
+
+@dataclass(frozen=True)
+class Group:
+    value: str | None  # the tag's value; None for the methods without the tag
+    methods: tuple[str, ...]  # best first
+    mean_rank: float  # the mean of its methods' mean ranks
+    mean_normalized: float  # the mean of its methods' mean normalized scores
+    wins: int  # tasks won by at least one of its methods
+    best: str  # its best method
+
+
+def pivot(board: SuiteBoard, components: Components, tag: str) -> list[Group]:
+    """The board's methods grouped by their `tag` component (a method with several values
+    is in each of their groups), each group aggregated over its methods' rows on this
+    board, groups best first (mean rank). Ranks stay those of the whole board."""
+    members: dict[str | None, list[MethodRow]] = {}
+    for row in board.rows:
+        for value in _values(components, row.method, tag) or (None,):
+            members.setdefault(value, []).append(row)
+    groups = []
+    for value, rows in members.items():
+        won = {j for r in rows for j, c in enumerate(r.cells) if c.win}
+        groups.append(
+            Group(
+                value=value,
+                methods=tuple(r.method for r in rows),
+                mean_rank=float(np.mean([r.mean_rank for r in rows])),
+                mean_normalized=float(np.mean([r.mean_normalized for r in rows])),
+                wins=len(won),
+                best=rows[0].method,
+            )
+        )
+    groups.sort(key=lambda g: (g.mean_rank, -g.mean_normalized, g.value is None, g.value or ""))
+    return groups
