@@ -397,20 +397,18 @@ def _record(
                 scoring_run_save(submission_id=submission.pk, manifest=manifest)
         return
     with storage_errors("writing the per-row results"):
-        rows_name = _save_rows(submission, evaluation.row_values)
+        rows_name = _save_rows(submission.pk, attempt, evaluation.row_values)
         influence_name = _save_influence(submission, evaluation.influence)
     with transaction.atomic():
         done = submission_claim_end(
             submission_id=submission.pk,
             attempt=attempt,
             outcome=Attempt.Outcome.SCORED,
-            attempt_fields=results,
+            attempt_fields=results | {"row_values": rows_name, "row_kind": evaluation.row_kind},
             submission_fields={
                 "status": Status.SCORED,
                 "problems": [],
                 "total_problems": 0,
-                "row_values": rows_name,
-                "row_kind": evaluation.row_kind,
                 "influence": influence_name,
                 "task_version": version,
             },
@@ -437,13 +435,14 @@ def _record(
         scoring_run_save(submission_id=submission.pk, manifest=manifest)
 
 
-def _save_rows(submission: Submission, rows: np.ndarray | None) -> str:
+def _save_rows(submission_id: int, attempt: int, rows: np.ndarray | None) -> str:
     if rows is None:
         return ""
     buffer = io.BytesIO()
     np.save(buffer, rows.astype(np.float32, copy=False), allow_pickle=False)
-    storage = submission.row_values.storage
-    return storage.save(f"rows/{submission.pk}.npy", ContentFile(buffer.getvalue()))
+    storage = Attempt._meta.get_field("row_values").storage  # type: ignore[union-attr]
+    name = f"rows/{submission_id}-{attempt}.npy"
+    return storage.save(name, ContentFile(buffer.getvalue()))
 
 
 def _save_influence(submission: Submission, influence: dict[str, RowInfluence]) -> str:

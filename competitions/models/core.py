@@ -409,11 +409,6 @@ class Submission(models.Model):
     queued_at = models.DateTimeField(default=timezone.now)
     # The version it is ranked under (its latest scoring's).
     task_version = models.PositiveIntegerField(null=True, blank=True)
-    # Per-row correctness or loss, float32, aligned to the ground truth's row order.
-    row_values = models.FileField(
-        storage=_private_storage, upload_to="rows/", blank=True, max_length=300
-    )
-    row_kind = models.CharField(max_length=20, blank=True)
     # The primary metric's per-row pseudo-values on each split (scoring.influence), from
     # which the board's bootstrap intervals and pairwise comparisons are computed.
     influence = models.FileField(

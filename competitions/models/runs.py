@@ -49,6 +49,12 @@ class Attempt(models.Model):
     scorer_name = models.CharField(max_length=100, blank=True)
     scorer_image = models.CharField(max_length=200, blank=True)
     scorer_log = models.TextField(blank=True)
+    # A scored attempt's per-row correctness or loss, float32, aligned to the ground
+    # truth's row order (row_kind says which).
+    row_values = models.FileField(
+        storage=_private_storage, upload_to="rows/", blank=True, max_length=300
+    )
+    row_kind = models.CharField(max_length=20, blank=True)
 
     class Meta:
         ordering = ["submission", "number"]

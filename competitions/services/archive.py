@@ -108,7 +108,7 @@ def _export(zf: zipfile.ZipFile, competition: Competition, scratch: Path) -> Non
         "team", "phase", "submitter"
     )
     _put(zf, "submissions.json", [_submission_data(zf, s) for s in submissions.order_by("pk")])
-    _put(zf, "history.json", _history(competition))
+    _put(zf, "history.json", _history(competition, zf))
     _put(zf, "leaderboards.json", _boards(competition))
 
 
@@ -164,7 +164,7 @@ def _submission_data(zf: zipfile.ZipFile, submission: Submission) -> dict[str, A
         "phase": submission.phase.name,
         "submitter": submission.submitter.get_username(),
     }
-    for field in ("file", "predictions", "row_values", "influence"):
+    for field in ("file", "predictions", "influence"):
         value: FieldFile = getattr(submission, field)
         data[field] = None
         if value:
@@ -174,7 +174,7 @@ def _submission_data(zf: zipfile.ZipFile, submission: Submission) -> dict[str, A
     return data
 
 
-def _history(competition: Competition) -> dict[str, list[dict[str, Any]]]:
+def _history(competition: Competition, zf: zipfile.ZipFile) -> dict[str, list[dict[str, Any]]]:
     of = {"submission__competition": competition}
     return {
         "scores": [
@@ -187,10 +187,7 @@ def _history(competition: Competition) -> dict[str, list[dict[str, Any]]]:
             | {"id": r.pk, "submission": r.submission_id}
             for r in ScoringRun.objects.filter(**of).order_by("pk")
         ],
-        "attempts": [
-            _fields(a, ATTEMPT_FIELDS) | {"submission": a.submission_id}
-            for a in Attempt.objects.filter(**of).order_by("pk")
-        ],
+        "attempts": [_attempt_data(zf, a) for a in Attempt.objects.filter(**of).order_by("pk")],
         "sandbox_runs": [
             _fields(r, RUN_FIELDS) | {"submission": r.submission_id}
             for r in SandboxRun.objects.filter(**of).order_by("pk")
@@ -210,6 +207,16 @@ def _history(competition: Competition) -> dict[str, list[dict[str, Any]]]:
             for c in ClaimRecord.objects.filter(**of).order_by("pk")
         ],
     }
+
+
+def _attempt_data(zf: zipfile.ZipFile, attempt: Attempt) -> dict[str, Any]:
+    data = _fields(attempt, ATTEMPT_FIELDS) | {"submission": attempt.submission_id}
+    data["row_values"] = None
+    if attempt.row_values:
+        name = PurePosixPath(attempt.row_values.name or "").name
+        data["row_values"] = f"attempts/{attempt.submission_id}/{attempt.number}/{name}"
+        _copy(zf, attempt.row_values, data["row_values"])
+    return data
 
 
 def _boards(competition: Competition) -> dict[str, list[dict[str, Any]]]:

@@ -112,7 +112,7 @@ def _restore(
     submissions = _get(zf, "submissions.json")
     ids = _restore_submissions(zf, competition, submissions, teams, users, stored)
     history = _get(zf, "history.json")
-    _restore_history(history, ids, submissions)
+    _restore_history(zf, history, ids, submissions, stored)
     leaderboard_rebuild(competition=competition)
     _check_boards(competition, _get(zf, "leaderboards.json"), ids)
     _restore_lifecycle(competition, data, history.get("claims", []), ids, keep_users=keep_users)
@@ -278,7 +278,7 @@ def _restore_submissions(
             submitter=users[data["submitter"]],
             **{k: _value(Submission, k, data[k]) for k in SUBMISSION_FIELDS},
         )
-        for field in ("file", "predictions", "row_values", "influence"):
+        for field in ("file", "predictions", "influence"):
             if data.get(field):  # an older archive has no "influence"
                 target: FieldFile = getattr(submission, field)
                 target.save(PurePosixPath(data[field]).name, File(zf.open(data[field])), save=False)
@@ -289,7 +289,11 @@ def _restore_submissions(
 
 
 def _restore_history(
-    history: dict[str, list[dict]], ids: dict[int, int], submissions: list[dict]
+    zf: zipfile.ZipFile,
+    history: dict[str, list[dict]],
+    ids: dict[int, int],
+    submissions: list[dict],
+    stored: list[FieldFile],
 ) -> None:
     Score.objects.bulk_create(
         Score(submission_id=ids[s["submission"]], **_values(Score, s, exclude={"submission"}))
@@ -312,10 +316,7 @@ def _restore_history(
     attempts = history.get("attempts")
     if attempts is None:
         attempts = [a for data in submissions if (a := legacy_attempt(data)) is not None]
-    Attempt.objects.bulk_create(
-        Attempt(submission_id=ids[a["submission"]], **_values(Attempt, a, exclude={"submission"}))
-        for a in attempts
-    )
+    Attempt.objects.bulk_create(_attempt(zf, a, ids, stored) for a in attempts)
     for data in history["replications"]:
         Replication.objects.create(
             submission_id=ids[data["submission"]],
@@ -323,6 +324,20 @@ def _restore_history(
             new_run_id=runs.get(data["new_run"]),
             **_values(Replication, data, exclude={"submission", "original_run", "new_run"}),
         )
+
+
+def _attempt(
+    zf: zipfile.ZipFile, data: dict, ids: dict[int, int], stored: list[FieldFile]
+) -> Attempt:
+    fields = _values(Attempt, data, exclude={"submission", "row_values"})
+    attempt = Attempt(submission_id=ids[data["submission"]], **fields)
+    if data.get("row_values"):
+        target: FieldFile = attempt.row_values
+        target.save(
+            PurePosixPath(data["row_values"]).name, File(zf.open(data["row_values"])), save=False
+        )
+        stored.append(target)
+    return attempt
 
 
 def _check_boards(competition: Competition, expected: dict[str, list[dict]], ids: dict) -> None:

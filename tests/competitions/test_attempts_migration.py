@@ -1,5 +1,5 @@
-"""Migration 0019_submission_attempts: a submission's claim and result fields become its
-Attempt rows. Its row function is tested directly; the migration itself forwards and back
+"""Migrations 0019-0021: a submission's claim and result fields (0019, 0020) and its per-row
+values (0021) become its Attempt rows. Its row function is tested directly; the migration itself forwards and back
 on this test database (PostgreSQL, or SQLite with DATABASE_URL unset)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tests import factories
 
 migration = importlib.import_module("competitions.migrations.0019_submission_attempts")
 BEFORE = ("competitions", "0018_shakeup_board_version")
-AFTER = ("competitions", "0020_submission_attempt_fields_removed")
+AFTER = ("competitions", "0021_attempt_row_values")
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
@@ -120,7 +120,11 @@ def test_the_migration_moves_the_values_into_attempts_and_back(competition):
     try:
         executor.migrate([BEFORE])
         old = executor.loader.project_state([BEFORE]).apps.get_model("competitions", "Submission")
-        old.objects.filter(pk=scored.pk).update(**_old(id=scored.pk, attempts=2, interruptions=1))
+        old.objects.filter(pk=scored.pk).update(
+            **_old(id=scored.pk, attempts=2, interruptions=1),
+            row_values="rows/7.npy",
+            row_kind="correct",
+        )
 
         executor = MigrationExecutor(connection)
         executor.migrate([AFTER])
@@ -130,17 +134,26 @@ def test_the_migration_moves_the_values_into_attempts_and_back(competition):
             (scored.pk, 1, "interrupted", ""),
             (scored.pk, 2, "scored", "host-a"),
         ]
-        assert rows.last().scorer_log == "scored"
+        latest = rows.last()
+        assert (latest.scorer_log, latest.row_values.name, latest.row_kind) == (
+            "scored",
+            "rows/7.npy",
+            "correct",
+        )
 
         executor = MigrationExecutor(connection)
         executor.migrate([BEFORE])
         old = executor.loader.project_state([BEFORE]).apps.get_model("competitions", "Submission")
-        back = old.objects.values("attempts", "interruptions", "worker", "duration_s")
+        back = old.objects.values(
+            "attempts", "interruptions", "worker", "duration_s", "row_values", "row_kind"
+        )
         assert back.get(pk=scored.pk) == {
             "attempts": 2,
             "interruptions": 1,
             "worker": "host-a",
             "duration_s": 3.5,
+            "row_values": "rows/7.npy",
+            "row_kind": "correct",
         }
     finally:
         executor = MigrationExecutor(connection)

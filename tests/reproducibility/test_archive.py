@@ -150,8 +150,14 @@ def test_an_archive_round_trip_keeps_the_boards_scores_versions_manifests_and_fi
     assert replication.outcome == "reproduced"
     assert replication.original_run is not None
     assert replication.original_run.submission == replication.submission
-    # Each scoring's attempt, with who scored it and when.
+    # Each scoring's attempt, with who scored it and when, and its per-row values.
     assert _attempts(copy) == _attempts(source)
+    rows = lambda c: sorted(  # noqa: E731
+        Path(a.row_values.path).read_bytes()
+        for a in Attempt.objects.filter(submission__competition=c)
+    )
+    assert rows(copy) == rows(source)
+    assert len(rows(copy)) == 6
     assert {(number, outcome) for _, _, number, outcome, *_ in _attempts(copy)} == {
         (1, "scored"),
         (2, "scored"),
