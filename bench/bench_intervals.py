@@ -11,6 +11,7 @@
    checkout, which ignores the new columns) on the same database.
 
     .venv/bin/python bench/bench_intervals.py [--teams 10000] [--per-team 10] [--rows 1000000]
+        [--only entry|ranks|pages ...]
 
 The database is the run's own (bench/benchlib.py), dropped at the end. The pages are
 rendered on every request (HELDOUT_BOARD_CACHE=false): bench_board_load.py and
@@ -168,6 +169,7 @@ def rank_refresh_after_one_entry(competition, repeats: int) -> None:
     )
 
 
+CASES = ("entry", "ranks", "pages")
 PAGES = {
     "HTML page 1": "/c/bench/leaderboard/",
     "HTML page 20": "/c/bench/leaderboard/?page=20",
@@ -244,6 +246,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--today", type=Path, default=Path("/work/main"))
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=CASES,
+        help="run only this case (1, 2, 3 in turn; repeatable); the database is made for 2 and 3",
+    )
     parser.add_argument("--measure-pages-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure_pages_only:  # the baseline's side: another checkout's code, same database
@@ -258,14 +266,20 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "bench"))
     from benchlib import scratch_database
 
-    one_entry_on_a_large_split(args.rows)
+    cases = args.only or CASES
+    if "entry" in cases:
+        one_entry_on_a_large_split(args.rows)
+    if "ranks" not in cases and "pages" not in cases:
+        return
     with scratch_database("intervals") as url:
         # Here and in the process that serves today's pages (which reads it again).
         os.environ["BENCH_DATABASE_URL"] = ENV["DATABASE_URL"] = url
         competition = _setup_database(args.teams, args.per_team)
         _intervals_fill(competition)
-        rank_refresh_after_one_entry(competition, repeats=10)
-        pages_against_today(args.repeats, args.today)
+        if "ranks" in cases:
+            rank_refresh_after_one_entry(competition, repeats=10)
+        if "pages" in cases:
+            pages_against_today(args.repeats, args.today)
 
 
 if __name__ == "__main__":

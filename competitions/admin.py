@@ -91,6 +91,12 @@ def _staff(request: HttpRequest) -> User:
     return request.user
 
 
+# The admin is for site staff; organizers work in the Organize tab (the organizer console).
+admin.site.site_header = "Heldout administration"
+admin.site.site_title = "Heldout administration"
+admin.site.index_title = "Heldout administration"
+
+
 class OrganizerScopedAdmin(admin.ModelAdmin):
     """Rows of the competitions the user organizes; everything for superusers.
 
@@ -414,7 +420,13 @@ class SubmissionAdmin(OrganizerScopedAdmin):
     @admin.action(description="Rescore under the current task version", permissions=["change"])
     def rescore(self, request, queryset) -> None:
         queryset = queryset.select_related("competition__task")
-        _run_each(self, request, queryset, lambda s: submission_rescore(submission=s), "Queued")
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda s: submission_rescore(submission=s, by=request.user),
+            "Queued",
+        )
 
     @admin.action(description="Disqualify (give a reason)", permissions=["change"])
     def disqualify(self, request, queryset) -> None:
@@ -422,7 +434,9 @@ class SubmissionAdmin(OrganizerScopedAdmin):
         reason = request.POST.get("reason", "")
         _run_each(
             self, request, queryset.select_related("team"),
-            lambda s: submission_set_disqualified(submission=s, disqualified=True, reason=reason),
+            lambda s: submission_set_disqualified(
+                submission=s, disqualified=True, reason=reason, by=request.user
+            ),
             "Disqualified",
         )  # fmt: skip
 
@@ -430,7 +444,9 @@ class SubmissionAdmin(OrganizerScopedAdmin):
     def requalify(self, request, queryset) -> None:
         _run_each(
             self, request, queryset.select_related("team"),
-            lambda s: submission_set_disqualified(submission=s, disqualified=False),
+            lambda s: submission_set_disqualified(
+                submission=s, disqualified=False, by=request.user
+            ),
             "Requalified",
         )  # fmt: skip
 
@@ -478,12 +494,16 @@ class TeamAdmin(OrganizerScopedAdmin):
         reason = request.POST.get("reason", "").strip()
         _run_each(
             self, request, queryset,
-            lambda t: team_set_banned(team=t, banned=True, reason=reason),
+            lambda t: team_set_banned(team=t, banned=True, reason=reason, by=request.user),
             "Banned",
         )  # fmt: skip
 
     @admin.action(description="Unban", permissions=["change"])
     def unban(self, request, queryset) -> None:
         _run_each(
-            self, request, queryset, lambda t: team_set_banned(team=t, banned=False), "Unbanned"
+            self,
+            request,
+            queryset,
+            lambda t: team_set_banned(team=t, banned=False, by=request.user),
+            "Unbanned",
         )

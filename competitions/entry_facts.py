@@ -39,6 +39,12 @@ def manifest_for_reader(
     return {**shown, "host": host, "withheld": withheld}
 
 
+def manifest_filename(slug: str, submission_id: int, version: int, ranked: int) -> str:
+    """tiny-entry-12-manifest.json; a superseded version's says which: ...-v1-manifest.json."""
+    tag = "" if version == ranked else f"-v{version}"
+    return f"{slug}-entry-{submission_id}{tag}-manifest.json"
+
+
 @dataclass
 class Fact:
     label: str

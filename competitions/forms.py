@@ -190,3 +190,61 @@ class GroundTruthForm(forms.Form):
     activate = forms.BooleanField(
         label="Rank the leaderboard by it now and rescore every submission", required=False
     )
+
+
+class CompetitionDetailsForm(forms.ModelForm):
+    """What participants read, the announced dates and who may see the competition; the
+    rules are the model's (Competition.clean, competitions/rules.py)."""
+
+    reason = forms.CharField(
+        label="Why (for the log, optional)",
+        max_length=300,
+        required=False,
+        help_text="The organizers' log records who changed what and when, with this note.",
+    )
+
+    class Meta:
+        model = Competition
+        fields = ["title", "description", "rules", "prize", "visibility", "start_at", "end_at"]
+        labels = {
+            "description": "Overview (Markdown)",
+            "rules": "Rules (Markdown)",
+            "start_at": "Starts (UTC, empty: not announced)",
+            "end_at": "Ends (UTC, empty: not announced)",
+        }
+        help_texts = {
+            "description": "The Overview tab. Preview shows it as participants will see it.",
+            "rules": "Participants accept these to join.",
+            "visibility": "Public: listed. Unlisted: anyone with the link. Invite only: "
+            "organizers and the users invited on the People page.",
+        }
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 12}),
+            "rules": forms.Textarea(attrs={"rows": 12}),
+            "start_at": forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            ),
+            "end_at": forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            ),
+        }
+
+
+class UsernameForm(forms.Form):
+    username = forms.CharField(max_length=150)
+
+    def __init__(self, *args, label: str, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.fields["username"].label = label
+
+
+class BulkActionForm(forms.Form):
+    """What to do with the submissions chosen on the Submissions page (their ids are posted
+    as `ids`)."""
+
+    ACTIONS = [("rescore", "Rescore"), ("disqualify", "Disqualify")]
+
+    action = forms.ChoiceField(label="With the selected submissions", choices=ACTIONS)
+    reason = forms.CharField(
+        label="Reason to disqualify (each team sees it)", max_length=300, required=False
+    )

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 PHASE_END_AFTER_START = "A phase must end after it starts."
+COMPETITION_END_AFTER_START = "A competition must end after it starts."
 LIMIT_AT_LEAST_ONE = "Limits are at least 1."
 DISQUALIFY_REASON_REQUIRED = "Say why the submission is disqualified; its team sees it."
 TEAM_NAME_REQUIRED = "Give the team a name."
@@ -73,6 +74,15 @@ def phase_overlapping(
         if periods_overlap(start_at, end_at, other_start, other_end):
             return name
     return None
+
+
+def competition_date_problems(
+    *, start_at: datetime | None, end_at: datetime | None
+) -> dict[str, str]:
+    """A competition's announced dates: when both are given, the end comes after the start."""
+    if start_at is not None and end_at is not None and end_at <= start_at:
+        return {"end_at": COMPETITION_END_AFTER_START}
+    return {}
 
 
 def competition_limit_problems(**limits: int | None) -> dict[str, str]:

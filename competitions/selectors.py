@@ -11,12 +11,26 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    BinaryField,
+    Case,
+    Count,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from competitions.models import (
     Attempt,
     BoardStatistics,
+    BoardVersion,
     Competition,
     LeaderboardEntry,
     Membership,
@@ -78,6 +92,9 @@ class LeaderboardRow:
     public_rank: int | None = None
     rank_change: int | None = None
     beyond_sampling: bool | None = None
+    # Whether another row shares the rank; set on a sorted or searched page (its neighbours
+    # are not its rank's), else the page tells from the rows around it.
+    tied: bool | None = None
 
     @property
     def since_public(self) -> str:
@@ -103,13 +120,31 @@ class LeaderboardPage:
     count: int
     rows: list[LeaderboardRow]
     bootstrap: Bootstrap | None = None  # None until a worker computed the board's intervals
+    matching: int | None = None  # with a team search: how many rows match
 
 
 INTERVAL_COLUMNS = ("ci_low", "ci_high", "interval_submission_id")
 
+# A board's other orders (?sort= on the page): the allow-list, each with its columns. The
+# default, "rank", is the board's own order; ranks stay the board's whatever the order.
+BOARD_SORTS: dict[str, tuple[Any, ...]] = {
+    "team": (Lower("team__name").asc(),),
+    "-team": (Lower("team__name").desc(),),
+    "entries": ("entries",),
+    "-entries": ("-entries",),
+    "last": ("last_submission_at",),
+    "-last": ("-last_submission_at",),
+}
+
 
 def leaderboard_page(
-    *, competition: Competition, split: str, offset: int = 0, limit: int | None = 100
+    *,
+    competition: Competition,
+    split: str,
+    offset: int = 0,
+    limit: int | None = 100,
+    sort: str = "rank",
+    team_query: str = "",
 ) -> LeaderboardPage:
     """One page of a board in 4 queries (task, rows, counts, the board's statistics)
     whatever the number of submissions.
@@ -118,6 +153,10 @@ def leaderboard_page(
     better score, so only the page's first rank needs counting: equal scores share a rank.
     Plausible ranks are looked up in the board's sorted interval bounds (no interval is
     computed here: a worker did, services/intervals.py).
+
+    `sort` (a BOARD_SORTS key) and `team_query` (part of a team's name, any case) reorder
+    or narrow the rows without changing their ranks: `_ranks_of` counts them over the whole
+    board, in the counts' query.
     """
     task = competition.task
     metric = metric_get(task.primary_metric)
@@ -151,15 +190,29 @@ def leaderboard_page(
     )
     if split == "private":  # the shake-up report, kept only while the competition is final
         ordered = ordered.annotate(**_shakeup_columns(competition))
+    reordered = sort in BOARD_SORTS or bool(team_query)
+    if team_query:
+        ordered = ordered.filter(team__name__icontains=team_query)
+    if sort in BOARD_SORTS:
+        ordered = ordered.order_by(*BOARD_SORTS[sort], "-sort_key", "submitted_at", "team_id")
     window = list(ordered[offset : offset + limit] if limit is not None else ordered[offset:])
-    first_key = window[0]["sort_key"] if window else float("inf")
-    counts = base.aggregate(total=Count("pk"), better=Count("pk", filter=Q(sort_key__gt=first_key)))
+    if reordered:
+        counts, ranks_of = _ranks_of(base, [r["sort_key"] for r in window], team_query)
+    else:
+        first_key = window[0]["sort_key"] if window else float("inf")
+        # Of a column the rank index holds (never null), not of the id: an index-only scan.
+        counts = base.aggregate(
+            total=Count("sort_key"), better=Count("sort_key", filter=Q(sort_key__gt=first_key))
+        )
     stats = board_statistics_read(competition=competition, split=split)
     intervals = [_current_interval(r) for r in window]
     ranks = plausible_ranks(stats, metric.higher_is_better, intervals)
     rows: list[LeaderboardRow] = []
     for i, r in enumerate(window):
-        if i == 0:
+        tied = None
+        if reordered:
+            rank, tied = ranks_of[r["sort_key"]]
+        elif i == 0:
             rank = counts["better"] + 1
         elif r["sort_key"] != window[i - 1]["sort_key"]:
             rank = offset + i + 1
@@ -184,6 +237,7 @@ def leaderboard_page(
                 public_rank=r.get("shakeup_public_rank"),
                 rank_change=r.get("shakeup_change"),
                 beyond_sampling=r.get("shakeup_beyond"),
+                tied=tied,
             )
         )
     return LeaderboardPage(
@@ -193,9 +247,28 @@ def leaderboard_page(
         higher_is_better=metric.higher_is_better,
         secondary_metrics=list(task.secondary_metrics),
         count=counts["total"],
+        matching=counts["matching"] if team_query else None,
         rows=rows,
         bootstrap=Bootstrap(stats["seed"], stats["resamples"], stats["level"]) if stats else None,
     )
+
+
+def _ranks_of(
+    board: QuerySet[LeaderboardEntry], keys: list[float], team_query: str
+) -> tuple[dict[str, int], dict[float, tuple[int, bool]]]:
+    """The board's count of rows and of rows matching `team_query`, and each key's board rank and whether
+    another row shares it: one aggregate over the board, whatever the order shown."""
+    distinct = sorted(set(keys))
+    matching = Q(team__name__icontains=team_query) if team_query else Q()
+    columns: dict[str, Any] = {"total": Count("pk"), "matching": Count("pk", filter=matching)}
+    for i, key in enumerate(distinct):
+        columns[f"better{i}"] = Count("pk", filter=Q(sort_key__gt=key))
+        columns[f"equal{i}"] = Count("pk", filter=Q(sort_key=key))
+    counts = board.aggregate(**columns)
+    ranks = {
+        key: (counts[f"better{i}"] + 1, counts[f"equal{i}"] > 1) for i, key in enumerate(distinct)
+    }
+    return {"total": counts["total"], "matching": counts["matching"]}, ranks
 
 
 def _shakeup_columns(competition: Competition) -> dict[str, Subquery]:
@@ -258,12 +331,54 @@ def tie_rule_text(competition: Competition) -> str:
 
 
 def board_statistics_read(*, competition: Competition, split: str) -> Mapping[str, Any] | None:
-    """The board's bootstrap parameters and sorted bounds (models.BoardStatistics)."""
-    return (
-        BoardStatistics.objects.filter(competition=competition, split=split)
-        .values("seed", "resamples", "level", "bounds")
-        .first()
-    )
+    """The board's bootstrap parameters and sorted bounds (models.BoardStatistics), in one
+    query. The bounds (16 bytes a row) come over the wire only when the board's version
+    moved since this process last read them (`_BOUNDS`)."""
+    stats = BoardStatistics.objects.filter(competition=competition, split=split)
+    # Read in the same statement as the row: any write to the row counts the version up in
+    # its own transaction (migration 0015_board_version), so the same version is the same
+    # bounds.
+    version = BoardVersion.objects.filter(competition_id=OuterRef("competition_id"))
+    stats = stats.annotate(board_version=Subquery(version.values("version")[:1]))
+    kept = _BOUNDS.get((competition.pk, split))
+    if kept is not None:
+        unchanged = Q(pk=kept[0], board_version=kept[1])
+        stats = stats.annotate(
+            new_bounds=Case(
+                When(unchanged, then=Value(None)), default=F("bounds"), output_field=BinaryField()
+            )
+        )
+    else:
+        stats = stats.annotate(new_bounds=F("bounds"))
+    row = stats.values("pk", "seed", "resamples", "level", "board_version", "new_bounds").first()
+    if row is None:
+        return None
+    found = row["new_bounds"]
+    if found is None and kept is not None:
+        bounds = kept[2]
+    else:
+        bounds = bytes(found or b"")
+        if row["board_version"] is not None:
+            if len(_BOUNDS) >= _BOUNDS_KEPT:
+                _BOUNDS.clear()  # rare: more boards read than kept; start again
+            _BOUNDS[competition.pk, split] = (row["pk"], row["board_version"], bounds)
+    return {
+        "seed": row["seed"],
+        "resamples": row["resamples"],
+        "level": row["level"],
+        "bounds": bounds,
+    }
+
+
+# (competition id, split) -> (statistics row id, board version, bounds): what this process
+# last read of a board's bounds. Whole values replaced, never mutated: safe across threads.
+_BOUNDS: dict[tuple[int, str], tuple[int, int, bytes]] = {}
+_BOUNDS_KEPT = 256
+
+
+def bounds_forgotten() -> None:
+    """Forget the bounds kept (tests: a rolled-back database hands out its ids again)."""
+    _BOUNDS.clear()
 
 
 def _current_interval(row: dict) -> tuple[float | None, float | None]:

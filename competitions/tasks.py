@@ -71,3 +71,11 @@ def shakeup_task(competition_id: int) -> int:
 
     # Idempotent: a duplicate replaces the report with the same rows.
     return shakeup_compute(competition_id=competition_id)
+
+
+@shared_task
+def phase_notices_task() -> int:
+    """Periodic (CELERY_BEAT_SCHEDULE): tell members of phases opening and ending soon."""
+    from competitions.services.notices import phase_notices_send
+
+    return phase_notices_send()

@@ -18,8 +18,8 @@ from competitions.errors import ApplicationError
 VERSION = "1.0.0"
 EXTENSIONS = "creation,termination,expiration"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
-# How much of a PATCH body is read and written at a time: memory per request stays at twice
-# this (one chunk hashed while the next is read).
+# How much of a PATCH body is read, hashed and written at a time: memory per request stays
+# at a few of these (competitions/services/upload_writer.BUFFERS).
 CHUNK_BYTES = 1024 * 1024
 
 

@@ -7,6 +7,7 @@ from competitions.views import (
     accounts,
     bundles,
     compare,
+    console,
     organizer,
     pages,
     submit,
@@ -108,7 +109,20 @@ urlpatterns = [
     path(
         "c/<slug:slug>/organize/scorer/adopt/", versions.scorer_adopt, name="organize-scorer-adopt"
     ),
-    path("c/<slug:slug>/organize/phases/", organizer.phases, name="organize-phases"),
+    path("c/<slug:slug>/organize/overview/", console.overview, name="organize-overview"),
+    path("c/<slug:slug>/organize/phases/", console.phases, name="organize-phases"),
+    path(
+        "c/<slug:slug>/organize/phases/<int:phase_id>/delete/",
+        console.phase_delete,
+        name="organize-phase-delete",
+    ),
+    path("c/<slug:slug>/organize/people/", console.people, name="organize-people"),
+    path("c/<slug:slug>/organize/log/", console.log, name="organize-log"),
+    path(
+        "c/<slug:slug>/organize/submissions/bulk/",
+        console.submissions_bulk,
+        name="organize-submissions-bulk",
+    ),
     path(
         "c/<slug:slug>/organize/submissions/",
         organizer.submissions,

@@ -12,7 +12,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from competitions.entry_facts import entry_facts, manifest_for_reader
+from competitions.entry_facts import entry_facts, manifest_filename, manifest_for_reader
 from competitions.markdown import render_markdown
 from competitions.models import LeaderboardEntry, Membership, Replication, Score, Submission
 from competitions.permissions import NotFound, access_entry, is_organizer
@@ -96,6 +96,11 @@ def entry_context(
         "claims": claims,
         "description": render_markdown(submission.description) if submission.description else "",
         "manifest_json": json.dumps(manifest, indent=2, sort_keys=True) if manifest else "",
+        "manifest_filename": manifest_filename(
+            competition.slug, submission.pk, version, task.version
+        ),
+        "manifest_redacted": bool(manifest)
+        and any(path.startswith("host.") for path in (manifest or {}).get("withheld", [])),
         "facts": entry_facts(manifest, hardware_declared=submission.hardware_declared),
         "replication": replication,
         "task_version": version,

@@ -25,6 +25,7 @@ urlpatterns = [
             path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
         ]
     ),
+    path("", include("notifications.urls")),
     path("", include("competitions.urls")),
 ]
 

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from scoring.evaluate import ROW_KINDS, SPLITS, Evaluation, Truth, evaluate, load_truth
 from scoring.influence import RowInfluence, influence_dump, influence_load
@@ -80,16 +82,21 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def truth_summary(truth: Truth) -> dict[str, Any]:
+def truth_summary(truth: Truth, piece: int = 1 << 16) -> dict[str, Any]:
     """What identifies the split: split_sha256 is the sha256 of one "<id>\t<usage>\n" line
     per ground-truth row, in file order, UTF-8, usage being public, private or both (no
     usage column); rows counts each split's rows."""
     public, private = truth.splits["public"], truth.splits["private"]
-    usage = np.where(public & private, "both", np.where(public, "public", "private"))
-    lines = np.strings.add(np.strings.add(truth.ids, "\t"), usage.astype(truth.ids.dtype))
+    # The lines are joined by Arrow, a piece at a time, and hashed straight from its buffer.
+    usage = np.where(public & private, 2, np.where(public, 0, 1))
+    ends = pa.array(["public\n", "private\n", "both\n"])
     sha = hashlib.sha256()
-    for start in range(0, len(lines), 1 << 16):
-        sha.update(("\n".join(lines[start : start + (1 << 16)].tolist()) + "\n").encode())
+    for start in range(0, len(usage), piece):
+        ids = truth.id_text.slice(start, piece)
+        lines = pc.binary_join_element_wise(ids, ends.take(usage[start : start + piece]), "\t")
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
+        first, last = offsets[lines.offset], offsets[lines.offset + len(lines)]
+        sha.update(memoryview(lines.buffers()[2])[first:last])
     return {
         "split_sha256": sha.hexdigest(),
         "rows": {"public": int(public.sum()), "private": int(private.sum())},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -31,9 +32,15 @@ SPLITS = ("public", "private")
 
 @dataclass
 class Truth:
-    ids: np.ndarray  # numpy StringDType (elements are str), in ground-truth file order
+    id_text: pa.Array  # the ids as Arrow strings, in ground-truth file order
     values: np.ndarray  # aligned like ValidationResult.aligned
     splits: dict[str, np.ndarray]  # "public"/"private" -> boolean mask over the rows
+
+    @cached_property
+    def ids(self) -> np.ndarray:
+        """The ids as a numpy StringDType array (elements are str), built on first use:
+        scoring itself aligns and hashes the Arrow ones."""
+        return _strings(self.id_text)
 
 
 @dataclass
@@ -73,19 +80,19 @@ def _truth_from(check: TruthCheck) -> Truth:
         splits = {"public": everything, "private": everything.copy()}
     else:
         splits = {"public": check.public, "private": ~check.public}
-    return Truth(ids=_strings(check.ids), values=result.aligned, splits=splits)
+    ids = check.ids.combine_chunks()
+    if not pa.types.is_string(ids.type):  # large_string from Parquet
+        ids = ids.cast(pa.string())
+    return Truth(id_text=ids, values=result.aligned, splits=splits)
 
 
-def _strings(array: pa.ChunkedArray, piece: int = 1 << 16) -> np.ndarray:
+def _strings(array: pa.Array, piece: int = 1 << 16) -> np.ndarray:
     """Arrow strings as a numpy StringDType array, converted in pieces to bound the memory
     taken by the temporary Python str objects."""
     out = np.empty(len(array), dtype=np.dtypes.StringDType())
-    start = 0
-    for chunk in array.chunks:
-        for offset in range(0, len(chunk), piece):
-            values = chunk.slice(offset, piece).to_numpy(zero_copy_only=False)
-            out[start : start + len(values)] = values
-            start += len(values)
+    for offset in range(0, len(array), piece):
+        values = array.slice(offset, piece).to_numpy(zero_copy_only=False)
+        out[offset : offset + len(values)] = values
     return out
 
 
@@ -98,7 +105,7 @@ def evaluate(
 ) -> Evaluation:
     kind = ROW_KINDS[spec.task_type]
     result = validate_predictions(
-        predictions_path, spec=spec, truth_ids=truth.ids, max_problems=max_problems
+        predictions_path, spec=spec, truth_ids=truth.id_text, max_problems=max_problems
     )
     if not result.ok or result.aligned is None:
         return Evaluation(result.problems, result.total_problems, {}, None, kind)

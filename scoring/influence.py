@@ -97,35 +97,76 @@ def _log_loss(y_true: np.ndarray, y_pred: np.ndarray, spec: TaskSpec) -> RowInfl
 
 def auc_placements(positive: np.ndarray, scores: np.ndarray) -> tuple[float, np.ndarray] | None:
     """ROC AUC and DeLong's placement values: for a positive row the share of negatives it
-    outscores (ties count half), for a negative row the share of positives that outscore it."""
-    pos_scores, neg_scores = np.sort(scores[positive]), np.sort(scores[~positive])
-    n1, n0 = len(pos_scores), len(neg_scores)
+    outscores (ties count half), for a negative row the share of positives that outscore it.
+
+    One sort groups equal scores; every count is then a cumulative sum over the groups and
+    a row's placement its group's: the same integers, hence the same floats, as counting
+    each row's with binary searches, for a fraction of the time and memory."""
+    n = len(positive)
+    n1 = int(np.count_nonzero(positive))
+    n0 = n - n1
     if n1 == 0 or n0 == 0:
         return None
-    below = np.searchsorted(neg_scores, scores, "left")
-    tied = np.searchsorted(neg_scores, scores, "right") - below
-    above = n1 - np.searchsorted(pos_scores, scores, "right")
-    tied_pos = np.searchsorted(pos_scores, scores, "right") - np.searchsorted(
-        pos_scores, scores, "left"
-    )
-    placement = np.where(positive, (below + 0.5 * tied) / n0, (above + 0.5 * tied_pos) / n1)
+    order = np.argsort(scores)
+    group, sizes = _tie_groups(scores, order)  # group numbers in sorted order for now
+    positives = np.cumsum(positive[order], dtype=np.intp)[np.cumsum(sizes) - 1]
+    index = np.empty(n, dtype=np.intp)  # the row's group, then its place in `table`
+    index[order] = group
+    del order, group  # with no ties there are as many groups as rows: keep few such arrays
+    index *= 2
+    index += positive
+    pos_in = np.diff(positives, prepend=0)  # each group's positives and negatives
+    neg_in = sizes
+    neg_in -= pos_in
+    table = np.empty((len(sizes), 2))  # per group: a negative's placement, a positive's
+    # (positives above + half the tied ones) / n1, computed column by column in place.
+    np.multiply(pos_in, 0.5, out=table[:, 0])
+    table[:, 0] += n1 - positives
+    table[:, 0] /= n1
+    del positives, pos_in
+    below = np.cumsum(neg_in)
+    below -= neg_in
+    np.multiply(neg_in, 0.5, out=table[:, 1])
+    table[:, 1] += below
+    table[:, 1] /= n0
+    del below, neg_in, sizes
+    placement = table.ravel().take(index)
     return float(placement[positive].mean()), placement
+
+
+def _tie_groups(scores: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For the scores in this (sorted) order, the number of each one's group of equal scores
+    (0, 1, ...), and each group's size."""
+    ordered = scores[order]
+    first = np.empty(len(ordered), dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    if np.isnan(ordered[-1]):  # sorted last, NaNs tie with each other, as in a sort
+        first[1:] &= ~(np.isnan(ordered[1:]) & np.isnan(ordered[:-1]))
+    del ordered
+    group = np.cumsum(first, dtype=np.intp)
+    group -= 1
+    return group, np.diff(np.flatnonzero(first), append=len(first))
 
 
 def _auc_phi(positive: np.ndarray, scores: np.ndarray) -> np.ndarray | None:
     found = auc_placements(positive, scores)
     if found is None:
         return None
-    theta, placement = found
+    theta, phi = found
     n, n1 = len(positive), int(positive.sum())
-    share = np.where(positive, n / n1, n / (n - n1))
-    return theta + share * (placement - theta)
+    # theta + share * (placement - theta), share n / n1 or n / n0, computed in place.
+    phi -= theta
+    phi[positive] *= n / n1
+    phi[~positive] *= n / (n - n1)
+    phi += theta
+    return phi
 
 
 def _roc_auc(y_true: np.ndarray, y_pred: np.ndarray, spec: TaskSpec) -> RowInfluence | None:
     if spec.task_type == "binary":
         positive = y_true >= 0.5
-        phi = _auc_phi(positive, y_pred.astype(np.float64))
+        phi = _auc_phi(positive, y_pred.astype(np.float64, copy=False))
         if phi is None:
             return None
         return _identity(phi, strata=positive.astype(np.int8))

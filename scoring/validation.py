@@ -322,17 +322,25 @@ def _align(
 
 def _positions_if_same_ids(ids: pa.ChunkedArray, truth_ids: pa.Array) -> np.ndarray | None:
     """The fast path: when the file holds exactly the (unique) test ids, sorting both
-    aligns them; otherwise None, and the slower hash lookup finds what is wrong."""
+    aligns them; otherwise None, and the slower hash lookup finds what is wrong. (The hash
+    lookup is a little faster on a valid file, but its table takes half as much memory
+    again as these sorts.)"""
     if len(ids) != len(truth_ids):
         return None
     order, truth_order = pc.sort_indices(ids), pc.sort_indices(truth_ids)
-    # Compared a piece at a time: sorted copies of both id columns would raise the peak.
-    for start in range(0, len(ids), _PIECE):
-        piece, truth_piece = order.slice(start, _PIECE), truth_order.slice(start, _PIECE)
-        if not pc.all(pc.equal(ids.take(piece), truth_ids.take(truth_piece))).as_py():
-            return None
     positions = np.empty(len(ids), dtype=np.int32 if len(ids) < 2**31 else np.int64)
     positions[order.to_numpy()] = truth_order.to_numpy()
+    del order, truth_order
+    # Checked a piece at a time against the file's own order, so only the test ids are
+    # gathered, and never a whole sorted copy of either column.
+    start = 0
+    for chunk in ids.chunks:
+        for offset in range(0, len(chunk), _PIECE):
+            piece = chunk.slice(offset, _PIECE)
+            expected = truth_ids.take(positions[start + offset : start + offset + len(piece)])
+            if not pc.all(pc.equal(piece, expected)).as_py():
+                return None
+        start += len(chunk)
     return positions
 
 

@@ -128,12 +128,16 @@ def submission_images_collected_at_the_end():
 
 @pytest.fixture(autouse=True)
 def board_cache_emptied():
-    """Each test starts with no kept leaderboard (competitions/boardcache.py): a rolled-back
-    test's versions come again in the next, under ids SQLite hands out again."""
+    """Each test starts with no kept leaderboard (competitions/boardcache.py) and no kept
+    bounds (selectors.board_statistics_read): a rolled-back test's versions come again in
+    the next, under ids SQLite hands out again."""
     from django.core.cache import caches
+
+    from competitions import selectors
 
     caches["boards"].clear()
     caches["boards-local"].clear()
+    selectors.bounds_forgotten()
 
 
 @pytest.fixture(scope="module")

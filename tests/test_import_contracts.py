@@ -31,7 +31,7 @@ def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def project_with(tmp_path: Path, modules: dict[str, str]) -> Path:
-    """A tree of the four root packages under the project's own contracts, plus `modules`."""
+    """A tree of the root packages under the project's own contracts, plus `modules`."""
     contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
     lines = [
         "[tool.importlinter]",
@@ -77,13 +77,15 @@ def test_each_forbidden_import_breaks_its_contract(tmp_path):
             "scoring/spec.py": "import django.conf\n",
             "competitions/services.py": "from judging import tasks\n",
             "judging/tasks.py": "import competitions.services\n",
+            "notifications/services.py": "import competitions.services\n",
         },
     )
     done = lint_imports(tree)
     assert done.returncode != 0, done.stdout
-    assert "Contracts: 0 kept, 3 broken." in done.stdout, done.stdout
+    assert "Contracts: 0 kept, 4 broken." in done.stdout, done.stdout
     assert re.search(r"scoring\.spec -> django \(l\.1\)", done.stdout), done.stdout
     assert re.search(r"competitions\.services -> judging\.tasks \(l\.1\)", done.stdout)
+    assert re.search(r"notifications\.services -> competitions\.services \(l\.1\)", done.stdout)
 
 
 def test_every_task_the_domain_enqueues_by_name_is_a_registered_task():
@@ -92,10 +94,11 @@ def test_every_task_the_domain_enqueues_by_name_is_a_registered_task():
     from competitions.services.replications import REPLICATION_TASK
     from competitions.services.submissions import SCORE_TASK
     from config.celery_app import app
+    from notifications.services import EMAIL_TASK
 
     app.loader.import_default_modules()  # the installed apps' tasks modules, as a worker does
     beat = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    named = {SCORE_TASK, REPLICATION_TASK, *beat}
+    named = {SCORE_TASK, REPLICATION_TASK, EMAIL_TASK, *beat}
     assert named - set(app.tasks) == set()
     # Messages already queued, and outbox rows, name judging's tasks as they always were.
     assert app.tasks[SCORE_TASK].__module__ == "judging.tasks"

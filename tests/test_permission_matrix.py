@@ -24,6 +24,8 @@ from rest_framework.authtoken.models import Token
 from competitions.models import OrganizerJob, Submission
 from competitions.services.submissions import submission_create
 from judging.services import submission_score
+from notifications.models import Kind
+from notifications.services import Notice, notifications_create
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -150,6 +152,14 @@ EXPECTED: dict[str, dict[str, set[int]]] = {
     "organize-scorer-adopt GET": row(302, 405, 405, 405, 405),
     "organize-scorer-adopt POST": row(302, 403, 403, 302, 403),
     "organize-phases": row(302, 403, 403, 200, 403),
+    "organize-overview GET": row(302, 403, 403, 200, 403),
+    "organize-overview POST": row(302, 403, 403, 400, 403),
+    "organize-phase-delete GET": row(302, 405, 405, 405, 405),
+    "organize-phase-delete POST": row(302, 403, 403, 302, 403),
+    "organize-people": row(302, 403, 403, 200, 403),
+    "organize-log": row(302, 403, 403, 200, 403),
+    "organize-submissions-bulk GET": row(302, 405, 405, 405, 405),
+    "organize-submissions-bulk POST": row(302, 403, 403, 302, 403),
     "organize-submissions": row(302, 403, 403, 200, 403),
     "organize-teams": row(302, 403, 403, 200, 403),
     "organize-shakeup": row(302, 403, 403, 200, 403),
@@ -180,6 +190,15 @@ EXPECTED: dict[str, dict[str, set[int]]] = {
     "webhooks POST": row(302, 200, 200, 200, 200),  # the form again, with its errors
     "webhook-action GET": row(302, 405, 405, 405, 405),
     "webhook-action POST": row(302, 404, 404, 404, 404),
+    # Notifications: each user's own; `notification` is the participant's.
+    "notifications GET": row(302, 200, 200, 200, 200),
+    "notifications POST": row(302, 405, 405, 405, 405),
+    "notifications-read GET": row(302, 405, 405, 405, 405),
+    "notifications-read POST": row(302, 302, 302, 302, 302),
+    "notification-open GET": row(302, 405, 405, 405, 405),
+    "notification-open POST": row(302, 302, 404, 404, 404),
+    "notification-preferences GET": row(302, 405, 405, 405, 405),
+    "notification-preferences POST": row(302, 302, 302, 302, 302),
     # Applying a bundle: staff only; an empty request is refused before any slug is known.
     "api:bundle-apply POST": row(401, 400, 400, 400, 400),
     "bundle-apply GET": row(302, 403, 403, 200, 200),
@@ -233,7 +252,12 @@ def world(competition, participant, other_participant, organizer, other_organize
     job = OrganizerJob.objects.create(
         competition=competition, kind=OrganizerJob.Kind.RESCORE_ALL, created_by=organizer
     )
+    [notification] = notifications_create(
+        notice=Notice(kind=Kind.SUBMISSION_SCORED, title="Scored", url="/"),
+        user_ids=[participant.pk],
+    )
     return {
+        "notification": notification,
         "competition": competition,
         "other_competition": other_competition,
         "submission": submission,
@@ -256,6 +280,7 @@ def _concrete(route: str, world: dict) -> str:
         "team_id": str(submission.team_id),
         "number": "1",
         "job_id": str(world["job"].pk),
+        "notification_id": str(world["notification"].pk),
         "name": "sample_submission.csv",
         "upload_id": "00000000-0000-4000-8000-000000000000",
     }

@@ -105,7 +105,9 @@ class SubmissionRescoreApi(APIView):
     @extend_schema(request=None, responses={202: SubmissionRescoreOutput})
     def post(self, request: Request, submission_id: int) -> Response:
         submission = _organized_submission(request, submission_id)
-        submission = submission_services.submission_rescore(submission=submission)
+        submission = submission_services.submission_rescore(
+            submission=submission, by=signed_in(request.user)
+        )
         return Response(self.SubmissionRescoreOutput(submission).data, status=202)
 
 
@@ -126,7 +128,7 @@ class SubmissionDisqualifyApi(APIView):
         data = self.SubmissionDisqualifyInput(data=request.data)
         data.is_valid(raise_exception=True)
         submission = submission_services.submission_set_disqualified(
-            submission=submission, **data.validated_data
+            submission=submission, by=signed_in(request.user), **data.validated_data
         )
         return Response(self.SubmissionDisqualifyOutput(submission).data)
 
@@ -150,7 +152,7 @@ class TeamBanApi(APIView):
             raise NotFound("No such team in this competition.")
         data = self.TeamBanInput(data=request.data)
         data.is_valid(raise_exception=True)
-        team = team_set_banned(team=team, **data.validated_data)
+        team = team_set_banned(team=team, by=signed_in(request.user), **data.validated_data)
         return Response(self.TeamBanOutput(team).data)
 
 

@@ -24,7 +24,7 @@ from competitions.api.jobs import OrganizerJobOutput, job_accepted
 from competitions.api.pagination import PAGE_PARAMETERS, page_of
 from competitions.api.renderers import DownloadNegotiation
 from competitions.downloads import file_download
-from competitions.entry_facts import manifest_for_reader
+from competitions.entry_facts import manifest_filename, manifest_for_reader
 from competitions.models import Replication, ScorerMismatchReport, TaskVersion
 from competitions.permissions import (
     Forbidden,
@@ -293,7 +293,12 @@ class SubmissionManifestApi(APIView):
                 "version",
                 int,
                 description="Task version (default: the ranked one, else the latest scored)",
-            )
+            ),
+            OpenApiParameter(
+                "download",
+                int,
+                description="1: sent as an attachment with a file name (the entry page's link)",
+            ),
         ],
         responses={200: MANIFEST_SCHEMA},
     )
@@ -306,14 +311,20 @@ class SubmissionManifestApi(APIView):
         )
         if run is None:
             raise NotFound(f"No manifest of this submission under task version {wanted or ranked}.")
-        private = private_split_visible(request.user, submission.competition)
+        competition = submission.competition
         shown = manifest_for_reader(
-            run.manifest, private_visible=private, signed_in=request.user.is_authenticated
+            run.manifest,
+            private_visible=private_split_visible(request.user, competition),
+            signed_in=request.user.is_authenticated,
+            ladder=competition.public_board == competition.PublicBoard.LADDER,
         )
         response = Response(shown)
         if run.task_version != ranked:
             # The manifest stays as recorded; the header says a later version is ranked.
             response["Heldout-Superseded-By-Version"] = str(ranked)
+        if request.query_params.get("download") == "1":  # the entry page's download link
+            name = manifest_filename(competition.slug, submission.pk, run.task_version, ranked)
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
 
 

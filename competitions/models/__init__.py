@@ -1,6 +1,7 @@
 """The domain models. core: competitions, tasks, phases, teams, submissions, scores and
-leaderboard rows; runs: scoring attempts, sandbox runs, task versions, manifests, replications, invitations;
-workers: what workers report (scorer mismatches) and the claims once on a board;lifecycle: finalize and reopen events;
+leaderboard rows; runs: scoring attempts, sandbox runs, task versions, manifests, replications,
+invitations; workers: what workers report (scorer mismatches) and the claims once on a board;
+lifecycle: finalize and reopen events; audit: the organizers' audit log;
 uploads: resumable (tus) uploads;
 
 jobs: organizers' background jobs; webhooks: users' signed endpoints and their deliveries;
@@ -8,6 +9,7 @@ outbox: the Celery messages to send (the transactional outbox); statistics: how 
 intervals were drawn, and the shake-up report; boards: the version of what each
 leaderboard shows."""
 
+from competitions.models.audit import OrganizerAction
 from competitions.models.boards import BoardVersion
 from competitions.models.core import (
     Competition,
@@ -47,6 +49,7 @@ __all__ = [
     "CompetitionEvent",
     "LeaderboardEntry",
     "Membership",
+    "OrganizerAction",
     "OrganizerJob",
     "OutboxMessage",
     "Phase",

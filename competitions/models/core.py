@@ -108,6 +108,7 @@ class Competition(models.Model):
         problems = rules.competition_limit_problems(
             selection_limit=self.selection_limit, max_team_size=self.max_team_size
         )
+        problems |= rules.competition_date_problems(start_at=self.start_at, end_at=self.end_at)
         task = getattr(self, "task", None)  # none yet while a bundle is imported
         problems |= rules.tie_rule_problems(
             tie_rule=self.tie_rule,

@@ -1,8 +1,10 @@
-"""Domain events for scripts: a submission scored or failed, a competition finalized.
+"""Domain events for scripts and people: a submission scored or failed, a competition
+finalized.
 
 Contract: call an emitter once the fact is committed (or inside the transaction that commits
 it). `event_emit` records one WebhookDelivery per matching active hook and enqueues its
-sending on commit (competitions.services.webhooks). Each recipient's data is what that user
+sending on commit (competitions.services.webhooks); in the same transaction the emitters
+write the recipients' notifications (services/notices.py), e-mailed on commit. Each recipient's data is what that user
 could read through the API at that moment: private scores only once visible to them. The
 emitters never raise: the fact stands even when its events cannot be recorded.
 """
@@ -24,6 +26,7 @@ from django.utils import timezone
 from competitions.models import Competition, Submission, Webhook, WebhookDelivery
 from competitions.permissions import NotFound, access_submission, can_view
 from competitions.selectors import submission_scores
+from competitions.services.notices import competition_finalized_notify, submission_outcome_notify
 from competitions.services.webhooks import deliveries_enqueue
 
 log = logging.getLogger(__name__)
@@ -91,7 +94,7 @@ def submission_event_data(submission: Submission, user: User) -> dict:
 
 
 def submission_outcome_emit(*, submission_id: int, attempt: int | None = None) -> int:
-    """submission.scored or submission.failed to the team's members' hooks, if the
+    """submission.scored or submission.failed to the team's members (hooks, notifications), if the
     submission's outcome is recorded (by scoring attempt `attempt`, if given: an attempt
     the reaper took back announces nothing). Never raises."""
     try:
@@ -109,14 +112,17 @@ def submission_outcome_emit(*, submission_id: int, attempt: int | None = None) -
             except NotFound:
                 continue
             data_for[user.pk] = submission_event_data(submission, user)
-        return event_emit(kind=kind, competition=submission.competition, data_for=data_for)
+        with transaction.atomic():
+            submission_outcome_notify(submission=submission, user_ids=list(data_for))
+            return event_emit(kind=kind, competition=submission.competition, data_for=data_for)
     except Exception:
         log.exception("the events of submission %s were not recorded", submission_id)
         return 0
 
 
 def competition_finalized_emit(*, competition_id: int) -> int:
-    """competition.finalized to its organizers' and participants' hooks. Never raises."""
+    """competition.finalized to its organizers and participants (hooks, notifications).
+    Never raises."""
     try:
         competition = Competition.objects.get(pk=competition_id)
         users = User.objects.filter(
@@ -134,9 +140,11 @@ def competition_finalized_emit(*, competition_id: int) -> int:
             }
         }
         data_for = {user.pk: data for user in users if can_view(user, competition)}
-        return event_emit(
-            kind=Event.COMPETITION_FINALIZED, competition=competition, data_for=data_for
-        )
+        with transaction.atomic():
+            competition_finalized_notify(competition=competition, user_ids=list(data_for))
+            return event_emit(
+                kind=Event.COMPETITION_FINALIZED, competition=competition, data_for=data_for
+            )
     except Exception:
         log.exception("the finalize event of competition %s was not recorded", competition_id)
         return 0

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 from django.db import transaction
@@ -75,19 +78,58 @@ def submission_influence(submission: Submission, split: str) -> RowInfluence | N
     return found
 
 
+# Intervals computed are written together, in one transaction with the bounds they move:
+# readers then see one new board version, not one per row and per split (every version is
+# each kept board answer rendered again, competitions/boardcache.py). A long backlog (after
+# a rebuild) is still written as it goes: every FLUSH_ROWS rows or FLUSH_S seconds.
+FLUSH_ROWS = 200
+FLUSH_S = 2.0
+
+
+@dataclass(frozen=True)
+class _Interval:
+    entry_id: int
+    submission_id: int
+    low: float | None
+    high: float | None
+
+
 def leaderboard_intervals_refresh(*, competition_id: int) -> int:
     """Compute the stale intervals of the board, then its rank intervals. Returns how many
     intervals were computed."""
     competition = Competition.objects.select_related("task").get(pk=competition_id)
     computed = 0
+    batch: list[_Interval] = []
+    started = time.monotonic()
     for split in SPLITS:
         stats = board_statistics_get(competition_id=competition_id, split=split)
-        computed += _stale_intervals_compute(competition, split, stats)
-        board_ranks_refresh(competition=competition, split=split)
+        for found in _stale_intervals_compute(competition, split, stats):
+            batch.append(found)
+            computed += found.low is not None
+            if len(batch) >= FLUSH_ROWS or time.monotonic() - started > FLUSH_S:
+                _intervals_save(batch)
+                batch, started = [], time.monotonic()
+    with transaction.atomic():
+        _intervals_save(batch)
+        for split in SPLITS:
+            board_ranks_refresh(competition=competition, split=split)
     return computed
 
 
-def _stale_intervals_compute(competition: Competition, split: str, stats: BoardStatistics) -> int:
+def _intervals_save(batch: list[_Interval]) -> None:
+    with transaction.atomic():
+        for found in batch:
+            # Only if the row still shows this submission: a newer one gets its own pass.
+            LeaderboardEntry.objects.filter(
+                pk=found.entry_id, submission_id=found.submission_id
+            ).update(
+                ci_low=found.low, ci_high=found.high, interval_submission_id=found.submission_id
+            )
+
+
+def _stale_intervals_compute(
+    competition: Competition, split: str, stats: BoardStatistics
+) -> Iterator[_Interval]:
     version = competition.task.version
     stale = (
         LeaderboardEntry.objects.filter(competition=competition, split=split, task_version=version)
@@ -96,7 +138,6 @@ def _stale_intervals_compute(competition: Competition, split: str, stats: BoardS
         )
         .select_related("submission__competition__task")
     )
-    computed = 0
     # A Ladder board shows public scores rounded to the noise: an interval around the exact
     # score would tell its digits back, so its public rows get none.
     withheld = split == "public" and competition.public_board == Competition.PublicBoard.LADDER
@@ -113,12 +154,7 @@ def _stale_intervals_compute(competition: Competition, split: str, stats: BoardS
                     rows=len(found.values), task_version=version
                 )
                 stats.rows, stats.task_version = len(found.values), version
-            computed += 1
-        # Only if the row still shows this submission: a newer one gets its own pass.
-        LeaderboardEntry.objects.filter(pk=entry.pk, submission_id=entry.submission_id).update(
-            ci_low=low, ci_high=high, interval_submission_id=entry.submission_id
-        )
-    return computed
+        yield _Interval(entry.pk, entry.submission_id, low, high)
 
 
 def board_ranks_refresh(*, competition: Competition, split: str) -> int:

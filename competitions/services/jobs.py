@@ -33,13 +33,22 @@ from django.utils import timezone
 
 from competitions.errors import ApplicationError, FinalizedError, InvalidState
 from competitions.heartbeat import beating
-from competitions.models import Competition, OrganizerJob, Submission, TaskVersion, Team
+from competitions.models import (
+    Competition,
+    OrganizerAction,
+    OrganizerJob,
+    Submission,
+    TaskVersion,
+    Team,
+)
 from competitions.permissions import NotFound
+from competitions.services.audit import organizer_action_record
 from competitions.services.freeze import VERSION_FROZEN, competition_is_final
 from competitions.services.submissions import RESCORE_REFUSED
 
 log = logging.getLogger(__name__)
 Kind = OrganizerJob.Kind
+Logged = OrganizerAction.Kind
 Status = OrganizerJob.Status
 UNFINISHED = [Status.QUEUED, Status.RUNNING]
 FINISHED = [Status.DONE, Status.FAILED]
@@ -86,13 +95,22 @@ def version_switch_start(
     if competition.is_finalized:
         raise FinalizedError(VERSION_FROZEN)
     _refuse_if_busy(competition)
-    return organizer_job_create(
-        competition=competition,
-        kind=Kind.VERSION_SWITCH,
-        user=user,
-        params={"number": number, "rescore": rescore},
-        total=Team.objects.filter(competition=competition).count(),
-    )
+    with transaction.atomic():
+        job = organizer_job_create(
+            competition=competition,
+            kind=Kind.VERSION_SWITCH,
+            user=user,
+            params={"number": number, "rescore": rescore},
+            total=Team.objects.filter(competition=competition).count(),
+        )
+        organizer_action_record(
+            competition_id=competition.pk,
+            by=user,
+            kind=Logged.VERSION_SWITCH_STARTED,
+            target=f"version {number}",
+            details={"job": job.pk, "rescore": rescore},
+        )
+    return job
 
 
 def rescore_all_start(*, competition: Competition, user: User) -> OrganizerJob:
@@ -104,9 +122,18 @@ def rescore_all_start(*, competition: Competition, user: User) -> OrganizerJob:
     finished = Submission.objects.filter(
         competition=competition, status__in=[Submission.Status.SCORED, Submission.Status.FAILED]
     )
-    return organizer_job_create(
-        competition=competition, kind=Kind.RESCORE_ALL, user=user, total=finished.count()
-    )
+    with transaction.atomic():
+        job = organizer_job_create(
+            competition=competition, kind=Kind.RESCORE_ALL, user=user, total=finished.count()
+        )
+        organizer_action_record(
+            competition_id=competition.pk,
+            by=user,
+            kind=Logged.RESCORE_ALL_STARTED,
+            target=f"job #{job.pk}",
+            details={"submissions": job.progress_total},
+        )
+    return job
 
 
 def _refuse_if_busy(competition: Competition) -> None:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from competitions.errors import ApplicationError, InvalidState
 from competitions.models import Competition, CompetitionEvent, Phase
 from competitions.selectors_runs import replications_missing, replications_missing_reasons
+from competitions.services.audit import Kind, organizer_action_record
 from competitions.services.events import competition_finalized_emit
 from competitions.services.leaderboard import leaderboard_rebuild
 from competitions.services.shakeup import shakeup_discard, shakeup_enqueue
@@ -59,6 +60,12 @@ def competition_finalize(*, competition: Competition, by: User | None = None) ->
             by=by,
             ended_phases=ended,
             at=now,
+        )
+        organizer_action_record(
+            competition_id=locked.pk,
+            by=by,
+            kind=Kind.FINALIZED,
+            details={"ended_phases": ended},
         )
         # The shake-up report (public rank -> private rank), by a worker after the commit.
         shakeup_enqueue(competition_id=locked.pk)
@@ -102,6 +109,7 @@ def competition_reopen(*, competition: Competition, by: User, reason: str) -> Co
         event = CompetitionEvent.objects.create(
             competition=locked, kind=CompetitionEvent.Kind.REOPENED, by=by, reason=reason, at=now
         )
+        organizer_action_record(competition_id=locked.pk, by=by, kind=Kind.REOPENED, reason=reason)
         locked.refresh_from_db()
         shakeup_discard(competition=locked)  # computed again at the next finalize
         # Scores that arrived during the freeze count from now on.

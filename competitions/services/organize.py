@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from competitions.errors import ApplicationError, full_clean_or_refuse
 from competitions.models import Competition, Phase
+from competitions.services.audit import Kind, organizer_action_record
 from competitions.services.freeze import competition_require_not_final
 from competitions.services.leaderboard import leaderboard_rebuild
 
@@ -27,7 +29,11 @@ TIE_RULE_FROZEN = (
 
 @transaction.atomic
 def competition_limits_update(
-    *, competition: Competition, selection_limit: int, max_team_size: int
+    *,
+    competition: Competition,
+    selection_limit: int,
+    max_team_size: int,
+    by: User | None = None,
 ) -> Competition:
     """Change the team limits. Existing teams larger than a new size limit are left as they are."""
     competition_require_not_final(  # the selection limit decides the private board
@@ -38,12 +44,22 @@ def competition_limits_update(
     competition.max_team_size = max_team_size
     full_clean_or_refuse(competition)
     competition.save(update_fields=["selection_limit", "max_team_size"])
+    organizer_action_record(
+        competition_id=competition.pk,
+        by=by,
+        kind=Kind.LIMITS_UPDATED,
+        details={"selection_limit": selection_limit, "max_team_size": max_team_size},
+    )
     return competition
 
 
 @transaction.atomic
 def competition_tie_rule_update(
-    *, competition: Competition, tie_rule: str, tie_break_metric: str
+    *,
+    competition: Competition,
+    tie_rule: str,
+    tie_break_metric: str,
+    by: User | None = None,
 ) -> Competition:
     """Declare how ties are resolved for prizes (the rules page states it). Frozen from
     finalize on: the prizes are decided then."""
@@ -52,11 +68,19 @@ def competition_tie_rule_update(
     competition.tie_break_metric = tie_break_metric
     full_clean_or_refuse(competition)
     competition.save(update_fields=["tie_rule", "tie_break_metric"])
+    organizer_action_record(
+        competition_id=competition.pk,
+        by=by,
+        kind=Kind.TIE_RULE_UPDATED,
+        details={"tie_rule": tie_rule, "tie_break_metric": tie_break_metric},
+    )
     return competition
 
 
 @transaction.atomic
-def competition_public_board_set(*, competition: Competition, public_board: str) -> Competition:
+def competition_public_board_set(
+    *, competition: Competition, public_board: str, by: User | None = None
+) -> Competition:
     """Make the public board plain or a Ladder (competitions/services/ladder.py); a change
     rebuilds the board, whose public rows and told scores follow the new kind."""
     competition_require_not_final(competition_id=competition.pk, refusal=LIMITS_FROZEN)
@@ -67,6 +91,12 @@ def competition_public_board_set(*, competition: Competition, public_board: str)
     if stored != public_board:
         competition.save(update_fields=["public_board"])
         leaderboard_rebuild(competition=competition)
+        organizer_action_record(
+            competition_id=competition.pk,
+            by=by,
+            kind=Kind.PUBLIC_BOARD_SET,
+            details={"from": stored, "to": public_board},
+        )
     return competition
 
 
@@ -80,6 +110,7 @@ def phase_update(
     daily_limit: int,
     total_limit: int | None,
     late_submissions_scored: bool,
+    by: User | None = None,
 ) -> Phase:
     """Change a phase's dates and quotas; phases of a competition must not overlap.
 
@@ -100,4 +131,21 @@ def phase_update(
             phase.save()
     except IntegrityError:  # a constraint the clean above checks already; a race at worst
         raise ApplicationError("The phase breaks a rule of phases; reload and try again.") from None
+    organizer_action_record(
+        competition_id=phase.competition_id,
+        by=by,
+        kind=Kind.PHASE_UPDATED,
+        target=f"phase “{phase.name}”",
+        details=phase_facts(phase),
+    )
     return phase
+
+
+def phase_facts(phase: Phase) -> dict[str, object]:
+    """A phase's dates and quotas as the log keeps them."""
+    return {
+        "start_at": phase.start_at.isoformat(),
+        "end_at": phase.end_at.isoformat() if phase.end_at else None,
+        "daily_limit": phase.daily_limit,
+        "total_limit": phase.total_limit,
+    }

@@ -3,18 +3,21 @@
 Contract: replication_request records a queued Replication and enqueues the task
 REPLICATION_TASK by name through the transactional outbox, in the caller's transaction; the
 domain never imports the worker side. replication_cancel is a conditional UPDATE, so a worker
-still running the replication records nothing.
+still running the replication records nothing; it writes the organizer log's line.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from competitions.errors import InvalidState
-from competitions.models import Replication, Submission
+from competitions.models import OrganizerAction, Replication, Submission
 from competitions.selectors_runs import replication_queue, scoring_run_latest
+from competitions.services.audit import organizer_action_record
 from competitions.services.outbox import enqueue
 
 Status = Replication.Status
@@ -62,6 +65,13 @@ def replication_cancel(*, replication: Replication, user: User | None) -> Replic
     still running it records nothing (its writes are conditional on RUNNING). Raises
     InvalidState when it has already ended."""
     now = timezone.now()
+    with transaction.atomic():
+        _cancel(replication, user, now)
+    replication.refresh_from_db()
+    return replication
+
+
+def _cancel(replication: Replication, user: User | None, now: datetime) -> None:
     cancelled = Replication.objects.filter(
         pk=replication.pk, status__in=[Status.QUEUED, Status.RUNNING]
     ).update(
@@ -73,5 +83,12 @@ def replication_cancel(*, replication: Replication, user: User | None) -> Replic
     )
     if not cancelled:
         raise InvalidState("Only a waiting or running replication can be cancelled.")
-    replication.refresh_from_db()
-    return replication
+    competition_id = Submission.objects.values_list("competition_id", flat=True).get(
+        pk=replication.submission_id
+    )
+    organizer_action_record(
+        competition_id=competition_id,
+        by=user,
+        kind=OrganizerAction.Kind.REPLICATION_CANCELLED,
+        target=f"replication of submission #{replication.submission_id}",
+    )

@@ -27,6 +27,7 @@ from competitions.files import fsync_stored
 from competitions.image_uploads import image_upload_check
 from competitions.models import Competition, Phase, Submission, Team
 from competitions.selectors import team_quota
+from competitions.services.audit import Kind, organizer_action_record
 from competitions.services.freeze import competition_require_not_final
 from competitions.services.leaderboard import leaderboard_refresh_team
 from competitions.services.outbox import enqueue, enqueue_many
@@ -169,7 +170,7 @@ RESCORE_REFUSED = (
 )
 
 
-def submission_rescore(*, submission: Submission) -> Submission:
+def submission_rescore(*, submission: Submission, by: User | None = None) -> Submission:
     """Score again under the task's current version; earlier scores are kept."""
     updated = Submission.objects.filter(pk=submission.pk).exclude(
         status__in=[Submission.Status.QUEUED, Submission.Status.RUNNING]
@@ -188,6 +189,12 @@ def submission_rescore(*, submission: Submission) -> Submission:
         )
         if not count:
             raise InvalidState("The submission is already waiting to be scored.")
+        organizer_action_record(
+            competition_id=submission.competition_id,
+            by=by,
+            kind=Kind.SUBMISSION_RESCORED,
+            target=f"submission #{submission.pk}",
+        )
         enqueue_on_commit(submission.pk)
     submission.refresh_from_db()
     return submission
@@ -236,7 +243,7 @@ def submissions_rescore_all(
 
 @transaction.atomic
 def submission_set_disqualified(
-    *, submission: Submission, disqualified: bool, reason: str = ""
+    *, submission: Submission, disqualified: bool, reason: str = "", by: User | None = None
 ) -> Submission:
     """Disqualify (with a reason, which the team sees) or rank a submission again; the one
     rule for the API, the organizer pages and the admin's actions."""
@@ -252,6 +259,13 @@ def submission_set_disqualified(
     submission.disqualified_reason = reason if disqualified else ""
     submission.save(update_fields=["is_disqualified", "disqualified_reason"])
     leaderboard_refresh_team(team=submission.team)
+    organizer_action_record(
+        competition_id=submission.competition_id,
+        by=by,
+        kind=Kind.SUBMISSION_DISQUALIFIED if disqualified else Kind.SUBMISSION_REQUALIFIED,
+        target=f"submission #{submission.pk} of {submission.team.name}",
+        reason=reason,
+    )
     return submission
 
 

@@ -17,8 +17,10 @@ from competitions.errors import (
 )
 from competitions.models import Competition, Membership, Submission, Team, TeamInvitation
 from competitions.selectors import team_quota
+from competitions.services.audit import Kind, organizer_action_record
 from competitions.services.freeze import competition_require_not_final
 from competitions.services.leaderboard import leaderboard_refresh_team
+from competitions.services.notices import invitation_notify
 from competitions.services.submissions import current_phase
 
 
@@ -75,7 +77,7 @@ def _free_team_name(competition: Competition, wanted: str) -> str:
 
 
 @transaction.atomic
-def team_set_banned(*, team: Team, banned: bool, reason: str = "") -> Team:
+def team_set_banned(*, team: Team, banned: bool, reason: str = "", by: User | None = None) -> Team:
     """Ban (or unban) a team: a banned team cannot submit and drops off every leaderboard."""
     competition_require_not_final(
         competition_id=team.competition_id,
@@ -87,6 +89,13 @@ def team_set_banned(*, team: Team, banned: bool, reason: str = "") -> Team:
     team.banned_reason = reason if banned else ""
     team.save(update_fields=["is_banned", "banned_reason"])
     leaderboard_refresh_team(team=team)
+    organizer_action_record(
+        competition_id=team.competition_id,
+        by=by,
+        kind=Kind.TEAM_BANNED if banned else Kind.TEAM_UNBANNED,
+        target=f"team {team.name}",
+        reason=reason,
+    )
     return team
 
 
@@ -183,7 +192,9 @@ def team_invite(*, team: Team, by: User, username: str = "") -> TeamInvitation:
         ).first()
         if pending is not None:
             return pending
-    return TeamInvitation.objects.create(team=team, invited_user=invited, created_by=by)
+    invitation = TeamInvitation.objects.create(team=team, invited_user=invited, created_by=by)
+    invitation_notify(invitation=invitation)  # the invited user's bell and e-mail
+    return invitation
 
 
 def invitation_revoke(*, invitation: TeamInvitation, by: User) -> TeamInvitation:

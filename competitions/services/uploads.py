@@ -12,8 +12,10 @@ Contracts:
 - one writer at a time: `upload_append` claims the row with a conditional UPDATE on
   (offset, lock) and refreshes the lock as data arrives; a lock older than LOCK_STALE is
   free again;
-- memory per append is two chunks (competitions.tus.CHUNK_BYTES: one filled while the
-  other is hashed), whatever the body's size;
+- memory per append is a few chunks (competitions/services/upload_writer.py: one received
+  while the others are hashed and written), whatever the body's size;
+- the offset recorded, and so reported, only counts bytes on disk and fsync'ed
+  (upload_writer.PatchWriter.at);
 - the bytes a client sent before its connection broke are kept and counted.
 """
 
@@ -23,13 +25,10 @@ import contextlib
 import hashlib
 import os
 import threading
-import time as clock
 import uuid
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO, Protocol
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -44,21 +43,12 @@ from competitions.middleware import submission_upload_limit
 from competitions.models import Competition, Submission, Upload
 from competitions.permissions import NotFound
 from competitions.services.submissions import _safe_name, submission_create
+from competitions.services.upload_writer import PatchWriter, Readable
 
 EXPIRES_AFTER = timedelta(hours=24)
 LOCK_STALE = timedelta(seconds=60)
 # Unfinished uploads one user may have at a time: each reserves disk space.
 MAX_OPEN_UPLOADS = 20
-# While a PATCH streams, its progress is recorded this often (HEAD shows it).
-RECORD_EVERY_S = 2.0
-# While a PATCH streams, what it wrote is handed to the disk every this many bytes.
-WRITEBACK_BYTES = 8 * 1024 * 1024
-
-
-class Readable(Protocol):
-    """A request body: read(n) gives at most n bytes, b"" at its end."""
-
-    def read(self, size: int, /) -> bytes: ...
 
 
 def upload_max_bytes(competition: Competition | None) -> int:
@@ -126,14 +116,11 @@ def upload_append(*, upload: Upload, offset: int, length: int, stream: Readable)
             f"This upload is {upload.length} bytes; {length} more at {offset} would pass its end."
         )
     token = _claim(upload=upload, offset=offset)
-    writer = _Writer(
+    writer = PatchWriter(
         upload_id=upload.pk, token=token, at=offset, sha=_hashes.resume(upload.pk, offset)
     )
     try:
-        with open(staging_path(upload), "r+b") as out:
-            out.seek(offset)
-            out.truncate()
-            writer.copy(stream=stream, out=out, length=length)
+        writer.copy(stream=stream, path=staging_path(upload), length=length)
     finally:
         # Whatever arrived counts, also when reading the body failed half-way.
         expires_at = timezone.now() + EXPIRES_AFTER
@@ -211,88 +198,6 @@ def _claim(*, upload: Upload, offset: int) -> datetime:
             extra={"offset": current},
         )
     raise tus.UploadLocked("Another request is writing to this upload; try again shortly.")
-
-
-@dataclass
-class _Writer:
-    """One PATCH's progress: `at` bytes are on disk; `token` is its lock's timestamp."""
-
-    upload_id: uuid.UUID
-    token: datetime
-    at: int
-    sha: Any | None  # the hash of bytes [0, at), when this process knows it
-
-    def copy(self, *, stream: Readable, out: BinaryIO, length: int) -> None:
-        """Stream the body to the file a chunk at a time, recording progress now and then."""
-        remaining = length
-        recorded_at = clock.monotonic()
-        kicked = dropped = self.at
-        # Two buffers, used in turn: one is hashed while the next is filled.
-        buffers = [bytearray(tus.CHUNK_BYTES) for _ in range(2)] if _fills(stream) else []
-        # Hashing runs beside the copy (hashlib releases the GIL), one chunk behind it.
-        with ThreadPoolExecutor(max_workers=1) as hasher:
-            hashing: Future | None = None
-            while remaining > 0:
-                if buffers:
-                    buffers.reverse()
-                chunk = _next_chunk(stream, min(tus.CHUNK_BYTES, remaining), buffers)
-                if not chunk:
-                    break
-                out.write(chunk)
-                if self.sha is not None:
-                    if hashing is not None:
-                        hashing.result()  # at most one chunk waits: memory stays bounded
-                    hashing = hasher.submit(self.sha.update, chunk)
-                self.at += len(chunk)
-                remaining -= len(chunk)
-                if self.at - kicked >= WRITEBACK_BYTES:
-                    out.flush()
-                    # The window before is written out by now: its pages are dropped too.
-                    _write_back(out.fileno(), dropped, self.at - dropped)
-                    dropped, kicked = kicked, self.at
-                if clock.monotonic() - recorded_at > RECORD_EVERY_S:
-                    out.flush()
-                    self._record()
-                    recorded_at = clock.monotonic()
-            if hashing is not None:
-                hashing.result()
-        out.flush()
-        os.fsync(out.fileno())
-
-    def _record(self) -> None:
-        refreshed = timezone.now()
-        kept = Upload.objects.filter(pk=self.upload_id, locked_at=self.token).update(
-            offset=self.at, locked_at=refreshed
-        )
-        if kept != 1:
-            raise tus.UploadLocked("This upload's lock went stale and was taken over.")
-        self.token = refreshed
-
-
-def _fills(stream: Readable) -> bool:
-    return callable(getattr(stream, "readinto", None))
-
-
-def _next_chunk(stream: Readable, size: int, buffers: list[bytearray]) -> bytes | memoryview:
-    """Up to `size` bytes of the body, b"" at its end or when the connection broke. A
-    stream that fills a buffer (uploads.SocketBody) fills buffers[0]."""
-    try:
-        if not buffers:
-            return stream.read(size)
-        view = memoryview(buffers[0])[:size]
-        return view[: stream.readinto(view)]  # type: ignore[attr-defined]
-    except OSError:
-        return b""  # the connection broke: keep what we have
-
-
-def _write_back(fd: int, offset: int, length: int) -> None:
-    """Have the disk start writing these bytes now, and drop the pages already written
-    (Linux's DONTNEED starts writeback, then drops the clean pages). The disk works while
-    the network does, so the fsync that ends the PATCH has little left; and the upload
-    reuses a few MiB of page cache instead of filling it, which halves the CPU its writes
-    cost (bench/bench_upload.py)."""
-    if hasattr(os, "posix_fadvise"):
-        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
 def _file_sha256(path: str) -> str:

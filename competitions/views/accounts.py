@@ -16,6 +16,7 @@ from competitions.forms import SignupForm
 from competitions.services.accounts import user_create
 from competitions.throttles import AUTH, throttle
 from competitions.views.common import AuthenticatedRequest
+from notifications.selectors import preferences_table
 
 
 @throttle(AUTH)
@@ -50,7 +51,12 @@ def signup(request: HttpRequest) -> HttpResponse:
 def account(request: AuthenticatedRequest) -> HttpResponse:
     token = Token.objects.filter(user=request.user).first()
     teams = request.user.teams.select_related("competition").order_by("-competition__created_at")
-    return render(request, "account/account.html", {"token": token, "teams": teams})
+    context = {
+        "token": token,
+        "teams": teams,
+        "notification_preferences": preferences_table(user=request.user),
+    }
+    return render(request, "account/account.html", context)
 
 
 @login_required

@@ -1,5 +1,5 @@
-"""Organizer pages under /c/<slug>/organize/: dashboard, data, phases and limits,
-submissions, teams, and the actions (rescore, disqualify, ban, finalize, reopen, export).
+"""Organizer pages under /c/<slug>/organize/: dashboard, data, submissions, teams, and the actions (rescore, disqualify, ban, finalize, reopen, export). The console's other
+pages (overview, phases, people, bulk actions, log) are in views/console.py.
 
 Every view starts with competition_for(..., organize=True): outsiders of an invite-only
 competition get 404, everyone else who is not its organizer 403.
@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -30,10 +28,7 @@ from competitions.errors import ApplicationError
 from competitions.forms import (
     BundleForm,
     GroundTruthForm,
-    LimitsForm,
-    PhaseForm,
     ReasonForm,
-    TieRuleForm,
 )
 from competitions.models import Competition, OrganizerJob, Replication, Submission, Team
 from competitions.selectors import (
@@ -47,12 +42,6 @@ from competitions.services import lifecycle
 from competitions.services import submissions as submission_services
 from competitions.services.bundles import bundle_export_file, bundle_import
 from competitions.services.jobs import rescore_all_start
-from competitions.services.organize import (
-    competition_limits_update,
-    competition_public_board_set,
-    competition_tie_rule_update,
-    phase_update,
-)
 from competitions.services.teams import team_set_banned
 from competitions.views.common import (
     AuthenticatedRequest,
@@ -67,7 +56,7 @@ ROWS_PER_PAGE = 50
 SUBMISSIONS_PER_PAGE = 25
 
 
-def _organizer_page(request: HttpRequest, slug: str, section: str, **extra) -> dict:
+def organizer_page(request: HttpRequest, slug: str, section: str, **extra) -> dict:
     competition = competition_for(request, slug, organize=True)
     viewer = viewer_for(request, competition)
     jobs = organizer_jobs_recent(competition=competition)
@@ -90,10 +79,10 @@ def _act(request: HttpRequest, slug: str, action: Callable[[], str], to: str) ->
         messages.success(request, action())
     except ApplicationError as exc:
         messages.error(request, exc.message)
-    return redirect(_back(request) or reverse(to, args=[slug]))
+    return redirect(back_target(request) or reverse(to, args=[slug]))
 
 
-def _back(request: HttpRequest) -> str | None:
+def back_target(request: HttpRequest) -> str | None:
     """The page the form was on (its filters and page number), if it is one of ours."""
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(
@@ -105,7 +94,7 @@ def _back(request: HttpRequest) -> str | None:
 
 @login_required
 def dashboard(request: AuthenticatedRequest, slug: str) -> HttpResponse:
-    context = _organizer_page(request, slug, "dashboard")
+    context = organizer_page(request, slug, "dashboard")
     board = stats.dashboard(competition=context["competition"])
     context["replications"] = replications_pending(competition=context["competition"])
     total = sum(n for _d, n in board.per_day)
@@ -125,7 +114,7 @@ def dashboard(request: AuthenticatedRequest, slug: str) -> HttpResponse:
 
 @login_required
 def data(request: AuthenticatedRequest, slug: str) -> HttpResponse:
-    context = _organizer_page(request, slug, "data")
+    context = organizer_page(request, slug, "data")
     task = context["competition"].task
     context |= {
         "task": task,
@@ -142,74 +131,9 @@ def data(request: AuthenticatedRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-def phases(request: AuthenticatedRequest, slug: str) -> HttpResponse:
-    """Edit the team limits and each phase's dates and quotas."""
-    context = _organizer_page(request, slug, "phases")
-    competition = context["competition"]
-    which = request.POST.get("which") if request.method == "POST" else None
-    limits = LimitsForm(request.POST if which == "limits" else None, instance=competition)
-    forms = [
-        (
-            phase,
-            PhaseForm(
-                request.POST if which == str(phase.pk) else None,
-                instance=phase,
-                prefix=f"p{phase.pk}",
-            ),
-        )
-        for phase in competition.phases.all()
-    ]
-    status = 200
-    save_limits = partial(_save_limits, competition, limits)
-    if which == "limits" and limits.is_valid() and _saved_or_refused(request, limits, save_limits):
-        return redirect("organize-phases", slug)
-    ties = TieRuleForm(request.POST if which == "ties" else None, instance=competition)
-    save_ties = partial(_save_ties, competition, ties)
-    if which == "ties" and ties.is_valid() and _saved_or_refused(request, ties, save_ties):
-        return redirect("organize-phases", slug)
-    for phase, form in forms:
-        chosen = which == str(phase.pk) and form.is_valid()
-        if chosen and _saved_or_refused(request, form, partial(_save_phase, phase, form)):
-            return redirect("organize-phases", slug)
-    if which:
-        status = 400
-    context |= {"limits_form": limits, "ties_form": ties, "phase_forms": forms}
-    return render(request, "organize/phases.html", context, status=status)
-
-
-def _saved_or_refused(request: HttpRequest, form: BaseForm, save: Callable[[], str]) -> bool:
-    """Save; a refusal is shown in the form, beside what was typed, not as a banner."""
-    try:
-        messages.success(request, save())
-    except ApplicationError as exc:
-        form.add_error(None, exc.message)
-        return False
-    return True
-
-
-def _save_limits(competition, form: BaseForm) -> str:
-    data = dict(form.cleaned_data)
-    public_board = data.pop("public_board", "")
-    competition_limits_update(competition=competition, **data)
-    if public_board:  # left out of the post: unchanged
-        competition_public_board_set(competition=competition, public_board=public_board)
-    return "The limits are saved."
-
-
-def _save_ties(competition, form: BaseForm) -> str:
-    competition_tie_rule_update(competition=competition, **form.cleaned_data)
-    return "The tie rule is saved; the rules page states it."
-
-
-def _save_phase(phase, form: BaseForm) -> str:
-    phase_update(phase=phase, **form.cleaned_data)
-    return f"The phase “{phase.name}” is saved."
-
-
-@login_required
 def submissions(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """Every submission, newest first: by status, and by team, user or id (`q`)."""
-    context = _organizer_page(request, slug, "submissions")
+    context = organizer_page(request, slug, "submissions")
     qs = Submission.objects.filter(competition=context["competition"])
     status = request.GET.get("status", "")
     if status in Submission.Status.values:
@@ -244,7 +168,7 @@ def _search(q: str) -> Q:
 
 @login_required
 def teams(request: AuthenticatedRequest, slug: str) -> HttpResponse:
-    context = _organizer_page(request, slug, "teams")
+    context = organizer_page(request, slug, "teams")
     qs = Team.objects.filter(competition=context["competition"]).order_by("name")
     if request.GET.get("q"):
         qs = qs.filter(name__icontains=request.GET["q"])
@@ -256,7 +180,7 @@ def teams(request: AuthenticatedRequest, slug: str) -> HttpResponse:
 @login_required
 def shakeup(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """The shake-up report: every team's public rank, private rank and the change."""
-    context = _organizer_page(request, slug, "shakeup")
+    context = organizer_page(request, slug, "shakeup")
     competition = context["competition"]
     context["report"] = shakeup_report(competition=competition)
     return render(request, "organize/shakeup.html", context)
@@ -363,7 +287,7 @@ def disqualify(request: AuthenticatedRequest, slug: str, submission_id: int) -> 
     def run() -> str:
         reason = form.cleaned_data["reason"] if form.is_valid() else ""
         submission_services.submission_set_disqualified(
-            submission=submission, disqualified=disqualified, reason=reason
+            submission=submission, disqualified=disqualified, reason=reason, by=request.user
         )
         return (
             f"Submission #{submission.pk} is {'disqualified' if disqualified else 'ranked again'}."
@@ -379,7 +303,7 @@ def rescore(request: AuthenticatedRequest, slug: str, submission_id: int) -> Htt
     submission = _submission_in(competition, submission_id)
 
     def run() -> str:
-        submission_services.submission_rescore(submission=submission)
+        submission_services.submission_rescore(submission=submission, by=request.user)
         return f"Submission #{submission.pk} is queued for scoring again."
 
     return _act(request, slug, run, "organize-submissions")
@@ -397,7 +321,7 @@ def ban(request: AuthenticatedRequest, slug: str, team_id: int) -> HttpResponse:
 
     def run() -> str:
         reason = form.cleaned_data["reason"].strip() if form.is_valid() else ""
-        team_set_banned(team=team, banned=banned, reason=reason)
+        team_set_banned(team=team, banned=banned, reason=reason, by=request.user)
         return f"The team {team.name} is {'banned' if banned else 'no longer banned'}."
 
     return _act(request, slug, run, "organize-teams")

@@ -4,10 +4,12 @@ leaderboard and statistics tabs."""
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -19,7 +21,15 @@ from competitions.errors import ApplicationError
 from competitions.forms import CompetitionFilterForm, JoinForm
 from competitions.markdown import plain_summary, render_markdown
 from competitions.models import Competition, LeaderboardEntry
+from competitions.permissions import is_organizer
+from competitions.selectors_listings import (
+    last_submission_token,
+    membership_with_last_submission,
+    team_standing,
+    with_card_counts,
+)
 from competitions.services.teams import competition_join
+from competitions.views import board_rows
 from competitions.views.common import (
     AuthenticatedRequest,
     Viewer,
@@ -31,9 +41,11 @@ from competitions.views.common import (
     viewer_for,
 )
 from competitions.views.plots import metric_bounds, progress_plot
+from notifications.selectors import notifications_unread_for_request
 from scoring.metrics import metric_get
 
 PAGE_SIZE = 50
+TEAM_QUERY_MAX = 100  # a team name's length (models.Team.name)
 LIST_PAGE_SIZE = 20
 
 
@@ -45,11 +57,7 @@ def competition_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("page", None)
     now = timezone.now()
-    listed = (
-        competitions.select_related("task")
-        .prefetch_related("phases")
-        .annotate(team_count=Count("teams", distinct=True))
-    )
+    listed = with_card_counts(competitions.select_related("task").prefetch_related("phases"))
     page_obj = page_of(request, listed, LIST_PAGE_SIZE)
     for competition in page_obj:
         competition.summary = plain_summary(competition.description)  # type: ignore[attr-defined]
@@ -155,10 +163,15 @@ def competition_join_view(request: AuthenticatedRequest, slug: str) -> HttpRespo
 
 def leaderboard(request: HttpRequest, slug: str) -> HttpResponseBase:
     """One page of a board in a fixed number of queries, whatever the board's size; rendered
-    once per board version and viewer (competitions/boardcache.py)."""
+    once per board version and viewer (competitions/boardcache.py). `?sort=` (an allow-listed
+    column) reorders it and `?q=` finds teams by name, without changing the ranks shown; a
+    search is rendered on each request, never kept."""
     competitions = boardcache.with_board_token(Competition.objects.all())
     competition = competition_for(request, slug, competitions=competitions)
-    viewer = viewer_for(request, competition)
+    viewer = Viewer(
+        membership=membership_with_last_submission(request.user, competition),
+        is_organizer=is_organizer(request.user, competition),
+    )
     can_see_private = competition.is_finalized or viewer.is_organizer
     split = _split(request, competition, can_see_private)
     if request.GET.get("team") == "mine" and viewer.team_id:
@@ -167,11 +180,15 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponseBase:
         page = max(int(request.GET.get("page", 1)), 1)
     except ValueError:
         page = 1
+    sort = request.GET.get("sort", "rank")
+    sort = sort if sort in selectors.BOARD_SORTS else "rank"
+    query = request.GET.get("q", "").strip()[:TEAM_QUERY_MAX]
 
     def render_page() -> HttpResponse:
-        return _leaderboard_page(request, competition, viewer, split, page, can_see_private)
+        shown = BoardView(split, page, sort, query)
+        return _leaderboard_page(request, competition, viewer, shown, can_see_private)
 
-    if _has_messages(request):  # shown once: this answer is not for keeping
+    if _has_messages(request) or query:  # shown once, or one of endless searches: not kept
         return render_page()
     status = competition_status(competition)  # moves with the clock, not the board
     key = boardcache.BoardKey(
@@ -179,7 +196,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponseBase:
         competition=competition,
         viewer=_viewer_class(request, viewer),
         fmt="html",
-        params=(split, str(page), status),
+        params=(split, str(page), status, sort, last_submission_token(viewer.membership)),
         shared=not request.user.is_authenticated
         and competition.visibility == Competition.Visibility.PUBLIC,
     )
@@ -188,13 +205,15 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponseBase:
 
 def _viewer_class(request: HttpRequest, viewer: Viewer) -> str:
     """What the page shows differently to whom: the signed-in user's name, team and role,
-    and the CSRF secret their log-out form's token comes from."""
+    the CSRF secret their log-out form's token comes from, and the header's unread count."""
     if not request.user.is_authenticated:
         return "anonymous"
     team = viewer.membership.team_id if viewer.membership else ""
     csrf = request.META.get("CSRF_COOKIE", "")
+    unread = notifications_unread_for_request(request)
     return (
         f"user:{request.user.pk}:{request.user.get_username()}:{team}:{viewer.is_organizer}:{csrf}"
+        f":{unread}"
     )
 
 
@@ -203,29 +222,86 @@ def _has_messages(request: HttpRequest) -> bool:
     return storage is not None and len(storage) > 0
 
 
+@dataclass(frozen=True)
+class BoardView:
+    """Which rows of a board a page shows: the split, the page, the order, the search."""
+
+    split: str
+    page: int
+    sort: str = "rank"
+    query: str = ""
+
+    def link(self, **changes) -> str:
+        """The query string of this view with `changes` (page 1 unless a page is given)."""
+        fields = {"split": self.split, "sort": self.sort, "q": self.query, "page": 1, **changes}
+        kept = {
+            k: v for k, v in fields.items() if v and (k, v) not in (("sort", "rank"), ("page", 1))
+        }
+        return "?" + urlencode(kept)
+
+
+# Each column's link: the order it asks for first, and the opposite once it is the order.
+SORTABLE = {
+    "rank": ("rank", "rank"),
+    "team": ("team", "-team"),
+    "entries": ("-entries", "entries"),
+    "last": ("-last", "last"),
+}
+
+
+def _sort_links(shown: BoardView) -> dict[str, dict[str, str]]:
+    """Per column: its link and, when the board is in its order, aria-sort's value."""
+    links = {}
+    for column, (first, second) in SORTABLE.items():
+        current = (
+            shown.sort.removeprefix("-") == column if column != "rank" else shown.sort == "rank"
+        )
+        target = second if shown.sort == first and column != "rank" else first
+        direction = ""
+        if current:
+            direction = "descending" if shown.sort.startswith("-") else "ascending"
+        links[column] = {"href": shown.link(sort=target), "aria_sort": direction}
+    return links
+
+
 def _leaderboard_page(
     request: HttpRequest,
     competition: Competition,
     viewer: Viewer,
-    split: str,
-    page: int,
+    shown: BoardView,
     can_see_private: bool,
 ) -> HttpResponse:
     slug = competition.slug
+    split, page = shown.split, shown.page
     offset = (page - 1) * PAGE_SIZE
     # One row more than shown tells whether the last shown row ties with the next page.
     board = selectors.leaderboard_page(
-        competition=competition, split=split, offset=offset, limit=PAGE_SIZE + 1
+        competition=competition,
+        split=split,
+        offset=offset,
+        limit=PAGE_SIZE + 1,
+        sort=shown.sort,
+        team_query=shown.query,
     )
     rows = board.rows[:PAGE_SIZE]
     ranks = [r.rank for r in board.rows]
     for i, row in enumerate(rows):
-        row.tied = (  # type: ignore[attr-defined]
+        if row.tied is not None:  # a sorted or searched page: the selector knows
+            continue
+        row.tied = (
             (i > 0 and ranks[i - 1] == row.rank)
             or (i + 1 < len(ranks) and ranks[i + 1] == row.rank)
             or (i == 0 and row.rank <= offset)
         )
-    pages = max((board.count + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    shown_count = board.count if board.matching is None else board.matching
+    pages = max((shown_count + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    show_since_public = split == "private" and competition.is_finalized
+    compare_url = reverse("compare", args=[slug])
+    standing = (
+        team_standing(competition=competition, membership=viewer.membership, split=split)
+        if viewer.membership
+        else None
+    )
     context = page_context(
         request,
         competition,
@@ -233,16 +309,29 @@ def _leaderboard_page(
         "leaderboard",
         board=board,
         rows=rows,
+        rows_html=board_rows.rows_html(
+            rows,
+            slug=slug,
+            split=split,
+            my_team_id=viewer.team_id,
+            show_since_public=show_since_public,
+            compare_url=compare_url,
+        ),
         page=page,
         pages=pages,
-        page_numbers=_page_numbers(page, pages),
+        page_links=[(n, shown.link(page=n)) for n in _page_numbers(page, pages)],
+        previous_link=shown.link(page=page - 1),
+        next_link=shown.link(page=page + 1),
+        shown=shown,
+        every_team_link=shown.link(q=""),
+        sort_links=_sort_links(shown),
+        standing=standing,
         first_rank=offset + 1,
         my_team_id=viewer.team_id,
         can_see_private=can_see_private,
         # The shake-up column: on the private board once final (services/shakeup.py).
-        show_since_public=split == "private" and competition.is_finalized,
+        show_since_public=show_since_public,
         csv_url=reverse("api:leaderboard", args=[slug]) + f"?split={split}&format=csv",
-        compare_url=reverse("compare", args=[slug]),
         csv_name=f"{slug}-leaderboard-{split}.csv",
     )
     return render(request, "competitions/leaderboard.html", context)

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "competitions",
     "judging",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -88,6 +89,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "notifications.context_processors.bell",  # the header's unread count
             ],
         },
     },
@@ -112,17 +114,20 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/account/"
 LOGOUT_REDIRECT_URL = "/"
 
-# Email (password resets): printed to the console unless an SMTP host is set.
+# Email (password resets, notifications): printed to the console unless an SMTP host is set;
+# EMAIL_BACKEND names any of Django's backends (the file backend writes to EMAIL_FILE_PATH).
 EMAIL_HOST = env_str("EMAIL_HOST", "")
 EMAIL_PORT = env_int("EMAIL_PORT", 587)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
-EMAIL_BACKEND = (
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
     "django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
-    else "django.core.mail.backends.console.EmailBackend"
+    else "django.core.mail.backends.console.EmailBackend",
 )
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(DATA_DIR / "emails"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Heldout <heldout@localhost>")
 
 # Uploaded files are never served from a public URL: every download goes through a view
@@ -246,7 +251,10 @@ HELDOUT_WEBHOOK_TIMEOUT_S = env_float("HELDOUT_WEBHOOK_TIMEOUT_S", 10.0)
 # The Celery queue of deliveries ("" = CELERY_TASK_DEFAULT_QUEUE, which the scoring workers
 # consume; a queue of their own needs a worker started with `-Q` naming it).
 HELDOUT_WEBHOOK_QUEUE = env_str("HELDOUT_WEBHOOK_QUEUE", "")
-# The site's address as webhook payloads give it ("https://heldout.example.org"); empty:
+# A phase's members are told of it opening (within this long after its start) and ending
+# (this long before its end); docs/notifications.md.
+HELDOUT_PHASE_NOTICE_S = env_float("HELDOUT_PHASE_NOTICE_S", 86400.0)
+# The site's address as webhook payloads and e-mails give it ("https://heldout.example.org"); empty:
 # their URLs are paths.
 HELDOUT_SITE_URL = env_str("HELDOUT_SITE_URL", "").rstrip("/")
 # `GET /api/v1/submissions/<id>/?wait=N` (docs/api.md#waiting-for-a-score): at most this
@@ -317,6 +325,11 @@ CELERY_BEAT_SCHEDULE = {
     "purge-outbox": {
         "task": "competitions.tasks.outbox_purge_task",
         "schedule": 3600.0,
+    },
+    # Members hear of a phase opening and ending soon (docs/notifications.md).
+    "notify-phases": {
+        "task": "competitions.tasks.phase_notices_task",
+        "schedule": env_float("HELDOUT_PHASE_NOTICES_EVERY_S", 600.0),
     },
     # Resumable uploads expire 24 h after their last byte (docs/uploads.md).
     "delete-expired-uploads": {

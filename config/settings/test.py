@@ -15,7 +15,11 @@ from config.settings.base import *  # noqa: F403
 
 WHITENOISE_AUTOREFRESH = True  # no collectstatic in tests
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Django's test runner keeps e-mails in memory; a worker process the tests start writes
+# them to files instead (tests/test_notifications_worker.py), where the test can read them.
+EMAIL_BACKEND = os.environ.get(
+    "HELDOUT_TEST_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend"
+)
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }

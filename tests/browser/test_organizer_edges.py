@@ -140,3 +140,37 @@ def test_a_refused_limit_change_is_shown_in_its_form_with_the_values_kept(new_pa
     expect(limits.get_by_role("alert")).to_contain_text("finalized")
     expect(page.get_by_label("Largest team size")).to_have_value("3")
     expect(page.locator(".messages")).to_have_count(0)
+
+
+def test_the_submissions_page_is_paginated_to_a_screenful_or_two(new_page, crowded):
+    page = new_page(width=1280, height=800)
+    log_in(page, "orga", "pw-orga")
+    page.goto("/c/tiny/organize/submissions/")
+    # 65 submissions on one page made it 5,446 px tall; 25 a page, with a way to the rest.
+    expect(page.locator("tbody tr")).to_have_count(25)
+    expect(page.get_by_text("Page 1 of 3")).to_be_visible()
+    height = page.evaluate("() => document.documentElement.scrollHeight")
+    assert height < 3500, height
+    page.get_by_role("link", name="Next").click()
+    expect(page.get_by_text("Page 2 of 3")).to_be_visible()
+
+
+def test_a_refused_phase_end_is_shown_beside_its_field_with_the_values_kept(new_page, organizer):
+    competition = factories.make_competition(organizers=[organizer])
+    page = new_page()
+    log_in(page, "orga", "pw-orga")
+    page.goto(f"/c/{competition.slug}/organize/phases/")
+    phase = page.locator("fieldset").filter(has_text="Phase “Main”")
+    phase.get_by_label("Name").fill("Main stage")
+    phase.get_by_label("Starts (UTC)").fill("2031-03-10T00:00")
+    phase.get_by_label("Ends (UTC, empty: never)").fill("2031-03-01T00:00")
+    phase.get_by_role("button", name="Save the phase").click()
+    phase = page.locator("fieldset").filter(has_text="Phase “Main”")
+    end = phase.get_by_label("Ends (UTC, empty: never)")
+    expect(end).to_have_value("2031-03-01T00:00")
+    expect(phase.get_by_label("Name")).to_have_value("Main stage")
+    expect(end).to_have_attribute("aria-invalid", "true")
+    error = page.locator(f"#{end.get_attribute('aria-describedby').split()[-1]}")
+    expect(error).to_contain_text("A phase must end after it starts.")
+    expect(page.locator(".messages")).to_have_count(0)
+    assert competition.phases.get().name == "Main"

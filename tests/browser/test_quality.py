@@ -94,6 +94,7 @@ PARTICIPANT_PAGES = [
     ("data", "/c/tiny/data/"),
     ("rules", "/c/tiny/rules/"),
     ("leaderboard", "/c/tiny/leaderboard/"),
+    ("leaderboard-sorted-search", "/c/tiny/leaderboard/?sort=-last&q=a"),
     ("statistics", "/c/tiny/statistics/"),
     ("submit", "/c/tiny/submit/"),
     ("my-submissions", "/c/tiny/submissions/"),
@@ -102,11 +103,14 @@ PARTICIPANT_PAGES = [
 ]
 ORGANIZER_PAGES = [
     ("organize", "/c/tiny/organize/"),
+    ("organize-overview", "/c/tiny/organize/overview/"),
     ("organize-data", "/c/tiny/organize/data/"),
     ("organize-phases", "/c/tiny/organize/phases/"),
     ("organize-submissions", "/c/tiny/organize/submissions/"),
     ("organize-teams", "/c/tiny/organize/teams/"),
+    ("organize-people", "/c/tiny/organize/people/"),
     ("organize-shakeup", "/c/tiny/organize/shake-up/"),
+    ("organize-log", "/c/tiny/organize/log/"),
     ("organize-import", "/organize/import/"),
     ("organize-apply", "/organize/apply/"),
 ]

@@ -227,7 +227,7 @@ def test_the_entry_page_reads_as_a_summary_with_the_manifest_behind_a_disclosure
         screenshot(page, f"52-entry-{width}")
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the manifest").click()
-    assert download.value.suggested_filename == f"entry-{submission.pk}-manifest.json"
+    assert download.value.suggested_filename == f"tiny-entry-{submission.pk}-manifest.json"
     with open(download.value.path()) as f:
         downloaded = json.load(f)
     assert downloaded["scores"]["public"]

@@ -264,7 +264,7 @@ def test_a_kept_api_answer_costs_one_query_for_anyone(
     assert again["Content-Type"] == first["Content-Type"]
 
 
-def test_a_kept_page_costs_one_query_anonymous_and_five_signed_in(
+def test_a_kept_page_costs_one_query_anonymous_and_six_signed_in(
     client, board, participant, django_assert_num_queries
 ):
     first = client.get(_page_url(board))
@@ -274,8 +274,8 @@ def test_a_kept_page_costs_one_query_anonymous_and_five_signed_in(
     client.force_login(participant)
     client.get(_page_url(board))  # sets the CSRF cookie its log-out form's token comes from
     first = client.get(_page_url(board))
-    # session, user, competition, membership, organizer check
-    with django_assert_num_queries(5):
+    # session, user, competition, membership, organizer check, the bell's unread count
+    with django_assert_num_queries(6):
         assert client.get(_page_url(board)).content == first.content
 
 

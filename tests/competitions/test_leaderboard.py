@@ -470,7 +470,8 @@ def test_the_leaderboard_page_runs_the_same_queries_whatever_its_size(
     _fill_board(competition, teams, per_team)
     client.force_login(participant)
 
-    with django_assert_num_queries(8):  # with the board's statistics (intervals' bounds)
+    # with the board's statistics (intervals' bounds) and the header bell's unread count
+    with django_assert_num_queries(9):
         response = client.get(f"/c/{competition.slug}/leaderboard/")
     assert response.status_code == 200
     assert response.content.decode().count("<tr") == teams + 1

@@ -52,6 +52,8 @@ def test_a_dead_switch_that_committed_is_recorded_done_and_not_run_again(
     scored(competition, participant)
     add_version(competition, TRUTH_V2)
     job = version_switch_start(competition=competition, user=organizer, number=2)
+    line = competition.organizer_actions.get()
+    assert (line.kind, line.by, line.target) == ("version_switch_started", organizer, "version 2")
     # The worker switched (one transaction, which records `committed`) and died after.
     with django_capture_on_commit_callbacks():
         jobs._run_version_switch(job, None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from html import escape
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -354,8 +355,9 @@ def test_competition_limits_below_one_are_refused_by_page_admin_and_service(
     assert admin.status_code == 200
     assert _shows(admin, rules.LIMIT_AT_LEAST_ONE)
 
+    numbers: dict[str, Any] = {k: int(v) for k, v in limits.items()}
     with pytest.raises(ApplicationError, match=rules.LIMIT_AT_LEAST_ONE):
-        competition_limits_update(competition=competition, **{k: int(v) for k, v in limits.items()})
+        competition_limits_update(competition=competition, **numbers)
     competition.refresh_from_db()
     assert (competition.selection_limit, competition.max_team_size) == (2, 5)
 

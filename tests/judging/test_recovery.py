@@ -492,6 +492,9 @@ def test_a_cancelled_replication_no_longer_blocks_finalize_and_records_who_and_w
     assert replication.status == RStatus.CANCELLED
     assert replication.cancelled_by == organizer
     assert replication.cancelled_at is not None
+    line = competition.organizer_actions.get()
+    assert (line.kind, line.by) == ("replication_cancelled", organizer)
+    assert line.target == f"replication of submission #{container_entry.pk}"
     assert replications_missing(competition=competition) == []
     assert replication_run(replication_id=replication.pk) is False  # a late message: nothing
     with pytest.raises(InvalidState):

@@ -241,8 +241,9 @@ def test_my_submissions_runs_the_same_queries_whatever_their_number(
     _fill(participant.teams.get(), count)
     client.force_login(participant)
     # session, user, competition, membership, organizer?, task, count, page, scores,
-    # the plot's leader and scores, the team's submitters on the page (select_related: 0)
-    with django_assert_num_queries(11):
+    # the plot's leader and scores, the team's submitters on the page (select_related: 0),
+    # the header bell's unread count
+    with django_assert_num_queries(12):
         response = client.get(f"/c/{competition.slug}/submissions/")
     assert response.status_code == 200
     assert response.content.decode().count('class="badge scored"') == min(count, 25)
@@ -255,8 +256,8 @@ def test_the_organizers_submissions_page_runs_the_same_queries_whatever_their_nu
     _fill(competition.teams.first(), count)
     client.force_login(organizer)
     # session, user, competition, organizer check (x2: access, tabs), membership, count,
-    # page, task, scores, the competition's latest background jobs
-    with django_assert_num_queries(11):
+    # page, task, scores, the competition's latest background jobs, the bell's unread count
+    with django_assert_num_queries(12):
         response = client.get(f"/c/{competition.slug}/organize/submissions/")
     assert response.status_code == 200
 

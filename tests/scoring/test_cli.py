@@ -1,5 +1,6 @@
 """The scorer image's command line, run as the container runs it, and read_result."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scoring.cli import read_result, write_result
+from scoring.cli import read_result, truth_summary, write_result
 from scoring.evaluate import Evaluation, evaluate, load_truth
 from scoring.spec import TaskSpec
 from scoring.validation import Problem
@@ -208,3 +209,28 @@ def test_read_result_refuses_compressed_or_oversized_pseudo_values(inputs):
     np.savez(path, public=np.zeros(30_000, dtype=np.float32))
     with pytest.raises(ValueError, match="too large"):
         read_result(inputs / "out", expected_rows=3)
+
+
+@pytest.mark.parametrize("usage", [True, False])
+def test_truth_summary_hashes_one_id_tab_usage_line_per_row(tmp_path, usage):
+    ids = [f"r{i}" for i in range(70_000)] + ["é x", '"q"']  # more than one piece
+    splits = ["Public" if i % 3 else "Private" for i in range(len(ids))]
+    targets = [str(n % 2) for n in range(len(ids))]
+    cells = zip(ids, targets, splits, strict=True)
+    rows = [f"{i},{t},{s}" if usage else f"{i},{t}" for i, t, s in cells]
+    rows[-1] = rows[-1].replace('"q"', '"""q"""', 1)
+    path = tmp_path / "truth.csv"
+    header = "id,target,Usage\n" if usage else "id,target\n"
+    path.write_text(header + "\n".join(rows) + "\n", encoding="utf-8")
+    spec = TaskSpec(
+        id_column="id", target_columns=("target",), task_type="binary", primary_metric="roc_auc"
+    )
+
+    summary = truth_summary(load_truth(path, spec))
+
+    names = [s.lower() if usage else "both" for s in splits]
+    text = "".join(f"{i}\t{n}\n" for i, n in zip(ids, names, strict=True))
+    assert summary["split_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    public = sum(n in ("public", "both") for n in names)
+    private = sum(n in ("private", "both") for n in names)
+    assert summary["rows"] == {"public": public, "private": private}

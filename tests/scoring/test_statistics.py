@@ -127,6 +127,34 @@ def test_the_auc_of_hanley_and_mcneils_ct_ratings_is_their_published_0_893():
     assert se == pytest.approx(0.032, abs=0.002)
 
 
+def _placements_by_counting(positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Each row's placement counted with binary searches over the sorted scores of each
+    class (how scoring.influence computed them before it grouped ties after one sort)."""
+    pos, neg = np.sort(scores[positive]), np.sort(scores[~positive])
+    below = np.searchsorted(neg, scores, "left")
+    tied = np.searchsorted(neg, scores, "right") - below
+    above = len(pos) - np.searchsorted(pos, scores, "right")
+    tied_pos = np.searchsorted(pos, scores, "right") - np.searchsorted(pos, scores, "left")
+    return np.where(positive, (below + 0.5 * tied) / len(neg), (above + 0.5 * tied_pos) / len(pos))
+
+
+@pytest.mark.parametrize("decimals", [0, 1, 2, 6])
+def test_auc_placements_are_bit_for_bit_the_counted_ones_whatever_the_ties(decimals):
+    # Stored pseudo-values must not change with the way they are computed.
+    rng = np.random.default_rng(decimals)
+    scores = np.round(rng.random(5000), decimals)
+    scores[rng.random(5000) < 0.05] = np.nan  # NaNs tie with each other, as sorted
+    scores[:3] = -0.0
+    positive = rng.random(5000) < 0.3
+
+    found = auc_placements(positive, scores)
+
+    assert found is not None
+    expected = _placements_by_counting(positive, scores)
+    assert found[1].tobytes() == expected.tobytes()
+    assert found[0] == float(expected[positive].mean())
+
+
 def _delong_by_definition(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     """DeLong, DeLong & Clarke-Pearson (1988), Biometrics 44:837-845, section 2, written
     out with explicit loops: V10 and V01 structural components, S10 and S01 their
