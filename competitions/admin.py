@@ -34,6 +34,7 @@ from competitions.admin_forms import (
 from competitions.csvsafe import csv_writer
 from competitions.errors import ApplicationError
 from competitions.models import (
+    Attempt,
     Competition,
     CompetitionEvent,
     Membership,
@@ -371,6 +372,22 @@ class ScoreInline(admin.TabularInline):
         return False
 
 
+class AttemptInline(admin.StackedInline):
+    """Each claim of the submission by a worker, as recorded; read only."""
+
+    model = Attempt
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = (
+        "number", "outcome", "worker", "queued_at", "started_at", "heartbeat_at",
+        "finished_at", "duration_s", "peak_memory_bytes", "scorer_name", "scorer_image",
+        "scorer_log",
+    )  # fmt: skip
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Submission)
 class SubmissionAdmin(OrganizerScopedAdmin):
     list_display = [
@@ -388,11 +405,9 @@ class SubmissionAdmin(OrganizerScopedAdmin):
         "competition", "phase", "team", "submitter", "file_info", "original_name", "sha256",
         "size", "method_name", "description", "paper_url", "code_url", "status", "failure",
         "error_message", "problems", "total_problems", "is_late", "is_disqualified",
-        "disqualified_reason", "is_selected", "created_at", "queued_at", "started_at",
-        "finished_at", "duration_s", "attempts", "interruptions", "heartbeat_at", "worker",
-        "task_version", "scorer_name", "scorer_image", "peak_memory_bytes", "scorer_log",
+        "disqualified_reason", "is_selected", "created_at", "queued_at", "task_version",
     )  # fmt: skip
-    inlines = [ScoreInline]
+    inlines = [ScoreInline, AttemptInline]
     action_form = ReasonActionForm
     actions = ["rescore", "disqualify", "requalify", "cancel"]
 

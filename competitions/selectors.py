@@ -17,6 +17,7 @@ from django.db.models import (
     Count,
     F,
     OuterRef,
+    Prefetch,
     Q,
     QuerySet,
     Subquery,
@@ -27,6 +28,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from competitions.models import (
+    Attempt,
     BoardStatistics,
     BoardVersion,
     Competition,
@@ -491,6 +493,13 @@ def submission_list_for_user(
         return qs.none()
     team_ids = Membership.objects.filter(competition=competition, user=user).values("team_id")
     return qs.filter(team_id__in=team_ids)
+
+
+def with_attempts(submissions: QuerySet[Submission]) -> QuerySet[Submission]:
+    """`submissions` with their attempts in one more query, so that `latest_attempt` costs
+    none per row (the logs left out: a list never shows them)."""
+    attempts = Attempt.objects.defer("scorer_log")
+    return submissions.prefetch_related(Prefetch("scoring_attempts", queryset=attempts))
 
 
 def ladder_masked(

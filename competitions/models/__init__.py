@@ -1,6 +1,7 @@
 """The domain models. core: competitions, tasks, phases, teams, submissions, scores and
-leaderboard rows; runs: sandbox runs, task versions, manifests, replications, invitations;
-workers: what workers report (scorer mismatches) and the claims once on a board; lifecycle: finalize and reopen events; audit: the organizers' audit log;
+leaderboard rows; runs: scoring attempts, sandbox runs, task versions, manifests, replications,
+invitations; workers: what workers report (scorer mismatches) and the claims once on a board;
+lifecycle: finalize and reopen events; audit: the organizers' audit log;
 uploads: resumable (tus) uploads;
 
 jobs: organizers' background jobs; webhooks: users' signed endpoints and their deliveries;
@@ -29,6 +30,7 @@ from competitions.models.lifecycle import CompetitionEvent
 from competitions.models.outbox import OutboxMessage
 from competitions.models.references import ReferenceResult
 from competitions.models.runs import (
+    Attempt,
     Replication,
     SandboxRun,
     ScoringRun,
@@ -41,6 +43,7 @@ from competitions.models.webhooks import Webhook, WebhookDelivery
 from competitions.models.workers import ClaimRecord, ScorerMismatchReport
 
 __all__ = [
+    "Attempt",
     "BoardStatistics",
     "BoardVersion",
     "ClaimRecord",

@@ -59,7 +59,9 @@ def test_an_in_process_worker_leaves_a_submission_of_a_version_made_by_an_image(
         assert submission_score(submission_id=submission.pk) is False
 
     submission.refresh_from_db()
-    assert (submission.status, submission.attempts) == ("queued", 0)
+    # Given back, no allowance used: the attempt is on record as returned.
+    assert submission.status == "queued"
+    assert factories.outcomes(submission) == ["returned"]
     assert not ScoringRun.objects.filter(submission=submission).exists()
     assert len(resent) == 1  # the job goes back to the queue, for a matching worker
     assert list(TaskVersion.objects.filter(task=task).values_list("number", flat=True)) == [1]
