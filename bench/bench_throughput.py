@@ -13,7 +13,7 @@ hits them all alike. For each mode and round:
 0. warm-up: one submission per worker and one more, unmeasured (imports; a warm scorer's
    start, which each worker process pays once per task);
 1. latency: 5 submissions, one at a time, each waited for: the time from upload (the
-   row's created_at) to scored (finished_at);
+   row's created_at) to scored (its attempt's finished_at);
 2. throughput: a burst of --submissions submissions; scored per minute from the first
    upload to the last score.
 
@@ -124,20 +124,27 @@ def submit(competition, user) -> int:
 
 def wait_done(ids: list[int], timeout: float) -> list[tuple[float, str, str]]:
     """(upload-to-finish seconds, status, scorer) of each submission once all are done."""
-    from competitions.models import Submission
+    from competitions.models import Attempt
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        # The attempt that ended each submission (scored or failed) has its time and scorer.
         rows = list(
-            Submission.objects.filter(pk__in=ids, status__in=["scored", "failed"]).values_list(
-                "created_at", "finished_at", "status", "scorer_name", "error_message"
+            Attempt.objects.filter(
+                submission_id__in=ids, outcome__in=["scored", "failed"]
+            ).values_list(
+                "submission__created_at",
+                "finished_at",
+                "outcome",
+                "scorer_name",
+                "submission__error_message",
             )
         )
         if len(rows) == len(ids):
             failed = [row[4] for row in rows if row[2] != "scored"]
             if failed:
                 raise SystemExit(f"{len(failed)} submission(s) failed, e.g.: {failed[0]}")
-            # A finished submission always has finished_at.
+            # An ended attempt always has finished_at.
             return [
                 ((done - made).total_seconds(), status, name)  # type: ignore[operator]
                 for made, done, status, name, _ in rows

@@ -34,10 +34,12 @@ from competitions.admin_forms import (
 from competitions.csvsafe import csv_writer
 from competitions.errors import ApplicationError
 from competitions.models import (
+    Attempt,
     Competition,
     CompetitionEvent,
     Membership,
     Phase,
+    ReferenceResult,
     Score,
     Submission,
     Task,
@@ -63,6 +65,7 @@ ORGANIZER_PERMISSIONS = [
     "add_phase", "view_phase", "change_phase", "delete_phase",
     "view_team", "change_team", "view_membership",
     "view_submission", "change_submission", "view_score",
+    "view_referenceresult",
 ]  # fmt: skip
 
 
@@ -369,6 +372,22 @@ class ScoreInline(admin.TabularInline):
         return False
 
 
+class AttemptInline(admin.StackedInline):
+    """Each claim of the submission by a worker, as recorded; read only."""
+
+    model = Attempt
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = (
+        "number", "outcome", "worker", "queued_at", "started_at", "heartbeat_at",
+        "finished_at", "duration_s", "peak_memory_bytes", "scorer_name", "scorer_image",
+        "scorer_log",
+    )  # fmt: skip
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Submission)
 class SubmissionAdmin(OrganizerScopedAdmin):
     list_display = [
@@ -386,11 +405,9 @@ class SubmissionAdmin(OrganizerScopedAdmin):
         "competition", "phase", "team", "submitter", "file_info", "original_name", "sha256",
         "size", "method_name", "description", "paper_url", "code_url", "status", "failure",
         "error_message", "problems", "total_problems", "is_late", "is_disqualified",
-        "disqualified_reason", "is_selected", "created_at", "queued_at", "started_at",
-        "finished_at", "duration_s", "attempts", "interruptions", "heartbeat_at", "worker",
-        "task_version", "scorer_name", "scorer_image", "peak_memory_bytes", "scorer_log",
+        "disqualified_reason", "is_selected", "created_at", "queued_at", "task_version",
     )  # fmt: skip
-    inlines = [ScoreInline]
+    inlines = [ScoreInline, AttemptInline]
     action_form = ReasonActionForm
     actions = ["rescore", "disqualify", "requalify", "cancel"]
 
@@ -492,3 +509,22 @@ class TeamAdmin(OrganizerScopedAdmin):
             lambda t: team_set_banned(team=t, banned=False, by=request.user),
             "Unbanned",
         )
+
+
+@admin.register(ReferenceResult)
+class ReferenceResultAdmin(OrganizerScopedAdmin):
+    """The board's reference rows as the worker recorded them, with the full reason of a
+    failure (the board says only that it failed). Read only: a worker writes them."""
+
+    list_display = ["competition", "task_version", "kind", "status", "reason", "computed_at"]
+    list_filter = ["status", "kind", ("competition", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["competition"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

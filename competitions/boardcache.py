@@ -40,7 +40,7 @@ from django.utils.http import parse_etags
 from competitions.models import BoardVersion, Competition
 
 # Part of every key: change it when what a version renders to changes without a migration.
-FORMAT = "2"  # 2: the private board's "since public" (shake-up) columns
+FORMAT = "3"  # 3: reference rows and the normalized score
 # How long a request may hold the right to render a version before others render it too.
 RENDER_LOCK_S = 10
 # Headers kept with an answer (the rest are the same on every answer, or per request).

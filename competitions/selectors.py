@@ -4,7 +4,7 @@ so list pages run a fixed number of queries whatever their length."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from django.db.models import (
     Count,
     F,
     OuterRef,
+    Prefetch,
     Q,
     QuerySet,
     Subquery,
@@ -27,6 +28,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from competitions.models import (
+    Attempt,
     BoardStatistics,
     BoardVersion,
     Competition,
@@ -45,7 +47,13 @@ from competitions.models import (
 )
 from competitions.permissions import is_organizer
 from competitions.rules import tie_rule_sentence
-from scoring.metrics import metric_get
+from competitions.selectors_references import (
+    ReferenceMissing,
+    ReferenceRow,
+    reference_rows,
+    sort_key,
+)
+from scoring.metrics import metric_get, normalized_score
 from scoring.shakeup import change_label
 from scoring.statistics import RankBounds
 
@@ -90,9 +98,13 @@ class LeaderboardRow:
     public_rank: int | None = None
     rank_change: int | None = None
     beyond_sampling: bool | None = None
+    # 0 = the constant predictor's score, 1 = a perfect score (scoring.baselines); None
+    # until the constant predictor of the ranked version is scored.
+    normalized_score: float | None = None
     # Whether another row shares the rank; set on a sorted or searched page (its neighbours
     # are not its rank's), else the page tells from the rows around it.
     tied: bool | None = None
+    is_reference = False
 
     @property
     def since_public(self) -> str:
@@ -119,6 +131,27 @@ class LeaderboardPage:
     rows: list[LeaderboardRow]
     bootstrap: Bootstrap | None = None  # None until a worker computed the board's intervals
     matching: int | None = None  # with a team search: how many rows match
+    # The ranked version's reference rows, best first, wherever they fall (paging aside),
+    # and the references not made, with the reason.
+    references: list[ReferenceRow] = field(default_factory=list)
+    references_missing: list[ReferenceMissing] = field(default_factory=list)
+
+    def with_references(self, rows: list[LeaderboardRow], offset: int) -> list[Any]:
+        """`rows` (the board's rows from `offset` on, in the board's order: not a sorted or
+        searched page's) with the reference rows that fall among them, each after the team
+        rows at least as good: every reference shows on exactly one page (the last one if it
+        is below every row)."""
+        end = offset + len(rows)
+        last = end >= self.count
+        lines: list[Any] = []
+        pending = [
+            r for r in self.references if offset <= r.position and (r.position < end or last)
+        ]
+        for i, row in enumerate(rows, start=offset):
+            while pending and pending[0].position <= i:
+                lines.append(pending.pop(0))
+            lines.append(row)
+        return lines + pending
 
 
 INTERVAL_COLUMNS = ("ci_low", "ci_high", "interval_submission_id")
@@ -144,8 +177,8 @@ def leaderboard_page(
     sort: str = "rank",
     team_query: str = "",
 ) -> LeaderboardPage:
-    """One page of a board in 4 queries (task, rows, counts, the board's statistics)
-    whatever the number of submissions.
+    """One page of a board in 4 queries (task, rows, counts, the board's statistics with
+    its reference rows) whatever the number of submissions.
 
     Rows come in index order; a row's rank is 1 + the number of rows with a strictly
     better score, so only the page's first rank needs counting: equal scores share a rank.
@@ -194,15 +227,12 @@ def leaderboard_page(
     if sort in BOARD_SORTS:
         ordered = ordered.order_by(*BOARD_SORTS[sort], "-sort_key", "submitted_at", "team_id")
     window = list(ordered[offset : offset + limit] if limit is not None else ordered[offset:])
-    if reordered:
-        counts, ranks_of = _ranks_of(base, [r["sort_key"] for r in window], team_query)
-    else:
-        first_key = window[0]["sort_key"] if window else float("inf")
-        # Of a column the rank index holds (never null), not of the id: an index-only scan.
-        counts = base.aggregate(
-            total=Count("sort_key"), better=Count("sort_key", filter=Q(sort_key__gt=first_key))
-        )
     stats = board_statistics_read(competition=competition, split=split)
+    references, missing = reference_rows(stats, task)
+    counts, ranks_of = _board_counts(
+        base, window, references, metric.higher_is_better, reordered, team_query
+    )
+    constant = next((r.score for r in references if r.kind == "constant"), None)
     intervals = [_current_interval(r) for r in window]
     ranks = plausible_ranks(stats, metric.higher_is_better, intervals)
     rows: list[LeaderboardRow] = []
@@ -235,6 +265,7 @@ def leaderboard_page(
                 public_rank=r.get("shakeup_public_rank"),
                 rank_change=r.get("shakeup_change"),
                 beyond_sampling=r.get("shakeup_beyond"),
+                normalized_score=normalized_score(metric, r["score"], constant),
                 tied=tied,
             )
         )
@@ -248,25 +279,63 @@ def leaderboard_page(
         matching=counts["matching"] if team_query else None,
         rows=rows,
         bootstrap=Bootstrap(stats["seed"], stats["resamples"], stats["level"]) if stats else None,
+        references=references,
+        references_missing=missing,
     )
 
 
-def _ranks_of(
-    board: QuerySet[LeaderboardEntry], keys: list[float], team_query: str
+def _board_counts(
+    board: QuerySet[LeaderboardEntry],
+    window: list[dict],
+    references: list[ReferenceRow],
+    higher_is_better: bool,
+    reordered: bool,
+    team_query: str,
 ) -> tuple[dict[str, int], dict[float, tuple[int, bool]]]:
-    """The board's count of rows and of rows matching `team_query`, and each key's board rank and whether
-    another row shares it: one aggregate over the board, whatever the order shown."""
+    """The board's counts in one aggregate, each reference's `position` (the number of rows
+    at least as good) counted with them: in the board's order, the rows above the page's
+    first; on a sorted or searched page (`reordered`), `_ranks_of`'s rank of each key."""
+    # Of a column the rank index holds (never null), not of the id: an index-only scan.
+    placed = {
+        f"reference_{i}": Count(
+            "sort_key", filter=Q(sort_key__gte=sort_key(r.score, higher_is_better))
+        )
+        for i, r in enumerate(references)
+    }
+    ranks: dict[float, tuple[int, bool]] = {}
+    if reordered:
+        counts, ranks = _ranks_of(board, [r["sort_key"] for r in window], team_query, placed)
+    else:
+        first_key = window[0]["sort_key"] if window else float("inf")
+        counts = board.aggregate(
+            total=Count("sort_key"),
+            better=Count("sort_key", filter=Q(sort_key__gt=first_key)),
+            **placed,
+        )
+    for i, reference in enumerate(references):
+        reference.position = counts[f"reference_{i}"]
+    return counts, ranks
+
+
+def _ranks_of(
+    board: QuerySet[LeaderboardEntry], keys: list[float], team_query: str, extra: dict[str, Any]
+) -> tuple[dict[str, int], dict[float, tuple[int, bool]]]:
+    """The board's count of rows and of rows matching `team_query` (and the `extra`
+    columns), and each key's board rank and whether another row shares it: one aggregate
+    over the board, whatever the order shown."""
     distinct = sorted(set(keys))
     matching = Q(team__name__icontains=team_query) if team_query else Q()
     columns: dict[str, Any] = {"total": Count("pk"), "matching": Count("pk", filter=matching)}
     for i, key in enumerate(distinct):
         columns[f"better{i}"] = Count("pk", filter=Q(sort_key__gt=key))
         columns[f"equal{i}"] = Count("pk", filter=Q(sort_key=key))
-    counts = board.aggregate(**columns)
+    counts = board.aggregate(**columns, **extra)
     ranks = {
         key: (counts[f"better{i}"] + 1, counts[f"equal{i}"] > 1) for i, key in enumerate(distinct)
     }
-    return {"total": counts["total"], "matching": counts["matching"]}, ranks
+    return {"total": counts["total"], "matching": counts["matching"]} | {
+        name: counts[name] for name in extra
+    }, ranks
 
 
 def _shakeup_columns(competition: Competition) -> dict[str, Subquery]:
@@ -329,8 +398,8 @@ def tie_rule_text(competition: Competition) -> str:
 
 
 def board_statistics_read(*, competition: Competition, split: str) -> Mapping[str, Any] | None:
-    """The board's bootstrap parameters and sorted bounds (models.BoardStatistics), in one
-    query. The bounds (16 bytes a row) come over the wire only when the board's version
+    """The board's bootstrap parameters, sorted bounds and reference rows' summary
+    (models.BoardStatistics), in one query. The bounds (16 bytes a row) come over the wire only when the board's version
     moved since this process last read them (`_BOUNDS`)."""
     stats = BoardStatistics.objects.filter(competition=competition, split=split)
     # Read in the same statement as the row: any write to the row counts the version up in
@@ -348,7 +417,9 @@ def board_statistics_read(*, competition: Competition, split: str) -> Mapping[st
         )
     else:
         stats = stats.annotate(new_bounds=F("bounds"))
-    row = stats.values("pk", "seed", "resamples", "level", "board_version", "new_bounds").first()
+    row = stats.values(
+        "pk", "seed", "resamples", "level", "references", "board_version", "new_bounds"
+    ).first()
     if row is None:
         return None
     found = row["new_bounds"]
@@ -365,6 +436,7 @@ def board_statistics_read(*, competition: Competition, split: str) -> Mapping[st
         "resamples": row["resamples"],
         "level": row["level"],
         "bounds": bounds,
+        "references": row["references"],
     }
 
 
@@ -421,6 +493,13 @@ def submission_list_for_user(
         return qs.none()
     team_ids = Membership.objects.filter(competition=competition, user=user).values("team_id")
     return qs.filter(team_id__in=team_ids)
+
+
+def with_attempts(submissions: QuerySet[Submission]) -> QuerySet[Submission]:
+    """`submissions` with their attempts in one more query, so that `latest_attempt` costs
+    none per row (the logs left out: a list never shows them)."""
+    attempts = Attempt.objects.defer("scorer_log")
+    return submissions.prefetch_related(Prefetch("scoring_attempts", queryset=attempts))
 
 
 def ladder_masked(

@@ -40,7 +40,8 @@ from django.db import connections
 log = logging.getLogger(__name__)
 SCORE = "score"
 REPLICATE = "replicate"
-_NAME = re.compile(r"^(score|replicate)-(\d+)-(\d+)-[A-Za-z0-9_]+-(\d+)@(.+)$")
+REFERENCE = "reference"  # a competition's reference rows (judging/references.py)
+_NAME = re.compile(r"^(score|replicate|reference)-(\d+)-(\d+)-[A-Za-z0-9_]+-(\d+)@(.+)$")
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,16 @@ def pid_alive(pid: int) -> bool:
 
 
 def attempt_running(work_dir: WorkDir) -> bool:
-    from competitions.models import Replication, Submission
+    from competitions.models import Attempt, Replication
 
+    if work_dir.kind == REFERENCE:
+        # No claim to ask about: its folder goes once its process is gone (on its host).
+        return True
     if work_dir.kind == SCORE:
-        return Submission.objects.filter(
-            pk=work_dir.object_id,
-            status=Submission.Status.RUNNING,
-            attempts=work_dir.attempt,
+        return Attempt.objects.filter(
+            submission_id=work_dir.object_id,
+            number=work_dir.attempt,
+            outcome=Attempt.Outcome.RUNNING,
         ).exists()
     return Replication.objects.filter(
         pk=work_dir.object_id,

@@ -17,7 +17,7 @@ from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from competitions.files import local_file, sha256_of, stored_size
-from competitions.models import SandboxRun, ScoringRun, Submission, Task, TaskVersion
+from competitions.models import Attempt, SandboxRun, ScoringRun, Submission, Task, TaskVersion
 from competitions.services.bundles import file_sha256
 from judging.heartbeat import INFRASTRUCTURE_ERRORS, storage_errors
 from scoring.cli import library_versions, truth_summary
@@ -38,6 +38,7 @@ NO_SEEDS = (
 def scoring_manifest(
     *,
     submission_id: int,
+    attempt: int,
     outcome: ScoringOutcome,
     task_version: int,
     scorer: object | None,
@@ -52,7 +53,8 @@ def scoring_manifest(
     stay valid without their manifest.
     """
     fresh = Submission.objects.select_related("competition__task", "team").get(pk=submission_id)
-    fresh.finished_at = finished_at
+    claim = Attempt.objects.get(submission_id=submission_id, number=attempt)
+    claim.finished_at = finished_at
     try:
         with storage_errors("reading the files the manifest describes"):
             return manifest_build(
@@ -60,7 +62,7 @@ def scoring_manifest(
                 outcome=outcome,
                 task_version=task_version,
                 scorer=scorer,
-                runs_since=fresh.started_at,
+                attempt=claim,
             )
     except INFRASTRUCTURE_ERRORS:
         raise
@@ -87,9 +89,11 @@ def manifest_build(
     predictions: Path | None = None,
     runs_since: datetime | None = None,
     timing: dict[str, Any] | None = None,
+    attempt: Attempt | None = None,
 ) -> dict[str, Any]:
-    """The manifest of a scoring that just ran. A replication passes the predictions its
-    inference stage wrote, when it started (to pick its own sandbox runs) and its times."""
+    """The manifest of a scoring that just ran: `attempt` is its claim (its sandbox runs and
+    times). A replication passes instead the predictions its inference stage wrote, when it
+    started (to pick its own sandbox runs) and its times."""
     task = submission.competition.task
     number = task_version or task.version
     version = _task_version(task, number)
@@ -111,8 +115,8 @@ def manifest_build(
         "libraries": _libraries_part(outcome),
         "scores": evaluation.scores,
         "validation": {"total_problems": evaluation.total_problems},
-        "stages": _stages_part(submission, outcome, scorer, runs_since),
-        "timing": timing or _timing_part(submission, outcome),
+        "stages": _stages_part(submission, outcome, scorer, runs_since, attempt),
+        "timing": timing or _timing_part(submission, attempt, outcome),
         "random_seeds": {"used": [], "note": NO_SEEDS},
         "host": host_description(),
     }
@@ -238,14 +242,16 @@ def _stages_part(
     outcome: ScoringOutcome,
     scorer: object | None,
     since: datetime | None,
+    attempt: Attempt | None,
 ) -> list[dict[str, Any]]:
-    # This scoring's runs: a rescore starts again at attempt 1, so the attempt alone does
-    # not tell them from an earlier scoring's.
+    # This scoring's runs: those of its attempt (numbers go on across rescores) since it
+    # started (a replication's runs carry the number of the attempt it replicates).
     runs_qs = SandboxRun.objects.filter(submission=submission).order_by("created_at", "pk")
+    if attempt is not None:
+        since = attempt.started_at
+        runs_qs = runs_qs.filter(attempt=attempt.number)
     if since is not None:
         runs_qs = runs_qs.filter(created_at__gte=since)
-    else:
-        runs_qs = runs_qs.filter(attempt=max(submission.attempts, 1))
     runs = list(runs_qs)
     if runs:
         return [_run_part(run) for run in runs]
@@ -283,11 +289,13 @@ def _run_part(run: SandboxRun) -> dict[str, Any]:
     }
 
 
-def _timing_part(submission: Submission, outcome: ScoringOutcome) -> dict[str, Any]:
+def _timing_part(
+    submission: Submission, attempt: Attempt | None, outcome: ScoringOutcome
+) -> dict[str, Any]:
     return {
-        "queued_at": _iso(submission.queued_at),
-        "started_at": _iso(submission.started_at),
-        "finished_at": _iso(submission.finished_at),
+        "queued_at": _iso(attempt.queued_at if attempt else submission.queued_at),
+        "started_at": _iso(attempt.started_at if attempt else None),
+        "finished_at": _iso(attempt.finished_at if attempt else None),
         "scoring_duration_s": outcome.duration_s,
         "peak_memory_bytes": outcome.peak_memory_bytes,
     }

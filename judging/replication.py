@@ -96,8 +96,10 @@ def _run_claimed(replication_id: int, attempt: int, runner: SandboxRunner | None
 
 
 def _runs_save(submission: Submission, recorder: RecordingRunner) -> None:
+    # Tagged with the number of the submission's latest attempt (the one replicated).
+    latest = submission.latest_attempt
     sandbox_runs_save(
-        submission_id=submission.pk, attempt=max(submission.attempts, 1), runs=recorder.runs
+        submission_id=submission.pk, attempt=latest.number if latest else 1, runs=recorder.runs
     )
     recorder.runs = []
 

@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import io
 import logging
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,12 @@ import requests.exceptions
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import F
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from competitions.files import local_copy, stored_size
-from competitions.heartbeat import beating, claim, give_back
-from competitions.models import SandboxRun, Score, Submission, Task
+from competitions.heartbeat import beating, claim, give_back, submission_claim_end
+from competitions.models import Attempt, SandboxRun, Score, Submission, Task
 from competitions.sandboxes import sandbox_limits, sandbox_runner
 from competitions.selectors import run_reason_for_participants
 from competitions.services.events import submission_outcome_emit
@@ -269,12 +267,16 @@ def _version_for(task: Task, identity: str, also: tuple[str, ...]) -> int:
 
 
 def _give_back(submission: Submission, attempt: int, mismatch: ScorerMismatch, image: str) -> None:
-    """Leave the submission to a worker whose scorer matches: queued again, this attempt
-    not counted, re-sent to the task's queue after HELDOUT_SCORER_MISMATCH_RETRY_S."""
+    """Leave the submission to a worker whose scorer matches: queued again (this attempt
+    RETURNED, which no allowance counts), re-sent to the task's queue after
+    HELDOUT_SCORER_MISMATCH_RETRY_S."""
     task = submission.competition.task
-    returned = Submission.objects.filter(
-        pk=submission.pk, status=Status.RUNNING, attempts=attempt
-    ).update(status=Status.QUEUED, queued_at=timezone.now(), attempts=F("attempts") - 1)
+    returned = submission_claim_end(
+        submission_id=submission.pk,
+        attempt=attempt,
+        outcome=Attempt.Outcome.RETURNED,
+        submission_fields={"status": Status.QUEUED, "queued_at": timezone.now()},
+    )
     scorer_mismatch_report(task=task, mismatch=mismatch, submission_id=submission.pk, image=image)
     if not returned:
         return
@@ -307,18 +309,22 @@ def _finish_failed(
     failure: str,
     message: str,
     *,
-    finished_at: datetime | None = None,
+    run: dict[str, Any] | None = None,
     **extra,
 ) -> bool:
-    """Fail the claim `attempt`; whether it was still ours to fail."""
-    return bool(
-        Submission.objects.filter(pk=submission_id, status=Status.RUNNING, attempts=attempt).update(
-            status=Status.FAILED,
-            failure=failure,
-            error_message=message[:10_000],
-            finished_at=finished_at or timezone.now(),
+    """Fail the claim `attempt` (`run`: the attempt's results, `extra`: the submission's
+    other fields); whether it was still ours to fail."""
+    return submission_claim_end(
+        submission_id=submission_id,
+        attempt=attempt,
+        outcome=Attempt.Outcome.FAILED,
+        attempt_fields=run,
+        submission_fields={
+            "status": Status.FAILED,
+            "failure": failure,
+            "error_message": message[:10_000],
             **extra,
-        )
+        },
     )
 
 
@@ -327,7 +333,7 @@ def _finish_failed_in_sandbox(
 ) -> None:
     """Fail with the failed run's reason ("exceeded memory limit of 2 GiB"), as the
     participant may read it, or with what was wrong with the output of a run that ended
-    well. The scorer run's image, time, memory and log go on the submission."""
+    well. The scorer run's image, time, memory and log go on the attempt."""
     failed = next((run for run in reversed(runs) if not run.result.ok), None)
     if failed is not None:
         reason = run_reason_for_participants(
@@ -341,16 +347,16 @@ def _finish_failed_in_sandbox(
         error = error[:1].upper() + error[1:]  # e.g. "your container wrote no predictions"
     else:
         error = f"Scoring failed: {error}"
-    extra: dict[str, Any] = {"scorer_name": scorer.name[:100]}
+    results: dict[str, Any] = {"scorer_name": scorer.name[:100]}
     scoring = [run.result for run in runs if run.stage == Stage.SCORING]
     if scoring:
-        extra |= {
+        results |= {
             "scorer_image": f"{scoring[-1].image}@{scoring[-1].image_digest}"[:200],
             "duration_s": scoring[-1].duration_s,
             "peak_memory_bytes": scoring[-1].peak_memory_bytes,
             "scorer_log": scoring[-1].log[-20_000:],
         }
-    _finish_failed(submission.pk, attempt, Submission.Failure.ERROR, error, **extra)
+    _finish_failed(submission.pk, attempt, Submission.Failure.ERROR, error, run=results)
 
 
 def _record(
@@ -359,17 +365,18 @@ def _record(
     """Commit the outcome with its scores and its manifest, all in one transaction, unless
     the reaper took the claim back meanwhile (the newer attempt records its own)."""
     evaluation = outcome.evaluation
-    common: dict[str, Any] = {
+    finished_at = timezone.now()
+    results: dict[str, Any] = {
+        "finished_at": finished_at,
         "duration_s": outcome.duration_s,
         "peak_memory_bytes": outcome.peak_memory_bytes,
         "scorer_name": outcome.scorer_name[:100],
         "scorer_image": outcome.scorer_image[:200],
         "scorer_log": outcome.log[-20_000:],
-        "task_version": version,
     }
-    finished_at = timezone.now()
     manifest = scoring_manifest(
         submission_id=submission.pk,
+        attempt=attempt,
         outcome=outcome,
         task_version=version,
         scorer=scorer,
@@ -382,28 +389,29 @@ def _record(
                 attempt,
                 Submission.Failure.INVALID,
                 f"The file has {evaluation.total_problems} problem(s); nothing was scored.",
-                finished_at=finished_at,
+                run=results,
                 problems=[p.to_dict() for p in evaluation.problems],
                 total_problems=evaluation.total_problems,
-                **common,
+                task_version=version,
             ):
                 scoring_run_save(submission_id=submission.pk, manifest=manifest)
         return
     with storage_errors("writing the per-row results"):
-        rows_name = _save_rows(submission, evaluation.row_values)
+        rows_name = _save_rows(submission.pk, attempt, evaluation.row_values)
         influence_name = _save_influence(submission, evaluation.influence)
     with transaction.atomic():
-        done = Submission.objects.filter(
-            pk=submission.pk, status=Status.RUNNING, attempts=attempt
-        ).update(
-            status=Status.SCORED,
-            finished_at=finished_at,
-            problems=[],
-            total_problems=0,
-            row_values=rows_name,
-            row_kind=evaluation.row_kind,
-            influence=influence_name,
-            **common,
+        done = submission_claim_end(
+            submission_id=submission.pk,
+            attempt=attempt,
+            outcome=Attempt.Outcome.SCORED,
+            attempt_fields=results | {"row_values": rows_name, "row_kind": evaluation.row_kind},
+            submission_fields={
+                "status": Status.SCORED,
+                "problems": [],
+                "total_problems": 0,
+                "influence": influence_name,
+                "task_version": version,
+            },
         )
         if not done:
             return
@@ -427,13 +435,14 @@ def _record(
         scoring_run_save(submission_id=submission.pk, manifest=manifest)
 
 
-def _save_rows(submission: Submission, rows: np.ndarray | None) -> str:
+def _save_rows(submission_id: int, attempt: int, rows: np.ndarray | None) -> str:
     if rows is None:
         return ""
     buffer = io.BytesIO()
     np.save(buffer, rows.astype(np.float32, copy=False), allow_pickle=False)
-    storage = submission.row_values.storage
-    return storage.save(f"rows/{submission.pk}.npy", ContentFile(buffer.getvalue()))
+    storage = Attempt._meta.get_field("row_values").storage  # type: ignore[union-attr]
+    name = f"rows/{submission_id}-{attempt}.npy"
+    return storage.save(name, ContentFile(buffer.getvalue()))
 
 
 def _save_influence(submission: Submission, influence: dict[str, RowInfluence]) -> str:

@@ -61,3 +61,18 @@ def images_gc_task() -> int:
     from judging.images import images_gc, images_to_keep
 
     return images_gc(keep=images_to_keep(top_n=settings.HELDOUT_IMAGES_KEEP_TOP))
+
+
+@shared_task(
+    name="judging.tasks.references_compute_task",
+    acks_late=True,
+    autoretry_for=INFRASTRUCTURE_ERRORS,
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=8,
+)
+def references_compute_task(competition_id: int) -> int:
+    from judging.references import references_compute
+
+    # Idempotent: a duplicate finds the version's references recorded.
+    return references_compute(competition_id=competition_id)

@@ -157,6 +157,34 @@ METRICS: dict[str, Metric] = {
 }
 
 
+# Each metric's best possible value: a perfect prediction's score (the 1 of normalized
+# scores: normalized_score here, and a suite's, scoring.suites).
+BEST_POSSIBLE: dict[str, float] = {
+    "accuracy": 1.0,
+    "balanced_accuracy": 1.0,
+    "f1": 1.0,
+    "f1_macro": 1.0,
+    "log_loss": 0.0,
+    "roc_auc": 1.0,
+    "average_precision": 1.0,
+    "rmse": 0.0,
+    "mse": 0.0,
+    "mae": 0.0,
+    "r2": 1.0,
+}
+
+
+def normalized_score(metric: Metric, score: float | None, constant: float | None) -> float | None:
+    """(score - constant) / (perfect - constant): 0 is the constant predictor, 1 perfect,
+    negative worse than the constant. The difference takes the metric's direction, so a
+    lower-is-better metric normalises the same way. None when unknown or when the
+    constant is already perfect."""
+    perfect = BEST_POSSIBLE.get(metric.name)
+    if score is None or constant is None or perfect is None or perfect == constant:
+        return None
+    return (score - constant) / (perfect - constant)
+
+
 def metric_get(name: str) -> Metric:
     try:
         return METRICS[name]

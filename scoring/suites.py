@@ -36,25 +36,10 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from scoring.metrics import metric_get
+from scoring.metrics import BEST_POSSIBLE, metric_get
 from scoring.rank_tests import ALPHA, Friedman, cliques, friedman, nemenyi_cd
 
 Status = Literal["scored", "failed", "missing"]
-
-# Each metric's best possible value (scoring.metrics.METRICS), for normalized scores.
-BEST_POSSIBLE: dict[str, float] = {
-    "accuracy": 1.0,
-    "balanced_accuracy": 1.0,
-    "f1": 1.0,
-    "f1_macro": 1.0,
-    "log_loss": 0.0,
-    "roc_auc": 1.0,
-    "average_precision": 1.0,
-    "rmse": 0.0,
-    "mse": 0.0,
-    "mae": 0.0,
-    "r2": 1.0,
-}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,16 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from competitions.models import Competition, Phase, Score, Submission, Task, TaskFile, Team
+from competitions.models import (
+    Attempt,
+    Competition,
+    Phase,
+    Score,
+    Submission,
+    Task,
+    TaskFile,
+    Team,
+)
 from competitions.services.leaderboard import leaderboard_refresh_team
 from competitions.services.submissions import submission_create
 from competitions.services.teams import competition_join
@@ -146,3 +155,43 @@ def scored_submission(
     )
     leaderboard_refresh_team(team=team)
     return submission
+
+
+def claimed(
+    submission: Submission,
+    *,
+    started_s_ago: float = 0,
+    beat_s_ago: float | None = None,
+    number: int | None = None,
+    worker: str = "host-a",
+) -> Attempt:
+    """`submission` as a worker's claim leaves it: RUNNING, with a RUNNING Attempt (the next
+    number unless given) started and last beating that many seconds ago."""
+    now = timezone.now()
+    Submission.objects.filter(pk=submission.pk).update(status=Submission.Status.RUNNING)
+    if number is None:
+        number = submission.scoring_attempts.count() + 1
+    return Attempt.objects.create(
+        submission=submission,
+        number=number,
+        worker=worker,
+        queued_at=submission.queued_at,
+        started_at=now - timedelta(seconds=started_s_ago),
+        heartbeat_at=now - timedelta(seconds=started_s_ago if beat_s_ago is None else beat_s_ago),
+    )
+
+
+def outcomes(submission: Submission) -> list[str]:
+    """The outcomes of the submission's attempts, in number order."""
+    return list(submission.scoring_attempts.order_by("number").values_list("outcome", flat=True))
+
+
+def interruptions(submission: Submission) -> int:
+    return submission.scoring_attempts.filter(outcome=Attempt.Outcome.INTERRUPTED).count()
+
+
+def latest(submission: Submission) -> Attempt:
+    """The submission's latest attempt, which the test expects to exist."""
+    attempt = submission.latest_attempt
+    assert attempt is not None, f"submission #{submission.pk} was never claimed"
+    return attempt

@@ -1,7 +1,12 @@
 """A real Celery worker process, a real broker and the test database: nothing eager."""
 
+import time
+
 import pytest
 
+from competitions.management.commands.demo_setup import demo_bundle_build
+from competitions.models import ReferenceResult
+from competitions.services.bundles import bundle_import
 from tests import factories
 from tests.worker_process import wait_for_status as _wait_for_status
 from tests.worker_process import worker_process
@@ -54,3 +59,25 @@ def test_a_bad_file_fails_with_its_problems_listed(worker, organizer, participan
     codes = {p["code"] for p in detail["problems"]}
     assert {"duplicate_id", "not_numeric", "missing_id"} <= codes
     assert detail["scores"] == {}
+
+
+def test_publishing_a_competition_has_the_worker_score_its_reference_rows(
+    worker, organizer, api, tmp_path
+):
+    proc, log = worker
+    bundle = demo_bundle_build(tmp_path / "bundle")  # a training file and test inputs
+
+    competition = bundle_import(source=bundle, organizer=organizer)
+
+    results = ReferenceResult.objects.filter(competition=competition)
+    deadline = time.monotonic() + 120
+    while results.count() < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert sorted(results.values_list("kind", "status")) == [
+        ("constant", "scored"),
+        ("model", "scored"),
+    ], log.read_text()[-3000:]
+    board = api(None).get(f"/api/v1/competitions/{competition.slug}/leaderboard/").json()
+    assert board["results"] == []
+    assert [r["kind"] for r in board["references"]] == ["model", "constant"]
+    assert all(r["ci_low"] is not None for r in board["references"])

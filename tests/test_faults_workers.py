@@ -20,7 +20,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from competitions.models import Competition, OutboxMessage, Submission
+from competitions.models import Attempt, Competition, OutboxMessage, Submission
 from tests import factories
 from tests.fleet import (
     Deployment,
@@ -73,8 +73,8 @@ def _competition(organizer, teams: int, per_team: int) -> tuple[Competition, lis
 def _running_claim(fleet: Deployment, ids: list[int], killed: dict) -> str | None:
     """The host of a live worker that is scoring one of `ids` now, if any."""
     live = [host for host, proc in fleet.workers.items() if proc.poll() is None]
-    rows = Submission.objects.filter(pk__in=ids, status="running", worker__in=live)
-    for pk, attempt, host in rows.values_list("pk", "attempts", "worker"):
+    rows = Attempt.objects.filter(submission_id__in=ids, outcome="running", worker__in=live)
+    for pk, attempt, host in rows.values_list("submission_id", "number", "worker"):
         if (pk, attempt) not in killed:
             return host
     return None
@@ -82,8 +82,8 @@ def _running_claim(fleet: Deployment, ids: list[int], killed: dict) -> str | Non
 
 def _claims_of_the_dead(host: str, ids: list[int], killed: dict) -> list[tuple[int, int]]:
     """The claims left RUNNING on `host` once its worker is dead and before another starts."""
-    rows = Submission.objects.filter(pk__in=ids, status="running", worker=host)
-    return [claim for claim in rows.values_list("pk", "attempts") if claim not in killed]
+    rows = Attempt.objects.filter(submission_id__in=ids, outcome="running", worker=host)
+    return [claim for claim in rows.values_list("submission_id", "number") if claim not in killed]
 
 
 def _recovered(killed: dict[tuple[int, int], float], back: dict[tuple[int, int], float]) -> bool:
@@ -92,7 +92,7 @@ def _recovered(killed: dict[tuple[int, int], float], back: dict[tuple[int, int],
     for (pk, attempt), at in killed.items():
         if (pk, attempt) in back:
             continue
-        if not Submission.objects.filter(pk=pk, status="running", attempts=attempt).exists():
+        if not Attempt.objects.filter(submission_id=pk, number=attempt, outcome="running").exists():
             back[(pk, attempt)] = time.monotonic() - at
     return len(back) == len(killed)
 
@@ -101,8 +101,8 @@ def _pending(ids: list[int], live: list[str], killed: dict) -> bool:
     """Whether some of `ids` is queued, or running on a live worker."""
     if Submission.objects.filter(pk__in=ids, status="queued").exists():
         return True
-    rows = Submission.objects.filter(pk__in=ids, status="running", worker__in=live)
-    return any(claim not in killed for claim in rows.values_list("pk", "attempts"))
+    rows = Attempt.objects.filter(submission_id__in=ids, outcome="running", worker__in=live)
+    return any(claim not in killed for claim in rows.values_list("submission_id", "number"))
 
 
 def _wait_for_a_claim(fleet: Deployment, ids: list[int], upload_two, killed, back) -> str:
@@ -162,8 +162,8 @@ def test_ten_sigkilled_workers_lose_no_submission_and_score_none_twice(tmp_path,
     assert_scored_once(ids)
     # Each claim cut off counted one interruption (a live worker starved of its heartbeat
     # for the whole recovery time on a loaded machine may count one too).
-    interrupted = Submission.objects.filter(pk__in=ids, interruptions__gt=0)
-    assert {pk for pk, _ in killed} <= set(interrupted.values_list("pk", flat=True))
+    interrupted = Attempt.objects.filter(submission_id__in=ids, outcome="interrupted")
+    assert {pk for pk, _ in killed} <= set(interrupted.values_list("submission_id", flat=True))
 
 
 def test_beat_requeues_a_dead_workers_job_with_no_worker_free_to_run_the_reaper(
@@ -174,10 +174,9 @@ def test_beat_requeues_a_dead_workers_job_with_no_worker_free_to_run_the_reaper(
     competition, _ = _competition(organizer, teams=0, per_team=1)
     team = factories.team_for(competition, "orphans")
     dead = timezone.now() - timedelta(seconds=RECOVER_AFTER_S + 1)
-    submission = factories.submission_row(
-        team, status="running", attempts=1, started_at=dead, heartbeat_at=dead
-    )
+    submission = factories.submission_row(team)
     submission.save()
+    factories.claimed(submission, started_s_ago=(timezone.now() - dead).total_seconds())
     with redis_server(tmp_path / "broker") as broker:
         env = {**RECOVERY, "CELERY_BROKER_URL": broker.url()}
         with beat_process(tmp_path / "beat.log", env):
@@ -194,8 +193,7 @@ def test_beat_requeues_a_dead_workers_job_with_no_worker_free_to_run_the_reaper(
                 10,
                 [tmp_path / "beat.log"],
             )
-    submission.refresh_from_db()
-    assert (submission.interruptions, submission.heartbeat_at) == (1, None)
+    assert factories.outcomes(submission) == ["interrupted"]
 
 
 def _terminate_backends() -> int:

@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings
 from django.core.files.base import ContentFile
 
-from competitions.models import Competition, ScoringRun, Submission, Task
+from competitions.models import Attempt, Competition, ScoringRun, Submission, Task
 from tests import factories
 from tests.fleet import (
     assert_counted_once,
@@ -103,10 +103,12 @@ def test_a_hundred_submissions_over_two_hosts_that_share_nothing_are_each_scored
         assert_scored_once(ids)
         assert_counted_once(fleet.base, builtin, dict.fromkeys(tokens, PER_TEAM))
         assert_counted_once(fleet.base, program, {program_token: PROGRAM_SUBMISSIONS})
-    by_host = {host: Submission.objects.filter(pk__in=ids, worker=host).count() for host in HOSTS}
+    attempts = Attempt.objects.filter(submission_id__in=ids)
+    by_host = {host: attempts.filter(worker=host).count() for host in HOSTS}
     assert sum(by_host.values()) == 100
     assert all(by_host.values()), f"one host scored nothing: {by_host}"
-    assert set(Submission.objects.filter(pk__in=ids).values_list("attempts", flat=True)) == {1}
+    # One attempt each, which scored it.
+    assert set(attempts.values_list("number", "outcome")) == {(1, "scored")}
     # The sandboxed ones ran the image pulled from the registry, identified by its digest.
     digest = pushed_scorer.partition("@")[2]
     for run in ScoringRun.objects.filter(submission__competition=program):

@@ -14,7 +14,7 @@ from django.test import override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from competitions.models import OrganizerJob, Replication
+from competitions.models import Attempt, OrganizerJob, Replication
 from competitions.ops.workers import worker_beat, worker_forget
 from tests import factories
 
@@ -41,14 +41,23 @@ def test_the_scoring_duration_histogram_buckets_the_last_hour_of_finished_submis
 ):
     team = factories.team_for(competition, "timed")
     now = timezone.now()
+
+    def scored(started_at, finished_at, outcome="scored") -> None:
+        submission = factories.submission_row(team, status="scored")
+        submission.save()
+        Attempt.objects.create(
+            submission=submission,
+            number=1,
+            outcome=outcome,
+            started_at=started_at,
+            finished_at=finished_at,
+        )
+
     for took in (0.3, 3.0, 40.0):
-        factories.submission_row(
-            team, status="scored", started_at=now - timedelta(seconds=took), finished_at=now
-        ).save()
+        scored(now - timedelta(seconds=took), now)
     long_ago = now - timedelta(hours=3)  # outside the window
-    factories.submission_row(
-        team, status="scored", started_at=long_ago - timedelta(seconds=1), finished_at=long_ago
-    ).save()
+    scored(long_ago - timedelta(seconds=1), long_ago)
+    scored(now - timedelta(seconds=100), now, outcome="interrupted")  # not a result
     samples = scrape(client)
 
     def bucket(le: str) -> float:
@@ -82,19 +91,12 @@ def test_heartbeats_report_the_stalest_running_work_and_count_the_dead_by_kind(
 ):
     team = factories.team_for(competition, "beating")
     now = timezone.now()
-    dead = factories.submission_row(
-        team,
-        status="running",
-        started_at=now - timedelta(seconds=400),
-        heartbeat_at=now - timedelta(seconds=200),
-    )
+    dead = factories.submission_row(team)
     dead.save()
-    factories.submission_row(
-        team,
-        status="running",
-        started_at=now - timedelta(seconds=30),
-        heartbeat_at=now - timedelta(seconds=5),
-    ).save()
+    factories.claimed(dead, started_s_ago=400, beat_s_ago=200)
+    live = factories.submission_row(team)
+    live.save()
+    factories.claimed(live, started_s_ago=30, beat_s_ago=5)
     # Not beaten yet: its start counts, as the reaper reads it.
     OrganizerJob.objects.create(
         competition=competition,
@@ -102,7 +104,11 @@ def test_heartbeats_report_the_stalest_running_work_and_count_the_dead_by_kind(
         status="running",
         started_at=now - timedelta(seconds=20),
     )
-    factories.submission_row(team, status="scored", heartbeat_at=now - timedelta(hours=5)).save()
+    done = factories.submission_row(team, status="scored")
+    done.save()
+    Attempt.objects.create(
+        submission=done, number=1, outcome="scored", heartbeat_at=now - timedelta(hours=5)
+    )
     samples = scrape(client)
 
     def value(name: str, kind: str) -> float:

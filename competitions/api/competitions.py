@@ -280,6 +280,30 @@ class LeaderboardRowOutput(serializers.Serializer):
         help_text="The change is beyond row sampling: the plausible ranks on the two boards "
         "do not overlap (null: unknown)",
     )
+    normalized_score = serializers.FloatField(
+        allow_null=True,
+        help_text="0 = the constant predictor's score, 1 = a perfect score (null: no constant "
+        "predictor scored yet)",
+    )
+
+
+class ReferenceOutput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["constant", "model"])
+    name = serializers.CharField(help_text='What the board calls it: "Constant predictor (…)"')
+    score = serializers.FloatField(help_text="The primary metric")
+    scores = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    normalized_score = serializers.FloatField(allow_null=True)
+    position = serializers.IntegerField(
+        help_text="How many teams are listed above it (those scoring at least as well)"
+    )
+    reason = serializers.CharField(help_text="What it learnt from")
+
+
+class ReferenceMissingOutput(serializers.Serializer):
+    name = serializers.CharField()
+    reason = serializers.CharField(help_text="Why the task's files allow no such reference")
 
     def to_representation(self, instance: dict) -> dict:
         # Serializer's own loop, minus its per-field getter chain: the rows are dicts with
@@ -320,6 +344,11 @@ class LeaderboardOutput(serializers.Serializer):
         help_text="How the intervals were drawn (paired bootstrap over the split's rows)",
     )
     results = LeaderboardRowOutput(many=True)
+    references = ReferenceOutput(
+        many=True,
+        help_text="The platform's reference rows (never ranked, not teams), best first",
+    )
+    references_missing = ReferenceMissingOutput(many=True)
 
 
 class LeaderboardApi(APIView):
@@ -439,8 +468,26 @@ def _json(board: selectors.LeaderboardPage, page: int, page_size: int) -> dict:
                 "public_rank": r.public_rank,
                 "rank_change": r.rank_change,
                 "beyond_sampling": r.beyond_sampling,
+                "normalized_score": r.normalized_score,
             }
             for r in board.rows
+        ],
+        "references": [
+            {
+                "kind": r.kind,
+                "name": r.label,
+                "score": r.score,
+                "scores": r.scores,
+                "ci_low": r.ci_low,
+                "ci_high": r.ci_high,
+                "normalized_score": r.normalized_score,
+                "position": r.position,
+                "reason": r.reason,
+            }
+            for r in board.references
+        ],
+        "references_missing": [
+            {"name": m.label, "reason": m.reason} for m in board.references_missing
         ],
     }
 
@@ -452,8 +499,11 @@ def _csv(board: selectors.LeaderboardPage) -> dict:
     shakeup = board.split == "private"  # filled once the competition is final
     if shakeup:
         columns += ["public_rank", "rank_change", "beyond_sampling"]
+    columns += ["normalized_score", "reference"]
     rows = [
-        [
+        _csv_reference(r, shakeup)
+        if isinstance(r, selectors.ReferenceRow)
+        else [
             r.rank,
             r.team,
             r.score,
@@ -467,7 +517,19 @@ def _csv(board: selectors.LeaderboardPage) -> dict:
             r.rank_worst,
             r.tied_with_leader,
             *([r.public_rank, r.rank_change, r.beyond_sampling] if shakeup else []),
+            r.normalized_score,
+            "",
         ]
-        for r in board.rows
+        for r in board.with_references(board.rows, 0)
     ]
     return {"csv_columns": columns, "csv_rows": rows}
+
+
+def _csv_reference(r: selectors.ReferenceRow, shakeup: bool) -> list:
+    """A reference row: no rank, no submission, no plausible rank; its kind last."""
+    no_entry = [None, None, None]  # submission_id, submitted_at, entries
+    no_ranks = [None, None, None] + ([None, None, None] if shakeup else [])
+    return [
+        None, r.label, r.score, *r.secondary, *no_entry, r.ci_low, r.ci_high, *no_ranks,
+        r.normalized_score, r.kind,
+    ]  # fmt: skip

@@ -19,7 +19,7 @@ from competitions.api.pagination import page_links, page_params
 from competitions.api.renderers import DownloadNegotiation
 from competitions.downloads import stored_download
 from competitions.errors import ApplicationError, NotJoined, PhaseClosed
-from competitions.models import Score, Submission
+from competitions.models import Attempt, Score, Submission
 from competitions.permissions import (
     NotFound,
     access_competition,
@@ -39,13 +39,13 @@ from competitions.waiting import FINISHED, TERMINAL, WAIT_MAX_S, submission_wait
 IN_PROCESS_NOTE = "scored in-process (no sandbox)"
 
 
-def _scorer_data(submission: Submission) -> dict | None:
-    if not submission.scorer_name:
+def _scorer_data(attempt: Attempt | None) -> dict | None:
+    if attempt is None or not attempt.scorer_name:
         return None
-    in_process = submission.scorer_name == "in-process"
+    in_process = attempt.scorer_name == "in-process"
     return {
-        "name": submission.scorer_name,
-        "image": submission.scorer_image or None,
+        "name": attempt.scorer_name,
+        "image": attempt.scorer_image or None,
         "sandboxed": not in_process,
         "note": IN_PROCESS_NOTE if in_process else None,
     }
@@ -128,6 +128,8 @@ class SubmissionPageOutput(serializers.Serializer):
 def submission_data(
     request: Request, submission: Submission, scores: dict, runs: list | None = None
 ) -> dict:
+    # Who scored it and when: its latest attempt (selectors.with_attempts prefetches them).
+    attempt = submission.latest_attempt
     data = {
         "id": submission.pk,
         "url": reverse("api:submission-detail", args=[submission.pk], request=request),
@@ -153,11 +155,11 @@ def submission_data(
         "is_disqualified": submission.is_disqualified,
         "is_selected": submission.is_selected,
         "created_at": submission.created_at,
-        "started_at": submission.started_at,
-        "finished_at": submission.finished_at,
-        "duration_s": submission.duration_s,
+        "started_at": attempt.started_at if attempt else None,
+        "finished_at": attempt.finished_at if attempt else None,
+        "duration_s": attempt.duration_s if attempt else None,
         "task_version": submission.task_version,
-        "scorer": _scorer_data(submission),
+        "scorer": _scorer_data(attempt),
         # Sandbox runs, their logs filtered by selectors.sandbox_runs_for_user.
         "runs": runs or [],
         # Container submissions: the image that ran, and whether its predictions can be
@@ -225,7 +227,7 @@ class SubmissionListCreateApi(APIView):
         qs = qs.order_by("-created_at", "-pk")  # a total order, so pages neither skip nor repeat
         count = qs.count()
         offset = (page - 1) * page_size
-        submissions = list(qs[offset : offset + page_size])
+        submissions = list(selectors.with_attempts(qs)[offset : offset + page_size])
         splits = ["public", "private"]
         if not selectors.private_split_visible(request.user, competition):
             splits = ["public"]

@@ -1,11 +1,13 @@
 """The domain models. core: competitions, tasks, phases, teams, submissions, scores and
-leaderboard rows; runs: sandbox runs, task versions, manifests, replications, invitations;
-workers: what workers report (scorer mismatches) and the claims once on a board; lifecycle: finalize and reopen events; audit: the organizers' audit log;
+leaderboard rows; runs: scoring attempts, sandbox runs, task versions, manifests, replications,
+invitations; workers: what workers report (scorer mismatches) and the claims once on a board;
+lifecycle: finalize and reopen events; audit: the organizers' audit log;
 uploads: resumable (tus) uploads;
 
 jobs: organizers' background jobs; webhooks: users' signed endpoints and their deliveries;
 outbox: the Celery messages to send (the transactional outbox); statistics: how each board's
-intervals were drawn, and the shake-up report; boards: the version of what each
+intervals were drawn, and the shake-up report; references: the platform's reference results
+(constant predictor, simple model); boards: the version of what each
 leaderboard shows."""
 
 from competitions.models.audit import OrganizerAction
@@ -26,7 +28,9 @@ from competitions.models.core import (
 from competitions.models.jobs import OrganizerJob
 from competitions.models.lifecycle import CompetitionEvent
 from competitions.models.outbox import OutboxMessage
+from competitions.models.references import ReferenceResult
 from competitions.models.runs import (
+    Attempt,
     Replication,
     SandboxRun,
     ScoringRun,
@@ -39,6 +43,7 @@ from competitions.models.webhooks import Webhook, WebhookDelivery
 from competitions.models.workers import ClaimRecord, ScorerMismatchReport
 
 __all__ = [
+    "Attempt",
     "BoardStatistics",
     "BoardVersion",
     "ClaimRecord",
@@ -50,6 +55,7 @@ __all__ = [
     "OrganizerJob",
     "OutboxMessage",
     "Phase",
+    "ReferenceResult",
     "Replication",
     "SandboxRun",
     "Score",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -20,6 +21,9 @@ from django.utils import timezone
 from competitions import rules
 from competitions.rules import TIE_EARLIER, TIE_RULE_CHOICES
 from scoring.spec import TaskSpec
+
+if TYPE_CHECKING:
+    from competitions.models.runs import Attempt
 
 
 def _private_storage():  # a callable so tests can swap settings.STORAGES
@@ -400,27 +404,12 @@ class Submission(models.Model):
     )
 
     created_at = models.DateTimeField(default=timezone.now)
+    # When it last went into the queue (made, rescored, given back, requeued, resent): the
+    # reaper resends a message older than HELDOUT_RESEND_AFTER_S. Who scored it, when and
+    # how is in its attempts (runs.Attempt, one per claim).
     queued_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    duration_s = models.FloatField(null=True, blank=True)
-    # attempts counts claims (each claim's number tags its writes); interruptions counts
-    # the claims whose worker died (heartbeat stopped), the only ones HELDOUT_MAX_ATTEMPTS
-    # limits. A claim given back for an infrastructure fault counts in neither allowance.
-    attempts = models.PositiveSmallIntegerField(default=0)
-    interruptions = models.PositiveSmallIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
+    # The version it is ranked under (its latest scoring's).
     task_version = models.PositiveIntegerField(null=True, blank=True)
-    scorer_name = models.CharField(max_length=100, blank=True)
-    scorer_image = models.CharField(max_length=200, blank=True)
-    peak_memory_bytes = models.BigIntegerField(null=True, blank=True)
-    scorer_log = models.TextField(blank=True)
-    # Per-row correctness or loss, float32, aligned to the ground truth's row order.
-    row_values = models.FileField(
-        storage=_private_storage, upload_to="rows/", blank=True, max_length=300
-    )
-    row_kind = models.CharField(max_length=20, blank=True)
     # The primary metric's per-row pseudo-values on each split (scoring.influence), from
     # which the board's bootstrap intervals and pairwise comparisons are computed.
     influence = models.FileField(
@@ -450,6 +439,16 @@ class Submission(models.Model):
     @property
     def counts_against_quota(self) -> bool:
         return self.failure not in self.UNCOUNTED_FAILURES
+
+    @property
+    def latest_attempt(self) -> Attempt | None:
+        """The latest claim (runs.Attempt) of this submission, None before the first.
+        Reads `scoring_attempts` through its prefetch when the query made one
+        (selectors.with_attempts), so a list costs one query, not one a row."""
+        if "scoring_attempts" in getattr(self, "_prefetched_objects_cache", {}):
+            attempts = list(self.scoring_attempts.all())
+            return max(attempts, key=lambda a: a.number) if attempts else None
+        return self.scoring_attempts.order_by("-number").first()
 
 
 class Score(models.Model):

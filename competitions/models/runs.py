@@ -1,4 +1,5 @@
-"""What scoring leaves behind: sandbox runs, task versions, manifests and replications."""
+"""What scoring leaves behind: attempts, sandbox runs, task versions, manifests and
+replications."""
 
 from __future__ import annotations
 
@@ -6,9 +7,80 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from competitions.models.core import Submission, Task, Team, _private_storage
+
+
+class Attempt(models.Model):
+    """One claim of a submission by a worker: who scored it, when, with what, and how it ended.
+
+    The submission keeps what was submitted and its outcome; each try at scoring it is a
+    row here, made by the claim (competitions.heartbeat.claim) and ended by one
+    conditional UPDATE from RUNNING: by the worker (SCORED, FAILED, or RETURNED when it gave
+    the work back for a fault of the platform or a scorer that does not match), or by the
+    reaper (INTERRUPTED: its heartbeat stopped). `number` counts the submission's claims and
+    tags the sandbox runs of this one (SandboxRun.attempt).
+    """
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        SCORED = "scored", "Scored"
+        FAILED = "failed", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted (its worker stopped)"
+        RETURNED = "returned", "Given back to the queue"
+
+    submission = models.ForeignKey(
+        Submission, on_delete=models.CASCADE, related_name="scoring_attempts"
+    )
+    number = models.PositiveSmallIntegerField()
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.RUNNING)
+    worker = models.CharField(max_length=200, blank=True)
+    # When the submission last went into the queue before this claim took it.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    # Null only on the earlier claims of a submission scored before attempts were recorded
+    # (migration 0019 knew their number and outcome, not their details).
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    peak_memory_bytes = models.BigIntegerField(null=True, blank=True)
+    scorer_name = models.CharField(max_length=100, blank=True)
+    scorer_image = models.CharField(max_length=200, blank=True)
+    scorer_log = models.TextField(blank=True)
+    # A scored attempt's per-row correctness or loss, float32, aligned to the ground
+    # truth's row order (row_kind says which).
+    row_values = models.FileField(
+        storage=_private_storage, upload_to="rows/", blank=True, max_length=300
+    )
+    row_kind = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        ordering = ["submission", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["submission", "number"], name="attempt_unique_number"),
+            # One live claim per submission, whatever races the claim loses.
+            models.UniqueConstraint(
+                fields=["submission"],
+                condition=Q(outcome="running"),
+                name="attempt_one_running",
+            ),
+        ]
+        indexes = [
+            # The reaper (judging.reaper) and the stale-heartbeat metric read the running
+            # attempts by heartbeat; the partial index holds only those.
+            models.Index(
+                fields=["heartbeat_at"],
+                condition=Q(outcome="running"),
+                name="attempt_running_heartbeat",
+            ),
+            # The duration metric reads the attempts finished lately.
+            models.Index(fields=["finished_at"], name="attempt_finished"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of #{self.submission_id}: {self.outcome}"
 
 
 class SandboxRun(models.Model):
@@ -118,7 +190,8 @@ class Replication(models.Model):
     error_message = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # Claimed, heartbeated and reaped like a submission (see Submission.attempts).
+    # Claimed, heartbeated and reaped (competitions.heartbeat); a submission's claims are
+    # Attempt rows instead.
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -26,6 +26,10 @@ class BoardStatistics(models.Model):
     # (a new entry can move every other row's plausible ranks).
     bounds = models.BinaryField(default=bytes, blank=True)
     bounds_at = models.DateTimeField(null=True, blank=True)
+    # The board's reference rows (models.ReferenceResult, services/references.py), as the
+    # board shows them: read with the bounds, so they cost a board page no query; written
+    # here, so a change counts the board version up (this row's trigger).
+    references = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

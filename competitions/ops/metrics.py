@@ -65,13 +65,15 @@ def _queue_depth() -> Metric:
 
 
 def _durations() -> Metric:
-    from competitions.models import Submission
+    from competitions.models import Attempt
 
     took = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
     seconds = [
         d.total_seconds()
-        for d in Submission.objects.filter(
-            finished_at__gte=timezone.now() - DURATION_WINDOW, started_at__isnull=False
+        for d in Attempt.objects.filter(  # index attempt_finished
+            finished_at__gte=timezone.now() - DURATION_WINDOW,
+            started_at__isnull=False,
+            outcome__in=[Attempt.Outcome.SCORED, Attempt.Outcome.FAILED],
         )
         .annotate(took=took)
         .values_list("took", flat=True)
@@ -111,7 +113,7 @@ def _heartbeats() -> Iterator[Metric]:
     heartbeat, or their start before the first beat, as the reaper reads them) and how many
     are past HELDOUT_RECOVER_AFTER_S, i.e. whose worker died and the reaper has not yet
     requeued them (a count that stays up means the reaper itself is not running)."""
-    from competitions.models import OrganizerJob, Replication, Submission
+    from competitions.models import Attempt, OrganizerJob, Replication
 
     now = timezone.now()
     stale_before = now - timedelta(seconds=settings.HELDOUT_RECOVER_AFTER_S)
@@ -126,15 +128,14 @@ def _heartbeats() -> Iterator[Metric]:
         "Running work whose heartbeat is older than HELDOUT_RECOVER_AFTER_S, by kind.",
         labels=["kind"],
     )
-    kinds: dict[str, QuerySet] = {
-        "submission": Submission.objects.all(),
-        "replication": Replication.objects.all(),
-        "job": OrganizerJob.objects.all(),
+    running: dict[str, QuerySet] = {
+        # A submission's claim is its running attempt (index attempt_running_heartbeat).
+        "submission": Attempt.objects.filter(outcome=Attempt.Outcome.RUNNING),
+        "replication": Replication.objects.filter(status="running"),
+        "job": OrganizerJob.objects.filter(status="running"),
     }
-    for kind, rows in kinds.items():
-        alive = rows.filter(status="running").annotate(
-            alive_at=Coalesce("heartbeat_at", "started_at")
-        )
+    for kind, rows in running.items():
+        alive = rows.annotate(alive_at=Coalesce("heartbeat_at", "started_at"))
         stats = alive.aggregate(
             at=Min("alive_at"), stale=Count("pk", filter=Q(alive_at__lt=stale_before))
         )

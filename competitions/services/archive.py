@@ -22,6 +22,7 @@ from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from competitions.models import (
+    Attempt,
     ClaimRecord,
     Competition,
     CompetitionEvent,
@@ -35,6 +36,7 @@ from competitions.models import (
 )
 from competitions.selectors import leaderboard_page
 from competitions.services.archive_format import (
+    ATTEMPT_FIELDS,
     FORMAT,
     REPLICATION_FIELDS,
     RUN_FIELDS,
@@ -106,7 +108,7 @@ def _export(zf: zipfile.ZipFile, competition: Competition, scratch: Path) -> Non
         "team", "phase", "submitter"
     )
     _put(zf, "submissions.json", [_submission_data(zf, s) for s in submissions.order_by("pk")])
-    _put(zf, "history.json", _history(competition))
+    _put(zf, "history.json", _history(competition, zf))
     _put(zf, "leaderboards.json", _boards(competition))
 
 
@@ -162,7 +164,7 @@ def _submission_data(zf: zipfile.ZipFile, submission: Submission) -> dict[str, A
         "phase": submission.phase.name,
         "submitter": submission.submitter.get_username(),
     }
-    for field in ("file", "predictions", "row_values", "influence"):
+    for field in ("file", "predictions", "influence"):
         value: FieldFile = getattr(submission, field)
         data[field] = None
         if value:
@@ -172,7 +174,7 @@ def _submission_data(zf: zipfile.ZipFile, submission: Submission) -> dict[str, A
     return data
 
 
-def _history(competition: Competition) -> dict[str, list[dict[str, Any]]]:
+def _history(competition: Competition, zf: zipfile.ZipFile) -> dict[str, list[dict[str, Any]]]:
     of = {"submission__competition": competition}
     return {
         "scores": [
@@ -185,6 +187,7 @@ def _history(competition: Competition) -> dict[str, list[dict[str, Any]]]:
             | {"id": r.pk, "submission": r.submission_id}
             for r in ScoringRun.objects.filter(**of).order_by("pk")
         ],
+        "attempts": [_attempt_data(zf, a) for a in Attempt.objects.filter(**of).order_by("pk")],
         "sandbox_runs": [
             _fields(r, RUN_FIELDS) | {"submission": r.submission_id}
             for r in SandboxRun.objects.filter(**of).order_by("pk")
@@ -204,6 +207,16 @@ def _history(competition: Competition) -> dict[str, list[dict[str, Any]]]:
             for c in ClaimRecord.objects.filter(**of).order_by("pk")
         ],
     }
+
+
+def _attempt_data(zf: zipfile.ZipFile, attempt: Attempt) -> dict[str, Any]:
+    data = _fields(attempt, ATTEMPT_FIELDS) | {"submission": attempt.submission_id}
+    data["row_values"] = None
+    if attempt.row_values:
+        name = PurePosixPath(attempt.row_values.name or "").name
+        data["row_values"] = f"attempts/{attempt.submission_id}/{attempt.number}/{name}"
+        _copy(zf, attempt.row_values, data["row_values"])
+    return data
 
 
 def _boards(competition: Competition) -> dict[str, list[dict[str, Any]]]:

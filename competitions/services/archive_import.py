@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 
 from competitions.bundles import BUNDLE_YAML
 from competitions.models import (
+    Attempt,
     ClaimRecord,
     Competition,
     CompetitionEvent,
@@ -39,6 +40,7 @@ from competitions.services.archive_format import (
     TASK_FIELDS,
     VERSION,
     ArchiveInvalid,
+    legacy_attempt,
 )
 from competitions.services.bundles import bundle_import
 from competitions.services.leaderboard import leaderboard_rebuild
@@ -107,9 +109,10 @@ def _restore(
     _restore_versions(zf, competition.task, _get(zf, "versions.json"), stored)
     users = _users(zf, competition, keep_users=keep_users)
     teams = _restore_teams(competition, _get(zf, "teams.json"), users)
-    ids = _restore_submissions(zf, competition, _get(zf, "submissions.json"), teams, users, stored)
+    submissions = _get(zf, "submissions.json")
+    ids = _restore_submissions(zf, competition, submissions, teams, users, stored)
     history = _get(zf, "history.json")
-    _restore_history(history, ids)
+    _restore_history(zf, history, ids, submissions, stored)
     leaderboard_rebuild(competition=competition)
     _check_boards(competition, _get(zf, "leaderboards.json"), ids)
     _restore_lifecycle(competition, data, history.get("claims", []), ids, keep_users=keep_users)
@@ -275,7 +278,7 @@ def _restore_submissions(
             submitter=users[data["submitter"]],
             **{k: _value(Submission, k, data[k]) for k in SUBMISSION_FIELDS},
         )
-        for field in ("file", "predictions", "row_values", "influence"):
+        for field in ("file", "predictions", "influence"):
             if data.get(field):  # an older archive has no "influence"
                 target: FieldFile = getattr(submission, field)
                 target.save(PurePosixPath(data[field]).name, File(zf.open(data[field])), save=False)
@@ -285,7 +288,13 @@ def _restore_submissions(
     return ids
 
 
-def _restore_history(history: dict[str, list[dict]], ids: dict[int, int]) -> None:
+def _restore_history(
+    zf: zipfile.ZipFile,
+    history: dict[str, list[dict]],
+    ids: dict[int, int],
+    submissions: list[dict],
+    stored: list[FieldFile],
+) -> None:
     Score.objects.bulk_create(
         Score(submission_id=ids[s["submission"]], **_values(Score, s, exclude={"submission"}))
         for s in history["scores"]
@@ -303,6 +312,11 @@ def _restore_history(history: dict[str, list[dict]], ids: dict[int, int]) -> Non
         )
         for r in history["sandbox_runs"]
     )
+    # An older archive has no attempts: each submission's latest is on the submission.
+    attempts = history.get("attempts")
+    if attempts is None:
+        attempts = [a for data in submissions if (a := legacy_attempt(data)) is not None]
+    Attempt.objects.bulk_create(_attempt(zf, a, ids, stored) for a in attempts)
     for data in history["replications"]:
         Replication.objects.create(
             submission_id=ids[data["submission"]],
@@ -310,6 +324,20 @@ def _restore_history(history: dict[str, list[dict]], ids: dict[int, int]) -> Non
             new_run_id=runs.get(data["new_run"]),
             **_values(Replication, data, exclude={"submission", "original_run", "new_run"}),
         )
+
+
+def _attempt(
+    zf: zipfile.ZipFile, data: dict, ids: dict[int, int], stored: list[FieldFile]
+) -> Attempt:
+    fields = _values(Attempt, data, exclude={"submission", "row_values"})
+    attempt = Attempt(submission_id=ids[data["submission"]], **fields)
+    if data.get("row_values"):
+        target: FieldFile = attempt.row_values
+        target.save(
+            PurePosixPath(data["row_values"]).name, File(zf.open(data["row_values"])), save=False
+        )
+        stored.append(target)
+    return attempt
 
 
 def _check_boards(competition: Competition, expected: dict[str, list[dict]], ids: dict) -> None:

@@ -29,6 +29,7 @@ from competitions.bundles import (
     bundle_read,
 )
 from competitions.models import Competition, Phase, Task, TaskFile
+from competitions.services.references import references_enqueue
 from competitions.zips import zip_written_atomically
 
 __all__ = ["BundleInvalid", "bundle_export", "bundle_export_file", "bundle_import"]
@@ -62,13 +63,15 @@ def competition_create_from_bundle(*, bundle: Bundle, organizer: User | None) ->
                 selection_limit=bundle.selection_limit,
                 **competition_settings_fields(bundle),
             )
-            _task_create(competition=competition, bundle=bundle, stored=stored)
+            task = _task_create(competition=competition, bundle=bundle, stored=stored)
             for item in bundle.phases:
                 phase = Phase(competition=competition, **phase_fields(item))
                 phase.full_clean()
                 phase.save()
             if organizer is not None:
                 competition.organizers.add(organizer)
+            # The board's reference rows (services/references.py), made by a worker.
+            references_enqueue(competition_id=competition.pk, queue=task.queue)
     except IntegrityError:
         stored_files_delete(stored)
         # Only the slug is unique among what we insert; another import just took it.

@@ -88,7 +88,7 @@ def submission_event_data(submission: Submission, user: User) -> dict:
             "error_message": submission.error_message,
             "scores": submission_scores(submission=submission, user=user),
             "task_version": submission.task_version,
-            "finished_at": submission.finished_at,
+            "finished_at": latest.finished_at if (latest := submission.latest_attempt) else None,
         }
     }
 
@@ -100,7 +100,10 @@ def submission_outcome_emit(*, submission_id: int, attempt: int | None = None) -
     try:
         submission = Submission.objects.select_related("competition", "team").get(pk=submission_id)
         kind = OUTCOMES.get(Submission.Status(submission.status))
-        if kind is None or attempt not in (None, submission.attempts):
+        if kind is None:
+            return 0
+        latest = submission.latest_attempt
+        if attempt is not None and (latest is None or latest.number != attempt):
             return 0
         data_for = {}
         for user in submission.team.members.all():

@@ -140,8 +140,9 @@ def _logs(submission: Submission, *, owner: bool, organizer: bool) -> dict[str, 
         visible = scorer_visible if run.stage == SandboxRun.Stage.SCORING else owner
         if visible and run.log:
             logs[f"logs/{run.stage}-{run.attempt}-{run.pk}.log"] = run.log
-    if scorer_visible and submission.scorer_log and not logs:
-        logs["logs/scoring.log"] = submission.scorer_log
+    latest = submission.latest_attempt
+    if scorer_visible and latest is not None and latest.scorer_log and not logs:
+        logs["logs/scoring.log"] = latest.scorer_log
     return logs
 
 

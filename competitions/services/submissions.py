@@ -185,9 +185,6 @@ def submission_rescore(*, submission: Submission, by: User | None = None) -> Sub
             failure="",
             error_message="",
             queued_at=timezone.now(),
-            attempts=0,
-            interruptions=0,
-            heartbeat_at=None,
             task_version=submission.competition.task.version,
         )
         if not count:
@@ -226,9 +223,6 @@ def submissions_rescore_all(
             failure="",
             error_message="",
             queued_at=now,
-            attempts=0,
-            interruptions=0,
-            heartbeat_at=None,
             task_version=competition.task.version,
         )
         # The rows this UPDATE queued (they carry its time, and stay locked until commit);
@@ -278,7 +272,7 @@ def submission_set_disqualified(
 def submission_cancel(*, submission: Submission) -> Submission:
     """Cancel work that has not started; a running or finished submission can't be cancelled."""
     count = Submission.objects.filter(pk=submission.pk, status=Submission.Status.QUEUED).update(
-        status=Submission.Status.CANCELLED, finished_at=timezone.now()
+        status=Submission.Status.CANCELLED
     )
     if not count:
         raise InvalidState("Only a queued submission can be cancelled.")

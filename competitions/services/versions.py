@@ -28,6 +28,7 @@ from competitions.services.bundles import file_sha256
 from competitions.services.claims import claims_remember
 from competitions.services.freeze import VERSION_FROZEN
 from competitions.services.leaderboard import leaderboard_rebuild
+from competitions.services.references import references_enqueue, references_publish
 from scoring.cli import truth_summary
 from scoring.evaluate import load_truth
 from scoring.spec import TaskSpec
@@ -111,7 +112,8 @@ def task_version_ensure(*, task: Task) -> TaskVersion:
 
 def task_version_activate(*, task: Task, number: int, rescore: bool = False) -> TaskVersion:
     """Rank the leaderboard by version `number`: the task scores against its ground truth
-    from now on, and every team's rows are recomputed from the scores under it.
+    from now on, every team's rows are recomputed from the scores under it, and the
+    version's reference rows are shown (made by a worker if not yet).
 
     One transaction with a constant number of queries, whatever the number of teams
     (leaderboard_rebuild). With `rescore`, every finished submission is queued to be
@@ -136,6 +138,9 @@ def task_version_activate(*, task: Task, number: int, rescore: bool = False) -> 
         task.refresh_from_db()
         competition.task = task
         leaderboard_rebuild(competition=competition)
+        # The version's references: those already made show at once, the others are made.
+        references_publish(competition=competition)
+        references_enqueue(competition_id=competition.pk, queue=task.queue)
         if rescore:
             from competitions.services.submissions import submissions_rescore_all
 

@@ -2,8 +2,9 @@
 50 rows of a dozen cells, and the template language spends most of a page's render on them
 (a context lookup per variable, Decimal arithmetic in every `floatformat`, a `{% url %}` per
 row). The markup is the one templates/competitions/leaderboard.html used to loop over, cell
-for cell; every value from the data is escaped (`escape`), numbers are formatted as
-`floatformat:5` and `date:"Y-m-d H:i"` format them.
+for cell, reference rows (selectors_references.ReferenceRow) among them; every value from
+the data is escaped (`escape`), numbers are formatted as `floatformat:5` (the normalized
+score as `floatformat:3`) and `date:"Y-m-d H:i"` format them.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from competitions.selectors import LeaderboardRow
+from competitions.selectors_references import ReferenceRow
 
-_FIVE_PLACES = Decimal("0.00001")
+_PLACES = {3: Decimal("0.001"), 5: Decimal("0.00001")}
 # Past this, floatformat's own code (grouping, huge exponents): never on a real board.
 _FAST_LIMIT = 1e15
 # A stand-in submission id: the entry URL is reversed once per page, not once per row.
@@ -33,13 +35,22 @@ REPLICATION_LABELS = {"reproduced": "Reproduced", "within_tolerance": "Reproduce
 def fixed5(value: float | int | None) -> str:
     """`value|floatformat:5` (half up on the value's shortest repr, "-0.00000" shown as
     "0.00000", "" for None), without the template filter's localisation work."""
+    return _fixed(value, 5)
+
+
+def fixed3(value: float | int | None) -> str:
+    """`value|floatformat:3`, as `fixed5` does it."""
+    return _fixed(value, 3)
+
+
+def _fixed(value: float | int | None, places: int) -> str:
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, float | int):
-        return floatformat(value, 5)
+        return floatformat(value, places)
     if not math.isfinite(value) or abs(value) >= _FAST_LIMIT:
-        return floatformat(value, 5)
-    rounded = Decimal(repr(value)).quantize(_FIVE_PLACES, rounding=ROUND_HALF_UP)
+        return floatformat(value, places)
+    rounded = Decimal(repr(value)).quantize(_PLACES[places], rounding=ROUND_HALF_UP)
     return format(rounded.copy_abs() if rounded.is_zero() else rounded, "f")
 
 
@@ -51,19 +62,23 @@ def minute(value: datetime) -> str:
 
 
 def rows_html(
-    rows: Iterable[LeaderboardRow],
+    rows: Iterable[LeaderboardRow | ReferenceRow],
     *,
     slug: str,
     split: str,
     my_team_id: int | None,
     show_since_public: bool,
-    compare_url: str,
+    compare_url: str | None,
 ) -> SafeString:
-    """The <tr> elements of `rows` (each with `tied` set by the view)."""
+    """The <tr> elements of `rows` (each team row with `tied` set by the view); no compare
+    link without a `compare_url` (the public split of a Ladder board is never compared)."""
     entry_head, entry_tail = reverse("entry", args=[slug, _ID_MARK]).rsplit(_ID_MARK, 1)
-    compare_head = f"{escape(compare_url)}?split={escape(split)}&amp;a="
+    compare_head = f"{escape(compare_url)}?split={escape(split)}&amp;a=" if compare_url else ""
     out: list[str] = []
     for row in rows:
+        if isinstance(row, ReferenceRow):
+            out.append(_reference(row, show_since_public))
+            continue
         mine = row.team_id == my_team_id
         out.append('\n<tr class="mine">\n' if mine else "\n<tr>\n")
         tie = (
@@ -92,11 +107,14 @@ def rows_html(
                 'changes">pending</span>'
             )
         out.append(f'  <td class="num interval">{interval}</td>\n')
+        out.append(f'  <td class="num normalized">{fixed3(row.normalized_score)}</td>\n')
         out.append(f'  <td class="num plausible-rank">{_plausible(row)}')
-        out.append(
-            f' <a class="compare" href="{compare_head}{row.submission_id}" '
-            'title="Compare with the leader">compare</a></td>\n  '
-        )
+        if compare_head:
+            out.append(
+                f' <a class="compare" href="{compare_head}{row.submission_id}" '
+                'title="Compare with the leader">compare</a>'
+            )
+        out.append("</td>\n  ")
         if show_since_public:
             out.append(_since_public(row))
         out.append("\n  ")
@@ -104,6 +122,29 @@ def rows_html(
         out.append(f'\n  <td class="num">{row.entries}</td>\n')
         out.append(f"  <td>{minute(row.last_submission_at)}</td>\n</tr>\n")
     return mark_safe("".join(out))  # every value above is escaped, or a number
+
+
+def _reference(row: ReferenceRow, show_since_public: bool) -> str:
+    """A reference row: not ranked, not a team, no entry of its own (docs/leaderboard.md)."""
+    interval = ""
+    if row.ci_low is not None:
+        interval = f"{fixed5(row.ci_low)} {DASH} {fixed5(row.ci_high)}"
+    return "".join(
+        [
+            '\n<tr class="reference">\n',
+            '  <td class="num"><span class="visually-hidden">Not ranked</span></td>\n',
+            '  <td><span class="badge reference" title="Made by the platform: never ranked, not '
+            f'a team">Reference</span> {escape(row.label)}</td>\n',
+            f'  <td class="num">{fixed5(row.score)}</td>\n',
+            f'  <td class="num interval">{interval}</td>\n',
+            f'  <td class="num normalized">{fixed3(row.normalized_score)}</td>\n',
+            '  <td class="num plausible-rank"><span class="muted">not ranked</span></td>\n  ',
+            '<td class="num since-public"></td>' if show_since_public else "",
+            "\n  ",
+            *(f'<td class="num">{fixed5(v)}</td>' for v in row.secondary),
+            '\n  <td class="num"></td>\n  <td></td>\n</tr>\n',
+        ]
+    )
 
 
 def _plausible(row: LeaderboardRow) -> str:

@@ -297,7 +297,12 @@ def _leaderboard_page(
     shown_count = board.count if board.matching is None else board.matching
     pages = max((shown_count + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     show_since_public = split == "private" and competition.is_finalized
-    compare_url = reverse("compare", args=[slug])
+    # The public split of a Ladder board is never compared (selectors_compare.WithheldByLadder).
+    ladder = split == "public" and competition.public_board == Competition.PublicBoard.LADDER
+    compare_url = None if ladder else reverse("compare", args=[slug])
+    # The reference rows (never numbered) fall among the rows in the board's own order only:
+    # their places mean nothing on a sorted or searched page.
+    lines = rows if shown.sort != "rank" or shown.query else board.with_references(rows, offset)
     standing = (
         team_standing(competition=competition, membership=viewer.membership, split=split)
         if viewer.membership
@@ -311,7 +316,7 @@ def _leaderboard_page(
         board=board,
         rows=rows,
         rows_html=board_rows.rows_html(
-            rows,
+            lines,
             slug=slug,
             split=split,
             my_team_id=viewer.team_id,

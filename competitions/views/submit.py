@@ -189,6 +189,7 @@ def submission_page(request: AuthenticatedRequest, slug: str, submission_id: int
         viewer,
         "submissions",
         submission=submission,
+        attempt=submission.latest_attempt,  # who scored it, when, with what
         scores=scores,
         score_columns=columns,
         score_rows=[(split, [values.get(m) for m in columns]) for split, values in scores.items()],

@@ -15,9 +15,9 @@ from rest_framework import serializers
 from competitions import selectors
 from competitions.api.competitions import LeaderboardRowOutput
 from competitions.models import BoardStatistics, LeaderboardEntry
-from competitions.selectors import LeaderboardRow, board_statistics_read
+from competitions.selectors import LeaderboardRow, ReferenceRow, board_statistics_read
 from competitions.services.intervals import board_ranks_refresh
-from competitions.views.board_rows import fixed5, rows_html
+from competitions.views.board_rows import fixed3, fixed5, rows_html
 from tests import factories
 
 TRICKY = [0.0, -0.0, 1.0, 3, -2, 0.123455, 0.1234549, 2.675, 1.000005, -0.000004, -0.000005]
@@ -41,6 +41,13 @@ def test_fixed5_leaves_what_is_not_an_ordinary_number_to_floatformat(value):
     assert fixed5(value) == ("" if value is None else floatformat(value, 5))
 
 
+def test_fixed3_agrees_with_floatformat_3_on_normalized_scores():
+    rng = random.Random(3)
+    values = [rng.uniform(-2, 1) for _ in range(3000)] + [None, 0.0, -0.0, 1.0, 0.0005, -0.0005]
+    values += [round(rng.random(), rng.randrange(1, 6)) for _ in range(3000)]
+    assert [fixed3(v) for v in values] == ["" if v is None else floatformat(v, 3) for v in values]
+
+
 def _row(**fields) -> LeaderboardRow:
     when = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     defaults: dict[str, Any] = {
@@ -59,8 +66,14 @@ def _row(**fields) -> LeaderboardRow:
 
 
 def _html(rows, **options) -> str:
-    given = {"slug": "s", "split": "public", "my_team_id": None, "show_since_public": False}
-    return str(rows_html(rows, compare_url="/c/s/leaderboard/compare/", **(given | options)))
+    given = {
+        "slug": "s",
+        "split": "public",
+        "my_team_id": None,
+        "show_since_public": False,
+        "compare_url": "/c/s/leaderboard/compare/",
+    }
+    return str(rows_html(rows, **(given | options)))
 
 
 def test_a_row_escapes_the_name_a_team_gave_itself():
@@ -83,6 +96,72 @@ def test_a_row_shows_its_rank_tie_interval_plausible_ranks_and_links():
     assert '1\u20133 <span class="badge leader-tie"' in html
     assert 'href="/c/s/leaderboard/compare/?split=public&amp;a=41"' in html
     assert "<td>2026-03-04 05:06</td>" in html
+
+
+def test_a_row_shows_its_normalized_score_between_the_interval_and_the_plausible_ranks():
+    html = _html([_row(ci_low=0.7, ci_high=0.9, normalized_score=0.6)])
+    unknown = _html([_row(normalized_score=None)])
+
+    assert (
+        '<td class="num interval">0.70000 \u2013 0.90000</td>\n'
+        '  <td class="num normalized">0.600</td>\n'
+        '  <td class="num plausible-rank">'
+    ) in html
+    assert '<td class="num normalized"></td>' in unknown
+
+
+def test_without_a_compare_url_a_row_links_no_comparison():
+    html = _html([_row(rank_best=1, rank_worst=2)], compare_url=None)
+
+    assert "compare" not in html
+    assert '<td class="num plausible-rank">1\u20132</td>' in html
+
+
+def _reference(**fields) -> ReferenceRow:
+    defaults: dict[str, Any] = {
+        "kind": "constant",
+        "label": "Constant predictor (<prior>)",
+        "score": 0.5,
+        "scores": {},
+        "secondary": [0.25],
+        "ci_low": 0.45,
+        "ci_high": 0.55,
+        "normalized_score": 0.0,
+        "reason": "",
+    }
+    return ReferenceRow(**(defaults | fields))
+
+
+@pytest.mark.parametrize("since_public", [False, True])
+def test_a_reference_row_is_unranked_not_a_team_and_has_the_team_rows_cells(since_public):
+    team = _row(secondary=[0.3], public_rank=1, rank_change=0)
+    html = _html([team, _reference()], show_since_public=since_public)
+    team_row, reference_row = html.split("</tr>")[:2]
+    since = '<td class="num since-public"></td>' if since_public else ""
+
+    assert reference_row == (
+        '\n\n<tr class="reference">\n'
+        '  <td class="num"><span class="visually-hidden">Not ranked</span></td>\n'
+        '  <td><span class="badge reference" title="Made by the platform: never ranked, not a '
+        'team">Reference</span> Constant predictor (&lt;prior&gt;)</td>\n'
+        '  <td class="num">0.50000</td>\n'
+        '  <td class="num interval">0.45000 \u2013 0.55000</td>\n'
+        '  <td class="num normalized">0.000</td>\n'
+        '  <td class="num plausible-rank"><span class="muted">not ranked</span></td>\n'
+        f"  {since}\n"
+        '  <td class="num">0.25000</td>\n'
+        '  <td class="num"></td>\n'
+        "  <td></td>\n"
+    )
+    assert team_row.count("<td") == reference_row.count("<td")
+    assert "entries" not in reference_row  # no entry of its own to link to
+
+
+def test_a_reference_row_without_an_interval_nor_a_normalized_score_leaves_them_empty():
+    html = _html([_reference(ci_low=None, ci_high=None, normalized_score=None)])
+
+    assert '<td class="num interval"></td>' in html
+    assert '<td class="num normalized"></td>' in html
 
 
 def test_a_row_without_an_interval_says_it_is_pending_and_shows_no_ranks():

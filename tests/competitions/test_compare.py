@@ -136,3 +136,22 @@ def test_a_ladder_boards_public_split_is_not_compared(api, client, closed_board,
     page = client.get(_url(competition, a, b, api=False))
     assert page.status_code == 403
     assert "uses the Ladder" in page.content.decode()
+
+
+def test_a_ladder_boards_public_page_links_no_comparison_and_its_private_page_does(
+    client, closed_board, organizer
+):
+    competition, _ = closed_board
+    competition.public_board = Competition.PublicBoard.LADDER
+    competition.save()
+    client.force_login(organizer)  # sees the private split before the end
+    url = f"/c/{competition.slug}/leaderboard/"
+
+    public = client.get(url, {"split": "public"}).content.decode()
+    private = client.get(url, {"split": "private"}).content.decode()
+
+    assert public.count('<td class="num" id="team-') == 2
+    assert 'class="compare"' not in public
+    assert (
+        private.count('<a class="compare" href="/c/closed/leaderboard/compare/?split=private') == 2
+    )

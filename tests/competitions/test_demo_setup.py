@@ -9,7 +9,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
-from competitions.models import Competition, Membership, Submission
+from competitions.models import Competition, Membership, OutboxMessage, Submission, Team
+from competitions.services.references import REFERENCES_TASK
 from scoring.validation import check_ground_truth, validate_predictions
 
 pytestmark = pytest.mark.django_db
@@ -30,11 +31,11 @@ def test_it_can_run_twice_and_sets_up_one_competition(capsys):
     assert organizer.groups.filter(name="Organizers").exists()
     assert Token.objects.filter(user__in=[organizer, participant]).count() == 2
     assert Membership.objects.filter(competition=competition, user=participant).exists()
-    baselines = Submission.objects.filter(team__name="Baselines")
-    assert sorted(baselines.values_list("method_name", flat=True)) == [
-        "Constant 0.5", "Logistic regression", "Random forest",
-    ]  # fmt: skip
-    assert set(baselines.values_list("status", flat=True)) == {Submission.Status.QUEUED}
+    # No team of baselines: the worker makes the board's reference rows, asked for once.
+    assert not Team.objects.filter(competition=competition).exclude(members=participant).exists()
+    assert not Submission.objects.exists()
+    asked = OutboxMessage.objects.filter(task=REFERENCES_TASK)
+    assert list(asked.values_list("args", flat=True)) == [[competition.pk]]
     output = capsys.readouterr().out
     assert "/admin/" in output
     assert Token.objects.get(user=participant).key in output

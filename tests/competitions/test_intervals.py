@@ -143,8 +143,11 @@ def test_the_json_csv_and_claim_page_carry_the_interval(client, api):
 
     csv_text = api(None).get(url, {"format": "csv"}).content.decode()
     header, first = csv_text.splitlines()[:2]
-    assert header.endswith("ci_low,ci_high,rank_best,rank_worst,tied_with_leader")
-    assert first.endswith(f"{entry.ci_low},{entry.ci_high},1,1,True")
+    assert header.endswith(
+        "ci_low,ci_high,rank_best,rank_worst,tied_with_leader,normalized_score,reference"
+    )
+    # No normalized score nor reference: no reference rows were made here.
+    assert first.endswith(f"{entry.ci_low},{entry.ci_high},1,1,True,,")
 
     page = client.get(f"/c/{competition.slug}/entries/{submission.pk}/").content.decode()
     assert f"95 % bootstrap interval: {entry.ci_low:.6g} to {entry.ci_high:.6g}" in page

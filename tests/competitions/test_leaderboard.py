@@ -394,11 +394,15 @@ def test_the_csv_has_a_header_and_one_row_per_team(
         "rank_best",
         "rank_worst",
         "tied_with_leader",
+        "normalized_score",
+        "reference",
     ]
-    # No interval yet: a worker computes them (tests/competitions/test_intervals.py).
+    # No interval yet: a worker computes them (tests/competitions/test_intervals.py); no
+    # normalized score nor reference row before the worker made the references
+    # (tests/competitions/test_references.py).
     assert [r[:5] + r[6:] for r in rows[1:]] == [
-        ["1", "alice", "0.9", "0.75", str(alice_best.pk), "2", "", "", "", "", "False"],
-        ["2", "bob", "0.8", "0.6", str(bob_best.pk), "1", "", "", "", "", "False"],
+        ["1", "alice", "0.9", "0.75", str(alice_best.pk), "2", "", "", "", "", "False", "", ""],
+        ["2", "bob", "0.8", "0.6", str(bob_best.pk), "1", "", "", "", "", "False", "", ""],
     ]
     assert rows[1][5] == alice_best.created_at.isoformat()
 

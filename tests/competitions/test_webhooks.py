@@ -20,7 +20,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from competitions.errors import ApplicationError
-from competitions.models import Membership, Submission, Webhook, WebhookDelivery
+from competitions.models import Attempt, Membership, Submission, Webhook, WebhookDelivery
 from competitions.services.events import submission_outcome_emit
 from competitions.services.lifecycle import competition_finalize
 from competitions.services.submissions import submission_create
@@ -288,7 +288,7 @@ def test_a_submission_not_finished_sends_nothing(competition, participant):
 def test_an_attempt_whose_outcome_is_another_attempts_sends_nothing(competition, participant):
     hook = _hook(participant)
     scored = _scored(participant, competition)
-    Submission.objects.filter(pk=scored.pk).update(attempts=3)
+    Attempt.objects.create(submission=scored, number=3, outcome="scored")
     assert submission_outcome_emit(submission_id=scored.pk, attempt=2) == 0
     assert submission_outcome_emit(submission_id=scored.pk, attempt=3) == 1
     assert hook.deliveries.count() == 1

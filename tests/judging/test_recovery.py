@@ -18,11 +18,12 @@ from django.test import override_settings
 from django.utils import timezone
 
 from competitions.errors import InvalidState, QuotaExceeded
-from competitions.models import Competition, Phase, Replication, Submission
+from competitions.models import Attempt, Competition, Phase, Replication, Submission
 from competitions.sandboxes import sandbox_limits
 from competitions.selectors_runs import replications_missing
 from competitions.services.lifecycle import competition_finalize
 from competitions.services.replications import replication_cancel
+from competitions.services.submissions import submission_rescore
 from judging.checks import recovery_settings_check
 from judging.reaper import replications_reap, submissions_reap
 from judging.replication import replication_run
@@ -44,15 +45,11 @@ def recovery(settings):
     return settings
 
 
-def _running(submission: Submission, *, started_s_ago: float, beat_s_ago: float, **extra) -> None:
-    now = timezone.now()
-    Submission.objects.filter(pk=submission.pk).update(
-        status=Status.RUNNING,
-        attempts=extra.pop("attempts", 1),
-        started_at=now - timedelta(seconds=started_s_ago),
-        heartbeat_at=now - timedelta(seconds=beat_s_ago),
-        **extra,
-    )
+def _running(submission: Submission, *, started_s_ago: float, beat_s_ago: float) -> Attempt:
+    return factories.claimed(submission, started_s_ago=started_s_ago, beat_s_ago=beat_s_ago)
+
+
+Outcome = Attempt.Outcome
 
 
 class RaisingScorer:
@@ -89,7 +86,8 @@ def test_the_reaper_leaves_a_job_with_a_fresh_heartbeat_alone_however_long_it_ha
 
     assert callbacks == []
     submission.refresh_from_db()
-    assert (submission.status, submission.interruptions) == (Status.RUNNING, 0)
+    assert submission.status == Status.RUNNING
+    assert factories.outcomes(submission) == [Outcome.RUNNING]
 
 
 @pytest.mark.django_db
@@ -106,25 +104,41 @@ def test_the_reaper_requeues_a_job_whose_heartbeat_stopped_past_the_recovery_tim
 
     assert len(callbacks) == 1
     dead.refresh_from_db()
-    assert (dead.status, dead.attempts, dead.interruptions) == (Status.QUEUED, 1, 1)
-    assert dead.heartbeat_at is None
+    assert dead.status == Status.QUEUED
+    assert factories.outcomes(dead) == [Outcome.INTERRUPTED]
+    assert factories.latest(dead).finished_at is not None
     late.refresh_from_db()
     assert late.status == Status.RUNNING
     assert submission_score(submission_id=dead.pk, scorer=InProcessScorer()) is True
     dead.refresh_from_db()
-    assert (dead.status, dead.attempts, dead.interruptions) == (Status.SCORED, 2, 1)
+    assert dead.status == Status.SCORED
+    assert factories.outcomes(dead) == [Outcome.INTERRUPTED, Outcome.SCORED]
 
 
 @pytest.mark.django_db
-def test_a_job_claimed_before_heartbeats_existed_is_judged_by_its_start(
+def test_a_reaped_attempt_keeps_its_worker_and_times_and_the_next_attempt_has_its_own(
     competition, participant, recovery, django_capture_on_commit_callbacks
 ):
     submission = factories.submitted(competition, participant)
-    _running(submission, started_s_ago=600, beat_s_ago=0)
-    Submission.objects.filter(pk=submission.pk).update(heartbeat_at=None)
+    reaped = factories.claimed(submission, started_s_ago=400, beat_s_ago=300, worker="dead-host")
 
     with django_capture_on_commit_callbacks(execute=False):
         assert submissions_reap()["requeued"] == 1
+    with mock.patch("socket.gethostname", return_value="live-host"):
+        assert submission_score(submission_id=submission.pk, scorer=InProcessScorer()) is True
+
+    first, second = submission.scoring_attempts.order_by("number")
+    assert (first.pk, first.number, first.outcome) == (reaped.pk, 1, Outcome.INTERRUPTED)
+    assert (first.worker, first.started_at, first.heartbeat_at) == (
+        "dead-host",
+        reaped.started_at,
+        reaped.heartbeat_at,
+    )
+    assert (second.number, second.outcome, second.worker) == (2, Outcome.SCORED, "live-host")
+    times = [first.finished_at, second.started_at, second.finished_at]
+    assert None not in times
+    assert times == sorted(times)  # type: ignore[type-var]
+    assert second.scorer_name == "in-process"
 
 
 class BeatWatchingScorer:
@@ -140,8 +154,8 @@ class BeatWatchingScorer:
     def score(self, **kwargs):
         deadline = time.monotonic() + self.seconds
         while time.monotonic() < deadline:
-            beat = Submission.objects.values_list("heartbeat_at", flat=True).get(
-                pk=self.submission_id
+            beat = Attempt.objects.values_list("heartbeat_at", flat=True).get(
+                submission_id=self.submission_id
             )
             if not self.beats or beat != self.beats[-1]:
                 self.beats.append(beat)
@@ -164,10 +178,9 @@ def test_a_running_job_beats_from_its_own_thread_and_stops_when_it_ends(
     assert scorer.beats == sorted(scorer.beats)
     submission.refresh_from_db()
     assert submission.status == Status.SCORED
-    last = submission.heartbeat_at
+    last = factories.latest(submission).heartbeat_at
     time.sleep(0.5)
-    submission.refresh_from_db()
-    assert submission.heartbeat_at == last  # no beat once the work ended
+    assert factories.latest(submission).heartbeat_at == last  # no beat once the work ended
 
 
 class ReapingScorer:
@@ -191,8 +204,12 @@ def test_a_heartbeat_never_revives_a_job_that_was_taken_back(competition, partic
 
     submission.refresh_from_db()
     assert submission.status == Status.QUEUED
-    assert submission.heartbeat_at is None
-    assert submission.interruptions == 1
+    reaped = factories.latest(submission)
+    # Taken back an hour "later": its beats since then changed nothing.
+    assert reaped.outcome == Outcome.INTERRUPTED
+    assert reaped.heartbeat_at is not None
+    assert reaped.finished_at is not None
+    assert reaped.heartbeat_at < reaped.finished_at
 
 
 # --- Faults that are not the submission's -----------------------------------------------
@@ -219,17 +236,20 @@ def test_an_infrastructure_fault_gives_the_submission_back_with_its_allowance_an
             submission_score(submission_id=submission.pk, scorer=RaisingScorer(fault))
         submission.refresh_from_db()
         assert (submission.status, submission.failure) == (Status.QUEUED, "")
-        assert submission.interruptions == 0
-    assert submission.attempts == recovery.HELDOUT_MAX_ATTEMPTS + 2  # claims, for the record
+        assert factories.interruptions(submission) == 0
+    # Every claim is recorded, given back.
+    returned = [Outcome.RETURNED] * (recovery.HELDOUT_MAX_ATTEMPTS + 2)
+    assert factories.outcomes(submission) == returned
 
     # A worker then dies under it: one interruption, requeued, not failed.
-    _running(submission, started_s_ago=300, beat_s_ago=300, attempts=submission.attempts + 1)
+    _running(submission, started_s_ago=300, beat_s_ago=300)
     with django_capture_on_commit_callbacks(execute=False):
         assert submissions_reap()["requeued"] == 1
     assert submission_score(submission_id=submission.pk, scorer=InProcessScorer()) is True
 
     submission.refresh_from_db()
-    assert (submission.status, submission.interruptions) == (Status.SCORED, 1)
+    assert submission.status == Status.SCORED
+    assert factories.outcomes(submission) == [*returned, Outcome.INTERRUPTED, Outcome.SCORED]
     assert _counted_today(competition, participant) == counted == 1
 
 
@@ -248,11 +268,8 @@ def test_a_storage_fault_reading_the_ground_truth_gives_the_submission_back(
         hidden.rename(truth)
 
     submission.refresh_from_db()
-    assert (submission.status, submission.failure, submission.interruptions) == (
-        Status.QUEUED,
-        "",
-        0,
-    )
+    assert (submission.status, submission.failure) == (Status.QUEUED, "")
+    assert factories.outcomes(submission) == [Outcome.RETURNED]
     assert submission_score(submission_id=submission.pk, scorer=InProcessScorer()) is True
     submission.refresh_from_db()
     assert submission.status == Status.SCORED
@@ -280,7 +297,8 @@ def test_a_database_fault_while_the_manifest_is_made_records_nothing_until_the_r
     with pytest.raises(OperationalError):
         submission_score(submission_id=submission.pk, scorer=InProcessScorer())
     submission.refresh_from_db()
-    assert (submission.status, submission.interruptions) == (Status.QUEUED, 0)
+    assert submission.status == Status.QUEUED
+    assert factories.outcomes(submission) == [Outcome.RETURNED]
     assert not submission.scores.exists()
     assert submission_score(submission_id=submission.pk, scorer=InProcessScorer()) is True
 
@@ -288,8 +306,9 @@ def test_a_database_fault_while_the_manifest_is_made_records_nothing_until_the_r
     assert submission.status == Status.SCORED
     assert submission.scoring_runs.count() == 1
     run = submission.scoring_runs.get()
-    assert submission.finished_at is not None
-    assert run.manifest["timing"]["finished_at"] == submission.finished_at.isoformat()
+    finished_at = factories.latest(submission).finished_at
+    assert finished_at is not None
+    assert run.manifest["timing"]["finished_at"] == finished_at.isoformat()
     assert submission.scores.count() == 4
 
 
@@ -301,7 +320,8 @@ def test_a_submission_failed_by_the_platform_does_not_count_against_the_quota(
     submission = factories.submitted(competition, participant)
     with pytest.raises(QuotaExceeded):
         factories.submitted(competition, participant)
-    _running(submission, started_s_ago=300, beat_s_ago=300, interruptions=2)
+    _interrupted(submission, times=2)
+    _running(submission, started_s_ago=300, beat_s_ago=300)
 
     with django_capture_on_commit_callbacks(execute=False):
         assert submissions_reap()["failed"] == 1
@@ -310,8 +330,37 @@ def test_a_submission_failed_by_the_platform_does_not_count_against_the_quota(
     assert (submission.status, submission.failure) == (Status.FAILED, "platform")
     assert "does not count against the team's quota" in submission.error_message
     assert not submission.counts_against_quota
+    # The attempt that failed it is the last: no other is running.
+    assert factories.outcomes(submission) == [*[Outcome.INTERRUPTED] * 2, Outcome.FAILED]
     # The slot it held is free again.
     assert factories.submitted(competition, participant).status == Status.QUEUED
+
+
+def _interrupted(submission: Submission, *, times: int) -> None:
+    for _ in range(times):
+        attempt = _running(submission, started_s_ago=300, beat_s_ago=300)
+        Attempt.objects.filter(pk=attempt.pk).update(outcome=Outcome.INTERRUPTED)
+
+
+@pytest.mark.django_db
+def test_a_rescore_after_a_platform_failure_gets_a_whole_interruption_allowance_again(
+    competition, participant, recovery, django_capture_on_commit_callbacks
+):
+    submission = factories.submitted(competition, participant)
+    _interrupted(submission, times=2)
+    _running(submission, started_s_ago=300, beat_s_ago=300)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert submissions_reap()["failed"] == 1
+    submission.refresh_from_db()
+    submission_rescore(submission=submission)
+
+    # Interrupted again, twice: requeued each time, not failed.
+    for _ in range(2):
+        _running(submission, started_s_ago=300, beat_s_ago=300)
+        with django_capture_on_commit_callbacks(execute=False):
+            assert submissions_reap() == {"failed": 0, "requeued": 1, "resent": 0}
+    submission.refresh_from_db()
+    assert submission.status == Status.QUEUED
 
 
 @pytest.mark.django_db

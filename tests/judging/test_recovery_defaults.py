@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from competitions.models import Submission
+from competitions.models import Attempt
 from competitions.services.submissions import submission_create
 from judging.checks import REAP_ENTRY, recovery_settings_check
 from judging.reaper import submissions_reap
@@ -42,9 +42,8 @@ def test_with_the_defaults_a_worker_dead_for_two_minutes_has_its_submission_requ
         uploaded_file=factories.upload(factories.perfect_predictions()),
     )
     died = timezone.now() - timedelta(minutes=10)
-    Submission.objects.filter(pk=submission.pk).update(
-        status="running", attempts=1, started_at=died, heartbeat_at=died
-    )
+    factories.claimed(submission, started_s_ago=(timezone.now() - died).total_seconds())
+    Attempt.objects.filter(submission=submission).update(started_at=died, heartbeat_at=died)
     # The last round before the target that finds it silent for longer than the setting.
     reap_every = _reap_every()
     too_early = died + timedelta(seconds=settings.HELDOUT_RECOVER_AFTER_S - 1)
@@ -55,4 +54,5 @@ def test_with_the_defaults_a_worker_dead_for_two_minutes_has_its_submission_requ
         assert submissions_reap(now=in_time)["requeued"] == 1
 
     submission.refresh_from_db()
-    assert (submission.status, submission.interruptions) == ("queued", 1)
+    assert submission.status == "queued"
+    assert factories.outcomes(submission) == ["interrupted"]

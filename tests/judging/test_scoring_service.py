@@ -7,14 +7,16 @@ counted, never executed.
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
+from unittest import mock
 
 import numpy as np
 import pytest
 from django.utils import timezone
 
 from competitions.errors import QuotaExceeded
-from competitions.models import LeaderboardEntry, Score, Submission
+from competitions.models import Attempt, LeaderboardEntry, Score, Submission
 from competitions.services.submissions import submission_create, submission_rescore
 from judging.reaper import submissions_reap
 from judging.services import submission_score
@@ -66,14 +68,17 @@ def test_a_perfect_file_scores_1_on_both_splits_and_tops_the_board(competition, 
     submission.refresh_from_db()
     assert submission.status == Status.SCORED
     assert submission.failure == ""
-    assert submission.attempts == 1
-    assert submission.scorer_name == "in-process"
     assert submission.task_version == competition.task.version == 1
-    assert submission.started_at is not None
-    assert submission.finished_at is not None
-    assert submission.started_at <= submission.finished_at
-    assert submission.duration_s is not None
-    assert submission.duration_s >= 0
+    attempt = submission.scoring_attempts.get()
+    assert (attempt.number, attempt.outcome) == (1, Attempt.Outcome.SCORED)
+    assert attempt.scorer_name == "in-process"
+    assert attempt.worker == socket.gethostname()
+    assert attempt.queued_at == submission.queued_at
+    assert attempt.started_at is not None
+    assert attempt.finished_at is not None
+    assert attempt.started_at <= attempt.finished_at
+    assert attempt.duration_s is not None
+    assert attempt.duration_s >= 0
     assert _scores(submission) == {
         (1, "public", "roc_auc"): 1.0,
         (1, "public", "accuracy"): 1.0,
@@ -113,9 +118,9 @@ def test_row_values_are_float32_in_ground_truth_order(competition, participant):
 
     submission_score(submission_id=submission.pk, scorer=InProcessScorer())
 
-    submission.refresh_from_db()
-    assert submission.row_kind == "correct"
-    with submission.row_values.open("rb") as fh:
+    attempt = factories.latest(submission)
+    assert attempt.row_kind == "correct"
+    with attempt.row_values.open("rb") as fh:
         rows = np.load(fh, allow_pickle=False)
     assert rows.dtype == np.float32
     assert rows.shape == (10,)
@@ -126,30 +131,34 @@ def test_scoring_twice_does_nothing_the_second_time(competition, participant):
     submission = _submit(competition, participant, factories.perfect_predictions())
     assert submission_score(submission_id=submission.pk, scorer=InProcessScorer()) is True
     scores = _scores(submission)
-    finished_at = Submission.objects.get(pk=submission.pk).finished_at
+    attempt = submission.scoring_attempts.get()
 
+    # A redelivered task: nothing claimed, no second attempt, the first untouched.
     scorer = RaisingScorer(RuntimeError("must not be called"))
     assert submission_score(submission_id=submission.pk, scorer=scorer) is False
 
     assert scorer.calls == 0
     submission.refresh_from_db()
     assert submission.status == Status.SCORED
-    assert submission.attempts == 1
-    assert submission.finished_at == finished_at
+    assert list(submission.scoring_attempts.all()) == [attempt]
+    assert submission.scoring_attempts.get().finished_at == attempt.finished_at
     assert Score.objects.filter(submission=submission).count() == 4
     assert _scores(submission) == scores
 
 
 def test_a_submission_another_worker_is_running_is_not_claimed(competition, participant):
     submission = _submit(competition, participant, factories.perfect_predictions())
-    Submission.objects.filter(pk=submission.pk).update(status=Status.RUNNING, attempts=1)
+    factories.claimed(submission, worker="other-host")
 
     scorer = RaisingScorer(RuntimeError("must not be called"))
     assert submission_score(submission_id=submission.pk, scorer=scorer) is False
 
     assert scorer.calls == 0
     submission.refresh_from_db()
-    assert (submission.status, submission.attempts) == (Status.RUNNING, 1)
+    assert submission.status == Status.RUNNING
+    assert list(submission.scoring_attempts.values_list("worker", "outcome")) == [
+        ("other-host", Attempt.Outcome.RUNNING)
+    ]
 
 
 def test_a_cancelled_or_missing_submission_is_not_scored(competition, participant):
@@ -227,7 +236,8 @@ def test_a_scorer_that_raises_leaves_the_submission_failed_with_the_message(
     assert submission.status == Status.FAILED
     assert submission.failure == Submission.Failure.ERROR
     assert "the disk is on fire" in submission.error_message
-    assert submission.finished_at is not None
+    assert factories.latest(submission).outcome == Attempt.Outcome.FAILED
+    assert factories.latest(submission).finished_at is not None
     assert _scores(submission) == {}
     # Not retried (an organizer decides to rescore): only the team's e-mail of the failure.
     assert watch.tasks() == [EMAIL_TASK]
@@ -246,11 +256,12 @@ def test_an_unavailable_sandbox_puts_the_submission_back_in_the_queue(competitio
     submission.refresh_from_db()
     assert submission.status == Status.QUEUED
     assert submission.failure == ""
-    assert submission.attempts == 1
+    assert factories.outcomes(submission) == [Attempt.Outcome.RETURNED]
     # The task's retry can claim it again.
     assert submission_score(submission_id=submission.pk, scorer=InProcessScorer()) is True
     submission.refresh_from_db()
-    assert (submission.status, submission.attempts) == (Status.SCORED, 2)
+    assert submission.status == Status.SCORED
+    assert factories.outcomes(submission) == [Attempt.Outcome.RETURNED, Attempt.Outcome.SCORED]
 
 
 # --- The reaper -------------------------------------------------------------------------
@@ -264,21 +275,19 @@ def reaper_settings(settings):
     return settings
 
 
-def _stuck(
-    competition, user, *, status, minutes_ago: float, attempts: int = 1, interruptions: int = 0
-) -> Submission:
-    """A submission queued, or last heard of (its heartbeat), `minutes_ago`."""
+def _stuck(competition, user, *, status, minutes_ago: float, interruptions: int = 0) -> Submission:
+    """A submission queued, or last heard of (its running attempt's heartbeat),
+    `minutes_ago`, after `interruptions` interrupted attempts."""
     submission = _submit(competition, user, factories.perfect_predictions())
     when = timezone.now() - timedelta(minutes=minutes_ago)
-    running = status == Status.RUNNING
-    Submission.objects.filter(pk=submission.pk).update(
-        status=status,
-        attempts=attempts,
-        interruptions=interruptions,
-        started_at=when if running else None,
-        heartbeat_at=when if running else None,
-        queued_at=when,
-    )
+    queued_or_done = Status.QUEUED if status == Status.RUNNING else status
+    Submission.objects.filter(pk=submission.pk).update(queued_at=when, status=queued_or_done)
+    for number in range(1, interruptions + 1):
+        Attempt.objects.create(
+            submission=submission, number=number, outcome=Attempt.Outcome.INTERRUPTED
+        )
+    if status == Status.RUNNING:
+        factories.claimed(submission, started_s_ago=minutes_ago * 60)
     return submission
 
 
@@ -295,21 +304,23 @@ def test_the_reaper_requeues_a_running_submission_whose_worker_went_silent(
     assert result == {"failed": 0, "requeued": 1, "resent": 0}
     assert len(callbacks) == 1
     stale.refresh_from_db()
-    assert (stale.status, stale.queued_at, stale.attempts) == (Status.QUEUED, now, 1)
-    assert stale.interruptions == 1
+    assert (stale.status, stale.queued_at) == (Status.QUEUED, now)
+    assert factories.outcomes(stale) == [Attempt.Outcome.INTERRUPTED]
     fresh.refresh_from_db()
     assert fresh.status == Status.RUNNING
     # The requeued submission is scored by the next claim, as its second attempt.
     assert submission_score(submission_id=stale.pk, scorer=InProcessScorer()) is True
     stale.refresh_from_db()
-    assert (stale.status, stale.attempts) == (Status.SCORED, 2)
+    assert stale.status == Status.SCORED
+    assert factories.latest(stale).number == 2
+    assert factories.latest(stale).queued_at == now
 
 
 def test_the_reaper_fails_a_submission_that_reached_the_attempt_limit(
     competition, participant, reaper_settings, django_capture_on_commit_callbacks
 ):
     exhausted = _stuck(
-        competition, participant, status=Status.RUNNING, minutes_ago=11, attempts=5, interruptions=2
+        competition, participant, status=Status.RUNNING, minutes_ago=11, interruptions=2
     )
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -320,9 +331,9 @@ def test_the_reaper_fails_a_submission_that_reached_the_attempt_limit(
     exhausted.refresh_from_db()
     assert exhausted.status == Status.FAILED
     assert exhausted.failure == Submission.Failure.PLATFORM
-    assert exhausted.interruptions == 3
+    assert factories.outcomes(exhausted) == ["interrupted", "interrupted", "failed"]
     assert "3 times" in exhausted.error_message
-    assert exhausted.finished_at is not None
+    assert factories.latest(exhausted).finished_at is not None
     # Its workers died under it: the platform's fault, not the team's.
     assert not exhausted.counts_against_quota
 
@@ -416,6 +427,44 @@ def test_a_rescore_under_a_new_task_version_keeps_the_old_scores(
     assert (submission.status, submission.task_version) == (Status.SCORED, 2)
     entry = LeaderboardEntry.objects.get(team=submission.team, split="public")
     assert entry.task_version == 2
+
+
+def test_a_submission_scored_twice_has_two_attempts_each_with_its_own_worker_and_times(
+    competition, participant, django_capture_on_commit_callbacks
+):
+    submission = _submit(competition, participant, factories.perfect_predictions())
+    made_at = submission.queued_at
+    with mock.patch("socket.gethostname", return_value="host-one"):
+        assert submission_score(submission_id=submission.pk, scorer=InProcessScorer()) is True
+    with django_capture_on_commit_callbacks(execute=False):
+        submission_rescore(submission=submission)
+    rescored_at = Submission.objects.get(pk=submission.pk).queued_at
+    with mock.patch("socket.gethostname", return_value="host-two"):
+        assert submission_score(submission_id=submission.pk, scorer=InProcessScorer()) is True
+
+    first, second = submission.scoring_attempts.order_by("number")
+    assert [(a.number, a.outcome, a.worker) for a in (first, second)] == [
+        (1, Attempt.Outcome.SCORED, "host-one"),
+        (2, Attempt.Outcome.SCORED, "host-two"),
+    ]
+    assert first.queued_at == made_at
+    times = [first.started_at, first.finished_at, second.queued_at]
+    times += [second.started_at, second.finished_at]
+    assert None not in times
+    assert times == sorted(times)  # type: ignore[type-var]
+    assert second.queued_at == rescored_at
+    # Each scoring's manifest tells its own attempt's times.
+    manifests = [run.manifest for run in submission.scoring_runs.order_by("created_at")]
+    assert [m["timing"]["started_at"] for m in manifests] == [
+        _iso(first.started_at),
+        _iso(second.started_at),
+    ]
+    # What readers show is the latest attempt.
+    assert factories.latest(submission) == second
+
+
+def _iso(when) -> str:
+    return when.isoformat()
 
 
 def test_the_problem_list_is_capped_by_the_setting(settings, competition, participant):

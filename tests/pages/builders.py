@@ -28,7 +28,6 @@ def scored(
         team,
         {split: {metric: v, "accuracy": v / 2} for split, v in values.items()},
         created_at=created,
-        finished_at=created,
         **fields,
     )
 
@@ -49,7 +48,6 @@ def failed_invalid(team: Team, problems: list[dict]) -> Submission:
         total_problems=len(problems),
         created_at=now,
         queued_at=now,
-        finished_at=now,
     )
     submission.save(force_insert=True)
     return submission

@@ -65,10 +65,12 @@ def test_switching_versions_rescores_and_keeps_the_old_scores(
     assert job.status == "done", job.message
     competition.task.refresh_from_db()
     assert competition.task.version == 2
-    # The rescore of the one submission, and the refresh of the board's intervals.
+    # The rescore of the one submission, the refresh of the board's intervals, and the new
+    # version's reference rows.
     tasks = sorted(OutboxMessage.objects.exclude(pk__in=sent_before).values_list("task", "args"))
     assert tasks == [
         ("competitions.tasks.leaderboard_intervals_task", [competition.pk]),
+        ("judging.tasks.references_compute_task", [competition.pk]),
         ("scoring.tasks.submission_score_task", [submission.pk]),
     ]
     submission.refresh_from_db()

@@ -12,6 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 
 from competitions.models import (
+    Attempt,
     ClaimRecord,
     Competition,
     CompetitionEvent,
@@ -149,9 +150,36 @@ def test_an_archive_round_trip_keeps_the_boards_scores_versions_manifests_and_fi
     assert replication.outcome == "reproduced"
     assert replication.original_run is not None
     assert replication.original_run.submission == replication.submission
+    # Each scoring's attempt, with who scored it and when, and its per-row values.
+    assert _attempts(copy) == _attempts(source)
+    rows = lambda c: sorted(  # noqa: E731
+        Path(a.row_values.path).read_bytes()
+        for a in Attempt.objects.filter(submission__competition=c)
+    )
+    assert rows(copy) == rows(source)
+    assert len(rows(copy)) == 6
+    assert {(number, outcome) for _, _, number, outcome, *_ in _attempts(copy)} == {
+        (1, "scored"),
+        (2, "scored"),
+    }
     card = Submission.objects.get(competition=copy, method_name="GBM")
     assert card.hardware_declared == "1 GPU"
     assert Submission.objects.filter(competition=copy, is_selected=True).count() == 1
+
+
+def _attempts(competition: Competition) -> set[tuple]:
+    return set(
+        Attempt.objects.filter(submission__competition=competition).values_list(
+            "submission__team__name",
+            "submission__created_at",
+            "number",
+            "outcome",
+            "worker",
+            "started_at",
+            "finished_at",
+            "scorer_name",
+        )
+    )
 
 
 def _events(competition: Competition) -> list[tuple]:
@@ -220,6 +248,51 @@ def test_an_archive_made_before_events_and_claims_were_kept_still_imports(histor
     assert (copy.reopened_at, copy.reopen_reason) == (None, "")
     assert not CompetitionEvent.objects.filter(competition=copy).exists()
     assert _board(copy, "private") == _board(history, "private")
+
+
+def test_an_archive_made_before_attempts_were_rows_keeps_each_submissions_latest_attempt(
+    history, tmp_path
+):
+    archive = competition_archive_export(competition=history, dest=tmp_path / "a.zip")
+    older = tmp_path / "older.zip"
+    latest = {
+        a.submission_id: a
+        for a in Attempt.objects.filter(submission__competition=history).order_by("number")
+    }
+    with zipfile.ZipFile(archive) as src, zipfile.ZipFile(older, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "history.json":
+                document = json.loads(data)
+                del document["attempts"]
+                data = json.dumps(document).encode()
+            if info.filename == "submissions.json":
+                document = json.loads(data)
+                for row in document:  # the fields as they were on the submission
+                    attempt = latest[row["id"]]
+                    row |= {
+                        "attempts": attempt.number,
+                        "interruptions": 0,
+                        "worker": attempt.worker,
+                        "started_at": _iso(attempt.started_at),
+                        "finished_at": _iso(attempt.finished_at),
+                        "duration_s": attempt.duration_s,
+                        "scorer_name": attempt.scorer_name,
+                        "scorer_image": attempt.scorer_image,
+                        "peak_memory_bytes": attempt.peak_memory_bytes,
+                        "scorer_log": attempt.scorer_log,
+                    }
+                data = json.dumps(document).encode()
+            dst.writestr(info, data)
+
+    copy = competition_archive_import(source=older, organizer=None, slug="older")
+
+    assert _attempts(copy) == {a for a in _attempts(history) if a[2] == 2}
+    assert _board(copy, "private") == _board(history, "private")
+
+
+def _iso(when) -> str:
+    return when.isoformat()
 
 
 def test_people_become_inactive_accounts_unless_kept(history, tmp_path, participant):

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from django.core.files.base import ContentFile
 
-from competitions.models import Competition, Submission
+from competitions.models import Attempt, Competition, Submission
 from competitions.services.submissions import submission_create
 from judging.services import submission_score
 from scoring.scorers import InProcessScorer
@@ -214,7 +214,7 @@ def test_the_team_and_organizers_get_the_scored_file_in_the_bundle(request, api,
 def test_the_scorer_log_is_in_the_organizers_bundle_only_unless_opted_in(
     api, competition, participant, organizer, entry
 ):
-    Submission.objects.filter(pk=entry.pk).update(scorer_log="scorer says: label of id3 is 0")
+    Attempt.objects.filter(submission=entry).update(scorer_log="scorer says: label of id3 is 0")
 
     assert "logs/scoring.log" in _bundle(api, organizer, entry).namelist()
     assert "logs/scoring.log" not in _bundle(api, participant, entry).namelist()

@@ -92,8 +92,11 @@ def test_an_in_process_scoring_writes_a_manifest_true_to_its_files(competition, 
     assert set(manifest["libraries"]["versions"]) >= {"python", "numpy", "scikit-learn"}
     assert manifest["submission"]["method"]["hardware_declared"] == "1x laptop CPU"
     assert manifest["random_seeds"]["used"] == []
-    assert submission.started_at is not None
-    assert manifest["timing"]["started_at"] == submission.started_at.isoformat()
+    attempt = factories.latest(submission)
+    assert attempt.started_at is not None
+    assert attempt.queued_at is not None
+    assert manifest["timing"]["started_at"] == attempt.started_at.isoformat()
+    assert manifest["timing"]["queued_at"] == attempt.queued_at.isoformat()
     assert manifest["host"]["host_processor_thread_count"] >= 1
     assert manifest["platform"]["version"]
 

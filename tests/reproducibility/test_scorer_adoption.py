@@ -59,7 +59,9 @@ def test_an_in_process_worker_leaves_a_submission_of_a_version_made_by_an_image(
         assert submission_score(submission_id=submission.pk) is False
 
     submission.refresh_from_db()
-    assert (submission.status, submission.attempts) == ("queued", 0)
+    # Given back, no allowance used: the attempt is on record as returned.
+    assert submission.status == "queued"
+    assert factories.outcomes(submission) == ["returned"]
     assert not ScoringRun.objects.filter(submission=submission).exists()
     assert len(resent) == 1  # the job goes back to the queue, for a matching worker
     assert list(TaskVersion.objects.filter(task=task).values_list("number", flat=True)) == [1]
@@ -131,9 +133,11 @@ def test_adopting_the_reported_scorer_ranks_a_new_version_and_rescores_everythin
     assert "adopted by orga" in version.note
     submission.refresh_from_db()
     assert submission.status == "queued"
-    # The rescore of the one submission, and the refresh of the board's intervals.
+    # The rescore of the one submission, the refresh of the board's intervals, and the new
+    # version's reference rows.
     assert outbox.tasks() == [
         "competitions.tasks.leaderboard_intervals_task",
+        "judging.tasks.references_compute_task",
         "scoring.tasks.submission_score_task",
     ]
     assert not ScorerMismatchReport.objects.exists()

@@ -14,6 +14,7 @@ import pytest
 from django.core.files.base import ContentFile
 
 from competitions.models import (
+    Attempt,
     ScorerMismatchReport,
     ScoringRun,
     Submission,
@@ -237,11 +238,14 @@ def test_a_worker_with_another_scorer_leaves_its_jobs_to_a_matching_worker(
             "the other worker to leave each job (twice)",
             [other_log],
         )
-        # Nothing scored, nothing counted against the submissions, no version made.
-        assert set(Submission.objects.filter(pk__in=ids).values_list("status", "attempts")) <= {
-            ("queued", 0),
-            ("running", 1),
+        # Nothing scored, nothing counted against the submissions (each claim given
+        # back), no version made.
+        assert set(Submission.objects.filter(pk__in=ids).values_list("status", flat=True)) <= {
+            "queued",
+            "running",
         }
+        left = Attempt.objects.filter(submission_id__in=ids).values_list("outcome", flat=True)
+        assert set(left) <= {"returned", "running"}
         assert not ScoringRun.objects.filter(submission__in=ids).exists()
         assert TaskVersion.objects.filter(task=task).count() == 1
         report = ScorerMismatchReport.objects.get()
@@ -262,7 +266,10 @@ def test_a_worker_with_another_scorer_leaves_its_jobs_to_a_matching_worker(
                 [other_log, matching_log],
             )
 
-    assert list(Submission.objects.filter(pk__in=ids).values_list("attempts", flat=True)) == [1] * 3
+    ended = Attempt.objects.filter(submission_id__in=ids).exclude(outcome="returned")
+    assert sorted(ended.values_list("submission_id", "outcome")) == sorted(
+        (pk, "scored") for pk in ids
+    )
     manifests = [run.manifest["scorer"] for run in ScoringRun.objects.filter(submission__in=ids)]
     assert [(m["identity"], m["image"]) for m in manifests] == [
         (twin_images["content"], twin_images["a"])

@@ -160,10 +160,12 @@ def test_the_organizer_adds_and_activates_a_version_over_the_api(
     sent_before = set(OutboxMessage.objects.values_list("pk", flat=True))
     with django_capture_on_commit_callbacks(execute=False):
         run_queued_jobs()
-    # The scored submission is queued under version 2, and the board's intervals refreshed.
+    # The scored submission is queued under version 2, the board's intervals refreshed and
+    # the version's reference rows made.
     queued = OutboxMessage.objects.exclude(pk__in=sent_before).values_list("task", flat=True)
     assert sorted(queued) == [
         "competitions.tasks.leaderboard_intervals_task",
+        "judging.tasks.references_compute_task",
         "scoring.tasks.submission_score_task",
     ]
     done = api(organizer).get(job["url"]).json()

@@ -368,7 +368,8 @@ def test_an_uploaded_program_is_dry_run_on_the_sample_and_scores_submissions(
     submission_score(submission_id=submission.pk)
     submission.refresh_from_db()
     assert submission.status == Submission.Status.SCORED, submission.error_message
-    assert (submission.scorer_name, submission.scorer_image) == (
+    attempt = factories.latest(submission)
+    assert (attempt.scorer_name, attempt.scorer_image) == (
         "program",
         f"{scorer_image}@{digest}",
     )

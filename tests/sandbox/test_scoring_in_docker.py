@@ -243,7 +243,8 @@ def test_every_container_run_is_recorded_with_its_limits_image_and_outcome(
 
     submission.refresh_from_db()
     assert submission.status == Status.SCORED
-    assert (submission.scorer_name, submission.scorer_image) == (
+    attempt = factories.latest(submission)
+    assert (attempt.scorer_name, attempt.scorer_image) == (
         "docker",
         f"{settings.HELDOUT_SCORER_IMAGE}@sha256:fake",
     )
@@ -277,8 +278,10 @@ def test_a_failed_run_fails_the_submission_with_its_reason(
     assert submission.status == Status.FAILED
     assert submission.failure == Submission.Failure.ERROR
     assert submission.error_message == f"The scorer {reason}"
-    assert submission.scorer_image == "heldout-scorer:test@sha256:fake"
-    assert submission.peak_memory_bytes == 30 * 1024**2
+    attempt = factories.latest(submission)
+    assert attempt.outcome == "failed"
+    assert attempt.scorer_image == "heldout-scorer:test@sha256:fake"
+    assert attempt.peak_memory_bytes == 30 * 1024**2
     run = SandboxRun.objects.get(submission=submission)
     assert run.failure_reason == reason
     assert (run.oom_killed, run.timed_out) == (result.oom_killed, result.timed_out)
@@ -399,8 +402,8 @@ def test_a_submission_is_scored_in_the_sandbox_by_default_where_docker_answers(
     submission.refresh_from_db()
     assert submission.status == Status.SCORED, submission.error_message
     digest = docker_client.images.get(real_scorer).id
-    assert submission.scorer_name == "docker"
-    assert submission.scorer_image == f"{real_scorer}@{digest}"
+    assert factories.latest(submission).scorer_name == "docker"
+    assert factories.latest(submission).scorer_image == f"{real_scorer}@{digest}"
     (run,) = SandboxRun.objects.filter(submission=submission)
     assert (run.exit_code, run.timed_out, run.oom_killed, run.image_digest) == (
         0,
@@ -525,9 +528,7 @@ def test_a_submission_whose_container_outlived_its_worker_is_requeued_and_scored
     submission = _submit(competition, participant)
     # Its worker died 20 minutes ago in the middle of the run...
     died = timezone.now() - timedelta(minutes=20)
-    Submission.objects.filter(pk=submission.pk).update(
-        status=Status.RUNNING, attempts=1, started_at=died, heartbeat_at=died, worker="dead-host"
-    )
+    factories.claimed(submission, started_s_ago=20 * 60, worker="dead-host")
     # ...leaving its container behind, past its deadline.
     leftover = docker_client.containers.run(
         scorer_image,
@@ -566,8 +567,8 @@ def test_a_submission_whose_container_outlived_its_worker_is_requeued_and_scored
         if not leftover_gone():
             leftover.remove(force=True)
     assert submission.status == Status.SCORED, submission.error_message
-    assert submission.attempts == 2
-    assert submission.scorer_name == "docker"
+    assert factories.outcomes(submission) == ["interrupted", "scored"]
+    assert factories.latest(submission).scorer_name == "docker"
     assert [run.attempt for run in SandboxRun.objects.filter(submission=submission)] == [2]
     # The worker's clean-up removed it: it is this test run's deployment's, which no
     # other test run on the engine touches.

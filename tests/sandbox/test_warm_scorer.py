@@ -20,7 +20,7 @@ import docker
 import docker.errors
 import pytest
 
-from competitions.models import SandboxRun, Submission
+from competitions.models import Attempt, SandboxRun
 from competitions.sandboxes import sandbox_runner
 from competitions.services.submissions import submission_create
 from judging.services import docker_available, submission_score
@@ -467,7 +467,7 @@ def test_a_worker_scores_submissions_one_after_the_other_in_one_warm_container(
         assert runner.warm_containers() == 1
 
     digest = docker_client.images.get(scorer_image).id
-    rows = Submission.objects.filter(pk__in=ids).values_list("status", "scorer_image")
+    rows = Attempt.objects.filter(submission_id__in=ids).values_list("outcome", "scorer_image")
     assert set(rows) == {("scored", f"{scorer_image}@{digest}")}
     assert SandboxRun.objects.filter(submission_id__in=ids).count() == 3  # one run each
 

@@ -1,9 +1,10 @@
-"""manage.py demo_setup: the demo competition, two users and three baseline submissions.
+"""manage.py demo_setup: the demo competition and two users.
 
 Idempotent: `make demo` runs it after every migrate. It writes a bundle built from
 scikit-learn's breast-cancer dataset (bundled with the library, no download) to
-var/demo/bundle/, imports it once, and queues the baselines once; the worker that
-`make demo` starts scores them. docs/bundle.md describes the demo data.
+var/demo/bundle/ and imports it once; importing asks for the board's reference rows (the
+constant predictor and a simple model, docs/leaderboard.md), which the worker that
+`make demo` starts makes and scores. docs/bundle.md describes the demo data.
 """
 
 from __future__ import annotations
@@ -17,21 +18,15 @@ import pandas as pd
 import yaml
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from sklearn.datasets import load_breast_cancer
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from competitions.admin import organizers_group_sync
-from competitions.models import Competition, Submission, Team
+from competitions.models import Competition
 from competitions.services.bundles import bundle_import
-from competitions.services.submissions import submission_create
 from competitions.services.teams import competition_join
 
 SLUG = "breast-cancer"
@@ -137,26 +132,8 @@ def _document() -> dict:
     }  # fmt: skip
 
 
-def baseline_predictions(bundle: Path) -> dict[str, pd.DataFrame]:
-    """Three baselines trained on train.csv, each predicting P(malignant) for test.csv."""
-    train = pd.read_csv(bundle / "train.csv")
-    test = pd.read_csv(bundle / "test.csv")
-    x_train, y_train = train.drop(columns=["id", TARGET]), train[TARGET]
-    x_test = test.drop(columns=["id"])
-    models = {
-        "Logistic regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
-        "Random forest": RandomForestClassifier(n_estimators=200, random_state=SEED),
-    }
-    predictions = {"Constant 0.5": np.full(len(test), 0.5)}
-    for name, model in models.items():
-        model.fit(x_train, y_train)
-        positive = list(model.classes_).index(POSITIVE)
-        predictions[name] = model.predict_proba(x_test)[:, positive]
-    return {name: pd.DataFrame({"id": test["id"], TARGET: p}) for name, p in predictions.items()}
-
-
 class Command(BaseCommand):
-    help = "Create the demo competition, users, tokens and baseline submissions (idempotent)."
+    help = "Create the demo competition, users and tokens (idempotent)."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
@@ -171,10 +148,8 @@ class Command(BaseCommand):
         if competition is None:
             competition = bundle_import(source=bundle, organizer=organizer)
             self.stdout.write(f"Imported the competition {SLUG!r} from {bundle}.")
+            self.stdout.write("The worker makes and scores the board's reference rows.")
         competition_join(competition=competition, user=participant, accept_rules=True)
-        queued = self._baselines(competition, organizer, bundle)
-        if queued:
-            self.stdout.write(f"Queued {queued} baseline submissions for the worker to score.")
         self._report(base_url.rstrip("/"), competition, demo_dir, [organizer, participant])
 
     def _user(self, demo_dir: Path, username: str, *, staff: bool) -> User:
@@ -193,28 +168,6 @@ class Command(BaseCommand):
             user.save(update_fields=["is_staff"])
         Token.objects.get_or_create(user=user)
         return user
-
-    def _baselines(self, competition: Competition, organizer: User, bundle: Path) -> int:
-        """Submit the baselines as the organizer's team "Baselines", unless already done."""
-        membership = competition_join(competition=competition, user=organizer, accept_rules=True)
-        team = membership.team
-        if team.name != "Baselines":
-            # The join service names a new team after its user; the baselines get a clearer name.
-            Team.objects.filter(pk=team.pk).update(name="Baselines")
-        if Submission.objects.filter(team=team).exists():
-            return 0
-        for name, frame in baseline_predictions(bundle).items():
-            upload = SimpleUploadedFile(
-                name.lower().replace(" ", "_") + ".csv", frame.to_csv(index=False).encode()
-            )
-            submission_create(
-                competition=competition,
-                user=organizer,
-                uploaded_file=upload,
-                method_name=name,
-                description="A baseline made by demo_setup.",
-            )
-        return Submission.objects.filter(team=team).count()
 
     def _report(
         self, base: str, competition: Competition, demo_dir: Path, users: list[User]
