@@ -103,7 +103,7 @@ def _current(slug: str) -> tuple | None:
     # CONN_HEALTH_CHECKS would first send a `SELECT 1` on a reused connection: this
     # statement is its own check (a failure closes the connection and the normal path
     # answers on a new one, BoardFastPathMiddleware._from_kept).
-    wrapper.health_check_done = True
+    wrapper.health_check_done = True  # type: ignore[attr-defined]  # (not in the stubs)
     with wrapper.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
