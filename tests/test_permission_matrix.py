@@ -281,6 +281,8 @@ def _concrete(route: str, world: dict) -> str:
         "number": "1",
         "job_id": str(world["job"].pk),
         "notification_id": str(world["notification"].pk),
+        # The competition's own phase: ids are not 1 once other tests advanced the sequence.
+        "phase_id": str(submission.phase_id),
         "name": "sample_submission.csv",
         "upload_id": "00000000-0000-4000-8000-000000000000",
     }
