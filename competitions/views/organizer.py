@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from django.contrib import messages
@@ -132,7 +133,8 @@ def data(request: AuthenticatedRequest, slug: str) -> HttpResponse:
 
 @login_required
 def submissions(request: AuthenticatedRequest, slug: str) -> HttpResponse:
-    """Every submission, newest first: by status, and by team, user or id (`q`)."""
+    """Every submission, newest first: by status, by team, user or id (`q`), and by the
+    UTC day it was submitted (`since`, `until`: YYYY-MM-DD, both included)."""
     context = organizer_page(request, slug, "submissions")
     qs = Submission.objects.filter(competition=context["competition"])
     status = request.GET.get("status", "")
@@ -141,20 +143,46 @@ def submissions(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     q = request.GET.get("q", "").strip()
     if q:
         qs = qs.filter(_search(q))
+    days, date_problems = _days(request)
+    if "since" in days:
+        qs = qs.filter(created_at__date__gte=days["since"])
+    if "until" in days:
+        qs = qs.filter(created_at__date__lte=days["until"])
     qs = qs.select_related("team", "submitter").order_by("-created_at")
     page_obj = page_of(request, qs, SUBMISSIONS_PER_PAGE)
     task = context["competition"].task
     stats.attach_primary_scores(list(page_obj), task.primary_metric, private=True)
+    since, until = (request.GET.get(name, "").strip() for name in ("since", "until"))
+    kept = (("q", q), ("status", status), ("since", since), ("until", until))
     context |= {
         "page_obj": page_obj,
         "metric": task.primary_metric,
         "status_filter": status,
         "q": q,
+        "since": since,
+        "until": until,
+        "date_problems": date_problems,
         "statuses": Submission.Status.choices,
-        "query": urlencode({k: v for k, v in (("q", q), ("status", status)) if v}),
+        "query": urlencode({k: v for k, v in kept if v}),
         "here": request.get_full_path(),
     }
     return render(request, "organize/submissions.html", context)
+
+
+def _days(request: AuthenticatedRequest) -> tuple[dict[str, date], dict[str, str]]:
+    """The `since` and `until` days asked for, and what is wrong with those that are not
+    days, by field (the page says it beside the field and filters by the rest)."""
+    days: dict[str, date] = {}
+    problems: dict[str, str] = {}
+    for name in ("since", "until"):
+        value = request.GET.get(name, "").strip()
+        if not value:
+            continue
+        try:
+            days[name] = date.fromisoformat(value)
+        except ValueError:
+            problems[name] = f"“{value[:20]}” is not a day: write it as 2026-11-30."
+    return days, problems
 
 
 def _search(q: str) -> Q:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from competitions.models import Competition, LeaderboardEntry, Phase, Submission, Team
 from competitions.services.submissions import submission_create
+from competitions.services.teams import competition_join
 from tests import factories
 from tests.competitions.test_bundles import bundle_yaml, write_bundle, zip_folder
 from tests.jobs import run_queued_jobs
@@ -218,3 +219,28 @@ def test_importing_a_bundle_makes_the_uploader_its_organizer(orga_client, organi
     )
     assert response["Location"] == "/c/tiny-bundle/organize/"
     assert list(Competition.objects.get(slug="tiny-bundle").organizers.all()) == [organizer]
+
+
+def test_the_submissions_page_finds_submissions_by_the_day_they_were_made(
+    orga_client, competition, participant
+):
+    from datetime import datetime
+
+    team = competition_join(competition=competition, user=participant, accept_rules=True).team
+    days = {}
+    for day in (1, 2, 3):
+        made = factories.submission_row(team, created_at=datetime(2026, 11, day, 12, tzinfo=UTC))
+        made.save()
+        days[day] = made.pk
+    url = f"/c/{competition.slug}/organize/submissions/"
+
+    def shown(query: str) -> set[int]:
+        page = orga_client.get(url + query).content.decode()
+        return {pk for pk in days.values() if f">#{pk}</a>" in page}
+
+    assert shown("?since=2026-11-02&until=2026-11-02") == {days[2]}
+    assert shown("?since=2026-11-02") == {days[2], days[3]}
+    assert shown("?until=2026-11-01") == {days[1]}
+    page = orga_client.get(url + "?since=30/11/2026").content.decode()
+    assert "is not a day: write it as 2026-11-30" in page
+    assert shown("?since=30/11/2026") == set(days.values())  # the rest of the filter holds
