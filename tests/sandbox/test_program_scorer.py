@@ -629,6 +629,7 @@ def test_a_new_scorer_after_scores_exist_starts_a_new_task_version_and_keeps_old
     assert submission.status == Submission.Status.QUEUED
     assert outbox.tasks() == [
         "competitions.tasks.leaderboard_intervals_task",
+        "judging.tasks.references_compute_task",  # the new version's reference rows
         "scoring.tasks.submission_score_task",
     ]
     assert (
