@@ -126,10 +126,17 @@ class SubmissionPageOutput(serializers.Serializer):
 
 
 def submission_data(
-    request: Request, submission: Submission, scores: dict, runs: list | None = None
+    request: Request,
+    submission: Submission,
+    scores: dict,
+    runs: list | None = None,
+    *,
+    new: bool = False,
 ) -> dict:
     # Who scored it and when: its latest attempt (selectors.with_attempts prefetches them).
-    attempt = submission.latest_attempt
+    # A `new` submission has none yet: no query after its commit, where a lost database
+    # connection would turn the answer for a stored submission into a 503.
+    attempt = None if new else submission.latest_attempt
     data = {
         "id": submission.pk,
         "url": reverse("api:submission-detail", args=[submission.pk], request=request),
@@ -269,7 +276,7 @@ class SubmissionListCreateApi(APIView):
                 uploaded_file=fields.pop("file"),
                 **fields,
             )
-        body = submission_data(request, submission, {})
+        body = submission_data(request, submission, {}, new=True)
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 
 
