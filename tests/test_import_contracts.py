@@ -78,14 +78,18 @@ def test_each_forbidden_import_breaks_its_contract(tmp_path):
             "competitions/services.py": "from judging import tasks\n",
             "judging/tasks.py": "import competitions.services\n",
             "notifications/services.py": "import competitions.services\n",
+            "competitions/selectors.py": "import suites.models\n",
+            "suites/models.py": "import competitions.models\n",
+            "competitions/models.py": "",
         },
     )
     done = lint_imports(tree)
     assert done.returncode != 0, done.stdout
-    assert "Contracts: 0 kept, 4 broken." in done.stdout, done.stdout
+    assert "Contracts: 0 kept, 5 broken." in done.stdout, done.stdout
     assert re.search(r"scoring\.spec -> django \(l\.1\)", done.stdout), done.stdout
     assert re.search(r"competitions\.services -> judging\.tasks \(l\.1\)", done.stdout)
     assert re.search(r"notifications\.services -> competitions\.services \(l\.1\)", done.stdout)
+    assert re.search(r"competitions\.selectors -> suites\.models \(l\.1\)", done.stdout)
 
 
 def test_every_task_the_domain_enqueues_by_name_is_a_registered_task():

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "competitions",
     "judging",
     "notifications",
+    "suites",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,127 @@
+"""Suites, their tasks, methods and the submissions a method made (module docstring of
+suites/). Rules live in suites/services.py and in the constraints here."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from competitions.models import Competition, Submission
+
+
+class Suite(models.Model):
+    slug = models.SlugField(max_length=80, unique=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True, help_text="Markdown")
+    rules = models.TextField(blank=True, help_text="Markdown; participants accept them to join")
+    organizers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="organized_suites", blank=True
+    )
+    # The same choices as a competition's; a suite's tasks are shown only as the suite allows
+    # (and the competitions it owns are unlisted on their own).
+    visibility = models.CharField(
+        max_length=16,
+        choices=Competition.Visibility.choices,
+        default=Competition.Visibility.PUBLIC,
+    )
+    # The seed that cut the tasks' hidden test splits, when the suite's bundle made them.
+    split_seed = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(visibility__in=["public", "unlisted", "invite_only"]),
+                name="suite_visibility_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class SuiteTask(models.Model):
+    """A task of the suite, at a position: the task of `competition`."""
+
+    suite = models.ForeignKey(Suite, on_delete=models.CASCADE, related_name="tasks")
+    competition = models.ForeignKey(
+        Competition, on_delete=models.PROTECT, related_name="suite_tasks"
+    )
+    position = models.PositiveSmallIntegerField()
+    # The matrix's column name ("iris"); unique in the suite.
+    key = models.SlugField(max_length=80)
+    # The suite made the competition for this task (it goes with the suite); else the task
+    # is a standalone competition's too.
+    owned = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["suite", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["suite", "position"], name="suitetask_unique_position"),
+            models.UniqueConstraint(fields=["suite", "key"], name="suitetask_unique_key"),
+            models.UniqueConstraint(
+                fields=["suite", "competition"], name="suitetask_unique_competition"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.suite_id}[{self.position}] {self.key}"
+
+
+class Method(models.Model):
+    """What a participant runs across the suite's tasks, described so that it can be found
+    and compared: its components are tags ("model": "gradient boosting")."""
+
+    suite = models.ForeignKey(Suite, on_delete=models.CASCADE, related_name="methods")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="suite_methods"
+    )
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    paper_url = models.URLField(blank=True)
+    code_url = models.URLField(blank=True)
+    hardware_declared = models.CharField(max_length=300, blank=True)
+    # tag -> list of values, e.g. {"preprocessing": ["standardize"], "model": ["logistic"]}
+    components = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["suite", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                "suite",
+                name="method_unique_name_ci",
+                violation_error_message="The suite already has a method of that name.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MethodRun(models.Model):
+    """One submission a method made on one of the suite's tasks. The matrix's cell is the
+    method's latest run on the task (its submission's outcome)."""
+
+    method = models.ForeignKey(Method, on_delete=models.CASCADE, related_name="runs")
+    suite_task = models.ForeignKey(SuiteTask, on_delete=models.CASCADE, related_name="runs")
+    submission = models.OneToOneField(
+        Submission, on_delete=models.CASCADE, related_name="method_run"
+    )
+    # The container submissions made from one upload share it (a fan-out's id).
+    fanout = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # The matrix reads each method's latest run per task.
+            models.Index(fields=["method", "suite_task", "-created_at"], name="methodrun_cell"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method_id} on {self.suite_task_id}: {self.submission_id}"
