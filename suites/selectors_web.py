@@ -1,0 +1,88 @@
+"""Reads for the suite's pages and API, beside suites/selectors.py (the matrix): the
+listing, a suite's tasks with their public files, a method's runs. Each in a fixed number
+of queries whatever the number of rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Count, Prefetch, QuerySet
+
+from competitions.models import Membership, Submission, TaskFile
+from suites.models import Method, MethodRun, Suite, SuiteTask
+from suites.permissions import suites_listed_for
+
+
+def suite_list_for(user: User | AnonymousUser) -> QuerySet[Suite]:
+    """The suites `user` sees listed, newest first, with their numbers of tasks and methods."""
+    return (
+        suites_listed_for(user)
+        .annotate(
+            task_count=Count("tasks", distinct=True), method_count=Count("methods", distinct=True)
+        )
+        .order_by("-created_at", "-pk")
+    )
+
+
+def suite_tasks_with_files(suite: Suite) -> list[SuiteTask]:
+    """The tasks in order, each competition's task and public files fetched at once."""
+    files = TaskFile.objects.order_by("name")
+    return list(
+        suite.tasks.select_related("competition__task")
+        .prefetch_related(Prefetch("competition__task__files", queryset=files))
+        .order_by("position")
+    )
+
+
+def suite_methods(suite: Suite) -> list[Method]:
+    return list(suite.methods.select_related("owner").order_by("created_at", "pk"))
+
+
+def joined_tasks(user: User | AnonymousUser, suite: Suite) -> int:
+    """How many of the suite's tasks the user has joined (0 for an anonymous visitor)."""
+    if not user.is_authenticated:
+        return 0
+    return Membership.objects.filter(user=user, competition__suite_tasks__suite=suite).count()
+
+
+@dataclass(frozen=True)
+class RunRow:
+    task: SuiteTask
+    submission_id: int
+    status: str
+    created_at: object
+    fanout: str | None
+
+
+def method_runs(method: Method) -> list[RunRow]:
+    """Every run of the method, newest first, with its submission's status (no score: the
+    matrix shows the counted one, and a submission's own page its scores)."""
+    runs = (
+        MethodRun.objects.filter(method=method)
+        .select_related("suite_task__competition", "submission")
+        .only(
+            "created_at",
+            "fanout",
+            "submission_id",
+            "submission__status",
+            "suite_task__key",
+            "suite_task__position",
+            "suite_task__competition__slug",
+            "suite_task__competition__title",
+        )
+        .order_by("-created_at", "-pk")
+    )
+    return [
+        RunRow(
+            task=r.suite_task,
+            submission_id=r.submission_id,
+            status=r.submission.status,
+            created_at=r.created_at,
+            fanout=str(r.fanout) if r.fanout else None,
+        )
+        for r in runs
+    ]
+
+
+STATUSES = [s for s, _ in Submission.Status.choices]
