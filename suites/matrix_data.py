@@ -118,9 +118,11 @@ def friedman_sentence(matrix: SuiteMatrix) -> str:
         if f.f_p <= stats.alpha
         else "no significant difference between the methods"
     )
+    # F is infinite when every task ranks the methods alike.
+    f_value = f"{f.f:.2f}" if math.isfinite(f.f) else "∞ (every task ranks the methods alike)"
     return (
         f"Across {f.tasks} tasks, the Friedman test finds {verdict} "
-        f"(Iman-Davenport F({f.df1}, {f.df2}) = {f.f:.2f}, p = {f.f_p:.3g}; "
+        f"(Iman-Davenport F({f.df1}, {f.df2}) = {f_value}, p = {f.f_p:.3g}; "
         f"chi-square = {f.chi2:.2f}, p = {f.chi2_p:.3g}); two methods whose mean ranks differ "
         f"by at least {stats.cd:.2f} (Nemenyi, alpha {stats.alpha:g}) differ significantly."
     )
