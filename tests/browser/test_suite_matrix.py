@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import axe_findings, screenshot
+from tests.browser.conftest import axe_findings, log_in, screenshot
 from tests.suites.world import scored_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -53,3 +53,35 @@ def test_the_matrix_page_shows_the_full_matrix_an_imputed_cell_and_the_cd_diagra
     expect(groups.first.locator("th")).to_have_text("lookup")
     expect(page.locator("table.suite-pivot")).to_contain_text("forest, =hasty")
     assert axe_findings(page, axe_source) == []
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_other_suite_pages_have_no_serious_accessibility_finding(
+    new_page, organizer, axe_source, width
+):
+    world = scored_world(organizer=organizer)
+    page = new_page(*WIDTHS[width])
+    log_in(page, "suite-alice", "pw-suite-alice")
+    oracle = world.methods["oracle"].pk
+    pages = {
+        "list": "/s/",
+        "overview": "/s/bench/",
+        "method-owner": f"/s/bench/methods/{oracle}/",
+        "method-new": "/s/bench/methods/new/",
+    }
+    found = {}
+    for name, url in pages.items():
+        page.goto(url)
+        screenshot(page, f"suite-{name}-{width}")
+        if findings := axe_findings(page, axe_source):
+            found[name] = findings
+    assert found == {}
+    # The owner's upload form sends a file to one task; the run is listed, queued.
+    page.goto(f"/s/bench/methods/{oracle}/")
+    page.get_by_label("Task").select_option("wine")
+    page.get_by_label("Predictions file").set_input_files(
+        files=[{"name": "p.csv", "mimeType": "text/csv", "buffer": b"id,label\nid0,0.5\n"}]
+    )
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator(".messages")).to_contain_text("Submitted to wine.")
+    expect(page.locator("table.method-runs tbody tr")).to_have_count(4)
