@@ -10,7 +10,7 @@ import zipfile
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.management import call_command
-from django.http import Http404
+from django.http import FileResponse, Http404
 from django.test import RequestFactory
 
 from competitions.models import Competition
@@ -116,8 +116,9 @@ def test_anyone_who_sees_the_suite_downloads_it_and_nobody_else(tmp_path):
     request = RequestFactory().get("/")
     request.user = AnonymousUser()
     response = method_bundle_download(request, public.suite.slug, public.pk)
+    assert isinstance(response, FileResponse)
     assert response.status_code == 200
-    content = b"".join(response.streaming_content)
+    content = b"".join(response.streaming_content)  # type: ignore[arg-type]
     assert "method.json" in zipfile.ZipFile(io.BytesIO(content)).namelist()
 
     suite = public.suite
