@@ -13,7 +13,9 @@ hits them all alike. For each mode and round:
 0. warm-up: one submission per worker and one more, unmeasured (imports; a warm scorer's
    start, which each worker process pays once per task);
 1. latency: 5 submissions, one at a time, each waited for: the time from upload (the
-   row's created_at) to scored (its attempt's finished_at);
+   row's created_at) to scored (its attempt's finished_at); for the sandboxed warm mode,
+   whose target is for a quiet machine, after waiting (150 s at most) for the load
+   average to fall to 2, and with the load average read just after these five;
 2. throughput: a burst of --submissions submissions; scored per minute from the first
    upload to the last score.
 
@@ -68,6 +70,7 @@ class Figures:
     burst_waits: list[float] = field(default_factory=list)
     scorers: set[str] = field(default_factory=set)
     loads: list[float] = field(default_factory=list)
+    latency_loads: list[float] = field(default_factory=list)  # just after the latency step
 
     @property
     def per_minute(self) -> float:
@@ -161,7 +164,10 @@ def measure(
     workers = start_workers(args.workers, {**env, **MODES[mode]}, logs, env["BENCH_QUEUE"], tag)
     try:
         wait_done([submit(competition, user) for _ in range(args.workers + 1)], 300)
+        if mode == "docker-warm":  # the latency target holds at load <= 2: wait for it
+            quiet_for_latency()
         one_by_one = [wait_done([submit(competition, user)], 120)[0] for _ in range(5)]
+        latency_load = os.getloadavg()[0]
         started = time.monotonic()
         ids = [submit(competition, user) for _ in range(args.submissions)]
         burst = wait_done(ids, 60 + 10 * args.submissions)
@@ -174,11 +180,24 @@ def measure(
     figures.burst_waits += [t for t, _, _ in burst]
     figures.scorers |= {name for _, _, name in one_by_one + burst}
     figures.loads.append(os.getloadavg()[0])
+    figures.latency_loads.append(latency_load)
     say(
         f"  {mode:<12} round {len(figures.loads)}: {len(ids) / elapsed * 60:7.0f} per minute, "
         f"latency median {statistics.median(t for t, _, _ in one_by_one):.2f} s, "
         f"load {figures.loads[-1]:.2f}"
     )
+
+
+def quiet_for_latency(timeout_s: float = 150) -> None:
+    """Wait (at most `timeout_s`) for the 1-minute load average to fall to LOAD_FOR_LATENCY:
+    the bursts before leave it high for a minute, and the latency target is for a quiet
+    machine. Says how long it waited, or that it gave up (the verdict then says so)."""
+    started = time.monotonic()
+    while os.getloadavg()[0] > LOAD_FOR_LATENCY and time.monotonic() - started < timeout_s:
+        time.sleep(2)
+    load = os.getloadavg()[0]
+    waited = time.monotonic() - started
+    say(f"  (waited {waited:.0f} s for load <= {LOAD_FOR_LATENCY:g}: now {load:.2f})")
 
 
 def report(results: dict[str, Figures], workers: int) -> None:
@@ -205,7 +224,7 @@ def report(results: dict[str, Figures], workers: int) -> None:
     warm = results.get("docker-warm")
     if warm is not None:
         latency = statistics.median(warm.latencies)
-        load = max(warm.loads)
+        load = max(warm.latency_loads)
         verdict = "met" if latency <= LATENCY_TARGET_S else "NOT met"
         if load > LOAD_FOR_LATENCY:
             verdict += f", but at load {load:.1f} > {LOAD_FOR_LATENCY:g}: no verdict"
