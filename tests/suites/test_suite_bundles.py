@@ -3,6 +3,8 @@ exported back byte for byte (docs/suites.md, "The suite bundle")."""
 
 from __future__ import annotations
 
+import io
+import shutil
 import tarfile
 import zipfile
 from pathlib import Path
@@ -18,7 +20,7 @@ from competitions.services.references import REFERENCES_TASK
 from suites import services_bundles
 from suites.models import Suite
 from suites.services_bundles import suite_archive_write, suite_export, suite_import
-from tests.competitions.test_bundles import bundle_yaml, write_bundle
+from tests.competitions.test_bundles import bundle_yaml, write_bundle, zip_folder
 
 pytestmark = pytest.mark.django_db
 
@@ -242,3 +244,37 @@ def test_the_commands_import_and_export_a_suite(tmp_path, organizer, capsys):
     assert "Imported the suite 'tiny-suite' with 2 tasks" in capsys.readouterr().out
     with pytest.raises(CommandError, match="already exists"):
         call_command("import_suite", str(tmp_path / "out"))
+
+
+def test_a_task_may_be_a_zipped_competition_bundle(tmp_path, organizer):
+    source = write_suite(tmp_path / "source")
+    zip_folder(source / "tasks" / "second", source / "second.zip")
+    shutil.rmtree(source / "tasks" / "second")
+    document = suite_yaml()
+    document["tasks"][1]["folder"] = "second.zip"
+    (source / "suite.yaml").write_text(yaml.safe_dump(document))
+
+    suite = suite_import(source=source, organizer=organizer)
+
+    assert [t.competition.slug for t in suite.tasks.all()] == ["tiny-first", "tiny-second"]
+
+
+def test_an_archive_with_a_link_or_a_way_out_is_refused(tmp_path):
+    source = write_suite(tmp_path / "source")
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(source, arcname=".")
+        link = tarfile.TarInfo("tasks/first/escape")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(link)
+        outside = tarfile.TarInfo("../outside.txt")
+        tf.addfile(outside, io.BytesIO(b""))
+
+    with pytest.raises(BundleInvalid) as refused:
+        suite_import(source=archive, organizer=None)
+
+    assert refused.value.problems == [
+        "tasks/first/escape: only files and folders are allowed in a bundle.",
+        "../outside.txt: entries must not contain '..'.",
+    ]
+    assert not Suite.objects.exists()
