@@ -277,7 +277,7 @@ def _read_tasks(reader: _Reader, value: Any, workdir: Path) -> list[SuiteBundleT
             reader.problem(
                 p + ".key", f'"{key}" may hold only lowercase letters, digits and single hyphens.'
             )
-        elif key in keys:
+        elif key and key in keys:
             reader.problem(p + ".key", f'"{key}" is the key of another task too.')
         keys.append(key)
         folder = reader.inside(data.get("folder"), p + ".folder", folder=True) if data else None

@@ -78,19 +78,20 @@ SUITE_RULES = """1. One method per idea; describe its components honestly.
 @dataclass(frozen=True)
 class DemoMethod:
     name: str
+    kind: str  # linear, forest or neighbours (_model)
     author: str  # the demo user who registers it
     components: dict[str, list[str]]
     description: str
 
 
 METHODS = (
-    DemoMethod("Linear model", "linear-lab",
+    DemoMethod("Linear model", "linear", "linear-lab",
                {"preprocessing": ["standardize"], "model": ["logistic regression", "ridge"]},
                "Standardized features; logistic regression (classification) or ridge (regression)."),
-    DemoMethod("Random forest", "forest-lab",
+    DemoMethod("Random forest", "forest", "forest-lab",
                {"model": ["random forest"], "ensembling": ["bagging"]},
                "100 trees, scikit-learn's defaults, a fixed random state."),
-    DemoMethod("k-nearest neighbours", "neighbours-lab",
+    DemoMethod("k-nearest neighbours", "neighbours", "neighbours-lab",
                {"preprocessing": ["standardize"], "model": ["k-nearest neighbours"]},
                "Standardized features; the 5 nearest training rows vote (or are averaged)."),
 )  # fmt: skip
@@ -219,11 +220,11 @@ def demo_suite_build(dest: Path) -> Path:
 
 
 def _model(method: DemoMethod, regression: bool) -> Any:
-    if method.author == "linear-lab":
+    if method.kind == "linear":
         return make_pipeline(
             StandardScaler(), Ridge() if regression else LogisticRegression(max_iter=2000)
         )
-    if method.author == "forest-lab":
+    if method.kind == "forest":
         forest = RandomForestRegressor if regression else RandomForestClassifier
         return forest(n_estimators=100, random_state=SPLIT_SEED, n_jobs=1)
     knn = KNeighborsRegressor() if regression else KNeighborsClassifier()
