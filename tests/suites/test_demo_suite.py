@@ -18,6 +18,8 @@ from suites import selectors
 from suites.demo import SPLIT_SEED, SUITE_SLUG
 from suites.models import Method, Suite
 from suites.services import is_participant
+from suites.services_bundles import suite_export, suite_import
+from tests.suites.test_suite_bundles import folder_bytes, forget
 
 pytestmark = pytest.mark.django_db
 
@@ -85,3 +87,15 @@ def test_the_demo_suite_is_made_once_and_its_bundle_records_the_seed(demo):
     assert suite.methods.count() == 3
     participant = User.objects.get(username="participant")
     assert is_participant(suite=suite, user=participant)  # joined, ready to register a method
+
+
+def test_the_demo_suite_exports_and_imports_back_byte_for_byte(demo, tmp_path):
+    suite, _ = demo
+    first = suite_export(suite=suite, dest=tmp_path / "first")
+    Submission.objects.filter(competition__suite_tasks__suite=suite).delete()
+    forget(suite)
+
+    again = suite_import(source=first, organizer=None)
+
+    assert again.split_seed == SPLIT_SEED
+    assert folder_bytes(suite_export(suite=again, dest=tmp_path / "second")) == folder_bytes(first)
