@@ -134,7 +134,8 @@ def test_applying_moves_a_file_to_another_phase_and_its_own_export_changes_nothi
     }
     competition = Competition.objects.get()
     moved = TaskFile.objects.get(name="final_test.csv").released_with
-    assert moved is not None and moved.name == "Development"
+    assert moved is not None
+    assert moved.name == "Development"
     exported = bundle_export(competition=competition, dest=tmp_path / "e.zip")
     again = bundle_apply(source=exported, organizer=organizer, dry_run=True)
     assert (again.changes, again.files) == ([], [])
