@@ -52,6 +52,14 @@ def board_columns(task: Task, chosen: list[str] | None) -> list[str]:
     return [m for m in chosen if m in task.secondary_metrics]
 
 
+def board_phase_at(phases: list[Phase], now: datetime) -> Phase | None:
+    """The phase a board follows at `now`, from the competition's `phases` (as read)."""
+    started = [p for p in phases if p.start_at <= now]
+    if started:
+        return max(started, key=lambda p: p.start_at)
+    return min(phases, key=lambda p: p.start_at, default=None)
+
+
 def board_columns_of(competition: Competition) -> list[str]:
     """board_columns of a competition read through with_board_phase."""
     return board_columns(competition.task, getattr(competition, "board_phase_metrics", None))

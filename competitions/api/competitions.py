@@ -114,6 +114,10 @@ class CompetitionDetailOutput(CompetitionOutput):
         daily_limit = serializers.IntegerField()
         total_limit = serializers.IntegerField(allow_null=True)
         late_submissions_scored = serializers.BooleanField()
+        board_metrics = serializers.ListField(
+            child=serializers.CharField(),
+            help_text="The leaderboard's columns while this phase is the board's (empty: all)",
+        )
 
     url = serializers.URLField()  # type: ignore[assignment]  # made by CompetitionOutput
     description = serializers.CharField()
@@ -194,6 +198,7 @@ class CompetitionDetailApi(APIView):
                     "daily_limit": p.daily_limit,
                     "total_limit": p.total_limit,
                     "late_submissions_scored": p.late_submissions_scored,
+                    "board_metrics": p.board_metrics,
                 }
                 for p in competition.phases.all()
             ],

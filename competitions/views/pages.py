@@ -22,7 +22,13 @@ from competitions.forms import CompetitionFilterForm, JoinForm
 from competitions.markdown import plain_summary, render_markdown
 from competitions.models import Competition, LeaderboardEntry
 from competitions.permissions import is_organizer, task_files_visible
-from competitions.selectors_boards import board_columns_of, board_phase_key, with_board_phase
+from competitions.selectors_boards import (
+    board_columns,
+    board_columns_of,
+    board_phase_at,
+    board_phase_key,
+    with_board_phase,
+)
 from competitions.selectors_listings import (
     last_submission_token,
     membership_with_last_submission,
@@ -91,6 +97,8 @@ def competition_detail(request: HttpRequest, slug: str) -> HttpResponse:
     competition = competition_for(request, slug)
     viewer = viewer_for(request, competition)
     task = competition.task
+    phases, now = list(competition.phases.all()), timezone.now()
+    board_phase = board_phase_at(phases, now)
     context = page_context(
         request,
         competition,
@@ -98,9 +106,10 @@ def competition_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "overview",
         task=task,
         metric=metric_get(task.primary_metric),
-        phases=competition.phases.all(),
+        board_columns=board_columns(task, board_phase.board_metrics if board_phase else None),
+        phases=phases,
         description=render_markdown(competition.description),
-        now=timezone.now(),
+        now=now,
         deadline=deadline_of(competition),
     )
     return render(request, "competitions/detail.html", context)

@@ -93,6 +93,14 @@ def test_the_json_and_csv_show_the_current_phases_columns(two_phases):
         assert _csv_header(Client(), two_phases)[2:4] == ["roc_auc", "accuracy"]
 
 
+def test_the_competitions_api_lists_each_phases_columns(two_phases):
+    detail = Client().get(f"/api/v1/competitions/{two_phases.slug}/").json()
+    assert {p["name"]: p["board_metrics"] for p in detail["phases"]} == {
+        "Development": ["log_loss"],
+        "Final": ["accuracy"],
+    }
+
+
 def test_the_ranking_stays_the_primary_metrics_whatever_the_columns(two_phases):
     board = _json(Client(), two_phases)
     assert [r["score"] for r in board["results"]] == [0.7, 0.6]

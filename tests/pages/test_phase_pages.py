@@ -47,6 +47,14 @@ def test_the_leaderboard_page_shows_the_current_phases_columns(two_phases, parti
             assert "Log loss" not in columns
 
 
+def test_the_overview_names_the_columns_the_board_shows_now(two_phases):
+    url = f"/c/{two_phases.slug}/"
+    assert "also shown now: Log loss</dd>" in _page(Client(), url)
+
+    with after_final_starts():
+        assert "also shown now: Accuracy</dd>" in _page(Client(), url)
+
+
 def _release_with_final(competition: Competition) -> None:
     final = competition.phases.get(name="Final")
     task_file = TaskFile(
