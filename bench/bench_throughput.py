@@ -39,7 +39,6 @@ import argparse
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from benchlib import say, setup_django
+from benchlib import say, setup_django, start_workers, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -75,46 +74,6 @@ class Figures:
     @property
     def per_minute(self) -> float:
         return self.scored / self.elapsed_s * 60 if self.elapsed_s else 0.0
-
-
-def start_workers(
-    count: int, env: dict[str, str], logs: Path, queue: str, tag: str
-) -> list[subprocess.Popen]:
-    workers = []
-    for n in range(count):
-        command = [
-            sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "-Q", queue,
-            "--pool", "solo", "-n", f"bench{n}@%h", "--without-mingle", "--without-gossip",
-            "--without-heartbeat", "-l", "INFO",
-        ]  # fmt: skip
-        with (logs / f"worker-{tag}-{n}.log").open("wb") as out:
-            # INFO: the worker says "ready." in its log (the same cost in every mode).
-            worker = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env={**os.environ, **env, "DJANGO_LOG_LEVEL": "INFO"},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        workers.append(worker)
-    deadline = time.monotonic() + 120
-    for n, worker in enumerate(workers):
-        log = logs / f"worker-{tag}-{n}.log"
-        while "ready." not in log.read_text(errors="replace"):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"worker {n} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-    return workers
-
-
-def stop_workers(workers: list[subprocess.Popen]) -> None:
-    for worker in workers:
-        worker.terminate()
-    for worker in workers:
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
 
 
 def submit(competition, user) -> int:
@@ -173,7 +132,7 @@ def measure(
         burst = wait_done(ids, 60 + 10 * args.submissions)
         elapsed = time.monotonic() - started
     finally:
-        stop_workers(workers)
+        stop(workers)
     figures.scored += len(ids)
     figures.elapsed_s += elapsed
     figures.latencies += [t for t, _, _ in one_by_one]
