@@ -9,7 +9,8 @@ from competitions/boardcache.py, this keeps the answer as it left the inner midd
 
 - the competition's id, its visibility and whether it was finalized when the normal path
   (access checks included) answered, the board token (board version and ranked task
-  version) of the bytes, and the competition's status the page showed.
+  version) of the bytes, the competition's status the page showed, and the next phase's
+  start (its columns may change then: competitions/selectors_boards.py).
 
 A later request for the same URL that is eligible (below) is answered from that copy after
 ONE query (`_current`: the competition by its unique slug, with its task's version and its
@@ -212,6 +213,9 @@ def _same_access(kept: dict, row: tuple) -> bool:
         return False
     if kept["finalized"] != (finalized_at is not None):
         return False
+    until = kept.get("until")  # the next phase's start: the columns may change then
+    if until is not None and time.time() >= until:
+        return False
     if kept["status"]:
         now = Competition(finalized_at=finalized_at, start_at=start_at, end_at=end_at)
         if competition_status(now) != kept["status"]:
@@ -254,6 +258,7 @@ def _keep(request: HttpRequest, key: str, response: HttpResponseBase) -> None:
         "visibility": competition.visibility,
         "finalized": competition.is_finalized,
         "status": board_key.status,
+        "until": board_key.until.timestamp() if board_key.until else None,
         "token": token,
         "etag": response["ETag"],
         "headers": list(response.items()),
