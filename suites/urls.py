@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from suites import views
+from suites import views, views_downloads
 
 urlpatterns = [
     path("s/", views.suite_list, name="suite-list"),
@@ -15,5 +15,10 @@ urlpatterns = [
         "s/<slug:slug>/methods/<int:method_id>/upload/",
         views.method_upload,
         name="suite-method-upload",
+    ),
+    path(
+        "s/<slug:slug>/methods/<int:method_id>/bundle/",
+        views_downloads.method_bundle_download,
+        name="suite-method-bundle",
     ),
 ]

@@ -238,6 +238,9 @@ EXPECTED: dict[str, dict[str, set[int]]] = {
     "suite-method": row(200, 200, 200, 200, 200),
     "suite-method-upload GET": row(302, 405, 405, 405, 405),
     "suite-method-upload POST": row(302, 400, 403, 403, 403),
+    # A method's bundle: anyone who sees the suite (suites/views_downloads.py).
+    "suite-method-bundle GET": row(200, 200, 200, 200, 200),
+    "suite-method-bundle POST": row(405, 405, 405, 405, 405),
 }
 
 

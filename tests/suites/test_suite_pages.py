@@ -187,3 +187,18 @@ def test_no_suite_url_hands_a_participant_a_hidden_label(world, api):
             .status_code
             == 200
         )
+
+
+def test_the_method_page_links_its_bundle_which_hides_from_outsiders_of_a_closed_suite(
+    organizer, outsider
+):
+    suite = make_suite(slug="closed", organizer=organizer, visibility="invite_only")
+    owner = joined(suite, "owner")
+    method = Method.objects.create(suite=suite, owner=owner, name="m")
+    page = client_for(owner).get(f"/s/closed/methods/{method.pk}/").content.decode()
+    bundle = f"/s/closed/methods/{method.pk}/bundle/"
+    assert f'href="{bundle}"' in page
+    assert client_for(owner).get(bundle).status_code == 200
+    assert client_for(outsider).get(bundle).status_code == 404
+    suite.invited.add(outsider)
+    assert client_for(outsider).get(bundle).status_code == 200
