@@ -260,9 +260,9 @@ def test_the_list_and_the_matrix_answer_in_a_fixed_number_of_queries(
     for i in range(3):
         make_suite(slug=f"more-{i}", organizer=organizer, tasks=("a", "b"))
     client = api(None)
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(2):
         assert client.get("/api/v1/suites/").status_code == 200
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(6):
         assert client.get("/api/v1/suites/bench/matrix/").status_code == 200
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(3):
         assert client.get("/api/v1/suites/bench/").status_code == 200

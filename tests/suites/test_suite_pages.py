@@ -202,3 +202,15 @@ def test_the_method_page_links_its_bundle_which_hides_from_outsiders_of_a_closed
     assert client_for(outsider).get(bundle).status_code == 404
     suite.invited.add(outsider)
     assert client_for(outsider).get(bundle).status_code == 200
+
+
+def test_the_list_and_the_matrix_pages_answer_in_a_fixed_number_of_queries(
+    world, organizer, django_assert_max_num_queries
+):
+    for i in range(3):
+        make_suite(slug=f"more-{i}", organizer=organizer, tasks=("a", "b"))
+    client = client_for(world.participant)
+    with django_assert_max_num_queries(5):  # session, user and the bell included
+        assert client.get("/s/").status_code == 200
+    with django_assert_max_num_queries(9):
+        assert client.get("/s/bench/matrix/").status_code == 200
