@@ -77,7 +77,7 @@ class SuiteDetailOutput(serializers.Serializer):
 
 def suite_detail(request: Request, suite: Suite) -> dict:
     tasks = []
-    for t in suite_tasks_with_files(suite):
+    for t in suite_tasks_with_files(suite, request.user):
         slug, task = t.competition.slug, t.competition.task
         files = [
             {
@@ -87,7 +87,7 @@ def suite_detail(request: Request, suite: Suite) -> dict:
                 "sha256": f.sha256,
                 "url": reverse("api:competition-file", args=[slug, f.name], request=request),
             }
-            for f in task.files.all()
+            for f in t.visible_files  # type: ignore[attr-defined]
         ]
         tasks.append(
             {

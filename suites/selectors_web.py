@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, Prefetch, QuerySet
+from django.utils import timezone
 
-from competitions.models import Membership, Submission, TaskFile
+from competitions.models import Competition, Membership, Submission, TaskFile
 from suites.models import Method, MethodRun, Suite, SuiteTask
 from suites.permissions import suites_listed_for
 
@@ -25,13 +26,40 @@ def suite_list_for(user: User | AnonymousUser) -> QuerySet[Suite]:
     )
 
 
-def suite_tasks_with_files(suite: Suite) -> list[SuiteTask]:
-    """The tasks in order, each competition's task and public files fetched at once."""
-    files = TaskFile.objects.order_by("name")
-    return list(
+def suite_tasks_with_files(suite: Suite, user: User | AnonymousUser) -> list[SuiteTask]:
+    """The tasks in order, each with `visible_files`: its competition's public files that
+    `user` may know of, as competitions.permissions.task_files_visible decides (a file
+    released with a phase that has not started exists for that competition's organizers
+    only). Three queries whatever the number of tasks."""
+    files = TaskFile.objects.select_related("released_with").order_by("name")
+    tasks = list(
         suite.tasks.select_related("competition__task")
         .prefetch_related(Prefetch("competition__task__files", queryset=files))
         .order_by("position")
+    )
+    organized = _organized(user, [t.competition_id for t in tasks])
+    now = timezone.now()
+    for t in tasks:
+        t.visible_files = [  # type: ignore[attr-defined]
+            f
+            for f in t.competition.task.files.all()
+            if t.competition_id in organized
+            or f.released_with is None
+            or f.released_with.start_at <= now
+        ]
+    return tasks
+
+
+def _organized(user: User | AnonymousUser, competition_ids: list[int]) -> set[int]:
+    """Which of these competitions the user organizes (every one for a superuser)."""
+    if not user.is_authenticated or not competition_ids:
+        return set()
+    if user.is_superuser:
+        return set(competition_ids)
+    return set(
+        Competition.objects.filter(pk__in=competition_ids, organizers=user).values_list(
+            "pk", flat=True
+        )
     )
 
 

@@ -54,7 +54,7 @@ def suite_list(request: HttpRequest) -> HttpResponse:
 
 
 def _overview(request: HttpRequest, suite: Suite, form: JoinForm, status: int = 200):
-    tasks = selectors_web.suite_tasks_with_files(suite)
+    tasks = selectors_web.suite_tasks_with_files(suite, request.user)
     joined = selectors_web.joined_tasks(request.user, suite)
     context = {
         "suite": suite,

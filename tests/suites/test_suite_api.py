@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 
 import pytest
+from django.core.files.base import ContentFile
+from django.test import Client
+from django.utils import timezone
 
-from competitions.models import Submission
+from competitions.models import Phase, Submission, TaskFile
 from suites.models import MethodRun
 from tests import factories
 from tests.suites.world import joined, make_suite, scored_world
@@ -266,3 +270,48 @@ def test_the_list_and_the_matrix_answer_in_a_fixed_number_of_queries(
         assert client.get("/api/v1/suites/bench/matrix/").status_code == 200
     with django_assert_max_num_queries(3):
         assert client.get("/api/v1/suites/bench/").status_code == 200
+
+
+def test_someone_invited_to_a_closed_suite_joins_it_and_then_reads_its_tasks_files(
+    api, organizer, outsider
+):
+    suite = make_suite(slug="closed", organizer=organizer, visibility="invite_only")
+    file_url = "/api/v1/competitions/closed-iris/files/sample_submission.csv"
+    assert api(outsider).get(file_url).status_code == 404
+    suite.invited.add(outsider)
+    join = api(outsider).post("/api/v1/suites/closed/join/", {"accept_rules": True}, format="json")
+    assert join.status_code == 200
+    assert join.json() == {"tasks": 3}
+    assert api(outsider).get(file_url).status_code == 200
+    assert api(outsider).get("/api/v1/competitions/closed-iris/ground-truth/").status_code == 404
+
+
+def test_a_file_held_back_for_a_later_phase_is_listed_for_the_task_organizers_only(
+    api, organizer, outsider
+):
+    suite = make_suite(organizer=organizer, tasks=("iris",))
+    competition = suite.tasks.get().competition
+    main_end = competition.phases.get().end_at
+    assert main_end is not None
+    final = Phase.objects.create(
+        competition=competition,
+        name="Final",
+        start_at=main_end + timedelta(days=7),
+        end_at=main_end + timedelta(days=14),
+    )
+    held = TaskFile(task=competition.task, kind="test", name="final_test.csv", released_with=final)
+    held.file.save("final_test.csv", ContentFile(b"id,x\nf1,1\n"), save=False)
+    held.size = 10
+    held.save()
+
+    def names(user):
+        [task] = api(user).get(f"/api/v1/suites/{suite.slug}/").json()["tasks"]
+        return [f["name"] for f in task["files"]]
+
+    assert names(outsider) == ["sample_submission.csv"]
+    assert names(None) == ["sample_submission.csv"]
+    assert names(organizer) == ["final_test.csv", "sample_submission.csv"]
+    assert b"final_test.csv" not in Client().get(f"/s/{suite.slug}/").content
+    final.start_at = timezone.now() - timedelta(minutes=1)
+    final.save()
+    assert "final_test.csv" in names(outsider)
