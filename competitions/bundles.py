@@ -50,7 +50,7 @@ TASK_KEYS = {"type", "id_column", "target_columns", "classes", "primary_metric"}
 TASK_KEYS |= {"secondary_metrics", "ground_truth", "files"} | TASK_SETTING_KEYS
 FILE_KEYS = {"path", "kind", "name", "description", "released_with"}
 PHASE_KEYS = {"name", "start", "end", "daily_limit", "total_limit", "late_submissions_scored"}
-PHASE_KEYS |= PHASE_SETTING_KEYS
+PHASE_KEYS |= {"ground_truth"} | PHASE_SETTING_KEYS
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ class BundlePhase:
     total_limit: int | None
     late_submissions_scored: bool
     settings: PhaseSettings = field(default_factory=PhaseSettings)
+    # The phase's own hidden labels (a task version it scores under); None: the task's.
+    ground_truth: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -324,6 +326,7 @@ def _read_top(reader: _Reader, data: dict, *, existing_ok: bool) -> Bundle | Non
     if task is None:
         return None
     spec, ground_truth, files, task_settings = task
+    _check_phase_truths(reader, phases, files)
     return Bundle(
         slug=slug,
         title=title,
@@ -450,6 +453,11 @@ def _read_phases(
                 data, "late_submissions_scored", p, default=False
             ),
             settings=read_phase_settings(reader, data, p),
+            ground_truth=(
+                reader.path(data["ground_truth"], p + "ground_truth")
+                if data.get("ground_truth") is not None
+                else None
+            ),
         )
         if start_at is None:
             reader.problem(p + "start", "is required (or give the competition a start).")
@@ -458,6 +466,18 @@ def _read_phases(
         phases.append(phase)
     _check_phase_order(reader, phases)
     return phases
+
+
+def _check_phase_truths(
+    reader: _Reader, phases: list[BundlePhase], files: list[BundleFile]
+) -> None:
+    """A phase's ground truth is hidden like the task's: no public file may be it."""
+    published = {f.path.resolve() for f in files}
+    for i, phase in enumerate(phases):
+        if phase.ground_truth is not None and phase.ground_truth.resolve() in published:
+            reader.problem(
+                f"phases[{i}].ground_truth", "is a public file; a ground truth is never published."
+            )
 
 
 def _check_phase_order(reader: _Reader, phases: list[BundlePhase]) -> None:
@@ -476,12 +496,17 @@ def _check_phase_order(reader: _Reader, phases: list[BundlePhase]) -> None:
 
 
 def _data_problems(bundle: Bundle) -> list[str]:
-    """The ground truth must validate, and every sample submission must validate against it."""
+    """The ground truths (the task's, and each phase's own) must validate, and every sample
+    submission must validate against the task's."""
     limit = settings.HELDOUT_MAX_PROBLEMS
+    problems = []
+    for i, phase in enumerate(bundle.phases):
+        if phase.ground_truth is not None:
+            own = check_ground_truth(phase.ground_truth, spec=bundle.spec, max_problems=limit)
+            problems += _file_problems(f"phases[{i}].ground_truth", phase.ground_truth, own.result)
     truth = check_ground_truth(bundle.ground_truth, spec=bundle.spec, max_problems=limit)
     if not truth.result.ok or truth.ids is None:
-        return _file_problems("task.ground_truth", bundle.ground_truth, truth.result)
-    problems = []
+        return _file_problems("task.ground_truth", bundle.ground_truth, truth.result) + problems
     for i, item in enumerate(bundle.files):
         if item.kind != TaskFile.Kind.SAMPLE:
             continue
