@@ -25,6 +25,8 @@ from competitions.models import (
     Score,
     Submission,
 )
+from competitions.services.bundle_apply import BundleRefused, bundle_apply
+from competitions.services.bundle_diff import PHASE_TRUTHS_KEPT
 from competitions.services.bundles import bundle_export, bundle_import
 from competitions.services.phase_versions import phase_versions_rank
 from competitions.services.references import REFERENCES_TASK
@@ -326,3 +328,37 @@ def test_the_pinned_version_records_the_scorer_that_first_scores_under_it(compet
     assert _versions(queued) == {1}
     recorded = dict(competition.task.versions.values_list("number", "scorer_image_digest"))
     assert recorded[1] == IN_PROCESS
+
+
+def test_applying_its_own_export_changes_nothing_before_and_after_the_switch(tmp_path, organizer):
+    bundle_apply(source=two_phase_bundle(tmp_path), organizer=organizer, dry_run=False)
+    competition = Competition.objects.get()
+    assert dict(competition.phases.values_list("name", "task_version")) == {
+        "Development": 1,
+        "Final": 2,
+    }
+    exported = bundle_export(competition=competition, dest=tmp_path / "1.zip")
+    again = bundle_apply(source=exported, organizer=organizer, dry_run=True)
+    assert (again.changes, again.files, again.refusals) == ([], [], [])
+
+    _open_final(competition)
+    phase_versions_rank()
+    after = bundle_apply(source=exported, organizer=organizer, dry_run=False)
+
+    assert after.refusals == []
+    assert competition.task.versions.count() == 2  # no version made for data already held
+
+
+def test_applying_a_bundle_that_changes_a_phases_ground_truth_is_refused(tmp_path, organizer):
+    competition = bundle_import(source=two_phase_bundle(tmp_path), organizer=organizer)
+    other = FINAL_TRUTH.replace("f0,no", "f0,yes")
+
+    with pytest.raises(BundleRefused) as caught:
+        bundle_apply(
+            source=two_phase_bundle(tmp_path / "new", final_truth=other),
+            organizer=organizer,
+            dry_run=False,
+        )
+
+    assert PHASE_TRUTHS_KEPT in caught.value.extra["problems"]
+    assert competition.task.versions.count() == 2
