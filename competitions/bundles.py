@@ -16,9 +16,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
-from django.conf import settings
 
 from competitions import rules
+from competitions.bundle_data import data_problems
 from competitions.bundle_settings import (
     COMPETITION_SETTING_KEYS,
     PHASE_SETTING_KEYS,
@@ -37,7 +37,6 @@ from competitions.models import Competition, TaskFile
 from competitions.zips import unzip_bundle
 from scoring.metrics import metrics_for_task_type
 from scoring.spec import TASK_TYPES, TaskSpec
-from scoring.validation import ValidationResult, check_ground_truth, validate_predictions
 
 BUNDLE_YAML = "competition.yaml"
 # Single-line values ending like this name a file; anything else is inline Markdown.
@@ -294,7 +293,7 @@ def bundle_read(root: Path, *, existing_ok: bool = False) -> Bundle:
     bundle = _read_top(reader, data, existing_ok=existing_ok)
     if reader.problems or bundle is None:
         raise BundleInvalid(reader.problems)
-    problems = _data_problems(bundle)
+    problems = data_problems(bundle)
     if problems:
         raise BundleInvalid(problems)
     return bundle
@@ -493,33 +492,3 @@ def _check_phase_order(reader: _Reader, phases: list[BundlePhase]) -> None:
             reader.problem(
                 "phases", f'"{overlapped}" overlaps "{later.name}"; phases must not overlap.'
             )
-
-
-def _data_problems(bundle: Bundle) -> list[str]:
-    """The ground truths (the task's, and each phase's own) must validate, and every sample
-    submission must validate against the task's."""
-    limit = settings.HELDOUT_MAX_PROBLEMS
-    problems = []
-    for i, phase in enumerate(bundle.phases):
-        if phase.ground_truth is not None:
-            own = check_ground_truth(phase.ground_truth, spec=bundle.spec, max_problems=limit)
-            problems += _file_problems(f"phases[{i}].ground_truth", phase.ground_truth, own.result)
-    truth = check_ground_truth(bundle.ground_truth, spec=bundle.spec, max_problems=limit)
-    if not truth.result.ok or truth.ids is None:
-        return _file_problems("task.ground_truth", bundle.ground_truth, truth.result) + problems
-    for i, item in enumerate(bundle.files):
-        if item.kind != TaskFile.Kind.SAMPLE:
-            continue
-        result = validate_predictions(
-            item.path, spec=bundle.spec, truth_ids=truth.ids, max_problems=limit
-        )
-        problems += _file_problems(f"task.files[{i}] (sample submission)", item.path, result)
-    return problems
-
-
-def _file_problems(key: str, path: Path, result: ValidationResult) -> list[str]:
-    problems = [f"{key}: {path.name}: {p.message}" for p in result.problems]
-    hidden = result.total_problems - len(result.problems)
-    if hidden > 0:
-        problems.append(f"{key}: {path.name}: … and {hidden} more problems.")
-    return problems

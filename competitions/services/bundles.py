@@ -243,8 +243,7 @@ def bundle_export(*, competition: Competition, dest: Path) -> Path:
     task = competition.task
     files = list(task.files.select_related("released_with").order_by("id"))
     phases = list(competition.phases.order_by("start_at"))
-    truths = _phase_truths(task, phases)
-    truth = truths.pop(None)
+    truth, truths = _ground_truths(task, phases)
     truth_name = "private/solution" + _suffix(truth)
     program_name = None
     if task.scorer_program:
@@ -273,23 +272,22 @@ class _PhaseTruth:
     name: str  # in the zip
 
 
-def _phase_truths(task: Task, phases: list[Phase]) -> dict[Any, Any]:
-    """What the export writes as ground truths: under None, the task's (the version the
-    first phase scores under, when it pins one: the task's own on import); under each
-    phase's pk, a _PhaseTruth for a phase that pins another version."""
-    versions = (
-        {v.number: v for v in task.versions.all()}
-        if any(p.task_version is not None for p in phases)
-        else {}
-    )
-    first = phases[0].task_version if phases else None
-    truths: dict[Any, Any] = {None: versions[first].ground_truth if first else task.ground_truth}
+def _ground_truths(task: Task, phases: list[Phase]) -> tuple[FieldFile, dict[int, _PhaseTruth]]:
+    """What the export writes as ground truths: the task's (the labels of the version the
+    first phase pins, when it pins one: the task's own on import, whatever is ranked now),
+    and by phase pk, the labels of each phase that pins another version."""
+    if not any(p.task_version is not None for p in phases):
+        return task.ground_truth, {}
+    versions = {v.number: v.ground_truth for v in task.versions.all()}
+    first = phases[0].task_version
+    truth = versions[first] if first is not None else task.ground_truth
+    own = {}
     for i, phase in enumerate(phases):
         number = phase.task_version
         if number is not None and number != first:
-            name = f"private/phase-{i + 1}-solution{_suffix(versions[number].ground_truth)}"
-            truths[phase.pk] = _PhaseTruth(versions[number].ground_truth, name)
-    return truths
+            name = f"private/phase-{i + 1}-solution{_suffix(versions[number])}"
+            own[phase.pk] = _PhaseTruth(versions[number], name)
+    return truth, own
 
 
 def _suffix(field_file: FieldFile) -> str:

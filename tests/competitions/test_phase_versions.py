@@ -37,7 +37,7 @@ from judging.references import references_compute
 from judging.services import submission_score
 from scoring.scorers import InProcessScorer
 from tests import factories
-from tests.competitions.test_bundles import IDS, bundle_yaml, write_bundle
+from tests.competitions.test_bundles import IDS, TRUTH, bundle_yaml, write_bundle
 from tests.jobs import OutboxWatch
 
 pytestmark = pytest.mark.django_db
@@ -86,14 +86,8 @@ def _perfect(ids: list[str], truth: str) -> SimpleUploadedFile:
     return SimpleUploadedFile("predictions.csv", ("id,label\n" + rows).encode())
 
 
-def _dev_truth() -> str:
-    from tests.competitions.test_bundles import TRUTH
-
-    return TRUTH
-
-
 def _submit(competition: Competition, user, final: bool) -> Submission:
-    upload = _perfect(FINAL_IDS, FINAL_TRUTH) if final else _perfect(IDS, _dev_truth())
+    upload = _perfect(FINAL_IDS, FINAL_TRUTH) if final else _perfect(IDS, TRUTH)
     return submission_create(competition=competition, user=user, uploaded_file=upload)
 
 
@@ -247,7 +241,7 @@ def test_the_round_trip_keeps_each_phases_ground_truth_byte_for_byte(competition
     assert "ground_truth" not in document["phases"][0]
     assert document["phases"][1]["ground_truth"] == "private/phase-2-solution.csv"
     assert archive.read("private/phase-2-solution.csv").decode() == FINAL_TRUTH
-    assert archive.read("private/solution.csv").decode() == _dev_truth()
+    assert archive.read("private/solution.csv").decode() == TRUTH
     assert dict(again.phases.values_list("name", "task_version")) == {
         "Development": 1,
         "Final": 2,
@@ -257,20 +251,40 @@ def test_the_round_trip_keeps_each_phases_ground_truth_byte_for_byte(competition
 def test_the_export_after_the_switch_still_writes_the_development_truth_as_the_tasks(
     competition, tmp_path
 ):
-    before = bundle_export(competition=competition, dest=tmp_path / "1.zip").read_bytes()
     _open_final(competition)
     phase_versions_rank()
-    competition.phases.filter(name="Development").update(
-        end_at=timezone.now().replace(microsecond=0) - timedelta(days=2)
-    )
-    competition.phases.filter(name="Final").update(
-        start_at=timezone.now().replace(microsecond=0) - timedelta(days=2)
-    )
-    after = zipfile.ZipFile(bundle_export(competition=competition, dest=tmp_path / "2.zip"))
 
-    assert after.read("private/solution.csv").decode() == _dev_truth()
-    assert after.read("private/phase-2-solution.csv").decode() == FINAL_TRUTH
-    assert before != b""
+    exported = bundle_export(competition=competition, dest=tmp_path / "1.zip")
+
+    archive = zipfile.ZipFile(exported)
+    assert archive.read("private/solution.csv").decode() == TRUTH
+    assert archive.read("private/phase-2-solution.csv").decode() == FINAL_TRUTH
+    Competition.objects.all().delete()
+    again = bundle_import(source=exported, organizer=None)
+    assert dict(again.phases.values_list("name", "task_version")) == {
+        "Development": 1,
+        "Final": 2,
+    }
+
+
+def test_a_sample_released_with_the_final_phase_is_checked_against_the_final_labels(tmp_path):
+    source = two_phase_bundle(tmp_path)
+    document = yaml.safe_load((source / "competition.yaml").read_text())
+    document["task"]["files"].append(
+        {"path": "final_sample.csv", "kind": "sample", "released_with": "Final"}
+    )
+    (source / "competition.yaml").write_text(yaml.safe_dump(document))
+    final_sample = "id,label\n" + "".join(f"{rid},0.5\n" for rid in FINAL_IDS)
+    (source / "final_sample.csv").write_text(final_sample)
+
+    competition = bundle_import(source=source, organizer=None)
+    assert competition.task.files.filter(name="final_sample.csv").exists()
+
+    (source / "final_sample.csv").write_text("id,label\n" + "".join(f"{r},0.5\n" for r in IDS))
+    Competition.objects.all().delete()
+    with pytest.raises(BundleInvalid) as caught:
+        bundle_import(source=source, organizer=None)
+    assert any("final_sample.csv" in p for p in caught.value.problems)
 
 
 def test_a_phase_ground_truth_that_does_not_fit_the_task_is_reported_with_every_other_problem(
