@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 import yaml
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
@@ -33,6 +34,7 @@ from competitions.services.references import REFERENCES_TASK
 from competitions.services.scorer_identity import IN_PROCESS
 from competitions.services.submissions import submission_create
 from competitions.services.teams import competition_join
+from competitions.tasks import phase_versions_task
 from judging.references import references_compute
 from judging.services import submission_score
 from scoring.scorers import InProcessScorer
@@ -376,3 +378,15 @@ def test_applying_a_bundle_that_changes_a_phases_ground_truth_is_refused(tmp_pat
 
     assert PHASE_TRUTHS_KEPT in caught.value.extra["problems"]
     assert competition.task.versions.count() == 2
+
+
+def test_beat_runs_the_check_as_a_periodic_task(competition):
+    entry = settings.CELERY_BEAT_SCHEDULE["rank-phase-versions"]
+    assert entry["task"] == "competitions.tasks.phase_versions_task"
+    assert phase_versions_task() == 0  # Development is open and its version is ranked
+    _open_final(competition)
+
+    assert phase_versions_task() == 1
+
+    competition.task.refresh_from_db()
+    assert competition.task.version == 2
