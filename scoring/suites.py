@@ -1,6 +1,6 @@
 """A benchmark suite's board: many methods across many tasks, as pure functions.
 
-Contract: `suite_board` takes the methods, the tasks (each with its metric, the constant
+Contract: `suite_board` (or `suite_board_arrays`, the same from arrays) takes the methods, the tasks (each with its metric, the constant
 predictor's score on it and, optionally, the score counted as best) and the cells a method
 has on a task (a score with its interval, or a failure); it returns the matrix and the
 aggregates, rows sorted best first.
@@ -166,7 +166,8 @@ def _status(cell: Cell | None) -> Status:
 
 
 @contextmanager
-def _no_gc() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
+    """The cyclic collector off for a block that makes many objects that make no cycles."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -224,18 +225,70 @@ def suite_board(
     drop_incomplete: bool = False,
 ) -> SuiteBoard:
     """The board of `methods` x `tasks` from cells keyed (method, task key); see the module
-    docstring. `drop_incomplete` leaves out, before ranking, the methods with a missing cell.
-    Computed as arrays, methods x tasks (a board of 500 x 50 is 25 000 cells)."""
+    docstring. `drop_incomplete` leaves out, before ranking, the methods with a missing cell."""
     if not tasks:
         raise ValueError("A suite board needs at least one task.")
     scores, grid = _cells(methods, tasks, cells)
     status = np.array([[_status(c) for c in row] for row in grid], dtype=object).reshape(
         scores.shape
     )
+    low, high = _intervals(grid, status == "scored")
+    return _board(list(methods), tasks, scores, status, low, high, drop_incomplete)
+
+
+def suite_board_arrays(
+    methods: Sequence[str],
+    tasks: Sequence[SuiteTask],
+    scores: np.ndarray,
+    status: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    *,
+    drop_incomplete: bool = False,
+) -> SuiteBoard:
+    """`suite_board` from arrays, methods x tasks, without a Cell per cell (a board of
+    500 x 50 is 25 000 of them): `status` holds "scored", "failed" or "missing"; `scores`
+    the scored cells' scores (anything elsewhere); `low` and `high` their intervals (NaN
+    where there is none). The same board as `suite_board` from the same cells."""
+    if not tasks:
+        raise ValueError("A suite board needs at least one task.")
+    if len(set(methods)) != len(methods) or len({t.key for t in tasks}) != len(tasks):
+        raise ValueError("Methods and tasks must be unique.")
+    shape = (len(methods), len(tasks))
+    if any(np.shape(a) != shape for a in (scores, status, low, high)):
+        raise ValueError(f"Every array must be methods x tasks, {shape}.")
+    scored = status == "scored"
+    if not np.isfinite(scores[scored]).all():
+        raise ValueError("A scored cell is not finite.")
+    constant = np.broadcast_to(np.array([t.constant for t in tasks], dtype=float), shape)
+    imputed = np.where(scored, scores, constant).astype(float)
+    known = scored & ~np.isnan(low) & ~np.isnan(high)
+    return _board(
+        list(methods),
+        tasks,
+        imputed,
+        np.asarray(status, dtype=object),
+        np.where(known, low, np.nan),
+        np.where(known, high, np.nan),
+        drop_incomplete,
+    )
+
+
+def _board(
+    methods: list[str],
+    tasks: Sequence[SuiteTask],
+    scores: np.ndarray,
+    status: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    drop_incomplete: bool,
+) -> SuiteBoard:
+    """The board from its arrays, methods x tasks: `scores` imputed (the constant
+    predictor's where not scored), the intervals NaN where none."""
     if drop_incomplete:
         keep = [i for i in range(len(methods)) if not (status[i] == "missing").any()]
         methods = [methods[i] for i in keep]
-        scores, grid, status = scores[keep], [grid[i] for i in keep], status[keep]
+        scores, status, low, high = scores[keep], status[keep], low[keep], high[keep]
     # Oriented so that higher is better, then ranked per task: 1 = best, ties averaged.
     oriented = np.where([t.higher_is_better for t in tasks], scores, -scores)
     ranks = stats.rankdata(-oriented, axis=0) if len(methods) else oriented
@@ -243,9 +296,7 @@ def suite_board(
     constant = np.array([t.constant for t in tasks])
     span = np.array([t.top for t in tasks]) - constant
     normalized = (scores - constant) / span
-    scored = status == "scored"
-    wins = scored & (oriented == best)
-    low, high = _intervals(grid, scored)
+    wins = (status == "scored") & (oriented == best)
     n_low, n_high = (low - constant) / span, (high - constant) / span
     columns = (
         scores,
@@ -258,16 +309,24 @@ def suite_board(
         np.fmin(n_low, n_high),
         np.fmax(n_low, n_high),
     )
+    means = zip(
+        ranks.mean(axis=1).tolist(),
+        normalized.mean(axis=1).tolist(),
+        wins.sum(axis=1).tolist(),
+        strict=True,
+    )
     rows = []
-    with _no_gc():  # 25 000 new objects would start many needless collections
-        for i, row in enumerate(zip(*(c.tolist() for c in columns), strict=True)):
+    with gc_paused():  # 25 000 new objects would start many needless collections
+        for i, (row, (mean_rank, mean_normalized, won)) in enumerate(
+            zip(zip(*(c.tolist() for c in columns), strict=True), means, strict=True)
+        ):
             rows.append(
                 MethodRow(
                     method=methods[i],
                     cells=tuple(map(_board_cell, *row)),
-                    mean_rank=float(np.mean(row[2])),
-                    mean_normalized=float(np.mean(row[3])),
-                    wins=sum(row[4]),
+                    mean_rank=mean_rank,
+                    mean_normalized=mean_normalized,
+                    wins=won,
                 )
             )
     rows.sort(key=lambda r: (r.mean_rank, -r.mean_normalized, r.method))

@@ -10,20 +10,27 @@ Contract:
   pseudo-values, the board's recorded resamples). It writes them in one transaction that
   also counts the suite's `matrix_version` up. Idempotent: a duplicate finds nothing stale.
 - What asks for it: the domain's signals (competitions/signals.py), connected in
-  suites/apps.py. A submission that finishes enqueues its cell's refresh, a version switch
-  or a finalize (or reopen) its task's column, each through the outbox in the transaction
-  that made the change. A read that finds a stale cell enqueues the suite's refresh too
-  (suites/selectors.py), in case a message was lost.
+  suites/apps.py. A submission that finishes marks its cell (`latest`: it shows that
+  submission now, stale until computed; an older run finishing late does not replace a
+  newer one) and enqueues the cell's refresh; a version switch or a finalize (or reopen)
+  enqueues its task's column. Each in the transaction that made the change, through the
+  outbox. A read that finds a stale cell enqueues the suite's refresh too
+  (suites/selectors.py), in case a message was lost. The worker's task then keeps the new
+  matrix (suites/tasks.py), so that reads find it computed.
 - Every change to what the matrix shows that the tasks' boards do not count (methods, runs,
-  tasks, cells) counts `matrix_version` up in its own transaction (the model signals here).
+  tasks, a finish, cells) counts `matrix_version` up in its own transaction. Lock order:
+  the suite's row, then its cells (a refresh and a finish never wait on each other's).
+- Race: a refresh that computed a cell while a newer run was finishing may store the older
+  value; the newer run's own refresh, enqueued by its finish, then replaces it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from competitions.models import BoardStatistics, Score, Submission
 from competitions.services.intervals import board_statistics_get, submission_interval
@@ -70,9 +77,13 @@ def latest_finished(
     return found
 
 
-def cell_is_fresh(stored: tuple[int, str, int] | None, submission_id: int, task: SuiteTask) -> bool:
-    """Whether a stored cell's (submission, split, task version) are those it should show."""
-    wanted = (submission_id, board_split(task), task.competition.task.version)
+def cell_is_fresh(
+    stored: tuple[int | None, str, int, int] | None, submission_id: int, task: SuiteTask
+) -> bool:
+    """Whether a stored cell shows `submission_id` and its values were computed for it, on
+    the task's board split, under its ranked version (what suites/selectors.CELLS_SQL
+    checks on a read)."""
+    wanted = (submission_id, board_split(task), task.competition.task.version, submission_id)
     return stored == wanted
 
 
@@ -108,6 +119,7 @@ def suite_cells_refresh(
             update_conflicts=True,
             unique_fields=["method", "suite_task"],
             update_fields=[
+                "latest",
                 "submission",
                 "status",
                 "split",
@@ -124,16 +136,17 @@ def suite_cells_refresh(
 
 def _stored(
     suite_id: int, method_id: int | None, suite_task_id: int | None
-) -> dict[CellKey, tuple[int, str, int]]:
+) -> dict[CellKey, tuple[int | None, str, int, int]]:
+    """Each stored cell's (submission computed for, split, version, latest submission)."""
     cells = SuiteCell.objects.filter(suite_task__suite_id=suite_id)
     if method_id is not None:
         cells = cells.filter(method_id=method_id)
     if suite_task_id is not None:
         cells = cells.filter(suite_task_id=suite_task_id)
     return {
-        (m, t): (s, split, v)
-        for m, t, s, split, v in cells.values_list(
-            "method_id", "suite_task_id", "submission_id", "split", "task_version"
+        (m, t): (s, split, v, latest)
+        for m, t, s, split, v, latest in cells.values_list(
+            "method_id", "suite_task_id", "submission_id", "split", "task_version", "latest_id"
         )
     }
 
@@ -153,7 +166,9 @@ def _cells_compute(
         cell = SuiteCell(
             method_id=method_id,
             suite_task_id=task_id,
+            latest_id=submission_id,
             submission_id=submission_id,
+            computed_at=timezone.now(),
             split=split,
             task_version=task.competition.task.version,
             status=SuiteCell.Status.FAILED,
@@ -208,15 +223,42 @@ def primary_scores(
 # --- What asks for a refresh (connected in suites/apps.py) ----------------------------------
 
 
+# The cell of a run that finished shows it from now on, unless the cell shows a newer run;
+# its values are stale until computed (also when the same submission finished again: a
+# rescore).
+MARK_SQL = """
+INSERT INTO suites_suitecell (method_id, suite_task_id, latest_id, status, split, task_version)
+VALUES (%(method)s, %(task)s, %(submission)s, '', '', 0)
+ON CONFLICT (method_id, suite_task_id) DO UPDATE SET
+    latest_id = EXCLUDED.latest_id,
+    submission_id = NULL
+WHERE NOT EXISTS (
+    SELECT 1 FROM suites_methodrun shown, suites_methodrun finished
+    WHERE shown.submission_id = suites_suitecell.latest_id
+        AND finished.submission_id = EXCLUDED.latest_id
+        AND (shown.created_at, shown.id) > (finished.created_at, finished.id))
+"""
+
+
 def on_submission_finished(*, submission_id: int, **kwargs: Any) -> None:
-    """A method's submission finished: its cell is refreshed once the outcome commits."""
+    """A method's submission finished: its cell shows it (stale until computed), the kept
+    matrix is no longer current, and the cell's refresh is enqueued, all in the transaction
+    that records the outcome."""
     run = (
         MethodRun.objects.filter(submission_id=submission_id)
         .values_list("method__suite_id", "method_id", "suite_task_id")
         .first()
     )
-    if run is not None:
-        suite_cells_enqueue(suite_id=run[0], method_id=run[1], suite_task_id=run[2])
+    if run is None:
+        return
+    suite_id, method_id, suite_task_id = run
+    # The suite's row first, as a refresh locks it before its cells: no deadlock between them.
+    matrix_version_bump(suite_id=suite_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            MARK_SQL, {"method": method_id, "task": suite_task_id, "submission": submission_id}
+        )
+    suite_cells_enqueue(suite_id=suite_id, method_id=method_id, suite_task_id=suite_task_id)
 
 
 def on_ranking_changed(*, competition_id: int, **kwargs: Any) -> None:

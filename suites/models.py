@@ -132,10 +132,12 @@ class MethodRun(models.Model):
 
 
 class SuiteCell(models.Model):
-    """A cell of the matrix as computed by a worker (suites/cells.py): the method's latest
-    finished run on the task, its primary score and 95 % interval on `split` under
-    `task_version`. A read uses it only while submission, split and version are still those
-    the cell should show; otherwise the cell is stale and recomputed."""
+    """A cell of the matrix: which submission it shows (`latest`: the method's latest
+    finished run on the task, written in the transaction that finishes it), and the values a
+    worker computed (suites/cells.py) for `submission`: its primary score and 95 % interval on
+    `split` under `task_version`. A read uses them only while submission, split and version
+    are those the cell should show (`latest`, the board's split, the ranked version);
+    otherwise the cell is stale: shown from its scores, without an interval, and recomputed."""
 
     class Status(models.TextChoices):
         SCORED = "scored"
@@ -144,14 +146,18 @@ class SuiteCell(models.Model):
 
     method = models.ForeignKey(Method, on_delete=models.CASCADE, related_name="cells")
     suite_task = models.ForeignKey(SuiteTask, on_delete=models.CASCADE, related_name="cells")
-    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="+")
-    status = models.CharField(max_length=8, choices=Status.choices)
-    split = models.CharField(max_length=8)
-    task_version = models.PositiveIntegerField()
+    latest = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="+")
+    # What the values below were computed for (None: not yet, or a rescore made them stale).
+    submission = models.ForeignKey(
+        Submission, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, blank=True)
+    split = models.CharField(max_length=8, blank=True)
+    task_version = models.PositiveIntegerField(default=0)
     score = models.FloatField(null=True, blank=True)
     ci_low = models.FloatField(null=True, blank=True)
     ci_high = models.FloatField(null=True, blank=True)
-    computed_at = models.DateTimeField(default=timezone.now)
+    computed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

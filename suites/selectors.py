@@ -20,8 +20,8 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connection
@@ -29,14 +29,8 @@ from django.db.models import QuerySet
 
 from competitions.models import ReferenceResult, Submission
 from scoring import suites as engine
-from suites.cells import (
-    FINISHED,
-    board_split,
-    cell_is_fresh,
-    primary_scores,
-    suite_cells_enqueue,
-)
-from suites.models import Method, MethodRun, Suite, SuiteCell, SuiteTask
+from suites.cells import board_split, primary_scores, suite_cells_enqueue
+from suites.models import Method, Suite, SuiteTask
 
 # Part of every kept matrix's key: change it when what a matrix holds changes.
 FORMAT = "1"
@@ -128,7 +122,8 @@ def suite_matrix(*, suite: Suite) -> SuiteMatrix:
     key = _key(suite, token)
     kept = _LOCAL.get(key)
     if kept is None:
-        kept = caches["boards"].get(key)
+        with engine.gc_paused():  # unpickling makes one object per cell
+            kept = caches["boards"].get(key)
         if kept is not None:
             _local_keep(key, kept)
     if kept is not None:
@@ -138,6 +133,14 @@ def suite_matrix(*, suite: Suite) -> SuiteMatrix:
         caches["boards"].set(key, matrix)
         _local_keep(key, matrix)
     return matrix
+
+
+def suite_matrix_keep(*, suite_id: int) -> None:
+    """Compute and keep the suite's current matrix, if it is not kept: what a worker does
+    after it stored cells, so that reads do not compute it."""
+    suite = Suite.objects.filter(pk=suite_id).first()
+    if suite is not None:
+        suite_matrix(suite=suite)
 
 
 # This process's last matrices, unpickled (the shared cache pickles: unpickling a large
@@ -155,120 +158,25 @@ def _local_keep(key: str, matrix: SuiteMatrix) -> None:
 
 def suite_matrix_compute(*, suite: Suite, token: str = "") -> SuiteMatrix:
     """The matrix from the stored cells (suites/cells.py), whatever is kept. Queries: the
-    tasks, the methods, the runs, the cells, the constant predictors; the scores of the
-    stale cells when there are any."""
+    tasks, the methods, the constant predictors, the cells with their freshness, the queued
+    runs; the stale cells' submissions and scores when there are any."""
     tasks = list(suite_tasks(suite))
     methods = {m.name: m for m in suite.methods.order_by("created_at")}
     by_id = {m.pk: m.name for m in methods.values()}
-    task_by_id = {t.pk: t for t in tasks}
-    latest, pending = _runs(suite, by_id, task_by_id)
-    stored = {
-        (row[0], row[1]): row[2:]
-        for row in SuiteCell.objects.filter(suite_task__suite=suite).values_list(
-            "method_id",
-            "suite_task_id",
-            "submission_id",
-            "split",
-            "task_version",
-            "status",
-            "score",
-            "ci_low",
-            "ci_high",
-        )
-    }
+    key_of = {t.pk: t.key for t in tasks}
     constants = _constants(tasks)
-    cells: dict[tuple[str, str], engine.Cell] = {}
-    submissions: dict[tuple[str, str], int] = {}
-    stale: dict[tuple[int, int], tuple[int, str]] = {}
-    for (method_id, task_id), (submission_id, status) in latest.items():
-        task = task_by_id[task_id]
-        key = (by_id[method_id], task.key)
-        submissions[key] = submission_id
-        kept = stored.get((method_id, task_id))
-        if kept is None or not cell_is_fresh(kept[:3], submission_id, task):
-            stale[(method_id, task_id)] = (submission_id, status)
-        elif task.pk in constants:
-            cells[key] = _engine_cell(*kept[3:])
-    if stale:
-        cells |= _stale_cells(stale, task_by_id, by_id, constants)
-        suite_cells_enqueue_once(suite=suite, token=token)
-    return _matrix(
-        suite,
-        tasks,
-        methods,
-        constants,
-        cells,
-        token=token,
-        pending=pending,
-        submissions=submissions,
-        stale=frozenset((by_id[m], task_by_id[t].key) for m, t in stale),
-    )
-
-
-def _runs(
-    suite: Suite, by_id: dict[int, str], task_by_id: dict[int, SuiteTask]
-) -> tuple[dict[tuple[int, int], tuple[int, str]], dict[tuple[str, str], int]]:
-    """Each cell's latest finished run (submission, status), and the runs queued after it."""
-    runs = (
-        MethodRun.objects.filter(method__suite=suite)
-        .order_by("method_id", "suite_task_id", "-created_at", "-pk")
-        .values_list("method_id", "suite_task_id", "submission_id", "submission__status")
-    )
-    latest: dict[tuple[int, int], tuple[int, str]] = {}
-    pending: dict[tuple[str, str], int] = {}
-    for method_id, task_id, submission_id, status in runs:
-        if status in FINISHED:
-            latest.setdefault((method_id, task_id), (submission_id, status))
-        elif (method_id, task_id) not in latest:
-            cell = (by_id[method_id], task_by_id[task_id].key)
-            pending[cell] = pending.get(cell, 0) + 1
-    return latest, pending
-
-
-def _engine_cell(
-    status: str, score: float | None, low: float | None, high: float | None
-) -> engine.Cell:
-    if status == SuiteCell.Status.SCORED:
-        return engine.Cell(score=score, low=low, high=high)
-    return engine.Cell(failed=status == SuiteCell.Status.FAILED)
-
-
-def _stale_cells(
-    stale: dict[tuple[int, int], tuple[int, str]],
-    task_by_id: dict[int, SuiteTask],
-    by_id: dict[int, str],
-    constants: dict[int, float],
-) -> dict[tuple[str, str], engine.Cell]:
-    """Stale cells as their scores say, without the interval a worker will add: a failed
-    submission, a score on the board's split and version, or missing."""
-    scores = primary_scores(stale, task_by_id)
-    cells = {}
-    for (method_id, task_id), (submission_id, status) in stale.items():
-        if task_id not in constants:
-            continue
-        score = scores.get(submission_id)
-        failed = status == Submission.Status.FAILED
-        cells[(by_id[method_id], task_by_id[task_id].key)] = engine.Cell(
-            score=None if failed else score, failed=failed
-        )
-    return cells
-
-
-def suite_cells_enqueue_once(*, suite: Suite, token: str) -> None:
-    """Ask for the stale cells' refresh, once per token (while the cache remembers)."""
-    if caches["boards"].add(f"{_key(suite, token)}:refresh", 1, timeout=60):
-        suite_cells_enqueue(suite_id=suite.pk)
-
-
-def _matrix(
-    suite: Suite,
-    tasks: list[SuiteTask],
-    methods: dict[str, Method],
-    constants: dict[int, float],
-    cells: dict[tuple[str, str], engine.Cell],
-    **fields: Any,
-) -> SuiteMatrix:
     ready = [t for t in tasks if t.pk in constants]
+    with engine.gc_paused(), connection.cursor() as cursor:
+        cursor.execute(CELLS_SQL, [suite.pk])
+        rows = cursor.fetchall()
+        grid = _Grid.of(rows, list(by_id), [t.pk for t in ready])
+        submissions = {(by_id[m], key_of[t]): submission for m, t, submission, *_rest in rows}
+    stale = {(m, t): submission for m, t, submission, fresh, *_rest in rows if not fresh}
+    if stale:
+        task_by_id = {t.pk: t for t in tasks}
+        for (method_id, task_id), cell in _stale_cells(stale, task_by_id, constants).items():
+            grid.set(method_id, task_id, cell)
+        suite_cells_enqueue_once(suite=suite, token=token)
     board = statistics = None
     if ready:
         engine_tasks = [
@@ -277,7 +185,9 @@ def _matrix(
             )
             for t in ready
         ]
-        board = engine.suite_board(list(methods), engine_tasks, cells)
+        board = engine.suite_board_arrays(
+            list(methods), engine_tasks, grid.scores, grid.status, grid.low, grid.high
+        )
         if len(board.rows) >= 2 and len(ready) >= 2:
             statistics = engine.suite_statistics(board)
     return SuiteMatrix(
@@ -287,5 +197,125 @@ def _matrix(
         board=board,
         statistics=statistics,
         waiting=[t for t in tasks if t.pk not in constants],
-        **fields,
+        pending=_pending(suite, by_id, key_of),
+        submissions=submissions,
+        token=token,
+        stale=frozenset((by_id[m], key_of[t]) for m, t in stale),
     )
+
+
+@dataclass
+class _Grid:
+    """The engine's arrays, methods (by id, in order) x the tasks that can be aggregated."""
+
+    rows: dict[int, int]  # method id -> row
+    columns: dict[int, int]  # task id -> column
+    scores: np.ndarray
+    status: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+    @classmethod
+    def of(cls, cells: list[tuple], method_ids: list[int], task_ids: list[int]) -> _Grid:
+        """From CELLS_SQL's rows: the fresh ones (the stale are `set` after)."""
+        shape = (len(method_ids), len(task_ids))
+        grid = cls(
+            rows={m: i for i, m in enumerate(method_ids)},
+            columns={t: j for j, t in enumerate(task_ids)},
+            scores=np.zeros(shape),
+            status=np.full(shape, "missing", dtype=object),
+            low=np.full(shape, np.nan),
+            high=np.full(shape, np.nan),
+        )
+        fresh = [c for c in cells if c[3] and c[1] in grid.columns]
+        if fresh:
+            methods, tasks, _submissions, _fresh, status, score, low, high = zip(
+                *fresh, strict=True
+            )
+            at = (
+                np.fromiter(map(grid.rows.__getitem__, methods), dtype=np.intp, count=len(fresh)),
+                np.fromiter(map(grid.columns.__getitem__, tasks), dtype=np.intp, count=len(fresh)),
+            )
+            grid.status[at] = status
+            grid.scores[at] = np.array(score, dtype=float)
+            grid.low[at] = np.array(low, dtype=float)
+            grid.high[at] = np.array(high, dtype=float)
+        return grid
+
+    def set(self, method_id: int, task_id: int, cell: engine.Cell) -> None:
+        i, j = self.rows[method_id], self.columns[task_id]
+        failed = "failed" if cell.failed else "missing"
+        self.status[i, j] = "scored" if cell.score is not None and not cell.failed else failed
+        self.scores[i, j] = np.nan if cell.score is None else cell.score
+        self.low[i, j] = self.high[i, j] = np.nan
+
+
+# Each stored cell: the submission it shows and its computed values, with whether these are
+# fresh: computed for that submission, on the task's board split (private once final) and
+# under its ranked version, as suites.cells.cell_is_fresh says. One statement.
+CELLS_SQL = """
+SELECT c.method_id, c.suite_task_id, c.latest_id,
+    COALESCE(c.submission_id = c.latest_id AND c.task_version = t.version
+        AND c.split = CASE WHEN comp.finalized_at IS NULL THEN 'public' ELSE 'private' END,
+        false),
+    c.status, c.score, c.ci_low, c.ci_high
+FROM suites_suitecell c
+JOIN suites_suitetask st ON st.id = c.suite_task_id
+JOIN competitions_competition comp ON comp.id = st.competition_id
+JOIN competitions_task t ON t.competition_id = st.competition_id
+WHERE st.suite_id = %s
+"""
+
+# The runs still queued or running that are newer than their cell's latest finished run.
+PENDING_SQL = """
+SELECT r.method_id, r.suite_task_id, count(*)
+FROM suites_methodrun r
+JOIN suites_method m ON m.id = r.method_id
+JOIN competitions_submission s ON s.id = r.submission_id
+WHERE m.suite_id = %s AND s.status NOT IN ('scored', 'failed') AND NOT EXISTS (
+    SELECT 1 FROM suites_methodrun later
+    JOIN competitions_submission ls ON ls.id = later.submission_id
+    WHERE later.method_id = r.method_id AND later.suite_task_id = r.suite_task_id
+        AND ls.status IN ('scored', 'failed')
+        AND (later.created_at, later.id) > (r.created_at, r.id))
+GROUP BY r.method_id, r.suite_task_id
+"""
+
+
+def _pending(
+    suite: Suite, by_id: dict[int, str], key_of: dict[int, str]
+) -> dict[tuple[str, str], int]:
+    with connection.cursor() as cursor:
+        cursor.execute(PENDING_SQL, [suite.pk])
+        return {(by_id[m], key_of[t]): n for m, t, n in cursor.fetchall()}
+
+
+def _stale_cells(
+    stale: dict[tuple[int, int], int],
+    task_by_id: dict[int, SuiteTask],
+    constants: dict[int, float],
+) -> dict[tuple[int, int], engine.Cell]:
+    """Stale cells as their submissions say, without the interval a worker will add: a
+    failure, the score on the board's split and version, or missing (none, or not
+    finished: being scored again). Two queries."""
+    statuses = dict(Submission.objects.filter(pk__in=stale.values()).values_list("pk", "status"))
+    scores = primary_scores(
+        {key: (submission, statuses.get(submission, "")) for key, submission in stale.items()},
+        task_by_id,
+    )
+    cells = {}
+    for (method_id, task_id), submission in stale.items():
+        if task_id not in constants:
+            continue
+        status = statuses.get(submission)
+        score = scores.get(submission) if status == Submission.Status.SCORED else None
+        cells[(method_id, task_id)] = engine.Cell(
+            score=score, failed=status == Submission.Status.FAILED
+        )
+    return cells
+
+
+def suite_cells_enqueue_once(*, suite: Suite, token: str) -> None:
+    """Ask for the stale cells' refresh, once per token (while the cache remembers)."""
+    if caches["boards"].add(f"{_key(suite, token)}:refresh", 1, timeout=60):
+        suite_cells_enqueue(suite_id=suite.pk)

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 
-from competitions.models import LeaderboardEntry, OutboxMessage, ReferenceResult, Score
+from competitions.models import (
+    LeaderboardEntry,
+    OutboxMessage,
+    ReferenceResult,
+    Score,
+    Submission,
+)
 from competitions.services.intervals import leaderboard_intervals_refresh
 from competitions.services.lifecycle import competition_finalize
 from competitions.services.versions import task_version_activate, task_version_create
@@ -17,6 +23,7 @@ from scoring.scorers import InProcessScorer
 from suites import selectors, services
 from suites.cells import CELLS_TASK, suite_cells_refresh
 from suites.models import SuiteCell
+from suites.tasks import suite_cells_refresh_task
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -222,3 +229,50 @@ def test_a_queued_run_changes_the_kept_matrix_to_show_it_pending():
     assert matrix.token != before.token
     assert matrix.pending == {("noisy", "iris"): 1}
     assert matrix.stale == frozenset()  # the cell still shows the latest finished run
+
+
+def test_the_workers_task_keeps_the_new_matrix_so_the_next_read_costs_one_query(
+    django_assert_num_queries,
+):
+    suite, labels, _ = suite_of("iris", "wine")
+    method_scored(suite, labels, "noisy", 0.3)
+    assert suite_cells_refresh_task(suite.pk, None, None) == 2
+    with django_assert_num_queries(1):
+        matrix = selectors.suite_matrix(suite=suite)
+    assert matrix.stale == frozenset()
+    assert cell(matrix, "noisy", "wine").low is not None
+
+
+def test_an_older_run_that_finishes_last_does_not_replace_the_newer_one():
+    suite, labels, _ = suite_of("iris")
+    user = factories.make_user("ada")
+    services.suite_join(suite=suite, user=user, accept_rules=True)
+    method = services.method_create(suite=suite, owner=user, name="late")
+    task = suite.tasks.get()
+    older, newer = (
+        services.method_submit(
+            method=method,
+            task=task,
+            user=user,
+            uploaded_file=factories.upload(predictions(labels, skill, seed)),
+        )
+        for seed, skill in enumerate((0.1, 0.6))
+    )
+    assert submission_score(submission_id=newer.submission_id, scorer=InProcessScorer())
+    assert submission_score(submission_id=older.submission_id, scorer=InProcessScorer())
+    assert SuiteCell.objects.get(method=method).latest_id == newer.submission_id
+    suite_cells_refresh(suite_id=suite.pk)
+    newer_score = Score.objects.get(submission_id=newer.submission_id, split="public")
+    assert cell(selectors.suite_matrix(suite=suite), "late", "iris").score == newer_score.value
+
+
+def test_a_submission_scored_again_makes_its_cell_stale_until_computed_again():
+    suite, labels, _ = suite_of("iris")
+    _, runs = method_scored(suite, labels, "noisy", 0.3)
+    suite_cells_refresh(suite_id=suite.pk)
+    assert selectors.suite_matrix(suite=suite).stale == frozenset()
+    Submission.objects.filter(pk=runs[0].submission_id).update(status="queued")
+    assert submission_score(submission_id=runs[0].submission_id, scorer=InProcessScorer())
+    assert selectors.suite_matrix(suite=suite).stale == {("noisy", "iris")}
+    assert suite_cells_refresh(suite_id=suite.pk) == 1
+    assert selectors.suite_matrix(suite=suite).stale == frozenset()
