@@ -125,9 +125,10 @@ def start_gunicorn(
 
 
 def start_workers(
-    count: int, env: dict[str, str], logs: Path, queue: str = "cpu"
+    count: int, env: dict[str, str], logs: Path, queue: str = "cpu", tag: str = ""
 ) -> list[subprocess.Popen]:
-    """`count` solo-pool Celery worker processes on `queue`, once each says it is ready."""
+    """`count` solo-pool Celery worker processes on `queue`, once each says it is ready;
+    their logs are logs/worker[-tag]-N.log."""
     workers = []
     for n in range(count):
         command = [
@@ -138,14 +139,14 @@ def start_workers(
         # INFO: the worker logs through Django's logging (config/celery_app.py), and its
         # "ready." line is how this knows it started.
         worker_env = {**os.environ, **env, "DJANGO_LOG_LEVEL": "INFO"}
-        with (logs / f"worker-{n}.log").open("wb") as out:
+        with (logs / f"worker{tag and '-' + tag}-{n}.log").open("wb") as out:
             worker = subprocess.Popen(
                 command, cwd=ROOT, env=worker_env, stdout=out, stderr=subprocess.STDOUT
             )
         workers.append(worker)
     deadline = time.monotonic() + 180  # a loaded machine takes its time
     for n, worker in enumerate(workers):
-        log = logs / f"worker-{n}.log"
+        log = logs / f"worker{tag and '-' + tag}-{n}.log"
         while "ready." not in log.read_text(errors="replace"):
             if worker.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"worker {n} did not start:\n{log.read_text()[-3000:]}")

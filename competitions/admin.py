@@ -215,7 +215,15 @@ class PhaseInline(admin.TabularInline):
     form = PhaseInlineForm
     formset = PhaseInlineFormSet
     extra = 0
-    fields = ["name", "start_at", "end_at", "daily_limit", "total_limit", "late_submissions_scored"]
+    fields = [
+        "name",
+        "start_at",
+        "end_at",
+        "daily_limit",
+        "total_limit",
+        "late_submissions_scored",
+        "board_metrics",
+    ]
 
 
 class CompetitionEventInline(admin.TabularInline):
@@ -327,8 +335,17 @@ class CompetitionAdmin(OrganizerScopedAdmin):
 class TaskFileInline(admin.TabularInline):
     model = TaskFile
     extra = 0
-    fields = ["kind", "name", "description", "file", "sha256", "size"]
+    fields = ["kind", "name", "description", "file", "released_with", "sha256", "size"]
     readonly_fields = ["sha256", "size"]
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        # Only this competition's phases (TaskFile.clean refuses others anyway).
+        field = formset.form.base_fields.get("released_with")
+        if isinstance(field, forms.ModelChoiceField):
+            phases = Phase.objects.filter(competition_id=obj.competition_id) if obj else None
+            field.queryset = phases if phases is not None else Phase.objects.none()
+        return formset
 
 
 @admin.register(Task)

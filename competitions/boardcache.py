@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import caches
@@ -78,6 +79,9 @@ class BoardKey:
     # The competition's status the answer shows (it moves with the clock), when it shows one:
     # what competitions/boardfast.py checks besides the token.
     status: str = ""
+    # When the answer's columns may change with the clock (the next phase's start,
+    # selectors_boards): competitions/boardfast.py serves no copy of it from then on.
+    until: datetime | None = None
 
     @property
     def name(self) -> str:

@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from competitions.rules import TIE_EARLIER, TIE_RULE_CHOICES, tie_rule_problems
+from competitions.rules import (
+    TIE_EARLIER,
+    TIE_RULE_CHOICES,
+    board_metric_problems,
+    tie_rule_problems,
+)
 from competitions.sandboxes import sandbox_limits
 from scoring.program_scorer import MAX_PROGRAM_BYTES, program_unpack
 
@@ -29,7 +34,7 @@ PUBLIC_BOARDS = ["plain", "ladder"]
 COMPETITION_SETTING_KEYS |= {"tie_rule", "tie_break_metric"}
 TASK_SETTING_KEYS = {"queue", "limits", "inference_limits", "scorer_image"}
 TASK_SETTING_KEYS |= {"scorer_logs_visible", "scorer_program", "scorer_program_public", "activate"}
-PHASE_SETTING_KEYS = {"kind", "allow_build_context"}
+PHASE_SETTING_KEYS = {"kind", "allow_build_context", "board_metrics"}
 PHASE_KINDS = ["predictions", "container"]
 TIE_RULES = [value for value, _ in TIE_RULE_CHOICES]
 QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
@@ -62,6 +67,8 @@ class TaskSettings:
 class PhaseSettings:
     kind: str = "predictions"
     allow_build_context: bool = False
+    # The leaderboard's columns during the phase (Phase.board_metrics); empty: all metrics.
+    board_metrics: tuple[str, ...] = ()
 
 
 def read_competition_settings(reader: _Reader, data: dict) -> CompetitionSettings:
@@ -146,4 +153,36 @@ def read_phase_settings(reader: _Reader, data: dict, prefix: str) -> PhaseSettin
     return PhaseSettings(
         kind=reader.choice(data, "kind", PHASE_KINDS, prefix, default="predictions"),
         allow_build_context=reader.boolean(data, "allow_build_context", prefix, default=False),
+        board_metrics=tuple(reader.text_list(data, "board_metrics", prefix, required=False)),
     )
+
+
+def check_phase_references(reader: _Reader, data: dict) -> None:
+    """What refers across the task and the phases, read from the yaml as written (so it is
+    checked even when the task or a phase has problems of its own): a file's
+    `released_with` names a phase of the bundle, and a phase's `board_metrics` are metrics
+    the task computes, every wrong name listed."""
+    phases = [p for p in _items(data.get("phases")) if isinstance(p, dict)]
+    names = [str(p.get("name")) for p in phases if p.get("name") is not None]
+    task: dict = data["task"] if isinstance(data.get("task"), dict) else {}
+    for i, item in enumerate(_items(task.get("files"))):
+        wanted = item.get("released_with") if isinstance(item, dict) else None
+        if wanted is not None and (not isinstance(wanted, str) or wanted not in names):
+            reader.problem(
+                f"task.files[{i}].released_with",
+                f"{wanted!r} is not a phase of this bundle (phases: {', '.join(names)}).",
+            )
+    listed = task.get("secondary_metrics", [])
+    computed = [str(task.get("primary_metric"))]
+    computed += [str(m) for m in listed] if isinstance(listed, list) else []
+    for i, phase in enumerate(phases):
+        shown = phase.get("board_metrics") or []
+        if not isinstance(shown, list):
+            continue  # read_phase_settings said so
+        problems = board_metric_problems(board_metrics=[str(m) for m in shown], computed=computed)
+        for message in problems.values():
+            reader.problem(f"phases[{i}].board_metrics", message)
+
+
+def _items(value: Any) -> list:
+    return value if isinstance(value, list) else []

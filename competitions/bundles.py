@@ -26,6 +26,7 @@ from competitions.bundle_settings import (
     CompetitionSettings,
     PhaseSettings,
     TaskSettings,
+    check_phase_references,
     check_tie_rule,
     read_competition_settings,
     read_phase_settings,
@@ -47,7 +48,7 @@ TOP_KEYS = {"slug", "title", "description", "rules", "visibility", "start", "end
 TOP_KEYS |= {"selection_limit", "task", "phases"} | COMPETITION_SETTING_KEYS
 TASK_KEYS = {"type", "id_column", "target_columns", "classes", "primary_metric"}
 TASK_KEYS |= {"secondary_metrics", "ground_truth", "files"} | TASK_SETTING_KEYS
-FILE_KEYS = {"path", "kind", "name", "description"}
+FILE_KEYS = {"path", "kind", "name", "description", "released_with"}
 PHASE_KEYS = {"name", "start", "end", "daily_limit", "total_limit", "late_submissions_scored"}
 PHASE_KEYS |= PHASE_SETTING_KEYS
 
@@ -58,6 +59,7 @@ class BundleFile:
     name: str
     kind: str
     description: str
+    released_with: str | None = None  # a phase's name: hidden until that phase starts
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,7 @@ def _read_top(reader: _Reader, data: dict, *, existing_ok: bool) -> Bundle | Non
     task = _read_task(reader, data.get("task"))
     check_tie_rule(reader, competition_settings, data.get("task"))
     phases = _read_phases(reader, data.get("phases"), default_start=start_at)
+    check_phase_references(reader, data)
     if task is None:
         return None
     spec, ground_truth, files, task_settings = task
@@ -405,7 +408,16 @@ def _read_files(reader: _Reader, value: Any, ground_truth: Path | None) -> list[
         if ground_truth is not None and path.resolve() == ground_truth.resolve():
             reader.problem(f"{key}.path", "is the ground truth, which must never be published.")
         description = str(data.get("description") or "")[:300]
-        files.append(BundleFile(path=path, name=name, kind=kind, description=description))
+        released = data.get("released_with")  # checked against the phases' names later
+        files.append(
+            BundleFile(
+                path=path,
+                name=name,
+                kind=kind,
+                description=description,
+                released_with=None if released is None else str(released),
+            )
+        )
     names = [f.name for f in files]
     for name in sorted({n for n in names if names.count(n) > 1}):
         reader.problem("task.files", f'two files are named "{name}"; give one a different name.')

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
 
 from competitions.models import (
     ClaimRecord,
@@ -21,6 +22,7 @@ from competitions.models import (
     Submission,
     TaskFile,
 )
+from competitions.models.core import TaskFileQuerySet
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -111,10 +113,21 @@ def access_submission(
     raise NotFound("No such submission.")
 
 
+def task_files_visible(user: User | AnonymousUser, competition: Competition) -> TaskFileQuerySet:
+    """The competition's public files `user` may know of: all of them for its organizers,
+    else those released by now (a file released with a phase that has not started does not
+    exist for anyone else; decided at read time, models.TaskFile.released_with)."""
+    files = TaskFile.objects.filter(task__competition=competition).select_related("released_with")
+    if is_organizer(user, competition):
+        return files
+    return files.released_at(timezone.now())
+
+
 def access_task_file(user: User | AnonymousUser, slug: str, name: str) -> TaskFile:
-    """A public task file of a competition the user may view."""
+    """A public task file of a competition the user may view; one not released yet is
+    "not found" for all but the organizers, as a missing file is."""
     competition = access_competition(user, slug)
-    task_file = TaskFile.objects.filter(task__competition=competition, name=name).first()
+    task_file = task_files_visible(user, competition).filter(name=name).first()
     if task_file is None:
         raise NotFound(f"No file named {name!r}.")
     return task_file

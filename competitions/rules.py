@@ -76,6 +76,36 @@ def phase_overlapping(
     return None
 
 
+RELEASE_PHASE_ELSEWHERE = "A file is released with a phase of its own competition."
+
+
+def board_metric_problems(
+    *, board_metrics: object, computed: Iterable[str] | None
+) -> dict[str, str]:
+    """A phase's board columns are a list of metrics the task computes (`computed`: its
+    primary and secondary metrics; None: no task yet, so only the shape is checked);
+    every wrong name is listed at once."""
+    if not isinstance(board_metrics, list) or not all(isinstance(m, str) for m in board_metrics):
+        return {"board_metrics": 'List metric names, like ["accuracy", "log_loss"].'}
+    if computed is None:
+        return {}
+    known = list(computed)
+    wrong = [m for m in board_metrics if m not in known]
+    if wrong:
+        return {"board_metrics": board_metrics_unknown(wrong, known)}
+    if len(set(board_metrics)) != len(board_metrics):
+        return {"board_metrics": "Name each metric once."}
+    return {}
+
+
+def board_metrics_unknown(wrong: list[str], known: list[str]) -> str:
+    names = ", ".join(repr(m) for m in wrong)
+    return (
+        f"The task does not compute {names}; the leaderboard can show only its metrics: "
+        f"{', '.join(known)}."
+    )
+
+
 def competition_date_problems(
     *, start_at: datetime | None, end_at: datetime | None
 ) -> dict[str, str]:

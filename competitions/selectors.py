@@ -3,7 +3,7 @@ so list pages run a fixed number of queries whatever their length."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -176,6 +176,7 @@ def leaderboard_page(
     limit: int | None = 100,
     sort: str = "rank",
     team_query: str = "",
+    columns: list[str] | None = None,
 ) -> LeaderboardPage:
     """One page of a board in 4 queries (task, rows, counts, the board's statistics with
     its reference rows) whatever the number of submissions.
@@ -188,8 +189,14 @@ def leaderboard_page(
     `sort` (a BOARD_SORTS key) and `team_query` (part of a team's name, any case) reorder
     or narrow the rows without changing their ranks: `_ranks_of` counts them over the whole
     board, in the counts' query.
+
+    `columns`: the metrics shown besides the primary one (selectors_boards.board_columns);
+    given, each row's `scores` holds only those and the primary. None: the task's
+    secondary metrics, and every score.
     """
     task = competition.task
+    shown = list(task.secondary_metrics) if columns is None else columns
+    narrow = _scores_narrower(None if columns is None else [task.primary_metric, *columns])
     metric = metric_get(task.primary_metric)
     base = LeaderboardEntry.objects.filter(
         competition=competition, split=split, task_version=task.version
@@ -228,7 +235,9 @@ def leaderboard_page(
         ordered = ordered.order_by(*BOARD_SORTS[sort], "-sort_key", "submitted_at", "team_id")
     window = list(ordered[offset : offset + limit] if limit is not None else ordered[offset:])
     stats = board_statistics_read(competition=competition, split=split)
-    references, missing = reference_rows(stats, task)
+    references, missing = reference_rows(stats, task, shown)
+    for reference in references:
+        reference.scores = narrow(reference.scores)
     counts, ranks_of = _board_counts(
         base, window, references, metric.higher_is_better, reordered, team_query
     )
@@ -251,8 +260,8 @@ def leaderboard_page(
                 team=r["team__name"],
                 submission_id=r["submission_id"],
                 score=r["score"],
-                scores=r["scores"],
-                secondary=[r["scores"].get(m) for m in task.secondary_metrics],
+                scores=narrow(r["scores"]),
+                secondary=[r["scores"].get(m) for m in shown],
                 submitted_at=r["submitted_at"],
                 entries=r["entries"],
                 last_submission_at=r["last_submission_at"],
@@ -274,7 +283,7 @@ def leaderboard_page(
         metric=metric.name,
         metric_label=metric.label,
         higher_is_better=metric.higher_is_better,
-        secondary_metrics=list(task.secondary_metrics),
+        secondary_metrics=shown,
         count=counts["total"],
         matching=counts["matching"] if team_query else None,
         rows=rows,
@@ -282,6 +291,13 @@ def leaderboard_page(
         references=references,
         references_missing=missing,
     )
+
+
+def _scores_narrower(kept: list[str] | None) -> Callable[[dict], dict]:
+    """What a row's scores become: all of them (None), or only the `kept` metrics."""
+    if kept is None:
+        return lambda scores: scores
+    return lambda scores: {m: scores[m] for m in kept if m in scores}
 
 
 def _board_counts(

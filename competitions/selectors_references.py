@@ -43,10 +43,12 @@ def sort_key(score: float, higher_is_better: bool) -> float:
 
 
 def reference_rows(
-    stats: Mapping[str, Any] | None, task: Task
+    stats: Mapping[str, Any] | None, task: Task, columns: list[str] | None = None
 ) -> tuple[list[ReferenceRow], list[ReferenceMissing]]:
     """The board's reference rows of the ranked version (BoardStatistics.references), best
-    first, and those not made."""
+    first, and those not made; `secondary` holds the `columns` shown besides the primary
+    metric (None: the task's secondary metrics)."""
+    shown = list(task.secondary_metrics) if columns is None else columns
     metric = metric_get(task.primary_metric)
     kept = [r for r in (stats or {}).get("references") or [] if r["task_version"] == task.version]
     scored = [r for r in kept if r["status"] == "scored" and r["score"] is not None]
@@ -57,7 +59,7 @@ def reference_rows(
             label=r["label"],
             score=r["score"],
             scores=r["scores"],
-            secondary=[r["scores"].get(m) for m in task.secondary_metrics],
+            secondary=[r["scores"].get(m) for m in shown],
             ci_low=r["ci_low"],
             ci_high=r["ci_high"],
             normalized_score=normalized_score(metric, r["score"], constant),

@@ -4,7 +4,8 @@ Both run in the foreground of this one command; Ctrl-C (or SIGTERM) stops both, 
 either dies the other is stopped too, so a half-running demo never lingers.
 
 Steps: create the broker folders, migrate the SQLite database under var/, build the demo
-competition (`manage.py demo_setup`, which prints the credentials and API tokens),
+competition (`manage.py demo_setup`, which prints the credentials and API tokens) and
+the demo suite of scikit-learn's toy data sets with three methods (`manage.py demo_suite`),
 collect static files, then start gunicorn on http://127.0.0.1:8000 and
 `celery -A config.celery_app worker -Q cpu -B` (the embedded beat runs the reaper) on the
 file-system broker. Nothing here is eager: submissions really go through the queue.
@@ -154,6 +155,7 @@ def main() -> int:
     try:
         run_step([python, "manage.py", "migrate", "--noinput"], env)
         run_step([python, "manage.py", "demo_setup"], env)
+        run_step([python, "manage.py", "demo_suite"], env)
         run_step([python, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"], env)
     except subprocess.CalledProcessError as exc:
         say(f"set-up failed (exit code {exc.returncode}): {' '.join(map(str, exc.cmd))}")

@@ -16,6 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files import File
 from django.db.models.fields.files import FieldFile
+from django.utils import timezone
 
 from competitions.files import local_copy
 from competitions.models import SandboxRun, Submission, Task, TaskFile
@@ -106,8 +107,11 @@ def _engine_images(runner: SandboxRunner) -> ImageStore:
 
 
 def inference_mounts(task: Task, workdir: Path) -> list[Mount]:
-    """The task's test files, each read-only at /input/test/<name>; never the ground truth."""
-    files = list(task.files.filter(kind=TaskFile.Kind.TEST))
+    """The task's test files released by now, each read-only at /input/test/<name>; never
+    the ground truth, nor a file a phase not yet started holds back (a container could copy
+    it into the predictions its team downloads)."""
+    released = task.files.released_at(timezone.now())
+    files = list(released.filter(kind=TaskFile.Kind.TEST))
     if not files:
         empty = workdir / "no-test-files"
         empty.mkdir(mode=0o755, exist_ok=True)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpResponseBase
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -27,8 +28,10 @@ from competitions.permissions import (
     access_task_file,
     membership_for,
     signed_in,
+    task_files_visible,
 )
 from competitions.rules import TIE_RULE_CHOICES
+from competitions.selectors_boards import board_columns_of, board_phase_key, with_board_phase
 from competitions.services.teams import competition_join
 
 
@@ -96,6 +99,13 @@ class CompetitionDetailOutput(CompetitionOutput):
         size = serializers.IntegerField()
         sha256 = serializers.CharField()
         url = serializers.URLField()
+        released_with = serializers.CharField(
+            allow_null=True, help_text="The phase whose start releases the file (null: public)"
+        )
+        released = serializers.BooleanField(
+            help_text="false only in an organizer's view, before that phase starts: the "
+            "file does not exist for anyone else yet"
+        )
 
     class PhaseOutput(serializers.Serializer):
         name = serializers.CharField()
@@ -104,6 +114,10 @@ class CompetitionDetailOutput(CompetitionOutput):
         daily_limit = serializers.IntegerField()
         total_limit = serializers.IntegerField(allow_null=True)
         late_submissions_scored = serializers.BooleanField()
+        board_metrics = serializers.ListField(
+            child=serializers.CharField(),
+            help_text="The leaderboard's columns while this phase is the board's (empty: all)",
+        )
 
     url = serializers.URLField()  # type: ignore[assignment]  # made by CompetitionOutput
     description = serializers.CharField()
@@ -132,7 +146,7 @@ class CompetitionDetailOutput(CompetitionOutput):
     quota_url = serializers.URLField()
 
 
-def _file_info(request: Request, slug: str, f) -> dict:
+def _file_info(request: Request, slug: str, f, now) -> dict:
     return {
         "name": f.name,
         "kind": f.kind,
@@ -140,6 +154,8 @@ def _file_info(request: Request, slug: str, f) -> dict:
         "size": f.size,
         "sha256": f.sha256,
         "url": reverse("api:competition-file", args=[slug, f.name], request=request),
+        "released_with": f.released_with.name if f.released_with else None,
+        "released": f.is_released_at(now),
     }
 
 
@@ -149,6 +165,7 @@ class CompetitionDetailApi(APIView):
         competition = access_competition(request.user, slug)
         task = competition.task
         membership = membership_for(request.user, competition)
+        now = timezone.now()
         data = {
             **CompetitionOutput(competition, context={"request": request}).data,
             "description": competition.description,
@@ -169,7 +186,10 @@ class CompetitionDetailApi(APIView):
                 "secondary_metrics": task.secondary_metrics,
                 "version": task.version,
             },
-            "files": [_file_info(request, slug, f) for f in task.files.all()],
+            "files": [
+                _file_info(request, slug, f, now)
+                for f in task_files_visible(request.user, competition)
+            ],
             "phases": [
                 {
                     "name": p.name,
@@ -178,6 +198,7 @@ class CompetitionDetailApi(APIView):
                     "daily_limit": p.daily_limit,
                     "total_limit": p.total_limit,
                     "late_submissions_scored": p.late_submissions_scored,
+                    "board_metrics": p.board_metrics,
                 }
                 for p in competition.phases.all()
             ],
@@ -370,6 +391,7 @@ class LeaderboardApi(APIView):
     )
     def get(self, request: Request, slug: str) -> HttpResponseBase:
         competitions = boardcache.with_board_token(Competition.objects.all())
+        competitions = with_board_phase(competitions, timezone.now())
         competition = access_competition(request.user, slug, competitions=competitions)
         split = request.query_params.get("split", "public")
         if split not in ("public", "private"):
@@ -394,8 +416,12 @@ class LeaderboardApi(APIView):
             viewer="public" if public else "organizer",
             fmt=fmt,
             # The JSON's links repeat the request's URL, every parameter included.
-            params=(split,) if fmt == "csv" else (request.build_absolute_uri(),),
+            params=(
+                split if fmt == "csv" else request.build_absolute_uri(),
+                board_phase_key(competition),
+            ),
             shared=public and competition.visibility == Competition.Visibility.PUBLIC,
+            until=getattr(competition, "board_phase_until", None),
         )
         return boardcache.board_response(request, key, lambda: _board(request, competition, split))
 
@@ -411,6 +437,7 @@ def _board(request: Request, competition: Competition, split: str) -> Response:
         split=split,
         offset=0 if as_csv else (page - 1) * page_size,
         limit=None if as_csv else page_size,
+        columns=board_columns_of(competition),
     )
     if as_csv:
         return Response(_csv(board))

@@ -195,6 +195,13 @@ class Task(models.Model):
         )
 
 
+class TaskFileQuerySet(models.QuerySet):
+    def released_at(self, when: datetime) -> TaskFileQuerySet:
+        """The files that exist for participants at `when`: decided at read time, so a
+        phase's files appear the moment it starts, with no job."""
+        return self.filter(Q(released_with__isnull=True) | Q(released_with__start_at__lte=when))
+
+
 class TaskFile(models.Model):
     """A public data file: train data, test features, a sample submission."""
 
@@ -211,6 +218,19 @@ class TaskFile(models.Model):
     file = models.FileField(upload_to="task_files/", max_length=300)
     sha256 = models.CharField(max_length=64, blank=True)
     size = models.BigIntegerField(default=0)
+    # Test inputs of a later phase: before that phase's start the file exists for the
+    # competition's organizers only (TaskFile.objects.released_at; permissions.py). RESTRICT:
+    # a phase holding files back is not deleted, unless with its whole competition.
+    released_with = models.ForeignKey(
+        "Phase",
+        null=True,
+        blank=True,
+        on_delete=models.RESTRICT,
+        related_name="released_files",
+        help_text="Hidden from everyone but the organizers until this phase starts",
+    )
+
+    objects = TaskFileQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
@@ -220,6 +240,19 @@ class TaskFile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        phase = self.released_with
+        if (
+            phase is not None
+            and self.task_id is not None
+            and phase.competition_id != self.task.competition_id
+        ):
+            raise ValidationError({"released_with": rules.RELEASE_PHASE_ELSEWHERE})
+
+    def is_released_at(self, when: datetime) -> bool:
+        phase = self.released_with
+        return phase is None or phase.start_at <= when
 
 
 class Phase(models.Model):
@@ -239,6 +272,13 @@ class Phase(models.Model):
     )
     allow_build_context = models.BooleanField(
         default=False, help_text="Container phases: accept a build context built offline"
+    )
+    # The leaderboard's columns while this phase is the board's (selectors.board_phase):
+    # some of the task's metrics, in order; empty: the primary and secondary metrics.
+    board_metrics = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Metrics the leaderboard shows as columns during this phase (empty: all)",
     )
 
     class Meta:
@@ -277,6 +317,7 @@ class Phase(models.Model):
             daily_limit=self.daily_limit,
             total_limit=self.total_limit,
         )
+        problems |= self._board_metric_problems()
         if problems:
             raise ValidationError(problems)
         if self.overlap_checked_elsewhere or self.competition_id is None or self.start_at is None:
@@ -286,6 +327,11 @@ class Phase(models.Model):
         overlapped = rules.phase_overlapping(self.start_at, self.end_at, rows)
         if overlapped is not None:
             raise ValidationError(rules.phase_overlap(overlapped))
+
+    def _board_metric_problems(self) -> dict[str, str]:
+        task = Task.objects.filter(competition_id=self.competition_id).first()
+        computed = None if task is None else [task.primary_metric, *task.secondary_metrics]
+        return rules.board_metric_problems(board_metrics=self.board_metrics, computed=computed)
 
     def is_open_at(self, when: datetime) -> bool:
         return self.start_at <= when and (self.end_at is None or when < self.end_at)

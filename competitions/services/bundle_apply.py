@@ -40,6 +40,7 @@ from competitions.services.bundles import (
     competition_settings_fields,
     field_file_store,
     file_sha256,
+    files_release_set,
     phase_fields,
     scorer_name,
     stored_files_delete,
@@ -115,8 +116,8 @@ def _write(
     competition.save()
     task = competition.task
     scorer_changed = _task_write(task, bundle, stored)
+    _phases_write(competition, bundle)  # first: files name the phases they are released with
     _files_write(task, bundle, stored)
-    _phases_write(competition, bundle)
     _versions_write(task, bundle, diff, stored, scorer_changed=scorer_changed, user=user)
     if competition.public_board != board_before:  # plain <-> Ladder: the public rows change
         leaderboard_rebuild(competition=competition)
@@ -182,6 +183,7 @@ def _files_write(task: Task, bundle: Bundle, stored: list[FieldFile]) -> None:
             stored.append(task_file.file)
         task_file.full_clean()
         task_file.save()
+    files_release_set(task=task, bundle=bundle)
     storage = TaskFile._meta.get_field("file").storage  # type: ignore[attr-defined]
     # Replaced public files go once the change is committed (a rollback still needs them).
     transaction.on_commit(lambda: _delete_names(storage, gone))
@@ -197,8 +199,11 @@ def _phases_write(competition: Competition, bundle: Bundle) -> None:
     current = {p.name: p for p in competition.phases.all()}
     wanted = {p.name: p for p in bundle.phases}
     # Phases with submissions were refused by the diff; removing first leaves room for
-    # the phases that replace them.
-    Phase.objects.filter(competition=competition).exclude(name__in=wanted).delete()
+    # the phases that replace them. Their files are released again as the bundle says
+    # (_files_write, after this).
+    gone = Phase.objects.filter(competition=competition).exclude(name__in=wanted)
+    TaskFile.objects.filter(released_with__in=gone).update(released_with=None)
+    gone.delete()
     for item in _write_order(bundle.phases, current):
         phase = current.get(item.name) or Phase(competition=competition)
         for key, value in phase_fields(item).items():

@@ -113,6 +113,7 @@ def _bundle_values(bundle: Bundle) -> dict[str, Any]:
     for item in bundle.files:
         values[f"task.files[{item.name}].kind"] = item.kind
         values[f"task.files[{item.name}].description"] = item.description
+        values[f"task.files[{item.name}].released_with"] = item.released_with
     return values
 
 
@@ -145,17 +146,21 @@ def _competition_values(competition: Competition) -> dict[str, Any]:
         "task.scorer_logs_visible": task.scorer_logs_visible,
         "task.scorer_program_public": task.scorer_program_public,
     }
-    for item in task.files.all():
+    for item in task.files.select_related("released_with"):
         values[f"task.files[{item.name}].kind"] = item.kind
         values[f"task.files[{item.name}].description"] = item.description
+        phase = item.released_with
+        values[f"task.files[{item.name}].released_with"] = phase.name if phase else None
     return values
 
 
 def phase_values(phase: BundlePhase | Phase) -> dict[str, Any]:
     if isinstance(phase, Phase):
         kind, build = phase.submission_kind, phase.allow_build_context
+        columns = list(phase.board_metrics)
     else:
         kind, build = phase.settings.kind, phase.settings.allow_build_context
+        columns = list(phase.settings.board_metrics)
     return {
         "start": iso(phase.start_at),
         "end": iso(phase.end_at),
@@ -164,6 +169,7 @@ def phase_values(phase: BundlePhase | Phase) -> dict[str, Any]:
         "late_submissions_scored": phase.late_submissions_scored,
         "kind": kind,
         "allow_build_context": build,
+        "board_metrics": columns,
     }
 
 

@@ -68,6 +68,7 @@ def competition_create_from_bundle(*, bundle: Bundle, organizer: User | None) ->
                 phase = Phase(competition=competition, **phase_fields(item))
                 phase.full_clean()
                 phase.save()
+            files_release_set(task=task, bundle=bundle)
             if organizer is not None:
                 competition.organizers.add(organizer)
             # The board's reference rows (services/references.py), made by a worker.
@@ -125,6 +126,15 @@ def _task_create(*, competition: Competition, bundle: Bundle, stored: list[Field
     return task
 
 
+def files_release_set(*, task: Task, bundle: Bundle) -> None:
+    """Tie each file the bundle releases with a phase to that phase (read after the phases
+    are written; competitions/bundles.py checked that the names are the bundle's)."""
+    phases = {p.name: p for p in Phase.objects.filter(competition_id=task.competition_id)}
+    for item in bundle.files:
+        phase = phases[item.released_with] if item.released_with else None
+        TaskFile.objects.filter(task=task, name=item.name).update(released_with=phase)
+
+
 def competition_settings_fields(bundle: Bundle) -> dict[str, Any]:
     """The Competition fields a bundle's settings set (docs/bundle.md)."""
     return {
@@ -160,6 +170,7 @@ def phase_fields(phase: BundlePhase) -> dict[str, Any]:
         "late_submissions_scored": phase.late_submissions_scored,
         "submission_kind": phase.settings.kind,
         "allow_build_context": phase.settings.allow_build_context,
+        "board_metrics": list(phase.settings.board_metrics),
     }
 
 
@@ -198,7 +209,7 @@ def bundle_export(*, competition: Competition, dest: Path) -> Path:
     kept in git changes only when the competition does.
     """
     task = competition.task
-    files = list(task.files.order_by("id"))
+    files = list(task.files.select_related("released_with").order_by("id"))
     truth_name = "private/solution" + (PurePosixPath(task.ground_truth.name or "").suffix or ".csv")
     program_name = None
     if task.scorer_program:
@@ -272,10 +283,7 @@ def _bundle_document(
             "primary_metric": task.primary_metric,
             "secondary_metrics": list(task.secondary_metrics),
             "ground_truth": truth_name,
-            "files": [
-                {"path": f"data/{f.name}", "kind": f.kind, "description": f.description}
-                for f in files
-            ],
+            "files": [_file_entry(f) for f in files],
             "queue": task.queue,
             "limits": dict(task.limits),
             "inference_limits": dict(task.inference_limits),
@@ -284,20 +292,34 @@ def _bundle_document(
             "scorer_program": program_name,
             "scorer_program_public": task.scorer_program_public,
         },
-        "phases": [
-            {
-                "name": phase.name,
-                "start": _iso(phase.start_at),
-                "end": _iso(phase.end_at),
-                "daily_limit": phase.daily_limit,
-                "total_limit": phase.total_limit,
-                "late_submissions_scored": phase.late_submissions_scored,
-                "kind": phase.submission_kind,
-                "allow_build_context": phase.allow_build_context,
-            }
-            for phase in competition.phases.order_by("start_at")
-        ],
+        "phases": [_phase_entry(phase) for phase in competition.phases.order_by("start_at")],
     }
+
+
+# A file's `released_with` and a phase's `board_metrics` are written only when set, so a
+# competition without them exports the bytes it did before these keys existed.
+def _file_entry(f: TaskFile) -> dict[str, Any]:
+    entry: dict[str, Any] = {"path": f"data/{f.name}", "kind": f.kind}
+    entry["description"] = f.description
+    if f.released_with is not None:
+        entry["released_with"] = f.released_with.name
+    return entry
+
+
+def _phase_entry(phase: Phase) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": phase.name,
+        "start": _iso(phase.start_at),
+        "end": _iso(phase.end_at),
+        "daily_limit": phase.daily_limit,
+        "total_limit": phase.total_limit,
+        "late_submissions_scored": phase.late_submissions_scored,
+        "kind": phase.submission_kind,
+        "allow_build_context": phase.allow_build_context,
+    }
+    if phase.board_metrics:
+        entry["board_metrics"] = list(phase.board_metrics)
+    return entry
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -74,6 +74,13 @@ def competition_details_update(
     return competition
 
 
+def phase_holds_files(names: list[str]) -> str:
+    return (
+        f"The phase releases {', '.join(names)}; release the files with another phase "
+        "(or at once) before deleting it."
+    )
+
+
 def phase_create(
     *,
     competition: Competition,
@@ -125,6 +132,9 @@ def phase_delete(*, phase: Phase, by: User) -> None:
             raise InvalidState("The phase is already deleted.")
         if Submission.objects.filter(phase=locked).exists():
             raise InvalidState(PHASE_HAS_SUBMISSIONS)
+        held = list(locked.released_files.values_list("name", flat=True))
+        if held:
+            raise InvalidState(phase_holds_files(held))
         facts = phase_facts(locked)
         locked.delete()
         organizer_action_record(

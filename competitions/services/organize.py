@@ -141,6 +141,26 @@ def phase_update(
     return phase
 
 
+@transaction.atomic
+def phase_board_metrics_update(
+    *, phase: Phase, board_metrics: list[str], by: User | None = None
+) -> Phase:
+    """Choose the leaderboard's columns while `phase` is the board's (selectors_boards):
+    metrics the task computes, in order; [] shows them all. Every unknown name is refused
+    at once. The ranking stays the primary metric's."""
+    phase.board_metrics = list(board_metrics)
+    full_clean_or_refuse(phase)
+    phase.save(update_fields=["board_metrics"])  # the board version counts up (0024)
+    organizer_action_record(
+        competition_id=phase.competition_id,
+        by=by,
+        kind=Kind.PHASE_UPDATED,
+        target=f"phase “{phase.name}”",
+        details={"board_metrics": phase.board_metrics},
+    )
+    return phase
+
+
 def phase_facts(phase: Phase) -> dict[str, object]:
     """A phase's dates and quotas as the log keeps them."""
     return {

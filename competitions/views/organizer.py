@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
@@ -119,7 +120,8 @@ def data(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     task = context["competition"].task
     context |= {
         "task": task,
-        "files": list(task.files.all()),
+        "files": list(task.files.select_related("released_with")),
+        "now": timezone.now(),
         "samples": stats.sample_validation(competition=context["competition"]),
         "versions": list(task.versions.order_by("-number")),
         "scorer_mismatches": scorer_mismatches_recent(task=task),

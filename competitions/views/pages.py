@@ -21,7 +21,14 @@ from competitions.errors import ApplicationError
 from competitions.forms import CompetitionFilterForm, JoinForm
 from competitions.markdown import plain_summary, render_markdown
 from competitions.models import Competition, LeaderboardEntry
-from competitions.permissions import is_organizer
+from competitions.permissions import is_organizer, task_files_visible
+from competitions.selectors_boards import (
+    board_columns,
+    board_columns_of,
+    board_phase_at,
+    board_phase_key,
+    with_board_phase,
+)
 from competitions.selectors_listings import (
     last_submission_token,
     membership_with_last_submission,
@@ -90,6 +97,8 @@ def competition_detail(request: HttpRequest, slug: str) -> HttpResponse:
     competition = competition_for(request, slug)
     viewer = viewer_for(request, competition)
     task = competition.task
+    phases, now = list(competition.phases.all()), timezone.now()
+    board_phase = board_phase_at(phases, now)
     context = page_context(
         request,
         competition,
@@ -97,9 +106,10 @@ def competition_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "overview",
         task=task,
         metric=metric_get(task.primary_metric),
-        phases=competition.phases.all(),
+        board_columns=board_columns(task, board_phase.board_metrics if board_phase else None),
+        phases=phases,
         description=render_markdown(competition.description),
-        now=timezone.now(),
+        now=now,
         deadline=deadline_of(competition),
     )
     return render(request, "competitions/detail.html", context)
@@ -109,7 +119,7 @@ def competition_data(request: HttpRequest, slug: str) -> HttpResponse:
     competition = competition_for(request, slug)
     viewer = viewer_for(request, competition)
     task = competition.task
-    files = list(task.files.all())
+    files = list(task_files_visible(request.user, competition))
     context = page_context(
         request,
         competition,
@@ -118,6 +128,7 @@ def competition_data(request: HttpRequest, slug: str) -> HttpResponse:
         task=task,
         files=files,
         samples=[f for f in files if f.kind == "sample"],
+        now=timezone.now(),
     )
     return render(request, "competitions/data.html", context)
 
@@ -167,6 +178,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponseBase:
     column) reorders it and `?q=` finds teams by name, without changing the ranks shown; a
     search is rendered on each request, never kept."""
     competitions = boardcache.with_board_token(Competition.objects.all())
+    competitions = with_board_phase(competitions, timezone.now())
     competition = competition_for(request, slug, competitions=competitions)
     viewer = Viewer(
         membership=membership_with_last_submission(request.user, competition),
@@ -196,10 +208,18 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponseBase:
         competition=competition,
         viewer=_viewer_class(request, viewer),
         fmt="html",
-        params=(split, str(page), status, sort, last_submission_token(viewer.membership)),
+        params=(
+            split,
+            str(page),
+            status,
+            sort,
+            last_submission_token(viewer.membership),
+            board_phase_key(competition),
+        ),
         shared=not request.user.is_authenticated
         and competition.visibility == Competition.Visibility.PUBLIC,
         status=status,
+        until=getattr(competition, "board_phase_until", None),
     )
     return boardcache.board_response(request, key, render_page)
 
@@ -283,6 +303,7 @@ def _leaderboard_page(
         limit=PAGE_SIZE + 1,
         sort=shown.sort,
         team_query=shown.query,
+        columns=board_columns_of(competition),
     )
     rows = board.rows[:PAGE_SIZE]
     ranks = [r.rank for r in board.rows]

@@ -373,6 +373,10 @@ else:
 # HELDOUT_CACHE_URL is set, so every process on every host renders a version once; otherwise
 # in each process's memory (right too: a version's answer never changes, only its key).
 HELDOUT_BOARD_CACHE = env_bool("HELDOUT_BOARD_CACHE", True)
+# How long a web process may answer anonymous board reads from the competition's row it
+# read last (competitions/boardfast.py): reads cost no query; a board may show a change that
+# late. 0: the row is read on every request.
+HELDOUT_BOARD_FRESH_MS = env_int("HELDOUT_BOARD_FRESH_MS", 100)
 CACHES["boards"] = {
     **(
         CACHES["default"]

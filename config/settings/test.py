@@ -9,6 +9,9 @@ os.environ.setdefault("HELDOUT_DATA_DIR", tempfile.mkdtemp(prefix="heldout-test-
 # Each test run is a deployment of its own on the shared engine; the workers it starts
 # inherit the environment, and so the id.
 os.environ.setdefault("HELDOUT_DEPLOYMENT_ID", f"test-{uuid.uuid4().hex[:12]}")
+# Every board read sees the latest commit (competitions/boardfast.py); the tests that
+# measure the relaxation set it themselves.
+os.environ.setdefault("HELDOUT_BOARD_FRESH_MS", "0")
 os.environ.setdefault("HELDOUT_WORK_DIR", os.path.join(os.environ["HELDOUT_DATA_DIR"], "work"))
 
 from config.settings.base import *  # noqa: F403

@@ -26,6 +26,7 @@ from competitions.models import (
     Submission,
     Team,
 )
+from competitions.selectors_boards import board_phase_key, with_board_phase
 from competitions.services.intervals import board_ranks_refresh
 from competitions.services.leaderboard import leaderboard_rebuild
 from competitions.services.lifecycle import competition_finalize, competition_reopen
@@ -55,6 +56,11 @@ def board(competition, participant, other_participant):
     for n, user in enumerate((participant, other_participant)):
         _score(user.teams.get(competition=competition), 0.6 + n / 10, minutes=n)
     return competition
+
+
+def _with_phase(competition: Competition) -> Competition:
+    """The competition as the board views read it: with the phase its board follows."""
+    return with_board_phase(Competition.objects.filter(pk=competition.pk), timezone.now()).get()
 
 
 def _api_url(competition: Competition) -> str:
@@ -299,7 +305,7 @@ def test_while_a_version_renders_the_others_get_the_previous_one(api, board, par
         competition=board,
         viewer="public",
         fmt="json",
-        params=("http://testserver" + _api_url(board),),
+        params=("http://testserver" + _api_url(board), board_phase_key(_with_phase(board))),
         shared=True,
     )
     caches["boards"].add(key.name + ":rendering", "another request")

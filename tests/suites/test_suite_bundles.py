@@ -1,0 +1,280 @@
+"""Suite bundles: suite.yaml and a competition bundle per task, imported all or nothing and
+exported back byte for byte (docs/suites.md, "The suite bundle")."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core.files.storage import storages
+from django.core.management import CommandError, call_command
+
+from competitions.errors import BundleInvalid
+from competitions.models import Competition, OutboxMessage
+from competitions.services.references import REFERENCES_TASK
+from suites import services_bundles
+from suites.models import Suite
+from suites.services_bundles import suite_archive_write, suite_export, suite_import
+from tests.competitions.test_bundles import bundle_yaml, write_bundle, zip_folder
+
+pytestmark = pytest.mark.django_db
+
+
+def suite_yaml(**overrides) -> dict:
+    document = {
+        "slug": "tiny-suite",
+        "title": "A tiny suite",
+        "description": "Two *tiny* tasks.\n",
+        "rules": "rules.md",
+        "visibility": "public",
+        "split_seed": 20260101,
+        "tasks": [
+            {"key": "first", "folder": "tasks/first"},
+            {"key": "second", "folder": "tasks/second"},
+        ],
+    }
+    document.update(overrides)
+    return document
+
+
+def write_suite(root: Path, document: dict | None = None, tasks: dict | None = None) -> Path:
+    """A suite bundle at `root` whose tasks are the competition bundle of
+    tests/competitions/test_bundles.py under other slugs (or the documents given)."""
+    root.mkdir(parents=True)
+    tasks = tasks or {
+        "first": bundle_yaml(slug="tiny-first"),
+        "second": bundle_yaml(slug="tiny-second", visibility="unlisted"),
+    }
+    for key, task_document in tasks.items():
+        write_bundle(root / "tasks" / key, task_document)
+    (root / "rules.md").write_text("Be kind.\n")
+    (root / "suite.yaml").write_text(yaml.safe_dump(document or suite_yaml(), sort_keys=False))
+    return root
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def tar_names(path: Path) -> list[str]:
+    with tarfile.open(path) as tf:
+        return tf.getnames()
+
+
+def forget(suite: Suite) -> None:
+    """What a fresh database holds of the suite: nothing."""
+    ids = list(suite.tasks.values_list("competition_id", flat=True))
+    suite.delete()
+    Competition.objects.filter(pk__in=ids).delete()
+
+
+def test_a_suite_imported_exported_and_imported_again_exports_the_same_bytes(tmp_path, organizer):
+    source = write_suite(tmp_path / "source")
+    first = suite_export(
+        suite=suite_import(source=source, organizer=organizer), dest=tmp_path / "first"
+    )
+    forget(Suite.objects.get())
+
+    again = suite_import(source=first, organizer=organizer)
+    second = suite_export(suite=again, dest=tmp_path / "second")
+
+    assert folder_bytes(first) == folder_bytes(second)
+    assert sorted(folder_bytes(first)) == [
+        "description.md",
+        "rules.md",
+        "suite.yaml",
+        "tasks/first/competition.yaml",
+        "tasks/first/data/sample_submission.csv",
+        "tasks/first/data/test.csv",
+        "tasks/first/data/train.csv",
+        "tasks/first/description.md",
+        "tasks/first/private/solution.csv",
+        "tasks/first/rules.md",
+        "tasks/second/competition.yaml",
+        "tasks/second/data/sample_submission.csv",
+        "tasks/second/data/test.csv",
+        "tasks/second/data/train.csv",
+        "tasks/second/description.md",
+        "tasks/second/private/solution.csv",
+        "tasks/second/rules.md",
+    ]
+    document = yaml.safe_load((second / "suite.yaml").read_text())
+    assert document["split_seed"] == 20260101
+    assert document["tasks"] == [
+        {"key": "first", "folder": "tasks/first"},
+        {"key": "second", "folder": "tasks/second"},
+    ]
+    assert (second / "description.md").read_text() == "Two *tiny* tasks.\n"
+
+
+def test_the_suite_archives_are_deterministic_and_import_back(tmp_path, organizer):
+    suite = suite_import(source=write_suite(tmp_path / "source"), organizer=organizer)
+    zipped = suite_archive_write(suite=suite, dest=tmp_path / "a" / "suite.zip")
+    tarred = suite_archive_write(suite=suite, dest=tmp_path / "a" / "suite.tar.gz")
+    assert suite_archive_write(suite=suite, dest=tmp_path / "b" / "suite.zip").read_bytes() == (
+        zipped.read_bytes()
+    )
+    assert suite_archive_write(suite=suite, dest=tmp_path / "b" / "suite.tar.gz").read_bytes() == (
+        tarred.read_bytes()
+    )
+    assert "suite.yaml" in zipfile.ZipFile(zipped).namelist()
+    assert "suite.yaml" in tar_names(tarred)
+
+    for archive in (zipped, tarred):
+        forget(Suite.objects.get())
+        again = suite_import(source=archive, organizer=organizer)
+        assert [t.key for t in again.tasks.all()] == ["first", "second"]
+        assert suite_archive_write(
+            suite=again, dest=tmp_path / "c" / archive.name
+        ).read_bytes() == (archive.read_bytes())
+
+
+def test_importing_makes_owned_unlisted_tasks_and_asks_for_their_baselines(tmp_path, organizer):
+    suite = suite_import(source=write_suite(tmp_path / "source"), organizer=organizer)
+
+    assert (suite.slug, suite.split_seed, suite.rules) == ("tiny-suite", 20260101, "Be kind.\n")
+    assert list(suite.organizers.all()) == [organizer]
+    tasks = list(suite.tasks.select_related("competition"))
+    assert [(t.key, t.competition.slug, t.owned) for t in tasks] == [
+        ("first", "tiny-first", True),
+        ("second", "tiny-second", True),
+    ]
+    assert {t.competition.visibility for t in tasks} == {"unlisted"}
+    asked = OutboxMessage.objects.filter(task=REFERENCES_TASK).values_list("args", flat=True)
+    assert sorted(asked) == sorted([[t.competition_id] for t in tasks])
+
+
+def test_a_bad_suite_yaml_names_every_problem_with_its_line(tmp_path):
+    document = suite_yaml(slug="Not A Slug", visibility="secret", split_seed="soon", extra=1)
+    document["tasks"] = [
+        {"key": "first", "folder": "tasks/first"},
+        {"key": "first", "folder": "tasks/missing"},
+        {"folder": "../outside"},
+        {"key": "bad", "folder": "tasks/bad"},
+    ]
+    broken = bundle_yaml(slug="tiny-bad")
+    broken["task"]["primary_metric"] = "rmse"
+    source = write_suite(
+        tmp_path / "source",
+        document,
+        tasks={"first": bundle_yaml(slug="tiny-first"), "bad": broken},
+    )
+
+    with pytest.raises(BundleInvalid) as refused:
+        suite_import(source=source, organizer=None)
+
+    lines = yaml.safe_dump(document, sort_keys=False).splitlines()
+
+    def line_of(text: str) -> int:
+        return next(i for i, line in enumerate(lines, 1) if text in line)
+
+    problems = refused.value.problems
+    assert problems[:2] == [
+        f"suite.yaml line {line_of('extra:')}: extra: unknown key (known: description, "
+        "rules, slug, split_seed, tasks, title, visibility).",
+        f"suite.yaml line {line_of('slug:')}: slug: "
+        '"Not A Slug" may hold only lowercase letters, digits and single hyphens.',
+    ]
+    assert f"suite.yaml line {line_of('visibility:')}: visibility: " in problems[2]
+    assert f"suite.yaml line {line_of('split_seed:')}: split_seed: " in problems[3]
+    rest = problems[4:]
+    assert any(p.startswith("suite.yaml line ") and "tasks[1].key: " in p for p in rest)
+    assert any('tasks[1].folder: "tasks/missing" is not a folder' in p for p in rest)
+    assert any("tasks[2].key: is required" in p for p in rest)
+    assert any('tasks[2].folder: "../outside" must be a relative path' in p for p in rest)
+    assert any(
+        p.startswith("tasks[3] (bad): tasks/bad/competition.yaml: task.primary_metric: ")
+        for p in rest
+    )
+    assert len(problems) == 9
+    assert not Suite.objects.exists()
+    assert not Competition.objects.exists()
+
+
+def stored_files() -> set[Path]:
+    found: set[Path] = set()
+    for name in ("default", "private"):
+        root = Path(storages[name].path(""))
+        found |= {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+    return found
+
+
+def test_a_refused_import_leaves_no_rows_and_no_files(tmp_path, organizer, monkeypatch):
+    source = write_suite(tmp_path / "source")
+    before = stored_files()
+    # The second task fails after the first task's competition and files were made: both
+    # go again.
+    real = services_bundles.competition_create_from_bundle
+    calls = []
+
+    def second_fails(*, bundle, organizer):
+        calls.append(bundle.slug)
+        if len(calls) == 2:
+            raise BundleInvalid(['slug: a competition named "tiny-second" already exists.'])
+        return real(bundle=bundle, organizer=organizer)
+
+    monkeypatch.setattr(services_bundles, "competition_create_from_bundle", second_fails)
+    with pytest.raises(BundleInvalid):
+        suite_import(source=source, organizer=organizer)
+
+    assert calls == ["tiny-first", "tiny-second"]
+    assert not Suite.objects.exists()
+    assert not Competition.objects.exists()
+    assert stored_files() == before
+
+
+def test_the_commands_import_and_export_a_suite(tmp_path, organizer, capsys):
+    call_command(
+        "import_suite", str(write_suite(tmp_path / "source")), "--organizer", organizer.username
+    )
+    call_command("export_suite", "tiny-suite", str(tmp_path / "out"))
+    call_command("export_suite", "tiny-suite", str(tmp_path / "suite.tar.gz"))
+
+    assert (tmp_path / "out" / "suite.yaml").is_file()
+    assert "suite.yaml" in tar_names(tmp_path / "suite.tar.gz")
+    assert "Imported the suite 'tiny-suite' with 2 tasks" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("import_suite", str(tmp_path / "out"))
+
+
+def test_a_task_may_be_a_zipped_competition_bundle(tmp_path, organizer):
+    source = write_suite(tmp_path / "source")
+    zip_folder(source / "tasks" / "second", source / "second.zip")
+    shutil.rmtree(source / "tasks" / "second")
+    document = suite_yaml()
+    document["tasks"][1]["folder"] = "second.zip"
+    (source / "suite.yaml").write_text(yaml.safe_dump(document))
+
+    suite = suite_import(source=source, organizer=organizer)
+
+    assert [t.competition.slug for t in suite.tasks.all()] == ["tiny-first", "tiny-second"]
+
+
+def test_an_archive_with_a_link_or_a_way_out_is_refused(tmp_path):
+    source = write_suite(tmp_path / "source")
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(source, arcname=".")
+        link = tarfile.TarInfo("tasks/first/escape")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(link)
+        outside = tarfile.TarInfo("../outside.txt")
+        tf.addfile(outside, io.BytesIO(b""))
+
+    with pytest.raises(BundleInvalid) as refused:
+        suite_import(source=archive, organizer=None)
+
+    assert refused.value.problems == [
+        "tasks/first/escape: only files and folders are allowed in a bundle.",
+        "../outside.txt: entries must not contain '..'.",
+    ]
+    assert not Suite.objects.exists()
