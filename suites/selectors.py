@@ -29,13 +29,13 @@ from django.db.models import QuerySet
 
 from competitions.models import ReferenceResult, Submission
 from scoring import suites as engine
-from suites.cells import board_split, primary_scores, suite_cells_enqueue
+from suites.cells import FINISHED, board_split, primary_scores, suite_cells_enqueue
 from suites.models import Method, Suite, SuiteTask
 
 # Part of every kept matrix's key: change it when what a matrix holds changes.
 FORMAT = "1"
 
-__all__ = ["SuiteMatrix", "board_split", "suite_matrix", "suite_matrix_compute"]
+__all__ = ["FINISHED", "SuiteMatrix", "board_split", "suite_matrix", "suite_matrix_compute"]
 
 
 @dataclass(frozen=True)
