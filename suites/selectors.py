@@ -129,9 +129,9 @@ def suite_matrix(*, suite: Suite) -> SuiteMatrix:
     if kept is not None:
         return replace(kept, suite=suite)
     matrix = suite_matrix_compute(suite=suite, token=token)
-    if not matrix.stale:  # a matrix with stale cells is computed again once they are fresh
-        caches["boards"].set(key, matrix)
-        _local_keep(key, matrix)
+    # Kept even with stale cells (marked): the refresh that computes them changes the token.
+    caches["boards"].set(key, matrix)
+    _local_keep(key, matrix)
     return matrix
 
 
