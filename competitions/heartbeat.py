@@ -10,7 +10,8 @@ Contract:
   constraints (one number, one RUNNING attempt per submission) stand behind it.
 - `submission_claim_end` ends a submission's claim (the attempt's outcome and results, the
   submission's status and outcome) with one conditional UPDATE of each, in one
-  transaction: False, and nothing written, when the claim was no longer held.
+  transaction: False, and nothing written, when the claim was no longer held. An outcome
+  (scored or failed) sends competitions.signals.submission_finished in that transaction.
 - `beating(model, pk, attempt)` wraps the work of one claim. A daemon thread writes
   `heartbeat_at = now` every HELDOUT_HEARTBEAT_S through its own database connection, which
   it closes when the block ends. It writes only while the row is still RUNNING with that
@@ -41,10 +42,12 @@ from django.db.models import F, Max, Model, QuerySet
 from django.utils import timezone
 
 from competitions.models import Attempt, Submission
+from competitions.signals import submission_finished
 
 log = logging.getLogger(__name__)
 RUNNING = "running"
 QUEUED = "queued"
+FINISHED = (Submission.Status.SCORED, Submission.Status.FAILED)
 # Seconds between the tries of a give-back the database refuses.
 GIVE_BACK_DELAYS = (0.0, 0.5, 1.0, 2.0, 4.0)
 
@@ -118,6 +121,8 @@ def submission_claim_end(
         if not moved:  # not ours after all (an organizer's change): write nothing
             transaction.set_rollback(True)
             return False
+        if submission_fields.get("status") in FINISHED:
+            submission_finished.send(sender=Submission, submission_id=submission_id)
     return True
 
 

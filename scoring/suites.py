@@ -1,6 +1,6 @@
 """A benchmark suite's board: many methods across many tasks, as pure functions.
 
-Contract: `suite_board` takes the methods, the tasks (each with its metric, the constant
+Contract: `suite_board` (or `suite_board_arrays`, the same from arrays) takes the methods, the tasks (each with its metric, the constant
 predictor's score on it and, optionally, the score counted as best) and the cells a method
 has on a task (a score with its interval, or a failure); it returns the matrix and the
 aggregates, rows sorted best first.
@@ -28,8 +28,10 @@ the board are in scoring.rank_tests (`board.ranks`, `board.normalized`). No Djan
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -163,25 +165,56 @@ def _status(cell: Cell | None) -> Status:
     return "failed" if cell.failed else "scored"
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic collector off for a block that makes many objects that make no cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _intervals(grid: list[list[Cell | None]], scored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The scored cells' interval bounds, methods x tasks (NaN where there is none)."""
+    low = np.full(scored.shape, np.nan)
+    high = np.full(scored.shape, np.nan)
+    for i, j in zip(*np.nonzero(scored), strict=True):
+        cell = grid[i][j]
+        if cell is not None and cell.low is not None and cell.high is not None:
+            low[i, j], high[i, j] = cell.low, cell.high
+    return low, high
+
+
 def _board_cell(
-    task: SuiteTask, score: float, cell: Cell | None, rank: float, *, best: bool
+    score: float,
+    status: Status,
+    rank: float,
+    normalized: float,
+    win: bool,
+    low: float,
+    high: float,
+    n_low: float,
+    n_high: float,
 ) -> BoardCell:
-    status = _status(cell)
-    low = high = n_low = n_high = None
-    if status == "scored" and cell is not None and cell.low is not None and cell.high is not None:
-        low, high = cell.low, cell.high
-        n_low, n_high = sorted((task.normalized(low), task.normalized(high)))
-    return BoardCell(
+    # Made without the frozen dataclass's __init__ (one object.__setattr__ per field): the
+    # board has a cell per method and task, and making them is most of its cost.
+    cell = object.__new__(BoardCell)
+    known = low == low  # NaN: no interval
+    cell.__dict__.update(
         score=score,
         status=status,
         rank=rank,
-        normalized=task.normalized(score),
-        win=best and status == "scored",
-        low=low,
-        high=high,
-        normalized_low=n_low,
-        normalized_high=n_high,
+        normalized=normalized,
+        win=win,
+        low=low if known else None,
+        high=high if known else None,
+        normalized_low=n_low if known else None,
+        normalized_high=n_high if known else None,
     )
+    return cell
 
 
 def suite_board(
@@ -196,35 +229,106 @@ def suite_board(
     if not tasks:
         raise ValueError("A suite board needs at least one task.")
     scores, grid = _cells(methods, tasks, cells)
+    status = np.array([[_status(c) for c in row] for row in grid], dtype=object).reshape(
+        scores.shape
+    )
+    low, high = _intervals(grid, status == "scored")
+    return _board(list(methods), tasks, scores, status, low, high, drop_incomplete)
+
+
+def suite_board_arrays(
+    methods: Sequence[str],
+    tasks: Sequence[SuiteTask],
+    scores: np.ndarray,
+    status: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    *,
+    drop_incomplete: bool = False,
+) -> SuiteBoard:
+    """`suite_board` from arrays, methods x tasks, without a Cell per cell (a board of
+    500 x 50 is 25 000 of them): `status` holds "scored", "failed" or "missing"; `scores`
+    the scored cells' scores (anything elsewhere); `low` and `high` their intervals (NaN
+    where there is none). The same board as `suite_board` from the same cells."""
+    if not tasks:
+        raise ValueError("A suite board needs at least one task.")
+    if len(set(methods)) != len(methods) or len({t.key for t in tasks}) != len(tasks):
+        raise ValueError("Methods and tasks must be unique.")
+    shape = (len(methods), len(tasks))
+    if any(np.shape(a) != shape for a in (scores, status, low, high)):
+        raise ValueError(f"Every array must be methods x tasks, {shape}.")
+    scored = status == "scored"
+    if not np.isfinite(scores[scored]).all():
+        raise ValueError("A scored cell is not finite.")
+    constant = np.broadcast_to(np.array([t.constant for t in tasks], dtype=float), shape)
+    imputed = np.where(scored, scores, constant).astype(float)
+    known = scored & ~np.isnan(low) & ~np.isnan(high)
+    return _board(
+        list(methods),
+        tasks,
+        imputed,
+        np.asarray(status, dtype=object),
+        np.where(known, low, np.nan),
+        np.where(known, high, np.nan),
+        drop_incomplete,
+    )
+
+
+def _board(
+    methods: list[str],
+    tasks: Sequence[SuiteTask],
+    scores: np.ndarray,
+    status: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    drop_incomplete: bool,
+) -> SuiteBoard:
+    """The board from its arrays, methods x tasks: `scores` imputed (the constant
+    predictor's where not scored), the intervals NaN where none."""
     if drop_incomplete:
-        keep = [i for i, row in enumerate(grid) if all(_status(c) != "missing" for c in row)]
+        keep = [i for i in range(len(methods)) if not (status[i] == "missing").any()]
         methods = [methods[i] for i in keep]
-        scores, grid = scores[keep], [grid[i] for i in keep]
+        scores, status, low, high = scores[keep], status[keep], low[keep], high[keep]
     # Oriented so that higher is better, then ranked per task: 1 = best, ties averaged.
     oriented = np.where([t.higher_is_better for t in tasks], scores, -scores)
     ranks = stats.rankdata(-oriented, axis=0) if len(methods) else oriented
     best = oriented.max(axis=0) if len(methods) else oriented
+    constant = np.array([t.constant for t in tasks])
+    span = np.array([t.top for t in tasks]) - constant
+    normalized = (scores - constant) / span
+    wins = (status == "scored") & (oriented == best)
+    n_low, n_high = (low - constant) / span, (high - constant) / span
+    columns = (
+        scores,
+        status,
+        ranks,
+        normalized,
+        wins,
+        low,
+        high,
+        np.fmin(n_low, n_high),
+        np.fmax(n_low, n_high),
+    )
+    means = zip(
+        ranks.mean(axis=1).tolist(),
+        normalized.mean(axis=1).tolist(),
+        wins.sum(axis=1).tolist(),
+        strict=True,
+    )
     rows = []
-    for i, method in enumerate(methods):
-        board_cells = tuple(
-            _board_cell(
-                task,
-                float(scores[i, j]),
-                grid[i][j],
-                float(ranks[i, j]),
-                best=bool(oriented[i, j] == best[j]),
+    with gc_paused():  # 25 000 new objects would start many needless collections
+        for i, (row, (mean_rank, mean_normalized, won)) in enumerate(
+            zip(zip(*(c.tolist() for c in columns), strict=True), means, strict=True)
+        ):
+            rows.append(
+                MethodRow(
+                    method=methods[i],
+                    cells=tuple(map(_board_cell, *row)),
+                    mean_rank=mean_rank,
+                    mean_normalized=mean_normalized,
+                    wins=won,
+                )
             )
-            for j, task in enumerate(tasks)
-        )
-        rows.append(
-            MethodRow(
-                method=method,
-                cells=board_cells,
-                mean_rank=float(np.mean([c.rank for c in board_cells])),
-                mean_normalized=float(np.mean([c.normalized for c in board_cells])),
-                wins=sum(c.win for c in board_cells),
-            )
-        )
     rows.sort(key=lambda r: (r.mean_rank, -r.mean_normalized, r.method))
     return SuiteBoard(tasks=tuple(tasks), rows=tuple(rows))
 

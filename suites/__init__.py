@@ -8,6 +8,11 @@ registers a method and submits to it one prediction file per task, or one contai
 fans out into one submission per task; each is an ordinary submission of its task's
 competition, scored and sandboxed as any other, linked to the method by a `MethodRun`.
 
+The matrix's cells (score and 95 % interval on the task's board split and ranked version)
+are computed by a worker when a submission finishes, and found stale after a version switch
+or a finalize (suites/cells.py, told by competitions/signals.py); the matrix is read from
+them and kept under a token (suites/selectors.py).
+
 Contract: this app builds on competitions/ (models, services, selectors); competitions/,
 judging/, scoring/ and notifications/ never import it (pyproject's import contracts). The
 aggregates are pure functions in scoring/suites.py, scoring/rank_tests.py and

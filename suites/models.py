@@ -33,6 +33,10 @@ class Suite(models.Model):
     )
     # The seed that cut the tasks' hidden test splits, when the suite's bundle made them.
     split_seed = models.BigIntegerField(null=True, blank=True)
+    # Counts up in the transaction of every change to what the matrix shows that the tasks'
+    # boards do not count (a method, a run, a stored cell): with them, the key of the kept
+    # matrix (suites/selectors.py).
+    matrix_version = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -129,3 +133,40 @@ class MethodRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method_id} on {self.suite_task_id}: {self.submission_id}"
+
+
+class SuiteCell(models.Model):
+    """A cell of the matrix: which submission it shows (`latest`: the method's latest
+    finished run on the task, written in the transaction that finishes it), and the values a
+    worker computed (suites/cells.py) for `submission`: its primary score and 95 % interval on
+    `split` under `task_version`. A read uses them only while submission, split and version
+    are those the cell should show (`latest`, the board's split, the ranked version);
+    otherwise the cell is stale: shown from its scores, without an interval, and recomputed."""
+
+    class Status(models.TextChoices):
+        SCORED = "scored"
+        FAILED = "failed"  # the submission failed: counts as the constant predictor's score
+        MISSING = "missing"  # scored, but with no primary score on this split and version
+
+    method = models.ForeignKey(Method, on_delete=models.CASCADE, related_name="cells")
+    suite_task = models.ForeignKey(SuiteTask, on_delete=models.CASCADE, related_name="cells")
+    latest = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="+")
+    # What the values below were computed for (None: not yet, or a rescore made them stale).
+    submission = models.ForeignKey(
+        Submission, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, blank=True)
+    split = models.CharField(max_length=8, blank=True)
+    task_version = models.PositiveIntegerField(default=0)
+    score = models.FloatField(null=True, blank=True)
+    ci_low = models.FloatField(null=True, blank=True)
+    ci_high = models.FloatField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["method", "suite_task"], name="suitecell_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method_id} on {self.suite_task_id}: {self.status} {self.score}"

@@ -99,10 +99,11 @@ def test_every_task_the_domain_enqueues_by_name_is_a_registered_task():
     from competitions.services.submissions import SCORE_TASK
     from config.celery_app import app
     from notifications.services import EMAIL_TASK
+    from suites.cells import CELLS_TASK
 
     app.loader.import_default_modules()  # the installed apps' tasks modules, as a worker does
     beat = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    named = {SCORE_TASK, REPLICATION_TASK, EMAIL_TASK, *beat}
+    named = {SCORE_TASK, REPLICATION_TASK, EMAIL_TASK, CELLS_TASK, *beat}
     assert named - set(app.tasks) == set()
     # Messages already queued, and outbox rows, name judging's tasks as they always were.
     assert app.tasks[SCORE_TASK].__module__ == "judging.tasks"

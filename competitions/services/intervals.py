@@ -138,23 +138,36 @@ def _stale_intervals_compute(
         )
         .select_related("submission__competition__task")
     )
+    for entry in stale.iterator(chunk_size=200):
+        found = submission_interval(submission=entry.submission, split=split, stats=stats)
+        low, high = found if found is not None else (None, None)
+        yield _Interval(entry.pk, entry.submission_id, low, high)
+
+
+def submission_interval(
+    *, submission: Submission, split: str, stats: BoardStatistics
+) -> tuple[float, float] | None:
+    """The 95 % paired-bootstrap interval of the submission's primary score on `split`,
+    drawn with the board's resamples (`stats`), as every entry of that board gets it; None
+    when there is none to show (no pseudo-values stored, or a Ladder board's public split).
+    Records on `stats` the board's number of rows and task version when they change."""
+    competition = submission.competition
     # A Ladder board shows public scores rounded to the noise: an interval around the exact
     # score would tell its digits back, so its public rows get none.
-    withheld = split == "public" and competition.public_board == Competition.PublicBoard.LADDER
-    for entry in stale.iterator(chunk_size=200):
-        found = None if withheld else submission_influence(entry.submission, split)
-        low = high = None
-        if found is not None:
-            plan = bootstrap_plan(len(found.values), stats.seed, stats.resamples)
-            low, high = bootstrap_interval(
-                found.values, plan, transform=found.transform, level=stats.level
-            )
-            if stats.rows != len(found.values) or stats.task_version != version:
-                BoardStatistics.objects.filter(pk=stats.pk).update(
-                    rows=len(found.values), task_version=version
-                )
-                stats.rows, stats.task_version = len(found.values), version
-        yield _Interval(entry.pk, entry.submission_id, low, high)
+    if split == "public" and competition.public_board == Competition.PublicBoard.LADDER:
+        return None
+    found = submission_influence(submission, split)
+    if found is None:
+        return None
+    plan = bootstrap_plan(len(found.values), stats.seed, stats.resamples)
+    low, high = bootstrap_interval(found.values, plan, transform=found.transform, level=stats.level)
+    version = competition.task.version
+    if stats.rows != len(found.values) or stats.task_version != version:
+        BoardStatistics.objects.filter(pk=stats.pk).update(
+            rows=len(found.values), task_version=version
+        )
+        stats.rows, stats.task_version = len(found.values), version
+    return low, high
 
 
 def board_ranks_refresh(*, competition: Competition, split: str) -> int:

@@ -24,6 +24,7 @@ from competitions.services.audit import Kind, organizer_action_record
 from competitions.services.events import competition_finalized_emit
 from competitions.services.leaderboard import leaderboard_rebuild
 from competitions.services.shakeup import shakeup_discard, shakeup_enqueue
+from competitions.signals import ranking_changed
 
 REASON_MAX = 500
 
@@ -69,6 +70,7 @@ def competition_finalize(*, competition: Competition, by: User | None = None) ->
         )
         # The shake-up report (public rank -> private rank), by a worker after the commit.
         shakeup_enqueue(competition_id=locked.pk)
+        ranking_changed.send(sender=Competition, competition_id=locked.pk)
     competition.refresh_from_db()
     event.competition = competition
     competition_finalized_emit(competition_id=competition.pk)  # webhooks; never raises
@@ -114,6 +116,7 @@ def competition_reopen(*, competition: Competition, by: User, reason: str) -> Co
         shakeup_discard(competition=locked)  # computed again at the next finalize
         # Scores that arrived during the freeze count from now on.
         leaderboard_rebuild(competition=locked)
+        ranking_changed.send(sender=Competition, competition_id=locked.pk)
     competition.refresh_from_db()
     event.competition = competition
     return event

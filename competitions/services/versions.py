@@ -22,13 +22,14 @@ from django.db.models import Max
 
 from competitions.errors import ApplicationError, FinalizedError
 from competitions.files import local_file, sha256_of
-from competitions.models import LeaderboardEntry, Task, TaskVersion
+from competitions.models import Competition, LeaderboardEntry, Task, TaskVersion
 from competitions.permissions import NotFound
 from competitions.services.bundles import file_sha256
 from competitions.services.claims import claims_remember
 from competitions.services.freeze import VERSION_FROZEN
 from competitions.services.leaderboard import leaderboard_rebuild
 from competitions.services.references import references_enqueue, references_publish
+from competitions.signals import ranking_changed
 from scoring.cli import truth_summary
 from scoring.evaluate import load_truth
 from scoring.spec import TaskSpec
@@ -141,6 +142,7 @@ def task_version_activate(*, task: Task, number: int, rescore: bool = False) -> 
         # The version's references: those already made show at once, the others are made.
         references_publish(competition=competition)
         references_enqueue(competition_id=competition.pk, queue=task.queue)
+        ranking_changed.send(sender=Competition, competition_id=competition.pk)
         if rescore:
             from competitions.services.submissions import submissions_rescore_all
 
