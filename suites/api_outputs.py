@@ -241,6 +241,9 @@ class MatrixCellOutput(serializers.Serializer):
     normalized_high = serializers.FloatField(allow_null=True)
     submission_id = serializers.IntegerField(allow_null=True, help_text="The counted submission")
     pending = serializers.IntegerField(help_text="Newer submissions still in the queue")
+    stale = serializers.BooleanField(
+        help_text="Shown from its scores while a worker computes it anew (no interval yet)"
+    )
 
 
 class MatrixRowOutput(serializers.Serializer):

@@ -69,6 +69,8 @@ def _row(matrix: SuiteMatrix, row: engine.MethodRow, board: engine.SuiteBoard) -
                 "normalized_high": cell.normalized_high,
                 "submission_id": matrix.submissions.get((row.method, task.key)),
                 "pending": matrix.pending.get((row.method, task.key), 0),
+                # Shown from its scores, its interval not computed yet (suites/cells.py).
+                "stale": (row.method, task.key) in matrix.stale,
             }
         )
     return {

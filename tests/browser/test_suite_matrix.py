@@ -1,5 +1,5 @@
 """A suite's matrix in a real browser, at desktop and phone widths: every method's row in
-order, an imputed cell marked as such, the Friedman sentence, the critical-difference
+order with its intervals, an imputed cell marked as such, the Friedman sentence, the critical-difference
 diagram drawn inline, the pivot by a component tag, and no accessibility finding."""
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def test_the_matrix_page_shows_the_full_matrix_an_imputed_cell_and_the_cd_diagra
     for row in (oracle, forest):
         expect(row.locator("td.cell-scored")).to_have_count(3)
     expect(oracle.locator("td.cell-scored").first).to_contain_text("1.0000")
+    expect(oracle.locator('td[data-task="iris"] .interval')).to_have_text("[1.000, 1.000]")
+    expect(forest.locator(".interval")).to_have_count(3)
     expect(hasty.locator('td[data-task="iris"] .badge.failed')).to_have_text("failed")
     expect(hasty.locator('td[data-task="digits"] .badge.missing')).to_have_text("missing")
     expect(hasty.locator('td[data-task="wine"]')).to_contain_text("0.7778")

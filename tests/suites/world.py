@@ -1,6 +1,7 @@
 """A small scored suite for the API, page and browser tests: three binary tasks (ROC AUC,
 constant predictor 0.5) and three methods, so that the matrix has a full row, a row with
-a failed cell and a missing one, and enough for the Friedman test and the CD diagram.
+a failed cell and a missing one, and enough for the Friedman test and the CD diagram; the
+cells' intervals computed as the worker would.
 
 On each task's public rows: "oracle" scores 1.0 everywhere; "forest" 0.889 everywhere;
 "hasty" failed on iris, 0.778 on wine, nothing on digits."""
@@ -15,6 +16,7 @@ from competitions.models import ReferenceResult
 from judging.services import submission_score
 from scoring.scorers import InProcessScorer
 from suites import services
+from suites.cells import suite_cells_refresh
 from suites.models import Method, Suite
 from tests import factories
 
@@ -94,5 +96,6 @@ def scored_world(*, organizer: User, participant_name: str = "suite-alice", **su
         submit_scored(forest, key, GOOD)
     submit_scored(hasty, "iris", b"nonsense\n")
     submit_scored(hasty, "wine", WEAK)
+    suite_cells_refresh(suite_id=suite_obj.pk)  # what the worker does: the cells' intervals
     methods = {"oracle": oracle, "forest": forest, "=hasty": hasty}
     return World(suite=suite_obj, organizer=organizer, participant=participant, methods=methods)
