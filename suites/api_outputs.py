@@ -191,6 +191,7 @@ class MethodRunOutput(serializers.Serializer):
         allow_null=True, help_text="Shared by the submissions made from one container upload"
     )
     submission_url = serializers.URLField(help_text="Its owner's and organizers' API view")
+    entry_url = serializers.URLField(help_text="The submission's entry page (manifest, replay)")
 
 
 class MethodDetailOutput(MethodOutput):
@@ -207,6 +208,9 @@ def run_info(request: Request, row: RunRow) -> dict:
         "fanout": row.fanout,
         "submission_url": reverse(
             "api:submission-detail", args=[row.submission_id], request=request
+        ),
+        "entry_url": reverse(
+            "entry", args=[row.task.competition.slug, row.submission_id], request=request
         ),
     }
 

@@ -155,6 +155,11 @@ def test_a_method_submits_a_file_to_one_task_and_a_container_to_every_task(
 
     detail = api(outsider).get(f"{base}/").json()
     assert len(detail["runs"]) == 4
+    newest = detail["runs"][0]
+    assert newest["entry_url"].endswith(
+        f"/c/{newest['competition']}/entries/{newest['submission_id']}/"
+    )
+    assert api(owner).get(newest["submission_url"]).status_code == 200
     assert {r["competition"] for r in detail["runs"]} == {
         "bench-iris",
         "bench-wine",
