@@ -4,7 +4,9 @@ drifts over all of them alike):
 
 a. the kept matrix read through the selector (suites.selectors.suite_matrix: the token's
    one query and a cache read), and through the matrix's JSON and page when those routes
-   exist (target: median <= 50 ms, constant queries);
+   exist, their body kept per token (suites/matrix_cache.py) (target: median <= 50 ms,
+   constant queries); a'. for information, the page's and JSON's first read after the
+   matrix changed, which renders what is then kept;
 b. the baseline: the matrix recomputed from every score, as it was before cells were
    stored: every cell's latest run and its Score row read, then the engine;
 c. the aggregates after one new cell: a method's new run scored, its cell computed and
@@ -283,6 +285,8 @@ def run(methods: int, tasks: int, repeats: int) -> None:
         _LOCAL.clear()  # as another process's first read: unpickled from the shared cache
         keep("a. kept matrix, selector, shared cache", timed(lambda: suite_matrix(suite=suite)))
         for name, url in urls.items():
+            # The first read after the last repetition's new cells renders and keeps it.
+            keep(f"a'. first read after a change, {name}", timed(lambda url=url: get(url)))
             keep(f"a. kept matrix, {name}", timed(lambda url=url: get(url)))
         keep("b. recomputed from every score", timed(lambda: matrix_from_every_score(suite)))
         worker_ms["service"].append(new_cell(suite, suite_tasks, made, team_of, 2 * i, keep=False))

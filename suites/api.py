@@ -41,6 +41,7 @@ from suites.api_outputs import (
     suite_detail,
     suite_info,
 )
+from suites.matrix_cache import kept_render
 from suites.permissions import access_method, access_suite, access_suite_task
 
 
@@ -216,7 +217,7 @@ class MatrixApi(APIView):
         parameters=MATRIX_PARAMETERS,
         responses={(200, "application/json"): MatrixOutput, (200, "text/csv"): OpenApiTypes.STR},
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: Request, slug: str) -> HttpResponseBase:
         """Methods x tasks: each cell's score (interval when known), status (scored, or
         imputed: failed, missing), normalized score and rank; the aggregates; the Friedman
         test and the Nemenyi critical difference. `?format=csv` for CSV."""
@@ -224,17 +225,28 @@ class MatrixApi(APIView):
         matrix = selectors.suite_matrix(suite=suite)
         if request.accepted_renderer.format == "csv":
             return Response(matrix_data.csv_table(matrix_data.matrix_data(matrix)))
-        data = matrix_data.matrix_data(
-            matrix,
-            pivot_tag=request.query_params.get("pivot", "").strip().lower(),
-            wilcoxon=request.query_params.get("tests") == "wilcoxon",
+        tag = request.query_params.get("pivot", "").strip().lower()
+        wilcoxon = request.query_params.get("tests") == "wilcoxon"
+        diagram = reverse("suites-api:suite-cd-diagram", args=[slug], request=request)
+
+        def output() -> dict:
+            data = matrix_data.matrix_data(matrix, pivot_tag=tag, wilcoxon=wilcoxon)
+            data["cd_diagram_url"] = diagram if matrix.statistics else None
+            return MatrixOutput(data).data
+
+        if request.accepted_renderer.format != "json" or tag not in (
+            "",
+            *matrix_data.component_tags(matrix),
+        ):
+            return Response(output())
+        # Rendered once per matrix token (suites/matrix_cache.py); the link names the host.
+        body = kept_render(
+            suite=suite,
+            token=matrix.token,
+            parts=("json", tag, str(wilcoxon), diagram),
+            render=lambda: JSONRenderer().render(output()),
         )
-        data["cd_diagram_url"] = (
-            reverse("suites-api:suite-cd-diagram", args=[slug], request=request)
-            if matrix.statistics
-            else None
-        )
-        return Response(MatrixOutput(data).data)
+        return HttpResponse(body, content_type="application/json")
 
 
 class MatrixCsvApi(APIView):

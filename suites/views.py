@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
@@ -19,6 +20,7 @@ from competitions.permissions import Forbidden, NotFound
 from competitions.views.common import AuthenticatedRequest, page_of
 from suites import matrix_data, selectors, selectors_web, services
 from suites.forms import EVERY_TASK, MethodForm, MethodUploadForm
+from suites.matrix_cache import kept_render
 from suites.models import Method, Suite
 from suites.permissions import (
     access_method,
@@ -94,17 +96,24 @@ def suite_matrix_page(request: HttpRequest, slug: str) -> HttpResponse:
     matrix = selectors.suite_matrix(suite=suite)
     tags = matrix_data.component_tags(matrix)
     tag = request.GET.get("pivot", "").strip().lower()
-    data = matrix_data.matrix_data(matrix, pivot_tag=tag if tag in tags else "")
-    svg = matrix_data.cd_svg(matrix)
-    context = {
-        "suite": suite,
-        "data": data,
-        "tags": tags,
-        "tag": tag if tag in tags else "",
-        "sentence": matrix_data.friedman_sentence(matrix),
-        # Drawn by scoring.cd_diagram, which escapes every text it writes.
-        "cd_svg": mark_safe(svg) if svg else "",
-    }
+    tag = tag if tag in tags else ""
+
+    def body() -> bytes:
+        svg = matrix_data.cd_svg(matrix)
+        context = {
+            "suite": suite,
+            "data": matrix_data.matrix_data(matrix, pivot_tag=tag),
+            "tags": tags,
+            "tag": tag,
+            "sentence": matrix_data.friedman_sentence(matrix),
+            # Drawn by scoring.cd_diagram, which escapes every text it writes.
+            "cd_svg": mark_safe(svg) if svg else "",
+        }
+        return render_to_string("suites/_matrix_body.html", context).encode()
+
+    kept = kept_render(suite=suite, token=matrix.token, parts=("page", tag), render=body)
+    # The body was escaped when it was rendered (the template's autoescaping).
+    context = {"suite": suite, "body": mark_safe(kept.decode())}
     return render(request, "suites/matrix.html", context)
 
 
