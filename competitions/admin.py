@@ -223,6 +223,7 @@ class PhaseInline(admin.TabularInline):
         "total_limit",
         "late_submissions_scored",
         "board_metrics",
+        "task_version",
     ]
 
 

@@ -16,9 +16,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
-from django.conf import settings
 
 from competitions import rules
+from competitions.bundle_data import data_problems
 from competitions.bundle_settings import (
     COMPETITION_SETTING_KEYS,
     PHASE_SETTING_KEYS,
@@ -37,7 +37,6 @@ from competitions.models import Competition, TaskFile
 from competitions.zips import unzip_bundle
 from scoring.metrics import metrics_for_task_type
 from scoring.spec import TASK_TYPES, TaskSpec
-from scoring.validation import ValidationResult, check_ground_truth, validate_predictions
 
 BUNDLE_YAML = "competition.yaml"
 # Single-line values ending like this name a file; anything else is inline Markdown.
@@ -50,7 +49,7 @@ TASK_KEYS = {"type", "id_column", "target_columns", "classes", "primary_metric"}
 TASK_KEYS |= {"secondary_metrics", "ground_truth", "files"} | TASK_SETTING_KEYS
 FILE_KEYS = {"path", "kind", "name", "description", "released_with"}
 PHASE_KEYS = {"name", "start", "end", "daily_limit", "total_limit", "late_submissions_scored"}
-PHASE_KEYS |= PHASE_SETTING_KEYS
+PHASE_KEYS |= {"ground_truth"} | PHASE_SETTING_KEYS
 
 
 @dataclass(frozen=True)
@@ -71,6 +70,8 @@ class BundlePhase:
     total_limit: int | None
     late_submissions_scored: bool
     settings: PhaseSettings = field(default_factory=PhaseSettings)
+    # The phase's own hidden labels (a task version it scores under); None: the task's.
+    ground_truth: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -292,7 +293,7 @@ def bundle_read(root: Path, *, existing_ok: bool = False) -> Bundle:
     bundle = _read_top(reader, data, existing_ok=existing_ok)
     if reader.problems or bundle is None:
         raise BundleInvalid(reader.problems)
-    problems = _data_problems(bundle)
+    problems = data_problems(bundle)
     if problems:
         raise BundleInvalid(problems)
     return bundle
@@ -324,6 +325,7 @@ def _read_top(reader: _Reader, data: dict, *, existing_ok: bool) -> Bundle | Non
     if task is None:
         return None
     spec, ground_truth, files, task_settings = task
+    _check_phase_truths(reader, phases, files)
     return Bundle(
         slug=slug,
         title=title,
@@ -450,6 +452,11 @@ def _read_phases(
                 data, "late_submissions_scored", p, default=False
             ),
             settings=read_phase_settings(reader, data, p),
+            ground_truth=(
+                reader.path(data["ground_truth"], p + "ground_truth")
+                if data.get("ground_truth") is not None
+                else None
+            ),
         )
         if start_at is None:
             reader.problem(p + "start", "is required (or give the competition a start).")
@@ -458,6 +465,18 @@ def _read_phases(
         phases.append(phase)
     _check_phase_order(reader, phases)
     return phases
+
+
+def _check_phase_truths(
+    reader: _Reader, phases: list[BundlePhase], files: list[BundleFile]
+) -> None:
+    """A phase's ground truth is hidden like the task's: no public file may be it."""
+    published = {f.path.resolve() for f in files}
+    for i, phase in enumerate(phases):
+        if phase.ground_truth is not None and phase.ground_truth.resolve() in published:
+            reader.problem(
+                f"phases[{i}].ground_truth", "is a public file; a ground truth is never published."
+            )
 
 
 def _check_phase_order(reader: _Reader, phases: list[BundlePhase]) -> None:
@@ -473,28 +492,3 @@ def _check_phase_order(reader: _Reader, phases: list[BundlePhase]) -> None:
             reader.problem(
                 "phases", f'"{overlapped}" overlaps "{later.name}"; phases must not overlap.'
             )
-
-
-def _data_problems(bundle: Bundle) -> list[str]:
-    """The ground truth must validate, and every sample submission must validate against it."""
-    limit = settings.HELDOUT_MAX_PROBLEMS
-    truth = check_ground_truth(bundle.ground_truth, spec=bundle.spec, max_problems=limit)
-    if not truth.result.ok or truth.ids is None:
-        return _file_problems("task.ground_truth", bundle.ground_truth, truth.result)
-    problems = []
-    for i, item in enumerate(bundle.files):
-        if item.kind != TaskFile.Kind.SAMPLE:
-            continue
-        result = validate_predictions(
-            item.path, spec=bundle.spec, truth_ids=truth.ids, max_problems=limit
-        )
-        problems += _file_problems(f"task.files[{i}] (sample submission)", item.path, result)
-    return problems
-
-
-def _file_problems(key: str, path: Path, result: ValidationResult) -> list[str]:
-    problems = [f"{key}: {path.name}: {p.message}" for p in result.problems]
-    hidden = result.total_problems - len(result.problems)
-    if hidden > 0:
-        problems.append(f"{key}: {path.name}: … and {hidden} more problems.")
-    return problems

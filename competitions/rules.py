@@ -98,6 +98,10 @@ def board_metric_problems(
     return {}
 
 
+def phase_version_unknown(number: int) -> str:
+    return f"The task has no version {number}; a phase scores under one of the task's versions."
+
+
 def board_metrics_unknown(wrong: list[str], known: list[str]) -> str:
     names = ", ".join(repr(m) for m in wrong)
     return (

@@ -79,3 +79,11 @@ def phase_notices_task() -> int:
     from competitions.services.notices import phase_notices_send
 
     return phase_notices_send()
+
+
+@shared_task
+def phase_versions_task() -> int:
+    """Periodic (CELERY_BEAT_SCHEDULE): rank the task version an open phase pins."""
+    from competitions.services.phase_versions import phase_versions_rank
+
+    return phase_versions_rank()

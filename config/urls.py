@@ -18,6 +18,8 @@ urlpatterns = [
     # admin's own, which `admin:login` still names.
     path("admin/login/", throttle(AUTH)(admin.site.login)),
     path("admin/", admin.site.urls),
+    # Benchmark suites (issue 12): their own app and namespace, `suites-api`.
+    path("api/v1/suites/", include("suites.api_urls")),
     path("api/v1/", include("competitions.api.urls")),
     *slash_optional(
         [
@@ -26,6 +28,7 @@ urlpatterns = [
         ]
     ),
     path("", include("notifications.urls")),
+    path("", include("suites.urls")),
     path("", include("competitions.urls")),
 ]
 

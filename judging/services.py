@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from competitions.files import local_copy, stored_size
 from competitions.heartbeat import beating, claim, give_back, submission_claim_end
-from competitions.models import Attempt, SandboxRun, Score, Submission, Task
+from competitions.models import Attempt, SandboxRun, Score, Submission, Task, TaskVersion
 from competitions.sandboxes import sandbox_limits, sandbox_runner
 from competitions.selectors import run_reason_for_participants
 from competitions.services.events import submission_outcome_emit
@@ -181,22 +181,24 @@ def _score_claimed(
     submission_id: int, attempt: int, scorer: Scorer | None, runner: SandboxRunner | None
 ) -> bool:
     """Score a claimed attempt. False when it was left to a worker whose scorer matches."""
-    submission = Submission.objects.select_related("competition__task", "team").get(
+    submission = Submission.objects.select_related("competition__task", "team", "phase").get(
         pk=submission_id
     )
     task = submission.competition.task
+    pinned = _pinned_version(submission, task)
+    truth = task.ground_truth if pinned is None else pinned.ground_truth
     recorder = RecordingRunner(
         runner or sandbox_runner(), labels={SUBMISSION_LABEL: str(submission_id)}
     )
     try:
         chosen = scorer or scorer_default(task=task, runner=recorder)
         # Before the version is looked up (which may read it): a storage fault is retried.
-        _reachable(task.ground_truth, "reading the ground truth")
+        _reachable(truth, "reading the ground truth")
         identity, also = _scorer_identity(chosen, runner or sandbox_runner())
         # An explicit `scorer` (tests) is not checked against the version.
-        version = _version_for(task, identity if scorer is None else "", also)
+        version = _version_for(task, identity if scorer is None else "", also, pinned)
         with attempt_work_dir(kind=SCORE, object_id=submission_id, attempt=attempt) as workdir:
-            truth_path = _fetched(task.ground_truth, workdir / "truth", "reading the ground truth")
+            truth_path = _fetched(truth, workdir / "truth", "reading the ground truth")
             outcome = chosen.score(
                 predictions_path=_predictions_path(submission, workdir, recorder),
                 truth_path=truth_path,
@@ -259,11 +261,26 @@ def _scorer_identity(scorer: Scorer, runner: SandboxRunner) -> tuple[str, tuple[
     return runner.scorer_identity(image), also
 
 
-def _version_for(task: Task, identity: str, also: tuple[str, ...]) -> int:
-    """The task version these scores will belong to: the ranked one, if this scorer is the
-    one it records (raises ScorerMismatch otherwise; workers never make versions)."""
+def _pinned_version(submission: Submission, task: Task) -> TaskVersion | None:
+    """The version the submission's phase scores under, when it pins one the board does
+    not rank (competitions/services/phase_versions.py); None: the ranked version."""
+    number = submission.phase.task_version
+    if number is None or number == task.version:
+        return None
+    return TaskVersion.objects.get(task=task, number=number)
+
+
+def _version_for(
+    task: Task, identity: str, also: tuple[str, ...], pinned: TaskVersion | None
+) -> int:
+    """The task version these scores will belong to: the ranked one (or the one the
+    submission's phase pins), if this scorer is the one it records (raises ScorerMismatch
+    otherwise; workers never make versions)."""
     image_id, aliases = (also[0], also[1:]) if also else ("", ())
-    return version_for_scorer(task=task, identity=identity, image_id=image_id, aliases=aliases)
+    number = None if pinned is None else pinned.number
+    return version_for_scorer(
+        task=task, identity=identity, image_id=image_id, aliases=aliases, number=number
+    )
 
 
 def _give_back(submission: Submission, attempt: int, mismatch: ScorerMismatch, image: str) -> None:

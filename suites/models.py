@@ -27,6 +27,10 @@ class Suite(models.Model):
         choices=Competition.Visibility.choices,
         default=Competition.Visibility.PUBLIC,
     )
+    # Who may see an invite-only suite besides its organizers and participants.
+    invited = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="suite_invitations", blank=True
+    )
     # The seed that cut the tasks' hidden test splits, when the suite's bundle made them.
     split_seed = models.BigIntegerField(null=True, blank=True)
     # Counts up in the transaction of every change to what the matrix shows that the tasks'

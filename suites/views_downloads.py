@@ -3,8 +3,7 @@
 Anyone who can see the suite may download a method's bundle: it holds manifests as the
 reader may read them (no label, no row of any ground truth) and the method's public
 description, nothing else. A suite nobody may see answers "not found", as competitions do.
-The URL is wired by the suite's pages (suites/urls.py), e.g.
-`path("suites/<slug:slug>/methods/<int:method_id>/bundle/", method_bundle_download)`.
+The URL is /s/<slug>/methods/<id>/bundle/ (suites/urls.py), linked from the method's page.
 """
 
 from __future__ import annotations
@@ -15,24 +14,14 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_safe
 
 from competitions.downloads import file_download
-from competitions.models import Competition
-from competitions.permissions import can_view
 from suites.models import Method, Suite
+from suites.permissions import can_view_suite
 from suites.reproducibility import method_bundle_file, method_bundle_name
 
 
 def suite_visible(user: User | AnonymousUser, suite: Suite) -> bool:
-    """A public or unlisted suite is seen by anyone; an invite-only one by its organizers
-    and by whoever may see one of its tasks (invited to it, or a member)."""
-    if suite.visibility != Competition.Visibility.INVITE_ONLY:
-        return True
-    if not user.is_authenticated:
-        return False
-    if suite.organizers.filter(pk=user.pk).exists():
-        return True
-    return any(
-        can_view(user, task.competition) for task in suite.tasks.select_related("competition")
-    )
+    """Who may see the suite: suites/permissions.py decides, for every suite URL."""
+    return can_view_suite(user, suite)
 
 
 @require_safe

@@ -26,6 +26,7 @@ from competitions.services.submissions import submission_create
 from judging.services import submission_score
 from notifications.models import Kind
 from notifications.services import Notice, notifications_create
+from suites import services as suites
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -212,6 +213,34 @@ EXPECTED: dict[str, dict[str, set[int]]] = {
     "metrics POST": row(405, 405, 405, 405, 405),
     "favicon GET": row(200, 200, 200, 200, 200),
     "favicon POST": row(405, 405, 405, 405, 405),
+    # Suites (suites/permissions.py): the world's suite is public, its one task the
+    # competition, its one method the participant's (only its owner submits to it). One
+    # method on one task draws no CD diagram: 404 for everyone. The read pages answer a
+    # POST as a GET, as the competition's do.
+    "suites-api:suite-list GET": row(200, 200, 200, 200, 200),
+    "suites-api:suite-detail GET": row(200, 200, 200, 200, 200),
+    "suites-api:suite-join POST": row(401, 200, 200, 400, 400),
+    "suites-api:suite-matrix GET": row(200, 200, 200, 200, 200),
+    "suites-api:suite-matrix-csv GET": row(200, 200, 200, 200, 200),
+    "suites-api:suite-cd-diagram GET": row(404, 404, 404, 404, 404),
+    "suites-api:method-list GET": row(200, 200, 200, 200, 200),
+    "suites-api:method-list POST": row(401, 400, 400, 400, 400),
+    "suites-api:method-detail GET": row(200, 200, 200, 200, 200),
+    "suites-api:method-submit-everywhere POST": row(401, 400, 403, 403, 403),
+    "suites-api:method-task-submit POST": row(401, 400, 403, 403, 403),
+    "suite-list": row(200, 200, 200, 200, 200),
+    "suite": row(200, 200, 200, 200, 200),
+    "suite-join GET": row(302, 405, 405, 405, 405),
+    "suite-join POST": row(302, 400, 400, 400, 400),
+    "suite-matrix": row(200, 200, 200, 200, 200),
+    "suite-method-new GET": row(302, 200, 200, 200, 200),
+    "suite-method-new POST": row(302, 400, 400, 400, 400),
+    "suite-method": row(200, 200, 200, 200, 200),
+    "suite-method-upload GET": row(302, 405, 405, 405, 405),
+    "suite-method-upload POST": row(302, 400, 403, 403, 403),
+    # A method's bundle: anyone who sees the suite (suites/views_downloads.py).
+    "suite-method-bundle GET": row(200, 200, 200, 200, 200),
+    "suite-method-bundle POST": row(405, 405, 405, 405, 405),
 }
 
 
@@ -256,7 +285,13 @@ def world(competition, participant, other_participant, organizer, other_organize
         notice=Notice(kind=Kind.SUBMISSION_SCORED, title="Scored", url="/"),
         user_ids=[participant.pk],
     )
+    # A suite of the same slug, holding the competition as its one task: the participant
+    # has joined it and owns its one method; `other_organizer` does not organize it.
+    suite = suites.suite_create(slug=competition.slug, title="Suite", organizer=organizer)
+    suites.suite_task_add(suite=suite, competition=competition, key="tiny", owned=False)
+    method = suites.method_create(suite=suite, owner=participant, name="m")
     return {
+        "method": method,
         "notification": notification,
         "competition": competition,
         "other_competition": other_competition,
@@ -285,6 +320,8 @@ def _concrete(route: str, world: dict) -> str:
         "phase_id": str(submission.phase_id),
         "name": "sample_submission.csv",
         "upload_id": "00000000-0000-4000-8000-000000000000",
+        "method_id": str(world["method"].pk),
+        "key": "tiny",
     }
     url = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values.get(m[1], "1"), route)
     return "/" + url.lstrip("^").rstrip("$")

@@ -280,6 +280,13 @@ class Phase(models.Model):
         blank=True,
         help_text="Metrics the leaderboard shows as columns during this phase (empty: all)",
     )
+    # The task version this phase's submissions are scored and ranked under, and which the
+    # board ranks while the phase is open (services/phase_versions.py); null: the ranked one.
+    task_version = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Number of the task version this phase scores and ranks under (empty: the ranked one)",
+    )
 
     class Meta:
         ordering = ["start_at"]
@@ -318,6 +325,7 @@ class Phase(models.Model):
             total_limit=self.total_limit,
         )
         problems |= self._board_metric_problems()
+        problems |= self._task_version_problems()
         if problems:
             raise ValidationError(problems)
         if self.overlap_checked_elsewhere or self.competition_id is None or self.start_at is None:
@@ -332,6 +340,16 @@ class Phase(models.Model):
         task = Task.objects.filter(competition_id=self.competition_id).first()
         computed = None if task is None else [task.primary_metric, *task.secondary_metrics]
         return rules.board_metric_problems(board_metrics=self.board_metrics, computed=computed)
+
+    def _task_version_problems(self) -> dict[str, str]:
+        if self.task_version is None:
+            return {}
+        from competitions.models.runs import TaskVersion  # runs.py builds on this module
+
+        versions = TaskVersion.objects.filter(task__competition_id=self.competition_id)
+        if versions.filter(number=self.task_version).exists():
+            return {}
+        return {"task_version": rules.phase_version_unknown(self.task_version)}
 
     def is_open_at(self, when: datetime) -> bool:
         return self.start_at <= when and (self.end_at is None or when < self.end_at)

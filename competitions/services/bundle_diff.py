@@ -71,6 +71,7 @@ def bundle_diff(*, bundle: Bundle, competition: Competition | None) -> BundleDif
     _compare_phases(diff, competition, bundle)
     if competition is not None:
         _refusals(diff, competition)
+        _phase_truth_refusals(diff, competition, bundle)
     return diff
 
 
@@ -267,3 +268,26 @@ def _refusals(diff: BundleDiff, competition: Competition) -> None:
             f"{', '.join(spec_changes)}: how the task is scored can't change once there are "
             "submissions (their scores would change meaning); start a new competition."
         )
+
+
+PHASE_TRUTHS_KEPT = (
+    "phases: applying a bundle does not change the data a phase scores under (a phase's own "
+    "ground_truth); change the phase's task version in the admin, or import a new competition."
+)
+
+
+def _phase_truth_refusals(diff: BundleDiff, competition: Competition, bundle: Bundle) -> None:
+    """The phases' own ground truths, as the export writes them (a phase pinning another
+    version than the first phase's), must be the bundle's: apply does not re-pin phases."""
+    phases = list(competition.phases.order_by("start_at"))
+    first = phases[0].task_version if phases else None
+    numbers = {p.name: p.task_version for p in phases if p.task_version not in (None, first)}
+    held = dict(
+        TaskVersion.objects.filter(
+            task=competition.task, number__in=set(numbers.values())
+        ).values_list("number", "ground_truth_sha256")
+    )
+    have = {name: held.get(number) for name, number in numbers.items()}
+    want = {p.name: file_sha256(p.ground_truth) for p in bundle.phases if p.ground_truth}
+    if have != want:
+        diff.refusals.append(PHASE_TRUTHS_KEPT)

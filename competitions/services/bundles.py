@@ -10,6 +10,7 @@ import hashlib
 import shutil
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -64,8 +65,10 @@ def competition_create_from_bundle(*, bundle: Bundle, organizer: User | None) ->
                 **competition_settings_fields(bundle),
             )
             task = _task_create(competition=competition, bundle=bundle, stored=stored)
+            pins = phase_versions_create(task=task, bundle=bundle, stored=stored)
             for item in bundle.phases:
                 phase = Phase(competition=competition, **phase_fields(item))
+                phase.task_version = pins.get(item.name)
                 phase.full_clean()
                 phase.save()
             files_release_set(task=task, bundle=bundle)
@@ -124,6 +127,35 @@ def _task_create(*, competition: Competition, bundle: Bundle, stored: list[Field
         stored.append(task_file.file)
         task_file.save()
     return task
+
+
+def phase_versions_create(*, task: Task, bundle: Bundle, stored: list[FieldFile]) -> dict[str, int]:
+    """The task version each phase scores under, by phase name: a version made from each
+    phase's own ground truth (one per file), and the task's own, version 1, for the other
+    phases, so a queued submission of one phase is never scored with another's labels.
+    Empty when no phase has a ground truth of its own: every phase scores as before."""
+    if not any(p.ground_truth for p in bundle.phases):
+        return {}
+    from competitions.services.versions import task_version_create
+
+    made: dict[Path, int] = {}
+    pins = {}
+    for item in bundle.phases:
+        if item.ground_truth is None:
+            pins[item.name] = task.version
+            continue
+        key = item.ground_truth.resolve()
+        if key not in made:
+            with item.ground_truth.open("rb") as truth:
+                version = task_version_create(
+                    task=task,
+                    ground_truth=File(truth, name=item.ground_truth.name),
+                    note=f"phase {item.name}"[:300],
+                )
+            stored.append(version.ground_truth)
+            made[key] = version.number
+        pins[item.name] = made[key]
+    return pins
 
 
 def files_release_set(*, task: Task, bundle: Bundle) -> None:
@@ -210,23 +242,56 @@ def bundle_export(*, competition: Competition, dest: Path) -> Path:
     """
     task = competition.task
     files = list(task.files.select_related("released_with").order_by("id"))
-    truth_name = "private/solution" + (PurePosixPath(task.ground_truth.name or "").suffix or ".csv")
+    phases = list(competition.phases.order_by("start_at"))
+    truth, truths = _ground_truths(task, phases)
+    truth_name = "private/solution" + _suffix(truth)
     program_name = None
     if task.scorer_program:
         program_name = "scorer/" + scorer_name(Path(task.scorer_program.name or "score.py"))
     document = _bundle_document(competition, task, files, truth_name, program_name)
+    document["phases"] = [_phase_entry(phase, truths.get(phase.pk)) for phase in phases]
     dest = Path(dest)
     with zip_written_atomically(dest, prefix=".export-") as zf:
         text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
         zf.writestr(_entry(BUNDLE_YAML), text)
         zf.writestr(_entry("description.md"), competition.description)
         zf.writestr(_entry("rules.md"), competition.rules)
-        _zip_copy(zf, task.ground_truth, truth_name)
+        _zip_copy(zf, truth, truth_name)
+        for phase_truth in truths.values():
+            _zip_copy(zf, phase_truth.file, phase_truth.name)
         if program_name is not None:
             _zip_copy(zf, task.scorer_program, program_name)
         for task_file in files:
             _zip_copy(zf, task_file.file, f"data/{task_file.name}")
     return dest
+
+
+@dataclass(frozen=True)
+class _PhaseTruth:
+    file: FieldFile
+    name: str  # in the zip
+
+
+def _ground_truths(task: Task, phases: list[Phase]) -> tuple[FieldFile, dict[int, _PhaseTruth]]:
+    """What the export writes as ground truths: the task's (the labels of the version the
+    first phase pins, when it pins one: the task's own on import, whatever is ranked now),
+    and by phase pk, the labels of each phase that pins another version."""
+    if not any(p.task_version is not None for p in phases):
+        return task.ground_truth, {}
+    versions = {v.number: v.ground_truth for v in task.versions.all()}
+    first = phases[0].task_version
+    truth = versions[first] if first is not None else task.ground_truth
+    own = {}
+    for i, phase in enumerate(phases):
+        number = phase.task_version
+        if number is not None and number != first:
+            name = f"private/phase-{i + 1}-solution{_suffix(versions[number])}"
+            own[phase.pk] = _PhaseTruth(versions[number], name)
+    return truth, own
+
+
+def _suffix(field_file: FieldFile) -> str:
+    return PurePosixPath(field_file.name or "").suffix or ".csv"
 
 
 def _entry(arcname: str) -> zipfile.ZipInfo:
@@ -292,7 +357,6 @@ def _bundle_document(
             "scorer_program": program_name,
             "scorer_program_public": task.scorer_program_public,
         },
-        "phases": [_phase_entry(phase) for phase in competition.phases.order_by("start_at")],
     }
 
 
@@ -306,7 +370,7 @@ def _file_entry(f: TaskFile) -> dict[str, Any]:
     return entry
 
 
-def _phase_entry(phase: Phase) -> dict[str, Any]:
+def _phase_entry(phase: Phase, truth: _PhaseTruth | None) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": phase.name,
         "start": _iso(phase.start_at),
@@ -319,6 +383,8 @@ def _phase_entry(phase: Phase) -> dict[str, Any]:
     }
     if phase.board_metrics:
         entry["board_metrics"] = list(phase.board_metrics)
+    if truth is not None:
+        entry["ground_truth"] = truth.name
     return entry
 
 

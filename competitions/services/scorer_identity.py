@@ -60,15 +60,24 @@ def scorer_matches(
 
 
 def version_for_scorer(
-    *, task: Task, identity: str, image_id: str = "", aliases: Collection[str] = ()
+    *,
+    task: Task,
+    identity: str,
+    image_id: str = "",
+    aliases: Collection[str] = (),
+    number: int | None = None,
 ) -> int:
-    """The number of the ranked version the scores of this scorer go under.
+    """The number of the ranked version (or of version `number`, which a phase pins) the
+    scores of this scorer go under.
 
     A version that records no scorer yet records this one (the first scoring under it
     decides, with a conditional UPDATE so two workers cannot both). An empty `identity`
     (a test's fake engine) is not checked. Raises ScorerMismatch.
     """
-    version = task_version_ensure(task=task)
+    if number is None:
+        version = task_version_ensure(task=task)
+    else:
+        version = TaskVersion.objects.get(task=task, number=number)
     if not identity:
         return version.number
     if not version.scorer_image_digest:

@@ -95,6 +95,12 @@ def submission_create(
     if found is None:
         raise PhaseClosed("No phase of this competition is accepting submissions now.")
     phase, is_late = found
+    if phase.task_version is not None and not is_late:
+        # Before it is recorded: the phase's submissions are never ranked under other data.
+        from competitions.services.phase_versions import phase_version_rank
+
+        phase_version_rank(phase=phase)
+        competition.task.refresh_from_db(fields=["version"])
     membership = competition.membership_set.filter(user=user).select_related("team").first()
     if membership is None:
         raise NotJoined("Join the competition (and accept its rules) before submitting.")
@@ -126,7 +132,7 @@ def submission_create(
             hardware_declared=hardware_declared,
             kind=phase.submission_kind,
             is_late=is_late,
-            task_version=competition.task.version,
+            task_version=phase.task_version or competition.task.version,
             created_at=now,
             queued_at=now,
         )

@@ -334,6 +334,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "competitions.tasks.phase_notices_task",
         "schedule": env_float("HELDOUT_PHASE_NOTICES_EVERY_S", 600.0),
     },
+    # A phase that scores its own data has its task version ranked once it opens
+    # (competitions/services/phase_versions.py; a submission to it does so at once too).
+    "rank-phase-versions": {
+        "task": "competitions.tasks.phase_versions_task",
+        "schedule": env_float("HELDOUT_PHASE_VERSIONS_EVERY_S", 60.0),
+    },
     # Resumable uploads expire 24 h after their last byte (docs/uploads.md).
     "delete-expired-uploads": {
         "task": "competitions.tasks.uploads_expire_task",

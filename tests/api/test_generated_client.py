@@ -37,6 +37,7 @@ content_type_overrides:
   application/zip: application/octet-stream
   application/offset+octet-stream: application/octet-stream
   application/yaml: text/plain
+  image/svg+xml: text/plain
 """
 # The generator's own client.py (a fixed template, not from our schema) passes `*args:
 # object` to httpx's typed __exit__; everything generated from the schema is checked fully.

@@ -13,6 +13,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from competitions.services.submissions import submission_create
+from suites import services as suites
 from tests import factories
 from tests.web_process import web_process
 
@@ -50,10 +51,20 @@ def test_fuzzing_the_api_from_its_schema_finds_no_server_error(
         user=request.getfixturevalue("participant"),
         uploaded_file=factories.upload(factories.perfect_predictions()),
     )
+    # A suite of the same slug holding the competition, with the participant's method, so
+    # that the suite's operations are reached too.
+    suite = suites.suite_create(
+        slug=competition.slug, title="Suite", organizer=request.getfixturevalue("organizer")
+    )
+    suites.suite_task_add(suite=suite, competition=competition, key="tiny", owned=False)
+    method = suites.method_create(
+        suite=suite, owner=request.getfixturevalue("participant"), name="m"
+    )
     token, _ = Token.objects.get_or_create(user=user)
     with web_process(tmp_path / "gunicorn.log") as base:
         ids = {"slug": competition.slug, "submission_id": submission.pk}
         ids |= {"team_id": submission.team_id, "number": 1}
+        ids |= {"method_id": method.pk, "key": "tiny"}
         run = _fuzz(base, token.key, tmp_path, ids)
     assert run.returncode == 0, run.stdout[-8000:]
     report = ElementTree.parse(next(tmp_path.glob("junit-*.xml"))).getroot()

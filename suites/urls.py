@@ -1,0 +1,24 @@
+"""The suite pages, under /s/."""
+
+from django.urls import path
+
+from suites import views, views_downloads
+
+urlpatterns = [
+    path("s/", views.suite_list, name="suite-list"),
+    path("s/<slug:slug>/", views.suite_detail, name="suite"),
+    path("s/<slug:slug>/join/", views.suite_join_view, name="suite-join"),
+    path("s/<slug:slug>/matrix/", views.suite_matrix_page, name="suite-matrix"),
+    path("s/<slug:slug>/methods/new/", views.method_new, name="suite-method-new"),
+    path("s/<slug:slug>/methods/<int:method_id>/", views.method_page, name="suite-method"),
+    path(
+        "s/<slug:slug>/methods/<int:method_id>/upload/",
+        views.method_upload,
+        name="suite-method-upload",
+    ),
+    path(
+        "s/<slug:slug>/methods/<int:method_id>/bundle/",
+        views_downloads.method_bundle_download,
+        name="suite-method-bundle",
+    ),
+]
