@@ -158,6 +158,35 @@ def test_ties_across_a_page_boundary_keep_their_shared_rank(api, competition):
     assert _rows(page2) == [(1, "cat", 0.9), (4, "dan", 0.5)]
 
 
+@pytest.mark.parametrize(
+    ("sort", "query"),
+    [("rank", ""), ("team", ""), ("-team", ""), ("-entries", ""), ("last", ""), ("rank", "e")],
+)
+def test_a_later_page_shows_the_rows_the_whole_board_has_in_its_place(competition, sort, query):
+    # Ties (0.9 three times, 0.5 twice) and names out of score order: each page past the
+    # first is picked in a subquery (selectors._window), and must be the whole board's slice.
+    for i, (name, score) in enumerate(
+        [("fen", 0.9), ("ada", 0.9), ("eve", 0.5), ("bea", 0.9), ("cal", 0.7), ("dee", 0.5)]
+    ):
+        _scored(_team(competition, name), score, minutes=i)
+
+    def shown(offset: int, limit: int | None) -> list[tuple]:
+        page = leaderboard_page(
+            competition=competition,
+            split="public",
+            offset=offset,
+            limit=limit,
+            sort=sort,
+            team_query=query,
+        )
+        return [(r.rank, r.team, r.score, r.tied) for r in page.rows]
+
+    whole = shown(0, None)
+    assert len(whole) == (6 if not query else 4)
+    for offset in range(1, len(whole)):
+        assert shown(offset, 2) == whole[offset : offset + 2]
+
+
 def test_a_missing_or_nan_primary_score_never_ranks(api, competition, participant):
     # PostgreSQL stores NaN as NaN; SQLite stores it as NULL, the None case.
     alice = _team_of(participant, competition)
