@@ -32,7 +32,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from competitions.models import BoardStatistics, Score, Submission
+from competitions.models import BoardStatistics, Competition, Score, Submission
 from competitions.services.intervals import board_statistics_get, submission_interval
 from competitions.services.outbox import enqueue
 from suites.models import Method, MethodRun, Suite, SuiteCell, SuiteTask
@@ -45,6 +45,13 @@ CellKey = tuple[int, int]  # (method id, suite task id)
 def board_split(task: SuiteTask) -> str:
     """The split a task's column shows: its competition's board's (private once final)."""
     return "private" if task.competition.is_finalized else "public"
+
+
+def ladder_withheld(task: SuiteTask, split: str) -> bool:
+    """Whether the task's column shows a Ladder's public board (competitions/services/
+    ladder.py): then a cell shows what the Ladder told its team, never the exact score,
+    and no interval (which would tell the digits back), as the board itself does."""
+    return split == "public" and task.competition.public_board == Competition.PublicBoard.LADDER
 
 
 def matrix_version_bump(*, suite_id: int) -> None:
@@ -183,9 +190,11 @@ def _cells_compute(
                 statistics[board] = board_statistics_get(
                     competition_id=task.competition_id, split=split
                 )
-            found = submission_interval(
-                submission=submissions[submission_id], split=split, stats=statistics[board]
-            )
+            found = None
+            if not ladder_withheld(task, split):
+                found = submission_interval(
+                    submission=submissions[submission_id], split=split, stats=statistics[board]
+                )
             if found is not None:
                 cell.ci_low, cell.ci_high = found
         cells.append(cell)
@@ -217,6 +226,17 @@ def primary_scores(
     ):
         if (split, metric, version) == wanted[submission_id] and value is not None:
             found[submission_id] = float(value)
+    laddered = [
+        submission_id
+        for (_method_id, task_id), (submission_id, _status) in cells.items()
+        if ladder_withheld(tasks[task_id], wanted[submission_id][0])
+    ]
+    if laddered:  # what the Ladder told the team instead (None: nothing yet)
+        told = Submission.objects.filter(pk__in=laddered).values_list("pk", "ladder_public_score")
+        for submission_id, value in told:
+            scored = found.pop(submission_id, None)
+            if scored is not None and value is not None:
+                found[submission_id] = float(value)
     return found
 
 

@@ -9,6 +9,7 @@ import pytest
 from django.core.files.base import ContentFile
 
 from competitions.models import (
+    Competition,
     LeaderboardEntry,
     OutboxMessage,
     ReferenceResult,
@@ -25,6 +26,7 @@ from suites.cells import CELLS_TASK, suite_cells_refresh
 from suites.models import SuiteCell
 from suites.tasks import suite_cells_refresh_task
 from tests import factories
+from tests.suites.world import GOOD, joined, make_suite, submit_scored
 
 pytestmark = pytest.mark.django_db
 ROWS = 400
@@ -276,3 +278,26 @@ def test_a_submission_scored_again_makes_its_cell_stale_until_computed_again():
     assert selectors.suite_matrix(suite=suite).stale == {("noisy", "iris")}
     assert suite_cells_refresh(suite_id=suite.pk) == 1
     assert selectors.suite_matrix(suite=suite).stale == frozenset()
+
+
+def test_a_task_on_a_ladder_board_shows_what_the_ladder_told_and_no_interval(organizer):
+    suite = make_suite(organizer=organizer, slug="laddered", tasks=("iris", "wine"))
+    Competition.objects.filter(slug="laddered-iris").update(public_board="ladder")
+    user = joined(suite, "ladder-user")
+    method = services.method_create(suite=suite, owner=user, name="good")
+    for key in ("iris", "wine"):
+        submit_scored(method, key, GOOD)
+    suite_cells_refresh(suite_id=suite.pk)
+
+    board = selectors.suite_matrix_compute(suite=suite).board
+    assert board is not None
+    iris, wine = board.rows[0].cells
+    told = Submission.objects.get(competition__slug="laddered-iris").ladder_public_score
+    exact = Score.objects.get(
+        submission__competition__slug="laddered-iris", split="public", metric="roc_auc"
+    ).value
+    assert told is not None
+    assert told != exact  # the Ladder rounds what it tells
+    assert (iris.status, iris.score, iris.low, iris.high) == ("scored", told, None, None)
+    assert wine.low is not None  # a plain board's cell keeps its interval
+    assert wine.high is not None
