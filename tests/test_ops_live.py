@@ -222,16 +222,6 @@ def test_a_json_line_written_within_a_submissions_work_names_it():
     assert second["submission_id"] == "-"
 
 
-def test_beat_logs_only_its_warnings_unless_debug_is_asked_for():
-    # Its INFO line for every due task (the outbox sweep every few seconds) drowned the log.
-    assert logging_config(level="INFO", json_lines=False)["loggers"]["celery.beat"] == {
-        "level": "WARNING"
-    }
-    assert logging_config(level="DEBUG", json_lines=False)["loggers"]["celery.beat"] == {
-        "level": "DEBUG"
-    }
-
-
 def _worker_series(client, recover_after_s: float) -> tuple[dict[str, float], float]:
     samples = scrape(client, recover_after_s=recover_after_s)
     return worker_ages(samples), samples[("heldout_workers_alive", ())]

@@ -110,7 +110,4 @@ def logging_config(*, level: str, json_lines: bool) -> dict:
             }
         },
         "root": {"handlers": ["console"], "level": level},
-        # Beat says "Sending due task" at INFO for every run of every entry (the outbox
-        # sweep's is every few seconds): only its warnings, unless DEBUG is asked for.
-        "loggers": {"celery.beat": {"level": level if level == "DEBUG" else "WARNING"}},
     }
