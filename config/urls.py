@@ -19,7 +19,7 @@ urlpatterns = [
     path("admin/login/", throttle(AUTH)(admin.site.login)),
     path("admin/", admin.site.urls),
     # Benchmark suites (issue 12): their own app and namespace, `suites-api`.
-    path("api/v1/suites/", include("suites.api_urls")),
+    path("api/v1/", include("suites.api_urls")),
     path("api/v1/", include("competitions.api.urls")),
     *slash_optional(
         [

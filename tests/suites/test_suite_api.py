@@ -69,7 +69,7 @@ def test_an_invite_only_suite_is_not_found_by_an_outsider_or_another_suites_orga
     make_suite(slug="theirs", organizer=other_organizer, tasks=("x",))
     member = joined(suite, "member")
     for user in (None, outsider, other_organizer):
-        for tail in ("", "matrix/", "matrix.csv", "methods/", "cd-diagram.svg"):
+        for tail in ("", "matrix/", "matrix/csv/", "methods/", "cd-diagram/"):
             assert api(user).get(f"/api/v1/suites/closed/{tail}").status_code == 404, (user, tail)
     for user in (member, organizer):
         assert api(user).get("/api/v1/suites/closed/").status_code == 200
@@ -206,7 +206,7 @@ def test_the_matrix_json_has_every_cell_its_aggregates_and_the_statistics(api, w
     assert "Friedman test" in stats["sentence"]
     assert body["pivot"] is None
     assert body["wilcoxon"] is None
-    assert body["cd_diagram_url"].endswith("/api/v1/suites/bench/cd-diagram.svg")
+    assert body["cd_diagram_url"].endswith("/api/v1/suites/bench/cd-diagram/")
 
 
 def test_the_matrix_pivots_by_a_component_tag(api, world):
@@ -231,7 +231,7 @@ def test_the_wilcoxon_tests_come_on_request_for_every_pair(api, world):
 
 
 def test_the_matrix_csv_has_a_row_per_method_and_quotes_formula_names(api, world):
-    for url in ("/api/v1/suites/bench/matrix/?format=csv", "/api/v1/suites/bench/matrix.csv"):
+    for url in ("/api/v1/suites/bench/matrix/?format=csv", "/api/v1/suites/bench/matrix/csv/"):
         response = api(None).get(url)
         assert response.status_code == 200
         assert response["Content-Type"].startswith("text/csv")
@@ -246,7 +246,7 @@ def test_the_matrix_csv_has_a_row_per_method_and_quotes_formula_names(api, world
 
 
 def test_the_cd_diagram_is_an_svg_naming_every_method(api, world, organizer):
-    response = api(None).get("/api/v1/suites/bench/cd-diagram.svg")
+    response = api(None).get("/api/v1/suites/bench/cd-diagram/")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("image/svg+xml")
     svg = response.content.decode()
@@ -255,7 +255,7 @@ def test_the_cd_diagram_is_an_svg_naming_every_method(api, world, organizer):
     for name in ("oracle", "forest", "=hasty"):
         assert name in svg
     empty = make_suite(slug="empty", organizer=organizer, tasks=("a", "b"))
-    missing = api(None).get(f"/api/v1/suites/{empty.slug}/cd-diagram.svg")
+    missing = api(None).get(f"/api/v1/suites/{empty.slug}/cd-diagram/")
     assert missing.status_code == 404
     assert missing.json()["code"] == "not_found"
 

@@ -82,7 +82,7 @@ def test_the_matrix_page_shows_scores_imputed_cells_statistics_and_the_diagram(w
     assert "1.0000" in text
     assert "the Friedman test finds" in text
     assert 'class="plot cd-diagram"' in text
-    assert "/api/v1/suites/bench/matrix.csv" in text
+    assert "/api/v1/suites/bench/matrix/csv/" in text
     assert '<option value="model">' in text
 
 
@@ -161,8 +161,8 @@ def test_no_suite_url_hands_a_participant_a_hidden_label(world, api):
         "/api/v1/suites/",
         f"/api/v1/suites/{slug}/",
         f"/api/v1/suites/{slug}/matrix/?tests=wilcoxon&pivot=model",
-        f"/api/v1/suites/{slug}/matrix.csv",
-        f"/api/v1/suites/{slug}/cd-diagram.svg",
+        f"/api/v1/suites/{slug}/matrix/csv/",
+        f"/api/v1/suites/{slug}/cd-diagram/",
         f"/api/v1/suites/{slug}/methods/",
         f"/api/v1/suites/{slug}/methods/{method}/",
     ]
