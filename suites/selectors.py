@@ -81,17 +81,19 @@ def _constants(tasks: list[SuiteTask]) -> dict[int, float]:
 
 # The token of a suite's matrix: its own version, then per task (in order) its board's
 # version, ranked task version and whether it is final. One statement.
+# The suite's matrix version and, per task in order, what its column depends on: its board
+# version, ranked task version and whether its competition is final. Plain SQL that SQLite
+# (the demo's database) runs too.
 TOKEN_SQL = """
-SELECT s.matrix_version, COALESCE((
-    SELECT string_agg(
-        st.id || ':' || COALESCE(bv.version, 0) || ':' || t.version || ':'
-        || (c.finalized_at IS NOT NULL)::int, ',' ORDER BY st.position)
-    FROM suites_suitetask st
-    JOIN competitions_competition c ON c.id = st.competition_id
-    JOIN competitions_task t ON t.competition_id = c.id
-    LEFT JOIN competitions_boardversion bv ON bv.competition_id = c.id
-    WHERE st.suite_id = s.id), '')
-FROM suites_suite s WHERE s.id = %s
+SELECT s.matrix_version, st.id, COALESCE(bv.version, 0), t.version,
+    CASE WHEN c.finalized_at IS NULL THEN 0 ELSE 1 END
+FROM suites_suite s
+LEFT JOIN suites_suitetask st ON st.suite_id = s.id
+LEFT JOIN competitions_competition c ON c.id = st.competition_id
+LEFT JOIN competitions_task t ON t.competition_id = c.id
+LEFT JOIN competitions_boardversion bv ON bv.competition_id = c.id
+WHERE s.id = %s
+ORDER BY st.position
 """
 
 
@@ -100,11 +102,14 @@ def suite_matrix_token(*, suite: Suite) -> str:
     method or task, to a task's board, ranked version or split, gives another token."""
     with connection.cursor() as cursor:
         cursor.execute(TOKEN_SQL, [suite.pk])
-        row = cursor.fetchone()
-    if row is None:
+        rows = cursor.fetchall()
+    if not rows:
         return ""
-    digest = hashlib.sha256(row[1].encode()).hexdigest()[:24]
-    return f"{row[0]}.{digest}"
+    columns = ",".join(
+        ":".join(str(value) for value in row[1:]) for row in rows if row[1] is not None
+    )
+    digest = hashlib.sha256(columns.encode()).hexdigest()[:24]
+    return f"{rows[0][0]}.{digest}"
 
 
 def _key(suite: Suite, token: str) -> str:
