@@ -54,8 +54,17 @@ def ladder_withheld(task: SuiteTask, split: str) -> bool:
     return split == "public" and task.competition.public_board == Competition.PublicBoard.LADDER
 
 
-def matrix_version_bump(*, suite_id: int) -> None:
-    Suite.objects.filter(pk=suite_id).update(matrix_version=F("matrix_version") + 1)
+def matrix_version_bump(*, suite_id: int, layout: bool = False) -> None:
+    """Count the suite's matrix version up (and its layout version, for a change to its
+    methods, tasks or runs that a matrix cannot follow from its cells alone)."""
+    changes = {"matrix_version": F("matrix_version") + 1}
+    if layout:
+        changes["layout_version"] = F("layout_version") + 1
+    Suite.objects.filter(pk=suite_id).update(**changes)
+
+
+def matrix_version_read(*, suite_id: int) -> int:
+    return Suite.objects.filter(pk=suite_id).values_list("matrix_version", flat=True).get()
 
 
 def suite_cells_enqueue(
@@ -114,9 +123,13 @@ def suite_cells_refresh(
         return 0
     cells = _cells_compute(stale, by_id)
     with transaction.atomic():
-        # Serialises the refreshes of one suite; a cell whose latest run changed meanwhile is
-        # left to the refresh that change enqueued.
-        Suite.objects.select_for_update().filter(pk=suite_id).values_list("pk").first()
+        # The count up locks the suite's row: it serialises the refreshes of one suite, and
+        # the cells written carry the version it gives. A cell whose latest run changed
+        # meanwhile is left to the refresh that change enqueued.
+        matrix_version_bump(suite_id=suite_id)
+        revision = matrix_version_read(suite_id=suite_id)
+        for cell in cells:
+            cell.revision = revision
         now = latest_finished(suite_id=suite_id, method_id=method_id, suite_task_id=suite_task_id)
         cells = [
             c for c in cells if now.get((c.method_id, c.suite_task_id), (0,))[0] == c.submission_id
@@ -135,9 +148,9 @@ def suite_cells_refresh(
                 "ci_low",
                 "ci_high",
                 "computed_at",
+                "revision",
             ],
         )
-        matrix_version_bump(suite_id=suite_id)
     return len(cells)
 
 
@@ -247,11 +260,14 @@ def primary_scores(
 # its values are stale until computed (also when the same submission finished again: a
 # rescore).
 MARK_SQL = """
-INSERT INTO suites_suitecell (method_id, suite_task_id, latest_id, status, split, task_version)
-VALUES (%(method)s, %(task)s, %(submission)s, '', '', 0)
+INSERT INTO suites_suitecell
+    (method_id, suite_task_id, latest_id, status, split, task_version, revision)
+VALUES (%(method)s, %(task)s, %(submission)s, '', '', 0,
+    (SELECT matrix_version FROM suites_suite WHERE id = %(suite)s))
 ON CONFLICT (method_id, suite_task_id) DO UPDATE SET
     latest_id = EXCLUDED.latest_id,
-    submission_id = NULL
+    submission_id = NULL,
+    revision = EXCLUDED.revision
 WHERE NOT EXISTS (
     SELECT 1 FROM suites_methodrun shown, suites_methodrun finished
     WHERE shown.submission_id = suites_suitecell.latest_id
@@ -276,7 +292,13 @@ def on_submission_finished(*, submission_id: int, **kwargs: Any) -> None:
     matrix_version_bump(suite_id=suite_id)
     with connection.cursor() as cursor:
         cursor.execute(
-            MARK_SQL, {"method": method_id, "task": suite_task_id, "submission": submission_id}
+            MARK_SQL,
+            {
+                "suite": suite_id,
+                "method": method_id,
+                "task": suite_task_id,
+                "submission": submission_id,
+            },
         )
     suite_cells_enqueue(suite_id=suite_id, method_id=method_id, suite_task_id=suite_task_id)
 
@@ -290,10 +312,12 @@ def on_ranking_changed(*, competition_id: int, **kwargs: Any) -> None:
 
 
 def on_matrix_row_saved(*, instance: Method | SuiteTask | MethodRun, **kwargs: Any) -> None:
-    """A method, task or run saved or deleted: the suite's kept matrix is not current."""
+    """A method, task or run saved or deleted: the suite's kept matrix is not current. A new
+    run changes only what is pending; anything else changes the matrix's layout."""
     if isinstance(instance, MethodRun):
-        Suite.objects.filter(methods__pk=instance.method_id).update(
-            matrix_version=F("matrix_version") + 1
-        )
+        changes = {"matrix_version": F("matrix_version") + 1}
+        if not kwargs.get("created", False):  # a run changed or deleted: its cell may go
+            changes["layout_version"] = F("layout_version") + 1
+        Suite.objects.filter(methods__pk=instance.method_id).update(**changes)
     else:
-        matrix_version_bump(suite_id=instance.suite_id)
+        matrix_version_bump(suite_id=instance.suite_id, layout=True)
