@@ -170,12 +170,11 @@ def suite_matrix(*, suite: Suite) -> SuiteMatrix:
     return matrix
 
 
-def suite_matrix_keep(*, suite_id: int) -> None:
+def suite_matrix_keep(*, suite_id: int) -> SuiteMatrix | None:
     """Compute and keep the suite's current matrix, if it is not kept: what a worker does
     after it stored cells, so that reads do not compute it."""
     suite = Suite.objects.filter(pk=suite_id).first()
-    if suite is not None:
-        suite_matrix(suite=suite)
+    return None if suite is None else suite_matrix(suite=suite)
 
 
 # This process's last matrices, unpickled (the shared cache pickles: unpickling a large
