@@ -341,7 +341,9 @@ def test_the_matrix_cells_in_json_are_what_each_fields_representation_gives(worl
     data = matrix_data.matrix_data(selectors.suite_matrix(suite=world.suite))
     data["cd_diagram_url"] = None
     fast = MatrixOutput(data).data
-    field_by_field = serializers.ListSerializer(child=MatrixCellOutput())
+    field_by_field: serializers.ListSerializer = serializers.ListSerializer(
+        child=MatrixCellOutput()
+    )
     for row, shown in zip(data["rows"], fast["rows"], strict=True):
         assert shown["cells"] == field_by_field.to_representation(row["cells"])
         assert [list(c) for c in shown["cells"]] == [list(MatrixCellOutput().fields)] * 3
