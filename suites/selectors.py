@@ -30,7 +30,7 @@ from django.core.cache import caches
 from django.db import connection
 from django.db.models import QuerySet
 
-from competitions.models import ReferenceResult
+from competitions.models import ReferenceResult, Submission
 from scoring import suites as engine
 from suites.cells import FINISHED, board_split, suite_cells_enqueue
 from suites.matrix_grid import CellKey, Grid, cells_read, stale_cells
@@ -290,7 +290,8 @@ def _compute(suite: Suite, read: _Read, previous: SuiteMatrix | None) -> SuiteMa
     )
 
 
-# The runs still queued or running that are newer than their cell's latest finished run.
+# The runs still queued or running that are newer than their cell's latest run that counts
+# (suites.cells.COUNTED).
 PENDING_SQL = """
 SELECT r.method_id, r.suite_task_id, count(*)
 FROM suites_methodrun r
@@ -300,10 +301,10 @@ WHERE m.suite_id = %s AND s.status NOT IN ('scored', 'failed') AND NOT EXISTS (
     SELECT 1 FROM suites_methodrun later
     JOIN competitions_submission ls ON ls.id = later.submission_id
     WHERE later.method_id = r.method_id AND later.suite_task_id = r.suite_task_id
-        AND ls.status IN ('scored', 'failed')
+        AND (ls.status = 'scored' OR ls.status = 'failed' AND ls.failure NOT IN ({uncounted}))
         AND (later.created_at, later.id) > (r.created_at, r.id))
 GROUP BY r.method_id, r.suite_task_id
-"""
+""".format(uncounted=", ".join(f"'{f.value}'" for f in Submission.UNCOUNTED_FAILURES))
 
 
 def _pending(

@@ -1,7 +1,9 @@
 """A matrix computed from the suite's last matrix and the cells written since
 (suites/selectors.py) is the matrix computed from every cell, whatever changed in between;
 and it is computed that way only while the suite's methods, tasks, ranked versions and
-splits are those of the last matrix."""
+splits are those of the last matrix. A run that does not count (a file that failed
+validation) leaves its cell to the method's earlier run, and is shown only where the
+method has no other."""
 
 from __future__ import annotations
 
@@ -116,3 +118,51 @@ def test_a_renamed_method_and_a_finalized_task_are_read_from_every_cell():
     final = selectors.suite_matrix(suite=suite)
     assert {task for _m, task in final.stale} == {"iris"}
     assert_same(final, from_every_cell(suite))
+
+
+def test_a_file_that_fails_validation_leaves_the_methods_cell_to_its_earlier_run():
+    from judging.services import submission_score
+    from scoring.scorers import InProcessScorer
+    from suites import services
+    from tests import factories
+
+    suite, labels, _ = suite_of("iris", "wine")
+    method, runs = method_scored(suite, labels, "noisy", 0.3)
+    suite_cells_refresh(suite_id=suite.pk)
+    before = selectors.suite_matrix(suite=suite)
+    task = suite.tasks.get(key="iris")
+    typo = services.method_submit(
+        method=method, task=task, user=method.owner, uploaded_file=factories.upload(b"id\n")
+    )
+    assert selectors.suite_matrix(suite=suite).pending == {("noisy", "iris"): 1}
+    submission_score(submission_id=typo.submission_id, scorer=InProcessScorer())
+    typo.submission.refresh_from_db()
+    assert (typo.submission.status, typo.submission.failure) == ("failed", "invalid")
+    suite_cells_refresh(suite_id=suite.pk)
+    after = selectors.suite_matrix(suite=suite)
+    assert after.submissions[("noisy", "iris")] == runs[0].submission_id
+    assert after.pending == {}
+    assert after.board == before.board
+    assert_same(after, from_every_cell(suite))
+
+
+def test_a_run_that_does_not_count_is_shown_failed_where_the_method_has_no_other():
+    from competitions.models import Submission
+    from competitions.signals import submission_finished
+
+    suite, labels, _ = suite_of("iris", "wine")
+    method_scored(suite, labels, "fair", 0.5)
+    _, runs = method_scored(suite, labels, "noisy", 0.3)
+    suite_cells_refresh(suite_id=suite.pk)
+    selectors.suite_matrix(suite=suite)
+    # Scored again (as after a version switch) and found invalid this time.
+    Submission.objects.filter(pk=runs[0].submission_id).update(status="failed", failure="invalid")
+    submission_finished.send(sender=Submission, submission_id=runs[0].submission_id)
+    assert selectors.suite_matrix(suite=suite).stale == {("noisy", "iris")}
+    assert suite_cells_refresh(suite_id=suite.pk) == 1
+    after = selectors.suite_matrix(suite=suite)
+    assert after.submissions[("noisy", "iris")] == runs[0].submission_id
+    assert_same(after, from_every_cell(suite))
+    assert after.board is not None
+    noisy = next(r for r in after.board.rows if r.method == "noisy")
+    assert [c.status for c in noisy.cells] == ["failed", "scored"]
