@@ -57,6 +57,24 @@ class Scheduler(PersistentScheduler):
     free slot among long ones, and a dead worker's job would come back long after
     HELDOUT_RECOVER_AFTER_S. The other entries are sent to the workers as usual."""
 
+    def apply_entry(self, entry: ScheduleEntry, producer: Any = None) -> None:
+        """Celery's, without its INFO line "Sending due task" for the entries run here: it
+        is untrue of them, and the outbox's sweep would write it every few seconds. Each
+        says once that it runs here; after that only its failures are logged."""
+        if not entry.options.get(IN_SCHEDULER):
+            super().apply_entry(entry, producer=producer)
+            return
+        try:
+            self.apply_async(entry, producer=producer, advance=False)
+        except Exception:
+            log.exception("%s could not run", entry.name)
+        started = self.__dict__.setdefault("_heldout_started", set())
+        if entry.name not in started:
+            started.add(entry.name)
+            log.info(
+                "%s runs in the scheduler (%s); its failures are logged", entry.name, entry.schedule
+            )
+
     def apply_async(
         self, entry: ScheduleEntry, producer: Any = None, advance: bool = True, **kwargs: Any
     ) -> Any:

@@ -51,7 +51,12 @@ def test_an_upload_accepted_while_the_broker_is_down_is_scored_within_seconds_of
             stack.enter_context(worker_process(logs[1], env))
             stack.enter_context(beat_process(logs[2], env))
             _wait(lambda: " ready." in logs[1].read_text(), "the worker's start", 60, logs)
-            _wait(lambda: "sweep-outbox" in logs[2].read_text(), "beat's first sweep", 60, logs)
+            _wait(
+                lambda: "sweep-outbox runs in the scheduler" in logs[2].read_text(),
+                "beat's first sweep",
+                60,
+                logs,
+            )
             proxy.hold()
             response = requests.post(
                 f"{base}/api/v1/competitions/{competition.slug}/submissions/",

@@ -267,7 +267,10 @@ HELDOUT_WAITS_PER_PROCESS = env_int("HELDOUT_WAITS_PER_PROCESS", 4)
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # A broker that needs no server: messages are files under var/broker/.
+    # A broker that needs no server: messages are files under var/broker/. Named with a
+    # host, which it ignores, or kombu warns "No hostname was supplied" at every start.
+    if CELERY_BROKER_URL == "filesystem://":
+        CELERY_BROKER_URL = "filesystem://localhost//"
     _broker_dir = DATA_DIR / "broker"
     # kombu does not create these; web and worker may start in either order.
     for _sub in ("queue", "processed", "control"):
