@@ -32,6 +32,16 @@ def assert_same(matrix: selectors.SuiteMatrix, expected: selectors.SuiteMatrix) 
     assert list(matrix.methods) == list(expected.methods)
 
 
+def two_methods_kept():
+    """A suite of two tasks, "noisy" and "fair" scored on both, its matrix kept."""
+    suite, labels, _ = suite_of("iris", "wine")
+    method_scored(suite, labels, "noisy", 0.3)
+    method_scored(suite, labels, "fair", 0.5)
+    suite_cells_refresh(suite_id=suite.pk)
+    selectors.suite_matrix(suite=suite)
+    return suite, labels
+
+
 def test_a_new_cell_is_read_alone_and_gives_the_matrix_of_every_cell(
     django_assert_num_queries,
 ):
@@ -79,11 +89,7 @@ def method_scored_again(suite, labels, method, skill: float) -> None:
 
 
 def test_a_finished_run_not_yet_computed_is_shown_stale_then_fresh_as_from_every_cell():
-    suite, labels, _ = suite_of("iris", "wine")
-    method_scored(suite, labels, "noisy", 0.3)
-    method_scored(suite, labels, "fair", 0.5)
-    suite_cells_refresh(suite_id=suite.pk)
-    selectors.suite_matrix(suite=suite)
+    suite, labels = two_methods_kept()
     fair = Method.objects.get(suite=suite, name="fair")
     method_scored_again(suite, labels, fair, 0.95)  # finished: its cells marked, stale
     stale = selectors.suite_matrix(suite=suite)
@@ -99,11 +105,7 @@ def test_a_finished_run_not_yet_computed_is_shown_stale_then_fresh_as_from_every
 
 
 def test_a_renamed_method_and_a_finalized_task_are_read_from_every_cell():
-    suite, labels, _ = suite_of("iris", "wine")
-    method_scored(suite, labels, "noisy", 0.3)
-    method_scored(suite, labels, "fair", 0.5)
-    suite_cells_refresh(suite_id=suite.pk)
-    selectors.suite_matrix(suite=suite)
+    suite, labels = two_methods_kept()
     fair = Method.objects.get(suite=suite, name="fair")
     fair.name = "fairer"
     fair.save()  # the layout changed: the last matrix's methods are not these
