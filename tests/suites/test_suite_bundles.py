@@ -22,7 +22,7 @@ from suites.models import Suite
 from suites.services_bundles import suite_archive_write, suite_export, suite_import
 from tests.competitions.test_bundles import bundle_yaml, write_bundle, zip_folder
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 
 def suite_yaml(**overrides) -> dict:
