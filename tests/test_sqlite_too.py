@@ -22,7 +22,8 @@ APPS = ("competitions", "suites", "judging", "notifications", "config", "scoring
 RAW_SQL = re.compile(
     r"cursor\.execute|RawSQL|\.raw\(|\.extra\(|RunSQL|schema_editor\.execute|executemany"
 )
-MARKED = re.compile(r"^pytestmark\s*=.*\bpytest\.mark\.sqlite_too\b", re.MULTILINE)
+# A module's `pytestmark = ...` statement (up to the next blank line) naming the marker.
+MARKED = re.compile(r"^pytestmark\s*=(?:(?!\n\n).)*?\bpytest\.mark\.sqlite_too\b", re.M | re.S)
 
 EXERCISED_BY: dict[str, list[str]] = {
     "competitions/boardfast.py": ["tests/competitions/test_board_fastpath.py"],
@@ -55,8 +56,13 @@ EXERCISED_BY: dict[str, list[str]] = {
         "tests/suites/test_suite_services.py",
     ],
 }
-# `make demo`'s set-up, which its worker then scores (suites/selectors.py, suites/cells.py).
-DEMO_PATH = ["tests/competitions/test_demo_setup.py", "tests/suites/test_demo_suite.py"]
+# `make demo`'s set-up, which its worker then scores (suites/selectors.py, suites/cells.py),
+# and a real worker on the file-system broker, as the demo runs one.
+DEMO_PATH = [
+    "tests/competitions/test_demo_setup.py",
+    "tests/suites/test_demo_suite.py",
+    "tests/test_celery_worker.py",
+]
 
 
 def _with_raw_sql() -> set[str]:
