@@ -181,6 +181,31 @@ class PhaseForm(forms.ModelForm):
         }
 
 
+class PhaseVersionForm(forms.Form):
+    """The task version a phase pins; the rules are the model's (Phase.clean), applied by
+    services/phase_versions.py's phase_version_set."""
+
+    task_version = forms.TypedChoiceField(
+        label="Task version",
+        coerce=int,
+        empty_value=None,
+        required=False,
+        help_text="The phase's submissions are scored under this version, and while the "
+        "phase is open the leaderboard ranks it (switching the ranked version by hand is "
+        "refused then).",
+    )
+
+    def __init__(self, *args, versions: list[tuple[int, str]], ranked: int, **kwargs):
+        """`versions`: the task's (number, note), oldest first; `ranked`: the ranked one."""
+        super().__init__(*args, **kwargs)
+        field = self.fields["task_version"]
+        assert isinstance(field, forms.TypedChoiceField)
+        field.choices = [("", f"None: the ranked version (now {ranked})")] + [
+            (number, f"Version {number}" + (f": {note}" if note else ""))
+            for number, note in versions
+        ]
+
+
 class GroundTruthForm(forms.Form):
     ground_truth = forms.FileField(
         label="New ground truth",

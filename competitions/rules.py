@@ -102,6 +102,27 @@ def phase_version_unknown(number: int) -> str:
     return f"The task has no version {number}; a phase scores under one of the task's versions."
 
 
+def phase_version_unusable(
+    *, number: int, truth_stored: bool, scorer: str, ranked: int, ranked_scorer: str
+) -> str | None:
+    """Why a phase can't start scoring under version `number`, or None. A version is usable
+    when its ground truth is stored and the scorer it records (`scorer`; "" until something
+    scores under it) is the ranked version's (`ranked_scorer`), the one the workers run:
+    under another, every worker would give back each of the phase's submissions unscored."""
+    if not truth_stored:
+        return (
+            f"Version {number}'s ground truth is missing from storage, so nothing can be "
+            "scored under it; pin another version."
+        )
+    if scorer and ranked_scorer and scorer != ranked_scorer:
+        return (
+            f"Version {number} records another scorer ({scorer}) than the ranked version "
+            f"{ranked} ({ranked_scorer}), the one the workers run, so nothing can be scored "
+            "under it; pin a version of the workers' scorer."
+        )
+    return None
+
+
 def board_metrics_unknown(wrong: list[str], known: list[str]) -> str:
     names = ", ".join(repr(m) for m in wrong)
     return (

@@ -17,6 +17,8 @@ aggregates, rows sorted best first.
   best score, shared ties included; an imputed cell never wins).
 - `pivot` groups methods by a component tag ("model": "gradient boosting") and aggregates
   each group; `methods_with` lists the methods carrying one tag value.
+- The board keeps its values as arrays: a row's cells (BoardCell) are made when first read,
+  so that the aggregates and the statistics of a large board cost no object per cell.
 - `suite_statistics`: the Friedman test, the Nemenyi critical difference and the groups of
   methods not significantly different, for the board's methods (scoring.cd_diagram draws
   them; scoring.rank_tests.pairwise_wilcoxon(board.normalized) tests every pair, its
@@ -32,7 +34,8 @@ import gc
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -99,27 +102,87 @@ class BoardCell:
         return self.status != "scored"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
+class _Columns:
+    """The board's values per cell, methods (in the order given) x tasks: what a row's
+    cells are made from when they are read."""
+
+    scores: np.ndarray
+    status: np.ndarray
+    ranks: np.ndarray
+    normalized: np.ndarray
+    wins: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    normalized_low: np.ndarray
+    normalized_high: np.ndarray
+
+    def cells(self, i: int) -> tuple[BoardCell, ...]:
+        values = (
+            self.scores[i].tolist(),
+            self.status[i].tolist(),
+            self.ranks[i].tolist(),
+            self.normalized[i].tolist(),
+            self.wins[i].tolist(),
+            self.low[i].tolist(),
+            self.high[i].tolist(),
+            self.normalized_low[i].tolist(),
+            self.normalized_high[i].tolist(),
+        )
+        with gc_paused():  # a row of many new objects that make no cycles
+            return tuple(map(_board_cell, *values))
+
+
+@dataclass(frozen=True, eq=False)
 class MethodRow:
+    """A method's row: its aggregates, and its cells made when first read (the
+    aggregates and the statistics need none: a board of 500 x 50 would make 25 000)."""
+
     method: str
-    cells: tuple[BoardCell, ...]  # in the board's task order
     mean_rank: float
     mean_normalized: float
     wins: int
+    _columns: _Columns = field(repr=False)
+    _index: int = field(repr=False)
+
+    @cached_property
+    def cells(self) -> tuple[BoardCell, ...]:  # in the board's task order
+        return self._columns.cells(self._index)
 
     @property
     def complete(self) -> bool:
-        return all(c.status != "missing" for c in self.cells)
+        return not bool((self._columns.status[self._index] == "missing").any())
 
     @property
     def imputed(self) -> int:
-        return sum(c.imputed for c in self.cells)
+        return int((self._columns.status[self._index] != "scored").sum())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MethodRow):
+            return NotImplemented
+        return (self.method, self.mean_rank, self.mean_normalized, self.wins, self.cells) == (
+            other.method,
+            other.mean_rank,
+            other.mean_normalized,
+            other.wins,
+            other.cells,
+        )
+
+    __hash__ = object.__hash__
+
+    def __getstate__(self) -> dict:
+        # Pickled without its cells (kept matrices are pickled): they are made again.
+        state = dict(self.__dict__)
+        state.pop("cells", None)
+        return state
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SuiteBoard:
     tasks: tuple[SuiteTask, ...]
     rows: tuple[MethodRow, ...]  # best first: mean rank, then mean normalized score, then name
+    _columns: _Columns = field(repr=False)
+    _order: np.ndarray = field(repr=False)  # the rows' indices in _columns
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -128,12 +191,19 @@ class SuiteBoard:
     @property
     def ranks(self) -> np.ndarray:
         """Tasks x methods (rows' order): the input of scoring.rank_tests.friedman."""
-        return np.array([[c.rank for c in r.cells] for r in self.rows]).T
+        return self._columns.ranks[self._order].T
 
     @property
     def normalized(self) -> np.ndarray:
         """Tasks x methods (rows' order), higher is better: for pairwise Wilcoxon tests."""
-        return np.array([[c.normalized for c in r.cells] for r in self.rows]).T
+        return self._columns.normalized[self._order].T
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SuiteBoard):
+            return NotImplemented
+        return (self.tasks, self.rows) == (other.tasks, other.rows)
+
+    __hash__ = object.__hash__
 
 
 def _cells(
@@ -298,39 +368,38 @@ def _board(
     normalized = (scores - constant) / span
     wins = (status == "scored") & (oriented == best)
     n_low, n_high = (low - constant) / span, (high - constant) / span
-    columns = (
-        scores,
-        status,
-        ranks,
-        normalized,
-        wins,
-        low,
-        high,
-        np.fmin(n_low, n_high),
-        np.fmax(n_low, n_high),
+    columns = _Columns(
+        scores=scores,
+        status=status,
+        ranks=ranks,
+        normalized=normalized,
+        wins=wins,
+        low=low,
+        high=high,
+        normalized_low=np.fmin(n_low, n_high),
+        normalized_high=np.fmax(n_low, n_high),
     )
-    means = zip(
-        ranks.mean(axis=1).tolist(),
-        normalized.mean(axis=1).tolist(),
-        wins.sum(axis=1).tolist(),
-        strict=True,
+    mean_rank = ranks.mean(axis=1).tolist()
+    mean_normalized = normalized.mean(axis=1).tolist()
+    won = wins.sum(axis=1).tolist()
+    # Best first: mean rank, then mean normalized score, then name.
+    order = sorted(
+        range(len(methods)), key=lambda i: (mean_rank[i], -mean_normalized[i], methods[i])
     )
-    rows = []
-    with gc_paused():  # 25 000 new objects would start many needless collections
-        for i, (row, (mean_rank, mean_normalized, won)) in enumerate(
-            zip(zip(*(c.tolist() for c in columns), strict=True), means, strict=True)
-        ):
-            rows.append(
-                MethodRow(
-                    method=methods[i],
-                    cells=tuple(map(_board_cell, *row)),
-                    mean_rank=mean_rank,
-                    mean_normalized=mean_normalized,
-                    wins=won,
-                )
-            )
-    rows.sort(key=lambda r: (r.mean_rank, -r.mean_normalized, r.method))
-    return SuiteBoard(tasks=tuple(tasks), rows=tuple(rows))
+    rows = tuple(
+        MethodRow(
+            method=methods[i],
+            mean_rank=mean_rank[i],
+            mean_normalized=mean_normalized[i],
+            wins=won[i],
+            _columns=columns,
+            _index=i,
+        )
+        for i in order
+    )
+    return SuiteBoard(
+        tasks=tuple(tasks), rows=rows, _columns=columns, _order=np.array(order, dtype=np.intp)
+    )
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,16 @@ class MatrixTaskOutput(serializers.Serializer):
     best = serializers.FloatField(help_text="The score normalized to 1")
 
 
+class MatrixCellsOutput(serializers.ListSerializer):
+    """A row's cells as suites.matrix_data made them, already of the declared types: only
+    the declared fields are copied (DRF's field-by-field representation of a 500 x 50
+    matrix took 0.4 s, most of its JSON's render). The schema is the child's."""
+
+    def to_representation(self, data: list[dict]) -> list[dict]:  # type: ignore[override]
+        names = list(self.child.fields)  # type: ignore[union-attr]
+        return [{name: cell[name] for name in names} for cell in data]
+
+
 class MatrixCellOutput(serializers.Serializer):
     task = serializers.CharField()
     score = serializers.FloatField(help_text="The constant predictor's when imputed")
@@ -248,6 +258,9 @@ class MatrixCellOutput(serializers.Serializer):
     stale = serializers.BooleanField(
         help_text="Shown from its scores while a worker computes it anew (no interval yet)"
     )
+
+    class Meta:
+        list_serializer_class = MatrixCellsOutput
 
 
 class MatrixRowOutput(serializers.Serializer):

@@ -42,6 +42,15 @@ FINISHED = (Submission.Status.SCORED, Submission.Status.FAILED)
 CellKey = tuple[int, int]  # (method id, suite task id)
 
 
+def counts(status: str, failure: str) -> bool:
+    """Whether a finished run is the method's result: scored, or failed by its fault. A
+    file that did not pass validation (nothing was scored, the team was told every
+    problem) and a scoring the platform could not finish are not, as they do not use the
+    team's quota (Submission.UNCOUNTED_FAILURES): a cell shows the latest run that counts,
+    and one of these only while the method has no other there."""
+    return status == Submission.Status.SCORED or failure not in Submission.UNCOUNTED_FAILURES
+
+
 def board_split(task: SuiteTask) -> str:
     """The split a task's column shows: its competition's board's (private once final)."""
     return "private" if task.competition.is_finalized else "public"
@@ -54,8 +63,17 @@ def ladder_withheld(task: SuiteTask, split: str) -> bool:
     return split == "public" and task.competition.public_board == Competition.PublicBoard.LADDER
 
 
-def matrix_version_bump(*, suite_id: int) -> None:
-    Suite.objects.filter(pk=suite_id).update(matrix_version=F("matrix_version") + 1)
+def matrix_version_bump(*, suite_id: int, layout: bool = False) -> None:
+    """Count the suite's matrix version up (and its layout version, for a change to its
+    methods, tasks or runs that a matrix cannot follow from its cells alone)."""
+    changes = {"matrix_version": F("matrix_version") + 1}
+    if layout:
+        changes["layout_version"] = F("layout_version") + 1
+    Suite.objects.filter(pk=suite_id).update(**changes)
+
+
+def matrix_version_read(*, suite_id: int) -> int:
+    return Suite.objects.filter(pk=suite_id).values_list("matrix_version", flat=True).get()
 
 
 def suite_cells_enqueue(
@@ -68,7 +86,8 @@ def suite_cells_enqueue(
 def latest_finished(
     *, suite_id: int, method_id: int | None = None, suite_task_id: int | None = None
 ) -> dict[CellKey, tuple[int, str]]:
-    """Each cell's latest finished run: (submission id, status), one query."""
+    """Each cell's run (submission id, status), one query: the latest that `counts`, else
+    the latest finished."""
     runs = MethodRun.objects.filter(
         method__suite_id=suite_id, submission__status__in=FINISHED
     ).order_by("method_id", "suite_task_id", "-created_at", "-pk")
@@ -77,10 +96,18 @@ def latest_finished(
     if suite_task_id is not None:
         runs = runs.filter(suite_task_id=suite_task_id)
     found: dict[CellKey, tuple[int, str]] = {}
-    for method, task, submission, status in runs.values_list(
-        "method_id", "suite_task_id", "submission_id", "submission__status"
+    counted: set[CellKey] = set()
+    for method, task, submission, status, failure in runs.values_list(
+        "method_id", "suite_task_id", "submission_id", "submission__status", "submission__failure"
     ):
-        found.setdefault((method, task), (submission, status))
+        key = (method, task)
+        if key in counted:
+            continue
+        if counts(status, failure):
+            counted.add(key)
+            found[key] = (submission, status)
+        else:
+            found.setdefault(key, (submission, status))
     return found
 
 
@@ -114,9 +141,13 @@ def suite_cells_refresh(
         return 0
     cells = _cells_compute(stale, by_id)
     with transaction.atomic():
-        # Serialises the refreshes of one suite; a cell whose latest run changed meanwhile is
-        # left to the refresh that change enqueued.
-        Suite.objects.select_for_update().filter(pk=suite_id).values_list("pk").first()
+        # The count up locks the suite's row: it serialises the refreshes of one suite, and
+        # the cells written carry the version it gives. A cell whose latest run changed
+        # meanwhile is left to the refresh that change enqueued.
+        matrix_version_bump(suite_id=suite_id)
+        revision = matrix_version_read(suite_id=suite_id)
+        for cell in cells:
+            cell.revision = revision
         now = latest_finished(suite_id=suite_id, method_id=method_id, suite_task_id=suite_task_id)
         cells = [
             c for c in cells if now.get((c.method_id, c.suite_task_id), (0,))[0] == c.submission_id
@@ -135,9 +166,9 @@ def suite_cells_refresh(
                 "ci_low",
                 "ci_high",
                 "computed_at",
+                "revision",
             ],
         )
-        matrix_version_bump(suite_id=suite_id)
     return len(cells)
 
 
@@ -247,11 +278,14 @@ def primary_scores(
 # its values are stale until computed (also when the same submission finished again: a
 # rescore).
 MARK_SQL = """
-INSERT INTO suites_suitecell (method_id, suite_task_id, latest_id, status, split, task_version)
-VALUES (%(method)s, %(task)s, %(submission)s, '', '', 0)
+INSERT INTO suites_suitecell
+    (method_id, suite_task_id, latest_id, status, split, task_version, revision)
+VALUES (%(method)s, %(task)s, %(submission)s, '', '', 0,
+    (SELECT matrix_version FROM suites_suite WHERE id = %(suite)s))
 ON CONFLICT (method_id, suite_task_id) DO UPDATE SET
     latest_id = EXCLUDED.latest_id,
-    submission_id = NULL
+    submission_id = NULL,
+    revision = EXCLUDED.revision
 WHERE NOT EXISTS (
     SELECT 1 FROM suites_methodrun shown, suites_methodrun finished
     WHERE shown.submission_id = suites_suitecell.latest_id
@@ -259,24 +293,50 @@ WHERE NOT EXISTS (
         AND (shown.created_at, shown.id) > (finished.created_at, finished.id))
 """
 
+# A finished run that does not count (`counts`) is shown only where the method has no cell
+# yet; a cell that shows it already (it finished again) is stale until the worker decides.
+MARK_UNCOUNTED_SQL = """
+INSERT INTO suites_suitecell
+    (method_id, suite_task_id, latest_id, status, split, task_version, revision)
+VALUES (%(method)s, %(task)s, %(submission)s, '', '', 0,
+    (SELECT matrix_version FROM suites_suite WHERE id = %(suite)s))
+ON CONFLICT (method_id, suite_task_id) DO UPDATE SET
+    submission_id = NULL,
+    revision = EXCLUDED.revision
+WHERE suites_suitecell.latest_id = EXCLUDED.latest_id
+"""
+
 
 def on_submission_finished(*, submission_id: int, **kwargs: Any) -> None:
-    """A method's submission finished: its cell shows it (stale until computed), the kept
-    matrix is no longer current, and the cell's refresh is enqueued, all in the transaction
-    that records the outcome."""
+    """A method's submission finished: its cell shows it (stale until computed; one that
+    does not count only where the method has no cell yet), the kept matrix is no longer
+    current, and the cell's refresh is enqueued, all in the transaction that records the
+    outcome."""
     run = (
         MethodRun.objects.filter(submission_id=submission_id)
-        .values_list("method__suite_id", "method_id", "suite_task_id")
+        .values_list(
+            "method__suite_id",
+            "method_id",
+            "suite_task_id",
+            "submission__status",
+            "submission__failure",
+        )
         .first()
     )
     if run is None:
         return
-    suite_id, method_id, suite_task_id = run
+    suite_id, method_id, suite_task_id, status, failure = run
     # The suite's row first, as a refresh locks it before its cells: no deadlock between them.
     matrix_version_bump(suite_id=suite_id)
     with connection.cursor() as cursor:
         cursor.execute(
-            MARK_SQL, {"method": method_id, "task": suite_task_id, "submission": submission_id}
+            MARK_SQL if counts(status, failure) else MARK_UNCOUNTED_SQL,
+            {
+                "suite": suite_id,
+                "method": method_id,
+                "task": suite_task_id,
+                "submission": submission_id,
+            },
         )
     suite_cells_enqueue(suite_id=suite_id, method_id=method_id, suite_task_id=suite_task_id)
 
@@ -290,10 +350,12 @@ def on_ranking_changed(*, competition_id: int, **kwargs: Any) -> None:
 
 
 def on_matrix_row_saved(*, instance: Method | SuiteTask | MethodRun, **kwargs: Any) -> None:
-    """A method, task or run saved or deleted: the suite's kept matrix is not current."""
+    """A method, task or run saved or deleted: the suite's kept matrix is not current. A new
+    run changes only what is pending; anything else changes the matrix's layout."""
     if isinstance(instance, MethodRun):
-        Suite.objects.filter(methods__pk=instance.method_id).update(
-            matrix_version=F("matrix_version") + 1
-        )
+        changes = {"matrix_version": F("matrix_version") + 1}
+        if not kwargs.get("created", False):  # a run changed or deleted: its cell may go
+            changes["layout_version"] = F("layout_version") + 1
+        Suite.objects.filter(methods__pk=instance.method_id).update(**changes)
     else:
-        matrix_version_bump(suite_id=instance.suite_id)
+        matrix_version_bump(suite_id=instance.suite_id, layout=True)

@@ -37,6 +37,10 @@ class Suite(models.Model):
     # boards do not count (a method, a run, a stored cell): with them, the key of the kept
     # matrix (suites/selectors.py).
     matrix_version = models.PositiveBigIntegerField(default=0)
+    # Counts up with matrix_version when a method or a task is saved or deleted, or a run
+    # deleted: what a matrix computed from the last one's cells cannot follow
+    # (suites/selectors.py computes the whole matrix again then).
+    layout_version = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -162,10 +166,17 @@ class SuiteCell(models.Model):
     ci_low = models.FloatField(null=True, blank=True)
     ci_high = models.FloatField(null=True, blank=True)
     computed_at = models.DateTimeField(null=True, blank=True)
+    # The suite's matrix_version written in the transaction that last wrote this row: a
+    # matrix computed as of version V reads only the cells written after (suites/selectors.py).
+    revision = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["method", "suite_task"], name="suitecell_unique"),
+        ]
+        indexes = [
+            # The cells written since a matrix was computed: per task, revision > V.
+            models.Index(fields=["suite_task", "revision"], name="suitecell_since"),
         ]
 
     def __str__(self) -> str:

@@ -29,8 +29,9 @@ from competitions.selectors import private_split_visible
 from competitions.selectors_runs import scoring_run_latest
 from competitions.services.reproducibility import REPLAY_SOURCE
 from competitions.zips import zip_written_atomically
-from suites.models import Method, MethodRun, SuiteTask
-from suites.selectors import FINISHED, suite_tasks
+from suites.cells import latest_finished
+from suites.models import Method, SuiteTask
+from suites.selectors import suite_tasks
 
 README = """\
 Reproducibility bundle of the method "{name}" on the suite "{suite}".
@@ -48,18 +49,13 @@ suite's organizers once they publish it) and the predictions the method submitte
 
 
 def method_cells(method: Method) -> list[tuple[SuiteTask, Submission | None]]:
-    """Every task of the method's suite, in order, with the method's current cell there:
-    its latest finished submission (None when it has none)."""
+    """Every task of the method's suite, in order, with the method's current cell there
+    (suites.cells.latest_finished; None when it has none)."""
     tasks = list(suite_tasks(method.suite))
-    latest: dict[int, Submission] = {}
-    runs = (
-        MethodRun.objects.filter(method=method, submission__status__in=FINISHED)
-        .select_related("submission")
-        .order_by("suite_task_id", "-created_at", "-pk")
-    )
-    for run in runs:
-        latest.setdefault(run.suite_task_id, run.submission)
-    return [(task, latest.get(task.pk)) for task in tasks]
+    cells = latest_finished(suite_id=method.suite_id, method_id=method.pk)
+    submissions = Submission.objects.in_bulk([submission for submission, _ in cells.values()])
+    shown = {task: submissions[submission] for (_m, task), (submission, _) in cells.items()}
+    return [(task, shown.get(task.pk)) for task in tasks]
 
 
 def _manifest(

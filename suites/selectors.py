@@ -10,7 +10,10 @@ A read computes nothing per cell: each cell's score and 95 % interval are comput
 worker when its submission finishes and stored (SuiteCell, suites/cells.py). The matrix is
 kept in the "boards" cache under its token (`suite_matrix_token`: one query), so a read of
 an unchanged matrix costs that query and a cache read; otherwise it is computed from the
-stored cells in a constant number of queries. A stored cell is used only while its
+stored cells in a constant number of queries: from the suite's last matrix (this process's,
+else the shared cache's) and the cells written since (suites/matrix_grid.py), unless its
+methods, tasks, ranked versions or splits changed since; then from every cell. A stored
+cell is used only while its
 submission, split and task version are those the cell should show; a stale one is shown
 from its score, without an interval, marked in `stale`, and its refresh is enqueued.
 """
@@ -18,10 +21,10 @@ from its score, without an interval, marked in `stale`, and its refresh is enque
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connection
@@ -29,11 +32,12 @@ from django.db.models import QuerySet
 
 from competitions.models import ReferenceResult, Submission
 from scoring import suites as engine
-from suites.cells import FINISHED, board_split, primary_scores, suite_cells_enqueue
+from suites.cells import FINISHED, board_split, suite_cells_enqueue
+from suites.matrix_grid import CellKey, Grid, cells_read, stale_cells
 from suites.models import Method, Suite, SuiteTask
 
 # Part of every kept matrix's key: change it when what a matrix holds changes.
-FORMAT = "1"
+FORMAT = "2"
 
 __all__ = ["FINISHED", "SuiteMatrix", "board_split", "suite_matrix", "suite_matrix_compute"]
 
@@ -54,6 +58,28 @@ class SuiteMatrix:
     # or split changed): shown from their scores, without an interval, until a worker
     # computes them (suites/cells.py; a refresh is asked for).
     stale: frozenset[tuple[str, str]] = frozenset()
+    # What the next matrix can be computed from (None: a matrix computed without the cache).
+    basis: _Basis | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A read of the matrix's token, with what a matrix computed from it depends on."""
+
+    token: str
+    version: int  # the suite's matrix_version: every cell written up to it is visible
+    # The suite's layout_version and per task, in order, its id, ranked version and whether
+    # it is final: while these hold, a matrix follows from the last one and the cells since.
+    layout: tuple
+
+
+@dataclass(frozen=True)
+class _Basis:
+    read: _Read
+    ready: tuple[int, ...]  # the aggregated tasks' ids, in order
+    method_names: dict[int, str]  # by id, in the matrix's order
+    grid: Grid
+    stale: dict[CellKey, int]  # the stale cells' submissions
 
 
 def suite_tasks(suite: Suite) -> QuerySet[SuiteTask]:
@@ -79,13 +105,11 @@ def _constants(tasks: list[SuiteTask]) -> dict[int, float]:
     return found
 
 
-# The token of a suite's matrix: its own version, then per task (in order) its board's
-# version, ranked task version and whether it is final. One statement.
-# The suite's matrix version and, per task in order, what its column depends on: its board
-# version, ranked task version and whether its competition is final. Plain SQL that SQLite
-# (the demo's database) runs too.
+# The suite's matrix and layout versions and, per task in order, what its column depends on:
+# its board version, ranked task version and whether its competition is final. Plain SQL
+# that SQLite (the demo's database) runs too.
 TOKEN_SQL = """
-SELECT s.matrix_version, st.id, COALESCE(bv.version, 0), t.version,
+SELECT s.matrix_version, s.layout_version, st.id, COALESCE(bv.version, 0), t.version,
     CASE WHEN c.finalized_at IS NULL THEN 0 ELSE 1 END
 FROM suites_suite s
 LEFT JOIN suites_suitetask st ON st.suite_id = s.id
@@ -100,16 +124,21 @@ ORDER BY st.position
 def suite_matrix_token(*, suite: Suite) -> str:
     """What the matrix shows, as of now, in a few characters: any change to a cell, run,
     method or task, to a task's board, ranked version or split, gives another token."""
+    return _token_read(suite).token
+
+
+def _token_read(suite: Suite) -> _Read:
     with connection.cursor() as cursor:
         cursor.execute(TOKEN_SQL, [suite.pk])
         rows = cursor.fetchall()
     if not rows:
-        return ""
-    columns = ",".join(
-        ":".join(str(value) for value in row[1:]) for row in rows if row[1] is not None
-    )
+        return _Read(token="", version=0, layout=())
+    tasks = [row[2:] for row in rows if row[2] is not None]
+    columns = ",".join(":".join(str(value) for value in task) for task in tasks)
     digest = hashlib.sha256(columns.encode()).hexdigest()[:24]
-    return f"{rows[0][0]}.{digest}"
+    version, layout_version = rows[0][0], rows[0][1]
+    layout = (layout_version, *((task_id, v, final) for task_id, _board, v, final in tasks))
+    return _Read(token=f"{version}.{digest}", version=version, layout=layout)
 
 
 def _key(suite: Suite, token: str) -> str:
@@ -118,77 +147,128 @@ def _key(suite: Suite, token: str) -> str:
 
 
 def suite_matrix(*, suite: Suite) -> SuiteMatrix:
-    """The matrix, as kept for its token (one query and a cache read), else computed from
-    the stored cells (a constant number of queries) and kept. Cells found stale on the way
-    are shown from their scores, without an interval, and marked (`stale`)."""
-    token = suite_matrix_token(suite=suite)
-    if not settings.HELDOUT_BOARD_CACHE or not token:
-        return suite_matrix_compute(suite=suite, token=token)
-    key = _key(suite, token)
+    """The matrix, as kept for its token (one query and a cache read), else computed (from
+    the suite's last matrix and the cells written since, when it can) and kept. Cells found
+    stale on the way are shown from their scores, without an interval, and marked (`stale`)."""
+    read = _token_read(suite)
+    if not settings.HELDOUT_BOARD_CACHE or not read.token:
+        return _compute(suite, read, None)
+    key = _key(suite, read.token)
     kept = _LOCAL.get(key)
     if kept is None:
-        with engine.gc_paused():  # unpickling makes one object per cell
+        with engine.gc_paused():  # unpickling makes many objects that make no cycles
             kept = caches["boards"].get(key)
         if kept is not None:
             _local_keep(key, kept)
     if kept is not None:
         return replace(kept, suite=suite)
-    matrix = suite_matrix_compute(suite=suite, token=token)
+    matrix = _compute(suite, read, _latest(suite))
     # Kept even with stale cells (marked): the refresh that computes them changes the token.
-    caches["boards"].set(key, matrix)
+    # The suite's latest key points at it, for the next matrix to be computed from.
+    caches["boards"].set_many({key: matrix, _latest_key(suite): key})
     _local_keep(key, matrix)
     return matrix
 
 
-def suite_matrix_keep(*, suite_id: int) -> None:
+def suite_matrix_keep(*, suite_id: int) -> SuiteMatrix | None:
     """Compute and keep the suite's current matrix, if it is not kept: what a worker does
     after it stored cells, so that reads do not compute it."""
     suite = Suite.objects.filter(pk=suite_id).first()
-    if suite is not None:
-        suite_matrix(suite=suite)
+    return None if suite is None else suite_matrix(suite=suite)
 
 
 # This process's last matrices, unpickled (the shared cache pickles: unpickling a large
-# matrix costs more than the whole read otherwise).
+# matrix costs more than the whole read otherwise), and each suite's latest among them.
 _LOCAL: OrderedDict[str, SuiteMatrix] = OrderedDict()
+_LATEST: OrderedDict[str, SuiteMatrix] = OrderedDict()
 _LOCAL_SIZE = 8
+_LOCK = threading.Lock()  # web processes read on several threads
 
 
 def _local_keep(key: str, matrix: SuiteMatrix) -> None:
-    _LOCAL[key] = matrix
-    _LOCAL.move_to_end(key)
-    while len(_LOCAL) > _LOCAL_SIZE:
-        _LOCAL.popitem(last=False)
+    with _LOCK:
+        for kept, name in ((_LOCAL, key), (_LATEST, _latest_key(matrix.suite))):
+            kept[name] = matrix
+            kept.move_to_end(name)
+            while len(kept) > _LOCAL_SIZE:
+                kept.popitem(last=False)
 
 
-def suite_matrix_compute(*, suite: Suite, token: str = "") -> SuiteMatrix:
-    """The matrix from the stored cells (suites/cells.py), whatever is kept. Queries: the
-    tasks, the methods, the constant predictors, the cells with their freshness, the queued
-    runs; the stale cells' submissions and scores when there are any."""
+def suite_matrices_forgotten() -> None:
+    """Forget this process's matrices (tests: SQLite hands out a rolled-back suite's id
+    again)."""
+    with _LOCK:
+        _LOCAL.clear()
+        _LATEST.clear()
+
+
+def _latest_key(suite: Suite) -> str:
+    return f"suite-matrix-latest:{FORMAT}:{suite.pk}:{suite.created_at.isoformat()}"
+
+
+def _latest(suite: Suite) -> SuiteMatrix | None:
+    """The suite's last matrix computed or read here, else the last one the shared cache
+    kept: what the next matrix can be computed from."""
+    found = _LATEST.get(_latest_key(suite))
+    if found is not None:
+        return found
+    key = caches["boards"].get(_latest_key(suite))
+    if key is None:
+        return None
+    with engine.gc_paused():
+        return caches["boards"].get(key)
+
+
+def suite_matrix_compute(*, suite: Suite, previous: SuiteMatrix | None = None) -> SuiteMatrix:
+    """The matrix as of now from the stored cells, whatever is kept: from `previous` (a
+    matrix of the suite) and the cells written since, where it can, else from every cell.
+    Queries: the token, the tasks, the constant predictors, the methods (from every cell
+    only), the cells, the queued runs; the stale cells' submissions and scores when there
+    are any."""
+    return _compute(suite, _token_read(suite), previous)
+
+
+def _compute(suite: Suite, read: _Read, previous: SuiteMatrix | None) -> SuiteMatrix:
     tasks = list(suite_tasks(suite))
-    methods = {m.name: m for m in suite.methods.order_by("created_at")}
-    by_id = {m.pk: m.name for m in methods.values()}
     key_of = {t.pk: t.key for t in tasks}
     constants = _constants(tasks)
-    ready = [t for t in tasks if t.pk in constants]
-    with engine.gc_paused(), connection.cursor() as cursor:
-        cursor.execute(CELLS_SQL, [suite.pk])
-        rows = cursor.fetchall()
-        grid = _Grid.of(rows, list(by_id), [t.pk for t in ready])
-        submissions = {(by_id[m], key_of[t]): submission for m, t, submission, *_rest in rows}
-    stale = {(m, t): submission for m, t, submission, fresh, *_rest in rows if not fresh}
+    ready = tuple(t.pk for t in tasks if t.pk in constants)
+    basis = previous.basis if previous is not None else None
+    with engine.gc_paused():
+        if basis is not None and basis.read.layout == read.layout and basis.ready == ready:
+            # Only cells, runs and boards changed: the last grid and the cells written since.
+            assert previous is not None
+            methods, by_id = previous.methods, basis.method_names
+            grid, submissions = basis.grid.copy(), dict(previous.submissions)
+            stale = dict(basis.stale)
+            rows = cells_read(suite_id=suite.pk, since=basis.read.version)
+        else:
+            methods = {m.name: m for m in suite.methods.order_by("created_at")}
+            by_id = {m.pk: m.name for m in methods.values()}
+            grid, submissions, stale = Grid.empty(list(by_id), list(ready)), {}, {}
+            rows = cells_read(suite_id=suite.pk)
+        # A row of a method or task made after the token's read is left to the next token.
+        rows = [r for r in rows if r[0] in by_id and r[1] in key_of]
+        grid.put(rows)
+        for method_id, task_id, submission, fresh, *_values in rows:
+            submissions[(by_id[method_id], key_of[task_id])] = submission
+            if fresh:
+                stale.pop((method_id, task_id), None)
+            else:
+                stale[(method_id, task_id)] = submission
     if stale:
         task_by_id = {t.pk: t for t in tasks}
-        for (method_id, task_id), cell in _stale_cells(stale, task_by_id, constants).items():
+        for (method_id, task_id), cell in stale_cells(stale, task_by_id, constants).items():
             grid.set(method_id, task_id, cell)
-        suite_cells_enqueue_once(suite=suite, token=token)
+        suite_cells_enqueue_once(suite=suite, token=read.token)
     board = statistics = None
     if ready:
         engine_tasks = [
             engine.SuiteTask(
                 key=t.key, metric=t.competition.task.primary_metric, constant=constants[t.pk]
             )
-            for t in ready
+            for t in tasks
+            if t.pk in constants
         ]
         board = engine.suite_board_arrays(
             list(methods), engine_tasks, grid.scores, grid.status, grid.low, grid.high
@@ -204,74 +284,14 @@ def suite_matrix_compute(*, suite: Suite, token: str = "") -> SuiteMatrix:
         waiting=[t for t in tasks if t.pk not in constants],
         pending=_pending(suite, by_id, key_of),
         submissions=submissions,
-        token=token,
+        token=read.token,
         stale=frozenset((by_id[m], key_of[t]) for m, t in stale),
+        basis=_Basis(read=read, ready=ready, method_names=by_id, grid=grid, stale=stale),
     )
 
 
-@dataclass
-class _Grid:
-    """The engine's arrays, methods (by id, in order) x the tasks that can be aggregated."""
-
-    rows: dict[int, int]  # method id -> row
-    columns: dict[int, int]  # task id -> column
-    scores: np.ndarray
-    status: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
-
-    @classmethod
-    def of(cls, cells: list[tuple], method_ids: list[int], task_ids: list[int]) -> _Grid:
-        """From CELLS_SQL's rows: the fresh ones (the stale are `set` after)."""
-        shape = (len(method_ids), len(task_ids))
-        grid = cls(
-            rows={m: i for i, m in enumerate(method_ids)},
-            columns={t: j for j, t in enumerate(task_ids)},
-            scores=np.zeros(shape),
-            status=np.full(shape, "missing", dtype=object),
-            low=np.full(shape, np.nan),
-            high=np.full(shape, np.nan),
-        )
-        fresh = [c for c in cells if c[3] and c[1] in grid.columns]
-        if fresh:
-            methods, tasks, _submissions, _fresh, status, score, low, high = zip(
-                *fresh, strict=True
-            )
-            at = (
-                np.fromiter(map(grid.rows.__getitem__, methods), dtype=np.intp, count=len(fresh)),
-                np.fromiter(map(grid.columns.__getitem__, tasks), dtype=np.intp, count=len(fresh)),
-            )
-            grid.status[at] = status
-            grid.scores[at] = np.array(score, dtype=float)
-            grid.low[at] = np.array(low, dtype=float)
-            grid.high[at] = np.array(high, dtype=float)
-        return grid
-
-    def set(self, method_id: int, task_id: int, cell: engine.Cell) -> None:
-        i, j = self.rows[method_id], self.columns[task_id]
-        failed = "failed" if cell.failed else "missing"
-        self.status[i, j] = "scored" if cell.score is not None and not cell.failed else failed
-        self.scores[i, j] = np.nan if cell.score is None else cell.score
-        self.low[i, j] = self.high[i, j] = np.nan
-
-
-# Each stored cell: the submission it shows and its computed values, with whether these are
-# fresh: computed for that submission, on the task's board split (private once final) and
-# under its ranked version, as suites.cells.cell_is_fresh says. One statement.
-CELLS_SQL = """
-SELECT c.method_id, c.suite_task_id, c.latest_id,
-    COALESCE(c.submission_id = c.latest_id AND c.task_version = t.version
-        AND c.split = CASE WHEN comp.finalized_at IS NULL THEN 'public' ELSE 'private' END,
-        false),
-    c.status, c.score, c.ci_low, c.ci_high
-FROM suites_suitecell c
-JOIN suites_suitetask st ON st.id = c.suite_task_id
-JOIN competitions_competition comp ON comp.id = st.competition_id
-JOIN competitions_task t ON t.competition_id = st.competition_id
-WHERE st.suite_id = %s
-"""
-
-# The runs still queued or running that are newer than their cell's latest finished run.
+# The runs still queued or running that are newer than their cell's latest run that counts
+# (suites.cells.COUNTED).
 PENDING_SQL = """
 SELECT r.method_id, r.suite_task_id, count(*)
 FROM suites_methodrun r
@@ -281,10 +301,10 @@ WHERE m.suite_id = %s AND s.status NOT IN ('scored', 'failed') AND NOT EXISTS (
     SELECT 1 FROM suites_methodrun later
     JOIN competitions_submission ls ON ls.id = later.submission_id
     WHERE later.method_id = r.method_id AND later.suite_task_id = r.suite_task_id
-        AND ls.status IN ('scored', 'failed')
+        AND (ls.status = 'scored' OR ls.status = 'failed' AND ls.failure NOT IN ({uncounted}))
         AND (later.created_at, later.id) > (r.created_at, r.id))
 GROUP BY r.method_id, r.suite_task_id
-"""
+""".format(uncounted=", ".join(f"'{f.value}'" for f in Submission.UNCOUNTED_FAILURES))
 
 
 def _pending(
@@ -292,32 +312,9 @@ def _pending(
 ) -> dict[tuple[str, str], int]:
     with connection.cursor() as cursor:
         cursor.execute(PENDING_SQL, [suite.pk])
-        return {(by_id[m], key_of[t]): n for m, t, n in cursor.fetchall()}
-
-
-def _stale_cells(
-    stale: dict[tuple[int, int], int],
-    task_by_id: dict[int, SuiteTask],
-    constants: dict[int, float],
-) -> dict[tuple[int, int], engine.Cell]:
-    """Stale cells as their submissions say, without the interval a worker will add: a
-    failure, the score on the board's split and version, or missing (none, or not
-    finished: being scored again). Two queries."""
-    statuses = dict(Submission.objects.filter(pk__in=stale.values()).values_list("pk", "status"))
-    scores = primary_scores(
-        {key: (submission, statuses.get(submission, "")) for key, submission in stale.items()},
-        task_by_id,
-    )
-    cells = {}
-    for (method_id, task_id), submission in stale.items():
-        if task_id not in constants:
-            continue
-        status = statuses.get(submission)
-        score = scores.get(submission) if status == Submission.Status.SCORED else None
-        cells[(method_id, task_id)] = engine.Cell(
-            score=score, failed=status == Submission.Status.FAILED
-        )
-    return cells
+        rows = cursor.fetchall()
+    # A run of a method or task made after the token's read is left to the next token.
+    return {(by_id[m], key_of[t]): n for m, t, n in rows if m in by_id and t in key_of}
 
 
 def suite_cells_enqueue_once(*, suite: Suite, token: str) -> None:

@@ -9,7 +9,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
@@ -20,7 +19,7 @@ from competitions.permissions import Forbidden, NotFound
 from competitions.views.common import AuthenticatedRequest, page_of
 from suites import matrix_data, selectors, selectors_web, services
 from suites.forms import EVERY_TASK, MethodForm, MethodUploadForm
-from suites.matrix_cache import kept_render
+from suites.matrix_html import matrix_body_kept
 from suites.models import Method, Suite
 from suites.permissions import (
     access_method,
@@ -98,23 +97,18 @@ def suite_matrix_page(request: HttpRequest, slug: str) -> HttpResponse:
     tag = request.GET.get("pivot", "").strip().lower()
     tag = tag if tag in tags else ""
 
-    def body() -> bytes:
-        svg = matrix_data.cd_svg(matrix)
-        context = {
-            "suite": suite,
-            "data": matrix_data.matrix_data(matrix, pivot_tag=tag),
-            "tags": tags,
-            "tag": tag,
-            "sentence": matrix_data.friedman_sentence(matrix),
-            # Drawn by scoring.cd_diagram, which escapes every text it writes.
-            "cd_svg": mark_safe(svg) if svg else "",
-        }
-        return render_to_string("suites/_matrix_body.html", context).encode()
+    kept = matrix_body_kept(matrix=matrix, tag=tag)
+    # The page around the kept body is rendered per request (the header depends on who
+    # asks), the body spliced in as the bytes kept: a 500 x 50 matrix is 5 MB, and decoding
+    # it into the template and encoding it back cost more than the rest of the read.
+    # Whatever the page shows is escaped, so the marker cannot come from its text.
+    page = render(request, "suites/matrix.html", {"suite": suite, "body": mark_safe(BODY_MARK)})
+    head, tail = page.content.split(BODY_MARK.encode(), 1)
+    page.content = b"".join((head, kept, tail))
+    return page
 
-    kept = kept_render(suite=suite, token=matrix.token, parts=("page", tag), render=body)
-    # The body was escaped when it was rendered (the template's autoescaping).
-    context = {"suite": suite, "body": mark_safe(kept.decode())}
-    return render(request, "suites/matrix.html", context)
+
+BODY_MARK = "<!--suite-matrix-body-->"
 
 
 @login_required

@@ -134,10 +134,12 @@ def board_cache_emptied():
     from django.core.cache import caches
 
     from competitions import selectors
+    from suites.selectors import suite_matrices_forgotten
 
     caches["boards"].clear()
     caches["boards-local"].clear()
     selectors.bounds_forgotten()
+    suite_matrices_forgotten()
 
 
 @pytest.fixture(scope="module")

@@ -68,6 +68,11 @@ EXPECTED: dict[str, dict[str, set[int]]] = {
     "api:leaderboard": row(200, 200, 200, 200, 200),
     # Like the board: anyone who may see the competition (no ids given here: 400).
     "api:leaderboard-compare": row(400, 400, 400, 400, 400),
+    # A phase's dates, quotas and pinned version: its organizers only (an empty PATCH
+    # changes nothing: 200).
+    "api:phase-list GET": row(401, 403, 403, 200, 403),
+    "api:phase-detail GET": row(401, 403, 403, 200, 403),
+    "api:phase-detail PATCH": row(401, 403, 403, 200, 403),
     "api:version-list GET": row(200, 200, 200, 200, 200),
     "api:version-list POST": row(401, 403, 403, 201, 403),
     "api:version-activate": row(401, 403, 403, 409, 403),

@@ -7,6 +7,7 @@ from competitions.api import (
     competitions,
     jobs,
     organizer,
+    phases,
     reproducibility,
     scorers,
     submissions,
@@ -56,6 +57,16 @@ urlpatterns = [
         "competitions/<slug:slug>/leaderboard/compare/",
         compare.CompareApi.as_view(),
         name="leaderboard-compare",
+    ),
+    path(
+        "competitions/<slug:slug>/phases/",
+        phases.PhaseListApi.as_view(),
+        name="phase-list",
+    ),
+    path(
+        "competitions/<slug:slug>/phases/<int:phase_id>/",
+        phases.PhaseDetailApi.as_view(),
+        name="phase-detail",
     ),
     path(
         "competitions/<slug:slug>/versions/",

@@ -342,14 +342,40 @@ class Phase(models.Model):
         return rules.board_metric_problems(board_metrics=self.board_metrics, computed=computed)
 
     def _task_version_problems(self) -> dict[str, str]:
+        """The pinned version must be the task's; a pin being set (not one kept as stored,
+        so a phase keeps its dates editable whatever became of its version) must also be
+        usable (rules.phase_version_unusable)."""
         if self.task_version is None:
             return {}
         from competitions.models.runs import TaskVersion  # runs.py builds on this module
 
-        versions = TaskVersion.objects.filter(task__competition_id=self.competition_id)
-        if versions.filter(number=self.task_version).exists():
+        version = (
+            TaskVersion.objects.filter(
+                task__competition_id=self.competition_id, number=self.task_version
+            )
+            .select_related("task")
+            .first()
+        )
+        if version is None:
+            return {"task_version": rules.phase_version_unknown(self.task_version)}
+        stored = Phase.objects.filter(pk=self.pk, task_version=self.task_version)
+        if self.pk is not None and stored.exists():
             return {}
-        return {"task_version": rules.phase_version_unknown(self.task_version)}
+        ranked = version.task.version
+        ranked_scorer = (
+            TaskVersion.objects.filter(task_id=version.task_id, number=ranked)
+            .values_list("scorer_image_digest", flat=True)
+            .first()
+        )
+        name = version.ground_truth.name or ""
+        problem = rules.phase_version_unusable(
+            number=version.number,
+            truth_stored=bool(name) and version.ground_truth.storage.exists(name),
+            scorer=version.scorer_image_digest,
+            ranked=ranked,
+            ranked_scorer=ranked_scorer or "",
+        )
+        return {"task_version": problem} if problem else {}
 
     def is_open_at(self, when: datetime) -> bool:
         return self.start_at <= when and (self.end_at is None or when < self.end_at)

@@ -11,8 +11,12 @@ writes it, or raises BundleRefused listing what would rewrite history. Rules
   `task.activate: true`; a ground truth a version already holds makes none;
 - a new scorer program or image goes through a new version at once when submissions were
   scored, as a scorer upload does (services/scorers.py), since the task holds one program;
+- phases are pinned to the bundle's `ground_truth:`s as on import (bundle_diff's
+  phase_truths_planned says when they change): a phase pins a version holding its data,
+  made from the file when none does; a phase whose pin changed and is open now has the
+  board rank its version at once, as when a phase opens (phase_version_rank, no rescore);
 - ranking a version is the version switch's background job (services/jobs.py), queued
-  once the apply commits;
+  once the apply commits; it is refused while an open phase pins another version;
 - a phase with submissions is never removed or renamed, nor its kind changed; the
   task's scoring spec does not change once there are submissions.
 
@@ -29,9 +33,10 @@ from django.contrib.auth.models import User
 from django.core.files import File
 from django.db import transaction
 from django.db.models.fields.files import FieldFile
+from django.utils import timezone
 
 from competitions.bundles import Bundle, BundlePhase, bundle_open, bundle_read
-from competitions.errors import ApplicationError
+from competitions.errors import ApplicationError, full_clean_or_refuse
 from competitions.models import Competition, Phase, Submission, Task, TaskFile, TaskVersion
 from competitions.permissions import Forbidden, access_competition
 from competitions.services.bundle_diff import FROZEN, BundleDiff, bundle_diff
@@ -118,7 +123,10 @@ def _write(
     scorer_changed = _task_write(task, bundle, stored)
     _phases_write(competition, bundle)  # first: files name the phases they are released with
     _files_write(task, bundle, stored)
-    _versions_write(task, bundle, diff, stored, scorer_changed=scorer_changed, user=user)
+    truth = _versions_write(task, bundle, diff, stored)
+    # Pinned before any switch: a switch an open phase's pin would undo is refused.
+    repinned = _pins_write(competition, bundle, diff, stored, task_truth=truth)
+    _rank(task, bundle, diff, repinned, scorer_changed=scorer_changed, user=user)
     if competition.public_board != board_before:  # plain <-> Ladder: the public rows change
         leaderboard_rebuild(competition=competition)
 
@@ -223,20 +231,11 @@ def _write_order(items: list[BundlePhase], current: dict[str, Phase]) -> list[Bu
     )
 
 
-def _versions_write(
-    task: Task,
-    bundle: Bundle,
-    diff: BundleDiff,
-    stored: list[FieldFile],
-    *,
-    scorer_changed: bool,
-    user: User,
-) -> None:
-    """A new ground truth makes a new version (diff.version); ranking a version is a
-    background job (diff.job), as the organizer pages' version switch is."""
+def _versions_write(task: Task, bundle: Bundle, diff: BundleDiff, stored: list[FieldFile]) -> int:
+    """A new ground truth makes a new version (diff.version). Returns the number of the
+    version holding the bundle's task.ground_truth (made now, ranked, or an earlier one)."""
     from competitions.services.versions import task_version_create
 
-    activate = bundle.task_settings.activate
     if any(f.path == "task.ground_truth" for f in diff.files):
         with bundle.ground_truth.open("rb") as truth:
             version = task_version_create(
@@ -244,9 +243,80 @@ def _versions_write(
             )
         stored.append(version.ground_truth)
         diff.version = version.number
-    elif activate:
+        return version.number
+    if bundle.task_settings.activate:
         diff.version = next((c.new for c in diff.changes if c.field == "task.version"), None)
-    if diff.version is not None and (activate or scorer_changed):
+    sha256 = file_sha256(bundle.ground_truth)
+    if sha256 == task.ground_truth_sha256:
+        return task.version
+    held = TaskVersion.objects.filter(task=task, ground_truth_sha256=sha256).order_by("-number")
+    return held.values_list("number", flat=True).first() or task.version
+
+
+def _pins_write(
+    competition: Competition,
+    bundle: Bundle,
+    diff: BundleDiff,
+    stored: list[FieldFile],
+    *,
+    task_truth: int,
+) -> list[Phase]:
+    """Pin each phase to a version holding the data diff.pins names, as the import does
+    (one version per file): the version it pins already, else the task truth's, else the
+    latest holding it, else one made from the phase's file. Returns the phases whose pin
+    changed."""
+    if diff.pins is None:
+        return []
+    from competitions.services.versions import task_version_create
+
+    task = competition.task
+    held = dict(TaskVersion.objects.filter(task=task).values_list("number", "ground_truth_sha256"))
+    files = {item.name: item.ground_truth for item in bundle.phases}
+    changed = []
+    for phase in Phase.objects.filter(competition=competition).order_by("start_at"):
+        wanted = diff.pins.get(phase.name)
+        candidates = [phase.task_version, task_truth, *sorted(held, reverse=True)]
+        number = next((n for n in candidates if n is not None and held.get(n) == wanted), None)
+        path = files.get(phase.name)
+        if wanted is not None and number is None and path is not None:
+            with path.open("rb") as truth:
+                version = task_version_create(
+                    task=task,
+                    ground_truth=File(truth, name=path.name),
+                    note=f"phase {phase.name}"[:300],
+                )
+            stored.append(version.ground_truth)
+            held[version.number] = version.ground_truth_sha256
+            number = version.number
+        if number == phase.task_version:
+            continue
+        phase.task_version = number
+        full_clean_or_refuse(phase)
+        phase.save(update_fields=["task_version"])
+        changed.append(phase)
+    return changed
+
+
+def _rank(
+    task: Task,
+    bundle: Bundle,
+    diff: BundleDiff,
+    repinned: list[Phase],
+    *,
+    scorer_changed: bool,
+    user: User,
+) -> None:
+    """An open phase whose pin changed has the board rank it now, as when a phase opens;
+    then ranking the bundle's version is a background job (diff.job), as the organizer
+    pages' version switch is."""
+    from competitions.services.phase_versions import phase_version_rank
+
+    now = timezone.now()
+    for phase in repinned:
+        if phase.task_version is not None and phase.is_open_at(now):
+            phase_version_rank(phase=phase)
+    task.refresh_from_db()
+    if diff.version is not None and (bundle.task_settings.activate or scorer_changed):
         # The task holds one program: with a new one, the new truth must be what it scores.
         diff.job = _switch(task, diff.version, user)
     elif scorer_changed:

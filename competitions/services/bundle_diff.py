@@ -3,8 +3,9 @@
 A read only. Settings are compared as the bundle's yaml keys (`start`, `task.queue`,
 `phases[Main].daily_limit`) with JSON values (times as ISO 8601 UTC); files by sha256.
 The diff also lists what apply refuses (`refusals`: history it would rewrite) and notes
-(a ground truth already held by a version that is not ranked). docs/bundle.md,
-"Applying a bundle", describes the rules.
+(a ground truth already held by a version that is not ranked). The data each phase scores
+under is compared as a file too (`phases[NAME].ground_truth`; phase_truths_planned says
+when the pins change). docs/bundle.md, "Applying a bundle", describes the rules.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class BundleDiff:
     version: int | None = None
     job: int | None = None
     applied: bool = False
+    # By phase name, the sha256 of the ground truth each phase of the bundle will score
+    # under (None: no pin); None when apply leaves the pins as they are.
+    pins: dict[str, str | None] | None = None
 
     @property
     def empty(self) -> bool:
@@ -71,7 +75,7 @@ def bundle_diff(*, bundle: Bundle, competition: Competition | None) -> BundleDif
     _compare_phases(diff, competition, bundle)
     if competition is not None:
         _refusals(diff, competition)
-        _phase_truth_refusals(diff, competition, bundle)
+        _compare_phase_truths(diff, competition, bundle)
     return diff
 
 
@@ -270,24 +274,81 @@ def _refusals(diff: BundleDiff, competition: Competition) -> None:
         )
 
 
-PHASE_TRUTHS_KEPT = (
-    "phases: applying a bundle does not change the data a phase scores under (a phase's own "
-    "ground_truth); change the phase's task version in the admin, or import a new competition."
-)
+def phase_truths_planned(
+    *, competition: Competition, bundle: Bundle
+) -> dict[str, str | None] | None:
+    """What each phase of the bundle will score under once it is applied, by name: the
+    sha256 of its ground truth, None for no pin (the ranked version); None when the pins
+    stay as they are.
+
+    As on import (services/bundles.py, phase_versions_create): when a phase of the bundle
+    has a ground truth of its own, it scores under that and every other phase under the
+    bundle's task.ground_truth; when none has, no phase pins a version. The pins stay as
+    they are when the bundle describes the phases' data as the competition's export would
+    (services/bundles.py, _ground_truths), so applying its own export changes nothing
+    however its pins were set (on import, on the organizer pages or in the admin)."""
+    task_truth, own = wanted = _bundle_truths(bundle)
+    if _export_truths(competition) == wanted:
+        return None
+    if not own:
+        return {p.name: None for p in bundle.phases}
+    return {p.name: own.get(p.name, task_truth) for p in bundle.phases}
 
 
-def _phase_truth_refusals(diff: BundleDiff, competition: Competition, bundle: Bundle) -> None:
-    """The phases' own ground truths, as the export writes them (a phase pinning another
-    version than the first phase's), must be the bundle's: apply does not re-pin phases."""
+def _export_truths(competition: Competition) -> tuple[str, dict[str, str]]:
+    """(the task's ground truth, each phase's own) as the export writes them, by sha256."""
+    task = competition.task
     phases = list(competition.phases.order_by("start_at"))
-    first = phases[0].task_version if phases else None
-    numbers = {p.name: p.task_version for p in phases if p.task_version not in (None, first)}
-    held = dict(
-        TaskVersion.objects.filter(
-            task=competition.task, number__in=set(numbers.values())
-        ).values_list("number", "ground_truth_sha256")
+    if all(p.task_version is None for p in phases):
+        return task.ground_truth_sha256, {}
+    held = _version_truths(competition)
+    first = phases[0].task_version
+    truth = held.get(first, "") if first is not None else task.ground_truth_sha256
+    own = {
+        p.name: held.get(p.task_version, "")
+        for p in phases
+        if p.task_version is not None and p.task_version != first
+    }
+    return truth, own
+
+
+def _bundle_truths(bundle: Bundle) -> tuple[str, dict[str, str]]:
+    own = {p.name: file_sha256(p.ground_truth) for p in bundle.phases if p.ground_truth}
+    return file_sha256(bundle.ground_truth), own
+
+
+def _version_truths(competition: Competition) -> dict[int, str]:
+    return dict(
+        TaskVersion.objects.filter(task__competition=competition).values_list(
+            "number", "ground_truth_sha256"
+        )
     )
-    have = {name: held.get(number) for name, number in numbers.items()}
-    want = {p.name: file_sha256(p.ground_truth) for p in bundle.phases if p.ground_truth}
-    if have != want:
-        diff.refusals.append(PHASE_TRUTHS_KEPT)
+
+
+def _compare_phase_truths(diff: BundleDiff, competition: Competition, bundle: Bundle) -> None:
+    """A phase whose data changes is a file change `phases[NAME].ground_truth` (the data
+    it scores under: its own ground truth, or the task's when another phase has one; ""
+    for none, the ranked version's), with a note when it has submissions: they keep their
+    scores under the version they were scored under."""
+    diff.pins = phase_truths_planned(competition=competition, bundle=bundle)
+    if diff.pins is None:
+        return
+    held = _version_truths(competition)
+    current = {p.name: p for p in competition.phases.all()}
+    for name, wanted in diff.pins.items():
+        phase = current.get(name)
+        pinned = phase.task_version if phase is not None else None
+        before = held.get(pinned, "") if pinned is not None else ""
+        after = wanted or ""
+        if before == after:
+            continue
+        change = "added" if not before else "removed" if not after else "changed"
+        diff.files.append(FileChange(f"phases[{name}].ground_truth", change, before, after))
+        count = phase.submissions.count() if phase is not None else 0
+        if count:
+            scored = f"version {pinned}" if pinned is not None else "the version then ranked"
+            diff.notes.append(
+                f"phases[{name}].ground_truth: the phase scores under other data from now "
+                f"on; its {count} submission(s) keep their scores under {scored} (rescore "
+                "them to rank them under the new data)."
+            )

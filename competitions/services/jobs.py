@@ -44,6 +44,7 @@ from competitions.models import (
 from competitions.permissions import NotFound
 from competitions.services.audit import organizer_action_record
 from competitions.services.freeze import VERSION_FROZEN, competition_is_final
+from competitions.services.phase_versions import version_switch_refusal
 from competitions.services.submissions import RESCORE_REFUSED
 
 log = logging.getLogger(__name__)
@@ -89,11 +90,14 @@ def _enqueue_on_commit(job_id: int) -> None:
 def version_switch_start(
     *, competition: Competition, user: User, number: int, rescore: bool = False
 ) -> OrganizerJob:
-    """Switch the ranked version to `number` (with `rescore`: queue everything under it)."""
+    """Switch the ranked version to `number` (with `rescore`: queue everything under it).
+    Refused (PhasePinsVersion, naming the phase) while an open phase pins another version."""
     if not TaskVersion.objects.filter(task__competition=competition, number=number).exists():
         raise NotFound(f"Version {number} does not exist.")
     if competition.is_finalized:
         raise FinalizedError(VERSION_FROZEN)
+    # An open phase's pin would undo the switch: its pin is what to change (phase_versions).
+    version_switch_refusal(competition_id=competition.pk, number=number)
     _refuse_if_busy(competition)
     with transaction.atomic():
         job = organizer_job_create(
@@ -283,6 +287,8 @@ def _run_version_switch(job: OrganizerJob, runner: object | None) -> dict:
     number, rescore = int(job.params["number"]), bool(job.params.get("rescore"))
     task = job.competition.task
     with transaction.atomic():
+        # A phase may have been pinned, or opened, since the switch was asked for.
+        version_switch_refusal(competition_id=job.competition_id, number=number)
         task_version_activate(task=task, number=number, rescore=rescore)
         queued = (
             Submission.objects.filter(

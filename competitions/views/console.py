@@ -22,6 +22,7 @@ from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from competitions.errors import ApplicationError
@@ -30,6 +31,7 @@ from competitions.forms import (
     CompetitionDetailsForm,
     LimitsForm,
     PhaseForm,
+    PhaseVersionForm,
     TieRuleForm,
     UsernameForm,
 )
@@ -42,6 +44,7 @@ from competitions.services.organize import (
     competition_tie_rule_update,
     phase_update,
 )
+from competitions.services.phase_versions import phase_version_set
 from competitions.views.common import AuthenticatedRequest, competition_for, page_of
 from competitions.views.organizer import back_target, organizer_page
 
@@ -107,16 +110,38 @@ def phases(request: AuthenticatedRequest, slug: str) -> HttpResponse:
         (phase, PhaseForm(bound(str(phase.pk)), instance=copy(phase), prefix=f"p{phase.pk}"))
         for phase in competition.phases.annotate(submission_count=Count("submissions"))
     ]
+    # Each phase's pin is a form of its own: a refused pin leaves the dates as they were.
+    versions = list(competition.task.versions.values_list("number", "note"))
+    pins = {
+        phase.pk: PhaseVersionForm(
+            bound(f"pin{phase.pk}"),
+            initial={"task_version": phase.task_version},
+            prefix=f"v{phase.pk}",
+            versions=versions,
+            ranked=competition.task.version,
+        )
+        for phase, _ in rows
+    }
     saves: list[tuple[str, BaseForm, Callable[[], str]]] = [
         ("limits", limits, partial(_save_limits, competition, limits, request.user)),
         ("ties", ties, partial(_save_ties, competition, ties, request.user)),
         ("new", new, partial(_add_phase, competition, new, request.user)),
         *((str(p.pk), f, partial(_save_phase, p, f, request.user)) for p, f in rows),
+        *(
+            (f"pin{p.pk}", pins[p.pk], partial(_save_pin, p, pins[p.pk], request.user))
+            for p, _ in rows
+        ),
     ]
     for name, form, save in saves:
         if which == name and form.is_valid() and _saved_or_refused(request, form, save):
             return redirect("organize-phases", slug)
-    context |= {"limits_form": limits, "ties_form": ties, "phase_forms": rows, "new_form": new}
+    context |= {
+        "limits_form": limits,
+        "ties_form": ties,
+        "phase_forms": rows,
+        "phase_rows": [(phase, form, pins[phase.pk]) for phase, form in rows],
+        "new_form": new,
+    }
     return render(request, "organize/phases.html", context, status=400 if which else 200)
 
 
@@ -137,6 +162,15 @@ def _save_ties(competition: Competition, form: BaseForm, by: User) -> str:
 def _save_phase(phase: Phase, form: BaseForm, by: User) -> str:
     phase_update(phase=phase, by=by, **form.cleaned_data)
     return f"The phase “{phase.name}” is saved."
+
+
+def _save_pin(phase: Phase, form: BaseForm, by: User) -> str:
+    number = form.cleaned_data["task_version"]
+    phase_version_set(phase=phase, task_version=number, by=by)
+    if number is None:
+        return f"The phase “{phase.name}” scores under the ranked version."
+    ranked = " The leaderboard ranks it now." if phase.is_open_at(timezone.now()) else ""
+    return f"The phase “{phase.name}” scores under version {number}.{ranked}"
 
 
 def _add_phase(competition: Competition, form: BaseForm, by: User) -> str:

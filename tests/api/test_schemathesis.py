@@ -64,7 +64,7 @@ def test_fuzzing_the_api_from_its_schema_finds_no_server_error(
     with web_process(tmp_path / "gunicorn.log") as base:
         ids = {"slug": competition.slug, "submission_id": submission.pk}
         ids |= {"team_id": submission.team_id, "number": 1}
-        ids |= {"method_id": method.pk, "key": "tiny"}
+        ids |= {"method_id": method.pk, "key": "tiny", "phase_id": submission.phase_id}
         run = _fuzz(base, token.key, tmp_path, ids)
     assert run.returncode == 0, run.stdout[-8000:]
     report = ElementTree.parse(next(tmp_path.glob("junit-*.xml"))).getroot()

@@ -330,3 +330,20 @@ def test_a_file_held_back_for_a_later_phase_is_listed_for_the_task_organizers_on
     final.start_at = timezone.now() - timedelta(minutes=1)
     final.save()
     assert "final_test.csv" in names(outsider)
+
+
+def test_the_matrix_cells_in_json_are_what_each_fields_representation_gives(world):
+    from rest_framework import serializers
+
+    from suites import matrix_data, selectors
+    from suites.api_outputs import MatrixCellOutput, MatrixOutput
+
+    data = matrix_data.matrix_data(selectors.suite_matrix(suite=world.suite))
+    data["cd_diagram_url"] = None
+    fast = MatrixOutput(data).data
+    field_by_field: serializers.ListSerializer = serializers.ListSerializer(
+        child=MatrixCellOutput()
+    )
+    for row, shown in zip(data["rows"], fast["rows"], strict=True):
+        assert shown["cells"] == field_by_field.to_representation(row["cells"])
+        assert [list(c) for c in shown["cells"]] == [list(MatrixCellOutput().fields)] * 3
