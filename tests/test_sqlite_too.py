@@ -2,7 +2,8 @@
 PostgreSQL): `make demo` runs on SQLite, and SQL written by hand (cursor.execute, RawSQL,
 .raw(), .extra(), RunSQL, schema_editor.execute in migrations) may run on PostgreSQL only.
 
-`EXERCISED_BY` names, for every module of the apps that sends SQL of its own, the test
+Every module of tests/suites is marked (the suites app reads its matrix in SQL of its own),
+and `EXERCISED_BY` names, for every module of the apps that sends SQL of its own, the test
 modules that run that SQL; each carries the `sqlite_too` marker. A new module with SQL of
 its own fails here until it is listed with its tests; one that no longer has any, until it
 is taken off. The demo's own path (manage.py demo_setup and demo_suite) is marked too.
@@ -48,6 +49,10 @@ EXERCISED_BY: dict[str, list[str]] = {
         "tests/competitions/test_board_cache.py"
     ],
     "suites/cells.py": ["tests/suites/test_suite_matrix_cells.py"],
+    "suites/matrix_grid.py": [
+        "tests/suites/test_matrix_incremental.py",
+        "tests/suites/test_suite_matrix_cells.py",
+    ],
     "suites/selectors.py": [
         "tests/suites/test_suite_matrix_cells.py",
         "tests/suites/test_matrix_cache.py",
@@ -82,8 +87,12 @@ def test_every_module_with_sql_of_its_own_is_listed_with_the_tests_that_run_it()
     assert sorted(set(EXERCISED_BY) - found) == [], "no SQL of their own any more"
 
 
+SUITES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "suites").glob("test_*.py"))
+
+
 @pytest.mark.parametrize(
-    "test_module", sorted({m for ms in EXERCISED_BY.values() for m in ms} | {*DEMO_PATH})
+    "test_module",
+    sorted({m for ms in EXERCISED_BY.values() for m in ms} | {*DEMO_PATH, *SUITES}),
 )
 def test_each_listed_test_module_is_marked_to_run_on_sqlite_too(test_module):
     assert MARKED.search((ROOT / test_module).read_text()), (
