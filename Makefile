@@ -34,11 +34,12 @@ else
 fi
 endef
 
-.PHONY: help venv demo test lint scorer-image bench
+.PHONY: help venv demo test test-sqlite lint scorer-image bench
 
 help:
 	@echo "make demo          set up and serve the demo site and a worker on http://127.0.0.1:8000"
 	@echo "make test          the whole test suite (ARGS=... goes to pytest; DOCKER=skip skips Docker set-up)"
+	@echo "make test-sqlite   the tests marked sqlite_too (SQL of its own, the demo's path) on SQLite"
 	@echo "make lint          ruff check, ruff format --check, mypy, lint-imports"
 	@echo "make scorer-image  build the scorer image, push it when HELDOUT_IMAGE_REGISTRY is set (prints its reference last)"
 	@echo "make bench         run the benchmarks in bench/"
@@ -67,6 +68,14 @@ test: venv
 	$(prepare_docker)
 	echo "+ $(BIN)/pytest $(ARGS)" >&2
 	$(BIN)/pytest $(ARGS)
+
+# The demo runs on SQLite and CI's whole suite on PostgreSQL: the tests of the SQL written by
+# hand and of the demo's set-up (marker sqlite_too; tests/test_sqlite_too.py keeps that list
+# honest) run on SQLite too, with the demo's file-system broker. .ci/run runs this after
+# make test. Needs no Docker.
+test-sqlite: venv
+	@echo "+ $(BIN)/pytest -m sqlite_too $(ARGS) (SQLite: DATABASE_URL and CELERY_BROKER_URL unset)" >&2
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/pytest -m sqlite_too $(ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,4 +1,5 @@
-"""A real Celery worker process, a real broker and the test database: nothing eager."""
+"""A real Celery worker process, a real broker and the test database: nothing eager. On
+SQLite with the file-system broker too (`sqlite_too`): what `make demo` runs."""
 
 import time
 
@@ -11,7 +12,11 @@ from tests import factories
 from tests.worker_process import wait_for_status as _wait_for_status
 from tests.worker_process import worker_process
 
-pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.celery_worker,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.sqlite_too,
+]
 
 
 @pytest.fixture

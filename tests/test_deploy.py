@@ -199,8 +199,24 @@ def test_the_image_contains_every_local_package_and_runs_as_a_non_root_user():
 def test_the_makefile_has_the_documented_targets():
     makefile = (ROOT / "Makefile").read_text()
     targets = set(re.findall(r"(?m)^([a-z][a-z-]*):", makefile))
-    assert {"venv", "demo", "test", "lint", "scorer-image", "bench"} <= targets
+    assert {"venv", "demo", "test", "test-sqlite", "lint", "scorer-image", "bench"} <= targets
     assert re.search(r"(?m)^PYTHON \?= python3$", makefile)
+
+
+def test_ci_runs_the_sqlite_too_tests_on_sqlite_after_the_main_run_and_fails_with_them():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\ntest-sqlite:", 1)[1].split("\n\n", 1)[0]
+    assert "env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/pytest -m sqlite_too" in recipe
+    ci = (ROOT / ".ci" / "run").read_text()
+
+    def line_of(command: str) -> int:
+        found = re.search(rf"(?m)^\S.*\bmake {command}[ ;]", ci)  # a command, not a comment
+        assert found, f".ci/run does not run make {command}"
+        return found.start()
+
+    sqlite = line_of("test-sqlite")
+    assert line_of("test") < sqlite < line_of("lint")
+    assert '[ "$status" -ne 0 ] || status=$sqlite_status' in ci[sqlite:]
 
 
 def test_the_shell_scripts_parse_and_stop_at_the_first_error():

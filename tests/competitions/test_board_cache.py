@@ -2,12 +2,14 @@
 with every change to what a board shows, a matching If-None-Match is answered 304, a kept
 answer costs a pinned handful of queries, and no viewer is ever given another's view.
 
-The versions come from the database's triggers (migration 0013_board_version), so these
-tests change boards through the services, and by hand where a row is all that changes.
+The versions come from the database's triggers (migrations 0015_board_version, 0018, 0024 and
+0026, which makes SQLite's again), so these tests change boards through the services, and by
+hand where a row is all that changes. Run on SQLite too (`sqlite_too`, .ci/run).
 """
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
 
 import pytest
@@ -34,7 +36,7 @@ from competitions.services.teams import competition_join, team_rename, team_set_
 from competitions.services.versions import task_version_activate, task_version_create
 from tests import factories
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 T0 = timezone.now() - timedelta(hours=3)
 
@@ -212,6 +214,25 @@ def test_a_finished_replication_changes_the_etag_and_its_badge_shows(api, board,
 
 
 # --- The database keeps the version ------------------------------------------------------
+
+
+def _triggers_on_the_database() -> set[str]:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+        else:
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        return {name for (name,) in cursor.fetchall()}
+
+
+def test_every_board_version_trigger_the_migrations_make_is_on_the_database():
+    # SQLite rebuilds a table to add a column with a default, and drops its triggers then.
+    made = importlib.import_module("competitions.migrations.0026_board_version_triggers_sqlite")
+
+    missing = set(made.BOARD_TRIGGERS_SQLITE) - _triggers_on_the_database()
+
+    assert len(made.BOARD_TRIGGERS_SQLITE) == 17
+    assert not missing
 
 
 def test_the_version_moves_in_the_transaction_that_changes_the_board(board, participant):

@@ -18,7 +18,7 @@ from competitions.boardfast import SERVED
 from competitions.models import BoardVersion, Competition, Team
 from tests import factories
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 URLS = {
     "page": "/c/{}/leaderboard/",

@@ -13,7 +13,7 @@ from competitions.models import Competition, Membership, OutboxMessage, Submissi
 from competitions.services.references import REFERENCES_TASK
 from scoring.validation import check_ground_truth, validate_predictions
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 
 def test_it_can_run_twice_and_sets_up_one_competition(capsys):

@@ -29,7 +29,7 @@ from judging.services import submission_score
 from scoring.scorers import InProcessScorer
 from tests import factories
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 T0 = timezone.now() - timedelta(hours=6)
 FINAL_UPLOAD = "The competition is finalized: it no longer takes submissions."

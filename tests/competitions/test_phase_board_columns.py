@@ -21,7 +21,7 @@ from competitions.services.organize import phase_board_metrics_update
 from competitions.services.teams import competition_join
 from tests import factories
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 METRICS = ("accuracy", "log_loss")
 # The final phase starts this long after the test's start: well within the board caches'

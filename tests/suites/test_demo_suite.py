@@ -21,7 +21,7 @@ from suites.services import is_participant
 from suites.services_bundles import suite_export, suite_import
 from tests.suites.test_suite_bundles import folder_bytes, forget
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 
 @pytest.fixture

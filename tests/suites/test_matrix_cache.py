@@ -10,7 +10,7 @@ from django.test import Client
 from suites.matrix_cache import kept_render
 from tests.suites.world import GOOD, scored_world, submit_scored
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 URLS = ("/s/bench/matrix/", "/s/bench/matrix/?pivot=model", "/api/v1/suites/bench/matrix/")
 

@@ -18,6 +18,8 @@ from suites.tasks import suite_cells_refresh_task
 from tests import factories
 from tests.suites.world import GOOD, scored_world
 
+pytestmark = pytest.mark.sqlite_too
+
 # The rows as templates/suites/_matrix_body.html rendered them with Django's filters before
 # they were made in Python: the reference the Python rows must say the same as.
 TEMPLATE_ROWS = Template(

@@ -15,7 +15,7 @@ from suites.cells import suite_cells_refresh
 from suites.models import Method, SuiteCell
 from tests.suites.test_suite_matrix_cells import method_scored, suite_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 
 def from_every_cell(suite) -> selectors.SuiteMatrix:

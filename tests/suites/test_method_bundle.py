@@ -23,7 +23,7 @@ from suites.views_downloads import method_bundle_download
 from tests import factories
 from tests.suites.test_suite_services import joined, suite_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 
 def scored_method() -> Method:

@@ -8,7 +8,7 @@ from django.test import Client
 
 from tests.suites.world import make_suite, scored_world
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 
 def test_an_organizer_sees_their_suite_in_the_admin_and_not_anothers(organizer, other_organizer):

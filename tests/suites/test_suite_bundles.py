@@ -22,7 +22,7 @@ from suites.models import Suite
 from suites.services_bundles import suite_archive_write, suite_export, suite_import
 from tests.competitions.test_bundles import bundle_yaml, write_bundle, zip_folder
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 
 def suite_yaml(**overrides) -> dict:
@@ -244,6 +244,34 @@ def test_the_commands_import_and_export_a_suite(tmp_path, organizer, capsys):
     assert "Imported the suite 'tiny-suite' with 2 tasks" in capsys.readouterr().out
     with pytest.raises(CommandError, match="already exists"):
         call_command("import_suite", str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize(
+    ("command", "what", "write"),
+    [
+        ("import_bundle", "bundle", lambda root: write_bundle(root, bundle_yaml(visibility="x"))),
+        ("import_suite", "suite", lambda root: write_suite(root, suite_yaml(visibility="x"))),
+    ],
+)
+def test_both_import_commands_refuse_alike_and_import_nothing(tmp_path, command, what, write):
+    # competitions/management/importing.py is both commands' body.
+    source = write(tmp_path / "source")
+
+    with pytest.raises(CommandError) as unknown:
+        call_command(command, str(source), "--organizer", "nobody")
+    with pytest.raises(CommandError) as missing:
+        call_command(command, str(tmp_path / "missing"))
+    with pytest.raises(CommandError) as invalid:
+        call_command(command, str(source))
+
+    assert str(unknown.value) == "No user named 'nobody'."
+    assert str(missing.value) == f"{tmp_path / 'missing'} does not exist."
+    first, *problems = str(invalid.value).splitlines()
+    assert first == f"The {what} was not imported:"
+    assert problems
+    assert all(line.startswith("  - ") for line in problems)
+    assert any("visibility:" in line for line in problems), problems
+    assert not Competition.objects.exists()
 
 
 def test_a_task_may_be_a_zipped_competition_bundle(tmp_path, organizer):

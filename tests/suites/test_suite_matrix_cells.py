@@ -28,7 +28,7 @@ from suites.tasks import suite_cells_refresh_task
 from tests import factories
 from tests.suites.world import GOOD, joined, make_suite, submit_scored
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 ROWS = 400
 
 

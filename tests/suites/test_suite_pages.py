@@ -12,7 +12,7 @@ from suites.models import Method, MethodRun
 from tests import factories
 from tests.suites.world import joined, make_suite, scored_world
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 
 def client_for(user=None) -> Client:

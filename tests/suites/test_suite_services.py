@@ -12,7 +12,7 @@ from suites import selectors, services
 from suites.models import MethodRun
 from tests import factories
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 
 def suite_of(*slugs: str, visibility: str = "public"):

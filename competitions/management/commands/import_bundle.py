@@ -3,33 +3,18 @@
 from pathlib import Path
 
 from django.contrib.auth.models import User
-from django.core.management.base import BaseCommand, CommandError
 
-from competitions.services.bundles import BundleInvalid, bundle_import
+from competitions.management.importing import ImportCommand
+from competitions.services.bundles import bundle_import
 
 
-class Command(BaseCommand):
+class Command(ImportCommand):
     help = (
         "Import a competition bundle (a folder or zip with competition.yaml; see docs/bundle.md)."
     )
+    what = "bundle"
+    path_help = "The bundle folder or zip file."
 
-    def add_arguments(self, parser) -> None:
-        parser.add_argument("path", type=Path, help="The bundle folder or zip file.")
-        parser.add_argument("--organizer", help="Username of the user who will organize it.")
-
-    def handle(self, *args, path: Path, organizer: str | None, **options) -> None:
-        user = None
-        if organizer:
-            user = User.objects.filter(username=organizer).first()
-            if user is None:
-                raise CommandError(f"No user named {organizer!r}.")
-        if not path.exists():
-            raise CommandError(f"{path} does not exist.")
-        try:
-            competition = bundle_import(source=path, organizer=user)
-        except BundleInvalid as exc:
-            lines = "\n".join(f"  - {problem}" for problem in exc.problems)
-            raise CommandError(f"The bundle was not imported:\n{lines}") from None
-        self.stdout.write(
-            self.style.SUCCESS(f"Imported {competition.slug!r} ({competition.title}).")
-        )
+    def import_path(self, *, path: Path, organizer: User | None) -> str:
+        competition = bundle_import(source=path, organizer=organizer)
+        return f"Imported {competition.slug!r} ({competition.title})."

@@ -3,10 +3,10 @@
 
 from pathlib import Path
 
-from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 
 from competitions.errors import ApplicationError
+from competitions.management.importing import organizer_user, refused
 from competitions.services.archive import competition_archive_import
 from competitions.services.bundles import BundleInvalid
 
@@ -28,11 +28,7 @@ class Command(BaseCommand):
     def handle(
         self, *args, path: Path, organizer: str | None, slug: str, keep_users: bool, **options
     ) -> None:
-        user = None
-        if organizer:
-            user = User.objects.filter(username=organizer).first()
-            if user is None:
-                raise CommandError(f"No user named {organizer!r}.")
+        user = organizer_user(organizer)
         if not path.is_file():
             raise CommandError(f"{path} is not a file.")
         try:
@@ -40,8 +36,7 @@ class Command(BaseCommand):
                 source=path, organizer=user, slug=slug, keep_users=keep_users
             )
         except BundleInvalid as exc:
-            lines = "\n".join(f"  - {problem}" for problem in exc.problems)
-            raise CommandError(f"The archive was not imported:\n{lines}") from None
+            raise refused("archive", exc) from None
         except ApplicationError as exc:
             raise CommandError(f"The archive was not imported: {exc.message}") from None
         self.stdout.write(
