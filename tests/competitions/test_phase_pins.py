@@ -30,6 +30,7 @@ from tests.competitions.test_phase_versions import (
 
 pytestmark = pytest.mark.django_db
 
+
 @pytest.fixture
 def competition(tmp_path, organizer) -> Competition:
     return two_phase_competition(tmp_path, organizer)

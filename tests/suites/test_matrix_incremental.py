@@ -105,7 +105,7 @@ def test_a_finished_run_not_yet_computed_is_shown_stale_then_fresh_as_from_every
 
 
 def test_a_renamed_method_and_a_finalized_task_are_read_from_every_cell():
-    suite, labels = two_methods_kept()
+    suite, _labels = two_methods_kept()
     fair = Method.objects.get(suite=suite, name="fair")
     fair.name = "fairer"
     fair.save()  # the layout changed: the last matrix's methods are not these
