@@ -1,6 +1,6 @@
 """Which tests .ci/run runs on SQLite too (`pytest -m sqlite_too`, after the whole suite on
 PostgreSQL): `make demo` runs on SQLite, and SQL written by hand (cursor.execute, RawSQL,
-.raw(), .extra(), RunSQL, schema_editor.execute in migrations) may run on PostgreSQL only.
+.raw(), .extra(), RunSQL, schema_editor.execute in migrations, an expression's as_sql) may run on PostgreSQL only.
 
 Every module of tests/suites is marked (the suites app reads its matrix in SQL of its own),
 and `EXERCISED_BY` names, for every module of the apps that sends SQL of its own, the test
@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 APPS = ("competitions", "suites", "judging", "notifications", "config", "scoring")
 RAW_SQL = re.compile(
     r"cursor\.execute|RawSQL|\.raw\(|\.extra\(|RunSQL|schema_editor\.execute|executemany"
+    r"|def as_sql\("  # an expression that writes its own SQL
 )
 # A module's `pytestmark = ...` statement (up to the next blank line) naming the marker.
 MARKED = re.compile(r"^pytestmark\s*=(?:(?!\n\n).)*?\bpytest\.mark\.sqlite_too\b", re.M | re.S)
@@ -29,6 +30,10 @@ MARKED = re.compile(r"^pytestmark\s*=(?:(?!\n\n).)*?\bpytest\.mark\.sqlite_too\b
 EXERCISED_BY: dict[str, list[str]] = {
     "competitions/boardfast.py": ["tests/competitions/test_board_fastpath.py"],
     "competitions/ops/health.py": ["tests/test_ops_health.py"],
+    "competitions/selectors_boards.py": [
+        "tests/competitions/test_board_phase.py",
+        "tests/competitions/test_phase_board_columns.py",
+    ],
     "competitions/services/freeze.py": [
         "tests/competitions/test_finalize.py",
         "tests/competitions/test_leaderboard_rebuild.py",

@@ -14,7 +14,7 @@ from competitions.models import Competition, Phase
 from competitions.selectors_boards import board_phase_at, board_phase_key, with_board_phase
 from tests import factories
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 T = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
