@@ -174,6 +174,24 @@ BEST_POSSIBLE: dict[str, float] = {
 }
 
 
+# Each metric's attainable values. An interval drawn from linearized pseudo-values
+# (scoring.influence: ROC AUC, F1, R², ...) can stray past them on a small test set, which
+# would show an AUC of 1.11; scoring.statistics.bootstrap_interval clips it to them.
+RANGE: dict[str, tuple[float, float]] = {
+    "accuracy": (0.0, 1.0),
+    "balanced_accuracy": (0.0, 1.0),
+    "f1": (0.0, 1.0),
+    "f1_macro": (0.0, 1.0),
+    "log_loss": (0.0, float("inf")),
+    "roc_auc": (0.0, 1.0),
+    "average_precision": (0.0, 1.0),
+    "rmse": (0.0, float("inf")),
+    "mse": (0.0, float("inf")),
+    "mae": (0.0, float("inf")),
+    "r2": (float("-inf"), 1.0),
+}
+
+
 def normalized_score(metric: Metric, score: float | None, constant: float | None) -> float | None:
     """(score - constant) / (perfect - constant): 0 is the constant predictor, 1 perfect,
     negative worse than the constant. The difference takes the metric's direction, so a

@@ -102,10 +102,20 @@ def percentile_interval(samples: np.ndarray, level: float = LEVEL) -> tuple[floa
 
 
 def bootstrap_interval(
-    values: np.ndarray, plan: BootstrapPlan, *, transform: str = "identity", level: float = LEVEL
+    values: np.ndarray,
+    plan: BootstrapPlan,
+    *,
+    transform: str = "identity",
+    level: float = LEVEL,
+    within: tuple[float, float] | None = None,
 ) -> tuple[float, float]:
-    """The percentile interval of an entry's metric over the plan's resamples."""
-    return percentile_interval(transformed(plan.means(values), transform), level)
+    """The percentile interval of an entry's metric over the plan's resamples, clipped to
+    `within` (the metric's attainable values, scoring.metrics.RANGE): a resample's mean of
+    linearized pseudo-values may lie past them, the metric itself never does."""
+    low, high = percentile_interval(transformed(plan.means(values), transform), level)
+    if within is not None:
+        low, high = min(max(low, within[0]), within[1]), min(max(high, within[0]), within[1])
+    return low, high
 
 
 def rank_intervals(

@@ -27,7 +27,7 @@ from django.utils import timezone
 from competitions.models import BoardStatistics, Competition, LeaderboardEntry, Submission
 from competitions.services.outbox import enqueue
 from scoring.influence import RowInfluence, influence_load
-from scoring.metrics import metric_get
+from scoring.metrics import RANGE, metric_get
 from scoring.statistics import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
@@ -160,7 +160,13 @@ def submission_interval(
     if found is None:
         return None
     plan = bootstrap_plan(len(found.values), stats.seed, stats.resamples)
-    low, high = bootstrap_interval(found.values, plan, transform=found.transform, level=stats.level)
+    low, high = bootstrap_interval(
+        found.values,
+        plan,
+        transform=found.transform,
+        level=stats.level,
+        within=RANGE.get(competition.task.primary_metric),
+    )
     version = competition.task.version
     if stats.rows != len(found.values) or stats.task_version != version:
         BoardStatistics.objects.filter(pk=stats.pk).update(

@@ -29,6 +29,7 @@ from competitions.models import BoardStatistics, Competition, ReferenceResult
 from competitions.services.intervals import board_statistics_get, bootstrap_plan
 from competitions.services.outbox import enqueue
 from scoring.influence import RowInfluence, influence_dump
+from scoring.metrics import RANGE
 from scoring.statistics import bootstrap_interval
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,11 @@ def _intervals(
         stats = board_statistics_get(competition_id=competition.pk, split=split)
         plan = bootstrap_plan(len(found.values), stats.seed, stats.resamples)
         low, high = bootstrap_interval(
-            found.values, plan, transform=found.transform, level=stats.level
+            found.values,
+            plan,
+            transform=found.transform,
+            level=stats.level,
+            within=RANGE.get(found.metric),
         )
         intervals[split] = [float(low), float(high)]
     return intervals

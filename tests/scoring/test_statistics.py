@@ -252,6 +252,28 @@ def test_the_same_seed_gives_the_same_resamples_and_intervals():
     assert one != bootstrap_interval(values, BootstrapPlan(rows=500, seed=43))
 
 
+def test_an_interval_never_leaves_the_metrics_attainable_values():
+    from scoring.influence import row_influence
+    from scoring.metrics import RANGE
+    from scoring.spec import TaskSpec
+
+    # Six rows, ROC AUC 8/9: DeLong's pseudo-values of so few rows have resamples whose mean
+    # lies past 1 (the upper bound drawn from them was 1.11).
+    y_true = np.array([0, 0, 0, 1, 1, 1], dtype=float)
+    y_pred = np.array([0.1, 0.2, 0.9, 0.8, 0.85, 0.95])
+    spec = TaskSpec(
+        id_column="id", target_columns=("label",), task_type="binary", primary_metric="roc_auc"
+    )
+    found = row_influence("roc_auc", y_true, y_pred, spec)
+    assert found is not None
+    plan = BootstrapPlan(rows=6, seed=7)
+    _, unclipped = bootstrap_interval(found.values, plan)
+    assert unclipped > 1.0
+    low, high = bootstrap_interval(found.values, plan, within=RANGE["roc_auc"])
+    assert (low, high) == (bootstrap_interval(found.values, plan)[0], 1.0)
+    assert 0.0 <= low <= float(found.values.mean()) <= high == 1.0
+
+
 def test_rank_intervals_follow_chatbot_arenas_rule():
     lower = np.array([0.90, 0.85, 0.70, 0.50])
     upper = np.array([0.95, 0.92, 0.80, 0.88])

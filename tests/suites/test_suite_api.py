@@ -192,7 +192,7 @@ def test_the_matrix_json_has_every_cell_its_aggregates_and_the_statistics(api, w
     # Every scored cell has its interval (computed by the worker, suites/cells.py).
     for cell in oracle["cells"] + forest["cells"]:
         assert not cell["stale"]
-        assert cell["low"] <= cell["score"] <= cell["high"], cell
+        assert 0.0 <= cell["low"] <= cell["score"] <= cell["high"] <= 1.0, cell  # ROC AUC's range
         assert cell["normalized_low"] <= cell["normalized"] <= cell["normalized_high"], cell
     assert (oracle["cells"][0]["low"], oracle["cells"][0]["high"]) == (1.0, 1.0)
     assert Submission.objects.get(pk=hasty["cells"][0]["submission_id"]).status == "failed"
