@@ -141,9 +141,11 @@ def _token_read(suite: Suite) -> _Read:
     return _Read(token=f"{version}.{digest}", version=version, layout=layout)
 
 
-def _key(suite: Suite, token: str) -> str:
-    # created_at tells apart a suite from an earlier one with the same id.
-    return f"suite-matrix:{FORMAT}:{suite.pk}:{suite.created_at.isoformat()}:{token}"
+def _key(suite: Suite) -> str:
+    # One entry per suite, its latest matrix (with its token): older tokens are never asked
+    # for again, so keeping one entry per token would hold a large suite's matrix many times
+    # over until it expires. created_at tells apart a suite from an earlier one with its id.
+    return f"suite-matrix:{FORMAT}:{suite.pk}:{suite.created_at.isoformat()}"
 
 
 def suite_matrix(*, suite: Suite) -> SuiteMatrix:
@@ -153,19 +155,19 @@ def suite_matrix(*, suite: Suite) -> SuiteMatrix:
     read = _token_read(suite)
     if not settings.HELDOUT_BOARD_CACHE or not read.token:
         return _compute(suite, read, None)
-    key = _key(suite, read.token)
-    kept = _LOCAL.get(key)
-    if kept is None:
+    key = _key(suite)
+    last = _LOCAL.get(key)
+    if last is None or last.token != read.token:
         with engine.gc_paused():  # unpickling makes many objects that make no cycles
-            kept = caches["boards"].get(key)
-        if kept is not None:
-            _local_keep(key, kept)
-    if kept is not None:
-        return replace(kept, suite=suite)
-    matrix = _compute(suite, read, _latest(suite))
+            shared = caches["boards"].get(key)
+        if shared is not None:
+            last = shared
+            _local_keep(key, shared)
+    if last is not None and last.token == read.token:
+        return replace(last, suite=suite)
+    matrix = _compute(suite, read, last)
     # Kept even with stale cells (marked): the refresh that computes them changes the token.
-    # The suite's latest key points at it, for the next matrix to be computed from.
-    caches["boards"].set_many({key: matrix, _latest_key(suite): key})
+    caches["boards"].set(key, matrix)
     _local_keep(key, matrix)
     return matrix
 
@@ -177,21 +179,19 @@ def suite_matrix_keep(*, suite_id: int) -> SuiteMatrix | None:
     return None if suite is None else suite_matrix(suite=suite)
 
 
-# This process's last matrices, unpickled (the shared cache pickles: unpickling a large
-# matrix costs more than the whole read otherwise), and each suite's latest among them.
+# This process's last matrix of each of its last suites, unpickled (the shared cache
+# pickles: unpickling a large matrix costs more than the whole read otherwise).
 _LOCAL: OrderedDict[str, SuiteMatrix] = OrderedDict()
-_LATEST: OrderedDict[str, SuiteMatrix] = OrderedDict()
 _LOCAL_SIZE = 8
 _LOCK = threading.Lock()  # web processes read on several threads
 
 
 def _local_keep(key: str, matrix: SuiteMatrix) -> None:
     with _LOCK:
-        for kept, name in ((_LOCAL, key), (_LATEST, _latest_key(matrix.suite))):
-            kept[name] = matrix
-            kept.move_to_end(name)
-            while len(kept) > _LOCAL_SIZE:
-                kept.popitem(last=False)
+        _LOCAL[key] = matrix
+        _LOCAL.move_to_end(key)
+        while len(_LOCAL) > _LOCAL_SIZE:
+            _LOCAL.popitem(last=False)
 
 
 def suite_matrices_forgotten() -> None:
@@ -199,24 +199,6 @@ def suite_matrices_forgotten() -> None:
     again)."""
     with _LOCK:
         _LOCAL.clear()
-        _LATEST.clear()
-
-
-def _latest_key(suite: Suite) -> str:
-    return f"suite-matrix-latest:{FORMAT}:{suite.pk}:{suite.created_at.isoformat()}"
-
-
-def _latest(suite: Suite) -> SuiteMatrix | None:
-    """The suite's last matrix computed or read here, else the last one the shared cache
-    kept: what the next matrix can be computed from."""
-    found = _LATEST.get(_latest_key(suite))
-    if found is not None:
-        return found
-    key = caches["boards"].get(_latest_key(suite))
-    if key is None:
-        return None
-    with engine.gc_paused():
-        return caches["boards"].get(key)
 
 
 def suite_matrix_compute(*, suite: Suite, previous: SuiteMatrix | None = None) -> SuiteMatrix:
@@ -319,5 +301,5 @@ def _pending(
 
 def suite_cells_enqueue_once(*, suite: Suite, token: str) -> None:
     """Ask for the stale cells' refresh, once per token (while the cache remembers)."""
-    if caches["boards"].add(f"{_key(suite, token)}:refresh", 1, timeout=60):
+    if caches["boards"].add(f"{_key(suite)}:{token}:refresh", 1, timeout=60):
         suite_cells_enqueue(suite_id=suite.pk)

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from suites.matrix_cache import kept_render
-from tests.suites.world import GOOD, scored_world, submit_scored
+from tests.suites.world import GOOD, WEAK, scored_world, submit_scored
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
@@ -80,3 +80,21 @@ def test_with_the_board_cache_off_every_read_renders(world, settings):
     for _ in range(2):
         kept_render(suite=world.suite, token="t-on", parts=(), render=render)
     assert len(calls) == 3
+
+
+def test_a_suite_keeps_one_matrix_and_one_body_per_url_however_often_it_changed(world):
+    from django.core.cache import caches
+
+    client = Client()
+    pages = []
+    for key, content in (("digits", GOOD), ("iris", GOOD), ("digits", WEAK)):
+        submit_scored(world.methods["=hasty"], key, content)
+        pages.append(client.get("/s/bench/matrix/").content)
+        client.get("/api/v1/suites/bench/matrix/")
+    assert len(set(pages)) == 3  # three matrices, each shown when it was current
+    for cache in ("boards", "boards-local"):
+        kept = [k for k in caches[cache]._cache if ":suite-" in k]  # type: ignore[attr-defined]
+        matrices = [k for k in kept if ":suite-matrix:" in k and not k.endswith(":refresh")]
+        bodies = [k for k in kept if ":suite-view:" in k]
+        assert len(matrices) == (1 if cache == "boards" else 0), kept
+        assert len(bodies) == 2, kept  # the page's and the JSON's, the latest of each
