@@ -71,9 +71,12 @@ def console_methods(suite: Suite) -> list[Method]:
 
 
 def competitions_to_add(user: User, suite: Suite) -> QuerySet[Competition]:
-    """The competitions `user` organizes (every one for a superuser) that have a task and
-    are not in the suite yet, by title."""
-    qs = Competition.objects.filter(task__isnull=False).exclude(suite_tasks__suite=suite)
-    if not user.is_superuser:
-        qs = qs.filter(organizers=user)
-    return qs.order_by("title", "pk").distinct()
+    """The competitions `user` is an organizer of that have a task and are not in the suite
+    yet, by title. A superuser too is offered only theirs (the list stays short); the API
+    adds any competition for them."""
+    return (
+        Competition.objects.filter(task__isnull=False, organizers=user)
+        .exclude(suite_tasks__suite=suite)
+        .order_by("title", "pk")
+        .distinct()
+    )

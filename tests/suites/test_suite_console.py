@@ -383,6 +383,16 @@ def test_the_suite_page_links_its_organizers_to_the_console_and_no_one_else(
     assert console not in Client().get(f"/s/{suite.slug}/").content.decode()
 
 
+def test_the_admin_link_stays_for_staff_organizers_only(suite, organizer):
+    admin = f'href="/admin/suites/suite/{suite.pk}/change/"'
+    assert admin in page(organizer).get(f"/s/{suite.slug}/").content.decode()  # staff
+    plain = factories.make_user("plain-organizer")
+    suite.organizers.add(plain)
+    body = page(plain).get(f"/s/{suite.slug}/").content.decode()
+    assert admin not in body
+    assert f'href="/s/{suite.slug}/organize/"' in body
+
+
 PAGES = [
     ("get", "organize/"),
     ("post", "organize/"),
