@@ -1,6 +1,7 @@
 """Suite endpoints under /api/v1/suites/: the suite and its tasks, joining, methods,
 submitting to a method (one file for one task, or one container fanned out to every task),
-the matrix as JSON or CSV and the critical-difference diagram as SVG.
+the matrix as JSON or CSV and the critical-difference diagram as SVG; PATCH changes the
+suite's details (its organizers'; their other endpoints are in suites/api_organize.py).
 
 Access as suites/permissions.py says; errors in the project's JSON format
 (competitions/api/errors.py). A task's files are linked at its competition's own file URL
@@ -36,6 +37,7 @@ from suites.api_outputs import (
     SuiteDetailOutput,
     SuiteJoinOutput,
     SuitePageOutput,
+    SuiteUpdateInput,
     method_info,
     run_info,
     suite_detail,
@@ -59,10 +61,27 @@ class SuiteListApi(APIView):
 
 
 class SuiteDetailApi(APIView):
+    def get_permissions(self):
+        return [IsAuthenticated()] if self.request.method == "PATCH" else []
+
     @extend_schema(operation_id="suites_retrieve", responses=SuiteDetailOutput)
     def get(self, request: Request, slug: str) -> Response:
         """The suite with its tasks in order, each with its metric and public files."""
         suite = access_suite(request.user, slug)
+        return Response(SuiteDetailOutput(suite_detail(request, suite)).data)
+
+    @extend_schema(
+        operation_id="suites_partial_update", request=SuiteUpdateInput, responses=SuiteDetailOutput
+    )
+    def patch(self, request: Request, slug: str) -> Response:
+        """Change the title, description, rules or visibility (the suite's organizers only;
+        the fields not named keep their values). The competitions the suite made follow
+        its visibility."""
+        suite = access_suite(request.user, slug, organize=True)
+        data = SuiteUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        current = {f: getattr(suite, f) for f in services.SUITE_DETAILS}
+        suite = services.suite_update(suite=suite, **(current | data.validated_data))
         return Response(SuiteDetailOutput(suite_detail(request, suite)).data)
 
 

@@ -8,7 +8,9 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.reverse import reverse
 
-from suites.models import Method, Suite
+from competitions.models import Competition
+from suites.models import Method, Suite, SuiteTask
+from suites.selectors_console import STATES
 from suites.selectors_web import STATUSES, RunRow, suite_tasks_with_files
 
 
@@ -335,3 +337,65 @@ class MatrixOutput(serializers.Serializer):
     pivot = PivotOutput(allow_null=True, help_text="With ?pivot=<tag>")
     wilcoxon = WilcoxonPairOutput(many=True, allow_null=True, help_text="With ?tests=wilcoxon")
     cd_diagram_url = serializers.URLField(allow_null=True)
+
+
+# --- The organizer's endpoints (suites/api_organize.py) ----------------------------------
+
+
+class SuiteUpdateInput(serializers.Serializer):
+    """Only the fields named change (PATCH)."""
+
+    title = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(max_length=100_000, required=False, allow_blank=True)
+    rules = serializers.CharField(max_length=100_000, required=False, allow_blank=True)
+    visibility = serializers.ChoiceField(choices=Competition.Visibility.choices, required=False)
+
+
+class SuiteTaskInput(serializers.Serializer):
+    competition = serializers.SlugField(help_text="The slug of a competition you organize")
+    key = serializers.SlugField(
+        max_length=80,
+        required=False,
+        allow_blank=True,
+        help_text="The matrix's column name; by default the competition's slug",
+    )
+
+
+class SuiteTaskMoveInput(serializers.Serializer):
+    direction = serializers.ChoiceField(
+        choices=["up", "down"], help_text="Swap with the task before (up) or after (down)"
+    )
+
+
+class SuiteTaskOrganizerOutput(serializers.Serializer):
+    key = serializers.CharField()
+    position = serializers.IntegerField(help_text="From 0, the matrix's column order")
+    competition = serializers.CharField(help_text="The slug of the task's competition")
+    owned = serializers.BooleanField(help_text="The suite made the competition")
+    runs = serializers.IntegerField(help_text="The methods' runs on the task")
+    state = serializers.ChoiceField(
+        choices=STATES, help_text="The constant predictor: the column shows once scored"
+    )
+    state_reason = serializers.CharField(help_text="Why it failed, when it did")
+    competition_url = serializers.URLField()
+    organize_url = serializers.URLField(help_text="The competition's organizer pages")
+
+
+def task_organizer_info(request: Request, task: SuiteTask) -> dict:
+    slug = task.competition.slug
+    return {
+        "key": task.key,
+        "position": task.position,
+        "competition": slug,
+        "owned": task.owned,
+        "runs": task.run_count,  # type: ignore[attr-defined]  # selectors_console.console_tasks
+        "state": task.state,  # type: ignore[attr-defined]
+        "state_reason": task.state_reason,  # type: ignore[attr-defined]
+        "competition_url": reverse("api:competition-detail", args=[slug], request=request),
+        "organize_url": reverse("organize", args=[slug], request=request),
+    }
+
+
+class MatrixRefreshOutput(serializers.Serializer):
+    detail = serializers.CharField()
+    matrix_url = serializers.URLField()

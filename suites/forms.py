@@ -1,10 +1,12 @@
-"""The suite pages' forms: a method's registration and an upload for one task (or all)."""
+"""The suite pages' forms: a method's registration and an upload for one task (or all);
+the organizer console's: the suite's details, a task to add."""
 
 from __future__ import annotations
 
 from django import forms
 
-from suites.models import SuiteTask
+from competitions.models import Competition
+from suites.models import Suite, SuiteTask
 
 EVERY_TASK = "*"
 
@@ -50,3 +52,41 @@ class MethodUploadForm(forms.Form):
             *choices,
             (EVERY_TASK, "Every task: one container run once per task"),
         ]
+
+
+class SuiteDetailsForm(forms.ModelForm):
+    """What participants read and who may see the suite; services.suite_update saves it."""
+
+    class Meta:
+        model = Suite
+        fields = ["title", "description", "rules", "visibility"]
+        labels = {"description": "Overview (Markdown)", "rules": "Rules (Markdown)"}
+        help_texts = {
+            "description": "The suite's overview page. Preview shows it as participants will.",
+            "rules": "Participants accept these to join (they join every task's competition).",
+            "visibility": "Public: listed. Unlisted: anyone with the link. Invite only: "
+            "organizers, the invited and participants. The competitions the suite made "
+            "follow it (never listed on their own).",
+        }
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 10}),
+            "rules": forms.Textarea(attrs={"rows": 10}),
+        }
+
+
+class SuiteTaskAddForm(forms.Form):
+    competition = forms.ChoiceField(
+        label="Competition", help_text="A competition you organize, not in the suite yet."
+    )
+    key = forms.SlugField(
+        label="Column name",
+        max_length=80,
+        required=False,
+        help_text="The matrix's column; empty: the competition's slug.",
+    )
+
+    def __init__(self, *args, competitions: list[Competition], **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["competition"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(c.slug, f"{c.title} ({c.slug})") for c in competitions]

@@ -8,6 +8,11 @@ anyone with the link (only public ones are listed), invite-only ones to their or
 the invited and the participants. A task's files, hidden labels and submissions are never
 served by a suite's URL: its links lead to the task competition's own URLs, which keep
 that competition's rules (the ground truth is for its organizers only).
+
+The organizer's console (/s/<slug>/organize/..., and the API's writes on a suite) is for
+the suite's organizers (and superusers): access_suite(..., organize=True). A task is added
+from a competition the organizer organizes as well (access_competition_to_add): organizing
+a suite gives no power over another organizer's competition.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q, QuerySet
 
 from competitions.models import Competition, Membership
-from competitions.permissions import Forbidden, NotFound
+from competitions.permissions import Forbidden, NotFound, access_competition
 from suites.models import Method, Suite, SuiteTask
 
 
@@ -88,3 +93,12 @@ def access_method(
     if own and (not user.is_authenticated or method.owner_id != user.pk):
         raise Forbidden("Only the method's owner submits to it.")
     return method
+
+
+def access_competition_to_add(user: User | AnonymousUser, slug: str) -> Competition:
+    """The competition named `slug`, to add to a suite: NotFound if the user may not know
+    it exists, Forbidden unless they organize it."""
+    try:
+        return access_competition(user, slug, organize=True)
+    except Forbidden:
+        raise Forbidden("Add a competition you organize.") from None

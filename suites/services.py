@@ -1,6 +1,12 @@
 """Writes on suites: making one, adding its tasks, joining, registering methods and
 submitting to them. Each top-level action is one transaction.
 
+The organizer's console (suites/views_console.py, the API's organizer endpoints) writes
+through suite_update, suite_task_attach, suite_task_remove, suite_task_move and
+suite_cells_refresh_request: each a durable transaction, refused with an ApplicationError a
+person can read. (The competitions' organizer log is per competition: a suite's changes are
+not logged there.)
+
 Joining a suite joins every task's competition (a team of one per competition, named
 after the user, as competitions/services/teams.competition_join does). A method's
 submission to a task is submission_create on the task's competition, so the task's phases,
@@ -20,8 +26,10 @@ from django.db import IntegrityError, transaction
 
 from competitions.errors import ApplicationError, InvalidState, NotJoined, full_clean_or_refuse
 from competitions.models import Competition, Membership, Submission
+from competitions.permissions import Forbidden
 from competitions.services.submissions import submission_create
 from competitions.services.teams import competition_join
+from suites.cells import matrix_version_bump, suite_cells_enqueue
 from suites.models import Method, MethodRun, Suite, SuiteTask
 
 # A tag and each of its values: short words, so that a pivot reads well.
@@ -84,6 +92,111 @@ def suite_task_add(
             competition.save(update_fields=["visibility"])
             competition.organizers.add(*suite.organizers.all())
     return task
+
+
+SUITE_DETAILS = ("title", "description", "rules", "visibility")
+
+
+def suite_update(
+    *, suite: Suite, title: str, description: str, rules: str, visibility: str
+) -> Suite:
+    """Change what participants read and who may see the suite. The competitions the suite
+    owns follow its visibility (owned_visibility), as when they were added; a standalone
+    task's competition keeps its own."""
+    with transaction.atomic(durable=True):
+        locked = Suite.objects.select_for_update().get(pk=suite.pk)
+        wanted = {"title": title, "description": description, "rules": rules}
+        wanted["visibility"] = visibility
+        changed = [f for f in SUITE_DETAILS if getattr(locked, f) != wanted[f]]
+        for field, value in wanted.items():
+            setattr(locked, field, value)
+        full_clean_or_refuse(locked)
+        if changed:
+            locked.save(update_fields=changed)
+        if "visibility" in changed:
+            Competition.objects.filter(suite_tasks__suite=locked, suite_tasks__owned=True).update(
+                visibility=owned_visibility(locked.visibility)
+            )
+    return locked
+
+
+def organizes_competition(user: User, competition: Competition) -> bool:
+    return user.is_superuser or competition.organizers.filter(pk=user.pk).exists()
+
+
+@transaction.atomic(durable=True)
+def suite_task_attach(
+    *, suite: Suite, competition: Competition, by: User, key: str = ""
+) -> SuiteTask:
+    """Add a competition `by` organizes as the suite's last task (suite_task_add's rules: a
+    key unique in the suite, by default the competition's slug; a competition once per
+    suite). The competition stays its own (not owned: its visibility and organizers are
+    unchanged). Who joined the suite before joins the new task by joining again."""
+    if not organizes_competition(by, competition):
+        raise Forbidden("Add a competition you organize.")
+    if not hasattr(competition, "task"):
+        raise InvalidState(f"{competition.slug} has no task yet: give it its data first.")
+    return suite_task_add(suite=suite, competition=competition, key=key.strip(), owned=False)
+
+
+@transaction.atomic(durable=True)
+def suite_task_remove(*, task: SuiteTask) -> None:
+    """Take the task out of the suite, refused once a method has a run on it (the runs are
+    the methods' results: they are not deleted with a click). Its competition stays, with
+    its submissions. The tasks after it move up one place."""
+    Suite.objects.select_for_update().filter(pk=task.suite_id).first()
+    # Locks the task's row: a run being added to it (which locks the row it points to)
+    # waits for this transaction, and then finds the task gone.
+    locked = SuiteTask.objects.select_for_update().filter(pk=task.pk).first()
+    if locked is None:
+        return
+    runs = locked.runs.count()
+    if runs:
+        raise InvalidState(
+            f"The task {locked.key} has {runs} method run{'s' if runs != 1 else ''}: "
+            "a task is removed only before any method submits to it."
+        )
+    locked.delete()
+    # One at a time, in order: each place is free when the next task takes it.
+    for later in SuiteTask.objects.filter(
+        suite_id=locked.suite_id, position__gt=locked.position
+    ).order_by("position"):
+        SuiteTask.objects.filter(pk=later.pk).update(position=later.position - 1)
+
+
+@transaction.atomic(durable=True)
+def suite_task_move(*, task: SuiteTask, up: bool) -> SuiteTask:
+    """Swap the task with the one before it (`up`) or after it; at either end, nothing
+    moves. Positions stay unique (suitetask_unique_position) at every step: the task waits
+    at a free place while its neighbour takes its own."""
+    suite = Suite.objects.select_for_update().get(pk=task.suite_id)
+    locked = SuiteTask.objects.get(pk=task.pk)
+    tasks = suite.tasks.order_by("-position" if up else "position")
+    neighbour = (
+        tasks.filter(position__lt=locked.position)
+        if up
+        else tasks.filter(position__gt=locked.position)
+    ).first()
+    if neighbour is None:
+        return locked
+    last = suite.tasks.order_by("-position").values_list("position", flat=True).first()
+    assert last is not None
+    mine, theirs = locked.position, neighbour.position
+    SuiteTask.objects.filter(pk=locked.pk).update(position=last + 1)
+    SuiteTask.objects.filter(pk=neighbour.pk).update(position=mine)
+    SuiteTask.objects.filter(pk=locked.pk).update(position=theirs)
+    # The columns' order changed: the kept matrix is not current (update() sends no signal).
+    matrix_version_bump(suite_id=suite.pk, layout=True)
+    locked.position = theirs
+    return locked
+
+
+@transaction.atomic(durable=True)
+def suite_cells_refresh_request(*, suite: Suite) -> None:
+    """Ask a worker to compute the suite's stale cells (and keep the new matrix): sent once
+    this transaction commits (the outbox), so the request answers at once. A cell already
+    computed for its run, split and version is not computed again."""
+    suite_cells_enqueue(suite_id=suite.pk)
 
 
 @transaction.atomic(durable=True)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from suites import views, views_downloads
+from suites import views, views_console, views_downloads
 
 urlpatterns = [
     path("s/", views.suite_list, name="suite-list"),
@@ -20,5 +20,24 @@ urlpatterns = [
         "s/<slug:slug>/methods/<int:method_id>/bundle/",
         views_downloads.method_bundle_download,
         name="suite-method-bundle",
+    ),
+    # The organizer's console (suites/views_console.py).
+    path("s/<slug:slug>/organize/", views_console.overview, name="suite-organize"),
+    path("s/<slug:slug>/organize/tasks/", views_console.tasks, name="suite-organize-tasks"),
+    path(
+        "s/<slug:slug>/organize/tasks/<slug:key>/remove/",
+        views_console.task_remove,
+        name="suite-organize-task-remove",
+    ),
+    path(
+        "s/<slug:slug>/organize/tasks/<slug:key>/move/",
+        views_console.task_move,
+        name="suite-organize-task-move",
+    ),
+    path("s/<slug:slug>/organize/methods/", views_console.methods, name="suite-organize-methods"),
+    path(
+        "s/<slug:slug>/organize/refresh/",
+        views_console.cells_refresh,
+        name="suite-organize-refresh",
     ),
 ]
