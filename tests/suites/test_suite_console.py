@@ -14,7 +14,7 @@ from suites.models import Suite
 from tests import factories
 from tests.suites.world import joined, make_suite
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
 
 def page(user) -> Client:
