@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scoring.docker_scorer import DockerScorer  # noqa: E402
-from scoring.sandbox import DockerRunner, SandboxLimits  # noqa: E402
+from scoring.sandbox import SandboxLimits  # noqa: E402
+from scoring.sandbox_docker import DockerRunner  # noqa: E402
 from scoring.scorers import InProcessScorer, Scorer  # noqa: E402
 from scoring.spec import TaskSpec  # noqa: E402
 from scoring.warm import WarmDockerRunner  # noqa: E402

@@ -2,7 +2,8 @@
 settings) with a task's overrides, and this process's Docker runner.
 
 Both the domain (a bundle's limits, a scoring program's dry run) and the workers (judging)
-use these; the mechanism is the engine's (scoring.limits, scoring.sandbox).
+use these; the mechanism is the engine's (scoring.limits, scoring.sandbox,
+scoring.sandbox_docker).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 from django.conf import settings
 
 from scoring.limits import LIMIT_MINIMUMS, sandbox_limits_from
-from scoring.sandbox import DockerRunner, SandboxLimits
+from scoring.sandbox import SandboxLimits
+from scoring.sandbox_docker import DockerRunner
 from scoring.warm import WarmDockerRunner
 
 

@@ -29,16 +29,11 @@ import requests.exceptions
 
 from scoring.image_archive import ArchiveReport, archive_check
 from scoring.image_checks import dockerfile_check, engine_architecture
+from scoring.image_identity import DIGEST_REFERENCE
 from scoring.image_registry import image_pull, image_push
 from scoring.image_untag import archive_untagged
-from scoring.sandbox import (
-    DEPLOYMENT_LABEL,
-    DIGEST_REFERENCE,
-    SANDBOX_LABEL,
-    STARTED_LABEL,
-    SandboxError,
-    SandboxUnavailable,
-)
+from scoring.sandbox import SandboxError, SandboxUnavailable
+from scoring.sandbox_labels import DEPLOYMENT_LABEL, SANDBOX_LABEL, STARTED_LABEL
 
 log = logging.getLogger(__name__)
 SUBMISSION_REPOSITORY = "heldout-submission"

@@ -44,16 +44,12 @@ from judging.heartbeat import INFRASTRUCTURE_ERRORS, storage_errors
 from judging.images import ImageRefused
 from judging.manifest import scoring_manifest, scoring_run_save
 from scoring.docker_scorer import DockerScorer
+from scoring.image_identity import DIGEST_REFERENCE
 from scoring.influence import RowInfluence, influence_dump
 from scoring.program_scorer import ProgramScorer
 from scoring.recording import SUBMISSION_LABEL, RecordedRun, RecordingRunner
-from scoring.sandbox import (
-    DIGEST_REFERENCE,
-    DockerRunner,
-    SandboxError,
-    SandboxRunner,
-    SandboxUnavailable,
-)
+from scoring.sandbox import SandboxError, SandboxRunner, SandboxUnavailable
+from scoring.sandbox_docker import DockerRunner
 from scoring.scorers import InProcessScorer, Scorer, ScoringOutcome
 
 log = logging.getLogger(__name__)

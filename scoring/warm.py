@@ -8,12 +8,13 @@ command) in a fresh container as DockerRunner does. Nothing here imports Django.
 
 Contract:
 - One warm container per (image, spec, ground truth, limits) per runner, so per worker
-  process; created with exactly the cold sandbox's arguments (scoring.sandbox._create_args:
-  no network, read-only root, the sandbox user, no capabilities, the seccomp profile, the
-  same memory, CPU, process and size limits, the deployment's labels), running
-  scoring.warm_server as PID 1. Its /input is a folder of the worker's own holding the spec
-  and the truth (as the cold scorer sees them) and, for the time of one submission, its
-  predictions; its /output is the cold scorer's tmpfs volume, with LOG_ROOM more for logs.
+  process; created with exactly the cold sandbox's arguments
+  (scoring.sandbox_docker._create_args: no network, read-only root, the sandbox user, no
+  capabilities, the seccomp profile, the same memory, CPU, process and size limits, the
+  deployment's labels), running scoring.warm_server as PID 1. Its /input is a folder of
+  the worker's own holding the spec and the truth (as the cold scorer sees them) and, for
+  the time of one submission, its predictions; its /output is the cold scorer's tmpfs
+  volume, with LOG_ROOM more for logs.
 - Each submission is scored by a fresh child of the server (see scoring.warm_server for
   what is emptied and killed between two), with the same time limit; its result, read
   back with the archive API, is checked by the same reader as the cold scorer's, and it
@@ -54,18 +55,10 @@ import requests.exceptions
 from docker.models.containers import Container
 
 from scoring.docker_scorer import COMMAND as BUILTIN_COMMAND
-from scoring.sandbox import (
-    OUTPUT_TARGET,
-    WARM_LABEL,
-    DockerRunner,
-    LogTail,
-    Mount,
-    RunResult,
-    SandboxLimits,
-    _create_args,
-    _engine_errors,
-    process_started,
-)
+from scoring.sandbox import OUTPUT_TARGET, Mount, RunResult, SandboxLimits
+from scoring.sandbox_docker import DockerRunner, _create_args, _engine_errors
+from scoring.sandbox_labels import WARM_LABEL, process_started
+from scoring.sandbox_log import LogTail
 from scoring.sandbox_output import PAGE_BYTES, copy_output
 from scoring.warm_stream import AttachStream
 

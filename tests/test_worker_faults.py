@@ -26,7 +26,7 @@ from django.db import connection
 from competitions.models import SandboxRun, Score, ScoringRun, Submission, Task
 from competitions.services.teams import competition_join
 from judging.services import SUBMISSION_LABEL
-from scoring.sandbox import OWNER_LABEL
+from scoring.sandbox_labels import OWNER_LABEL
 from tests import factories
 from tests.worker_process import beat_process, database_url, until, worker_process
 

@@ -24,7 +24,7 @@ from competitions.services.jobs import (
     version_switch_start,
 )
 from competitions.services.scorers import task_scorer_set
-from scoring.sandbox import OWNER_LABEL
+from scoring.sandbox_labels import OWNER_LABEL
 from tests import factories
 from tests.conftest import client_for
 from tests.jobs import add_version, scored

@@ -10,7 +10,8 @@ from competitions.models import Submission
 from competitions.services.submissions import submission_create
 from judging.services import submission_score
 from scoring.docker_scorer import DockerScorer
-from scoring.sandbox import DockerRunner, SandboxLimits
+from scoring.sandbox import SandboxLimits
+from scoring.sandbox_docker import DockerRunner
 from tests import factories
 from tests.reproducibility.replaying import PREDICTIONS, unzip_bundle
 from tests.sandbox.conftest import (  # noqa: F401

@@ -17,7 +17,8 @@ from competitions.services.versions import task_version_activate, task_version_c
 from judging.services import submission_score
 from scoring.docker_scorer import DockerScorer
 from scoring.manifest import SCHEMA_PATH, manifest_for_viewer
-from scoring.sandbox import DockerRunner, SandboxLimits
+from scoring.sandbox import SandboxLimits
+from scoring.sandbox_docker import DockerRunner
 from scoring.scorers import InProcessScorer
 from tests import factories
 

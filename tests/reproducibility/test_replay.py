@@ -15,7 +15,7 @@ from django.core.files.base import ContentFile
 from competitions.models import ScoringRun, Submission
 from competitions.services.submissions import submission_create
 from judging.services import submission_score
-from scoring.sandbox import DockerRunner
+from scoring.sandbox_docker import DockerRunner
 from tests import factories
 from tests.reproducibility.replaying import PREDICTIONS, replay_json, run_replay, unzip_bundle
 

@@ -22,7 +22,7 @@ from competitions.services.submissions import submission_create
 from judging.replication import replication_run
 from judging.services import submission_score
 from scoring.manifest import SCHEMA_PATH
-from scoring.sandbox import DockerRunner
+from scoring.sandbox_docker import DockerRunner
 from scoring.scorers import InProcessScorer
 from tests import factories
 from tests.conftest import persona_user
@@ -307,7 +307,8 @@ def test_the_task_adapter_calls_the_service(scored_container):
 def test_a_replication_that_cannot_run_fails_with_its_reason(
     scored_container, organizer, django_capture_on_commit_callbacks
 ):
-    from scoring.sandbox import FakeRunner, SandboxError
+    from scoring.sandbox import SandboxError
+    from scoring.sandbox_fake import FakeRunner
 
     with django_capture_on_commit_callbacks(execute=False):
         replication = replication_request(submission=scored_container, user=organizer)

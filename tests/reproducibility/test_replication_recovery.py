@@ -14,7 +14,8 @@ from competitions.models import Replication, Submission
 from competitions.services.replications import replication_request
 from competitions.services.teams import competition_join
 from judging.services import submission_score
-from scoring.sandbox import OWNER_LABEL, DockerRunner
+from scoring.sandbox_docker import DockerRunner
+from scoring.sandbox_labels import OWNER_LABEL
 from tests import factories
 from tests.reproducibility.test_replication import DETERMINISTIC, _container_phase, _submit_image
 from tests.sandbox import hostile_images as images

@@ -22,7 +22,8 @@ from competitions.models import (
 )
 from competitions.services.submissions import enqueue_on_commit
 from competitions.services.versions import task_version_ensure
-from scoring.sandbox import SCORER_CONTENT_LABEL, DockerRunner, scorer_identity_of
+from scoring.image_identity import SCORER_CONTENT_LABEL, scorer_identity_of
+from scoring.sandbox_docker import DockerRunner
 from tests import factories
 from tests.worker_process import worker_process
 

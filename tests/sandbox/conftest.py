@@ -16,14 +16,9 @@ import docker
 import docker.errors
 import pytest
 
-from scoring.sandbox import (
-    OWNER_LABEL,
-    SANDBOX_LABEL,
-    DockerRunner,
-    Mount,
-    RunResult,
-    SandboxLimits,
-)
+from scoring.sandbox import Mount, RunResult, SandboxLimits
+from scoring.sandbox_docker import DockerRunner
+from scoring.sandbox_labels import OWNER_LABEL, SANDBOX_LABEL
 
 SMALL_LIMITS = SandboxLimits(
     memory_bytes=256 * 1024**2,

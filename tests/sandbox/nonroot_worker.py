@@ -19,7 +19,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from scoring.sandbox import DockerRunner, SandboxLimits
+from scoring.sandbox import SandboxLimits
+from scoring.sandbox_docker import DockerRunner
 
 WORKER_UID = 10001
 DOCKER_SOCKET = Path("/var/run/docker.sock")

@@ -28,7 +28,8 @@ from judging.images import (
 from judging.inference import inference_run
 from judging.services import submission_score
 from judging.tasks import images_gc_task
-from scoring.sandbox import FakeCall, FakeRunner, RunResult, SandboxError
+from scoring.sandbox import RunResult, SandboxError
+from scoring.sandbox_fake import FakeCall, FakeRunner
 from scoring.scorers import InProcessScorer
 from tests import factories
 from tests.sandbox import hostile_images as h

@@ -11,7 +11,8 @@ import pytest
 
 from scoring import cli
 from scoring.docker_scorer import DockerScorer
-from scoring.sandbox import FakeCall, FakeRunner, RunResult, SandboxError
+from scoring.sandbox import RunResult, SandboxError
+from scoring.sandbox_fake import FakeCall, FakeRunner
 from scoring.scorers import InProcessScorer
 from scoring.spec import TaskSpec
 

@@ -21,7 +21,9 @@ from competitions.services.versions import task_version_ensure
 from judging.images import DockerImages
 from judging.inference import inference_run
 from judging.services import docker_available, submission_score
-from scoring.sandbox import SCORER_CONTENT_LABEL, DockerRunner, SandboxUnavailable
+from scoring.image_identity import SCORER_CONTENT_LABEL
+from scoring.sandbox import SandboxUnavailable
+from scoring.sandbox_docker import DockerRunner
 from scoring.scorers import InProcessScorer
 from tests import factories
 from tests.registry_server import free_port, registry_server, untag

@@ -36,14 +36,14 @@ from judging.cleanup import (
 )
 from judging.images import DockerImages, images_gc, submission_repository
 from judging.services import SUBMISSION_LABEL, submission_score
-from scoring.sandbox import (
+from scoring.sandbox_docker import DockerRunner
+from scoring.sandbox_fake import FakeRunner
+from scoring.sandbox_labels import (
     DEADLINE_LABEL,
     DEPLOYMENT_LABEL,
     OWNER_LABEL,
     SANDBOX_LABEL,
     STARTED_LABEL,
-    DockerRunner,
-    FakeRunner,
 )
 from scoring.scorers import InProcessScorer
 from tests import factories
@@ -57,7 +57,8 @@ Status = Submission.Status
 _DOOMED_WORKER = """
 import sys
 from pathlib import Path
-from scoring.sandbox import DockerRunner, SandboxLimits
+from scoring.sandbox import SandboxLimits
+from scoring.sandbox_docker import DockerRunner
 
 image, deployment, output = sys.argv[1:4]
 DockerRunner(deployment=deployment).run(

@@ -12,14 +12,14 @@ import uuid
 import docker.errors
 import pytest
 
-from scoring.sandbox import (
+from scoring.sandbox import SandboxUnavailable
+from scoring.sandbox_docker import DockerRunner
+from scoring.sandbox_labels import (
     DEADLINE_LABEL,
     DEPLOYMENT_LABEL,
     OWNER_LABEL,
     SANDBOX_LABEL,
     STARTED_LABEL,
-    DockerRunner,
-    SandboxUnavailable,
 )
 from tests.sandbox.conftest import SMALL_LIMITS
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from scoring.sandbox import SANDBOX_LABEL
+from scoring.sandbox_labels import SANDBOX_LABEL
 from tests.sandbox import hostile_images as h
 from tests.sandbox.nonroot_worker import WORKER_UID, run_as_worker, worker_root
 

@@ -10,16 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from scoring.sandbox import (
-    SECCOMP_PROFILE,
-    FakeRunner,
-    LogTail,
-    Mount,
-    RunResult,
-    SandboxLimits,
-    SandboxUnavailable,
-    seccomp_profile,
-)
+from scoring.sandbox import Mount, RunResult, SandboxLimits, SandboxUnavailable
+from scoring.sandbox_docker import SECCOMP_PROFILE, seccomp_profile
+from scoring.sandbox_fake import FakeRunner
+from scoring.sandbox_log import LogTail
 from scoring.sandbox_output import PAGE_BYTES, copy_output, tmpfs_options, tmpfs_size
 from tests.sandbox.hostile_images import (
     dir_entry,

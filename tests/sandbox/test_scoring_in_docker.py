@@ -37,16 +37,9 @@ from judging.services import (
 from scoring import cli
 from scoring.docker_scorer import DockerScorer
 from scoring.program_scorer import ProgramScorer
-from scoring.sandbox import (
-    DEADLINE_LABEL,
-    DEPLOYMENT_LABEL,
-    SANDBOX_LABEL,
-    STARTED_LABEL,
-    FakeCall,
-    FakeRunner,
-    RunResult,
-    SandboxLimits,
-)
+from scoring.sandbox import RunResult, SandboxLimits
+from scoring.sandbox_fake import FakeCall, FakeRunner
+from scoring.sandbox_labels import DEADLINE_LABEL, DEPLOYMENT_LABEL, SANDBOX_LABEL, STARTED_LABEL
 from scoring.scorers import InProcessScorer
 from tests import factories
 

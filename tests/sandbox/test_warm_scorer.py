@@ -25,16 +25,15 @@ from competitions.sandboxes import sandbox_runner
 from competitions.services.submissions import submission_create
 from judging.services import docker_available, submission_score
 from scoring.docker_scorer import COMMAND, DockerScorer
-from scoring.sandbox import (
+from scoring.sandbox import Mount, SandboxLimits
+from scoring.sandbox_docker import DockerRunner
+from scoring.sandbox_labels import (
     DEADLINE_LABEL,
     DEPLOYMENT_LABEL,
     OWNER_LABEL,
     SANDBOX_LABEL,
     STARTED_LABEL,
     WARM_LABEL,
-    DockerRunner,
-    Mount,
-    SandboxLimits,
     _is_stale,
     process_started,
 )
