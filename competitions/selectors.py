@@ -615,7 +615,7 @@ def sandbox_runs_for_user(
                 or None,
                 "log_visible": visible,
                 "log": run.log if visible else None,
-                # scoring.sandbox.LogTail starts a log it cut with this note.
+                # scoring.sandbox_log.LogTail starts a log it cut with this note.
                 "log_truncated": visible and run.log.startswith("[log truncated:"),
                 "created_at": run.created_at,
             }

@@ -23,7 +23,7 @@ class ScoringOutcome:
     peak_memory_bytes: int | None = None
     scorer_name: str = ""
     scorer_image: str = ""  # "reference@local image id" for Docker scorers
-    # "in-process" or the image's scoring.sandbox.scorer_identity_of; "" when unknown
+    # "in-process" or the image's scoring.image_identity.scorer_identity_of; "" when unknown
     scorer_identity: str = ""
     log: str = ""
 

@@ -1,12 +1,12 @@
 """Which scorer may score under a task version, and how an organizer adopts a new one.
 
-A scorer's identity is "in-process" or an image's scoring.sandbox.scorer_identity_of (the
-same on every host for the same scorer). The ranked version records one (in
-TaskVersion.scorer_image_digest); a worker whose scorer differs does not score and does
-not make a version: it gives the submission back to the queue for a matching worker and
-reports the mismatch (ScorerMismatchReport), which the organizer's dashboard shows. Only
-task_scorer_adopt, an organizer's action, moves the task to another scorer.
-docs/scorers.md states the rules.
+A scorer's identity is "in-process" or an image's
+scoring.image_identity.scorer_identity_of (the same on every host for the same scorer).
+The ranked version records one (in TaskVersion.scorer_image_digest); a worker whose scorer
+differs does not score and does not make a version: it gives the submission back to the
+queue for a matching worker and reports the mismatch (ScorerMismatchReport), which the
+organizer's dashboard shows. Only task_scorer_adopt, an organizer's action, moves the task
+to another scorer. docs/scorers.md states the rules.
 """
 
 from __future__ import annotations

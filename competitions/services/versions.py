@@ -6,10 +6,11 @@ switches (task_version_activate). Switching back to an earlier version restores 
 from the scores that were kept. Only an organizer's action makes a version: workers never
 do (scoring.identity).
 
-`scorer_image_digest` holds the scorer's identity (scoring.sandbox.scorer_identity_of, or
-IN_PROCESS): a new version inherits its predecessor's unless the scorer changed; "" means
-not known yet, and the first scoring under the version records the scorer that made it
-(scoring.identity.version_for_scorer). docs/scorers.md explains it.
+`scorer_image_digest` holds the scorer's identity
+(scoring.image_identity.scorer_identity_of, or IN_PROCESS): a new version inherits its
+predecessor's unless the scorer changed; "" means not known yet, and the first scoring
+under the version records the scorer that made it (scoring.identity.version_for_scorer).
+docs/scorers.md explains it.
 """
 
 from __future__ import annotations
