@@ -1,7 +1,7 @@
 """The domain: competitions, their task and phases, teams, submissions and scores.
 
 Models hold fields, constraints and properties of their own fields; anything that
-crosses relations lives in selectors.py, every write in services/.
+crosses relations lives in selectors/, every write in services/.
 """
 
 from __future__ import annotations
