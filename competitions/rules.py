@@ -4,7 +4,7 @@ Plain functions over plain values, importing nothing from Django: the models' cl
 (and so every service's full_clean), the admin's inline formsets and the bundle parser
 all call these, so a rule is written once and refused with the same sentence whichever
 interface a person uses. What the database can enforce is also a constraint on the model
-(competitions/models/core.py); the services translate its IntegrityError into these
+(competitions/models/); the services translate its IntegrityError into these
 sentences.
 """
 

@@ -1,30 +1,16 @@
-"""The domain models. core: competitions, tasks, phases, teams, submissions, scores and
-leaderboard rows; runs: scoring attempts, sandbox runs, task versions, manifests, replications,
-invitations; workers: what workers report (scorer mismatches) and the claims once on a board;
-lifecycle: finalize and reopen events; audit: the organizers' audit log;
-uploads: resumable (tus) uploads;
-
-jobs: organizers' background jobs; webhooks: users' signed endpoints and their deliveries;
-outbox: the Celery messages to send (the transactional outbox); statistics: how each board's
-intervals were drawn, and the shake-up report; references: the platform's reference results
-(constant predictor, simple model); boards: the version of what each
-leaderboard shows."""
+"""The domain models. core: competitions, tasks, their files and phases; teams: teams and
+memberships; submissions: submissions and scores; boards: the leaderboard rows and the
+version of what each leaderboard shows; runs: scoring attempts, sandbox runs, task versions,
+manifests, replications, invitations; workers: what workers report (scorer mismatches) and
+the claims once on a board; lifecycle: finalize and reopen events; audit: the organizers'
+audit log; uploads: resumable (tus) uploads; jobs: organizers' background jobs; webhooks:
+users' signed endpoints and their deliveries; outbox: the Celery messages to send (the
+transactional outbox); statistics: how each board's intervals were drawn, and the shake-up
+report; references: the platform's reference results (constant predictor, simple model)."""
 
 from competitions.models.audit import OrganizerAction
-from competitions.models.boards import BoardVersion
-from competitions.models.core import (
-    Competition,
-    LeaderboardEntry,
-    Membership,
-    Phase,
-    Score,
-    Submission,
-    Task,
-    TaskFile,
-    Team,
-    _private_storage,
-    _submission_path,
-)
+from competitions.models.boards import BoardVersion, LeaderboardEntry
+from competitions.models.core import Competition, Phase, Task, TaskFile, _private_storage
 from competitions.models.jobs import OrganizerJob
 from competitions.models.lifecycle import CompetitionEvent
 from competitions.models.outbox import OutboxMessage
@@ -38,6 +24,8 @@ from competitions.models.runs import (
     TeamInvitation,
 )
 from competitions.models.statistics import BoardStatistics, ShakeupEntry
+from competitions.models.submissions import Score, Submission, _submission_path
+from competitions.models.teams import Membership, Team
 from competitions.models.uploads import Upload
 from competitions.models.webhooks import Webhook, WebhookDelivery
 from competitions.models.workers import ClaimRecord, ScorerMismatchReport

@@ -10,7 +10,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from competitions.models.core import Submission, Task, Team, _private_storage
+from competitions.models.core import Task, _private_storage
+from competitions.models.submissions import Submission
+from competitions.models.teams import Team
 
 
 class Attempt(models.Model):

@@ -12,10 +12,14 @@ import pytest
 from django.template.defaultfilters import floatformat
 from rest_framework import serializers
 
-from competitions import selectors
 from competitions.api.competitions import LeaderboardRowOutput
 from competitions.models import BoardStatistics, LeaderboardEntry
-from competitions.selectors import LeaderboardRow, ReferenceRow, board_statistics_read
+from competitions.selectors import (
+    LeaderboardRow,
+    ReferenceRow,
+    board_statistics,
+    board_statistics_read,
+)
 from competitions.services.intervals import board_ranks_refresh
 from competitions.views.board_rows import fixed3, fixed5, rows_html
 from tests import factories
@@ -223,8 +227,8 @@ def test_the_bounds_are_kept_while_the_board_version_stays_and_read_again_when_i
 
     # Kept: a planted copy is what the next read gives while the version stays.
     key = (competition.pk, "public")
-    pk, version, _bounds = selectors._BOUNDS[key]
-    selectors._BOUNDS[key] = (pk, version, b"planted")
+    pk, version, _bounds = board_statistics._BOUNDS[key]
+    board_statistics._BOUNDS[key] = (pk, version, b"planted")
     assert _bounds_read(competition) == b"planted"
 
     # The board moves: the next read has the new bounds, whatever was kept.

@@ -164,7 +164,8 @@ def test_ties_across_a_page_boundary_keep_their_shared_rank(api, competition):
 )
 def test_a_later_page_shows_the_rows_the_whole_board_has_in_its_place(competition, sort, query):
     # Ties (0.9 three times, 0.5 twice) and names out of score order: each page past the
-    # first is picked in a subquery (selectors._window), and must be the whole board's slice.
+    # first is picked in a subquery (selectors.leaderboard._window), and must be the whole
+    # board's slice.
     for i, (name, score) in enumerate(
         [("fen", 0.9), ("ada", 0.9), ("eve", 0.5), ("bea", 0.9), ("cal", 0.7), ("dee", 0.5)]
     ):

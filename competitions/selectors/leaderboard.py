@@ -1,52 +1,28 @@
-"""Reads that cross relations. Each returns plain data or a queryset with its joins done,
-so list pages run a fixed number of queries whatever their length."""
+"""A board page (leaderboard_page) and the shake-up report (shakeup_report).
+
+A page costs a fixed number of queries whatever the board's length: its rows in index
+order, the rows above it skipped in the index alone, one aggregate for its ranks and
+counts, and the board's statistics (board_statistics.py) for its plausible ranks and
+reference rows. Ranks are always the board's, whatever the page's order or search.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
-import numpy as np
-from django.conf import settings
-from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import (
-    BinaryField,
-    Case,
-    Count,
-    F,
-    OuterRef,
-    Prefetch,
-    Q,
-    QuerySet,
-    Subquery,
-    Value,
-    When,
-)
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Lower
-from django.utils import timezone
 
 from competitions.models import (
-    Attempt,
-    BoardStatistics,
-    BoardVersion,
     Competition,
     LeaderboardEntry,
-    Membership,
-    OrganizerJob,
-    Phase,
     Replication,
-    SandboxRun,
-    Score,
-    ScorerMismatchReport,
     ShakeupEntry,
-    Submission,
-    Task,
-    Team,
 )
-from competitions.permissions import is_organizer
-from competitions.rules import tie_rule_sentence
+from competitions.selectors.board_statistics import board_statistics_read, plausible_ranks
 from competitions.selectors_references import (
     ReferenceMissing,
     ReferenceRow,
@@ -55,22 +31,6 @@ from competitions.selectors_references import (
 )
 from scoring.metrics import metric_get, normalized_score
 from scoring.shakeup import change_label
-from scoring.statistics import RankBounds
-
-
-def competition_list_for_user(user: User | AnonymousUser) -> QuerySet[Competition]:
-    """Public competitions, plus unlisted and invite-only ones the user belongs to."""
-    qs = Competition.objects.all()
-    if user.is_authenticated and user.is_superuser:
-        return qs
-    visible = Q(visibility=Competition.Visibility.PUBLIC)
-    if user.is_authenticated:
-        visible |= Q(organizers=user) | Q(invited=user) | Q(membership__user=user)
-    return qs.filter(visible).distinct().select_related("task")
-
-
-def private_split_visible(user: User | AnonymousUser, competition: Competition) -> bool:
-    return competition.is_finalized or is_organizer(user, competition)
 
 
 @dataclass
@@ -386,6 +346,13 @@ def _shakeup_columns(competition: Competition) -> dict[str, Subquery]:
     }
 
 
+def _current_interval(row: dict) -> tuple[float | None, float | None]:
+    """The row's interval, unless it belongs to a submission the row no longer shows."""
+    if row["interval_submission_id"] != row["submission_id"]:
+        return None, None
+    return row["ci_low"], row["ci_high"]
+
+
 @dataclass(frozen=True)
 class ShakeupRow:
     team_id: int
@@ -423,277 +390,3 @@ def shakeup_report(*, competition: Competition) -> list[ShakeupRow]:
         )
         for e in rows.select_related("team")
     ]
-
-
-def tie_rule_text(competition: Competition) -> str:
-    """The rules page's sentence on ties for prizes (rules.tie_rule_sentence)."""
-    metric = competition.tie_break_metric
-    label = metric_get(metric).label if metric else ""
-    return tie_rule_sentence(tie_rule=competition.tie_rule, metric_label=label)
-
-
-def board_statistics_read(*, competition: Competition, split: str) -> Mapping[str, Any] | None:
-    """The board's bootstrap parameters, sorted bounds and reference rows' summary
-    (models.BoardStatistics), in one query. The bounds (16 bytes a row) come over the wire only when the board's version
-    moved since this process last read them (`_BOUNDS`)."""
-    stats = BoardStatistics.objects.filter(competition=competition, split=split)
-    # Read in the same statement as the row: any write to the row counts the version up in
-    # its own transaction (migration 0015_board_version), so the same version is the same
-    # bounds.
-    version = BoardVersion.objects.filter(competition_id=OuterRef("competition_id"))
-    stats = stats.annotate(board_version=Subquery(version.values("version")[:1]))
-    kept = _BOUNDS.get((competition.pk, split))
-    if kept is not None:
-        unchanged = Q(pk=kept[0], board_version=kept[1])
-        stats = stats.annotate(
-            new_bounds=Case(
-                When(unchanged, then=Value(None)), default=F("bounds"), output_field=BinaryField()
-            )
-        )
-    else:
-        stats = stats.annotate(new_bounds=F("bounds"))
-    row = stats.values(
-        "pk", "seed", "resamples", "level", "references", "board_version", "new_bounds"
-    ).first()
-    if row is None:
-        return None
-    found = row["new_bounds"]
-    if found is None and kept is not None:
-        bounds = kept[2]
-    else:
-        bounds = bytes(found or b"")
-        if row["board_version"] is not None:
-            if len(_BOUNDS) >= _BOUNDS_KEPT:
-                _BOUNDS.clear()  # rare: more boards read than kept; start again
-            _BOUNDS[competition.pk, split] = (row["pk"], row["board_version"], bounds)
-    return {
-        "seed": row["seed"],
-        "resamples": row["resamples"],
-        "level": row["level"],
-        "bounds": bounds,
-        "references": row["references"],
-    }
-
-
-# (competition id, split) -> (statistics row id, board version, bounds): what this process
-# last read of a board's bounds. Whole values replaced, never mutated: safe across threads.
-_BOUNDS: dict[tuple[int, str], tuple[int, int, bytes]] = {}
-_BOUNDS_KEPT = 256
-
-
-def bounds_forgotten() -> None:
-    """Forget the bounds kept (tests: a rolled-back database hands out its ids again)."""
-    _BOUNDS.clear()
-
-
-def _current_interval(row: dict) -> tuple[float | None, float | None]:
-    """The row's interval, unless it belongs to a submission the row no longer shows."""
-    if row["interval_submission_id"] != row["submission_id"]:
-        return None, None
-    return row["ci_low"], row["ci_high"]
-
-
-def plausible_ranks(
-    stats: Mapping[str, Any] | None,
-    higher_is_better: bool,
-    intervals: list[tuple[float | None, float | None]],
-) -> list[tuple[int | None, int | None, bool]]:
-    """(best, worst, tied with the leader) for each interval, read from the board's sorted
-    bounds in O(log n) each; (None, None, False) without an interval or bounds."""
-    none: tuple[int | None, int | None, bool] = (None, None, False)
-    if not stats or not stats["bounds"]:
-        return [none] * len(intervals)
-    board = RankBounds.from_bytes(bytes(stats["bounds"]), higher_is_better=higher_is_better)
-    known = [i for i, (low, high) in enumerate(intervals) if low is not None and high is not None]
-    found: list[tuple[int | None, int | None, bool]] = [none] * len(intervals)
-    if known:
-        best, worst = board.ranks(
-            np.array([intervals[i][0] for i in known]), np.array([intervals[i][1] for i in known])
-        )
-        for k, i in enumerate(known):
-            # Clipped: a row newer than the bounds may not be among them yet.
-            top = max(len(board.lower), 1)
-            found[i] = (min(int(best[k]), top), min(int(worst[k]), top), int(best[k]) == 1)
-    return found
-
-
-def submission_list_for_user(
-    *, competition: Competition, user: User | AnonymousUser
-) -> QuerySet[Submission]:
-    """Organizers see every submission; a participant sees their team's."""
-    qs = Submission.objects.filter(competition=competition).select_related("team", "submitter")
-    if is_organizer(user, competition):
-        return qs
-    if not user.is_authenticated:
-        return qs.none()
-    team_ids = Membership.objects.filter(competition=competition, user=user).values("team_id")
-    return qs.filter(team_id__in=team_ids)
-
-
-def with_attempts(submissions: QuerySet[Submission]) -> QuerySet[Submission]:
-    """`submissions` with their attempts in one more query, so that `latest_attempt` costs
-    none per row (the logs left out: a list never shows them)."""
-    attempts = Attempt.objects.defer("scorer_log")
-    return submissions.prefetch_related(Prefetch("scoring_attempts", queryset=attempts))
-
-
-def ladder_masked(
-    *, competition: Competition, submission: Submission, scores: dict[str, dict]
-) -> dict[str, dict]:
-    """Scores by split as a reader may see them: on a Ladder board the public split holds
-    only the score the Ladder told the team after this submission (none: nothing), so no
-    page, JSON or event shows a public score the board did not release."""
-    if competition.public_board != Competition.PublicBoard.LADDER or "public" not in scores:
-        return scores
-    masked = {split: values for split, values in scores.items() if split != "public"}
-    if submission.ladder_public_score is not None:
-        masked["public"] = {competition.task.primary_metric: submission.ladder_public_score}
-    return masked
-
-
-def submission_scores(
-    *, submission: Submission, user: User | AnonymousUser
-) -> dict[str, dict[str, float | None]]:
-    """Scores under the submission's task version; private ones only once revealed; on a
-    Ladder board, the public one the Ladder told (ladder_masked)."""
-    splits = ["public"]
-    if private_split_visible(user, submission.competition):
-        splits.append("private")
-    result: dict[str, dict[str, float | None]] = {}
-    if submission.task_version is None:  # not scored yet: no score carries a null version
-        return result
-    rows = Score.objects.filter(
-        submission=submission, task_version=submission.task_version, split__in=splits
-    ).values_list("split", "metric", "value")
-    for split, metric, value in rows:
-        result.setdefault(split, {})[metric] = value
-    return ladder_masked(competition=submission.competition, submission=submission, scores=result)
-
-
-def run_reason_for_participants(reason: str, *, stage: str, scorer_logs_visible: bool) -> str:
-    """A sandbox run's failure reason as a participant may read it.
-
-    "exited with code N: ..." ends with the run's last log lines, and a scorer's log can
-    leak labels: those are cut unless the organizers opted in. A participant's own
-    container's log is theirs to see.
-    """
-    if stage != SandboxRun.Stage.SCORING or scorer_logs_visible:
-        return reason
-    if not reason.startswith("exited with"):
-        return reason
-    return reason.split(":", 1)[0] + " (the scorer's log is shown to the organizers only)"
-
-
-def sandbox_runs_for_user(
-    *, competition: Competition, submission_ids: list[int], user: User | AnonymousUser
-) -> dict[int, list[dict]]:
-    """The container runs of these submissions (which the caller checked `user` may see),
-    by submission id, oldest first. Organizers see every log; a participant sees their
-    own container's, and the scorer's only when Task.scorer_logs_visible."""
-    organizer = is_organizer(user, competition)
-    scorer_logs = organizer or competition.task.scorer_logs_visible
-    runs: dict[int, list[dict]] = {}
-    for run in SandboxRun.objects.filter(submission_id__in=submission_ids).order_by(
-        "created_at", "pk"
-    ):
-        visible = scorer_logs or run.stage != SandboxRun.Stage.SCORING
-        runs.setdefault(run.submission_id, []).append(
-            {
-                "stage": run.stage,
-                "attempt": run.attempt,
-                "image": run.image,
-                "image_digest": run.image_digest,
-                "limits": run.limits,
-                "exit_code": run.exit_code,
-                "timed_out": run.timed_out,
-                "oom_killed": run.oom_killed,
-                "duration_s": run.duration_s,
-                "peak_memory_bytes": run.peak_memory_bytes,
-                "failure_reason": run_reason_for_participants(
-                    run.failure_reason, stage=run.stage, scorer_logs_visible=scorer_logs
-                )
-                or None,
-                "log_visible": visible,
-                "log": run.log if visible else None,
-                # scoring.sandbox_log.LogTail starts a log it cut with this note.
-                "log_truncated": visible and run.log.startswith("[log truncated:"),
-                "created_at": run.created_at,
-            }
-        )
-    return runs
-
-
-def next_utc_midnight(now: datetime) -> datetime:
-    return datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=now.tzinfo)
-
-
-@dataclass(frozen=True)
-class TeamQuota:
-    """What a team has used of a phase's limits; files that failed validation count only
-    against their own daily allowance (HELDOUT_INVALID_SUBMISSIONS_PER_DAY)."""
-
-    phase: Phase
-    daily_used: int
-    daily_limit: int
-    resets_at: datetime  # the next UTC midnight, when the daily counts start again
-    total_used: int
-    total_limit: int | None
-    invalid_used: int
-    invalid_limit: int
-
-    @property
-    def remaining(self) -> int:
-        """How many more submissions the team may make now (today and in the phase)."""
-        left = self.daily_limit - self.daily_used
-        if self.total_limit is not None:
-            left = min(left, self.total_limit - self.total_used)
-        if self.invalid_used >= self.invalid_limit:
-            left = 0
-        return max(left, 0)
-
-
-def team_quota(*, team: Team | int, phase: Phase, now: datetime) -> TeamQuota:
-    """The team's use of the phase's limits at `now`, in one query. The submission rule
-    (services.submissions), the quota endpoint and the submit page all read this."""
-    day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
-    invalid = Q(failure=Submission.Failure.INVALID)
-    # Invalid files and the platform's own failures never use the quota.
-    uncounted = Q(failure__in=Submission.UNCOUNTED_FAILURES)
-    today = Q(created_at__gte=day_start)
-    counts = Submission.objects.filter(team=team, phase=phase).aggregate(
-        daily=Count("pk", filter=today & ~uncounted),
-        invalid=Count("pk", filter=today & invalid),
-        total=Count("pk", filter=~uncounted),
-    )
-    return TeamQuota(
-        phase=phase,
-        daily_used=counts["daily"],
-        daily_limit=phase.daily_limit,
-        resets_at=next_utc_midnight(now),
-        total_used=counts["total"],
-        total_limit=phase.total_limit,
-        invalid_used=counts["invalid"],
-        invalid_limit=settings.HELDOUT_INVALID_SUBMISSIONS_PER_DAY,
-    )
-
-
-# A mismatch report older than this no longer says what a worker runs now.
-SCORER_REPORT_RECENT = timedelta(hours=1)
-
-
-def scorer_mismatches_recent(*, task: Task) -> list[ScorerMismatchReport]:
-    """Workers that lately left the task's submissions because their scorer differs from
-    the ranked version's (services.scorer_identity), newest first."""
-    since = timezone.now() - SCORER_REPORT_RECENT
-    return list(ScorerMismatchReport.objects.filter(task=task, last_at__gte=since))
-
-
-def organizer_job_latest(*, competition: Competition, kind: str) -> OrganizerJob | None:
-    """The competition's most recent background job of this kind (OrganizerJob.Kind)."""
-    return OrganizerJob.objects.filter(competition=competition, kind=kind).first()
-
-
-def organizer_jobs_recent(*, competition: Competition, limit: int = 5) -> list[OrganizerJob]:
-    return list(
-        OrganizerJob.objects.filter(competition=competition).select_related("created_by")[:limit]
-    )
