@@ -20,6 +20,10 @@ c. the aggregates after one new cell: a method's new run scored, its cell comput
    a process that has not the last matrix (unpickled from the shared cache), and the same
    cell through the worker's task, which also keeps the new matrix, then the next read.
 
+After the measurements, a check: the kept matrix, followed cell by cell, equals the matrix
+computed again from every stored cell (each row's mean rank, mean normalized score and
+wins, each cell's value, the statistics); a difference fails the run (exit status 1).
+
     .venv/bin/python bench/bench_suite_matrix.py [--methods 500] [--tasks 50] [--repeats 20]
 
 The database is the run's own (bench/benchlib.py), dropped at the end; the cache is the
@@ -325,6 +329,45 @@ def run(methods: int, tasks: int, repeats: int) -> None:
     assert matrix.stale == frozenset()
     assert matrix.statistics is not None
     report(results, worker_ms, urls, repeats)
+    # What was timed must also be right: the kept matrix, followed cell by cell from the
+    # last one, is the matrix computed again from every stored cell.
+    problems = matrix_differences(matrix, suite_matrix_compute(suite=suite))
+    if problems:
+        say("check: incremental matrix differs from the full recompute: FAILED")
+        for line in problems[:20]:
+            say(f"   {line}")
+        sys.exit(1)
+    say("check: incremental matrix equals the full recompute: OK")
+
+
+def matrix_differences(kept, full) -> list[str]:
+    """Where two matrices differ: the methods' order, a row's mean rank, mean normalized
+    score or wins, a cell's value (score, status, rank, normalized score, win, interval),
+    the statistics. Exact: both come from the same stored cells by the same engine."""
+    if kept.board is None or full.board is None:
+        return [f"a board is missing: kept {kept.board}, full {full.board}"]
+    problems = []
+    if kept.board.methods != full.board.methods:
+        problems.append("the methods' order differs")
+    if [t.key for t in kept.board.tasks] != [t.key for t in full.board.tasks]:
+        problems.append("the tasks differ")
+    full_rows = {r.method: r for r in full.board.rows}
+    for row in kept.board.rows:
+        other = full_rows.get(row.method)
+        if other is None:
+            problems.append(f"{row.method}: not in the full recompute")
+            continue
+        for name in ("mean_rank", "mean_normalized", "wins"):
+            if getattr(row, name) != getattr(other, name):
+                problems.append(
+                    f"{row.method}: {name} {getattr(row, name)!r} != {getattr(other, name)!r}"
+                )
+        for task, a, b in zip(kept.board.tasks, row.cells, other.cells, strict=True):
+            if a != b:
+                problems.append(f"{row.method} on {task.key}: {a} != {b}")
+    if kept.statistics != full.statistics:
+        problems.append("the statistics differ")
+    return problems
 
 
 def report(results, worker_ms, urls, repeats: int) -> None:

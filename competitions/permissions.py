@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AnonymousUser
+from django.db.models import Q
 from django.utils import timezone
 
 from competitions.models import (
@@ -25,6 +26,8 @@ from competitions.models import (
 from competitions.models.core import TaskFileQuerySet
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from django.contrib.auth.models import User
     from django.db.models import QuerySet
 
@@ -180,3 +183,19 @@ def access_entry(user: User | AnonymousUser, submission_id: int) -> Submission:
     if not on_board:
         raise NotFound("No such entry.")
     return submission
+
+
+def entries_open_to_everyone(competition_ids: Iterable[int]) -> set[int]:
+    """The submissions of these competitions whose entry page (access_entry) everyone may
+    see, whoever asks: rows of a board everyone sees (the public one; the private one once
+    finalized) of a competition that is not invite-only. A subset of what a signed-out
+    reader may see (a claim kept from an earlier board is left out): what a page kept for
+    every reader may link to. Whatever changes it counts the competition's board version
+    up (competitions/migrations/0015_board_version.py)."""
+    shown = Q(split="public") | Q(split="private", competition__finalized_at__isnull=False)
+    rows = (
+        LeaderboardEntry.objects.filter(shown, competition_id__in=list(competition_ids))
+        .exclude(competition__visibility=Competition.Visibility.INVITE_ONLY)
+        .values_list("submission_id", flat=True)
+    )
+    return set(rows)

@@ -22,7 +22,7 @@ from django.core.cache import caches
 from suites.models import Suite
 
 # Part of every key: change it when what a token renders to changes without a migration.
-FORMAT = "1"
+FORMAT = "2"  # 2: the cells link their entry pages
 
 
 def kept_render(

@@ -47,7 +47,7 @@ def matrix_data(matrix: SuiteMatrix, *, pivot_tag: str = "", wilcoxon: bool = Fa
         "rows": rows,
         "statistics": _statistics(matrix),
         "pivot": _pivot(matrix, pivot_tag) if pivot_tag and board else None,
-        "wilcoxon": _wilcoxon(board) if wilcoxon and board and matrix.statistics else None,
+        "wilcoxon": wilcoxon_pairs(matrix) if wilcoxon else None,
     }
 
 
@@ -137,7 +137,12 @@ def _pivot(matrix: SuiteMatrix, tag: str) -> dict:
     return {"tag": tag, "groups": [asdict(g) | {"methods": list(g.methods)} for g in groups]}
 
 
-def _wilcoxon(board: engine.SuiteBoard) -> list[dict]:
+def wilcoxon_pairs(matrix: SuiteMatrix) -> list[dict] | None:
+    """Every pair's Wilcoxon signed-rank test over the tasks' normalized scores, Holm-
+    adjusted (alpha 0.05); None below 2 methods x 2 tasks."""
+    board = matrix.board
+    if board is None or matrix.statistics is None:
+        return None
     names = board.methods
     return [
         {

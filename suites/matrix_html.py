@@ -9,11 +9,16 @@ Contract: the same text as the template's filters would give. Every string from 
 is escaped; numbers are written as `floatformat` writes them (`fixed`: half up on the
 float's shortest representation, never "-0.000"), checked against it in
 tests/suites/test_matrix_html.py.
+
+A cell's score links to its submission's entry page (manifest, replay) only where everyone
+may see that page (competitions.permissions.entries_open_to_everyone: a row of a board
+everyone sees): the body is kept for every reader, so a link must not depend on who asks.
+What decides it counts the task's board version up, which changes the matrix's token.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from html import escape
 
 from django.template.defaultfilters import floatformat
@@ -21,6 +26,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
+from competitions.permissions import entries_open_to_everyone
 from suites import matrix_data
 from suites.matrix_cache import kept_render
 from suites.selectors import SuiteMatrix
@@ -36,6 +42,23 @@ def matrix_body_kept(*, matrix: SuiteMatrix, tag: str = "") -> bytes:
     )
 
 
+def wilcoxon_kept(*, matrix: SuiteMatrix) -> SafeString:
+    """The pairwise Wilcoxon tests' table (templates/suites/_wilcoxon.html), rendered once
+    per token and kept apart from the body (which it leaves as it is); "" below 2 methods x
+    2 tasks."""
+    if matrix.statistics is None:
+        return mark_safe("")
+    kept = kept_render(
+        suite=matrix.suite,
+        token=matrix.token,
+        parts=("page-wilcoxon",),
+        render=lambda: render_to_string(
+            "suites/_wilcoxon.html", {"pairs": matrix_data.wilcoxon_pairs(matrix)}
+        ).encode(),
+    )
+    return mark_safe(kept.decode())  # rendered by the template, which escapes the names
+
+
 def matrix_body(*, matrix: SuiteMatrix, tag: str) -> bytes:
     suite = matrix.suite
     svg = matrix_data.cd_svg(matrix)
@@ -44,7 +67,9 @@ def matrix_body(*, matrix: SuiteMatrix, tag: str) -> bytes:
         "suite": suite,
         "data": data,
         "rows_html": matrix_rows(
-            data["rows"], lambda pk: reverse("suite-method", args=[suite.slug, pk])
+            data["rows"],
+            lambda pk: reverse("suite-method", args=[suite.slug, pk]),
+            entry_urls(matrix),
         ),
         "tags": matrix_data.component_tags(matrix),
         "tag": tag,
@@ -53,6 +78,22 @@ def matrix_body(*, matrix: SuiteMatrix, tag: str) -> bytes:
         "cd_svg": mark_safe(svg) if svg else "",
     }
     return render_to_string("suites/_matrix_body.html", context).encode()
+
+
+def entry_urls(matrix: SuiteMatrix) -> dict[int, str]:
+    """The entry page's URL of each cell's submission that everyone may see, by its id."""
+    tasks = {t.key: t for t in matrix.tasks}
+    open_ = entries_open_to_everyone({t.competition_id for t in matrix.tasks})
+    # One reverse per task, not per cell: a 500 x 50 matrix has 25 000 cells.
+    prefixes = {
+        key: reverse("entry", args=[t.competition.slug, 0]).removesuffix("0/")
+        for key, t in tasks.items()
+    }
+    return {
+        sid: f"{prefixes[key]}{sid}/"
+        for (_method, key), sid in matrix.submissions.items()
+        if sid in open_ and key in prefixes
+    }
 
 
 def fixed(value: float, places: int) -> str:
@@ -75,10 +116,13 @@ def _rank(rank: float) -> str:
     return str(int(rank)) if rank.is_integer() else fixed(rank, 1)
 
 
-def _cell(c: dict) -> str:
+def _cell(c: dict, entry_urls: Mapping[int, str]) -> str:
     status = escape(c["status"])
     if c["status"] == "scored":
         shown = fixed(c["score"], 4)
+        url = entry_urls.get(c.get("submission_id", 0))
+        if url is not None:
+            shown = f'<a href="{escape(url)}">{shown}</a>'
         if c["low"] is not None:
             shown += (
                 f' <span class="interval muted small">[{fixed(c["low"], 3)}, '
@@ -99,12 +143,18 @@ def _cell(c: dict) -> str:
     )
 
 
-def matrix_rows(rows: list[dict], method_url: Callable[[int], str]) -> SafeString:
-    """matrix_data's rows as the table body's <tr> elements; `method_url(method_id)`."""
+def matrix_rows(
+    rows: list[dict],
+    method_url: Callable[[int], str],
+    entry_urls: Mapping[int, str] | None = None,
+) -> SafeString:
+    """matrix_data's rows as the table body's <tr> elements; `method_url(method_id)`, and
+    a scored cell whose submission id is in `entry_urls` links its score there."""
     lines = []
+    links = entry_urls or {}
     for r in rows:
         incomplete = "" if r["complete"] else ' <span class="muted small">(incomplete)</span>'
-        cells = "".join(map(_cell, r["cells"]))
+        cells = "".join(_cell(c, links) for c in r["cells"])
         lines.append(
             f'<tr><th scope="row"><a href="{escape(method_url(r["method_id"]))}">'
             f"{escape(r['method'])}</a>{incomplete}</th>{cells}"

@@ -19,7 +19,7 @@ from competitions.permissions import Forbidden, NotFound
 from competitions.views.common import AuthenticatedRequest, page_of
 from suites import matrix_data, selectors, selectors_web, services
 from suites.forms import EVERY_TASK, MethodForm, MethodUploadForm
-from suites.matrix_html import matrix_body_kept
+from suites.matrix_html import matrix_body_kept, wilcoxon_kept
 from suites.models import Method, Suite
 from suites.permissions import (
     access_method,
@@ -102,7 +102,15 @@ def suite_matrix_page(request: HttpRequest, slug: str) -> HttpResponse:
     # asks), the body spliced in as the bytes kept: a 500 x 50 matrix is 5 MB, and decoding
     # it into the template and encoding it back cost more than the rest of the read.
     # Whatever the page shows is escaped, so the marker cannot come from its text.
-    page = render(request, "suites/matrix.html", {"suite": suite, "body": mark_safe(BODY_MARK)})
+    context = {
+        "suite": suite,
+        "body": mark_safe(BODY_MARK),
+        "tag": tag,
+        # The pairwise tests, after the body and only when asked (they are the costly part).
+        "can_test": matrix.statistics is not None,
+        "wilcoxon": wilcoxon_kept(matrix=matrix) if request.GET.get("tests") == "wilcoxon" else "",
+    }
+    page = render(request, "suites/matrix.html", context)
     head, tail = page.content.split(BODY_MARK.encode(), 1)
     page.content = b"".join((head, kept, tail))
     return page

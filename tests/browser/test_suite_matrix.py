@@ -1,8 +1,11 @@
 """A suite's matrix in a real browser, at desktop and phone widths: every method's row in
-order with its intervals, an imputed cell marked as such, the Friedman sentence, the critical-difference
-diagram drawn inline, the pivot by a component tag, and no accessibility finding."""
+order with its intervals, an imputed cell marked as such, a scored cell linking its entry
+page, the Friedman sentence, the critical-difference diagram drawn inline, the pivot by a
+component tag, the pairwise Wilcoxon tests on request, and no accessibility finding."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -16,7 +19,7 @@ WIDTHS = {"desktop": (1280, 800), "phone": (390, 844)}
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_the_matrix_page_shows_the_full_matrix_an_imputed_cell_and_the_cd_diagram(
+def test_the_matrix_page_shows_the_full_matrix_an_imputed_cell_the_cd_diagram_and_the_tests(
     new_page, organizer, axe_source, width
 ):
     scored_world(organizer=organizer)
@@ -39,6 +42,9 @@ def test_the_matrix_page_shows_the_full_matrix_an_imputed_cell_and_the_cd_diagra
     expect(hasty.locator('td[data-task="iris"] .badge.failed')).to_have_text("failed")
     expect(hasty.locator('td[data-task="digits"] .badge.missing')).to_have_text("missing")
     expect(hasty.locator('td[data-task="wine"]')).to_contain_text("0.7778")
+    entry = re.compile(r"/c/bench-iris/entries/\d+/$")
+    expect(oracle.locator('td[data-task="iris"] a')).to_have_attribute("href", entry)
+    expect(hasty.locator('td[data-task="iris"] a')).to_have_count(0)
     expect(page.locator("p.friedman")).to_contain_text("Across 3 tasks, the Friedman test finds")
     diagram = page.locator("figure.cd svg.cd-diagram")
     expect(diagram).to_be_visible()
@@ -54,6 +60,14 @@ def test_the_matrix_page_shows_the_full_matrix_an_imputed_cell_and_the_cd_diagra
     groups = page.locator("table.suite-pivot tbody tr")
     expect(groups.first.locator("th")).to_have_text("lookup")
     expect(page.locator("table.suite-pivot")).to_contain_text("forest, =hasty")
+    assert axe_findings(page, axe_source) == []
+
+    page.get_by_role("link", name="Pairwise Wilcoxon tests (Holm-corrected)").click()
+    page.wait_for_url("**/matrix/?tests=wilcoxon&pivot=model#wilcoxon-heading")
+    expect(page.locator("table.suite-wilcoxon tbody tr")).to_have_count(3)
+    expect(page.locator("table.suite-wilcoxon caption")).to_contain_text("Holm-adjusted")
+    expect(page.locator("table.suite-pivot")).to_be_visible()  # the pivot kept
+    screenshot(page, f"suite-matrix-wilcoxon-{width}")
     assert axe_findings(page, axe_source) == []
 
 

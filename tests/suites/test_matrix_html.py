@@ -23,7 +23,7 @@ pytestmark = pytest.mark.sqlite_too
 # The rows as templates/suites/_matrix_body.html rendered them with Django's filters before
 # they were made in Python: the reference the Python rows must say the same as.
 TEMPLATE_ROWS = Template(
-    """{% for r in rows %}<tr><th scope="row"><a href="/m/{{ r.method_id }}/">{{ r.method }}</a>{% if not r.complete %} <span class="muted small">(incomplete)</span>{% endif %}</th>{% for c in r.cells %}<td class="num cell-{{ c.status }}" data-task="{{ c.task }}">{% if c.status == "scored" %}{{ c.score|floatformat:4 }}{% if c.low is not None %} <span class="interval muted small">[{{ c.low|floatformat:3 }}, {{ c.high|floatformat:3 }}]</span>{% elif c.stale %} <span class="muted small">(interval being computed)</span>{% endif %}{% else %}<span class="badge {{ c.status }}">{{ c.status }}</span>{% endif %}<br><span class="small">{{ c.normalized|floatformat:3 }} · #{{ c.rank|floatformat:"-1" }}{% if c.win %} <span title="Best on the task">★</span><span class="visually-hidden"> (best)</span>{% endif %}</span></td>{% endfor %}<td class="num">{{ r.mean_rank|floatformat:2 }}</td><td class="num">{{ r.mean_normalized|floatformat:3 }}</td><td class="num">{{ r.wins }}</td></tr>
+    """{% for r in rows %}<tr><th scope="row"><a href="/m/{{ r.method_id }}/">{{ r.method }}</a>{% if not r.complete %} <span class="muted small">(incomplete)</span>{% endif %}</th>{% for c in r.cells %}<td class="num cell-{{ c.status }}" data-task="{{ c.task }}">{% if c.status == "scored" %}{% if c.entry %}<a href="{{ c.entry }}">{% endif %}{{ c.score|floatformat:4 }}{% if c.entry %}</a>{% endif %}{% if c.low is not None %} <span class="interval muted small">[{{ c.low|floatformat:3 }}, {{ c.high|floatformat:3 }}]</span>{% elif c.stale %} <span class="muted small">(interval being computed)</span>{% endif %}{% else %}<span class="badge {{ c.status }}">{{ c.status }}</span>{% endif %}<br><span class="small">{{ c.normalized|floatformat:3 }} · #{{ c.rank|floatformat:"-1" }}{% if c.win %} <span title="Best on the task">★</span><span class="visually-hidden"> (best)</span>{% endif %}</span></td>{% endfor %}<td class="num">{{ r.mean_rank|floatformat:2 }}</td><td class="num">{{ r.mean_normalized|floatformat:3 }}</td><td class="num">{{ r.wins }}</td></tr>
 {% endfor %}"""
 )
 
@@ -53,6 +53,11 @@ def _rows(*cells: dict, method: str = "m", complete: bool = True) -> list[dict]:
     ]
 
 
+def _entries(rows: list[dict]) -> dict[int, str]:
+    """The entry URLs the reference template shows (a cell's "entry"), by submission id."""
+    return {c["submission_id"]: c["entry"] for r in rows for c in r["cells"] if c.get("entry")}
+
+
 def _cell(**values) -> dict:
     base = {
         "task": "iris",
@@ -76,10 +81,12 @@ def _cell(**values) -> dict:
         _rows(_cell(low=None, high=None)),
         _rows(_cell(status="failed", score=0.5, low=None, high=None), complete=False),
         _rows(_cell(status="missing", task="<b>x</b>"), method='<script>alert("x")</script>'),
+        _rows(_cell(submission_id=41, entry="/c/x/entries/41/"), _cell(submission_id=42)),
+        _rows(_cell(submission_id=43, entry='/c/"x"/entries/43/', low=None, high=None)),
     ],
 )
 def test_the_rows_say_what_the_template_said(rows):
-    made = matrix_html.matrix_rows(rows, lambda pk: f"/m/{pk}/")
+    made = matrix_html.matrix_rows(rows, lambda pk: f"/m/{pk}/", _entries(rows))
     assert made == TEMPLATE_ROWS.render(Context({"rows": rows})).strip()
     assert "<script>" not in made
 
@@ -87,10 +94,17 @@ def test_the_rows_say_what_the_template_said(rows):
 @pytest.mark.django_db
 def test_the_rows_of_a_scored_suite_say_what_the_template_said(organizer):
     world = scored_world(organizer=organizer)
-    data = matrix_data.matrix_data(selectors.suite_matrix(suite=world.suite))
-    made = matrix_html.matrix_rows(data["rows"], lambda pk: f"/m/{pk}/")
+    matrix = selectors.suite_matrix(suite=world.suite)
+    data = matrix_data.matrix_data(matrix)
+    urls = matrix_html.entry_urls(matrix)
+    made = matrix_html.matrix_rows(data["rows"], lambda pk: f"/m/{pk}/", urls)
+    for r in data["rows"]:
+        for c in r["cells"]:
+            c["entry"] = urls.get(c["submission_id"])
     assert made == TEMPLATE_ROWS.render(Context({"rows": data["rows"]})).strip()
     assert len(re.findall("<tr>", made)) == 3
+    # Every scored cell is its team's row of a public board: each links its entry.
+    assert made.count("/entries/") == 3 + 3 + 1
 
 
 @pytest.mark.django_db

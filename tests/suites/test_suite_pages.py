@@ -3,11 +3,15 @@ registration form and the owner's upload; and no suite URL ever hands out a labe
 
 from __future__ import annotations
 
+from html import escape
+
 import pytest
+from django.template.defaultfilters import floatformat
 from django.test import Client
 from django.urls import reverse
 
 from competitions.models import Membership
+from suites import matrix_html
 from suites.models import Method, MethodRun
 from tests import factories
 from tests.suites.world import joined, make_suite, scored_world
@@ -92,6 +96,72 @@ def test_the_matrix_page_pivots_by_the_chosen_tag(world):
     assert "forest, =hasty" in text
     unknown = client_for().get("/s/bench/matrix/?pivot=nope").content.decode()
     assert 'class="suite-pivot"' not in unknown
+
+
+def test_the_matrix_page_shows_the_pairwise_wilcoxon_tests_below_the_matrix_when_asked(
+    world, monkeypatch
+):
+    plain = client_for().get("/s/bench/matrix/?pivot=model").content.decode()
+    link = 'href="?tests=wilcoxon&amp;pivot=model#wilcoxon-heading"'
+    assert f"{link}>Pairwise Wilcoxon tests (Holm-corrected)</a>" in plain
+    assert 'class="suite-wilcoxon"' not in plain
+
+    # The kept body is the same bytes under the same key: not rendered again.
+    def no_render(**kwargs):
+        raise AssertionError("the kept body was rendered again")
+
+    monkeypatch.setattr(matrix_html, "matrix_body", no_render)
+    page = client_for().get("/s/bench/matrix/?tests=wilcoxon&pivot=model").content.decode()
+
+    def body(text: str) -> str:
+        return text.split('<h2 id="matrix-heading">')[1].split('<h2 id="wilcoxon-heading">')[0]
+
+    assert body(page) == body(plain)
+    assert page.index('class="suite-matrix"') < page.index('class="suite-wilcoxon"')
+    table = page.split('<table class="suite-wilcoxon">', 1)[1].split("</table>", 1)[0]
+    assert "<caption" in table
+    assert table.count('<th scope="col"') == 6
+    assert "Holm-adjusted p" in table
+    pairs = client_for().get("/api/v1/suites/bench/matrix/?tests=wilcoxon").json()["wilcoxon"]
+    assert table.count('<tr><th scope="row">') == len(pairs) == 3
+    for p in pairs:
+        significant = "yes" if p["significant"] else "no"
+        row = (
+            f'<tr><th scope="row">{escape(p["a"])}</th><td>{escape(p["b"])}</td>'
+            f'<td class="num">{floatformat(p["statistic"], 1)}</td>'
+            f'<td class="num">{p["p_value"]:.3g}</td><td class="num">{p["p_holm"]:.3g}</td>'
+            f"<td>{significant}"
+        )
+        assert row in table, row
+
+
+def test_a_matrix_cell_links_its_entry_page_which_its_readers_may_all_see(world, outsider):
+    text = client_for().get("/s/bench/matrix/").content.decode()
+    runs = MethodRun.objects.select_related("submission__competition", "method__owner")
+    linked = 0
+    for run in runs:
+        url = reverse("entry", args=[run.submission.competition.slug, run.submission_id])
+        # A scored run is its team's row of the task's public board: anyone sees its entry.
+        # The failed one is not on a board: only its team and the organizers see it.
+        on_board = run.submission.status == "scored"
+        assert (f'href="{url}"' in text) == on_board, run
+        linked += on_board
+        for reader in (None, outsider):
+            assert client_for(reader).get(url).status_code == (200 if on_board else 404)
+        assert client_for(run.method.owner).get(url).status_code == 200
+    assert linked == 7
+
+
+def test_an_invite_only_suites_cells_link_no_entry_page_as_its_readers_may_differ(
+    organizer, outsider
+):
+    world = scored_world(organizer=organizer, slug="closed", visibility="invite_only")
+    text = client_for(world.participant).get("/s/closed/matrix/").content.decode()
+    assert "/entries/" not in text
+    run = MethodRun.objects.filter(method=world.methods["oracle"]).select_related("submission")[0]
+    url = reverse("entry", args=[run.submission.competition.slug, run.submission_id])
+    assert client_for(world.participant).get(url).status_code == 200
+    assert client_for(outsider).get(url).status_code == 404
 
 
 def test_a_method_page_shows_its_components_links_and_runs(world, outsider):

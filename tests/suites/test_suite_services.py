@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 
 from competitions.errors import ApplicationError, NotJoined
-from competitions.models import Competition, ReferenceResult, Submission
+from competitions.models import Competition, OutboxMessage, ReferenceResult, Submission
+from competitions.services.submissions import SCORE_TASK
 from judging.services import submission_score
 from scoring.scorers import InProcessScorer
 from suites import selectors, services
@@ -105,17 +107,32 @@ def test_a_method_submits_one_file_per_task_and_the_matrix_shows_it():
     assert matrix.statistics is not None
 
 
-def test_a_container_fans_out_to_one_submission_per_task():
+def test_a_container_fans_out_to_one_submission_and_one_queued_scoring_job_per_task(
+    django_capture_on_commit_callbacks,
+):
     suite, _ = suite_of("iris", "wine", "digits")
     user = joined(suite, "ada")
     method = services.method_create(suite=suite, owner=user, name="everywhere")
-    runs = services.method_submit_everywhere(
-        method=method, user=user, uploaded_file=factories.upload(factories.perfect_predictions())
-    )
+    before = OutboxMessage.objects.count()
+    with django_capture_on_commit_callbacks() as sends:
+        runs = services.method_submit_everywhere(
+            method=method,
+            user=user,
+            uploaded_file=factories.upload(factories.perfect_predictions()),
+        )
     assert len(runs) == 3
     assert len({r.fanout for r in runs}) == 1
     assert len({r.submission.competition_id for r in runs}) == 3
     assert {r.submission.status for r in runs} == {"queued"}
+    # One scoring job per submission, written with it and sent once the transaction
+    # commits (the outbox), to its task's queue.
+    for run in runs:
+        jobs = OutboxMessage.objects.filter(task=SCORE_TASK, args=[run.submission_id])
+        queue = run.submission.competition.task.queue or settings.CELERY_TASK_DEFAULT_QUEUE
+        assert list(jobs.values_list("queue", "sent_at")) == [(queue, None)]
+    assert OutboxMessage.objects.filter(task=SCORE_TASK).count() == 3
+    written = OutboxMessage.objects.count() - before
+    assert [c.__name__ for c in sends] == ["send_outbox"] * written
 
 
 def test_only_the_owner_submits_to_a_method():
