@@ -11,6 +11,7 @@ from scoring.scorers import InProcessScorer
 from suites import selectors, services
 from suites.models import MethodRun
 from tests import factories
+from tests.suites.world import containers_now, image_archive
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
@@ -105,12 +106,14 @@ def test_a_method_submits_one_file_per_task_and_the_matrix_shows_it():
     assert matrix.statistics is not None
 
 
-def test_a_container_fans_out_to_one_submission_per_task():
+def test_a_container_fans_out_to_one_submission_per_task(settings):
+    settings.HELDOUT_WORKER_PLATFORM = "linux/amd64"
     suite, _ = suite_of("iris", "wine", "digits")
+    containers_now(suite)
     user = joined(suite, "ada")
     method = services.method_create(suite=suite, owner=user, name="everywhere")
     runs = services.method_submit_everywhere(
-        method=method, user=user, uploaded_file=factories.upload(factories.perfect_predictions())
+        method=method, user=user, uploaded_file=factories.upload(image_archive(), "image.tar")
     )
     assert len(runs) == 3
     assert len({r.fanout for r in runs}) == 1
