@@ -84,7 +84,8 @@ class SuiteDetailOutput(serializers.Serializer):
 
 def suite_detail(request: Request, suite: Suite) -> dict:
     tasks = []
-    for t in suite_tasks_with_files(suite, request.user):
+    read = suite_tasks_with_files(suite, request.user)
+    for t in read:
         slug, task = t.competition.slug, t.competition.task
         files = [
             {
@@ -116,7 +117,7 @@ def suite_detail(request: Request, suite: Suite) -> dict:
         "rules": suite.rules,
         "created_at": suite.created_at,
         "tasks": tasks,
-        "schedule": schedule_data(suite),
+        "schedule": schedule_data(suite, read),
         "join_url": reverse("suites-api:suite-join", args=args, request=request),
         "methods_url": reverse("suites-api:method-list", args=args, request=request),
         "matrix_url": reverse("suites-api:suite-matrix", args=args, request=request),

@@ -19,10 +19,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from competitions.permissions import signed_in
-from suites.models import Suite
+from suites.models import Suite, SuiteTask
 from suites.permissions import access_suite
 from suites.selectors_web import schedule_followers, suite_schedule
-from suites.services_phases import KINDS, SchedulePhase, suite_phases_set
+from suites.services_phases import SchedulePhase, suite_phases_set
 
 
 class SuitePhaseInput(serializers.Serializer):
@@ -40,7 +40,11 @@ class SuitePhaseInput(serializers.Serializer):
         help_text="Submissions per team in the phase, on each task (null: no limit)",
     )
     late_submissions_scored = serializers.BooleanField(default=False)
-    submission_kind = serializers.ChoiceField(choices=KINDS, default="predictions")
+    kind = serializers.ChoiceField(
+        choices=["predictions", "container"],
+        default="predictions",
+        help_text="What participants submit (a competition phase's `kind`)",
+    )
     allow_build_context = serializers.BooleanField(default=False)
 
 
@@ -57,7 +61,7 @@ class SuitePhaseOutput(serializers.Serializer):
         allow_null=True, help_text="Per team in the phase, on each task"
     )
     late_submissions_scored = serializers.BooleanField()
-    submission_kind = serializers.ChoiceField(choices=KINDS)
+    kind = serializers.ChoiceField(choices=["predictions", "container"])
     allow_build_context = serializers.BooleanField()
     current = serializers.BooleanField(help_text="Open now")
     quota = serializers.CharField(help_text="The limits in words")
@@ -74,8 +78,13 @@ class SuitePhasesOutput(serializers.Serializer):
     )
 
 
-def schedule_data(suite: Suite) -> dict:
-    following, own = schedule_followers(suite)
+def schedule_data(suite: Suite, tasks: list[SuiteTask] | None = None) -> dict:
+    """The schedule as SuitePhasesOutput shows it; `tasks`: the suite's, if already read."""
+    if tasks is None:
+        following, own = schedule_followers(suite)
+    else:
+        following = [t.key for t in tasks if t.owned]
+        own = [t.key for t in tasks if not t.owned]
     phases = [
         {
             "name": p.name,
@@ -84,7 +93,7 @@ def schedule_data(suite: Suite) -> dict:
             "daily_limit": p.daily_limit,
             "total_limit": p.total_limit,
             "late_submissions_scored": p.late_submissions_scored,
-            "submission_kind": p.submission_kind,
+            "kind": p.submission_kind,
             "allow_build_context": p.allow_build_context,
             "current": p.current,  # type: ignore[attr-defined]  # selectors_web.suite_schedule
             "quota": p.quota,  # type: ignore[attr-defined]
@@ -113,6 +122,11 @@ class SuitePhasesApi(APIView):
         suite = access_suite(request.user, slug, organize=True)
         data = SuitePhasesInput(data=request.data)
         data.is_valid(raise_exception=True)
-        phases = [SchedulePhase(**item) for item in data.validated_data["phases"]]
+        phases = [
+            SchedulePhase(
+                submission_kind=item["kind"], **{k: v for k, v in item.items() if k != "kind"}
+            )
+            for item in data.validated_data["phases"]
+        ]
         suite_phases_set(suite=suite, phases=phases, by=signed_in(request.user))
         return Response(SuitePhasesOutput(schedule_data(suite)).data)

@@ -193,7 +193,7 @@ def test_participants_see_the_phases_with_the_current_one_marked(api, suite, org
         ("Public", True),
         ("Final", False),
     ]
-    assert detail["phases"][0]["submission_kind"] == "predictions"
+    assert detail["phases"][0]["kind"] == "predictions"
 
 
 def test_a_container_fan_out_waits_for_the_suites_phase_that_takes_containers(organizer, settings):
