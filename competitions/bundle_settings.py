@@ -157,13 +157,14 @@ def read_phase_settings(reader: _Reader, data: dict, prefix: str) -> PhaseSettin
     )
 
 
-def check_phase_references(reader: _Reader, data: dict) -> None:
+def check_phase_references(reader: _Reader, data: dict, *, names: list[str] | None = None) -> None:
     """What refers across the task and the phases, read from the yaml as written (so it is
     checked even when the task or a phase has problems of its own): a file's
-    `released_with` names a phase of the bundle, and a phase's `board_metrics` are metrics
-    the task computes, every wrong name listed."""
+    `released_with` names a phase of the bundle (or of `names`, the phases it was given),
+    and a phase's `board_metrics` are metrics the task computes, every wrong name listed."""
     phases = [p for p in _items(data.get("phases")) if isinstance(p, dict)]
-    names = [str(p.get("name")) for p in phases if p.get("name") is not None]
+    if names is None:
+        names = [str(p.get("name")) for p in phases if p.get("name") is not None]
     task: dict = data["task"] if isinstance(data.get("task"), dict) else {}
     for i, item in enumerate(_items(task.get("files"))):
         wanted = item.get("released_with") if isinstance(item, dict) else None

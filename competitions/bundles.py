@@ -17,19 +17,17 @@ from typing import Any
 
 import yaml
 
-from competitions import rules
 from competitions.bundle_data import data_problems
+from competitions.bundle_phases import SCHEDULE_PHASE_KEYS, check_phase_truths, read_phases
+from competitions.bundle_phases import BundlePhase as BundlePhase  # defined there, read here
 from competitions.bundle_settings import (
     COMPETITION_SETTING_KEYS,
-    PHASE_SETTING_KEYS,
     TASK_SETTING_KEYS,
     CompetitionSettings,
-    PhaseSettings,
     TaskSettings,
     check_phase_references,
     check_tie_rule,
     read_competition_settings,
-    read_phase_settings,
     read_task_settings,
 )
 from competitions.errors import BundleInvalid
@@ -48,8 +46,6 @@ TOP_KEYS |= {"selection_limit", "task", "phases"} | COMPETITION_SETTING_KEYS
 TASK_KEYS = {"type", "id_column", "target_columns", "classes", "primary_metric"}
 TASK_KEYS |= {"secondary_metrics", "ground_truth", "files"} | TASK_SETTING_KEYS
 FILE_KEYS = {"path", "kind", "name", "description", "released_with"}
-PHASE_KEYS = {"name", "start", "end", "daily_limit", "total_limit", "late_submissions_scored"}
-PHASE_KEYS |= {"ground_truth"} | PHASE_SETTING_KEYS
 
 
 @dataclass(frozen=True)
@@ -59,19 +55,6 @@ class BundleFile:
     kind: str
     description: str
     released_with: str | None = None  # a phase's name: hidden until that phase starts
-
-
-@dataclass(frozen=True)
-class BundlePhase:
-    name: str
-    start_at: datetime
-    end_at: datetime | None
-    daily_limit: int
-    total_limit: int | None
-    late_submissions_scored: bool
-    settings: PhaseSettings = field(default_factory=PhaseSettings)
-    # The phase's own hidden labels (a task version it scores under); None: the task's.
-    ground_truth: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -277,10 +260,14 @@ def _show(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def bundle_read(root: Path, *, existing_ok: bool = False) -> Bundle:
+def bundle_read(
+    root: Path, *, existing_ok: bool = False, phases_given: list[BundlePhase] | None = None
+) -> Bundle:
     """Parse and check competition.yaml and every file it names; raise with all problems.
 
     An existing slug is a problem unless `existing_ok` (applying a bundle updates it).
+    `phases_given`: the phases a bundle that lists none takes (a suite's schedule, read and
+    checked by the suite); without them `phases` is required.
     """
     reader = _Reader(root)
     try:
@@ -290,7 +277,8 @@ def bundle_read(root: Path, *, existing_ok: bool = False) -> Bundle:
     data = reader.mapping(data, "", TOP_KEYS)
     if not data:
         raise BundleInvalid(reader.problems or [f"{BUNDLE_YAML} is empty."])
-    bundle = _read_top(reader, data, existing_ok=existing_ok)
+    given = phases_given if "phases" not in data else None
+    bundle = _read_top(reader, data, existing_ok=existing_ok, phases_given=given)
     if reader.problems or bundle is None:
         raise BundleInvalid(reader.problems)
     problems = data_problems(bundle)
@@ -299,7 +287,17 @@ def bundle_read(root: Path, *, existing_ok: bool = False) -> Bundle:
     return bundle
 
 
-def _read_top(reader: _Reader, data: dict, *, existing_ok: bool) -> Bundle | None:
+def schedule_read(value: Any, *, root: Path) -> tuple[list[BundlePhase], list[str]]:
+    """A schedule of phases on its own (a suite's): the phases and their problems, each
+    "key: message" as a bundle's; no per-task keys, and every start given."""
+    reader = _Reader(root)
+    phases = read_phases(reader, value, default_start=None, keys=SCHEDULE_PHASE_KEYS, start_hint="")
+    return phases, reader.problems
+
+
+def _read_top(
+    reader: _Reader, data: dict, *, existing_ok: bool, phases_given: list[BundlePhase] | None
+) -> Bundle | None:
     slug = reader.text(data, "slug", max_length=80)
     if slug and not SLUG_RE.match(slug):
         reader.problem(
@@ -320,12 +318,15 @@ def _read_top(reader: _Reader, data: dict, *, existing_ok: bool) -> Bundle | Non
     competition_settings = read_competition_settings(reader, data)
     task = _read_task(reader, data.get("task"))
     check_tie_rule(reader, competition_settings, data.get("task"))
-    phases = _read_phases(reader, data.get("phases"), default_start=start_at)
-    check_phase_references(reader, data)
+    if phases_given is None:
+        phases = read_phases(reader, data.get("phases"), default_start=start_at)
+    else:
+        phases = list(phases_given)
+    check_phase_references(reader, data, names=[p.name for p in phases_given or []] or None)
     if task is None:
         return None
     spec, ground_truth, files, task_settings = task
-    _check_phase_truths(reader, phases, files)
+    check_phase_truths(reader, phases, files)
     return Bundle(
         slug=slug,
         title=title,
@@ -426,69 +427,3 @@ def _read_files(reader: _Reader, value: Any, ground_truth: Path | None) -> list[
     if files and not any(f.kind == TaskFile.Kind.SAMPLE for f in files):
         reader.problem("task.files", "must include a sample submission (kind: sample).")
     return files
-
-
-def _read_phases(
-    reader: _Reader, value: Any, *, default_start: datetime | None
-) -> list[BundlePhase]:
-    if not isinstance(value, list) or not value:
-        reader.problem("phases", "must list at least one phase.")
-        return []
-    phases = []
-    for i, item in enumerate(value):
-        p = f"phases[{i}]."
-        data = reader.mapping(item, p.rstrip("."), PHASE_KEYS)
-        start_at = reader.when(data, "start", p) or default_start
-        end_at = reader.when(data, "end", p)
-        phase = BundlePhase(
-            name=reader.text(data, "name", p, max_length=100),
-            start_at=start_at or datetime.min.replace(tzinfo=UTC),
-            end_at=end_at,
-            daily_limit=reader.integer(data, "daily_limit", p, default=5, minimum=1) or 1,
-            total_limit=reader.integer(
-                data, "total_limit", p, default=None, minimum=1, nullable=True
-            ),
-            late_submissions_scored=reader.boolean(
-                data, "late_submissions_scored", p, default=False
-            ),
-            settings=read_phase_settings(reader, data, p),
-            ground_truth=(
-                reader.path(data["ground_truth"], p + "ground_truth")
-                if data.get("ground_truth") is not None
-                else None
-            ),
-        )
-        if start_at is None:
-            reader.problem(p + "start", "is required (or give the competition a start).")
-        elif end_at is not None and end_at <= start_at:
-            reader.problem(p + "end", "must be after the phase's start.")
-        phases.append(phase)
-    _check_phase_order(reader, phases)
-    return phases
-
-
-def _check_phase_truths(
-    reader: _Reader, phases: list[BundlePhase], files: list[BundleFile]
-) -> None:
-    """A phase's ground truth is hidden like the task's: no public file may be it."""
-    published = {f.path.resolve() for f in files}
-    for i, phase in enumerate(phases):
-        if phase.ground_truth is not None and phase.ground_truth.resolve() in published:
-            reader.problem(
-                f"phases[{i}].ground_truth", "is a public file; a ground truth is never published."
-            )
-
-
-def _check_phase_order(reader: _Reader, phases: list[BundlePhase]) -> None:
-    names = [p.name for p in phases]
-    for name in sorted({n for n in names if n and names.count(n) > 1}):
-        reader.problem("phases", f'two phases are named "{name}".')
-    ordered = sorted(phases, key=lambda p: p.start_at)
-    # The same overlap rule as Phase.clean and the admin's inline (competitions/rules.py).
-    for i, later in enumerate(ordered):
-        earlier = [(p.name, p.start_at, p.end_at) for p in ordered[:i]]
-        overlapped = rules.phase_overlapping(later.start_at, later.end_at, earlier)
-        if overlapped is not None:
-            reader.problem(
-                "phases", f'"{overlapped}" overlaps "{later.name}"; phases must not overlap.'
-            )

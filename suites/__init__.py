@@ -3,7 +3,9 @@
 A suite is an ordered set of tasks. Each task is a competition's task (the same Task,
 hidden ground truth, split, scorer, sandbox, phases and quotas: nothing duplicated), so a
 task may belong to a competition, to a suite, or to both; a task made for a suite only is
-a competition the suite owns (`SuiteTask.owned`), unlisted on its own. A participant
+a competition the suite owns (`SuiteTask.owned`), unlisted on its own. The suite's phases
+(`SuitePhase`, suites/services_phases.py) are a schedule mirrored into the phases of every
+competition it owns, which are what gate a submission; an attached task keeps its own. A participant
 registers a method and submits to it one prediction file per task, or one container that
 fans out into one submission per task; each is an ordinary submission of its task's
 competition, scored and sandboxed as any other, linked to the method by a `MethodRun`.

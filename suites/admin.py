@@ -2,7 +2,9 @@
 organizers (staff users) see and edit their own suites and read their methods and runs;
 anything else is not in their lists and "not found" by id; superusers see everything.
 The organizers, the visibility (which the competitions a suite owns follow: see
-services.owned_visibility) and the tasks are the superuser's to change."""
+services.owned_visibility) and the tasks are the superuser's to change. The suite's phases
+are read only here: they change through services_phases.suite_phases_set (the console, the
+API), which the tasks' competitions follow."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from django.contrib import admin
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from suites.models import Method, MethodRun, Suite, SuiteTask
+from suites.models import Method, MethodRun, Suite, SuitePhase, SuiteTask
 
 
 def _organizes_some(request: HttpRequest) -> bool:
@@ -75,6 +77,38 @@ class SuiteTaskInline(admin.TabularInline):
         return request.user.is_superuser
 
 
+class SuitePhaseInline(admin.TabularInline):
+    """The suite's phases, read only: a change goes through suite_phases_set (the console's
+    Phases page, the API), which mirrors it into the tasks the suite made; saving rows here
+    would leave their competitions' phases behind."""
+
+    model = SuitePhase
+    extra = 0
+    fields = readonly_fields = (
+        "position",
+        "name",
+        "start_at",
+        "end_at",
+        "daily_limit",
+        "total_limit",
+        "late_submissions_scored",
+        "submission_kind",
+        "allow_build_context",
+    )
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return True  # inside a suite the user may view (SuiteAdmin decided)
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
 @admin.register(Suite)
 class SuiteAdmin(SuiteScopedAdmin):
     suite_path = ""
@@ -82,7 +116,7 @@ class SuiteAdmin(SuiteScopedAdmin):
     list_display = ("slug", "title", "visibility", "created_at")
     search_fields = ("slug", "title")
     filter_horizontal = ("organizers", "invited")
-    inlines = [SuiteTaskInline]
+    inlines = [SuitePhaseInline, SuiteTaskInline]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None):
         if request.user.is_superuser:

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.reverse import reverse
 
 from competitions.models import Competition
+from suites.api_phases import SuitePhasesOutput, schedule_data
 from suites.models import Method, Suite, SuiteTask
 from suites.selectors_console import STATES
 from suites.selectors_web import STATUSES, RunRow, suite_tasks_with_files
@@ -71,6 +72,10 @@ class SuiteDetailOutput(serializers.Serializer):
     rules = serializers.CharField()
     created_at = serializers.DateTimeField()
     tasks = SuiteTaskOutput(many=True)
+    schedule = SuitePhasesOutput(
+        help_text="The suite's phases (each task it made follows them; an attached task keeps "
+        "its own competition's)"
+    )
     join_url = serializers.URLField()
     methods_url = serializers.URLField()
     matrix_url = serializers.URLField()
@@ -79,7 +84,8 @@ class SuiteDetailOutput(serializers.Serializer):
 
 def suite_detail(request: Request, suite: Suite) -> dict:
     tasks = []
-    for t in suite_tasks_with_files(suite, request.user):
+    read = suite_tasks_with_files(suite, request.user)
+    for t in read:
         slug, task = t.competition.slug, t.competition.task
         files = [
             {
@@ -111,6 +117,7 @@ def suite_detail(request: Request, suite: Suite) -> dict:
         "rules": suite.rules,
         "created_at": suite.created_at,
         "tasks": tasks,
+        "schedule": schedule_data(suite, read),
         "join_url": reverse("suites-api:suite-join", args=args, request=request),
         "methods_url": reverse("suites-api:method-list", args=args, request=request),
         "matrix_url": reverse("suites-api:suite-matrix", args=args, request=request),

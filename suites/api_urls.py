@@ -5,7 +5,7 @@ also answers without its trailing slash (competitions/api/routing.py)."""
 from django.urls import path
 
 from competitions.api.routing import slash_optional
-from suites import api, api_organize
+from suites import api, api_organize, api_phases
 
 app_name = "suites-api"
 
@@ -35,6 +35,7 @@ urlpatterns = [
         api_organize.SuiteTaskMoveApi.as_view(),
         name="suite-task-move",
     ),
+    path("suites/<slug:slug>/phases/", api_phases.SuitePhasesApi.as_view(), name="suite-phases"),
     path("suites/<slug:slug>/methods/", api.MethodListCreateApi.as_view(), name="method-list"),
     path(
         "suites/<slug:slug>/methods/<int:method_id>/",

@@ -14,20 +14,29 @@ import stat
 import tarfile
 import zipfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 from django.conf import settings
 
-from competitions.bundles import BUNDLE_YAML, SLUG_RE, Bundle, bundle_open, bundle_read
+from competitions.bundle_phases import BundlePhase
+from competitions.bundles import (
+    BUNDLE_YAML,
+    SLUG_RE,
+    Bundle,
+    bundle_open,
+    bundle_read,
+    schedule_read,
+)
 from competitions.errors import BundleInvalid
 from competitions.models import Competition
 from competitions.zips import MAX_ZIP_ENTRIES, unzip_bundle
 from suites.models import Suite
 
 SUITE_YAML = "suite.yaml"
-TOP_KEYS = ("slug", "title", "description", "rules", "visibility", "split_seed", "tasks")
+TOP_KEYS = ("slug", "title", "description", "rules", "visibility", "split_seed", "phases", "tasks")
 TASK_KEYS = ("key", "folder")
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".txt")
 BIGINT = 1 << 63
@@ -49,6 +58,9 @@ class SuiteBundle:
     visibility: str
     split_seed: int | None
     tasks: list[SuiteBundleTask]
+    # The suite's schedule (suite.yaml's `phases`), which every task follows; None: each
+    # task's bundle lists its own phases.
+    phases: list[BundlePhase] | None = None
 
 
 def suite_bundle_open(source: Path, *, workdir: Path) -> Path:
@@ -248,7 +260,8 @@ def suite_bundle_read(root: Path, *, workdir: Path) -> SuiteBundle:
     ):
         reader.problem("split_seed", f"{seed!r} must be a whole number (64 bits) or null.")
         seed = None
-    tasks = _read_tasks(reader, data.get("tasks"), workdir)
+    phases = _read_schedule(reader, data["phases"]) if "phases" in data else None
+    tasks = _read_tasks(reader, data.get("tasks"), workdir, phases)
     if reader.problems:
         raise BundleInvalid(reader.problems)
     return SuiteBundle(
@@ -259,10 +272,26 @@ def suite_bundle_read(root: Path, *, workdir: Path) -> SuiteBundle:
         visibility=str(visibility),
         split_seed=seed,
         tasks=tasks,
+        phases=phases,
     )
 
 
-def _read_tasks(reader: _Reader, value: Any, workdir: Path) -> list[SuiteBundleTask]:
+def _read_schedule(reader: _Reader, value: Any) -> list[BundlePhase]:
+    """The suite's phases: a competition bundle's phases without the per-task keys, read by
+    the same code (competitions/bundle_phases.py), listed in the order they start."""
+    phases, problems = schedule_read(value, root=reader.root)
+    for problem in problems:
+        key, _, message = problem.partition(": ")
+        reader.problem(key, message)
+    for i in range(1, len(phases)):
+        if phases[i].start_at <= phases[i - 1].start_at:
+            reader.problem(f"phases[{i}].start", "list the phases in the order they start.")
+    return phases
+
+
+def _read_tasks(
+    reader: _Reader, value: Any, workdir: Path, phases: list[BundlePhase] | None
+) -> list[SuiteBundleTask]:
     if not isinstance(value, list) or not value:
         reader.problem("tasks", "must list at least one task ({key, folder}).")
         return []
@@ -283,7 +312,8 @@ def _read_tasks(reader: _Reader, value: Any, workdir: Path) -> list[SuiteBundleT
         folder = reader.inside(data.get("folder"), p + ".folder", folder=True) if data else None
         if folder is None:
             continue
-        bundle = _read_task_bundle(reader, folder, f"{p} ({key or '?'})", workdir / f"task-{i}")
+        label = f"{p} ({key or '?'})"
+        bundle = _read_task_bundle(reader, folder, label, workdir / f"task-{i}", phases)
         if bundle is None:
             continue
         if bundle.slug in slugs:
@@ -295,14 +325,64 @@ def _read_tasks(reader: _Reader, value: Any, workdir: Path) -> list[SuiteBundleT
     return tasks
 
 
-def _read_task_bundle(reader: _Reader, folder: Path, label: str, workdir: Path) -> Bundle | None:
+def _read_task_bundle(
+    reader: _Reader, folder: Path, label: str, workdir: Path, phases: list[BundlePhase] | None
+) -> Bundle | None:
     """The task's competition bundle, or None with its problems recorded under `label`
-    and the file they are about."""
+    and the file they are about. With the suite's `phases`, a bundle that lists none takes
+    them, and one that lists some must list the same schedule."""
     name = folder.relative_to(reader.root).as_posix()
+    where = name if zipfile.is_zipfile(folder) else f"{name}/{BUNDLE_YAML}"
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        return bundle_read(bundle_open(folder, workdir=workdir))
+        bundle = bundle_read(bundle_open(folder, workdir=workdir), phases_given=phases)
     except BundleInvalid as exc:
-        where = name if zipfile.is_zipfile(folder) else f"{name}/{BUNDLE_YAML}"
         reader.problems += [f"{label}: {where}: {problem}" for problem in exc.problems]
-    return None
+        return None
+    mismatches = schedule_mismatches(phases, bundle.phases) if phases is not None else []
+    reader.problems += [f"{label}: {where}: {problem}" for problem in mismatches]
+    return None if mismatches else bundle
+
+
+SCHEDULE_FIELDS = {  # a schedule's key in the yaml -> the phase's attribute
+    "start": "start_at",
+    "end": "end_at",
+    "daily_limit": "daily_limit",
+    "total_limit": "total_limit",
+    "late_submissions_scored": "late_submissions_scored",
+}
+
+
+def schedule_mismatches(suite: list[BundlePhase], task: list[BundlePhase]) -> list[str]:
+    """How a task's phases differ from the suite's schedule (the same names in the same
+    order, with the same dates, quotas and kind; per-task keys are the task's), each "key:
+    message" as a bundle's problems."""
+    names, theirs = [p.name for p in suite], [p.name for p in task]
+    if names != theirs:
+        listed = ", ".join(f'"{n}"' for n in names)
+        return [f"phases: must be the suite's ({listed}, in that order), or left out."]
+    problems = []
+    for i, (ours, its) in enumerate(zip(suite, task, strict=True)):
+        wanted = {key: getattr(ours, attr) for key, attr in SCHEDULE_FIELDS.items()}
+        wanted |= {"kind": ours.settings.kind}
+        wanted |= {"allow_build_context": ours.settings.allow_build_context}
+        found = {key: getattr(its, attr) for key, attr in SCHEDULE_FIELDS.items()}
+        found |= {
+            "kind": its.settings.kind,
+            "allow_build_context": its.settings.allow_build_context,
+        }
+        problems += [
+            f'phases[{i}].{key}: {_shown(found[key])} differs from the suite\'s phase "{ours.name}" '
+            f"({_shown(wanted[key])}); leave phases out to take the suite's."
+            for key in wanted
+            if found[key] != wanted[key]
+        ]
+    return problems
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return (
+        "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    )

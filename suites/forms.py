@@ -90,3 +90,40 @@ class SuiteTaskAddForm(forms.Form):
         field = self.fields["competition"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = [(c.slug, f"{c.title} ({c.slug})") for c in competitions]
+
+
+def _when() -> forms.DateTimeInput:
+    return forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+class SuitePhaseForm(forms.Form):
+    """One phase of the suite's schedule; services_phases.schedule_problems checks them as
+    a whole (order, overlap) when suite_phases_set saves."""
+
+    name = forms.CharField(max_length=100)
+    start_at = forms.DateTimeField(label="Starts (UTC)", widget=_when())
+    end_at = forms.DateTimeField(label="Ends (UTC, empty: never)", required=False, widget=_when())
+    daily_limit = forms.IntegerField(
+        label="Submissions per team per UTC day, on each task", min_value=1, initial=5
+    )
+    total_limit = forms.IntegerField(
+        label="Submissions per team in the phase, on each task (empty: no limit)",
+        min_value=1,
+        required=False,
+    )
+    late_submissions_scored = forms.BooleanField(
+        label="After the end, accept submissions (scored, never ranked)", required=False
+    )
+    submission_kind = forms.ChoiceField(
+        label="Participants submit",
+        choices=[("predictions", "Prediction files"), ("container", "Containers")],
+        initial="predictions",
+    )
+    allow_build_context = forms.BooleanField(
+        label="Container phases: accept a build context built offline", required=False
+    )
+
+
+# The schedule as rows: the stored phases, one empty row to add one; a row marked for
+# deletion (or left empty) is not in the schedule saved.
+SuitePhaseFormSet = forms.formset_factory(SuitePhaseForm, extra=1, can_delete=True)

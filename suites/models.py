@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from competitions import rules
 from competitions.models import Competition, Submission
 
 
@@ -181,3 +182,53 @@ class SuiteCell(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method_id} on {self.suite_task_id}: {self.status} {self.score}"
+
+
+class SuitePhase(models.Model):
+    """A phase of the suite's schedule: every task the suite made (`SuiteTask.owned`)
+    follows it, mirrored into its competition's phases by suites/services_phases.py (which
+    also keeps them in order and apart); those phases are what gates a submission. An
+    attached task's competition keeps its own phases."""
+
+    suite = models.ForeignKey(Suite, on_delete=models.CASCADE, related_name="phases")
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=100)
+    start_at = models.DateTimeField()
+    end_at = models.DateTimeField(null=True, blank=True)
+    daily_limit = models.PositiveIntegerField(default=5, help_text="Per team, per UTC day")
+    total_limit = models.PositiveIntegerField(null=True, blank=True)
+    late_submissions_scored = models.BooleanField(
+        default=False, help_text="Accept after the end: scored, never ranked"
+    )
+    submission_kind = models.CharField(
+        max_length=12,
+        # A competition phase's kinds (competitions/models/core.py's Phase).
+        choices=[("predictions", "Prediction files"), ("container", "Containers")],
+        default="predictions",
+    )
+    allow_build_context = models.BooleanField(
+        default=False, help_text="Container phases: accept a build context built offline"
+    )
+
+    class Meta:
+        ordering = ["suite", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["suite", "position"], name="suitephase_unique_position"
+            ),
+            models.UniqueConstraint(fields=["suite", "name"], name="suitephase_unique_name"),
+            models.CheckConstraint(
+                condition=Q(end_at__isnull=True) | Q(end_at__gt=models.F("start_at")),
+                name="suitephase_end_after_start",
+                violation_error_message=rules.PHASE_END_AFTER_START,
+            ),
+            models.CheckConstraint(
+                condition=Q(daily_limit__gte=1)
+                & (Q(total_limit__isnull=True) | Q(total_limit__gte=1)),
+                name="suitephase_limits_min",
+                violation_error_message=rules.LIMIT_AT_LEAST_ONE,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.suite_id}: {self.name}"

@@ -11,7 +11,7 @@ from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
 
 from competitions.models import Competition, Membership, Submission, TaskFile
-from suites.models import Method, MethodRun, Suite, SuiteTask
+from suites.models import Method, MethodRun, Suite, SuitePhase, SuiteTask
 from suites.permissions import suites_listed_for
 
 
@@ -61,6 +61,35 @@ def _organized(user: User | AnonymousUser, competition_ids: list[int]) -> set[in
             "pk", flat=True
         )
     )
+
+
+def suite_schedule(suite: Suite) -> list[SuitePhase]:
+    """The suite's phases in order, each with `current` (open now: started, not ended) and
+    `quota`, its limits in words. One query."""
+    now = timezone.now()
+    phases = list(suite.phases.order_by("position"))
+    for phase in phases:
+        phase.current = phase.start_at <= now and (  # type: ignore[attr-defined]
+            phase.end_at is None or now < phase.end_at
+        )
+        phase.quota = quota_words(phase)  # type: ignore[attr-defined]
+    return phases
+
+
+def quota_words(phase: SuitePhase) -> str:
+    """ "5 submissions a day on each task, at most 20 in the phase"."""
+    daily = phase.daily_limit
+    words = f"{daily} submission{'s' if daily != 1 else ''} a day on each task"
+    if phase.total_limit is not None:
+        words += f", at most {phase.total_limit} in the phase"
+    return words
+
+
+def schedule_followers(suite: Suite) -> tuple[list[str], list[str]]:
+    """The keys of the tasks that follow the suite's phases (those it made) and of those
+    that keep their own competition's (attached), in order. One query."""
+    rows = suite.tasks.order_by("position").values_list("key", "owned")
+    return [k for k, owned in rows if owned], [k for k, owned in rows if not owned]
 
 
 def suite_methods(suite: Suite) -> list[Method]:

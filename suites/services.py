@@ -3,7 +3,8 @@ submitting to them. Each top-level action is one transaction.
 
 The organizer's console (suites/views_console.py, the API's organizer endpoints) writes
 through suite_update, suite_task_attach, suite_task_remove, suite_task_move and
-suite_cells_refresh_request: each a durable transaction, refused with an ApplicationError a
+suite_cells_refresh_request (and suites/services_phases.py's suite_phases_set, the
+phases): each a durable transaction, refused with an ApplicationError a
 person can read. (The competitions' organizer log is per competition: a suite's changes are
 not logged there.)
 
@@ -12,7 +13,8 @@ after the user, as competitions/services/teams.competition_join does). A method'
 submission to a task is submission_create on the task's competition, so the task's phases,
 quota, finalize, validation, scoring and sandbox apply unchanged; `MethodRun` links it to
 the method. A container is fanned out: one submission (one scoring job) per task, each
-sandboxed on its own, so a task that fails does not fail the others.
+sandboxed on its own, so a task that fails does not fail the others; it is refused as a
+whole unless every task's current phase takes containers.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from collections.abc import Mapping, Sequence
 from django.contrib.auth.models import User
 from django.core.files import File
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from competitions.errors import ApplicationError, InvalidState, NotJoined, full_clean_or_refuse
 from competitions.models import Competition, Membership, Submission
 from competitions.permissions import Forbidden
-from competitions.services.submissions import submission_create
+from competitions.services.submissions import current_phase, submission_create
 from competitions.services.teams import competition_join
 from suites.cells import matrix_version_bump, suite_cells_enqueue
 from suites.models import Method, MethodRun, Suite, SuiteTask
@@ -327,6 +330,7 @@ def method_submit_everywhere(
     )
     if any(t.suite_id != method.suite_id for t in chosen):
         raise ApplicationError("A task named is not in this method's suite.")
+    _require_containers_now(chosen)
     fanout = uuid.uuid4()
     runs = []
     for task in chosen:
@@ -340,6 +344,25 @@ def method_submit_everywhere(
             )
         )
     return runs
+
+
+def _require_containers_now(tasks: Sequence[SuiteTask]) -> None:
+    """A container runs once per task only while every task's phase takes containers (the
+    suite's phases say when, for the tasks it made): else none is made, and the message
+    names the tasks that take prediction files now. A task with no open phase is refused
+    by submission_create, as for one file."""
+    now = timezone.now()
+    files = [
+        t.key
+        for t in tasks
+        if (found := current_phase(t.competition, now)) is not None
+        and found[0].submission_kind != "container"
+    ]
+    if files:
+        raise InvalidState(
+            f"The current phase of {', '.join(files)} takes prediction files, not containers: "
+            "upload one file per task, or the container once the phase takes containers."
+        )
 
 
 def _copy_of(uploaded_file: File) -> File:

@@ -18,7 +18,9 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 from django.contrib.auth.models import User
@@ -34,8 +36,9 @@ from competitions.services.bundles import (
 )
 from competitions.zips import zip_written_atomically
 from suites.bundles import SUITE_YAML, SuiteBundle, suite_bundle_open, suite_bundle_read
-from suites.models import Suite
+from suites.models import Suite, SuitePhase
 from suites.services import suite_create, suite_task_add
+from suites.services_phases import SchedulePhase, suite_schedule_write
 
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz")
 # 1980-01-01, the earliest time a zip can hold: the archives' bytes depend on the suite only.
@@ -71,6 +74,11 @@ def suite_create_from_bundle(*, bundle: SuiteBundle, organizer: User | None) -> 
                 )
                 stored += _stored_by(competition)
                 suite_task_add(suite=suite, competition=competition, key=task.key, owned=True)
+            if bundle.phases is not None:
+                # The tasks were made with these phases (suites/bundles.py): only the
+                # suite's rows are written.
+                schedule = [SchedulePhase.of(p) for p in bundle.phases]
+                suite_schedule_write(suite=suite, phases=schedule)
     except IntegrityError:
         stored_files_delete(stored)
         # The slugs were free when read; another import took one since.
@@ -81,6 +89,25 @@ def suite_create_from_bundle(*, bundle: SuiteBundle, organizer: User | None) -> 
         stored_files_delete(stored)
         raise
     return suite
+
+
+def _phase_entry(phase: SuitePhase) -> dict[str, Any]:
+    """A phase of the schedule as suite.yaml holds it (a competition bundle's phase keys,
+    without the per-task ones)."""
+    return {
+        "name": phase.name,
+        "start": _iso(phase.start_at),
+        "end": _iso(phase.end_at),
+        "daily_limit": phase.daily_limit,
+        "total_limit": phase.total_limit,
+        "late_submissions_scored": phase.late_submissions_scored,
+        "kind": phase.submission_kind,
+        "allow_build_context": phase.allow_build_context,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _stored_by(competition: Competition) -> list[FieldFile]:
@@ -111,15 +138,18 @@ def suite_export(*, suite: Suite, dest: Path) -> Path:
 
 def _export_into(suite: Suite, root: Path) -> None:
     tasks = list(suite.tasks.select_related("competition__task").order_by("position"))
-    document = {
+    document: dict[str, Any] = {
         "slug": suite.slug,
         "title": suite.title,
         "description": "description.md",
         "rules": "rules.md",
         "visibility": suite.visibility,
         "split_seed": suite.split_seed,
-        "tasks": [{"key": t.key, "folder": f"tasks/{t.key}"} for t in tasks],
     }
+    phases = [_phase_entry(p) for p in suite.phases.order_by("position")]
+    if phases:
+        document["phases"] = phases
+    document["tasks"] = [{"key": t.key, "folder": f"tasks/{t.key}"} for t in tasks]
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
     (root / SUITE_YAML).write_text(text, encoding="utf-8")
     (root / "description.md").write_text(suite.description, encoding="utf-8")

@@ -34,6 +34,7 @@ urlpatterns = [
         views_console.task_move,
         name="suite-organize-task-move",
     ),
+    path("s/<slug:slug>/organize/phases/", views_console.phases, name="suite-organize-phases"),
     path("s/<slug:slug>/organize/methods/", views_console.methods, name="suite-organize-methods"),
     path(
         "s/<slug:slug>/organize/refresh/",

@@ -65,6 +65,8 @@ def _overview(request: HttpRequest, suite: Suite, form: JoinForm, status: int = 
         "joined": bool(tasks) and joined >= len(tasks),
         "is_organizer": is_suite_organizer(request.user, suite),
         "methods": selectors_web.suite_methods(suite),
+        "phases": selectors_web.suite_schedule(suite),
+        "own_phases": selectors_web.schedule_followers(suite)[1],
         "form": form,
     }
     return render(request, "suites/detail.html", context, status=status)

@@ -1,10 +1,10 @@
 """The suite organizer's console under /s/<slug>/organize/, on the competitions' console's
 look (templates/suites/organize/): the overview and rules (with a Markdown preview) and
 visibility; the tasks in order, each with its state and links to its competition's own
-organizer pages (phases, quotas and data versions are per task, there), to add one from a
-competition the organizer organizes, remove one no method has run on, or move one; the
-methods with their owners and run counts; and the request to compute the matrix's stale
-cells.
+organizer pages (data versions are per task, there), to add one from a competition the
+organizer organizes, remove one no method has run on, or move one; the suite's phases
+(suites/services_phases.py: the schedule every task the suite made follows); the methods
+with their owners and run counts; and the request to compute the matrix's stale cells.
 
 Every view starts with access_suite(..., organize=True) (suites/permissions.py): outsiders
 of an invite-only suite get 404, everyone else who is not its organizer 403. Writes go
@@ -29,10 +29,11 @@ from competitions.errors import ApplicationError
 from competitions.markdown import render_markdown
 from competitions.permissions import Forbidden, NotFound
 from competitions.views.common import AuthenticatedRequest
-from suites import selectors_console, services
-from suites.forms import SuiteDetailsForm, SuiteTaskAddForm
+from suites import selectors_console, selectors_web, services
+from suites.forms import SuiteDetailsForm, SuitePhaseFormSet, SuiteTaskAddForm
 from suites.models import Suite, SuiteTask
 from suites.permissions import access_competition_to_add, access_suite, access_suite_task
+from suites.services_phases import SchedulePhase, suite_phases_set
 
 
 def _organized(request: AuthenticatedRequest, slug: str) -> Suite:
@@ -179,3 +180,37 @@ def cells_refresh(request: AuthenticatedRequest, slug: str) -> HttpResponse:
         return "The workers will compute the matrix's stale cells; the matrix shows them then."
 
     return _act(request, run, "suite-organize-methods", slug)
+
+
+@login_required
+def phases(request: AuthenticatedRequest, slug: str) -> HttpResponse:
+    """The suite's phases as rows (one empty row adds one; Delete drops one), saved as one
+    schedule by suite_phases_set: every task the suite made follows it. Rows are saved in
+    the order of their start, so a new phase takes its place by its dates."""
+    suite = _organized(request, slug)
+    stored = selectors_web.suite_schedule(suite)
+    initial = [
+        {f: getattr(p, f) for f in SuitePhaseFormSet.form.base_fields if f != "DELETE"}
+        for p in stored
+    ]
+    posted = request.POST if request.method == "POST" else None
+    formset = SuitePhaseFormSet(posted, initial=initial, prefix="phases")
+    refusals: list[str] = []
+    if posted is not None and formset.is_valid():
+        rows = [f.cleaned_data for f in formset.forms if f.cleaned_data]
+        kept = [{k: v for k, v in r.items() if k != "DELETE"} for r in rows if not r["DELETE"]]
+        schedule = sorted((SchedulePhase(**r) for r in kept), key=lambda p: p.start_at)
+        try:
+            suite_phases_set(suite=suite, phases=schedule, by=request.user)
+        except ApplicationError as exc:
+            refusals = exc.extra.get("problems") or [exc.message]
+        else:
+            messages.success(
+                request, "The phases are saved; every task the suite made follows them."
+            )
+            return redirect("suite-organize-phases", slug)
+    following, own = selectors_web.schedule_followers(suite)
+    context = _page(suite, "phases", formset=formset, phases=stored, refusals=refusals)
+    context |= {"following": following, "own": own}
+    status = 400 if posted is not None else 200
+    return render(request, "suites/organize/phases.html", context, status=status)

@@ -13,12 +13,12 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from competitions.errors import ApplicationError, InvalidState, full_clean_or_refuse
 from competitions.models import Competition, Phase, Submission
 from competitions.services.audit import Kind, organizer_action_record
-from competitions.services.organize import phase_facts
+from competitions.services.organize import phase_facts, phase_write
 from competitions.services.submissions import submission_rescore, submission_set_disqualified
 
 DETAIL_FIELDS = ("title", "description", "rules", "prize", "visibility", "start_at", "end_at")
@@ -97,8 +97,10 @@ def phase_create(
     with transaction.atomic(durable=True):
         # Lock the competition's phases, so two additions can't each pass the overlap check.
         list(Phase.objects.select_for_update().filter(competition_id=competition.pk))
-        phase = Phase(
-            competition=competition,
+        return phase_write(
+            Phase(competition=competition),
+            by=by,
+            kind=Kind.PHASE_CREATED,
             name=name,
             start_at=start_at,
             end_at=end_at,
@@ -106,22 +108,6 @@ def phase_create(
             total_limit=total_limit,
             late_submissions_scored=late_submissions_scored,
         )
-        full_clean_or_refuse(phase)
-        try:
-            with transaction.atomic():
-                phase.save()
-        except IntegrityError:
-            raise ApplicationError(
-                "The phase breaks a rule of phases; reload and try again."
-            ) from None
-        organizer_action_record(
-            competition_id=competition.pk,
-            by=by,
-            kind=Kind.PHASE_CREATED,
-            target=f"phase “{name}”",
-            details=phase_facts(phase),
-        )
-    return phase
 
 
 def phase_delete(*, phase: Phase, by: User) -> None:
@@ -130,20 +116,33 @@ def phase_delete(*, phase: Phase, by: User) -> None:
         locked = Phase.objects.select_for_update().filter(pk=phase.pk).first()
         if locked is None:
             raise InvalidState("The phase is already deleted.")
-        if Submission.objects.filter(phase=locked).exists():
-            raise InvalidState(PHASE_HAS_SUBMISSIONS)
-        held = list(locked.released_files.values_list("name", flat=True))
-        if held:
-            raise InvalidState(phase_holds_files(held))
-        facts = phase_facts(locked)
-        locked.delete()
-        organizer_action_record(
-            competition_id=phase.competition_id,
-            by=by,
-            kind=Kind.PHASE_DELETED,
-            target=f"phase “{phase.name}”",
-            details=facts,
-        )
+        phase_remove(locked, by=by)
+
+
+def phase_delete_refusal(phase: Phase) -> str | None:
+    """Why the phase can't be deleted (a submission or a released file holds it), or None."""
+    if Submission.objects.filter(phase=phase).exists():
+        return PHASE_HAS_SUBMISSIONS
+    held = list(phase.released_files.values_list("name", flat=True))
+    return phase_holds_files(held) if held else None
+
+
+def phase_remove(phase: Phase, *, by: User | None) -> None:
+    """Delete a phase the caller's transaction has locked, refused as phase_delete_refusal
+    says; logged."""
+    refusal = phase_delete_refusal(phase)
+    if refusal is not None:
+        raise InvalidState(refusal)
+    facts = phase_facts(phase)
+    competition_id, name = phase.competition_id, phase.name
+    phase.delete()
+    organizer_action_record(
+        competition_id=competition_id,
+        by=by,
+        kind=Kind.PHASE_DELETED,
+        target=f"phase “{name}”",
+        details=facts,
+    )
 
 
 def _user_named(username: str) -> User:

@@ -118,13 +118,30 @@ def phase_update(
     """
     # Lock the competition's phases, so two changes can't each pass the overlap check.
     list(Phase.objects.select_for_update().filter(competition_id=phase.competition_id))
-    phase.name = name
-    phase.start_at = start_at
-    phase.end_at = end_at
-    phase.daily_limit = daily_limit
-    phase.total_limit = total_limit
-    phase.late_submissions_scored = late_submissions_scored
-    phase.overlap_checked_elsewhere = False
+    return phase_write(
+        phase,
+        by=by,
+        kind=Kind.PHASE_UPDATED,
+        name=name,
+        start_at=start_at,
+        end_at=end_at,
+        daily_limit=daily_limit,
+        total_limit=total_limit,
+        late_submissions_scored=late_submissions_scored,
+    )
+
+
+def phase_write(
+    phase: Phase, *, by: User | None, kind: str, overlap_checked: bool = False, **values: object
+) -> Phase:
+    """Set `values` on the phase (new or stored), check the phase rules, save it and log it
+    as `kind`; inside the caller's transaction, which has locked the competition's phases.
+    `overlap_checked`: the caller checked the competition's phases as a whole (a suite's
+    schedule, several phases changing at once), so this one is not checked against the
+    others as stored."""
+    for field, value in values.items():
+        setattr(phase, field, value)
+    phase.overlap_checked_elsewhere = overlap_checked
     full_clean_or_refuse(phase)
     try:
         with transaction.atomic():
@@ -134,7 +151,7 @@ def phase_update(
     organizer_action_record(
         competition_id=phase.competition_id,
         by=by,
-        kind=Kind.PHASE_UPDATED,
+        kind=kind,
         target=f"phase “{phase.name}”",
         details=phase_facts(phase),
     )

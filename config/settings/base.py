@@ -447,6 +447,8 @@ SPECTACULAR_SETTINGS = {
     # Request bodies get their own components (files as binary), so a generated client
     # sends a file as a multipart part, not as a JSON string.
     "COMPONENT_SPLIT_REQUEST": True,
+    # What a phase takes, in the competitions' and the suites' phases alike: one name.
+    "ENUM_NAME_OVERRIDES": {"PhaseKindEnum": ["predictions", "container"]},
 }
 
 # Time, level, logger, request and submission ids on every line; one JSON object a line with

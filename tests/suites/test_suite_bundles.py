@@ -8,6 +8,7 @@ import shutil
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -116,6 +117,117 @@ def test_a_suite_imported_exported_and_imported_again_exports_the_same_bytes(tmp
     assert (second / "description.md").read_text() == "Two *tiny* tasks.\n"
 
 
+SCHEDULE: list[dict[str, Any]] = [
+    {
+        "name": "Public",
+        "start": "2026-01-01T00:00:00Z",
+        "end": "2026-06-01T00:00:00Z",
+        "daily_limit": 3,
+        "total_limit": None,
+        "late_submissions_scored": False,
+        "kind": "predictions",
+        "allow_build_context": False,
+    },
+    {
+        "name": "Final",
+        "start": "2026-06-01T00:00:00Z",
+        "end": None,
+        "daily_limit": 1,
+        "total_limit": 4,
+        "late_submissions_scored": True,
+        "kind": "container",
+        "allow_build_context": False,
+    },
+]
+
+
+def scheduled_suite(root: Path, schedule: list | None = None, **task_phases) -> Path:
+    """A suite bundle with the suite's `phases`; its tasks' bundles list none unless given."""
+    tasks = {}
+    for key in ("first", "second"):
+        document = bundle_yaml(slug=f"tiny-{key}")
+        del document["phases"]
+        if key in task_phases:
+            document["phases"] = task_phases[key]
+        tasks[key] = document
+    return write_suite(root, suite_yaml(phases=schedule or SCHEDULE), tasks=tasks)
+
+
+def test_a_suite_with_phases_gives_them_to_its_tasks_and_exports_the_same_bytes_again(
+    tmp_path, organizer
+):
+    suite = suite_import(source=scheduled_suite(tmp_path / "source"), organizer=organizer)
+    assert list(suite.phases.values_list("name", "daily_limit", "submission_kind")) == [
+        ("Public", 3, "predictions"),
+        ("Final", 1, "container"),
+    ]
+    for task in suite.tasks.all():
+        phases = task.competition.phases.order_by("start_at")
+        assert list(phases.values_list("name", "total_limit", "late_submissions_scored")) == [
+            ("Public", None, False),
+            ("Final", 4, True),
+        ]
+    first = suite_export(suite=suite, dest=tmp_path / "first")
+    forget(suite)
+
+    # The export's task bundles list the phases in full: the same schedule, accepted.
+    second = suite_export(
+        suite=suite_import(source=first, organizer=organizer), dest=tmp_path / "second"
+    )
+
+    assert folder_bytes(first) == folder_bytes(second)
+    assert yaml.safe_load((second / "suite.yaml").read_text())["phases"] == SCHEDULE
+    task_document = yaml.safe_load((second / "tasks/first/competition.yaml").read_text())
+    assert [p["name"] for p in task_document["phases"]] == ["Public", "Final"]
+
+
+def test_a_task_listing_other_phases_than_the_suites_is_refused_with_the_others(tmp_path):
+    renamed = [dict(SCHEDULE[0], name="Open"), SCHEDULE[1]]
+    shifted = [dict(SCHEDULE[0], daily_limit=9), dict(SCHEDULE[1], kind="predictions")]
+    source = scheduled_suite(tmp_path / "source", first=renamed, second=shifted)
+
+    with pytest.raises(BundleInvalid) as refused:
+        suite_import(source=source, organizer=None)
+
+    assert refused.value.problems == [
+        'tasks[0] (first): tasks/first/competition.yaml: phases: must be the suite\'s ("Public", '
+        '"Final", in that order), or left out.',
+        "tasks[1] (second): tasks/second/competition.yaml: phases[0].daily_limit: 9 differs "
+        "from the suite's phase \"Public\" (3); leave phases out to take the suite's.",
+        "tasks[1] (second): tasks/second/competition.yaml: phases[1].kind: predictions "
+        'differs from the suite\'s phase "Final" (container); leave phases out to take the '
+        "suite's.",
+    ]
+    assert not Suite.objects.exists()
+
+
+def test_the_suites_phases_are_checked_as_a_bundles_with_their_lines(tmp_path):
+    schedule = [
+        dict(SCHEDULE[1], ground_truth="private/solution.csv"),
+        dict(SCHEDULE[0], daily_limit=0),
+    ]
+    source = scheduled_suite(tmp_path / "source", schedule)
+
+    with pytest.raises(BundleInvalid) as refused:
+        suite_import(source=source, organizer=None)
+
+    text = (source / "suite.yaml").read_text().splitlines()
+
+    def line_of(needle: str, after: int = 0) -> int:
+        return next(i for i, line in enumerate(text, 1) if needle in line and i > after)
+
+    public = line_of("name: Public")
+    assert refused.value.problems == [
+        f"suite.yaml line {line_of('ground_truth:')}: phases[0].ground_truth: unknown key "
+        "(known: allow_build_context, daily_limit, end, kind, late_submissions_scored, name, "
+        "start, total_limit).",
+        f"suite.yaml line {line_of('daily_limit: 0')}: phases[1].daily_limit: 0 must be a "
+        "whole number of at least 1.",
+        f"suite.yaml line {line_of('start:', public)}: phases[1].start: list the phases in the "
+        "order they start.",
+    ]
+
+
 def test_the_suite_archives_are_deterministic_and_import_back(tmp_path, organizer):
     suite = suite_import(source=write_suite(tmp_path / "source"), organizer=organizer)
     zipped = suite_archive_write(suite=suite, dest=tmp_path / "a" / "suite.zip")
@@ -180,7 +292,7 @@ def test_a_bad_suite_yaml_names_every_problem_with_its_line(tmp_path):
     problems = refused.value.problems
     assert problems[:2] == [
         f"suite.yaml line {line_of('extra:')}: extra: unknown key (known: description, "
-        "rules, slug, split_seed, tasks, title, visibility).",
+        "phases, rules, slug, split_seed, tasks, title, visibility).",
         f"suite.yaml line {line_of('slug:')}: slug: "
         '"Not A Slug" may hold only lowercase letters, digits and single hyphens.',
     ]

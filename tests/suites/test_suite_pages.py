@@ -14,7 +14,7 @@ from competitions.models import Membership
 from suites import matrix_html
 from suites.models import Method, MethodRun
 from tests import factories
-from tests.suites.world import joined, make_suite, scored_world
+from tests.suites.world import containers_now, image_archive, joined, make_suite, scored_world
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
@@ -177,7 +177,8 @@ def test_a_method_page_shows_its_components_links_and_runs(world, outsider):
     assert "<form" not in text.split("</header>", 1)[1].split("<footer", 1)[0]
 
 
-def test_the_owner_registers_a_method_and_uploads_to_one_task_or_every_task(organizer):
+def test_the_owner_registers_a_method_and_uploads_to_one_task_or_every_task(organizer, settings):
+    settings.HELDOUT_WORKER_PLATFORM = "linux/amd64"
     suite = make_suite(organizer=organizer)
     owner = joined(suite, "owner")
     client = client_for(owner)
@@ -202,8 +203,9 @@ def test_the_owner_registers_a_method_and_uploads_to_one_task_or_every_task(orga
         upload, {"task": "wine", "file": factories.upload(factories.perfect_predictions())}
     )
     assert one.status_code == 302
+    containers_now(suite)
     every = client.post(
-        upload, {"task": "*", "file": factories.upload(factories.perfect_predictions())}
+        upload, {"task": "*", "file": factories.upload(image_archive(), "image.tar")}
     )
     assert every.status_code == 302
     assert MethodRun.objects.filter(method=method).count() == 4

@@ -13,6 +13,7 @@ from scoring.scorers import InProcessScorer
 from suites import selectors, services
 from suites.models import MethodRun
 from tests import factories
+from tests.suites.world import containers_now, image_archive
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_too]
 
@@ -108,9 +109,11 @@ def test_a_method_submits_one_file_per_task_and_the_matrix_shows_it():
 
 
 def test_a_container_fans_out_to_one_submission_and_one_queued_scoring_job_per_task(
-    django_capture_on_commit_callbacks,
+    settings, django_capture_on_commit_callbacks
 ):
+    settings.HELDOUT_WORKER_PLATFORM = "linux/amd64"
     suite, _ = suite_of("iris", "wine", "digits")
+    containers_now(suite)
     user = joined(suite, "ada")
     method = services.method_create(suite=suite, owner=user, name="everywhere")
     before = OutboxMessage.objects.count()
@@ -118,7 +121,7 @@ def test_a_container_fans_out_to_one_submission_and_one_queued_scoring_job_per_t
         runs = services.method_submit_everywhere(
             method=method,
             user=user,
-            uploaded_file=factories.upload(factories.perfect_predictions()),
+            uploaded_file=factories.upload(image_archive(), "image.tar"),
         )
     assert len(runs) == 3
     assert len({r.fanout for r in runs}) == 1

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import User
 
-from competitions.models import ReferenceResult
+from competitions.models import Phase, ReferenceResult
 from judging.services import submission_score
 from scoring.scorers import InProcessScorer
 from suites import services
 from suites.cells import suite_cells_refresh
 from suites.models import Method, Suite
 from tests import factories
+from tests.sandbox import hostile_images
 
 TASKS = ("iris", "wine", "digits")
 # Public rows: ids 0, 1, 2 (negatives) and 5, 6, 7 (positives).
@@ -99,3 +100,15 @@ def scored_world(*, organizer: User, participant_name: str = "suite-alice", **su
     suite_cells_refresh(suite_id=suite_obj.pk)  # what the worker does: the cells' intervals
     methods = {"oracle": oracle, "forest": forest, "=hasty": hasty}
     return World(suite=suite_obj, organizer=organizer, participant=participant, methods=methods)
+
+
+def image_archive() -> bytes:
+    """A small `docker save` archive the upload check accepts (for the amd64 workers the
+    tests set: HELDOUT_WORKER_PLATFORM = "linux/amd64")."""
+    layer = hostile_images.layer({"app/run": b"#!/bin/sh\necho hi\n"})
+    return hostile_images.legacy_archive([layer], config=hostile_images.image_config([layer]))
+
+
+def containers_now(suite: Suite) -> None:
+    """Every task's phases take containers: a container fans out to all of them."""
+    Phase.objects.filter(competition__suite_tasks__suite=suite).update(submission_kind="container")
