@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
 
 from competitions.errors import ApplicationError, NotJoined
 from competitions.models import Competition, OutboxMessage, ReferenceResult, Submission
